@@ -1,0 +1,416 @@
+"""The lab's SNMP agent: one asyncio UDP endpoint per device, v1/v2c/v3 (USM authPriv).
+
+Each request is decoded with the strict codec in ``faultloop.lab.ber``, answered from
+the device's ``MibView`` (values computed on read from the model) and encoded by hand.
+Nothing a peer sends can raise out of ``datagram_received``: malformed packets are
+counted in ``AgentStats.malformed`` and dropped, like a real agent's snmpInASNParseErrs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import os
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from faultloop.lab import ber, usm
+from faultloop.lab.ber import BerError, enc_int, enc_octets, enc_seq, tlv
+from faultloop.lab.mib import MibView
+from faultloop.lab.model import Clock, LabDevice
+
+log = logging.getLogger(__name__)
+
+LAB_COMMUNITY = "public"
+MAX_UDP_PAYLOAD = 65507
+MAX_BULK_VARBINDS = 2000
+
+# error-status values (RFC 3416)
+NO_ERROR = 0
+TOO_BIG = 1
+NO_SUCH_NAME = 2
+NO_ACCESS = 6
+
+Pdu = tuple[int, int, int, int, list[tuple[int, ...]]]  # tag, request-id, f1, f2, OIDs
+
+
+@dataclass
+class AgentStats:
+    requests: int = 0
+    responses: int = 0
+    malformed: int = 0
+    bad_community: int = 0
+    bad_version: int = 0
+    dropped_fault: int = 0
+    ignored_crashed: int = 0
+    unsupported_pdu: int = 0
+    usm: dict[str, int] = field(default_factory=lambda: dict.fromkeys(usm.USM_STATS, 0))
+
+    def as_dict(self) -> dict[str, Any]:
+        out = {k: v for k, v in self.__dict__.items() if k != "usm"}
+        out["usm"] = dict(self.usm)
+        return out
+
+
+def parse_pdu(buf: bytes, pos: int, end: int) -> tuple[Pdu, int]:
+    tag, s, e = ber.read_tlv(buf, pos, end)
+    if tag < 0xA0 or tag > 0xA8:
+        raise BerError(f"not a PDU tag: 0x{tag:02x}")
+    if tag == ber.TRAP_V1:
+        return (tag, 0, 0, 0, []), e
+    reqid, p = ber.read_int(buf, s, e)
+    f1, p = ber.read_int(buf, p, e)
+    f2, p = ber.read_int(buf, p, e)
+    vs, ve = ber.expect(buf, p, e, ber.SEQUENCE)
+    oids: list[tuple[int, ...]] = []
+    p = vs
+    while p < ve:
+        bs, be = ber.expect(buf, p, ve, ber.SEQUENCE)
+        oid, q = ber.read_oid(buf, bs, be)
+        ber.read_tlv(buf, q, be)  # the value is ignored (no SET support) but must be well-formed
+        oids.append(oid)
+        p = be
+    return (tag, reqid, f1, f2, oids), e
+
+
+def encode_response(reqid: int, status: int, index: int, varbinds: list[bytes], tag: int = ber.RESPONSE) -> bytes:
+    return tlv(tag, enc_int(reqid) + enc_int(status) + enc_int(index) + tlv(ber.SEQUENCE, b"".join(varbinds)))
+
+
+def varbind(oid_tlv: bytes, value_tlv: bytes) -> bytes:
+    return tlv(ber.SEQUENCE, oid_tlv + value_tlv)
+
+
+def encode_v3(
+    *,
+    msg_id: int,
+    user: bytes,
+    scoped_pdu: bytes,
+    engine_id: bytes,
+    boots: int,
+    etime: int,
+    auth_key: bytes | None,
+    priv_key: bytes | None,
+    reportable: bool = False,
+    max_size: int = MAX_UDP_PAYLOAD,
+) -> bytes:
+    """Encode (and authenticate / encrypt) a whole SNMPv3 message."""
+    flags = (1 if auth_key else 0) | (2 if priv_key else 0) | (4 if reportable else 0)
+    if priv_key:
+        salt = os.urandom(8)
+        data = enc_octets(usm.encrypt(priv_key, boots, etime, salt, scoped_pdu))
+        priv_params = salt
+    else:
+        data = scoped_pdu
+        priv_params = b""
+    usm_head = enc_octets(engine_id) + enc_int(boots) + enc_int(etime) + enc_octets(user)
+    usm_body = usm_head + enc_octets(b"\0" * usm.AUTH_PARAM_LEN if auth_key else b"") + enc_octets(priv_params)
+    usm_seq = tlv(ber.SEQUENCE, usm_body)
+    sec = tlv(ber.OCTET_STRING, usm_seq)
+    header = enc_seq(enc_int(msg_id), enc_int(max_size), enc_octets(bytes((flags,))), enc_int(3))
+    inner = enc_int(3) + header + sec + data
+    msg = tlv(ber.SEQUENCE, inner)
+    if auth_key:
+        off = (
+            (len(msg) - len(inner))
+            + 3  # version TLV
+            + len(header)
+            + (len(sec) - len(usm_seq))
+            + (len(usm_seq) - len(usm_body))
+            + len(usm_head)
+            + 2  # OCTET STRING header of the 24-byte auth parameter
+        )
+        digest = usm.auth_digest(auth_key, msg)
+        msg = msg[:off] + digest + msg[off + usm.AUTH_PARAM_LEN :]
+    return msg
+
+
+class SnmpAgent(asyncio.DatagramProtocol):
+    """Answers SNMP for one device."""
+
+    def __init__(
+        self,
+        device: LabDevice,
+        *,
+        now: Clock,
+        resolve: Callable[[str], LabDevice | None] = lambda name: None,
+        community: str = LAB_COMMUNITY,
+        user: usm.UsmUser | None = None,
+        on_auth_failure: Callable[[LabDevice, tuple[str, int]], None] | None = None,
+    ) -> None:
+        self.device = device
+        self.now = now
+        self.community = community.encode()
+        self.user = user or usm.UsmUser()
+        self.engine_id = usm.engine_id_for(device.name)
+        self.mib = MibView(device, now, resolve, self.engine_id)
+        self.stats = AgentStats()
+        self.on_auth_failure = on_auth_failure
+        self.transport: asyncio.DatagramTransport | None = None
+
+    # ------------------------------------------------------------ transport
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+
+    def error_received(self, exc: Exception) -> None:  # ICMP unreachable from a gone client
+        log.debug("snmp agent %s: %s", self.device.name, exc)
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        d = self.device
+        if d.crashed:
+            self.stats.ignored_crashed += 1
+            return
+        if d.snmp_drop_pct > 0 and random.random() * 100 < d.snmp_drop_pct:
+            self.stats.dropped_fault += 1
+            return
+        self.stats.requests += 1
+        try:
+            resp = self.handle(bytes(data), addr)
+        except (BerError, ValueError, OverflowError, IndexError):
+            self.stats.malformed += 1
+            return
+        except Exception:  # never let a packet kill the endpoint
+            self.stats.malformed += 1
+            log.exception("snmp agent %s: unexpected error on packet from %s", d.name, addr)
+            return
+        if resp is None or self.transport is None:
+            return
+        self.stats.responses += 1
+        if d.snmp_delay_s > 0:
+            asyncio.get_running_loop().call_later(d.snmp_delay_s, self._send_late, resp, addr)
+        else:
+            self.transport.sendto(resp, addr)
+
+    def _send_late(self, resp: bytes, addr: tuple[str, int]) -> None:
+        if self.transport is not None and not self.device.crashed:
+            self.transport.sendto(resp, addr)
+
+    def send(self, data: bytes, addr: tuple[str, int]) -> bool:
+        """Send from the agent's own address/port (used for traps)."""
+        if self.transport is None:
+            return False
+        self.transport.sendto(data, addr)
+        return True
+
+    # ------------------------------------------------------------ messages
+    def handle(self, buf: bytes, addr: tuple[str, int]) -> bytes | None:
+        end = len(buf)
+        s, e = ber.expect(buf, 0, end, ber.SEQUENCE)
+        version, p = ber.read_int(buf, s, e)
+        if version in (0, 1):
+            return self._community_message(buf, p, e, version, addr)
+        if version == 3:
+            return self._v3_message(buf, p, e)
+        self.stats.bad_version += 1
+        return None
+
+    def _community_message(self, buf: bytes, p: int, e: int, version: int, addr: tuple[str, int]) -> bytes | None:
+        community, p = ber.read_octets(buf, p, e)
+        pdu, _ = parse_pdu(buf, p, e)
+        if not hmac.compare_digest(community, self.community):
+            self.stats.bad_community += 1
+            if self.on_auth_failure is not None:
+                self.on_auth_failure(self.device, addr)
+            return None
+        if version == 0 and pdu[0] == ber.GETBULK:
+            raise BerError("GetBulk in an SNMPv1 message")
+        resp = self.process(pdu, v1=version == 0, max_size=MAX_UDP_PAYLOAD - 60 - len(community))
+        if resp is None:
+            return None
+        return enc_seq(enc_int(version), enc_octets(community), resp)
+
+    def _engine_time(self) -> int:
+        return max(0, int(self.now() - self.device.boot_time))
+
+    def _v3_message(self, buf: bytes, p: int, e: int) -> bytes | None:
+        hs, he = ber.expect(buf, p, e, ber.SEQUENCE)
+        msg_id, q = ber.read_int(buf, hs, he)
+        max_size, q = ber.read_int(buf, q, he)
+        flags_b, q = ber.read_octets(buf, q, he)
+        model, q = ber.read_int(buf, q, he)
+        if len(flags_b) != 1 or model != 3 or max_size < 484:
+            raise BerError("bad v3 header")
+        flags = flags_b[0]
+        auth, priv, reportable = bool(flags & 1), bool(flags & 2), bool(flags & 4)
+        if priv and not auth:
+            raise BerError("privacy without authentication")
+        sp_s, sp_e = ber.expect(buf, he, e, ber.OCTET_STRING)
+        us, ue = ber.expect(buf, sp_s, sp_e, ber.SEQUENCE)
+        engine, q = ber.read_octets(buf, us, ue)
+        boots, q = ber.read_int(buf, q, ue)
+        etime, q = ber.read_int(buf, q, ue)
+        user, q = ber.read_octets(buf, q, ue)
+        a_s, a_e = ber.expect(buf, q, ue, ber.OCTET_STRING)
+        auth_params = buf[a_s:a_e]
+        priv_params, q = ber.read_octets(buf, a_e, ue)
+        data_pos = sp_e
+
+        scoped: tuple[bytes, Pdu] | None = None
+        if not priv:
+            scoped = self._parse_scoped(buf, data_pos, e)
+        reqid = scoped[1][1] if scoped else 0
+
+        def report(name: str, authed: bool = False) -> bytes | None:
+            self.stats.usm[name] += 1
+            if not reportable:
+                return None
+            value = ber.enc_uint(self.stats.usm[name], ber.COUNTER32)
+            pdu = encode_response(reqid, 0, 0, [varbind(ber.enc_oid(usm.USM_STATS[name]), value)], ber.REPORT)
+            sc = enc_seq(enc_octets(self.engine_id), enc_octets(b""), pdu)
+            keys = self.user.keys(self.engine_id) if authed else None
+            return encode_v3(
+                msg_id=msg_id,
+                user=user,
+                scoped_pdu=sc,
+                engine_id=self.engine_id,
+                boots=self.device.engine_boots,
+                etime=self._engine_time(),
+                auth_key=keys[0] if keys else None,
+                priv_key=None,
+            )
+
+        if engine != self.engine_id:
+            return report("unknown_engine_ids")
+        if user != self.user.name.encode():
+            return report("unknown_user_names")
+        if not auth:
+            return report("unsupported_sec_levels")
+        auth_key, priv_key = self.user.keys(self.engine_id)
+        if len(auth_params) != usm.AUTH_PARAM_LEN:
+            return report("wrong_digests")
+        zeroed = buf[:a_s] + b"\0" * usm.AUTH_PARAM_LEN + buf[a_e:]
+        if not hmac.compare_digest(usm.auth_digest(auth_key, zeroed), auth_params):
+            return report("wrong_digests")
+        our_time = self._engine_time()
+        if boots != self.device.engine_boots or abs(etime - our_time) > usm.TIME_WINDOW_S:
+            return report("not_in_time_windows", authed=True)
+        if priv:
+            enc, _ = ber.read_octets(buf, data_pos, e)
+            if len(priv_params) != 8:
+                return report("decryption_errors")
+            plain = usm.decrypt(priv_key, boots, etime, priv_params, enc)
+            try:
+                scoped = self._parse_scoped(plain, 0, len(plain))
+            except BerError:
+                return report("decryption_errors")
+        assert scoped is not None
+        ctx_name, pdu = scoped
+        resp = self.process(pdu, v1=False, max_size=min(max_size, MAX_UDP_PAYLOAD) - 200)
+        if resp is None:
+            return None
+        sc = enc_seq(enc_octets(self.engine_id), enc_octets(ctx_name), resp)
+        return encode_v3(
+            msg_id=msg_id,
+            user=user,
+            scoped_pdu=sc,
+            engine_id=self.engine_id,
+            boots=self.device.engine_boots,
+            etime=our_time,
+            auth_key=auth_key,
+            priv_key=priv_key if priv else None,
+        )
+
+    @staticmethod
+    def _parse_scoped(buf: bytes, pos: int, end: int) -> tuple[bytes, Pdu]:
+        s, e = ber.expect(buf, pos, end, ber.SEQUENCE)
+        _ctx_engine, p = ber.read_octets(buf, s, e)
+        ctx_name, p = ber.read_octets(buf, p, e)
+        pdu, _ = parse_pdu(buf, p, e)
+        return ctx_name, pdu
+
+    # ------------------------------------------------------------ PDUs
+    def process(self, pdu: Pdu, *, v1: bool, max_size: int) -> bytes | None:
+        tag, reqid, f1, f2, oids = pdu
+        mib = self.mib
+        if tag == ber.GET:
+            vbs = []
+            for i, oid in enumerate(oids):
+                val = mib.get(oid, v1)
+                if val is None:
+                    if v1:
+                        return self._v1_error(reqid, NO_SUCH_NAME, i + 1, oids)
+                    vt = bytes((ber.NO_SUCH_INSTANCE if mib.has_object(oid) else ber.NO_SUCH_OBJECT, 0))
+                else:
+                    vt = ber.enc_value(*val)
+                vbs.append(varbind(ber.enc_oid(oid), vt))
+            return self._fit(reqid, vbs, oids, v1, max_size)
+        if tag == ber.GETNEXT:
+            vbs = []
+            for i, oid in enumerate(oids):
+                r = mib.next(oid, v1)
+                if r is None:
+                    if v1:
+                        return self._v1_error(reqid, NO_SUCH_NAME, i + 1, oids)
+                    vbs.append(varbind(ber.enc_oid(oid), b"\x82\x00"))
+                else:
+                    vbs.append(varbind(mib.oid_tlvs[r[0]], ber.enc_value(*r[1])))
+            return self._fit(reqid, vbs, oids, v1, max_size)
+        if tag == ber.GETBULK:
+            return self._bulk(reqid, max(0, f1), max(0, f2), oids, max_size)
+        if tag == ber.SET:
+            return self._v1_error(reqid, NO_SUCH_NAME if v1 else NO_ACCESS, 1, oids)
+        self.stats.unsupported_pdu += 1
+        return None
+
+    def _v1_error(self, reqid: int, status: int, index: int, oids: list[tuple[int, ...]]) -> bytes:
+        return encode_response(reqid, status, index, [varbind(ber.enc_oid(o), b"\x05\x00") for o in oids])
+
+    def _fit(self, reqid: int, vbs: list[bytes], oids: list[tuple[int, ...]], v1: bool, max_size: int) -> bytes:
+        if sum(len(v) for v in vbs) > max_size:
+            if v1:
+                return self._v1_error(reqid, TOO_BIG, 0, oids)
+            return encode_response(reqid, TOO_BIG, 0, [])
+        return encode_response(reqid, NO_ERROR, 0, vbs)
+
+    def _bulk(self, reqid: int, non_rep: int, max_rep: int, oids: list[tuple[int, ...]], max_size: int) -> bytes:
+        mib = self.mib
+        non_rep = min(non_rep, len(oids))
+        vbs: list[bytes] = []
+        size = 0
+        for oid in oids[:non_rep]:
+            r = mib.next(oid, False)
+            if r is None:
+                vb = varbind(ber.enc_oid(oid), b"\x82\x00")
+            else:
+                vb = varbind(mib.oid_tlvs[r[0]], ber.enc_value(*r[1]))
+            size += len(vb)
+            vbs.append(vb)
+        if size > max_size:
+            return encode_response(reqid, TOO_BIG, 0, [])
+        cursors = list(oids[non_rep:])
+        if cursors:
+            max_rep = min(max_rep, MAX_BULK_VARBINDS // len(cursors))
+        oid_list = mib.oids
+        tlvs = mib.oid_tlvs
+        for _ in range(max_rep):
+            all_end = True
+            round_vbs = []
+            for j, cur in enumerate(cursors):
+                r = mib.next(cur, False)
+                if r is None:
+                    round_vbs.append(varbind(ber.enc_oid(cur), b"\x82\x00"))
+                else:
+                    all_end = False
+                    cursors[j] = oid_list[r[0]]
+                    round_vbs.append(varbind(tlvs[r[0]], ber.enc_value(*r[1])))
+            added = sum(len(v) for v in round_vbs)
+            if size + added > max_size:
+                # RFC 3416 4.2.3: return fewer repetitions rather than tooBig; keep whole
+                # varbinds only, and at least what already fits.
+                for v in round_vbs:
+                    if size + len(v) > max_size:
+                        break
+                    vbs.append(v)
+                    size += len(v)
+                break
+            vbs.extend(round_vbs)
+            size += added
+            if all_end:
+                break
+        return encode_response(reqid, NO_ERROR, 0, vbs)
