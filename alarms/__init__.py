@@ -1,0 +1,1 @@
+"""Events to alarms, dedup, flapping, maintenance, topology correlation (filled by the Alarm engine issue)."""

@@ -1,0 +1,1 @@
+"""HTTP API: FastAPI app, routers per domain, auth dependencies, RBAC allow-table."""

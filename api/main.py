@@ -1,0 +1,25 @@
+"""The FastAPI application: routers, the RBAC dependency on every route, problem+json."""
+
+from __future__ import annotations
+
+from fastapi import Depends, FastAPI
+
+from api import problems
+from api.deps import authorize
+from api.routers import accounts, health, inventory
+from faultloop.runtime import Runtime
+
+
+def create_api(rt: Runtime) -> FastAPI:
+    app = FastAPI(
+        title="faultloop",
+        version="0.1.0",
+        description="Network OSS for NOCs. Authenticate with `Authorization: Bearer <token>`; "
+        "get a token from POST /api/v1/auth/token or `faultloop token create USER`.",
+        dependencies=[Depends(authorize)],
+    )
+    app.state.runtime = rt
+    problems.install(app)
+    for module in (health, accounts, inventory):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,1 @@
+"""SNMP/SSH collectors, trap and syslog receivers, config backup (filled by the Collectors issue)."""

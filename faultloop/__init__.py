@@ -1,0 +1,1 @@
+"""faultloop: network OSS for telecom NOCs."""

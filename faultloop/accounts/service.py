@@ -1,0 +1,142 @@
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from datetime import timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from faultloop import clock
+from faultloop.accounts.models import ApiToken, Role, User
+from faultloop.audit import service as audit
+from faultloop.errors import Conflict, InvalidInput, NotFound, Unauthorized
+
+TOKEN_PREFIX = "flt_"
+USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+MIN_PASSWORD = 10
+_hasher = PasswordHasher()
+
+
+def parse_role(value: str) -> Role:
+    try:
+        return Role(value)
+    except ValueError:
+        allowed = ", ".join(r.value for r in Role)
+        raise InvalidInput(f"role: expected one of {allowed}, got {value!r}", field="role") from None
+
+
+def _check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise InvalidInput(f"password: expected at least {MIN_PASSWORD} characters", field="password")
+
+
+def create_user(session: Session, *, username: str, role: str, password: str | None, actor: str) -> User:
+    if not USERNAME_RE.match(username):
+        raise InvalidInput(
+            "username: expected 1-64 characters of letters, digits, '.', '_', '@', '-'", field="username"
+        )
+    parsed_role = parse_role(role)
+    if password is not None:
+        _check_password(password)
+    if session.scalar(select(User).where(User.username == username)):
+        raise Conflict(f"user {username!r} already exists", field="username")
+    user = User(
+        username=username,
+        role=parsed_role,
+        password_hash=_hasher.hash(password) if password else None,
+        created_at=clock.now(),
+    )
+    session.add(user)
+    session.flush()
+    audit.record(
+        session, actor=actor, action="user.create", object_type="user", object_id=user.id,
+        after={"username": username, "role": parsed_role.value},
+    )
+    return user
+
+
+def get_user(session: Session, username: str) -> User:
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise NotFound(f"user {username!r} not found")
+    return user
+
+
+def list_users(session: Session) -> list[User]:
+    return list(session.scalars(select(User).order_by(User.username)))
+
+
+def authenticate(session: Session, *, username: str, password: str) -> User:
+    user = session.scalar(select(User).where(User.username == username))
+    # Same message for unknown user and wrong password: no user enumeration.
+    failure = Unauthorized("invalid username or password")
+    if user is None or user.disabled or not user.password_hash:
+        _hasher.hash(password)  # keep the timing of unknown users close to known ones
+        raise failure
+    try:
+        _hasher.verify(user.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        raise failure from None
+    return user
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_token(
+    session: Session, *, user: User, name: str, ttl_days: int, actor: str
+) -> tuple[ApiToken, str]:
+    """Return the stored row and the token itself, which is never stored nor shown again."""
+    plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    now = clock.now()
+    row = ApiToken(
+        user_id=user.id,
+        name=name[:100],
+        token_hash=_digest(plaintext),
+        prefix=plaintext[:12],
+        created_at=now,
+        expires_at=now + timedelta(days=ttl_days),
+    )
+    session.add(row)
+    session.flush()
+    audit.record(
+        session, actor=actor, action="token.create", object_type="api_token", object_id=row.id,
+        after={"user": user.username, "name": row.name, "prefix": row.prefix,
+               "expires_at": row.expires_at.isoformat()},
+    )
+    return row, plaintext
+
+
+def resolve_token(session: Session, token: str) -> User:
+    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == _digest(token)))
+    now = clock.now()
+    if row is None or row.revoked_at is not None:
+        raise Unauthorized("invalid or revoked token")
+    if row.expires_at <= now:
+        raise Unauthorized("token expired")
+    if row.user.disabled:
+        raise Unauthorized("user disabled")
+    return row.user
+
+
+def list_tokens(session: Session, *, user: User) -> list[ApiToken]:
+    return list(session.scalars(select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.id)))
+
+
+def revoke_token(session: Session, *, token_id: int, actor: str) -> ApiToken:
+    row = session.get(ApiToken, token_id)
+    if row is None:
+        raise NotFound(f"token {token_id} not found")
+    if row.revoked_at is None:
+        row.revoked_at = clock.now()
+        session.flush()
+        audit.record(
+            session, actor=actor, action="token.revoke", object_type="api_token", object_id=row.id,
+            before={"revoked": False}, after={"revoked": True},
+        )
+    return row

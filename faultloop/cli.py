@@ -1,0 +1,367 @@
+"""The `faultloop` command line (typer + rich).
+
+Tables and progress go to stderr-safe rich consoles; commands meant for scripts
+(`token create`, `--json`) print only their result on stdout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import Progress
+from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from faultloop import migrate
+from faultloop.accounts import service as accounts
+from faultloop.app import StartupError, build_runtime, check_database, configure_logging
+from faultloop.db import safe_url, transaction
+from faultloop.errors import DomainError
+from faultloop.runtime import Runtime
+from faultloop.settings import Settings, SettingsError, load_settings
+from faultloop.vault import VaultError, finish_key_file, key_from_env, prepend_key_file
+from inventory import files
+from inventory import service as inventory
+from inventory.schemas import DeviceIn, InventoryDoc
+
+app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
+                  help="faultloop: network OSS for NOCs.")
+db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
+user_app = typer.Typer(no_args_is_help=True, help="Users and roles.")
+token_app = typer.Typer(no_args_is_help=True, help="API tokens.")
+inventory_app = typer.Typer(no_args_is_help=True, help="Bulk inventory import and export.")
+device_app = typer.Typer(no_args_is_help=True, help="Devices.")
+secrets_app = typer.Typer(no_args_is_help=True, help="Secrets at rest.")
+for sub, name in ((db_app, "db"), (user_app, "user"), (token_app, "token"), (inventory_app, "inventory"),
+                  (device_app, "device"), (secrets_app, "secrets")):
+    app.add_typer(sub, name=name)
+
+out = Console()
+err = Console(stderr=True)
+CLI_ACTOR = "cli"
+
+
+class CliError(Exception):
+    pass
+
+
+def _settings() -> Settings:
+    return load_settings()
+
+
+def _runtime(*, require_current: bool = True) -> Runtime:
+    rt = build_runtime(_settings())
+    check_database(rt, require_current=require_current)
+    return rt
+
+
+@contextmanager
+def _tx() -> Iterator[tuple[Runtime, Session]]:
+    rt = _runtime()
+    with transaction(rt.sessions) as session:
+        yield rt, session
+
+
+# ---- serve / db -------------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Overrides FAULTLOOP_HOST")] = None,
+    port: Annotated[int | None, typer.Option(help="Overrides FAULTLOOP_PORT")] = None,
+) -> None:
+    """Run the HTTP service (API, docs, health)."""
+    import uvicorn
+
+    from api.main import create_api
+
+    overrides: dict[str, Any] = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
+    settings = load_settings(**overrides)
+    configure_logging(settings)
+    rt = build_runtime(settings)
+    check_database(rt)
+    err.print(f"faultloop listening on http://{settings.host}:{settings.port}  (database {safe_url(settings.effective_database_url)})")
+    uvicorn.run(create_api(rt), host=settings.host, port=settings.port, log_level=settings.log_level.lower())
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every pending migration."""
+    rt = _runtime(require_current=False)
+    migrate.upgrade(rt.engine)
+    err.print(f"database at {safe_url(rt.settings.effective_database_url)} is at {migrate.current_revision(rt.engine)}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Show the applied and the expected migration."""
+    rt = _runtime(require_current=False)
+    out.print(f"current {migrate.current_revision(rt.engine)}, head {migrate.head_revision()}")
+
+
+# ---- users and tokens ---------------------------------------------------------------
+
+
+@user_app.command("add")
+def user_add(
+    name: str,
+    role: Annotated[str, typer.Option(help="admin, noc, technician, provisioner or viewer")],
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin")] = False,
+    no_password: Annotated[bool, typer.Option("--no-password", help="Token-only user")] = False,
+) -> None:
+    """Add a user; the password comes from a prompt or stdin, never from arguments."""
+    accounts.parse_role(role)  # fail before prompting
+    password: str | None
+    if no_password:
+        password = None
+    elif password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    with _tx() as (_rt, session):
+        user = accounts.create_user(session, username=name, role=role, password=password, actor=CLI_ACTOR)
+        err.print(f"user {user.username} ({user.role.value}) created")
+
+
+@user_app.command("list")
+def user_list() -> None:
+    with _tx() as (_rt, session):
+        table = Table("username", "role", "disabled", "created")
+        for u in accounts.list_users(session):
+            table.add_row(u.username, u.role.value, str(u.disabled), u.created_at.isoformat(timespec="seconds"))
+        out.print(table)
+
+
+@token_app.command("create")
+def token_create(
+    username: str,
+    name: Annotated[str, typer.Option(help="What the token is for")] = "cli",
+) -> None:
+    """Create an API token; only the token is printed on stdout."""
+    with _tx() as (rt, session):
+        user = accounts.get_user(session, username)
+        _row, token = accounts.create_token(session, user=user, name=name, ttl_days=rt.settings.token_ttl_days,
+                                            actor=CLI_ACTOR)
+    print(token)
+
+
+# ---- inventory ----------------------------------------------------------------------
+
+
+def _import(rt: Runtime, session: Session, doc: InventoryDoc, *, quiet: bool = False) -> dict[str, int]:
+    with Progress(console=err, transient=True, disable=quiet) as progress:
+        task = progress.add_task("importing devices", total=len(doc.devices))
+        return inventory.import_inventory(session, rt.vault, doc, actor=CLI_ACTOR,
+                                          progress=lambda _h: progress.advance(task))
+
+
+@inventory_app.command("import")
+def inventory_import(file: Path) -> None:
+    """Import sites, devices, interfaces and links from YAML or CSV, all or nothing."""
+    doc = files.parse_file(file)
+    with _tx() as (rt, session):
+        counts = _import(rt, session, doc)
+    err.print(
+        f"imported {file}: {counts['devices_created']} device(s) created, {counts['devices_updated']} updated, "
+        f"{counts['sites']} site(s), {counts['links']} new link(s)"
+    )
+
+
+@inventory_app.command("export")
+def inventory_export(
+    fmt: Annotated[str, typer.Option("--format", help="yaml or csv")] = "yaml",
+    output: Annotated[Path | None, typer.Option("--output", "-o")] = None,
+    with_secrets: Annotated[bool, typer.Option("--with-secrets", help="Include decrypted secrets")] = False,
+) -> None:
+    """Export the inventory (secrets redacted unless --with-secrets)."""
+    if fmt not in ("yaml", "csv"):
+        raise CliError(f"--format: expected yaml or csv, got {fmt!r}")
+    with _tx() as (rt, session):
+        doc = inventory.export_inventory(session, rt.vault, with_secrets=with_secrets)
+    text = files.dump_yaml(doc) if fmt == "yaml" else files.dump_csv(doc)
+    if output:
+        output.write_text(text)
+        if with_secrets:
+            output.chmod(0o600)
+        err.print(f"wrote {output}")
+    else:
+        sys.stdout.write(text)
+
+
+@device_app.command("list")
+def device_list(
+    site: Annotated[str | None, typer.Option()] = None,
+    role: Annotated[str | None, typer.Option()] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    with _tx() as (_rt, session):
+        rows, _total = inventory.list_devices(session, limit=100_000, offset=0, site=site, role=role)
+        devices = [inventory.device_out(d) for d in rows]
+    if as_json:
+        print(json.dumps([d.model_dump() for d in devices], indent=2))
+        return
+    table = Table("hostname", "address", "site", "role", "vendor/platform", "device_type", "snmp")
+    for d in devices:
+        table.add_row(d.hostname, d.address, d.site or "-", d.role, f"{d.vendor}/{d.platform}", d.device_type,
+                      d.snmp.version if d.snmp else "-")
+    out.print(table)
+
+
+@device_app.command("show")
+def device_show(hostname: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    with _tx() as (_rt, session):
+        device = inventory.device_by_hostname(session, hostname)
+        data = inventory.device_out(device).model_dump()
+        data["interfaces"] = [
+            {"name": i.name, "if_index": i.if_index, "description": i.description, "speed_mbps": i.speed_mbps}
+            for i in device.interfaces
+        ]
+    if as_json:
+        print(json.dumps(data, indent=2))
+        return
+    table = Table("field", "value", show_header=False)
+    for key, value in data.items():
+        if key != "interfaces":
+            table.add_row(key, json.dumps(value) if isinstance(value, dict | list) else str(value))
+    out.print(table)
+    itfs = Table("interface", "ifIndex", "speed (Mb/s)", "description")
+    for i in data["interfaces"]:
+        itfs.add_row(i["name"], str(i["if_index"] or "-"), str(i["speed_mbps"] or "-"), i["description"])
+    out.print(itfs)
+
+
+@device_app.command("add")
+def device_add(
+    hostname: str,
+    address: Annotated[str, typer.Option()],
+    role: Annotated[str, typer.Option()],
+    site: Annotated[str | None, typer.Option()] = None,
+    vendor: Annotated[str, typer.Option()] = "",
+    platform: Annotated[str, typer.Option()] = "",
+    device_type: Annotated[str, typer.Option()] = "",
+    snmp_version: Annotated[str | None, typer.Option(help="v1, v2c or v3; the community is read from stdin")] = None,
+    snmp_port: Annotated[int, typer.Option()] = 161,
+) -> None:
+    """Add one device. An SNMP community is read from stdin so it never shows in `ps`."""
+    snmp: dict[str, Any] | None = None
+    if snmp_version:
+        snmp = {"version": snmp_version, "port": snmp_port}
+        if snmp_version in ("v1", "v2c"):
+            snmp["community"] = sys.stdin.readline().rstrip("\r\n")
+    from pydantic import ValidationError
+
+    try:
+        data = DeviceIn.model_validate({
+            "hostname": hostname, "address": address, "role": role, "site": site, "vendor": vendor,
+            "platform": platform, "device_type": device_type, "snmp": snmp,
+        })
+    except ValidationError as exc:
+        e = exc.errors()[0]
+        field = ".".join(str(p) for p in e["loc"])
+        raise CliError(f"{field}: {str(e['msg']).removeprefix('Value error, ')}") from None
+    with _tx() as (rt, session):
+        device = inventory.create_device(session, rt.vault, data, actor=CLI_ACTOR)
+        err.print(f"device {device.hostname} added (id {device.id})")
+
+
+# ---- secrets ----------------------------------------------------------------------
+
+
+@secrets_app.command("rotate")
+def secrets_rotate() -> None:
+    """Re-encrypt every stored secret under a new key.
+
+    With a key file, a new key is generated and the old one retired. With
+    FAULTLOOP_SECRET_KEY, put the new key first ("NEW,OLD") and run this; then drop OLD."""
+    settings = _settings()
+    if key_from_env(settings):
+        rt = _runtime()
+        if len(rt.vault.keys) < 2:
+            raise CliError('FAULTLOOP_SECRET_KEY holds one key; set it to "NEW,OLD" to rotate')
+        with transaction(rt.sessions) as session:
+            count = inventory.rotate_secrets(session, rt.vault)
+        err.print(f"re-encrypted {count} secret(s) under the first key; now remove the old key from FAULTLOOP_SECRET_KEY")
+        return
+    keys = prepend_key_file(settings)
+    rt = _runtime()
+    with transaction(rt.sessions) as session:
+        count = inventory.rotate_secrets(session, rt.vault)
+    finish_key_file(settings, keys)
+    err.print(f"re-encrypted {count} secret(s) under a new key in {settings.secret_key_file}")
+
+
+# ---- demo ---------------------------------------------------------------------------
+
+
+def seed_admin(rt: Runtime, session: Session) -> tuple[str | None, str]:
+    """Create the demo admin if missing; return (password or None if it existed, new token)."""
+    password = None
+    try:
+        user = accounts.get_user(session, "admin")
+    except DomainError:
+        password = secrets.token_urlsafe(12)
+        user = accounts.create_user(session, username="admin", role="admin", password=password, actor=CLI_ACTOR)
+    _row, token = accounts.create_token(session, user=user, name="demo", ttl_days=rt.settings.token_ttl_days,
+                                        actor=CLI_ACTOR)
+    return password, token
+
+
+@app.command()
+def demo(
+    devices: Annotated[int, typer.Option(help="0: the ~20-device demo topology; N: a generated network")] = 0,
+) -> None:
+    """Migrate, seed an admin, start the lab network, import it, and serve."""
+    from faultloop.demo import run_demo
+
+    settings = _settings()
+    configure_logging(settings)
+    rt = build_runtime(settings)
+    check_database(rt, require_current=False)
+    migrate.upgrade(rt.engine)
+    with transaction(rt.sessions) as session:
+        password, token = seed_admin(rt, session)
+    asyncio.run(run_demo(rt, password=password, token=token, generate=devices, console=err,
+                         import_inventory=lambda doc: _import_tx(rt, doc)))
+
+
+def _import_tx(rt: Runtime, doc: InventoryDoc) -> dict[str, int]:
+    with transaction(rt.sessions) as session:
+        return _import(rt, session, doc, quiet=True)
+
+
+def _mount_lab() -> None:
+    try:
+        from faultloop.lab.cli import app as lab_app
+    except ImportError:  # the lab package is optional in a trimmed install
+        return
+    app.add_typer(lab_app, name="lab", help="The built-in lab network: simulated devices and fault injection.")
+
+
+_mount_lab()
+
+
+def main() -> None:
+    try:
+        app()
+    except (DomainError, CliError, SettingsError, StartupError, VaultError) as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+        raise SystemExit(2) from None
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+        err.print(f"[red]error:[/red] database: {escape(reason)}", highlight=False)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""`faultloop demo`: the lab network and the service in one process, stopped by Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from pathlib import Path
+
+import uvicorn
+from rich.console import Console
+
+from api.main import create_api
+from faultloop.runtime import Runtime
+from inventory import files
+from inventory.schemas import InventoryDoc
+
+DEMO_SNMP_PORT = 16100
+DEMO_SSH_PORT = 2222
+DEMO_CONTROL_PORT = 8099
+DEMO_TRAP_PORT = 1162
+
+
+async def run_demo(
+    rt: Runtime,
+    *,
+    password: str | None,
+    token: str,
+    generate: int,
+    console: Console,
+    import_inventory: Callable[[InventoryDoc], dict[str, int]],
+) -> None:
+    from faultloop.lab.network import LabNetwork
+    from faultloop.lab.topology import default_demo_topology, generate_topology
+
+    settings = rt.settings
+    topology = (
+        generate_topology(generate, snmp_port=DEMO_SNMP_PORT, ssh_port=DEMO_SSH_PORT)
+        if generate
+        else default_demo_topology()
+    )
+    lab = LabNetwork(topology, trap_receivers=[("127.0.0.1", DEMO_TRAP_PORT)], control_port=DEMO_CONTROL_PORT)
+    await lab.start()
+    try:
+        inventory_path = Path(settings.data_dir) / "lab-inventory.yaml"
+        lab.write_inventory(inventory_path)
+        doc = files.parse_file(inventory_path)
+        counts = import_inventory(doc)
+        server = uvicorn.Server(
+            uvicorn.Config(create_api(rt), host=settings.host, port=settings.port,
+                           log_level=settings.log_level.lower())
+        )
+        url = f"http://{settings.host}:{settings.port}"
+        console.rule("faultloop demo")
+        console.print(f"lab network: {len(lab.devices)} devices, inventory written to {inventory_path}")
+        console.print(f"imported: {counts['devices_created']} new, {counts['devices_updated']} updated devices")
+        console.print(f"service:     {url}   (API docs {url}/docs, health {url}/healthz)")
+        console.print(f"lab control: http://127.0.0.1:{DEMO_CONTROL_PORT}   (faultloop lab fault --help)")
+        if password:
+            console.print(f"log in:      user [bold]admin[/bold], password [bold]{password}[/bold] (shown once)")
+        else:
+            console.print("log in:      user admin (password unchanged from the first demo run)")
+        console.print(f"API token:   {token}")
+        console.print(f"try:         curl -H 'Authorization: Bearer {token}' {url}/api/v1/devices")
+        console.print("stop:        Ctrl-C")
+        await server.serve()
+    finally:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(lab.stop(), timeout=10)
+        console.print("demo stopped")

@@ -1,0 +1,90 @@
+"""One Settings object, built once at start and passed down.
+
+Sources, highest priority first: keyword arguments, environment (prefix ``FAULTLOOP_``),
+``faultloop.toml`` in the working directory (or the file named by ``FAULTLOOP_CONFIG``),
+then the defaults below. Every default is documented in the README's configuration table.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+class SettingsError(Exception):
+    """Raised when the configuration is invalid; the message names each bad setting."""
+
+
+def _config_file() -> Path:
+    # The one environment read outside the Settings class: where the settings file lives.
+    return Path(os.environ.get("FAULTLOOP_CONFIG", "faultloop.toml"))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FAULTLOOP_", extra="forbid", validate_default=True)
+
+    host: str = Field("127.0.0.1", description="Address the HTTP service listens on.")
+    port: int = Field(8000, ge=1, le=65535, description="Port the HTTP service listens on.")
+    data_dir: Path = Field(Path("var"), description="Directory for the SQLite file, key file and logs.")
+    database_url: str = Field(
+        "", description="SQLAlchemy URL; empty means SQLite at <data_dir>/faultloop.db."
+    )
+    secret_key: SecretStr | None = Field(
+        None,
+        description="Fernet key(s) for secrets at rest, comma-separated, newest first. "
+        "Empty: read or create <data_dir>/secret.key (mode 0600).",
+    )
+    token_ttl_days: int = Field(90, ge=1, le=3650, description="Lifetime of new API tokens.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
+    page_size_max: int = Field(500, ge=1, le=10_000, description="Largest page a list endpoint returns.")
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        if value and not value.startswith(("sqlite", "postgresql")):
+            raise ValueError("expected a sqlite:/// or postgresql+psycopg:// URL")
+        return value
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'faultloop.db'}"
+
+    @property
+    def secret_key_file(self) -> Path:
+        return self.data_dir / "secret.key"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=_config_file()),
+        )
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings, turning a validation failure into one readable message."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            name = ".".join(str(p) for p in err["loc"]) or "settings"
+            problems.append(f"FAULTLOOP_{name.upper()} ({name}): {err['msg']}")
+        raise SettingsError("invalid configuration: " + "; ".join(problems)) from None

@@ -1,0 +1,1 @@
+"""Inventory: sites, devices, credentials, interfaces, links, dependencies."""

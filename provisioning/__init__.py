@@ -1,0 +1,1 @@
+"""Service activation orders (filled by the Service activation issue)."""

@@ -1,0 +1,1 @@
+"""Trouble tickets and the dispatch/repair/feedback loop (filled by the Trouble tickets issue)."""
