@@ -39,7 +39,7 @@ HR_STORAGE_RAM = (1, 3, 6, 1, 2, 1, 25, 2, 1, 2)
 HR_STORAGE_FIXED_DISK = (1, 3, 6, 1, 2, 1, 25, 2, 1, 4)
 AVG_PACKET_BYTES = 700
 
-I, S, O, C32, G32, TT, C64 = (
+INT, STR, OBJ, C32, G32, TT, C64 = (
     ber.INTEGER,
     ber.OCTET_STRING,
     ber.OID,
@@ -113,68 +113,68 @@ class MibView:
         def ticks_at(t: float) -> int:
             return max(0, int((t - d.boot_time) * 100))
 
-        add(SYS + (1, 0), lambda: (S, d.sys_descr or f"{d.vendor} {d.platform} lab device {d.name}"))
-        add(SYS + (2, 0), lambda: (O, ber.parse_oid_str(d.sys_object_id)))
+        add(SYS + (1, 0), lambda: (STR, d.sys_descr or f"{d.vendor} {d.platform} lab device {d.name}"))
+        add(SYS + (2, 0), lambda: (OBJ, ber.parse_oid_str(d.sys_object_id)))
         add(SYS + (3, 0), lambda: (TT, uptime()))
-        add(SYS + (4, 0), lambda: (S, d.sys_contact))
-        add(SYS + (5, 0), lambda: (S, d.name))
-        add(SYS + (6, 0), lambda: (S, d.sys_location or d.site))
-        add(SYS + (7, 0), lambda: (I, 6 if d.role in ("core", "distribution") else 2))
-        add(IF_NUMBER, lambda: (I, len(d.interfaces)))
+        add(SYS + (4, 0), lambda: (STR, d.sys_contact))
+        add(SYS + (5, 0), lambda: (STR, d.name))
+        add(SYS + (6, 0), lambda: (STR, d.sys_location or d.site))
+        add(SYS + (7, 0), lambda: (INT, 6 if d.role in ("core", "distribution") else 2))
+        add(IF_NUMBER, lambda: (INT, len(d.interfaces)))
 
         for itf in d.interfaces:
             self._add_interface(add, itf, ticks_at)
 
         # HOST-RESOURCES
         add(HR_SYSTEM_UPTIME, lambda: (TT, uptime()))
-        add(HR_MEMORY_SIZE, lambda: (I, d.memory_total_kb))
+        add(HR_MEMORY_SIZE, lambda: (INT, d.memory_total_kb))
         storages = [
             (1, HR_STORAGE_RAM, "Physical memory", 1024, lambda: d.memory_total_kb, lambda: d.memory_used_kb),
             (2, HR_STORAGE_FIXED_DISK, "flash:", 4096, lambda: 262144, lambda: 98304),
         ]
         for idx, stype, descr, unit, size, used in storages:
-            add(HR_STORAGE_ENTRY + (1, idx), lambda idx=idx: (I, idx))
-            add(HR_STORAGE_ENTRY + (2, idx), lambda stype=stype: (O, stype))
-            add(HR_STORAGE_ENTRY + (3, idx), lambda descr=descr: (S, descr))
-            add(HR_STORAGE_ENTRY + (4, idx), lambda unit=unit: (I, unit))
-            add(HR_STORAGE_ENTRY + (5, idx), lambda size=size, unit=unit: (I, size() * 1024 // unit))
-            add(HR_STORAGE_ENTRY + (6, idx), lambda used=used, unit=unit: (I, used() * 1024 // unit))
-        add(HR_PROCESSOR_LOAD + (768,), lambda: (I, d.cpu_load))
+            add(HR_STORAGE_ENTRY + (1, idx), lambda idx=idx: (INT, idx))
+            add(HR_STORAGE_ENTRY + (2, idx), lambda stype=stype: (OBJ, stype))
+            add(HR_STORAGE_ENTRY + (3, idx), lambda descr=descr: (STR, descr))
+            add(HR_STORAGE_ENTRY + (4, idx), lambda unit=unit: (INT, unit))
+            add(HR_STORAGE_ENTRY + (5, idx), lambda size=size, unit=unit: (INT, size() * 1024 // unit))
+            add(HR_STORAGE_ENTRY + (6, idx), lambda used=used, unit=unit: (INT, used() * 1024 // unit))
+        add(HR_PROCESSOR_LOAD + (768,), lambda: (INT, d.cpu_load))
 
         # ENTITY-MIB (chassis + one temperature sensor) and ENTITY-SENSOR-MIB
         phys = [(1, "chassis", 3, d.name), (2, "chassis temperature sensor", 8, "Temp 1")]
         for idx, descr, cls, name in phys:
-            add(ENT_PHYSICAL_ENTRY + (2, idx), lambda descr=descr: (S, descr))
-            add(ENT_PHYSICAL_ENTRY + (5, idx), lambda cls=cls: (I, cls))
-            add(ENT_PHYSICAL_ENTRY + (7, idx), lambda name=name: (S, name))
+            add(ENT_PHYSICAL_ENTRY + (2, idx), lambda descr=descr: (STR, descr))
+            add(ENT_PHYSICAL_ENTRY + (5, idx), lambda cls=cls: (INT, cls))
+            add(ENT_PHYSICAL_ENTRY + (7, idx), lambda name=name: (STR, name))
         sensor = 2
-        add(ENT_SENSOR_ENTRY + (1, sensor), lambda: (I, 8))  # celsius
-        add(ENT_SENSOR_ENTRY + (2, sensor), lambda: (I, 9))  # units
-        add(ENT_SENSOR_ENTRY + (3, sensor), lambda: (I, 0))
-        add(ENT_SENSOR_ENTRY + (4, sensor), lambda: (I, d.temperature_c))
-        add(ENT_SENSOR_ENTRY + (5, sensor), lambda: (I, 1))  # ok
-        add(ENT_SENSOR_ENTRY + (6, sensor), lambda: (S, "celsius"))
+        add(ENT_SENSOR_ENTRY + (1, sensor), lambda: (INT, 8))  # celsius
+        add(ENT_SENSOR_ENTRY + (2, sensor), lambda: (INT, 9))  # units
+        add(ENT_SENSOR_ENTRY + (3, sensor), lambda: (INT, 0))
+        add(ENT_SENSOR_ENTRY + (4, sensor), lambda: (INT, d.temperature_c))
+        add(ENT_SENSOR_ENTRY + (5, sensor), lambda: (INT, 1))  # ok
+        add(ENT_SENSOR_ENTRY + (6, sensor), lambda: (STR, "celsius"))
         add(ENT_SENSOR_ENTRY + (7, sensor), lambda: (TT, uptime()))
         add(ENT_SENSOR_ENTRY + (8, sensor), lambda: (G32, 60000))
 
         # LLDP-MIB local system + ports + remote table
-        add(LLDP_LOC + (1, 0), lambda: (I, 4))  # chassis id subtype macAddress
-        add(LLDP_LOC + (2, 0), lambda: (S, device_mac(d.name)))
-        add(LLDP_LOC + (3, 0), lambda: (S, d.name))
-        add(LLDP_LOC + (4, 0), lambda: (S, d.sys_descr or f"{d.vendor} {d.platform}"))
+        add(LLDP_LOC + (1, 0), lambda: (INT, 4))  # chassis id subtype macAddress
+        add(LLDP_LOC + (2, 0), lambda: (STR, device_mac(d.name)))
+        add(LLDP_LOC + (3, 0), lambda: (STR, d.name))
+        add(LLDP_LOC + (4, 0), lambda: (STR, d.sys_descr or f"{d.vendor} {d.platform}"))
         for itf in d.interfaces:
             n = itf.if_index
-            add(LLDP_LOC_PORT_ENTRY + (2, n), lambda: (I, 5))  # interfaceName
-            add(LLDP_LOC_PORT_ENTRY + (3, n), lambda itf=itf: (S, itf.name))
-            add(LLDP_LOC_PORT_ENTRY + (4, n), lambda itf=itf: (S, itf.alias or itf.name))
+            add(LLDP_LOC_PORT_ENTRY + (2, n), lambda: (INT, 5))  # interfaceName
+            add(LLDP_LOC_PORT_ENTRY + (3, n), lambda itf=itf: (STR, itf.name))
+            add(LLDP_LOC_PORT_ENTRY + (4, n), lambda itf=itf: (STR, itf.alias or itf.name))
             if itf.neighbor is not None:
                 self._add_lldp_remote(add, itf)
 
         # SNMP-FRAMEWORK-MIB snmpEngine group
-        add(SNMP_ENGINE + (1, 0), lambda: (S, self.engine_id))
-        add(SNMP_ENGINE + (2, 0), lambda: (I, d.engine_boots))
-        add(SNMP_ENGINE + (3, 0), lambda: (I, max(0, int(now() - d.boot_time))))
-        add(SNMP_ENGINE + (4, 0), lambda: (I, 65507))
+        add(SNMP_ENGINE + (1, 0), lambda: (STR, self.engine_id))
+        add(SNMP_ENGINE + (2, 0), lambda: (INT, d.engine_boots))
+        add(SNMP_ENGINE + (3, 0), lambda: (INT, max(0, int(now() - d.boot_time))))
+        add(SNMP_ENGINE + (4, 0), lambda: (INT, 65507))
 
         entries.sort(key=lambda e: e[0])
         self.oids = [e[0] for e in entries]
@@ -204,14 +204,14 @@ class MibView:
         def out_oct() -> int:
             return itf.out_octets(now())
 
-        col(1, lambda: (I, n))
-        col(2, lambda: (S, itf.name))
-        col(3, lambda: (I, IF_TYPE_LOOPBACK if loop else IF_TYPE_ETHERNET))
-        col(4, lambda: (I, 1514 if loop else 1500))
+        col(1, lambda: (INT, n))
+        col(2, lambda: (STR, itf.name))
+        col(3, lambda: (INT, IF_TYPE_LOOPBACK if loop else IF_TYPE_ETHERNET))
+        col(4, lambda: (INT, 1514 if loop else 1500))
         col(5, lambda: (G32, min(itf.speed_mbps * 1_000_000, 0xFFFFFFFF)))
-        col(6, lambda: (S, mac))
-        col(7, lambda: (I, 1 if itf.admin_up else 2))
-        col(8, lambda: (I, 1 if itf.oper_up else 2))
+        col(6, lambda: (STR, mac))
+        col(7, lambda: (INT, 1 if itf.admin_up else 2))
+        col(8, lambda: (INT, 1 if itf.oper_up else 2))
         col(9, lambda: (TT, ticks_at(itf.last_change)))
         col(10, lambda: (C32, in_oct()))
         col(11, lambda: (C32, in_oct() // AVG_PACKET_BYTES))
@@ -225,9 +225,9 @@ class MibView:
         col(19, lambda: (C32, 0))
         col(20, lambda: (C32, itf.out_errors(now())))
         col(21, lambda: (G32, 0))
-        col(22, lambda: (O, (0, 0)))
+        col(22, lambda: (OBJ, (0, 0)))
 
-        xcol(1, lambda: (S, itf.name))
+        xcol(1, lambda: (STR, itf.name))
         xcol(2, lambda: (C32, in_oct() // (AVG_PACKET_BYTES * 200)))
         xcol(3, lambda: (C32, in_oct() // (AVG_PACKET_BYTES * 200)))
         xcol(4, lambda: (C32, out_oct() // (AVG_PACKET_BYTES * 200)))
@@ -240,11 +240,11 @@ class MibView:
         xcol(11, lambda: (C64, out_oct() // AVG_PACKET_BYTES))
         xcol(12, lambda: (C64, out_oct() // (AVG_PACKET_BYTES * 200)))
         xcol(13, lambda: (C64, out_oct() // (AVG_PACKET_BYTES * 200)))
-        xcol(14, lambda: (I, 1))
+        xcol(14, lambda: (INT, 1))
         xcol(15, lambda: (G32, itf.speed_mbps))
-        xcol(16, lambda: (I, 2))
-        xcol(17, lambda: (I, 2 if loop else 1))
-        xcol(18, lambda: (S, itf.alias))
+        xcol(16, lambda: (INT, 2))
+        xcol(17, lambda: (INT, 2 if loop else 1))
+        xcol(18, lambda: (STR, itf.alias))
         xcol(19, lambda: (TT, ticks_at(itf.discontinuity_time)))
 
     def _add_lldp_remote(self, add: Callable[..., None], itf: LabInterface) -> None:
@@ -269,15 +269,15 @@ class MibView:
 
             return g
 
-        add(LLDP_REM_ENTRY + (4,) + idx, rcol(lambda rd, ri: (I, 4)), 3)
-        add(LLDP_REM_ENTRY + (5,) + idx, rcol(lambda rd, ri: (S, device_mac(rd.name))), 3)
-        add(LLDP_REM_ENTRY + (6,) + idx, rcol(lambda rd, ri: (I, 5)), 3)
-        add(LLDP_REM_ENTRY + (7,) + idx, rcol(lambda rd, ri: (S, ri.name)), 3)
-        add(LLDP_REM_ENTRY + (8,) + idx, rcol(lambda rd, ri: (S, ri.alias or ri.name)), 3)
-        add(LLDP_REM_ENTRY + (9,) + idx, rcol(lambda rd, ri: (S, rd.name)), 3)
+        add(LLDP_REM_ENTRY + (4,) + idx, rcol(lambda rd, ri: (INT, 4)), 3)
+        add(LLDP_REM_ENTRY + (5,) + idx, rcol(lambda rd, ri: (STR, device_mac(rd.name))), 3)
+        add(LLDP_REM_ENTRY + (6,) + idx, rcol(lambda rd, ri: (INT, 5)), 3)
+        add(LLDP_REM_ENTRY + (7,) + idx, rcol(lambda rd, ri: (STR, ri.name)), 3)
+        add(LLDP_REM_ENTRY + (8,) + idx, rcol(lambda rd, ri: (STR, ri.alias or ri.name)), 3)
+        add(LLDP_REM_ENTRY + (9,) + idx, rcol(lambda rd, ri: (STR, rd.name)), 3)
         add(
             LLDP_REM_ENTRY + (10,) + idx,
-            rcol(lambda rd, ri: (S, rd.sys_descr or f"{rd.vendor} {rd.platform}")),
+            rcol(lambda rd, ri: (STR, rd.sys_descr or f"{rd.vendor} {rd.platform}")),
             3,
         )
 

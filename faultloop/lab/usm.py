@@ -21,8 +21,8 @@ except ImportError:  # pragma: no cover - older cryptography
     from cryptography.hazmat.primitives.ciphers.modes import CFB
 
 LAB_V3_USER = "labv3"
-LAB_V3_AUTH_PASS = "lab-auth-pass"
-LAB_V3_PRIV_PASS = "lab-priv-pass"
+LAB_V3_AUTH_PASS = "lab-auth-pass"  # noqa: S105 - the lab's published demo credential
+LAB_V3_PRIV_PASS = "lab-priv-pass"  # noqa: S105 - the lab's published demo credential
 AUTH_PARAM_LEN = 24  # HMAC-SHA-256 truncated to 192 bits (RFC 7860)
 TIME_WINDOW_S = 150
 
