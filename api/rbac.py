@@ -6,6 +6,9 @@ build when the app has a route missing from this table.
 
 from __future__ import annotations
 
+from fastapi import FastAPI
+from fastapi.routing import iter_route_contexts
+
 from faultloop.accounts.models import Role
 
 PUBLIC = frozenset({"*"})
@@ -57,3 +60,12 @@ def allowed_roles(method: str, path: str) -> frozenset[str] | None:
     if method == "HEAD":
         method = "GET"
     return ALLOW.get((method, path))
+
+
+def app_routes(app: FastAPI) -> set[tuple[str, str]]:
+    """Every (method, path) the app serves, including routes of included routers."""
+    found: set[tuple[str, str]] = set()
+    for ctx in iter_route_contexts(app.routes):
+        for method in (ctx.methods or set()) - {"HEAD", "OPTIONS"}:
+            found.add((method, ctx.path))
+    return found

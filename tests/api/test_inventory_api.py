@@ -1,0 +1,189 @@
+"""Sites, devices, interfaces and links over the API, on SQLite and PostgreSQL."""
+
+from faultloop.audit.models import AuditEntry
+from sqlalchemy import select
+
+
+def _site(client, h, name="site-a"):
+    r = client.post("/api/v1/sites", json={"name": name, "description": "test"}, headers=h)
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def _device(client, h, hostname="r1", **extra):
+    body = {"hostname": hostname, "address": "127.0.1.1", "role": "core", "device_type": "cisco_ios",
+            "vendor": "cisco", "platform": "ios", **extra}
+    return client.post("/api/v1/devices", json=body, headers=h)
+
+
+def test_device_crud_and_secrets_never_returned(client, auth):
+    h = auth("admin")
+    _site(client, h)
+    r = _device(client, h, site="site-a", tags=["lab", "core"],
+                snmp={"version": "v2c", "community": "s3cret-comm"},
+                ssh={"username": "ops", "password": "ssh-pass-123"},
+                interfaces=[{"name": "Gi0/1", "if_index": 1, "speed_mbps": 1000}])
+    assert r.status_code == 201, r.text
+    dev = r.json()
+    assert dev["snmp"] == {"version": "v2c", "port": 161, "user": None, "auth_protocol": None,
+                           "priv_protocol": None, "has_community": True, "has_auth_key": False,
+                           "has_priv_key": False}
+    assert dev["ssh"]["has_password"] is True
+    assert "s3cret-comm" not in r.text and "ssh-pass-123" not in r.text
+    assert dev["tags"] == ["core", "lab"]
+
+    r = client.patch(f"/api/v1/devices/{dev['id']}", json={"role": "distribution"}, headers=h)
+    assert r.status_code == 200 and r.json()["role"] == "distribution"
+    r = client.get(f"/api/v1/devices/{dev['id']}/interfaces", headers=h)
+    assert [i["name"] for i in r.json()] == ["Gi0/1"]
+    assert client.delete(f"/api/v1/devices/{dev['id']}", headers=h).status_code == 204
+    assert client.get(f"/api/v1/devices/{dev['id']}", headers=h).status_code == 404
+
+
+def test_duplicate_hostname_is_409(client, auth):
+    h = auth("noc")
+    assert _device(client, h).status_code == 201
+    r = _device(client, h)
+    assert r.status_code == 409
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert "r1" in r.json()["detail"]
+
+
+def test_422_names_the_field(client, auth):
+    h = auth("admin")
+    cases = [
+        ({"address": "10.0.0.300"}, "address", "IPv4 or IPv6"),
+        ({"role": "boss"}, "role", "core"),
+        ({"device_type": "cisco_iox"}, "device_type", "unknown netmiko device_type"),
+        ({"snmp": {"version": "v3", "user": "u", "auth_protocol": "MD5", "auth_key": "12345678"}},
+         "snmp", "MD5 needs allow_weak"),
+        ({"snmp": {"version": "v3", "user": "u", "auth_protocol": "SHA", "auth_key": "k",
+                   "priv_protocol": "AES-128", "priv_key": "12345678"}}, "snmp", "auth_key"),
+        ({"snmp": {"version": "v2c"}}, "snmp", "community is required"),
+        ({"hostname": "bad host"}, "hostname", "letters, digits"),
+        ({"bogus": 1}, "bogus", "Extra inputs"),
+    ]
+    for extra, field, text in cases:
+        r = _device(client, h, **extra)
+        assert r.status_code == 422, (extra, r.text)
+        body = r.json()
+        assert any(e["field"].startswith(field) for e in body["errors"]), (field, body)
+        assert text in body["detail"], (text, body["detail"])
+    assert client.get("/api/v1/devices", headers=h).json()["total"] == 0
+
+
+def test_weak_crypto_allowed_when_explicit(client, auth):
+    r = _device(client, auth("admin"), snmp={"version": "v3", "user": "old", "auth_protocol": "MD5",
+                                             "auth_key": "12345678", "priv_protocol": "DES",
+                                             "priv_key": "abcdefgh", "allow_weak": True})
+    assert r.status_code == 201, r.text
+
+
+def test_422_never_echoes_input(client, auth):
+    r = _device(client, auth("admin"), snmp={"version": "v3", "community": "marker-XYZ-123", "user": "u"})
+    assert r.status_code == 422
+    assert "marker-XYZ-123" not in r.text
+
+
+def test_pagination_and_filters(client, auth):
+    h = auth("admin")
+    _site(client, h, "north")
+    _site(client, h, "south")
+    for i in range(7):
+        r = _device(client, h, hostname=f"acc{i}", address=f"127.0.2.{i + 1}", role="access",
+                    site="north" if i % 2 else "south", tags=["even"] if i % 2 == 0 else [])
+        assert r.status_code == 201
+    page = client.get("/api/v1/devices", params={"limit": 3, "offset": 3}, headers=h).json()
+    assert page["total"] == 7 and [d["hostname"] for d in page["items"]] == ["acc3", "acc4", "acc5"]
+    north = client.get("/api/v1/devices", params={"site": "north"}, headers=h).json()
+    assert north["total"] == 3
+    even = client.get("/api/v1/devices", params={"tag": "even"}, headers=h).json()
+    assert even["total"] == 4
+    q = client.get("/api/v1/devices", params={"q": "127.0.2.7"}, headers=h).json()
+    assert [d["hostname"] for d in q["items"]] == ["acc6"]
+    r = client.get("/api/v1/devices", params={"limit": 100000}, headers=h)
+    assert r.status_code == 422 and "limit" in r.json()["detail"]
+    r = client.get("/api/v1/devices", params={"offset": -1}, headers=h)
+    assert r.status_code == 422 and "offset" in r.json()["detail"]
+
+
+def test_links_and_interfaces(client, auth):
+    h = auth("admin")
+    a = _device(client, h, hostname="a", interfaces=[{"name": "Gi0/1"}]).json()
+    b = _device(client, h, hostname="b", address="127.0.1.2", interfaces=[{"name": "Gi0/1"}]).json()
+    link = {"a_device": "a", "a_interface": "Gi0/1", "b_device": "b", "b_interface": "Gi0/1"}
+    r = client.post("/api/v1/links", json=link, headers=h)
+    assert r.status_code == 201, r.text
+    assert {r.json()["a"]["device"], r.json()["b"]["device"]} == {"a", "b"}
+    reverse = {"a_device": "b", "a_interface": "Gi0/1", "b_device": "a", "b_interface": "Gi0/1"}
+    assert client.post("/api/v1/links", json=reverse, headers=h).status_code == 409
+    bad = {**link, "b_interface": "Gi9/9"}
+    r = client.post("/api/v1/links", json=bad, headers=h)
+    assert r.status_code == 422 and "Gi9/9" in r.json()["detail"]
+    links = client.get("/api/v1/links", params={"device": "a"}, headers=h).json()
+    assert links["total"] == 1
+    r = client.post(f"/api/v1/devices/{a['id']}/interfaces", json={"name": "Gi0/2", "if_index": 2}, headers=h)
+    assert r.status_code == 201
+    itf = r.json()
+    r = client.patch(f"/api/v1/interfaces/{itf['id']}", json={"description": "uplink"}, headers=h)
+    assert r.json()["description"] == "uplink"
+    r = client.post(f"/api/v1/devices/{a['id']}/interfaces", json={"name": "Gi0/2"}, headers=h)
+    assert r.status_code == 409
+    r = client.post(f"/api/v1/devices/{b['id']}/interfaces", json={"name": "bad\r\nshutdown"}, headers=h)
+    assert r.status_code == 422 and "control characters" in r.json()["detail"]
+
+
+def test_every_change_is_audited(client, auth, session):
+    h = auth("admin")
+    site = _site(client, h)
+    dev = _device(client, h, site="site-a", snmp={"version": "v2c", "community": "audit-marker-42"}).json()
+    client.patch(f"/api/v1/devices/{dev['id']}", json={"role": "access"}, headers=h)
+    client.delete(f"/api/v1/devices/{dev['id']}", headers=h)
+    client.put(f"/api/v1/sites/{site['id']}", json={"name": "site-b"}, headers=h)
+    session.expire_all()
+    entries = session.scalars(select(AuditEntry).where(AuditEntry.actor == "admin-user")
+                              .order_by(AuditEntry.id)).all()
+    actions = [e.action for e in entries]
+    assert actions == ["site.create", "device.create", "device.update", "device.delete", "site.update"]
+    update = entries[2]
+    assert update.before["role"] == "core" and update.after["role"] == "access"
+    assert all("audit-marker-42" not in str(e.before) + str(e.after) for e in entries)
+    r = client.get("/api/v1/audit", params={"object_type": "device"}, headers=h)
+    assert r.status_code == 200 and r.json()["total"] == 3
+    assert client.get("/api/v1/audit", headers=auth("viewer")).status_code == 403
+
+
+def test_failed_request_writes_nothing(client, auth, session):
+    h = auth("admin")
+    r = _device(client, h, parents=["does-not-exist"])
+    assert r.status_code == 422 and "does-not-exist" in r.json()["detail"]
+    assert client.get("/api/v1/devices", headers=h).json()["total"] == 0
+    session.expire_all()
+    assert session.scalars(select(AuditEntry).where(AuditEntry.action == "device.create")).all() == []
+
+
+def test_login_issues_a_token(client, session):
+    from faultloop.accounts import service as accounts
+
+    accounts.create_user(session, username="alice", role="noc", password="correct horse", actor="t")
+    session.commit()
+    r = client.post("/api/v1/auth/token", json={"username": "alice", "password": "wrong password"})
+    assert r.status_code == 401 and r.json()["detail"] == "invalid username or password"
+    r = client.post("/api/v1/auth/token", json={"username": "alice", "password": "correct horse"})
+    assert r.status_code == 201
+    token = r.json()["token"]
+    me = client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"}).json()
+    assert me["username"] == "alice" and me["role"] == "noc"
+
+
+def test_admin_creates_users_and_unknown_role_is_422(client, auth):
+    h = auth("admin")
+    r = client.post("/api/v1/users", json={"username": "bob", "role": "wizard"}, headers=h)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "role"
+    r = client.post("/api/v1/users", json={"username": "bob", "role": "technician", "password": "long enough pw"},
+                    headers=h)
+    assert r.status_code == 201 and r.json()["role"] == "technician"
+    r = client.post("/api/v1/users", json={"username": "bob", "role": "viewer"}, headers=h)
+    assert r.status_code == 409
+    r = client.post("/api/v1/users", json={"username": "carol", "role": "viewer", "password": "short"}, headers=h)
+    assert r.status_code == 422 and "password" in r.json()["detail"]
