@@ -101,6 +101,7 @@ class JunosShell(Shell):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.configuring = False
+        self._prompt_len = 0
 
     # Junos has one candidate per box, shared by every session and kept across
     # `exit configuration-mode` until committed or rolled back; `base` is the active
@@ -139,30 +140,53 @@ class JunosShell(Shell):
         return "\n" + self.prompt()
 
     def execute(self, line: str) -> str:
+        self._prompt_len = len(self.prompt().rsplit("\n", 1)[-1])
+        if self.configuring:
+            first, _, rest = line.lstrip().partition(" ")
+            if len(first) >= 2 and "run".startswith(first.lower()):
+                # `run <operational command>`: pipes belong to the inner command
+                offset = len(line) - len(rest)
+                return self._execute(_OPERATIONAL, rest, offset, run=True)
+            return self._execute(_CONFIG, line, 0)
+        output = self._execute(_OPERATIONAL, line, 0)
+        if output and not self.closed and self._pending is None:
+            output += "\n"  # operational mode leaves a blank line before the next prompt
+        return output
+
+    def _execute(self, root: Node, line: str, offset: int, run: bool = False) -> str:
         command, _, pipe_text = line.partition("|")
         pipes = [p.strip() for p in pipe_text.split("|")] if pipe_text else []
         tokens = tokenize(command, quotes=True)
         if not tokens:
-            return ""
-        root = _CONFIG if self.configuring else _OPERATIONAL
-        match = parse(root, tokens, command, end_col=len(command.rstrip()) + 1)
+            return self._caret(offset) + "missing argument.\n" if run else ""
+        for tok in tokens:
+            tok.col += offset
+        match = parse(root, tokens, " " * offset + command, end_col=offset + len(command.rstrip()) + 1)
         if match.error:
             return self._error(match, tokens)
         assert match.handler is not None
+        if run and match.handler in (JunosShell.op_configure, JunosShell.op_exit):
+            return self._caret(tokens[0].col) + "syntax error.\n"
+        saved = self.configuring
+        if run:
+            self.configuring = False  # operational commands show the active configuration
         try:
             output = match.handler(self, *(match.args or []), *([pipes] if _takes_pipes(match) else []))
         except BadInput as bad:
             col = next((t.col for t in tokens if t.text == bad.text), tokens[-1].col)
             return self._caret(col) + bad.message + "\n"
+        finally:
+            if run:
+                self.configuring = saved
         if pipes and not _takes_pipes(match):
-            output = _apply_pipes(output, pipes)
-            if output is None:
-                return self._caret(len(command) + 2) + "syntax error, expecting <command>.\n"
+            piped = _apply_pipes(output, pipes)
+            if piped is None:
+                return self._caret(offset + len(command) + 2) + "syntax error, expecting <command>.\n"
+            output = piped
         return output
 
     def _caret(self, col: int) -> str:
-        prompt_line = self.prompt().rsplit("\n", 1)[-1]
-        return " " * (len(prompt_line) + col) + "^\n"
+        return " " * (self._prompt_len + col) + "^\n"
 
     def _error(self, match: Match, tokens: Sequence[Token]) -> str:
         if match.error == "incomplete":
@@ -348,6 +372,8 @@ class JunosShell(Shell):
         if not path:
             blocks.append(("", [f"version {JUNOS_VERSION};"]))
             blocks.append(("system", [f"host-name {self.device.name};"]))
+        elif path[0] == "system":
+            blocks.append(("system", [f"host-name {self.device.name};"]))
         if not path or path[0] == "interfaces":
             body: list[str] = []
             for name, c in cfg.interfaces.items():
@@ -484,19 +510,6 @@ class JunosShell(Shell):
         assert self._candidate is not None
         return self._render(self._candidate, list(path), pipes, header=False)
 
-    def cfg_run(self, rest: str) -> str:
-        tokens = tokenize(rest, quotes=True)
-        match = parse(_OPERATIONAL, tokens, rest)
-        if match.error or match.handler in (JunosShell.op_configure, JunosShell.op_exit):
-            return "error: invalid command for run\n" if not match.error else self._error(match, tokens)
-        assert match.handler is not None
-        extra = [[]] if _takes_pipes(match) else []
-        saved, self.configuring = self.configuring, False
-        try:
-            return match.handler(self, *(match.args or []), *extra)
-        finally:
-            self.configuring = saved
-
     def cfg_commit(self, check: bool = False) -> str:
         assert self._candidate is not None and self._base is not None
         errors = self._validate(self._candidate)
@@ -597,8 +610,11 @@ def _vlan_id(member: str | None, cfg: _Config) -> int | None:
     return cfg.vlans.get(member)
 
 
+_PIPE_HANDLERS: set[Any] = set()  # handlers that interpret `| ...` themselves
+
+
 def _takes_pipes(match: Match) -> bool:
-    return match.handler in (JunosShell.show_configuration, JunosShell.cfg_show)
+    return match.handler in _PIPE_HANDLERS
 
 
 def _apply_pipes(text: str, pipes: list[str]) -> str | None:
@@ -631,11 +647,21 @@ _VLAN_ID = int_range(1, 4094)
 
 
 def _show_configuration(handler: Any) -> Node:
+    """``show configuration [interfaces [IF] | vlans [NAME] | system] [| pipes]``."""
+
+    def at(*path: str) -> Any:
+        def show(shell: JunosShell, *args: Any) -> str:
+            *names, pipes = args
+            return handler(shell, *path, *names, pipes)
+
+        _PIPE_HANDLERS.add(show)
+        return show
+
     return kw(
-        handler,
-        interfaces=kw(handler, arg=Arg("interface", _IF, kw(handler))),
-        vlans=kw(handler, arg=Arg("vlan", _text, kw(handler))),
-        system=kw(handler),
+        at(),
+        interfaces=kw(at("interfaces"), arg=Arg("interface", _IF, kw(at("interfaces")))),
+        vlans=kw(at("vlans"), arg=Arg("vlan", _text, kw(at("vlans")))),
+        system=kw(at("system")),
     )
 
 
@@ -727,7 +753,6 @@ _CONFIG = kw(
     commit=kw(J.cfg_commit, check=kw(J.cfg_commit_check), and_quit=kw(J.cfg_commit_and_quit)),
     rollback=kw(J.cfg_rollback, arg=Arg("n", int_range(0, 49), kw(J.cfg_rollback))),
     show=_show_configuration(J.cfg_show),
-    run=kw(arg=Arg("command", None, kw(J.cfg_run), rest=True)),
     exit=kw(J.cfg_exit, configuration_mode=kw(J.cfg_exit)),
     quit=kw(J.cfg_exit),
     top=kw(J.op_noop),
