@@ -15,12 +15,14 @@ vlan-id N``.
 from __future__ import annotations
 
 import copy
+import ipaddress
 import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from faultloop.lab.model import LabInterface
 from faultloop.lab.shell.base import (
     Arg,
     Match,
@@ -302,31 +304,80 @@ class JunosShell(Shell):
             raise BadInput(name, "error: device " + name + " not found")
         return "\n".join(lines) + "\n"
 
-    def show_interfaces(self, name: str) -> str:
+    def show_interfaces(self, name: str | None = None, *, extensive: bool = False) -> str:
+        if name is None:
+            return "\n".join(self._interface_detail(i, extensive) for i in self.device.interfaces)
         itf = self.device.interface(name)
         if itf is None:
             raise BadInput(name, f"error: device {name} not found")
-        in_oct, out_oct, in_err, out_err = interface_counters(itf, self.clock())
-        flags = "Present Running" if itf.oper_up else "Present Down"
+        return self._interface_detail(itf, extensive)
+
+    def show_interfaces_extensive(self, name: str | None = None) -> str:
+        return self.show_interfaces(name, extensive=True)
+
+    def _interface_detail(self, itf: LabInterface, extensive: bool) -> str:
+        now = self.clock()
+        in_oct, out_oct, in_err, out_err = interface_counters(itf, now)
+        rate_in, rate_out = (int(itf.in_rate_bps), int(itf.out_rate_bps)) if itf.oper_up else (0, 0)
+        flapped = time.strftime(
+            "%Y-%m-%d %H:%M:%S UTC", time.gmtime(itf.last_change or self.device.boot_time)
+        )
         lines = [
             f"Physical interface: {itf.name}, {'Enabled' if itf.admin_up else 'Administratively down'}, "
-            f"Physical link is {'Up' if itf.oper_up else 'Down'}",
-            f"  Interface index: {itf.if_index}, SNMP ifIndex: {itf.if_index}",
+            f"Physical link is {'Up' if itf.link_up else 'Down'}",
+            f"  Interface index: {itf.if_index + 147}, SNMP ifIndex: {itf.if_index}",
         ]
         if itf.alias:
             lines.append(f"  Description: {itf.alias}")
         lines += [
-            f"  Link-level type: Ethernet, MTU: 1514, Speed: {itf.speed_mbps}mbps",
-            f"  Device flags   : {flags}",
+            f"  Link-level type: Ethernet, MTU: 1514, LAN-PHY mode, Speed: {_speed(itf.speed_mbps)}, "
+            "BPDU Error: None, Loop Detect PDU Error: None, Ethernet-Switching Error: None, "
+            "MAC-REWRITE Error: None, Loopback: Disabled, Source filtering: Disabled, "
+            "Flow control: Enabled",
+            f"  Device flags   : Present {'Running' if itf.oper_up else 'Down'}",
+            "  Interface flags: SNMP-Traps Internal: 0x4000" if itf.admin_up else "  Interface flags: Down",
+            "  Link flags     : None",
             f"  Current address: {itf.mac}, Hardware address: {itf.mac}",
-            "  Traffic statistics:",
-            f"   Input  bytes  :          {in_oct:>20}",
-            f"   Output bytes  :          {out_oct:>20}",
-            "  Input errors:",
-            f"    Errors: {in_err}, Drops: 0, Framing errors: 0, Runts: 0",
-            "  Output errors:",
-            f"    Carrier transitions: 1, Errors: {out_err}, Drops: 0",
+            f"  Last flapped   : {flapped}",
+            f"  Input rate     : {rate_in} bps ({rate_in // 4000} pps)",
+            f"  Output rate    : {rate_out} bps ({rate_out // 4000} pps)",
         ]
+        if extensive:
+            lines += [
+                "  Traffic statistics:",
+                f"   Input  bytes  :        {in_oct:>20}",
+                f"   Output bytes  :        {out_oct:>20}",
+                f"   Input  packets:        {in_oct // 500:>20}",
+                f"   Output packets:        {out_oct // 500:>20}",
+                "  Input errors:",
+                f"    Errors: {in_err}, Drops: 0, Framing errors: 0, Runts: 0",
+                "  Output errors:",
+                f"    Carrier transitions: 1, Errors: {out_err}, Drops: 0",
+            ]
+        lines += [
+            "  Active alarms  : None" if itf.link_up else "  Active alarms  : LINK",
+            "  Active defects : None" if itf.link_up else "  Active defects : LINK",
+        ]
+        if itf.ip_address or itf.access_vlan is not None:
+            lines += [
+                "",
+                f"  Logical interface {itf.name}.0 (Index {itf.if_index + 330}) "
+                f"(SNMP ifIndex {itf.if_index + 500})",
+                f"    Flags: {'Up' if itf.oper_up else 'Down'} SNMP-Traps 0x4004000 Encapsulation: ENET2",
+                f"    Input packets : {in_oct // 500}",
+                f"    Output packets: {out_oct // 500}",
+            ]
+            if itf.ip_address:
+                local, plen = itf.ip_address.split("/")
+                network = ipaddress.ip_interface(itf.ip_address).network
+                lines += [
+                    "    Protocol inet, MTU: 1500",
+                    "      Flags: Sendbcast-pkt-to-re",
+                    "      Addresses, Flags: Is-Preferred Is-Primary",
+                    f"        Destination: {network}, Local: {local}, Broadcast: {network.broadcast_address}",
+                ]
+            else:
+                lines += ["    Protocol eth-switch, MTU: 1514", "      Flags: Is-Primary"]
         return "\n".join(lines) + "\n"
 
     def show_lldp_neighbors(self) -> str:
@@ -602,6 +653,10 @@ class JunosShell(Shell):
                 self.changed(itf)
 
 
+def _speed(mbps: int) -> str:
+    return f"{mbps // 1000}Gbps" if mbps >= 1000 and mbps % 1000 == 0 else f"{mbps}mbps"
+
+
 def _vlan_id(member: str | None, cfg: _Config) -> int | None:
     if member is None:
         return None
@@ -669,8 +724,18 @@ def _show_op() -> Node:
     return kw(
         version=kw(J.show_version),
         interfaces=kw(
+            J.show_interfaces,
             terse=kw(J.show_interfaces_terse, arg=Arg("interface", _IF, kw(J.show_interfaces_terse))),
-            arg=Arg("interface", _IF, kw(J.show_interfaces, terse=kw(J.show_interfaces_terse))),
+            extensive=kw(J.show_interfaces_extensive),
+            arg=Arg(
+                "interface",
+                _IF,
+                kw(
+                    J.show_interfaces,
+                    terse=kw(J.show_interfaces_terse),
+                    extensive=kw(J.show_interfaces_extensive),
+                ),
+            ),
         ),
         lldp=kw(neighbors=kw(J.show_lldp_neighbors)),
         configuration=_show_configuration(J.show_configuration),
