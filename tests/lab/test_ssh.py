@@ -95,9 +95,7 @@ def started(bg: BackgroundLoop, host_key: asyncssh.SSHKey) -> Iterator[Started]:
             device = make_device(device_type, name)
             try:
                 acceptor = bg.run(
-                    start_ssh_server(
-                        device, host_keys=host_key, on_change=lambda d, i: changes.append((d.name, i))
-                    )
+                    start_ssh_server(device, host_keys=host_key, on_change=lambda d, i: changes.append((d.name, i)))
                 )
             except OSError:
                 continue
@@ -333,6 +331,26 @@ def test_crashed_device_refuses_and_drops_sessions(started: Started) -> None:
     device.crashed = False  # the box comes back: sessions work again
     with connect(device) as again:
         assert "Cisco IOS Software" in again.send_command("show version")
+
+
+def test_exec_channel_runs_one_command(started: Started, bg: BackgroundLoop) -> None:
+    device, _ = started("cisco_ios", "lab-r7")
+
+    async def run() -> tuple[str, Any]:
+        async with asyncssh.connect(
+            device.address,
+            device.ssh_port,
+            username=LAB_SSH_USERNAME,
+            password=LAB_SSH_PASSWORD,
+            known_hosts=None,
+            client_keys=None,
+        ) as client:
+            result = await client.run("show ip interface brief", timeout=5)
+            return str(result.stdout), result.exit_status
+
+    stdout, status = bg.run(run())
+    assert status == 0
+    assert "GigabitEthernet0/0     10.1.0.1        YES NVRAM  up                    up" in stdout
 
 
 def test_lab_host_key_is_created_once_with_0600(tmp_path: Path) -> None:

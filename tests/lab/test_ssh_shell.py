@@ -230,3 +230,40 @@ def test_junos_error_messages(junos: Any) -> None:
     assert out.splitlines()[1] == " " * len("admin@r1# set interfaces ") + "^"
     assert out.splitlines()[2] == "syntax error."
     assert term.type("rollback 0").startswith("rollback 0\nload complete\n")
+
+
+def test_ios_section_pipe_and_last_change_stamp(ios: Any) -> None:
+    term, _, _, clock = ios
+    enable(term)
+    term.type("configure terminal")
+    clock.now += 60
+    term.type("interface Gi0/1")
+    term.type("description to-core")
+    term.type("end")
+    out = term.type("show running-config | section interface GigabitEthernet0/1")
+    assert out.splitlines()[1:4] == ["interface GigabitEthernet0/1", " description to-core", " no ip address"]
+    assert "! Last configuration change at 16:01:00 UTC Mon Nov 24 2025 by admin" in term.type("show run")
+
+
+def test_a_failing_on_change_does_not_break_the_session() -> None:
+    device = make_device("cisco")
+
+    def explode(_device: LabDevice, _name: str) -> None:
+        raise RuntimeError("trap sender down")
+
+    term = Term(CiscoIosShell(device, username="admin", password=PASSWORD, on_change=explode, clock=Clock()))
+    enable(term)
+    term.type("configure terminal")
+    term.type("interface Gi0/0")
+    assert term.type("shutdown").endswith("r1(config-if)#")
+    assert not device.interfaces[0].admin_up
+    assert term.type("end").endswith("r1#")
+
+
+def test_junos_last_commit_is_remembered(junos: Any) -> None:
+    term, _, _, shared = junos
+    term.type("configure")
+    term.type("set interfaces ge-0/0/0 description x")
+    term.shell.clock.now += 3600
+    term.type("commit and-quit")
+    assert term.type("show configuration").splitlines()[1] == "## Last commit: 2025-11-24 17:00:00 UTC by admin"

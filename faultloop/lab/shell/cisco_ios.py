@@ -405,9 +405,10 @@ class CiscoIosShell(Shell):
 
     def render_running_config(self) -> str:
         d = self.device
+        last_at, last_by = self.shared.get("last_change", (d.boot_time, "admin"))
         out = [
             "!",
-            f"! Last configuration change at {_ios_time(self.clock())} by {self.username}",
+            f"! Last configuration change at {_ios_time(last_at)} by {last_by}",
             "!",
             f"version {IOS_VERSION.split('(')[0]}",
             "service timestamps debug datetime msec",
@@ -449,25 +450,34 @@ class CiscoIosShell(Shell):
         return ""
 
     def cfg_vlan(self, vid: int) -> str:
+        if vid not in self.device.vlans:
+            self._touched()
         self.device.vlans.setdefault(vid, f"VLAN{vid:04d}")
         self.mode, self._vlan = "config-vlan", vid
         return ""
 
     def cfg_no_vlan(self, vid: int) -> str:
+        self._touched()
         self.device.vlans.pop(vid, None)
         return ""
 
     def cfg_vlan_name(self, name: str) -> str:
+        self._touched()
         assert self._vlan is not None
         self.device.vlans[self._vlan] = name
         return ""
 
     def cfg_vlan_no_name(self) -> str:
+        self._touched()
         assert self._vlan is not None
         self.device.vlans[self._vlan] = f"VLAN{self._vlan:04d}"
         return ""
 
+    def _touched(self) -> None:
+        self.shared["last_change"] = (self.clock(), self.username)
+
     def _set(self, field: str, value: Any) -> None:
+        self._touched()
         itf = self._itf
         assert itf is not None
         if getattr(itf, field) != value:
@@ -484,12 +494,14 @@ class CiscoIosShell(Shell):
         return ""
 
     def if_shutdown(self) -> str:
+        self._touched()
         assert self._itf is not None
         if set_admin_state(self._itf, False, self.clock()):
             self.changed(self._itf)
         return ""
 
     def if_no_shutdown(self) -> str:
+        self._touched()
         assert self._itf is not None
         if set_admin_state(self._itf, True, self.clock()):
             self.changed(self._itf)
@@ -578,6 +590,18 @@ def _apply_pipe(output: str, pipes: list[tuple[str, str]]) -> str:
         elif "begin".startswith(verb) and verb:
             idx = next((n for n, ln in enumerate(lines) if pattern.search(ln)), len(lines))
             lines = lines[idx:]
+        elif "section".startswith(verb) and verb:
+            # a matching top-level line and the indented lines under it
+            kept, inside = [], False
+            for ln in lines:
+                if ln[:1] not in (" ", ""):
+                    inside = bool(pattern.search(ln))
+                elif not inside and pattern.search(ln):
+                    kept.append(ln)
+                    continue
+                if inside and ln:
+                    kept.append(ln)
+            lines = kept
         elif "count".startswith(verb) and verb:
             lines = [f"Number of lines which match regexp = {sum(1 for ln in lines if pattern.search(ln))}"]
         else:

@@ -66,9 +66,7 @@ class _Config:
             if c.address:
                 out.append((f"interfaces {name} unit 0 family inet", f"address {c.address}"))
             if c.vlan_member:
-                out.append(
-                    (f"interfaces {name} unit 0 family ethernet-switching vlan", f"members {c.vlan_member}")
-                )
+                out.append((f"interfaces {name} unit 0 family ethernet-switching vlan", f"members {c.vlan_member}"))
         for vname, vid in self.vlans.items():
             out.append((f"vlans {vname}", f"vlan-id {vid}") if vid is not None else ("vlans", vname))
         return out
@@ -212,9 +210,7 @@ class JunosShell(Shell):
                 description=itf.alias or None,
                 disable=not itf.admin_up,
                 address=itf.ip_address,
-                vlan_member=names.get(itf.access_vlan, str(itf.access_vlan))
-                if itf.access_vlan is not None
-                else None,
+                vlan_member=names.get(itf.access_vlan, str(itf.access_vlan)) if itf.access_vlan is not None else None,
             )
             if c != _IfConfig():
                 cfg.interfaces[itf.name] = c
@@ -319,9 +315,7 @@ class JunosShell(Shell):
         now = self.clock()
         in_oct, out_oct, in_err, out_err = interface_counters(itf, now)
         rate_in, rate_out = (int(itf.in_rate_bps), int(itf.out_rate_bps)) if itf.oper_up else (0, 0)
-        flapped = time.strftime(
-            "%Y-%m-%d %H:%M:%S UTC", time.gmtime(itf.last_change or self.device.boot_time)
-        )
+        flapped = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(itf.last_change or self.device.boot_time))
         lines = [
             f"Physical interface: {itf.name}, {'Enabled' if itf.admin_up else 'Administratively down'}, "
             f"Physical link is {'Up' if itf.link_up else 'Down'}",
@@ -361,8 +355,7 @@ class JunosShell(Shell):
         if itf.ip_address or itf.access_vlan is not None:
             lines += [
                 "",
-                f"  Logical interface {itf.name}.0 (Index {itf.if_index + 330}) "
-                f"(SNMP ifIndex {itf.if_index + 500})",
+                f"  Logical interface {itf.name}.0 (Index {itf.if_index + 330}) (SNMP ifIndex {itf.if_index + 500})",
                 f"    Flags: {'Up' if itf.oper_up else 'Down'} SNMP-Traps 0x4004000 Encapsulation: ENET2",
                 f"    Input packets : {in_oct // 500}",
                 f"    Output packets: {out_oct // 500}",
@@ -381,9 +374,7 @@ class JunosShell(Shell):
         return "\n".join(lines) + "\n"
 
     def show_lldp_neighbors(self) -> str:
-        lines = [
-            f"{'Local Interface':<19}{'Parent Interface':<20}{'Chassis Id':<20}{'Port info':<19}System Name"
-        ]
+        lines = [f"{'Local Interface':<19}{'Parent Interface':<20}{'Chassis Id':<20}{'Port info':<19}System Name"]
         for itf in self.device.interfaces:
             if itf.neighbor is None or not itf.oper_up:
                 continue
@@ -413,8 +404,9 @@ class JunosShell(Shell):
         else:
             text = self._curly(cfg, path)
             if header and not path:
-                when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(self.clock()))
-                text = f"## Last commit: {when} by {self.username}\n" + text
+                at, by = self.shared.get("last_commit", (self.device.boot_time, "root"))
+                when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(at))
+                text = f"## Last commit: {when} by {by}\n" + text
         rest = [p for p in pipes if p not in ("display set", "no-more")]
         return _apply_pipes(text, rest) or ""
 
@@ -569,6 +561,7 @@ class JunosShell(Shell):
         if check:
             return "configuration check succeeds\n"
         self._apply(self._base, self._candidate)
+        self.shared["last_commit"] = (self.clock(), self.username)
         self._base = self._active()
         self._candidate = copy.deepcopy(self._base)
         return "commit complete\n"
@@ -603,8 +596,7 @@ class JunosShell(Shell):
             return ""
 
         self.ask(
-            "The configuration has been changed but not committed\n"
-            "Exit with uncommitted changes? [yes,no] (yes) ",
+            "The configuration has been changed but not committed\nExit with uncommitted changes? [yes,no] (yes) ",
             answer,
         )
         return ""
@@ -770,9 +762,7 @@ _SET_IF = kw(
             kw(
                 family=kw(
                     inet=kw(address=_INET_ADDR),
-                    ethernet_switching=kw(
-                        vlan=kw(members=kw(arg=Arg("vlan", _text, kw(J.cfg_set_vlan_member))))
-                    ),
+                    ethernet_switching=kw(vlan=kw(members=kw(arg=Arg("vlan", _text, kw(J.cfg_set_vlan_member))))),
                 )
             ),
         )
@@ -791,9 +781,7 @@ _DELETE_IF = kw(
                 family=kw(
                     inet=kw(
                         J.cfg_delete_unit,
-                        address=kw(
-                            J.cfg_delete_address, arg=Arg("address", ipv4_prefix, kw(J.cfg_delete_address))
-                        ),
+                        address=kw(J.cfg_delete_address, arg=Arg("address", ipv4_prefix, kw(J.cfg_delete_address))),
                     ),
                     ethernet_switching=kw(J.cfg_delete_unit),
                 ),
@@ -805,11 +793,7 @@ _DELETE_IF = kw(
 _CONFIG = kw(
     set=kw(
         interfaces=kw(arg=Arg("interface", _IF, _SET_IF)),
-        vlans=kw(
-            arg=Arg(
-                "vlan", _text, kw(J.cfg_set_vlan, vlan_id=kw(arg=Arg("id", _VLAN_ID, kw(J.cfg_set_vlan))))
-            )
-        ),
+        vlans=kw(arg=Arg("vlan", _text, kw(J.cfg_set_vlan, vlan_id=kw(arg=Arg("id", _VLAN_ID, kw(J.cfg_set_vlan)))))),
     ),
     delete=kw(
         interfaces=kw(arg=Arg("interface", _IF, _DELETE_IF)),
