@@ -267,3 +267,20 @@ def test_junos_last_commit_is_remembered(junos: Any) -> None:
     term.shell.clock.now += 3600
     term.type("commit and-quit")
     assert term.type("show configuration").splitlines()[1] == "## Last commit: 2025-11-24 17:00:00 UTC by admin"
+
+
+def test_a_pipe_inside_config_text_is_text(ios: Any, junos: Any) -> None:
+    term, device, _, _ = ios
+    enable(term)
+    term.type("configure terminal")
+    term.type("interface Gi0/0")
+    term.type("description A|B circuit")
+    assert device.interfaces[0].alias == "A|B circuit"
+    out = term.type("do show interfaces description | include A.B")
+    assert out.splitlines()[1:] == [f"{'Gi0/0':<31}{'up':<15}{'up':<9}A|B circuit", "r1(config-if)#"]
+
+    jterm, jdevice, _, _ = junos
+    jterm.type("configure")
+    jterm.type('set interfaces ge-0/0/0 description "A|B circuit"')
+    jterm.type("commit")
+    assert jdevice.interfaces[0].alias == "A|B circuit"

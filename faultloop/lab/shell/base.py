@@ -63,6 +63,19 @@ def tokenize(line: str, *, quotes: bool = False) -> list[Token]:
     return tokens
 
 
+def split_unquoted(line: str, sep: str) -> list[str]:
+    """Split on ``sep`` outside "double quotes" (a Junos description may contain a pipe)."""
+    parts, start, quoted = [], 0, False
+    for i, ch in enumerate(line):
+        if ch == '"':
+            quoted = not quoted
+        elif ch == sep and not quoted:
+            parts.append(line[start:i])
+            start = i + 1
+    parts.append(line[start:])
+    return parts
+
+
 ArgParser = Callable[[Sequence[Token], int], "tuple[Any, int] | None"]
 
 

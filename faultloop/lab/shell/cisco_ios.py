@@ -109,7 +109,8 @@ class CiscoIosShell(Shell):
         return super().run_exec(command)
 
     def execute(self, line: str) -> str:
-        command, pipe = _split_pipe(line)
+        # output modifiers exist in EXEC only: in config mode "|" is text (a description)
+        command, pipe = _split_pipe(line) if self.mode in ("user", "enable") else (line, [])
         tokens = tokenize(command)
         if not tokens:
             return ""
@@ -220,7 +221,8 @@ class CiscoIosShell(Shell):
         self.ask("Destination filename [startup-config]? ", answer)
         return ""
 
-    def cmd_do(self, rest: str) -> str:
+    def cmd_do(self, text: str) -> str:
+        rest, pipe = _split_pipe(text)
         tokens = tokenize(rest)
         match = parse(_ENABLE, tokens, rest)
         if match.error:
@@ -232,9 +234,10 @@ class CiscoIosShell(Shell):
             return ""
         assert match.handler is not None
         try:
-            return match.handler(self, *(match.args or []))
+            output = match.handler(self, *(match.args or []))
         except BadInput:
             return "% Invalid input detected at '^' marker.\n\n"
+        return _apply_pipe(output, pipe) if pipe else output
 
     def show_clock(self) -> str:
         now = self.clock()

@@ -36,6 +36,7 @@ from faultloop.lab.shell.base import (
     parse,
     pseudo_mac,
     set_admin_state,
+    split_unquoted,
     tokenize,
 )
 
@@ -154,8 +155,8 @@ class JunosShell(Shell):
         return output
 
     def _execute(self, root: Node, line: str, offset: int, run: bool = False) -> str:
-        command, _, pipe_text = line.partition("|")
-        pipes = [p.strip() for p in pipe_text.split("|")] if pipe_text else []
+        command, *pipe_parts = split_unquoted(line, "|")
+        pipes = [p.strip() for p in pipe_parts]
         tokens = tokenize(command, quotes=True)
         if not tokens:
             return self._caret(offset) + "missing argument.\n" if run else ""
