@@ -67,5 +67,5 @@ def app_routes(app: FastAPI) -> set[tuple[str, str]]:
     found: set[tuple[str, str]] = set()
     for ctx in iter_route_contexts(app.routes):
         for method in (ctx.methods or set()) - {"HEAD", "OPTIONS"}:
-            found.add((method, ctx.path))
+            found.add((method, str(ctx.path)))
     return found

@@ -30,8 +30,7 @@ class StartupError(Exception):
 
 def build_runtime(settings: Settings) -> Runtime:
     engine = make_engine(settings.effective_database_url)
-    return Runtime(settings=settings, engine=engine, sessions=make_sessionmaker(engine),
-                   vault=open_vault(settings))
+    return Runtime(settings=settings, engine=engine, sessions=make_sessionmaker(engine), vault=open_vault(settings))
 
 
 def check_database(rt: Runtime, *, require_current: bool = True) -> None:

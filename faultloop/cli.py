@@ -35,16 +35,23 @@ from inventory import files
 from inventory import service as inventory
 from inventory.schemas import DeviceIn, InventoryDoc
 
-app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
-                  help="faultloop: network OSS for NOCs.")
+app = typer.Typer(
+    no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False, help="faultloop: network OSS for NOCs."
+)
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 user_app = typer.Typer(no_args_is_help=True, help="Users and roles.")
 token_app = typer.Typer(no_args_is_help=True, help="API tokens.")
 inventory_app = typer.Typer(no_args_is_help=True, help="Bulk inventory import and export.")
 device_app = typer.Typer(no_args_is_help=True, help="Devices.")
 secrets_app = typer.Typer(no_args_is_help=True, help="Secrets at rest.")
-for sub, name in ((db_app, "db"), (user_app, "user"), (token_app, "token"), (inventory_app, "inventory"),
-                  (device_app, "device"), (secrets_app, "secrets")):
+for sub, name in (
+    (db_app, "db"),
+    (user_app, "user"),
+    (token_app, "token"),
+    (inventory_app, "inventory"),
+    (device_app, "device"),
+    (secrets_app, "secrets"),
+):
     app.add_typer(sub, name=name)
 
 out = Console()
@@ -91,7 +98,8 @@ def serve(
     configure_logging(settings)
     rt = build_runtime(settings)
     check_database(rt)
-    err.print(f"faultloop listening on http://{settings.host}:{settings.port}  (database {safe_url(settings.effective_database_url)})")
+    database = safe_url(settings.effective_database_url)
+    err.print(f"faultloop listening on http://{settings.host}:{settings.port}  (database {database})")
     uvicorn.run(create_api(rt), host=settings.host, port=settings.port, log_level=settings.log_level.lower())
 
 
@@ -151,8 +159,9 @@ def token_create(
     """Create an API token; only the token is printed on stdout."""
     with _tx() as (rt, session):
         user = accounts.get_user(session, username)
-        _row, token = accounts.create_token(session, user=user, name=name, ttl_days=rt.settings.token_ttl_days,
-                                            actor=CLI_ACTOR)
+        _row, token = accounts.create_token(
+            session, user=user, name=name, ttl_days=rt.settings.token_ttl_days, actor=CLI_ACTOR
+        )
     print(token)
 
 
@@ -162,8 +171,9 @@ def token_create(
 def _import(rt: Runtime, session: Session, doc: InventoryDoc, *, quiet: bool = False) -> dict[str, int]:
     with Progress(console=err, transient=True, disable=quiet) as progress:
         task = progress.add_task("importing devices", total=len(doc.devices))
-        return inventory.import_inventory(session, rt.vault, doc, actor=CLI_ACTOR,
-                                          progress=lambda _h: progress.advance(task))
+        return inventory.import_inventory(
+            session, rt.vault, doc, actor=CLI_ACTOR, progress=lambda _h: progress.advance(task)
+        )
 
 
 @inventory_app.command("import")
@@ -213,8 +223,15 @@ def device_list(
         return
     table = Table("hostname", "address", "site", "role", "vendor/platform", "device_type", "snmp")
     for d in devices:
-        table.add_row(d.hostname, d.address, d.site or "-", d.role, f"{d.vendor}/{d.platform}", d.device_type,
-                      d.snmp.version if d.snmp else "-")
+        table.add_row(
+            d.hostname,
+            d.address,
+            d.site or "-",
+            d.role,
+            f"{d.vendor}/{d.platform}",
+            d.device_type,
+            d.snmp.version if d.snmp else "-",
+        )
     out.print(table)
 
 
@@ -262,10 +279,18 @@ def device_add(
     from pydantic import ValidationError
 
     try:
-        data = DeviceIn.model_validate({
-            "hostname": hostname, "address": address, "role": role, "site": site, "vendor": vendor,
-            "platform": platform, "device_type": device_type, "snmp": snmp,
-        })
+        data = DeviceIn.model_validate(
+            {
+                "hostname": hostname,
+                "address": address,
+                "role": role,
+                "site": site,
+                "vendor": vendor,
+                "platform": platform,
+                "device_type": device_type,
+                "snmp": snmp,
+            }
+        )
     except ValidationError as exc:
         e = exc.errors()[0]
         field = ".".join(str(p) for p in e["loc"])
@@ -291,7 +316,9 @@ def secrets_rotate() -> None:
             raise CliError('FAULTLOOP_SECRET_KEY holds one key; set it to "NEW,OLD" to rotate')
         with transaction(rt.sessions) as session:
             count = inventory.rotate_secrets(session, rt.vault)
-        err.print(f"re-encrypted {count} secret(s) under the first key; now remove the old key from FAULTLOOP_SECRET_KEY")
+        err.print(
+            f"re-encrypted {count} secret(s) under the first key; now remove the old key from FAULTLOOP_SECRET_KEY"
+        )
         return
     keys = prepend_key_file(settings)
     rt = _runtime()
@@ -312,8 +339,9 @@ def seed_admin(rt: Runtime, session: Session) -> tuple[str | None, str]:
     except DomainError:
         password = secrets.token_urlsafe(12)
         user = accounts.create_user(session, username="admin", role="admin", password=password, actor=CLI_ACTOR)
-    _row, token = accounts.create_token(session, user=user, name="demo", ttl_days=rt.settings.token_ttl_days,
-                                        actor=CLI_ACTOR)
+    _row, token = accounts.create_token(
+        session, user=user, name="demo", ttl_days=rt.settings.token_ttl_days, actor=CLI_ACTOR
+    )
     return password, token
 
 
@@ -331,8 +359,16 @@ def demo(
     migrate.upgrade(rt.engine)
     with transaction(rt.sessions) as session:
         password, token = seed_admin(rt, session)
-    asyncio.run(run_demo(rt, password=password, token=token, generate=devices, console=err,
-                         import_inventory=lambda doc: _import_tx(rt, doc)))
+    asyncio.run(
+        run_demo(
+            rt,
+            password=password,
+            token=token,
+            generate=devices,
+            console=err,
+            import_inventory=lambda doc: _import_tx(rt, doc),
+        )
+    )
 
 
 def _import_tx(rt: Runtime, doc: InventoryDoc) -> dict[str, int]:

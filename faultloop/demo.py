@@ -47,8 +47,7 @@ async def run_demo(
         doc = files.parse_file(inventory_path)
         counts = import_inventory(doc)
         server = uvicorn.Server(
-            uvicorn.Config(create_api(rt), host=settings.host, port=settings.port,
-                           log_level=settings.log_level.lower())
+            uvicorn.Config(create_api(rt), host=settings.host, port=settings.port, log_level=settings.log_level.lower())
         )
         url = f"http://{settings.host}:{settings.port}"
         console.rule("faultloop demo")

@@ -35,9 +35,7 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address the HTTP service listens on.")
     port: int = Field(8000, ge=1, le=65535, description="Port the HTTP service listens on.")
     data_dir: Path = Field(Path("var"), description="Directory for the SQLite file, key file and logs.")
-    database_url: str = Field(
-        "", description="SQLAlchemy URL; empty means SQLite at <data_dir>/faultloop.db."
-    )
+    database_url: str = Field("", description="SQLAlchemy URL; empty means SQLite at <data_dir>/faultloop.db.")
     secret_key: SecretStr | None = Field(
         None,
         description="Fernet key(s) for secrets at rest, comma-separated, newest first. "

@@ -27,9 +27,7 @@ class Vault:
         try:
             self._fernet = MultiFernet([Fernet(k) for k in keys])
         except ValueError:
-            raise VaultError(
-                "secret key is not a valid Fernet key (32 url-safe base64-encoded bytes)"
-            ) from None
+            raise VaultError("secret key is not a valid Fernet key (32 url-safe base64-encoded bytes)") from None
         self.keys = keys
 
     def encrypt(self, plaintext: str) -> bytes:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +21,28 @@ from inventory.errors import ImportFailed
 from inventory.schemas import InventoryDoc
 
 CSV_COLUMNS = [
-    "hostname", "address", "site", "vendor", "platform", "device_type", "role", "tags", "parents",
-    "snmp_version", "snmp_port", "snmp_community", "snmp_user", "snmp_auth_protocol", "snmp_auth_key",
-    "snmp_priv_protocol", "snmp_priv_key", "snmp_allow_weak",
-    "ssh_port", "ssh_username", "ssh_password", "ssh_host_key_policy",
+    "hostname",
+    "address",
+    "site",
+    "vendor",
+    "platform",
+    "device_type",
+    "role",
+    "tags",
+    "parents",
+    "snmp_version",
+    "snmp_port",
+    "snmp_community",
+    "snmp_user",
+    "snmp_auth_protocol",
+    "snmp_auth_key",
+    "snmp_priv_protocol",
+    "snmp_priv_key",
+    "snmp_allow_weak",
+    "ssh_port",
+    "ssh_username",
+    "ssh_password",
+    "ssh_host_key_policy",
 ]
 _LIST_COLUMNS = ("tags", "parents")
 
@@ -34,9 +53,7 @@ class _LineLoader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         mapping = super().construct_mapping(node, deep=deep)
         mapping["__line__"] = node.start_mark.line + 1
-        mapping["__lines__"] = {
-            k.value: k.start_mark.line + 1 for k, _ in node.value if isinstance(k, yaml.ScalarNode)
-        }
+        mapping["__lines__"] = {k.value: k.start_mark.line + 1 for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
         return mapping
 
 
@@ -71,7 +88,9 @@ def _describe(loc: tuple[Any, ...], data: Any) -> str:
     current = data
     for key in loc:
         if isinstance(key, int):
-            name = current[key].get("hostname") if isinstance(current, list) and isinstance(current[key], dict) else None
+            name = (
+                current[key].get("hostname") if isinstance(current, list) and isinstance(current[key], dict) else None
+            )
             if fields:
                 fields[-1] += f"[{key}]"
             else:
@@ -84,7 +103,7 @@ def _describe(loc: tuple[Any, ...], data: Any) -> str:
     return f"{where} field {'.'.join(fields)!r}" if fields else where
 
 
-def _message(err: dict[str, Any]) -> str:
+def _message(err: Mapping[str, Any]) -> str:
     msg = str(err["msg"])
     return msg.removeprefix("Value error, ")
 

@@ -320,4 +320,3 @@ class Page(BaseModel, Generic[T]):
     total: int
     limit: int
     offset: int
-

@@ -58,8 +58,9 @@ def create_site(session: Session, data: SiteIn, *, actor: str) -> Site:
     site = Site(name=data.name, description=data.description, created_at=clock.now())
     session.add(site)
     session.flush()
-    audit.record(session, actor=actor, action="site.create", object_type="site", object_id=site.id,
-                 after=data.model_dump())
+    audit.record(
+        session, actor=actor, action="site.create", object_type="site", object_id=site.id, after=data.model_dump()
+    )
     return site
 
 
@@ -70,8 +71,15 @@ def update_site(session: Session, site_id: int, data: SiteIn, *, actor: str) -> 
         raise Conflict(f"site {data.name!r} already exists", field="name")
     site.name, site.description = data.name, data.description
     session.flush()
-    audit.record(session, actor=actor, action="site.update", object_type="site", object_id=site.id,
-                 before=before, after=data.model_dump())
+    audit.record(
+        session,
+        actor=actor,
+        action="site.update",
+        object_type="site",
+        object_id=site.id,
+        before=before,
+        after=data.model_dump(),
+    )
     return site
 
 
@@ -80,8 +88,14 @@ def delete_site(session: Session, site_id: int, *, actor: str) -> None:
     count = session.scalar(select(func.count()).select_from(Device).where(Device.site_id == site.id)) or 0
     if count:
         raise Conflict(f"site {site.name!r} still has {count} device(s)")
-    audit.record(session, actor=actor, action="site.delete", object_type="site", object_id=site.id,
-                 before={"name": site.name, "description": site.description})
+    audit.record(
+        session,
+        actor=actor,
+        action="site.delete",
+        object_type="site",
+        object_id=site.id,
+        before={"name": site.name, "description": site.description},
+    )
     session.delete(site)
     session.flush()
 
@@ -132,9 +146,7 @@ def list_devices(
         query = query.where(cast(Device.tags, String).like(f'%"{escaped}"%', escape="\\"))
     if q:
         pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        query = query.where(
-            or_(Device.hostname.like(pattern, escape="\\"), Device.address.like(pattern, escape="\\"))
-        )
+        query = query.where(or_(Device.hostname.like(pattern, escape="\\"), Device.address.like(pattern, escape="\\")))
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     ids = session.scalars(query.with_only_columns(Device.id).order_by(Device.hostname).limit(limit).offset(offset))
     id_list = list(ids)
@@ -171,9 +183,7 @@ def _apply_ssh(device: Device, ssh: SshIn | None, vault: Vault) -> None:
     device.ssh_port = ssh.port
     device.ssh_username = ssh.username
     device.ssh_password_enc = vault.encrypt(ssh.password.get_secret_value()) if ssh.password else None
-    device.ssh_private_key_enc = (
-        vault.encrypt(ssh.private_key.get_secret_value()) if ssh.private_key else None
-    )
+    device.ssh_private_key_enc = vault.encrypt(ssh.private_key.get_secret_value()) if ssh.private_key else None
     device.ssh_host_key_policy = ssh.host_key_policy
 
 
@@ -211,8 +221,9 @@ def create_device(session: Session, vault: Vault, data: DeviceIn, *, actor: str)
         session.flush()
     except IntegrityError:
         raise Conflict(f"device with hostname {data.hostname!r} already exists", field="hostname") from None
-    audit.record(session, actor=actor, action="device.create", object_type="device", object_id=device.id,
-                 after=device.summary())
+    audit.record(
+        session, actor=actor, action="device.create", object_type="device", object_id=device.id, after=device.summary()
+    )
     return device
 
 
@@ -239,15 +250,23 @@ def update_device(session: Session, vault: Vault, device_id: int, data: DeviceUp
         _apply_ssh(device, data.ssh, vault)
     device.updated_at = clock.now()
     session.flush()
-    audit.record(session, actor=actor, action="device.update", object_type="device", object_id=device.id,
-                 before=before, after=device.summary())
+    audit.record(
+        session,
+        actor=actor,
+        action="device.update",
+        object_type="device",
+        object_id=device.id,
+        before=before,
+        after=device.summary(),
+    )
     return device
 
 
 def delete_device(session: Session, device_id: int, *, actor: str) -> None:
     device = get_device(session, device_id)
-    audit.record(session, actor=actor, action="device.delete", object_type="device", object_id=device.id,
-                 before=device.summary())
+    audit.record(
+        session, actor=actor, action="device.delete", object_type="device", object_id=device.id, before=device.summary()
+    )
     session.delete(device)
     session.flush()
 
@@ -312,8 +331,14 @@ def create_interface(session: Session, *, device_id: int, data: InterfaceIn, act
     itf = Interface(device_id=device.id, **data.model_dump())
     session.add(itf)
     session.flush()
-    audit.record(session, actor=actor, action="interface.create", object_type="interface", object_id=itf.id,
-                 after={"device": device.hostname, **data.model_dump()})
+    audit.record(
+        session,
+        actor=actor,
+        action="interface.create",
+        object_type="interface",
+        object_id=itf.id,
+        after={"device": device.hostname, **data.model_dump()},
+    )
     return itf
 
 
@@ -326,16 +351,28 @@ def update_interface(session: Session, interface_id: int, data: InterfaceUpdate,
             raise InvalidInput("description: must not be null", field="description")
         setattr(itf, name, value)
     session.flush()
-    audit.record(session, actor=actor, action="interface.update", object_type="interface", object_id=itf.id,
-                 before=before,
-                 after={"if_index": itf.if_index, "description": itf.description, "speed_mbps": itf.speed_mbps})
+    audit.record(
+        session,
+        actor=actor,
+        action="interface.update",
+        object_type="interface",
+        object_id=itf.id,
+        before=before,
+        after={"if_index": itf.if_index, "description": itf.description, "speed_mbps": itf.speed_mbps},
+    )
     return itf
 
 
 def delete_interface(session: Session, interface_id: int, *, actor: str) -> None:
     itf = get_interface(session, interface_id)
-    audit.record(session, actor=actor, action="interface.delete", object_type="interface", object_id=itf.id,
-                 before={"device_id": itf.device_id, "name": itf.name})
+    audit.record(
+        session,
+        actor=actor,
+        action="interface.delete",
+        object_type="interface",
+        object_id=itf.id,
+        before={"device_id": itf.device_id, "name": itf.name},
+    )
     session.delete(itf)
     session.flush()
 
@@ -344,9 +381,7 @@ def delete_interface(session: Session, interface_id: int, *, actor: str) -> None
 
 
 def _interface_named(session: Session, device: str, interface: str, *, field: str) -> Interface:
-    itf = session.scalar(
-        select(Interface).join(Device).where(Device.hostname == device, Interface.name == interface)
-    )
+    itf = session.scalar(select(Interface).join(Device).where(Device.hostname == device, Interface.name == interface))
     if itf is None:
         raise InvalidInput(f"{field}: no interface {interface!r} on device {device!r}", field=field)
     return itf
@@ -361,12 +396,12 @@ def create_link(session: Session, data: LinkIn, *, actor: str) -> Link:
     existing = session.scalar(select(Link).where(Link.a_interface_id == low, Link.b_interface_id == high))
     if existing is not None:
         raise Conflict(f"link {data.a_device}:{data.a_interface} <-> {data.b_device}:{data.b_interface} exists")
-    link = Link(a_interface_id=low, b_interface_id=high, source=data.source, state="active",
-                created_at=clock.now())
+    link = Link(a_interface_id=low, b_interface_id=high, source=data.source, state="active", created_at=clock.now())
     session.add(link)
     session.flush()
-    audit.record(session, actor=actor, action="link.create", object_type="link", object_id=link.id,
-                 after=data.model_dump())
+    audit.record(
+        session, actor=actor, action="link.create", object_type="link", object_id=link.id, after=data.model_dump()
+    )
     return link
 
 
@@ -393,8 +428,14 @@ def list_links(
 
 def delete_link(session: Session, link_id: int, *, actor: str) -> None:
     link = get_link(session, link_id)
-    audit.record(session, actor=actor, action="link.delete", object_type="link", object_id=link.id,
-                 before=link_out(link).model_dump())
+    audit.record(
+        session,
+        actor=actor,
+        action="link.delete",
+        object_type="link",
+        object_id=link.id,
+        before=link_out(link).model_dump(),
+    )
     session.delete(link)
     session.flush()
 
@@ -403,8 +444,7 @@ def link_out(link: Link) -> LinkOut:
     def end(itf: Interface) -> LinkEnd:
         return LinkEnd(device=itf.device.hostname, interface=itf.name, interface_id=itf.id)
 
-    return LinkOut(id=link.id, a=end(link.a_interface), b=end(link.b_interface), source=link.source,
-                   state=link.state)
+    return LinkOut(id=link.id, a=end(link.a_interface), b=end(link.b_interface), source=link.source, state=link.state)
 
 
 # ---- bulk import / export ------------------------------------------------------------
@@ -437,10 +477,12 @@ def import_inventory(
                 device = create_device(session, vault, dev_in.model_copy(update={"parents": []}), actor=actor)
                 counts["devices_created"] += 1
             else:
-                update = DeviceUpdate(**{
-                    k: getattr(dev_in, k)
-                    for k in ("address", "site", "vendor", "platform", "device_type", "role", "tags", "snmp", "ssh")
-                })
+                update = DeviceUpdate(
+                    **{
+                        k: getattr(dev_in, k)
+                        for k in ("address", "site", "vendor", "platform", "device_type", "role", "tags", "snmp", "ssh")
+                    }
+                )
                 device = update_device(session, vault, existing.id, update, actor=actor)
                 _merge_interfaces(device, dev_in.interfaces)
                 counts["devices_updated"] += 1
@@ -463,8 +505,7 @@ def import_inventory(
         except InvalidInput as exc:
             raise InvalidInput(f"links[{index}]: {exc.detail}", field=exc.field) from None
         counts["links"] += 1
-    audit.record(session, actor=actor, action="inventory.import", object_type="inventory", object_id="-",
-                 after=counts)
+    audit.record(session, actor=actor, action="inventory.import", object_type="inventory", object_id="-", after=counts)
     return counts
 
 
@@ -491,9 +532,15 @@ def export_inventory(session: Session, vault: Vault, *, with_secrets: bool) -> d
     devices = []
     for d in session.scalars(_device_query().order_by(Device.hostname)):
         entry: dict[str, Any] = {
-            "hostname": d.hostname, "address": d.address, "site": d.site.name if d.site else None,
-            "vendor": d.vendor, "platform": d.platform, "device_type": d.device_type, "role": d.role,
-            "tags": list(d.tags or []), "parents": [p.hostname for p in d.parents],
+            "hostname": d.hostname,
+            "address": d.address,
+            "site": d.site.name if d.site else None,
+            "vendor": d.vendor,
+            "platform": d.platform,
+            "device_type": d.device_type,
+            "role": d.role,
+            "tags": list(d.tags or []),
+            "parents": [p.hostname for p in d.parents],
             "interfaces": [
                 {"name": i.name, "if_index": i.if_index, "description": i.description, "speed_mbps": i.speed_mbps}
                 for i in d.interfaces
@@ -502,24 +549,40 @@ def export_inventory(session: Session, vault: Vault, *, with_secrets: bool) -> d
         if d.snmp_version:
             snmp: dict[str, Any] = {"version": d.snmp_version, "port": d.snmp_port}
             if d.snmp_version == "v3":
-                snmp.update(user=d.snmp_user, auth_protocol=d.snmp_auth_protocol,
-                            auth_key=secret(d.snmp_auth_key_enc), priv_protocol=d.snmp_priv_protocol,
-                            priv_key=secret(d.snmp_priv_key_enc))
+                snmp.update(
+                    user=d.snmp_user,
+                    auth_protocol=d.snmp_auth_protocol,
+                    auth_key=secret(d.snmp_auth_key_enc),
+                    priv_protocol=d.snmp_priv_protocol,
+                    priv_key=secret(d.snmp_priv_key_enc),
+                )
                 if d.snmp_allow_weak:
                     snmp["allow_weak"] = True
             else:
                 snmp["community"] = secret(d.snmp_community_enc)
             entry["snmp"] = {k: v for k, v in snmp.items() if v is not None}
         if d.ssh_username:
-            ssh = {"port": d.ssh_port, "username": d.ssh_username, "password": secret(d.ssh_password_enc),
-                   "private_key": secret(d.ssh_private_key_enc), "host_key_policy": d.ssh_host_key_policy}
+            ssh = {
+                "port": d.ssh_port,
+                "username": d.ssh_username,
+                "password": secret(d.ssh_password_enc),
+                "private_key": secret(d.ssh_private_key_enc),
+                "host_key_policy": d.ssh_host_key_policy,
+            }
             entry["ssh"] = {k: v for k, v in ssh.items() if v is not None}
         devices.append(entry)
     links = []
     for link in session.scalars(select(Link).order_by(Link.id)):
         out = link_out(link)
-        links.append({"a_device": out.a.device, "a_interface": out.a.interface, "b_device": out.b.device,
-                      "b_interface": out.b.interface, "source": out.source})
+        links.append(
+            {
+                "a_device": out.a.device,
+                "a_interface": out.a.interface,
+                "b_device": out.b.device,
+                "b_interface": out.b.interface,
+                "source": out.source,
+            }
+        )
     return {
         "sites": [{"name": s.name, "description": s.description} for s in list_sites(session)],
         "devices": devices,

@@ -77,8 +77,9 @@ class AuditOut(BaseModel):
 @router.post("/auth/token", status_code=status.HTTP_201_CREATED, response_model=TokenCreated)
 def login(body: LoginIn, session: SessionDep, rt: Annotated[Runtime, Depends(runtime)]) -> TokenCreated:
     user = accounts.authenticate(session, username=body.username, password=body.password.get_secret_value())
-    row, token = accounts.create_token(session, user=user, name=body.name,
-                                       ttl_days=rt.settings.token_ttl_days, actor=user.username)
+    row, token = accounts.create_token(
+        session, user=user, name=body.name, ttl_days=rt.settings.token_ttl_days, actor=user.username
+    )
     return TokenCreated(id=row.id, token=token, prefix=row.prefix, expires_at=row.expires_at)
 
 
@@ -95,8 +96,11 @@ def list_users(session: SessionDep, user: UserDep) -> list[UserOut]:
 @router.post("/users", status_code=status.HTTP_201_CREATED, response_model=UserOut)
 def create_user(body: UserIn, session: SessionDep, user: UserDep) -> UserOut:
     created = accounts.create_user(
-        session, username=body.username, role=body.role.value,
-        password=body.password.get_secret_value() if body.password else None, actor=user.username,
+        session,
+        username=body.username,
+        role=body.role.value,
+        password=body.password.get_secret_value() if body.password else None,
+        actor=user.username,
     )
     return UserOut.model_validate(created)
 
@@ -110,8 +114,9 @@ def list_tokens(session: SessionDep, user: UserDep) -> list[TokenOut]:
 def create_token(
     body: TokenIn, session: SessionDep, user: UserDep, rt: Annotated[Runtime, Depends(runtime)]
 ) -> TokenCreated:
-    row, token = accounts.create_token(session, user=user, name=body.name,
-                                       ttl_days=rt.settings.token_ttl_days, actor=user.username)
+    row, token = accounts.create_token(
+        session, user=user, name=body.name, ttl_days=rt.settings.token_ttl_days, actor=user.username
+    )
     return TokenCreated(id=row.id, token=token, prefix=row.prefix, expires_at=row.expires_at)
 
 
@@ -132,7 +137,9 @@ def audit_log(
     object_id: Annotated[str | None, Query()] = None,
     actor: Annotated[str | None, Query()] = None,
 ) -> Page[AuditOut]:
-    rows, total = audit.list_entries(session, limit=page.limit, offset=page.offset, object_type=object_type,
-                                     object_id=object_id, actor=actor)
-    return Page[AuditOut](items=[AuditOut.model_validate(r) for r in rows], total=total, limit=page.limit,
-                          offset=page.offset)
+    rows, total = audit.list_entries(
+        session, limit=page.limit, offset=page.offset, object_type=object_type, object_id=object_id, actor=actor
+    )
+    return Page[AuditOut](
+        items=[AuditOut.model_validate(r) for r in rows], total=total, limit=page.limit, offset=page.offset
+    )

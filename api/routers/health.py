@@ -31,5 +31,6 @@ def readyz(rt: Annotated[Runtime, Depends(runtime)]) -> JSONResponse:
     except SQLAlchemyError as exc:
         checks["database"] = f"unreachable: {type(exc).__name__}"
     ready = all(v == "ok" for v in checks.values()) and "migrations" in checks
-    return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks},
-                        status_code=200 if ready else 503)
+    return JSONResponse(
+        {"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503
+    )

@@ -61,10 +61,12 @@ def list_devices(
     tag: Annotated[str | None, Query()] = None,
     q: Annotated[str | None, Query(description="Substring of hostname or address")] = None,
 ) -> Page[DeviceOut]:
-    rows, total = service.list_devices(session, limit=page.limit, offset=page.offset, site=site, role=role,
-                                       vendor=vendor, tag=tag, q=q)
-    return Page[DeviceOut](items=[service.device_out(d) for d in rows], total=total, limit=page.limit,
-                           offset=page.offset)
+    rows, total = service.list_devices(
+        session, limit=page.limit, offset=page.offset, site=site, role=role, vendor=vendor, tag=tag, q=q
+    )
+    return Page[DeviceOut](
+        items=[service.device_out(d) for d in rows], total=total, limit=page.limit, offset=page.offset
+    )
 
 
 @router.post("/devices", status_code=status.HTTP_201_CREATED, response_model=DeviceOut)
@@ -122,8 +124,9 @@ def list_links(
     source: Annotated[Literal["manual", "discovered"] | None, Query()] = None,
 ) -> Page[LinkOut]:
     rows, total = service.list_links(session, limit=page.limit, offset=page.offset, device=device, source=source)
-    return Page[LinkOut](items=[service.link_out(link) for link in rows], total=total, limit=page.limit,
-                         offset=page.offset)
+    return Page[LinkOut](
+        items=[service.link_out(link) for link in rows], total=total, limit=page.limit, offset=page.offset
+    )
 
 
 @router.post("/links", status_code=status.HTTP_201_CREATED, response_model=LinkOut)

@@ -15,7 +15,7 @@ from faultloop.accounts.models import ApiToken, Role, User
 from faultloop.audit import service as audit
 from faultloop.errors import Conflict, InvalidInput, NotFound, Unauthorized
 
-TOKEN_PREFIX = "flt_"
+TOKEN_PREFIX = "flt_"  # noqa: S105 - a prefix, not a secret
 USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 MIN_PASSWORD = 10
 _hasher = PasswordHasher()
@@ -53,7 +53,11 @@ def create_user(session: Session, *, username: str, role: str, password: str | N
     session.add(user)
     session.flush()
     audit.record(
-        session, actor=actor, action="user.create", object_type="user", object_id=user.id,
+        session,
+        actor=actor,
+        action="user.create",
+        object_type="user",
+        object_id=user.id,
         after={"username": username, "role": parsed_role.value},
     )
     return user
@@ -88,9 +92,7 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_token(
-    session: Session, *, user: User, name: str, ttl_days: int, actor: str
-) -> tuple[ApiToken, str]:
+def create_token(session: Session, *, user: User, name: str, ttl_days: int, actor: str) -> tuple[ApiToken, str]:
     """Return the stored row and the token itself, which is never stored nor shown again."""
     plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)
     now = clock.now()
@@ -105,9 +107,12 @@ def create_token(
     session.add(row)
     session.flush()
     audit.record(
-        session, actor=actor, action="token.create", object_type="api_token", object_id=row.id,
-        after={"user": user.username, "name": row.name, "prefix": row.prefix,
-               "expires_at": row.expires_at.isoformat()},
+        session,
+        actor=actor,
+        action="token.create",
+        object_type="api_token",
+        object_id=row.id,
+        after={"user": user.username, "name": row.name, "prefix": row.prefix, "expires_at": row.expires_at.isoformat()},
     )
     return row, plaintext
 
@@ -136,7 +141,12 @@ def revoke_token(session: Session, *, token_id: int, actor: str) -> ApiToken:
         row.revoked_at = clock.now()
         session.flush()
         audit.record(
-            session, actor=actor, action="token.revoke", object_type="api_token", object_id=row.id,
-            before={"revoked": False}, after={"revoked": True},
+            session,
+            actor=actor,
+            action="token.revoke",
+            object_type="api_token",
+            object_id=row.id,
+            before={"revoked": False},
+            after={"revoked": True},
         )
     return row

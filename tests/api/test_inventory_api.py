@@ -1,7 +1,8 @@
 """Sites, devices, interfaces and links over the API, on SQLite and PostgreSQL."""
 
-from faultloop.audit.models import AuditEntry
 from sqlalchemy import select
+
+from faultloop.audit.models import AuditEntry
 
 
 def _site(client, h, name="site-a"):
@@ -11,23 +12,42 @@ def _site(client, h, name="site-a"):
 
 
 def _device(client, h, hostname="r1", **extra):
-    body = {"hostname": hostname, "address": "127.0.1.1", "role": "core", "device_type": "cisco_ios",
-            "vendor": "cisco", "platform": "ios", **extra}
+    body = {
+        "hostname": hostname,
+        "address": "127.0.1.1",
+        "role": "core",
+        "device_type": "cisco_ios",
+        "vendor": "cisco",
+        "platform": "ios",
+        **extra,
+    }
     return client.post("/api/v1/devices", json=body, headers=h)
 
 
 def test_device_crud_and_secrets_never_returned(client, auth):
     h = auth("admin")
     _site(client, h)
-    r = _device(client, h, site="site-a", tags=["lab", "core"],
-                snmp={"version": "v2c", "community": "s3cret-comm"},
-                ssh={"username": "ops", "password": "ssh-pass-123"},
-                interfaces=[{"name": "Gi0/1", "if_index": 1, "speed_mbps": 1000}])
+    r = _device(
+        client,
+        h,
+        site="site-a",
+        tags=["lab", "core"],
+        snmp={"version": "v2c", "community": "s3cret-comm"},
+        ssh={"username": "ops", "password": "ssh-pass-123"},
+        interfaces=[{"name": "Gi0/1", "if_index": 1, "speed_mbps": 1000}],
+    )
     assert r.status_code == 201, r.text
     dev = r.json()
-    assert dev["snmp"] == {"version": "v2c", "port": 161, "user": None, "auth_protocol": None,
-                           "priv_protocol": None, "has_community": True, "has_auth_key": False,
-                           "has_priv_key": False}
+    assert dev["snmp"] == {
+        "version": "v2c",
+        "port": 161,
+        "user": None,
+        "auth_protocol": None,
+        "priv_protocol": None,
+        "has_community": True,
+        "has_auth_key": False,
+        "has_priv_key": False,
+    }
     assert dev["ssh"]["has_password"] is True
     assert "s3cret-comm" not in r.text and "ssh-pass-123" not in r.text
     assert dev["tags"] == ["core", "lab"]
@@ -55,10 +75,25 @@ def test_422_names_the_field(client, auth):
         ({"address": "10.0.0.300"}, "address", "IPv4 or IPv6"),
         ({"role": "boss"}, "role", "core"),
         ({"device_type": "cisco_iox"}, "device_type", "unknown netmiko device_type"),
-        ({"snmp": {"version": "v3", "user": "u", "auth_protocol": "MD5", "auth_key": "12345678"}},
-         "snmp", "MD5 needs allow_weak"),
-        ({"snmp": {"version": "v3", "user": "u", "auth_protocol": "SHA", "auth_key": "k",
-                   "priv_protocol": "AES-128", "priv_key": "12345678"}}, "snmp", "auth_key"),
+        (
+            {"snmp": {"version": "v3", "user": "u", "auth_protocol": "MD5", "auth_key": "12345678"}},
+            "snmp",
+            "MD5 needs allow_weak",
+        ),
+        (
+            {
+                "snmp": {
+                    "version": "v3",
+                    "user": "u",
+                    "auth_protocol": "SHA",
+                    "auth_key": "k",
+                    "priv_protocol": "AES-128",
+                    "priv_key": "12345678",
+                }
+            },
+            "snmp",
+            "auth_key",
+        ),
         ({"snmp": {"version": "v2c"}}, "snmp", "community is required"),
         ({"hostname": "bad host"}, "hostname", "letters, digits"),
         ({"bogus": 1}, "bogus", "Extra inputs"),
@@ -73,9 +108,19 @@ def test_422_names_the_field(client, auth):
 
 
 def test_weak_crypto_allowed_when_explicit(client, auth):
-    r = _device(client, auth("admin"), snmp={"version": "v3", "user": "old", "auth_protocol": "MD5",
-                                             "auth_key": "12345678", "priv_protocol": "DES",
-                                             "priv_key": "abcdefgh", "allow_weak": True})
+    r = _device(
+        client,
+        auth("admin"),
+        snmp={
+            "version": "v3",
+            "user": "old",
+            "auth_protocol": "MD5",
+            "auth_key": "12345678",
+            "priv_protocol": "DES",
+            "priv_key": "abcdefgh",
+            "allow_weak": True,
+        },
+    )
     assert r.status_code == 201, r.text
 
 
@@ -90,8 +135,15 @@ def test_pagination_and_filters(client, auth):
     _site(client, h, "north")
     _site(client, h, "south")
     for i in range(7):
-        r = _device(client, h, hostname=f"acc{i}", address=f"127.0.2.{i + 1}", role="access",
-                    site="north" if i % 2 else "south", tags=["even"] if i % 2 == 0 else [])
+        r = _device(
+            client,
+            h,
+            hostname=f"acc{i}",
+            address=f"127.0.2.{i + 1}",
+            role="access",
+            site="north" if i % 2 else "south",
+            tags=["even"] if i % 2 == 0 else [],
+        )
         assert r.status_code == 201
     page = client.get("/api/v1/devices", params={"limit": 3, "offset": 3}, headers=h).json()
     assert page["total"] == 7 and [d["hostname"] for d in page["items"]] == ["acc3", "acc4", "acc5"]
@@ -141,8 +193,7 @@ def test_every_change_is_audited(client, auth, session):
     client.delete(f"/api/v1/devices/{dev['id']}", headers=h)
     client.put(f"/api/v1/sites/{site['id']}", json={"name": "site-b"}, headers=h)
     session.expire_all()
-    entries = session.scalars(select(AuditEntry).where(AuditEntry.actor == "admin-user")
-                              .order_by(AuditEntry.id)).all()
+    entries = session.scalars(select(AuditEntry).where(AuditEntry.actor == "admin-user").order_by(AuditEntry.id)).all()
     actions = [e.action for e in entries]
     assert actions == ["site.create", "device.create", "device.update", "device.delete", "site.update"]
     update = entries[2]
@@ -180,8 +231,9 @@ def test_admin_creates_users_and_unknown_role_is_422(client, auth):
     h = auth("admin")
     r = client.post("/api/v1/users", json={"username": "bob", "role": "wizard"}, headers=h)
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "role"
-    r = client.post("/api/v1/users", json={"username": "bob", "role": "technician", "password": "long enough pw"},
-                    headers=h)
+    r = client.post(
+        "/api/v1/users", json={"username": "bob", "role": "technician", "password": "long enough pw"}, headers=h
+    )
     assert r.status_code == 201 and r.json()["role"] == "technician"
     r = client.post("/api/v1/users", json={"username": "bob", "role": "viewer"}, headers=h)
     assert r.status_code == 409

@@ -27,7 +27,6 @@ def test_unlisted_route_is_refused(runtime, client, auth, monkeypatch):
     assert "not in the allow-table" in r.json()["detail"]
 
 
-
 def _concrete(path: str) -> str:
     import re
 

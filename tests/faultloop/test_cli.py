@@ -14,8 +14,14 @@ from tests.inventory.test_files import GOOD
 
 
 def run(args, env, stdin=None, check=True):
-    proc = subprocess.run([sys.executable, "-m", "faultloop.cli", *args], env=env, input=stdin,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "faultloop.cli", *args],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     if check:
         assert proc.returncode == 0, (args, proc.stdout, proc.stderr)
     return proc
@@ -38,8 +44,9 @@ def test_user_token_and_scripts(env):
     proc = run(["user", "add", "bob", "--role", "wizard", "--password-stdin"], env, stdin="x" * 12, check=False)
     assert proc.returncode == 2 and "role: expected one of admin, noc" in proc.stderr
     assert "Traceback" not in proc.stderr
-    proc = run(["user", "add", "alice", "--role", "noc", "--password-stdin"], env, stdin="another long one\n",
-               check=False)
+    proc = run(
+        ["user", "add", "alice", "--role", "noc", "--password-stdin"], env, stdin="another long one\n", check=False
+    )
     assert proc.returncode == 2 and "already exists" in proc.stderr
 
 
@@ -56,8 +63,11 @@ def test_inventory_import_export_and_devices(env, tmp_path):
     assert "public" not in json.dumps(shown)
     exported = yaml.safe_load(run(["inventory", "export"], env).stdout)
     assert exported["devices"][1]["snmp"]["community"] == "<redacted>"
-    run(["device", "add", "edge9", "--address", "127.0.1.9", "--role", "cpe", "--snmp-version", "v2c"], env,
-        stdin="edge-community\n")
+    run(
+        ["device", "add", "edge9", "--address", "127.0.1.9", "--role", "cpe", "--snmp-version", "v2c"],
+        env,
+        stdin="edge-community\n",
+    )
     assert len(json.loads(run(["device", "list", "--json"], env).stdout)) == 3
     proc = run(["device", "add", "edge9", "--address", "127.0.1.9", "--role", "cpe"], env, check=False)
     assert proc.returncode == 2 and "already exists" in proc.stderr

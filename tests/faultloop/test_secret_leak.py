@@ -37,34 +37,90 @@ def test_marker_secrets_never_leak(tmp_path, caplog):
     h = {"Authorization": f"Bearer {token}"}
     responses = []
     with TestClient(create_api(rt), raise_server_exceptions=False) as client:
-        r = client.post("/api/v1/devices", headers=h, json={
-            "hostname": "r1", "address": "127.0.1.1", "role": "core",
-            "snmp": {"version": "v2c", "community": MARKERS["community"]},
-            "ssh": {"username": "ops", "password": MARKERS["ssh"], "private_key": MARKERS["key"]},
-        })
+        r = client.post(
+            "/api/v1/devices",
+            headers=h,
+            json={
+                "hostname": "r1",
+                "address": "127.0.1.1",
+                "role": "core",
+                "snmp": {"version": "v2c", "community": MARKERS["community"]},
+                "ssh": {"username": "ops", "password": MARKERS["ssh"], "private_key": MARKERS["key"]},
+            },
+        )
         assert r.status_code == 201
         responses.append(r)
-        r = client.post("/api/v1/devices", headers=h, json={
-            "hostname": "r2", "address": "127.0.1.2", "role": "core",
-            "snmp": {"version": "v3", "user": "u", "auth_protocol": "SHA-256", "auth_key": MARKERS["auth"],
-                     "priv_protocol": "AES-128", "priv_key": MARKERS["priv"]},
-        })
+        r = client.post(
+            "/api/v1/devices",
+            headers=h,
+            json={
+                "hostname": "r2",
+                "address": "127.0.1.2",
+                "role": "core",
+                "snmp": {
+                    "version": "v3",
+                    "user": "u",
+                    "auth_protocol": "SHA-256",
+                    "auth_key": MARKERS["auth"],
+                    "priv_protocol": "AES-128",
+                    "priv_key": MARKERS["priv"],
+                },
+            },
+        )
         assert r.status_code == 201
         responses.append(r)
         # bad inputs carrying secrets: the error must not echo them
-        responses.append(client.post("/api/v1/devices", headers=h, json={
-            "hostname": "r3", "address": "bad", "role": "core",
-            "snmp": {"version": "v2c", "community": MARKERS["community"]}}))
-        responses.append(client.post("/api/v1/devices", headers=h, json={
-            "hostname": "r1", "address": "127.0.0.9", "role": "core",
-            "ssh": {"username": "ops", "password": MARKERS["ssh"]}}))
-        responses.append(client.post("/api/v1/devices", headers=h, json={
-            "hostname": "r4", "address": "127.0.0.4", "role": "core",
-            "snmp": {"version": "v3", "user": "u", "auth_protocol": "MD5", "auth_key": MARKERS["auth"]}}))
-        responses.append(client.patch("/api/v1/devices/2", headers=h, json={
-            "snmp": {"version": "v1", "community": MARKERS["community"], "user": "x"}}))
-        for path in ("/api/v1/devices", "/api/v1/devices/1", "/api/v1/devices/2", "/api/v1/audit",
-                     "/openapi.json", "/api/v1/devices/1/interfaces"):
+        responses.append(
+            client.post(
+                "/api/v1/devices",
+                headers=h,
+                json={
+                    "hostname": "r3",
+                    "address": "bad",
+                    "role": "core",
+                    "snmp": {"version": "v2c", "community": MARKERS["community"]},
+                },
+            )
+        )
+        responses.append(
+            client.post(
+                "/api/v1/devices",
+                headers=h,
+                json={
+                    "hostname": "r1",
+                    "address": "127.0.0.9",
+                    "role": "core",
+                    "ssh": {"username": "ops", "password": MARKERS["ssh"]},
+                },
+            )
+        )
+        responses.append(
+            client.post(
+                "/api/v1/devices",
+                headers=h,
+                json={
+                    "hostname": "r4",
+                    "address": "127.0.0.4",
+                    "role": "core",
+                    "snmp": {"version": "v3", "user": "u", "auth_protocol": "MD5", "auth_key": MARKERS["auth"]},
+                },
+            )
+        )
+        responses.append(
+            client.patch(
+                "/api/v1/devices/2",
+                headers=h,
+                json={"snmp": {"version": "v1", "community": MARKERS["community"], "user": "x"}},
+            )
+        )
+        for path in (
+            "/api/v1/devices",
+            "/api/v1/devices/1",
+            "/api/v1/devices/2",
+            "/api/v1/audit",
+            "/openapi.json",
+            "/api/v1/devices/1/interfaces",
+        ):
             responses.append(client.get(path, headers=h))
     assert [r.status_code for r in responses[2:6]] == [422, 409, 422, 422]
     rt.engine.dispose()

@@ -30,7 +30,10 @@ def test_environment_and_toml(monkeypatch, tmp_path):
     "env,expected",
     [
         ({"FAULTLOOP_PORT": "70000"}, "FAULTLOOP_PORT (port)"),
-        ({"FAULTLOOP_DATABASE_URL": "mysql://x"}, "FAULTLOOP_DATABASE_URL (database_url): Value error, expected a sqlite"),
+        (
+            {"FAULTLOOP_DATABASE_URL": "mysql://x"},
+            "FAULTLOOP_DATABASE_URL (database_url): Value error, expected a sqlite",
+        ),
         ({"FAULTLOOP_LOG_LEVEL": "LOUD"}, "FAULTLOOP_LOG_LEVEL"),
     ],
 )

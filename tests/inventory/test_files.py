@@ -26,7 +26,8 @@ devices:
     site: pop1
     role: access
     parents: [core1]
-    snmp: {version: v3, user: labv3, auth_protocol: SHA-256, auth_key: lab-auth-pass, priv_protocol: AES-128, priv_key: lab-priv-pass}
+    snmp: {version: v3, user: labv3, auth_protocol: SHA-256, auth_key: lab-auth-pass,
+           priv_protocol: AES-128, priv_key: lab-priv-pass}
     interfaces:
       - {name: Gi0/1, if_index: 1}
 links:
@@ -58,13 +59,19 @@ def test_yaml_import_round_trip(session, vault):
 @pytest.mark.parametrize(
     "text,expected",
     [
-        ("devices:\n  - hostname: r1\n    address: 10.0.0.1\n    role: core\n    snmp:\n      version: v5\n",
-         "x.yaml line 6: devices[0] (r1) field 'snmp.version'"),
-        ("devices:\n  - hostname: r1\n    address: nope\n    role: core\n",
-         "x.yaml line 3: devices[0] (r1) field 'address': expected an IPv4 or IPv6 address"),
+        (
+            "devices:\n  - hostname: r1\n    address: 10.0.0.1\n    role: core\n    snmp:\n      version: v5\n",
+            "x.yaml line 6: devices[0] (r1) field 'snmp.version'",
+        ),
+        (
+            "devices:\n  - hostname: r1\n    address: nope\n    role: core\n",
+            "x.yaml line 3: devices[0] (r1) field 'address': expected an IPv4 or IPv6 address",
+        ),
         ("devices:\n  - hostname: r1\n    address: 10.0.0.1\n", "devices[0] (r1) field 'role'"),
-        ("devices:\n  - hostname: r1\n    address: 10.0.0.1\n    role: core\n    colour: red\n",
-         "x.yaml line 5: devices[0] (r1) field 'colour': Extra inputs"),
+        (
+            "devices:\n  - hostname: r1\n    address: 10.0.0.1\n    role: core\n    colour: red\n",
+            "x.yaml line 5: devices[0] (r1) field 'colour': Extra inputs",
+        ),
         ("devices: [\n", "x.yaml line 2: not valid YAML"),
         ("- just\n- a list\n", "x.yaml line 1: expected a mapping"),
         ("", "x.yaml: the file is empty"),
@@ -86,7 +93,6 @@ def test_bad_reference_imports_nothing(session, vault):
     nested.rollback()
     assert "devices[1] (acc1): parents: unknown device(s) core9" in str(exc.value)
     assert (_count(session, Device), _count(session, Link)) == before
-
 
 
 CSV_GOOD = """hostname,address,site,role,device_type,tags,snmp_version,snmp_community,ssh_username,ssh_password
