@@ -19,7 +19,7 @@ def _config() -> Config:
     return cfg
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
+def upgrade(engine: Engine, revision: str = "heads") -> None:
     cfg = _config()
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
@@ -33,13 +33,19 @@ def downgrade(engine: Engine, revision: str = "base") -> None:
         command.downgrade(cfg, revision)
 
 
+# Each domain package may add its own branch of revisions from the same base, so the
+# schema is "current" when every head is applied (no merge revisions needed).
+
+
 def head_revision() -> str | None:
-    return ScriptDirectory.from_config(_config()).get_current_head()
+    heads = sorted(ScriptDirectory.from_config(_config()).get_heads())
+    return ",".join(heads) or None
 
 
 def current_revision(engine: Engine) -> str | None:
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        heads = sorted(MigrationContext.configure(conn).get_current_heads())
+    return ",".join(heads) or None
 
 
 def is_current(engine: Engine) -> bool:
