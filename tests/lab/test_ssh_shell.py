@@ -284,3 +284,12 @@ def test_a_pipe_inside_config_text_is_text(ios: Any, junos: Any) -> None:
     jterm.type('set interfaces ge-0/0/0 description "A|B circuit"')
     jterm.type("commit")
     assert jdevice.interfaces[0].alias == "A|B circuit"
+
+
+def test_junos_caret_marks_the_start_of_the_bad_word(junos: Any) -> None:
+    term, *_ = junos
+    out = term.type("show interfaces tersely")
+    assert out.splitlines()[1:3] == [" " * len("admin@r1> show interfaces ") + "^", "syntax error."]
+    term.type("configure")
+    out = term.type("sett interfaces ge-0/0/0 disable")
+    assert out.splitlines()[1:3] == [" " * len("admin@r1# ") + "^", "unknown command."]

@@ -194,11 +194,10 @@ class JunosShell(Shell):
             return self._caret(match.col) + "missing argument.\n"
         if match.error == "ambiguous":
             return f"'{match.word}' is ambiguous.\n"
-        first = tokens[0].col if tokens else 0
-        word = "unknown command." if match.col == first and not self.configuring else "syntax error."
-        if self.configuring and match.col == first:
-            word = "unknown command."
-        return self._caret(match.col) + word + "\n"
+        # Junos marks the start of the offending word (IOS marks the offending character)
+        col = next((t.col for t in tokens if t.col <= match.col <= t.end), match.col)
+        word = "unknown command." if tokens and col == tokens[0].col else "syntax error."
+        return self._caret(col) + word + "\n"
 
     # ---------------------------------------------------------------- state
 
