@@ -45,6 +45,9 @@ def up(
     control_port: int = typer.Option(8099, "--control-port"),
     scenario: Path | None = typer.Option(None, "--scenario", help="Scenario YAML to run once the lab is up."),
     no_ssh: bool = typer.Option(False, "--no-ssh", help="Do not start the SSH CLIs."),
+    host_key: Path = typer.Option(
+        Path("var/lab-ssh-host-key"), "--host-key", help="SSH host key file (created once, reused across runs)."
+    ),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Start the lab and run until Ctrl-C."""
@@ -78,7 +81,12 @@ def up(
         if ssh_port is not None:
             d.ssh_port = ssh_port
     net = LabNetwork(
-        topo, trap_receivers=receivers, control_port=control_port, ssh=not no_ssh, trap_version=trap_version
+        topo,
+        trap_receivers=receivers,
+        control_port=control_port,
+        ssh=not no_ssh,
+        trap_version=trap_version,
+        host_key_path=host_key,
     )
 
     async def run() -> None:

@@ -46,6 +46,7 @@ class LabNetwork:
         trap_version: str = "v2c",
         control_host: str = "127.0.0.1",
         fresh_boot: bool = False,
+        host_key_path: Path | None = None,
     ) -> None:
         self.topology = topology
         self.devices: dict[str, LabDevice] = {d.name: d for d in topology.devices}
@@ -55,6 +56,7 @@ class LabNetwork:
         self.control_port = control_port
         self.control_host = control_host
         self.fresh_boot = fresh_boot
+        self.host_key_path = host_key_path
         self.agents: dict[str, SnmpAgent] = {}
         self.traps = TrapSender(trap_receivers, now=now, version=trap_version, device_sender=self._send_from)
         self.faults = FaultInjector(self)
@@ -99,7 +101,7 @@ class LabNetwork:
             if self.ssh_enabled:
                 from faultloop.lab import ssh as lab_ssh  # lazy: asyncssh import is heavy
 
-                self._host_key = lab_ssh.lab_host_key()
+                self._host_key = lab_ssh.lab_host_key(self.host_key_path)
                 for d in self.devices.values():
                     await self._start_ssh(d)
             if self.control_port is not None:
