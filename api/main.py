@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import Depends, FastAPI
 
 from api import problems
@@ -10,8 +12,9 @@ from api.routers import accounts, health, inventory
 from faultloop.runtime import Runtime
 
 
-def create_api(rt: Runtime) -> FastAPI:
+def create_api(rt: Runtime, lifespan: Any = None) -> FastAPI:
     app = FastAPI(
+        lifespan=lifespan,
         title="faultloop",
         version="0.1.0",
         description="Network OSS for NOCs. Authenticate with `Authorization: Bearer <token>`; "

@@ -8,7 +8,10 @@ engine, alarm changes go to ticketing and notifications after commit.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 
 from fastapi import FastAPI
 from sqlalchemy import text
@@ -17,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from api.main import create_api
 from faultloop import migrate
 from faultloop.db import make_engine, make_sessionmaker, safe_url
+from faultloop.events import Service
 from faultloop.runtime import Runtime
 from faultloop.settings import Settings
 from faultloop.vault import open_vault
@@ -53,9 +57,59 @@ def configure_logging(settings: Settings) -> None:
         level=settings.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # asyncssh logs every listener and connection at INFO; the lab opens hundreds.
+    logging.getLogger("asyncssh").setLevel(max(logging.WARNING, logging.getLogger().level))
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
-def create_app(settings: Settings) -> FastAPI:
-    rt = build_runtime(settings)
-    check_database(rt)
-    return create_api(rt)
+@dataclass
+class Pipeline:
+    """Every background service of one faultloop process, in start order."""
+
+    services: list[Service] = field(default_factory=list)
+
+    async def start(self) -> None:
+        started: list[Service] = []
+        try:
+            for service in self.services:
+                await service.start()
+                started.append(service)
+                log.info("started %s", service.name)
+        except BaseException:
+            for service in reversed(started):
+                with contextlib.suppress(Exception):
+                    await service.stop()
+            raise
+
+    async def stop(self) -> None:
+        for service in reversed(self.services):
+            try:
+                await service.stop()
+            except Exception as exc:  # one failing stop must not keep the others running
+                log.error("stopping %s failed: %s", service.name, type(exc).__name__)
+
+
+def build_pipeline(rt: Runtime) -> Pipeline:
+    """The flow of one faultloop process, wired here and only here.
+
+    collectors --(faultloop.events.ObservationSink)--> alarms --(after commit)--> ticketing,
+    notifications, live stream, metrics. Packages that are not built yet add nothing.
+    """
+    return Pipeline()
+
+
+def create_app(rt: Runtime, pipeline: Pipeline | None = None) -> FastAPI:
+    """The HTTP app with the pipeline's services started and stopped by its lifespan."""
+    pipeline = pipeline if pipeline is not None else build_pipeline(rt)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await pipeline.start()
+        try:
+            yield
+        finally:
+            await pipeline.stop()
+
+    app = create_api(rt, lifespan=lifespan)
+    app.state.pipeline = pipeline
+    return app

@@ -91,7 +91,7 @@ def serve(
     """Run the HTTP service (API, docs, health)."""
     import uvicorn
 
-    from api.main import create_api
+    from faultloop.app import create_app
 
     overrides: dict[str, Any] = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
     settings = load_settings(**overrides)
@@ -100,7 +100,7 @@ def serve(
     check_database(rt)
     database = safe_url(settings.effective_database_url)
     err.print(f"faultloop listening on http://{settings.host}:{settings.port}  (database {database})")
-    uvicorn.run(create_api(rt), host=settings.host, port=settings.port, log_level=settings.log_level.lower())
+    uvicorn.run(create_app(rt), host=settings.host, port=settings.port, log_level=settings.log_level.lower())
 
 
 @db_app.command("upgrade")

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Callable
 from pathlib import Path
 
 import uvicorn
 from rich.console import Console
 
-from api.main import create_api
 from faultloop.runtime import Runtime
 from inventory import files
 from inventory.schemas import InventoryDoc
@@ -30,6 +30,7 @@ async def run_demo(
     console: Console,
     import_inventory: Callable[[InventoryDoc], dict[str, int]],
 ) -> None:
+    from faultloop.app import create_app
     from faultloop.lab.network import LabNetwork
     from faultloop.lab.topology import default_demo_topology, generate_topology
 
@@ -47,21 +48,22 @@ async def run_demo(
         doc = files.parse_file(inventory_path)
         counts = import_inventory(doc)
         server = uvicorn.Server(
-            uvicorn.Config(create_api(rt), host=settings.host, port=settings.port, log_level=settings.log_level.lower())
+            uvicorn.Config(create_app(rt), host=settings.host, port=settings.port, log_level=settings.log_level.lower())
         )
         url = f"http://{settings.host}:{settings.port}"
+        say = functools.partial(console.print, soft_wrap=True, highlight=False)
         console.rule("faultloop demo")
-        console.print(f"lab network: {len(lab.devices)} devices, inventory written to {inventory_path}")
-        console.print(f"imported: {counts['devices_created']} new, {counts['devices_updated']} updated devices")
-        console.print(f"service:     {url}   (API docs {url}/docs, health {url}/healthz)")
-        console.print(f"lab control: http://127.0.0.1:{DEMO_CONTROL_PORT}   (faultloop lab fault --help)")
+        say(f"lab network: {len(lab.devices)} devices, inventory written to {inventory_path}")
+        say(f"imported: {counts['devices_created']} new, {counts['devices_updated']} updated devices")
+        say(f"service:     {url}   (API docs {url}/docs, health {url}/healthz)")
+        say(f"lab control: http://127.0.0.1:{DEMO_CONTROL_PORT}   (faultloop lab fault --help)")
         if password:
-            console.print(f"log in:      user [bold]admin[/bold], password [bold]{password}[/bold] (shown once)")
+            say(f"log in:      user [bold]admin[/bold], password [bold]{password}[/bold] (shown once)")
         else:
-            console.print("log in:      user admin (password unchanged from the first demo run)")
-        console.print(f"API token:   {token}")
-        console.print(f"try:         curl -H 'Authorization: Bearer {token}' {url}/api/v1/devices")
-        console.print("stop:        Ctrl-C")
+            say("log in:      user admin (password unchanged from the first demo run)")
+        say(f"API token:   {token}")
+        say(f"try:         curl -H 'Authorization: Bearer {token}' {url}/api/v1/devices")
+        say("stop:        Ctrl-C")
         await server.serve()
     finally:
         with contextlib.suppress(Exception):

@@ -212,11 +212,11 @@ def create_device(session: Session, vault: Vault, data: DeviceIn, *, actor: str)
         created_at=now,
         updated_at=now,
     )
+    session.add(device)
     _apply_snmp(device, data.snmp, vault)
     _apply_ssh(device, data.ssh, vault)
     device.parents = _resolve_parents(session, data.parents)
     device.interfaces = [Interface(**itf.model_dump()) for itf in data.interfaces]
-    session.add(device)
     try:
         session.flush()
     except IntegrityError:

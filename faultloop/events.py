@@ -1,0 +1,61 @@
+"""The one in-process interface between collectors and the alarm engine.
+
+Collectors produce normalized ``Event`` objects (a trap, a syslog line, a poll finding)
+and metric ``Sample`` objects; they hand them to an ``ObservationSink`` and never
+import ``alarms``. The wiring module (``faultloop.app``) connects the sink to the alarm
+engine. ``submit_*`` never blocks: a full queue refuses and the caller counts the drop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+Source = Literal["poll", "trap", "syslog", "api", "alertmanager", "backup", "provisioning"]
+Severity = Literal["critical", "major", "minor", "warning", "indeterminate", "cleared"]
+SEVERITIES: tuple[Severity, ...] = ("critical", "major", "minor", "warning", "indeterminate", "cleared")
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    source: Source
+    device: str  # inventory hostname ("" when the source could not be mapped to a device)
+    event_type: str  # e.g. "linkDown", "linkUp", "device_unreachable", "coldStart", "config_changed"
+    severity: Severity
+    time: datetime  # timezone-aware, from faultloop.clock
+    managed_object: str = ""  # e.g. "interface:GigabitEthernet0/1"; "" for the device itself
+    probable_cause: str = ""  # X.733 probable cause, e.g. "lossOfSignal"
+    specific_problem: str = ""
+    description: str = ""  # human text; device-supplied, so escape on display
+    raw: Mapping[str, Any] = field(default_factory=dict)  # varbinds, syslog fields, ...
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    device: str
+    metric: str  # Prometheus-style name, e.g. "interface_in_bits_per_second"
+    value: float
+    time: datetime
+    labels: Mapping[str, str] = field(default_factory=dict)  # e.g. {"interface": "Gi0/1"}
+
+
+class ObservationSink(Protocol):
+    def submit_events(self, events: Sequence[Event]) -> bool:
+        """Queue events for the alarm engine; False when refused (queue full)."""
+        ...
+
+    def submit_samples(self, samples: Sequence[Sample]) -> bool:
+        """Queue metric samples for threshold rules; False when refused."""
+        ...
+
+
+class Service(Protocol):
+    """A background component the service process starts and stops (poller, receivers, engine)."""
+
+    name: str
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...

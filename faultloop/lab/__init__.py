@@ -1,0 +1,1 @@
+"""The built-in lab network: simulated devices answering real SNMP and SSH, traps, fault injection."""
