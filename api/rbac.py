@@ -25,6 +25,7 @@ ALLOW: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/docs/oauth2-redirect"): PUBLIC,
     ("GET", "/redoc"): PUBLIC,
     ("POST", "/api/v1/auth/token"): PUBLIC,
+    ("GET", "/metrics"): PUBLIC,  # Prometheus scrapes; guarded by FAULTLOOP_METRICS_TOKEN when set
     # users and tokens
     ("GET", "/api/v1/users"): ADMIN,
     ("POST", "/api/v1/users"): ADMIN,

@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     )
     token_ttl_days: int = Field(90, ge=1, le=3650, description="Lifetime of new API tokens.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
+    metrics_token: SecretStr | None = Field(
+        None, description="When set, GET /metrics needs Authorization: Bearer <this token>."
+    )
     page_size_max: int = Field(500, ge=1, le=10_000, description="Largest page a list endpoint returns.")
 
     @field_validator("database_url")
