@@ -89,7 +89,8 @@ class MibView:
         self.objects: set[tuple[int, ...]] = set()
 
     # ------------------------------------------------------------ index
-    def _ensure(self) -> None:
+    def ensure(self) -> None:
+        """Build (or rebuild, when the interface list changed) the OID index."""
         key = tuple(i.if_index for i in self.device.interfaces)
         if key != self._built_for:
             self._build()
@@ -284,7 +285,7 @@ class MibView:
     # ------------------------------------------------------------ access
     def get(self, oid: tuple[int, ...], v1: bool) -> tuple[int, Any] | None:
         """Value at exactly ``oid``; None if absent (caller picks noSuchObject/Instance)."""
-        self._ensure()
+        self.ensure()
         i = self.position.get(oid)
         if i is None:
             return None
@@ -295,12 +296,12 @@ class MibView:
 
     def has_object(self, oid: tuple[int, ...]) -> bool:
         """True when ``oid`` lies under a known object (so the answer is noSuchInstance)."""
-        self._ensure()
+        self.ensure()
         return any(oid[:k] in self.objects for k in range(len(oid) - 1, 5, -1))
 
     def next(self, oid: tuple[int, ...], v1: bool) -> tuple[int, tuple[int, Any]] | None:
         """(position in the index, value) of the first present instance after ``oid``."""
-        self._ensure()
+        self.ensure()
         i = bisect_right(self.oids, oid)
         n = len(self.oids)
         getters = self.getters

@@ -334,6 +334,7 @@ class SnmpAgent(asyncio.DatagramProtocol):
     def process(self, pdu: Pdu, *, v1: bool, max_size: int) -> bytes | None:
         tag, reqid, f1, f2, oids = pdu
         mib = self.mib
+        mib.ensure()  # before anything reads mib.oids / mib.oid_tlvs directly
         if tag == ber.GET:
             vbs = []
             for i, oid in enumerate(oids):

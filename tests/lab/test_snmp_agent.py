@@ -31,16 +31,17 @@ async def test_v1_v2c_v3_get_sysname(lab: LabNetwork, snmp_env: dict) -> None:
 
 async def test_v3_bulkwalk_iftable_and_ifxtable(lab: LabNetwork, snmp_env: dict) -> None:
     d = lab.devices["core1"]
-    rc, out, err = await run_tool(snmp_env, "snmpbulkwalk", *V3, target(d), "1.3.6.1.2.1.2.2")
+    # the first request this device ever sees is a GETBULK (after v3 discovery): it must be
+    # answered at once, not after the client's 1 s retry
+    rc, out, err = await run_tool(snmp_env, "snmpbulkwalk", *V3, "-t", "0.5", "-r", "0", target(d), "1.3.6.1.2.1.2.2")
     assert rc == 0, err
+    assert lab.agents["core1"].stats.malformed == 0
     values = parse_vars(out)
     assert len(values) == 22 * 2  # 22 ifTable columns x 2 interfaces
     assert values["1.3.6.1.2.1.2.2.1.2.1"] == 'STRING: "GigabitEthernet0/1"'
     assert values["1.3.6.1.2.1.2.2.1.5.2"] == "Gauge32: 1000000000"
     assert values["1.3.6.1.2.1.2.2.1.8.1"] == "INTEGER: 1"
-    rc, out, err = await run_tool(
-        snmp_env, "snmpbulkwalk", "-v2c", "-c", "public", target(d), "1.3.6.1.2.1.31.1.1.1"
-    )
+    rc, out, err = await run_tool(snmp_env, "snmpbulkwalk", "-v2c", "-c", "public", target(d), "1.3.6.1.2.1.31.1.1.1")
     assert rc == 0, err
     values = parse_vars(out)
     assert values["1.3.6.1.2.1.31.1.1.1.18.1"] == 'STRING: "to dist1"'  # ifAlias
@@ -50,9 +51,7 @@ async def test_v3_bulkwalk_iftable_and_ifxtable(lab: LabNetwork, snmp_env: dict)
 
 async def test_lldp_neighbours_match_links(lab: LabNetwork, snmp_env: dict) -> None:
     d = lab.devices["dist1"]
-    rc, out, err = await run_tool(
-        snmp_env, "snmpwalk", "-v2c", "-c", "public", target(d), "1.0.8802.1.1.2.1.4.1.1"
-    )
+    rc, out, err = await run_tool(snmp_env, "snmpwalk", "-v2c", "-c", "public", target(d), "1.0.8802.1.1.2.1.4.1.1")
     assert rc == 0, err
     values = parse_vars(out)
     # lldpRemSysName / lldpRemPortId indexed by timemark.localPort.remIndex
@@ -61,9 +60,7 @@ async def test_lldp_neighbours_match_links(lab: LabNetwork, snmp_env: dict) -> N
     assert values["1.0.8802.1.1.2.1.4.1.1.9.0.2.1"] == 'STRING: "acc1"'
     assert values["1.0.8802.1.1.2.1.4.1.1.7.0.2.1"] == 'STRING: "ge-0/0/0"'
     assert values["1.0.8802.1.1.2.1.4.1.1.8.0.2.1"] == 'STRING: "uplink dist1"'
-    rc, out, _ = await run_tool(
-        snmp_env, "snmpwalk", "-v2c", "-c", "public", target(d), "1.0.8802.1.1.2.1.3.7.1.3"
-    )
+    rc, out, _ = await run_tool(snmp_env, "snmpwalk", "-v2c", "-c", "public", target(d), "1.0.8802.1.1.2.1.3.7.1.3")
     assert parse_vars(out)["1.0.8802.1.1.2.1.3.7.1.3.2"] == 'STRING: "GigabitEthernet0/2"'
 
 
@@ -113,9 +110,7 @@ async def test_v1_errors_and_no_counter64(lab: LabNetwork, snmp_env: dict) -> No
     rc, out, err = await run_tool(snmp_env, "snmpget", "-v1", "-c", "public", target(d), "1.3.6.1.2.1.1.99.0")
     assert "noSuchName" in err + out
     # a v1 walk of ifXTable skips every Counter64 column
-    rc, out, err = await run_tool(
-        snmp_env, "snmpwalk", "-v1", "-c", "public", target(d), "1.3.6.1.2.1.31.1.1.1"
-    )
+    rc, out, err = await run_tool(snmp_env, "snmpwalk", "-v1", "-c", "public", target(d), "1.3.6.1.2.1.31.1.1.1")
     assert rc == 0, err
     values = parse_vars(out)
     assert values and not any(v.startswith("Counter64") for v in values.values())
@@ -137,9 +132,7 @@ async def test_v2c_exceptions(lab: LabNetwork, snmp_env: dict) -> None:
     values = parse_vars(out)
     assert values["1.3.6.1.2.1.1.99.0"].startswith("No Such Object")
     assert values["1.3.6.1.2.1.2.2.1.10.99"].startswith("No Such Instance")
-    rc, out, err = await run_tool(
-        snmp_env, "snmpgetnext", "-v2c", "-c", "public", target(d), "1.3.6.1.6.3.10.2.1.4.0"
-    )
+    rc, out, err = await run_tool(snmp_env, "snmpgetnext", "-v2c", "-c", "public", target(d), "1.3.6.1.6.3.10.2.1.4.0")
     assert "No more variables left in this MIB View" in out + err
 
 
