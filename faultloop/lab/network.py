@@ -28,6 +28,7 @@ from faultloop.lab.traps import TrapSender
 log = logging.getLogger(__name__)
 
 IfKey = tuple[str, str]  # (device name, interface name)
+AUTH_TRAP_MIN_INTERVAL_S = 1.0
 
 
 class LabStartError(RuntimeError):
@@ -74,6 +75,7 @@ class LabNetwork:
         for ad, ai, bd, bi in self.links:
             self._peer[(ad, ai.lower())] = (bd, bi.lower())
             self._peer[(bd, bi.lower())] = (ad, ai.lower())
+        self._last_auth_trap: dict[str, float] = {}
         self.started = False
 
     # ------------------------------------------------------------ lifecycle
@@ -299,4 +301,9 @@ class LabNetwork:
         return agent.send(data, addr) if agent is not None else False
 
     def _auth_failure(self, device: LabDevice, addr: tuple[str, int]) -> None:
-        self.traps.auth_failure(device)
+        # one authenticationFailure trap per device per second at most: a scanner spraying
+        # communities must not turn the lab into a trap cannon
+        now = self.now()
+        if now - self._last_auth_trap.get(device.name, float("-inf")) >= AUTH_TRAP_MIN_INTERVAL_S:
+            self._last_auth_trap[device.name] = now
+            self.traps.auth_failure(device)
