@@ -1,0 +1,103 @@
+"""Start Debian's net-snmp ``snmpd`` on a random loopback address and high port.
+
+Used by the collector tests and by bench/snmp_walk.py: a v2c community and a v3 authPriv
+user (SHA-256 / AES-128), no MIB loading, state in a temporary directory.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SNMPD = "/usr/sbin/snmpd"
+COMMUNITY = "fl-test-community"
+V3_USER = "fltest"
+V3_AUTH = "fl-auth-passphrase"
+V3_PRIV = "fl-priv-passphrase"
+
+
+@dataclass
+class Snmpd:
+    host: str
+    port: int
+    workdir: Path
+    proc: subprocess.Popen[bytes] | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def tool(self, tool: str, *args: str) -> str:
+        out = subprocess.run(
+            [tool, "-On", *args], capture_output=True, text=True, env=self.env, timeout=60, check=True
+        )
+        return out.stdout
+
+
+def _free_port(host: str) -> int:
+    for _ in range(50):
+        port = random.randint(20000, 60000)
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            s.bind((host, port))
+        except OSError:
+            continue
+        finally:
+            s.close()
+        return port
+    raise RuntimeError("no free UDP port")
+
+
+def start_snmpd() -> Snmpd:
+    host = f"127.{random.randint(40, 60)}.{random.randint(0, 250)}.{random.randint(1, 250)}"
+    port = _free_port(host)
+    workdir = Path(tempfile.mkdtemp(prefix="fl-snmpd-"))
+    conf = workdir / "snmpd.conf"
+    conf.write_text(
+        f"agentAddress udp:{host}:{port}\n"
+        f"rocommunity {COMMUNITY} 127.0.0.0/8\n"
+        f'createUser {V3_USER} SHA-256 "{V3_AUTH}" AES "{V3_PRIV}"\n'
+        f"rouser {V3_USER} priv\n"
+        "sysName fl-snmpd\n"
+        "sysLocation loopback\n"
+        f"persistentDir {workdir / 'persist'}\n"
+    )
+    env = dict(os.environ)
+    env["SNMP_PERSISTENT_DIR"] = str(workdir / "persist")
+    env["MIBS"] = ""
+    env["SNMPCONFPATH"] = str(workdir)
+    proc = subprocess.Popen(
+        [SNMPD, "-f", "-Lo", "-C", "-c", str(conf), "-p", str(workdir / "pid"), "-M", "/nonexistent"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    d = Snmpd(host=host, port=port, workdir=workdir, proc=proc, env=env)
+    # Wait until it answers (startup, not a race in the code under test).
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        r = subprocess.run(
+            ["snmpget", "-v2c", "-c", COMMUNITY, "-t", "0.5", "-r", "0", f"{host}:{port}", "1.3.6.1.2.1.1.5.0"],
+            capture_output=True,
+            env=env,
+        )
+        if r.returncode == 0:
+            return d
+        if proc.poll() is not None:
+            break
+    d.stop()
+    raise RuntimeError(f"snmpd did not start on {host}:{port}")
