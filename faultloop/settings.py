@@ -47,6 +47,12 @@ class Settings(BaseSettings):
         None, description="When set, GET /metrics needs Authorization: Bearer <this token>."
     )
     page_size_max: int = Field(500, ge=1, le=10_000, description="Largest page a list endpoint returns.")
+    backup_interval_s: int = Field(3600, ge=60, le=7 * 86400, description="Seconds between scheduled config backups.")
+    cli_interval_s: int = Field(900, ge=30, le=7 * 86400, description="Seconds between scheduled CLI show collections.")
+    ssh_workers: int = Field(8, ge=1, le=256, description="Threads for SSH sessions (CLI collection, backups).")
+    ssh_timeout_s: float = Field(
+        20.0, gt=0, le=600, description="Per-device SSH timeout: connect, banner, auth and each command's read."
+    )
 
     @field_validator("database_url")
     @classmethod
