@@ -1,1 +1,1 @@
-"""Events to alarms, dedup, flapping, maintenance, topology correlation (filled by the Alarm engine issue)."""
+"""Alarm engine: events -> deduplicated, cleared, correlated alarms, with the reason recorded."""
