@@ -129,3 +129,47 @@ def test_v3_authpriv_request_answered() -> None:
 def test_mutated_v3_packets_never_raise_unexpected(pos: int, byte: int) -> None:
     _handle_strictly(V3_VALID[:pos] + bytes((byte,)) + V3_VALID[pos + 1 :])
     _handle_strictly(V3_VALID[:pos])
+
+
+def _v3(etime_offset: int = 0, boots_offset: int = 0, engine: bytes | None = None, auth: bool = True) -> bytes:
+    from faultloop.lab.snmp_agent import encode_response, encode_v3, varbind
+
+    engine_id = AGENT.engine_id if engine is None else engine
+    auth_key, priv_key = AGENT.user.keys(AGENT.engine_id)
+    pdu = encode_response(6, 0, 0, [varbind(ber.enc_oid((1, 3, 6, 1, 2, 1, 1, 5, 0)), b"\x05\x00")], ber.GET)
+    scoped = ber.enc_seq(ber.enc_octets(engine_id), ber.enc_octets(b""), pdu)
+    return encode_v3(
+        msg_id=78,
+        user=b"labv3" if engine_id else b"",
+        scoped_pdu=scoped,
+        engine_id=engine_id,
+        boots=AGENT.device.engine_boots + boots_offset,
+        etime=AGENT._engine_time() + etime_offset,
+        auth_key=auth_key if auth else None,
+        priv_key=priv_key if auth else None,
+        reportable=True,
+    )
+
+
+def _report_oid(resp: bytes) -> tuple[int, ...]:
+    # the Report's single varbind is the usmStats counter; find its OID in the plain scoped PDU
+    for name, oid in __import__("faultloop.lab.usm", fromlist=["USM_STATS"]).USM_STATS.items():
+        if ber.enc_oid(oid) in resp:
+            return oid
+    raise AssertionError("no usmStats OID in report")
+
+
+def test_v3_discovery_and_time_window_reports() -> None:
+    from faultloop.lab import usm
+
+    resp = AGENT.handle(_v3(engine=b"", auth=False), ("127.0.0.1", 1))
+    assert resp is not None and AGENT.engine_id in resp
+    assert _report_oid(resp) == usm.USM_STATS["unknown_engine_ids"]
+    resp = AGENT.handle(_v3(etime_offset=400), ("127.0.0.1", 1))
+    assert _report_oid(resp) == usm.USM_STATS["not_in_time_windows"]
+    resp = AGENT.handle(_v3(boots_offset=1), ("127.0.0.1", 1))
+    assert _report_oid(resp) == usm.USM_STATS["not_in_time_windows"]
+    resp = AGENT.handle(_v3(etime_offset=100), ("127.0.0.1", 1))  # inside the 150 s window: answered
+    assert resp is not None and ber.enc_oid((1, 3, 6, 1, 6, 3, 15, 1, 1, 2, 0)) not in resp
+    resp = AGENT.handle(_v3(auth=False), ("127.0.0.1", 1))  # known user, noAuthNoPriv
+    assert _report_oid(resp) == usm.USM_STATS["unsupported_sec_levels"]
