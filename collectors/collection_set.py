@@ -91,4 +91,5 @@ STANDARD = CollectionSet(
 
 HR_STORAGE_RAM = (1, 3, 6, 1, 2, 1, 25, 2, 1, 2)
 
-IF_STATUS = {1: "up", 2: "down", 3: "testing", 4: "unknown", 5: "dormant", 6: "notPresent", 7: "down"}  # lowerLayerDown: down, in 10 characters
+# lowerLayerDown is stored as "down": the inventory column holds 10 characters.
+IF_STATUS = {1: "up", 2: "down", 3: "testing", 4: "unknown", 5: "dormant", 6: "notPresent", 7: "down"}

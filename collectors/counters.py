@@ -16,14 +16,14 @@ A reading is what one poll saw for one counter. Between two readings:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 MOD32 = 2**32
 MOD64 = 2**64
 SPEED_TOLERANCE = 1.01
 
 
-class Outcome(str, Enum):
+class Outcome(StrEnum):
     ok = "ok"
     wrapped = "wrapped"  # a 32-bit wrap was accounted for; the rate is valid
     first = "first"

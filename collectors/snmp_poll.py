@@ -130,7 +130,8 @@ def interpret(scalars: Mapping[Oid, Value], walked: Mapping[Oid, Value], cs: Col
         itf.in_errors, itf.out_errors = _int(row.get("ifInErrors")), _int(row.get("ifOutErrors"))
         itf.discontinuity_cs = _int(x.get("ifCounterDiscontinuityTime"))
         snap.interfaces[idx[0]] = itf
-    loads = [v for r in tables.get("hrProcessorTable", {}).values() if (v := _int(r.get("hrProcessorLoad"))) is not None]
+    cpu_rows = tables.get("hrProcessorTable", {}).values()
+    loads = [v for r in cpu_rows if (v := _int(r.get("hrProcessorLoad"))) is not None]
     if loads:
         snap.cpu_percent = sum(loads) / len(loads)
     for row in tables.get("hrStorageTable", {}).values():
