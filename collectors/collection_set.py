@@ -31,7 +31,7 @@ class CollectionSet:
         return [root for table in self.tables for root in table.roots()]
 
 
-SYSTEM = {
+SYSTEM: dict[str, Oid] = {
     "sysDescr": (1, 3, 6, 1, 2, 1, 1, 1, 0),
     "sysObjectID": (1, 3, 6, 1, 2, 1, 1, 2, 0),
     "sysUpTime": (1, 3, 6, 1, 2, 1, 1, 3, 0),
