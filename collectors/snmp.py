@@ -112,7 +112,7 @@ def _auth_data(t: SnmpTarget) -> Any:
     if priv:
         kwargs["privKey"] = t.priv_key
         kwargs["privProtocol"] = PRIV_PROTOCOLS[priv]
-    return hl_auth.UsmUserData(t.user, **kwargs)
+    return hl_auth.UsmUserData(t.user, **kwargs)  # noqa: S509 - the security level is the inventory's choice
 
 
 _NO_VALUE = (rfc1905.NoSuchObject.tagSet, rfc1905.NoSuchInstance.tagSet)
