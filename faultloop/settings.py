@@ -47,6 +47,12 @@ class Settings(BaseSettings):
         None, description="When set, GET /metrics needs Authorization: Bearer <this token>."
     )
     page_size_max: int = Field(500, ge=1, le=10_000, description="Largest page a list endpoint returns.")
+    poll_interval_s: float = Field(60, ge=1, le=86400, description="Seconds between SNMP polls of one device.")
+    poll_timeout_s: float = Field(2.0, gt=0, le=60, description="SNMP request timeout per try.")
+    poll_retries: int = Field(1, ge=0, le=10, description="SNMP retries after a timed-out request.")
+    poll_concurrency: int = Field(200, ge=1, le=10_000, description="Devices polled at the same time, at most.")
+    unreachable_after: int = Field(3, ge=1, le=100, description="Consecutive failed polls before unreachable.")
+    sample_retention_h: float = Field(24, gt=0, le=24 * 90, description="Hours of interface samples kept for graphs.")
     backup_interval_s: int = Field(3600, ge=60, le=7 * 86400, description="Seconds between scheduled config backups.")
     cli_interval_s: int = Field(900, ge=30, le=7 * 86400, description="Seconds between scheduled CLI show collections.")
     ssh_workers: int = Field(8, ge=1, le=256, description="Threads for SSH sessions (CLI collection, backups).")
