@@ -67,7 +67,8 @@ def up(
     receivers = [_host_port(r) for r in trap_receiver]
     try:
         if generate is not None:
-            topo = generate_topology(generate, base_address=base_address)
+            # the same unprivileged ports as the demo file unless overridden below
+            topo = generate_topology(generate, base_address=base_address, snmp_port=16100, ssh_port=2222)
         elif topology is not None:
             topo = load_topology(topology)
         else:
