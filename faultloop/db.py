@@ -102,6 +102,7 @@ def import_all_models() -> None:
     """Import every package's models so the metadata is complete (Alembic, tests)."""
     import alarms.models  # noqa: F401
     import collectors.backup_models  # noqa: F401
+    import collectors.models  # noqa: F401
     import faultloop.accounts.models  # noqa: F401
     import faultloop.audit.models  # noqa: F401
     import inventory.models  # noqa: F401
