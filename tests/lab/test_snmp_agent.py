@@ -276,3 +276,53 @@ async def test_link_down_flips_oper_status_on_both_ends(lab: LabNetwork, snmp_en
         snmp_env, "snmpwalk", "-v2c", "-c", "public", target(lab.devices["dist1"]), "1.0.8802.1.1.2.1.4.1.1.9"
     )
     assert list(parse_vars(out).values()) == ['STRING: "core1"']
+
+
+async def test_pysnmp_client_v2c_and_v3(lab: LabNetwork) -> None:
+    """The second real client: pysnmp 7 (what a Python poller would use), v2c and v3 authPriv."""
+    from pysnmp.hlapi.v3arch.asyncio import (
+        CommunityData,
+        ContextData,
+        ObjectIdentity,
+        ObjectType,
+        SnmpEngine,
+        UdpTransportTarget,
+        UsmUserData,
+        bulk_walk_cmd,
+        get_cmd,
+        usmAesCfb128Protocol,
+        usmHMAC192SHA256AuthProtocol,
+    )
+
+    d = lab.devices["dist1"]
+    engine = SnmpEngine()
+    target_ = await UdpTransportTarget.create((d.address, d.snmp_port), timeout=1, retries=0)
+    v3 = UsmUserData(
+        "labv3",
+        "lab-auth-pass",
+        "lab-priv-pass",
+        authProtocol=usmHMAC192SHA256AuthProtocol,
+        privProtocol=usmAesCfb128Protocol,
+    )
+    for auth in (CommunityData("public", mpModel=1), v3):
+        err, status, _, vbs = await get_cmd(
+            engine, auth, target_, ContextData(), ObjectType(ObjectIdentity(SYS_NAME)), lookupMib=False
+        )
+        assert err is None and int(status) == 0, err
+        assert str(vbs[0][1]) == "dist1"
+        names = []
+        async for err, status, _, vbs in bulk_walk_cmd(
+            engine,
+            auth,
+            target_,
+            ContextData(),
+            0,
+            25,
+            ObjectType(ObjectIdentity("1.3.6.1.2.1.31.1.1.1.1")),
+            lookupMib=False,
+            lexicographicMode=False,
+        ):
+            assert err is None and int(status) == 0, err
+            names += [str(v) for _, v in vbs]
+        assert names == ["GigabitEthernet0/1", "GigabitEthernet0/2"]
+    engine.close_dispatcher()
