@@ -18,9 +18,12 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from api.main import create_api
+from collectors.receiver import DeviceDirectory
+from collectors.syslog import SyslogReceiverService
+from collectors.traps import TrapReceiverService
 from faultloop import migrate
 from faultloop.db import make_engine, make_sessionmaker, safe_url
-from faultloop.events import Service
+from faultloop.events import ObservationSink, Service
 from faultloop.runtime import Runtime
 from faultloop.settings import Settings
 from faultloop.vault import open_vault
@@ -89,13 +92,24 @@ class Pipeline:
                 log.error("stopping %s failed: %s", service.name, type(exc).__name__)
 
 
-def build_pipeline(rt: Runtime) -> Pipeline:
+def build_pipeline(rt: Runtime, sink: ObservationSink | None = None) -> Pipeline:
     """The flow of one faultloop process, wired here and only here.
 
     collectors --(faultloop.events.ObservationSink)--> alarms --(after commit)--> ticketing,
     notifications, live stream, metrics. Packages that are not built yet add nothing.
+    ``sink`` is the alarm engine's intake; the receivers run only when there is one.
     """
-    return Pipeline()
+    pipeline = Pipeline()
+    settings = rt.settings
+    if sink is not None and (settings.trap_enabled or settings.syslog_enabled):
+        # one address -> device directory, refreshed from the inventory, shared by both receivers
+        directory = DeviceDirectory(rt.sessions, refresh_s=settings.receiver_directory_refresh_s)
+        pipeline.services.append(directory)
+        if settings.trap_enabled:
+            pipeline.services.append(TrapReceiverService(settings=settings, sink=sink, directory=directory))
+        if settings.syslog_enabled:
+            pipeline.services.append(SyslogReceiverService(settings=settings, sink=sink, directory=directory))
+    return pipeline
 
 
 def create_app(rt: Runtime, pipeline: Pipeline | None = None) -> FastAPI:

@@ -47,6 +47,26 @@ class Settings(BaseSettings):
         None, description="When set, GET /metrics needs Authorization: Bearer <this token>."
     )
     page_size_max: int = Field(500, ge=1, le=10_000, description="Largest page a list endpoint returns.")
+    trap_enabled: bool = Field(True, description="Run the SNMP trap receiver in the service process.")
+    trap_host: str = Field("127.0.0.1", description="Address the trap receiver listens on (production: 0.0.0.0).")
+    trap_port: int = Field(1162, ge=0, le=65535, description="UDP port of the trap receiver (production: 162).")
+    trap_map_file: Path | None = Field(None, description="Trap mapping YAML; empty: the packaged default.")
+    trap_v3_users_file: Path | None = Field(None, description="SNMPv3 USM users YAML for traps; empty: v3 refused.")
+    trap_communities: SecretStr | None = Field(
+        None, description="Comma-separated communities accepted on v1/v2c traps; empty: any community."
+    )
+    syslog_enabled: bool = Field(True, description="Run the syslog receiver in the service process.")
+    syslog_host: str = Field("127.0.0.1", description="Address the syslog receiver listens on.")
+    syslog_port: int = Field(1514, ge=0, le=65535, description="UDP port of the syslog receiver (production: 514).")
+    syslog_rules_file: Path | None = Field(None, description="Syslog rules YAML; empty: the packaged default.")
+    receiver_queue_size: int = Field(10_000, ge=1, le=10_000_000, description="Datagrams a receiver queues.")
+    receiver_rate_per_source: float = Field(
+        200.0, gt=0, description="Datagrams per second one source address may send to a receiver (sustained)."
+    )
+    receiver_burst_per_source: int = Field(1000, ge=1, description="Datagrams one source may send at once.")
+    receiver_directory_refresh_s: float = Field(
+        60.0, gt=0, description="How often the receivers reload address -> device from the inventory."
+    )
     poll_interval_s: float = Field(60, ge=1, le=86400, description="Seconds between SNMP polls of one device.")
     poll_timeout_s: float = Field(2.0, gt=0, le=60, description="SNMP request timeout per try.")
     poll_retries: int = Field(1, ge=0, le=10, description="SNMP retries after a timed-out request.")

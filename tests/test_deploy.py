@@ -25,6 +25,17 @@ def test_compose_parses_and_agrees_with_settings():
     assert services["faultloop"]["depends_on"]["postgres"]["condition"] == "service_healthy"
 
 
+def test_compose_publishes_the_trap_port_the_receiver_listens_on():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    service = compose["services"]["faultloop"]
+    env = service["environment"]
+    settings = Settings(trap_host=env["FAULTLOOP_TRAP_HOST"], trap_port=int(env["FAULTLOOP_TRAP_PORT"]))
+    assert settings.trap_host == "0.0.0.0"  # noqa: S104 - inside the container, reachable through the mapping
+    assert f"162:{settings.trap_port}/udp" in service["ports"]
+    # the default (embedded, demo) trap port is the one compose maps to
+    assert settings.trap_port == Settings.model_fields["trap_port"].default
+
+
 def test_dockerfile_exposes_the_configured_port_and_copies_every_package():
     text = (ROOT / "Dockerfile").read_text()
     assert f"EXPOSE {Settings.model_fields['port'].default}" in text

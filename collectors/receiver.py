@@ -1,0 +1,349 @@
+"""What the trap and syslog receivers share: a UDP listener feeding a bounded queue,
+per-source token buckets, drop counting by reason, rate-limited logging of malformed
+packets, and the source address -> inventory device directory.
+
+Flow of one datagram::
+
+    socket --datagram_received--> per-source token bucket --(rate_limited)
+           --> bounded deque --(queue_full)--> worker: handler(data) -> Event
+           --> ObservationSink.submit_events(batch) --(sink_refused)
+
+The protocol callback only checks the bucket and appends: decoding happens in the
+worker, in batches, so a burst is absorbed by the queue rather than by the kernel's
+socket buffer. A handler exception never stops the listener: it is counted as
+malformed and logged at most once per source per ``MALFORMED_LOG_INTERVAL_S``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections import Counter as Tally
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from prometheus_client import Counter, Gauge
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from faultloop import clock
+from faultloop.events import Event, ObservationSink
+from faultloop.metrics import REGISTRY
+
+log = logging.getLogger(__name__)
+
+MALFORMED_LOG_INTERVAL_S = 60.0
+SOCKET_RCVBUF = 4 * 1024 * 1024
+MAX_TRACKED_SOURCES = 65536
+
+QUEUE_DEPTH = Gauge(
+    "faultloop_receiver_queue_depth",
+    "Datagrams waiting in a receiver's queue",
+    ["receiver"],
+    registry=REGISTRY,
+)
+
+
+class ReceiverError(Exception):
+    """The receiver cannot start (e.g. the port is taken); the message says what to change."""
+
+
+class Malformed(Exception):
+    """The datagram cannot be parsed; the message is safe to log (no packet content)."""
+
+
+class Rejected(Exception):
+    """A well-formed datagram the receiver refuses; ``reason`` is the drop-counter label."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(detail or reason)
+        self.reason = reason
+
+
+@dataclass(slots=True)
+class Handled:
+    event: Event | None
+    reply: bytes | None = None  # datagram to send back to the source (SNMP Inform response)
+
+
+# data, source address, receive time -> Handled; raises Malformed / Rejected / anything (counted)
+Handler = Callable[[bytes, str, datetime], Handled]
+
+
+class TokenBuckets:
+    """One token bucket per source address: ``rate_per_s`` sustained, ``burst`` at once.
+
+    Time comes from ``faultloop.clock`` so tests freeze it and get exact counts.
+    """
+
+    def __init__(self, rate_per_s: float, burst: int) -> None:
+        self.rate = float(rate_per_s)
+        self.burst = float(burst)
+        self._buckets: dict[str, list[float]] = {}
+
+    def allow(self, source: str, now_s: float) -> bool:
+        b = self._buckets.get(source)
+        if b is None:
+            if len(self._buckets) >= MAX_TRACKED_SOURCES:
+                self._forget_full(now_s)
+            self._buckets[source] = [self.burst - 1.0, now_s]
+            return True
+        tokens = min(self.burst, b[0] + (now_s - b[1]) * self.rate)
+        b[1] = now_s
+        if tokens >= 1.0:
+            b[0] = tokens - 1.0
+            return True
+        b[0] = tokens
+        return False
+
+    def _forget_full(self, now_s: float) -> None:
+        # a bucket that has refilled is indistinguishable from a new one
+        full_after = self.burst / self.rate if self.rate > 0 else float("inf")
+        stale = [s for s, (_t, last) in self._buckets.items() if now_s - last >= full_after]
+        for s in stale or list(self._buckets)[: len(self._buckets) // 2]:
+            del self._buckets[s]
+
+
+@dataclass
+class ReceiverMetrics:
+    received: Counter  # labelled by the handler (version / format)
+    dropped: Counter  # labelled by reason
+    malformed: Counter
+    name: str
+    _dropped_children: dict[str, Any] = field(default_factory=dict)
+
+    def drop(self, reason: str, n: int = 1) -> None:
+        child = self._dropped_children.get(reason)
+        if child is None:
+            child = self._dropped_children[reason] = self.dropped.labels(reason=reason)
+        child.inc(n)
+
+
+class UdpReceiver:
+    """A UDP listener with a bounded queue and per-source rate limits, feeding a sink."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        host: str,
+        port: int,
+        handler: Handler,
+        sink: ObservationSink,
+        metrics: ReceiverMetrics,
+        queue_size: int,
+        rate_per_source: float,
+        burst_per_source: int,
+        batch_size: int = 256,
+    ) -> None:
+        self.name = name
+        self.host = host
+        self.port = port
+        self.handler = handler
+        self.sink = sink
+        self.metrics = metrics
+        self.queue_size = queue_size
+        self.batch_size = batch_size
+        self.buckets = TokenBuckets(rate_per_source, burst_per_source)
+        self.stats: Tally[str] = Tally()  # this instance's counts (metrics are process-wide)
+        self._queue: deque[tuple[bytes, tuple[str, int], datetime]] = deque()
+        self._wakeup = asyncio.Event()
+        self._transport: asyncio.DatagramTransport | None = None
+        self._worker: asyncio.Task[None] | None = None
+        self._malformed_logged: dict[str, float] = {}
+        self._depth = QUEUE_DEPTH.labels(receiver=metrics.name)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """Where the listener is bound (the real port when started with port 0)."""
+        if self._transport is None:
+            return (self.host, self.port)
+        host, port = self._transport.get_extra_info("sockname")[:2]
+        return (host, port)
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_RCVBUF)
+            sock.bind((self.host, self.port))
+        except OSError as exc:
+            sock.close()
+            raise ReceiverError(
+                f"{self.name}: cannot listen on udp {self.host}:{self.port}: {exc.strerror}; "
+                f"set FAULTLOOP_{self.name.split()[0].upper()}_HOST / FAULTLOOP_{self.name.split()[0].upper()}_PORT"
+            ) from None
+        sock.setblocking(False)
+        self._transport, _ = await loop.create_datagram_endpoint(lambda: _Protocol(self), sock=sock)
+        self._worker = asyncio.create_task(self._run(), name=f"{self.name} worker")
+
+    async def stop(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+        if self._worker is not None:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+            self._worker = None
+        self._process_batch(len(self._queue))  # what was accepted is not silently lost
+        self._transport = None
+
+    # ------------------------------------------------------------ receive side (protocol callback)
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        now = clock.now()
+        if not self.buckets.allow(addr[0], now.timestamp()):
+            self._drop("rate_limited")
+            return
+        if len(self._queue) >= self.queue_size:
+            self._drop("queue_full")
+            return
+        self._queue.append((data, addr, now))
+        self._wakeup.set()
+
+    # ------------------------------------------------------------ worker side
+    async def _run(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._queue:
+                self._process_batch(self.batch_size)
+                await asyncio.sleep(0)  # let the protocol read the socket between batches
+
+    async def drain(self) -> None:
+        """Wait until everything queued so far has been handed to the sink (tests, shutdown)."""
+        while self._queue:
+            await asyncio.sleep(0)
+        await asyncio.sleep(0)
+
+    def _process_batch(self, limit: int) -> None:
+        events: list[Event] = []
+        queue = self._queue
+        for _ in range(min(limit, len(queue))):
+            data, addr, received_at = queue.popleft()
+            try:
+                handled = self.handler(data, addr[0], received_at)
+            except Rejected as exc:
+                self._drop(exc.reason)
+                continue
+            except Exception as exc:  # malformed input must never stop the listener
+                self._malformed(addr[0], received_at, exc)
+                continue
+            if handled.event is not None:
+                events.append(handled.event)
+            if handled.reply is not None and self._transport is not None:
+                self._transport.sendto(handled.reply, addr)
+        if events:
+            if self.sink.submit_events(events):
+                self.stats["events"] += len(events)
+            else:
+                self._drop("sink_refused", len(events))
+        self._depth.set(len(queue))
+
+    def _drop(self, reason: str, n: int = 1) -> None:
+        self.stats[f"dropped:{reason}"] += n
+        self.metrics.drop(reason, n)
+
+    def _malformed(self, source: str, at: datetime, exc: Exception) -> None:
+        self.stats["malformed"] += 1
+        self.metrics.malformed.inc()
+        self._drop("malformed")
+        t = at.timestamp()
+        last = self._malformed_logged.get(source)
+        if last is None or t - last >= MALFORMED_LOG_INTERVAL_S:
+            if len(self._malformed_logged) >= MAX_TRACKED_SOURCES:
+                self._malformed_logged.clear()
+            self._malformed_logged[source] = t
+            # the exception text comes from our parsers and never quotes packet content
+            detail = str(exc) if isinstance(exc, Malformed | ValueError) else type(exc).__name__
+            log.warning(
+                "%s: malformed packet from %s (%s); further ones from this source are counted, "
+                "logged at most once a minute",
+                self.name,
+                source,
+                detail[:200],
+            )
+
+
+class _Protocol(asyncio.DatagramProtocol):
+    def __init__(self, receiver: UdpReceiver) -> None:
+        self.datagram_received = receiver.datagram_received  # type: ignore[method-assign]
+
+    def error_received(self, exc: Exception) -> None:  # ICMP errors after an Inform reply
+        log.debug("receiver socket error: %s", exc)
+
+
+class DeviceDirectory:
+    """Source address -> inventory hostname, and (hostname, ifIndex) -> interface name.
+
+    Loaded from the inventory and refreshed every ``refresh_s`` seconds while started
+    (it is a pipeline service of its own, shared by the receivers); lookups are
+    dictionary reads on the receive path, never database queries.
+    """
+
+    name = "device directory"
+
+    def __init__(self, sessions: sessionmaker[Session] | None, refresh_s: float = 60.0) -> None:
+        self.sessions = sessions
+        self.refresh_s = refresh_s
+        self.by_address: dict[str, str] = {}
+        self.hostnames: set[str] = set()
+        self.interfaces: dict[tuple[str, int], str] = {}
+        self.loaded_at: datetime | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def load(self) -> None:
+        if self.sessions is None:
+            return
+        from inventory.models import Device, Interface
+
+        with self.sessions() as session:
+            devices = session.execute(select(Device.hostname, Device.address)).all()
+            itfs = session.execute(
+                select(Device.hostname, Interface.if_index, Interface.name)
+                .join(Interface, Interface.device_id == Device.id)
+                .where(Interface.if_index.is_not(None))
+            ).all()
+        by_address: dict[str, str] = {}
+        for hostname, address in sorted(devices):
+            by_address.setdefault(address, hostname)  # two devices on one address: first name wins
+        self.by_address = by_address
+        self.hostnames = {h for h, _a in devices}
+        self.interfaces = {(h, int(i)): n for h, i, n in itfs if i is not None}
+        self.loaded_at = clock.now()
+
+    async def refresh(self) -> bool:
+        try:
+            await asyncio.to_thread(self.load)
+            return True
+        except Exception as exc:  # a database outage must not stop the receivers
+            log.warning("device directory refresh failed: %s", type(exc).__name__)
+            return False
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.refresh_s)
+            await self.refresh()
+
+    async def start(self) -> None:
+        await self.refresh()
+        if self.sessions is not None:
+            self._task = asyncio.create_task(self._run(), name="device directory refresh")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def device_for(self, address: str) -> str:
+        return self.by_address.get(address, "")
+
+    def interface_name(self, hostname: str, if_index: int) -> str | None:
+        return self.interfaces.get((hostname, if_index))

@@ -1,0 +1,172 @@
+"""SNMPv3 User-based Security Model for a notification receiver (RFC 3414, 3826, 7860).
+
+Traps are unacknowledged notifications: the sender is the authoritative engine, so each
+user's keys are localized to the sending engine's ID. A user configured without an
+engine ID is accepted from any engine (keys localized on first sight, then cached);
+with an engine ID, only from that engine. Passwords and keys never leave this module:
+they are not logged, not put in events, and ``repr`` hides them.
+
+Supported: HMAC-MD5-96, HMAC-SHA-96, HMAC-SHA-2 (224/256/384/512, RFC 7860) and
+AES-128-CFB (RFC 3826). DES and the non-standard AES-192/256 key extensions are not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
+
+try:  # CFB moved to the "decrepit" module in cryptography 47+
+    from cryptography.hazmat.decrepit.ciphers.modes import CFB
+except ImportError:  # pragma: no cover - older cryptography
+    from cryptography.hazmat.primitives.ciphers.modes import CFB  # type: ignore[no-redef,attr-defined]
+
+# protocol name -> (hash name, length of the truncated MAC in msgAuthenticationParameters)
+AUTH_PROTOCOLS: dict[str, tuple[str, int]] = {
+    "MD5": ("md5", 12),
+    "SHA": ("sha1", 12),
+    "SHA-224": ("sha224", 16),
+    "SHA-256": ("sha256", 24),
+    "SHA-384": ("sha384", 32),
+    "SHA-512": ("sha512", 48),
+}
+PRIV_PROTOCOLS = ("AES",)
+
+
+class UsmConfigError(Exception):
+    """The users file is invalid; the message names the file, the entry and the field."""
+
+
+def password_to_key(password: str, hash_name: str) -> bytes:
+    """RFC 3414 A.2: hash 1 MiB of the repeated password."""
+    pw = password.encode()
+    reps = (1048576 // len(pw)) + 1
+    return hashlib.new(hash_name, (pw * reps)[:1048576]).digest()
+
+
+def localize(ku: bytes, engine_id: bytes, hash_name: str) -> bytes:
+    return hashlib.new(hash_name, ku + engine_id + ku).digest()
+
+
+@dataclass
+class UsmUser:
+    name: str
+    engine_id: bytes | None  # None: any sending engine
+    auth_protocol: str | None
+    priv_protocol: str | None
+    _auth_ku: bytes = field(default=b"", repr=False)
+    _priv_ku: bytes = field(default=b"", repr=False)
+    _localized: dict[bytes, tuple[bytes, bytes]] = field(default_factory=dict, repr=False)
+
+    @property
+    def mac_length(self) -> int:
+        return AUTH_PROTOCOLS[self.auth_protocol][1] if self.auth_protocol else 0
+
+    def keys(self, engine_id: bytes) -> tuple[bytes, bytes]:
+        """(auth key, AES-128 key) localized to ``engine_id``; cached per engine."""
+        k = self._localized.get(engine_id)
+        if k is None:
+            hash_name = AUTH_PROTOCOLS[self.auth_protocol][0] if self.auth_protocol else "sha1"
+            auth = localize(self._auth_ku, engine_id, hash_name) if self._auth_ku else b""
+            priv = localize(self._priv_ku, engine_id, hash_name)[:16] if self._priv_ku else b""
+            if len(self._localized) > 4096:  # bound memory against engine-ID spraying
+                self._localized.clear()
+            k = self._localized[engine_id] = (auth, priv)
+        return k
+
+    def mac(self, auth_key: bytes, whole_msg: bytes) -> bytes:
+        assert self.auth_protocol is not None
+        hash_name, length = AUTH_PROTOCOLS[self.auth_protocol]
+        return hmac.new(auth_key, whole_msg, hash_name).digest()[:length]
+
+
+def decrypt_aes(priv_key: bytes, boots: int, etime: int, salt: bytes, data: bytes) -> bytes:
+    iv = boots.to_bytes(4, "big") + etime.to_bytes(4, "big") + salt
+    dec = Cipher(algorithms.AES(priv_key), CFB(iv)).decryptor()
+    return dec.update(data) + dec.finalize()
+
+
+class UsmUsers:
+    """The configured users, looked up by (engine ID, user name) then by user name alone."""
+
+    def __init__(self, users: list[UsmUser] | None = None) -> None:
+        self._exact: dict[tuple[bytes, bytes], UsmUser] = {}
+        self._any: dict[bytes, UsmUser] = {}
+        for u in users or []:
+            if u.engine_id is None:
+                self._any[u.name.encode()] = u
+            else:
+                self._exact[(u.engine_id, u.name.encode())] = u
+
+    def __len__(self) -> int:
+        return len(self._exact) + len(self._any)
+
+    def find(self, engine_id: bytes, user: bytes) -> UsmUser | None:
+        return self._exact.get((engine_id, user)) or self._any.get(user)
+
+
+def _engine_id(text: Any) -> bytes:
+    s = str(text).strip().lower().removeprefix("0x").replace(":", "")
+    raw = bytes.fromhex(s)
+    if not 5 <= len(raw) <= 32:
+        raise ValueError("an engine ID is 5 to 32 octets")
+    return raw
+
+
+_FIELDS = {"user", "engine_id", "auth_protocol", "auth_password", "priv_protocol", "priv_password"}
+
+
+def load_users(path: Path) -> UsmUsers:
+    """Read a YAML users file: ``users: [{user, engine_id?, auth_protocol, auth_password, priv_protocol?,
+    priv_password?}]``. Errors name the file, the entry and the field, never a password."""
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise UsmConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise UsmConfigError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("users"), list):
+        raise UsmConfigError(f"{path}: expected a mapping with a 'users' list")
+    users = []
+    for i, entry in enumerate(doc["users"], start=1):
+        where = f"{path}: users entry {i}"
+        if not isinstance(entry, dict):
+            raise UsmConfigError(f"{where}: expected a mapping")
+        unknown = sorted(set(entry) - _FIELDS)
+        if unknown:
+            raise UsmConfigError(f"{where}: field '{unknown[0]}': unknown field; expected one of {sorted(_FIELDS)}")
+        name = entry.get("user")
+        if not isinstance(name, str) or not name or len(name) > 32:
+            raise UsmConfigError(f"{where}: field 'user': expected a name of 1 to 32 characters")
+        where = f"{path}: users entry {i} ({name})"
+        engine = None
+        if entry.get("engine_id") not in (None, ""):
+            try:
+                engine = _engine_id(entry["engine_id"])
+            except ValueError as exc:
+                raise UsmConfigError(f"{where}: field 'engine_id': expected hex octets ({exc})") from None
+        auth = entry.get("auth_protocol")
+        auth = None if auth in (None, "", "none") else str(auth).upper()
+        if auth is not None and auth not in AUTH_PROTOCOLS:
+            raise UsmConfigError(f"{where}: field 'auth_protocol': expected one of {', '.join(AUTH_PROTOCOLS)}")
+        priv = entry.get("priv_protocol")
+        priv = None if priv in (None, "", "none") else str(priv).upper()
+        if priv is not None and priv not in PRIV_PROTOCOLS:
+            raise UsmConfigError(f"{where}: field 'priv_protocol': expected AES or none")
+        if priv and not auth:
+            raise UsmConfigError(f"{where}: field 'priv_protocol': privacy needs an auth_protocol")
+        user = UsmUser(name=name, engine_id=engine, auth_protocol=auth, priv_protocol=priv)
+        hash_name = AUTH_PROTOCOLS[auth][0] if auth else "sha1"
+        for kind, enabled in (("auth", auth), ("priv", priv)):
+            secret = entry.get(f"{kind}_password")
+            if enabled:
+                if not isinstance(secret, str) or len(secret) < 8:
+                    raise UsmConfigError(f"{where}: field '{kind}_password': expected at least 8 characters")
+                setattr(user, f"_{kind}_ku", password_to_key(secret, hash_name))
+        users.append(user)
+    return UsmUsers(users)
