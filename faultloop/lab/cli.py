@@ -13,9 +13,7 @@ import httpx
 import typer
 
 app = typer.Typer(help="The lab network: simulated devices with real SNMP and SSH.", no_args_is_help=True)
-fault_app = typer.Typer(
-    help="Inject faults into a running lab (through its control API).", no_args_is_help=True
-)
+fault_app = typer.Typer(help="Inject faults into a running lab (through its control API).", no_args_is_help=True)
 app.add_typer(fault_app, name="fault")
 
 DEFAULT_CONTROL = "http://127.0.0.1:8099"
@@ -34,9 +32,7 @@ def up(
     topology: Path | None = typer.Option(None, "--topology", help="Topology YAML file (default: the demo)."),
     generate: int | None = typer.Option(None, "--generate", help="Generate a topology of N devices instead."),
     inventory_out: Path = typer.Option(Path("var/lab-inventory.yaml"), "--inventory-out"),
-    inventory_snmp: str = typer.Option(
-        "v2c", "--inventory-snmp", help="SNMP version written to the inventory."
-    ),
+    inventory_snmp: str = typer.Option("v2c", "--inventory-snmp", help="SNMP version written to the inventory."),
     snmp_port: int | None = typer.Option(None, "--snmp-port", help="Override every device's SNMP port."),
     ssh_port: int | None = typer.Option(None, "--ssh-port", help="Override every device's SSH port."),
     base_address: str = typer.Option("127.0.1.1", "--base-address", help="First address for --generate."),
@@ -55,9 +51,7 @@ def up(
     from faultloop.lab.network import LabNetwork, LabStartError
     from faultloop.lab.topology import TopologyError, default_demo_topology, generate_topology, load_topology
 
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING, format="%(asctime)s %(name)s %(message)s"
-    )
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     if topology is not None and generate is not None:
         raise typer.BadParameter("use either --topology or --generate, not both", param_hint="--topology")
     if trap_version not in ("v2c", "v3"):
@@ -104,9 +98,7 @@ def up(
                 f"SNMP on <address>:{first.snmp_port} (community public, v3 user labv3)"
                 + ("" if no_ssh else f", SSH on <address>:{first.ssh_port} (admin / lab-admin)")
             )
-            typer.echo(
-                f"inventory written to {inventory_out}; control API on http://127.0.0.1:{control_port}"
-            )
+            typer.echo(f"inventory written to {inventory_out}; control API on http://127.0.0.1:{control_port}")
             if scenario is not None:
                 sc = net.faults.load_scenario(scenario)
                 net.faults.start_scenario(sc)
@@ -193,9 +185,7 @@ def errors(
 
 
 @fault_app.command()
-def cpu(
-    device: str, load: int = typer.Option(..., "--load", help="Percent 0-100."), control: str = ControlOpt
-) -> None:
+def cpu(device: str, load: int = typer.Option(..., "--load", help="Percent 0-100."), control: str = ControlOpt) -> None:
     """Set hrProcessorLoad."""
     _fault(control, "cpu", {"device": device, "load": load})
 

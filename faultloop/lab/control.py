@@ -147,10 +147,7 @@ class ControlServer:
             if parts == ["stats"]:
                 return net.stats()
             if parts == ["faults"]:
-                return {
-                    k.replace("_", "-"): {"required": list(r), "optional": list(o)}
-                    for k, (r, o) in FAULTS.items()
-                }
+                return {k.replace("_", "-"): {"required": list(r), "optional": list(o)} for k, (r, o) in FAULTS.items()}
             raise HttpError(404, f"no route GET {path}")
         if method == "POST":
             if len(parts) == 2 and parts[0] == "faults":

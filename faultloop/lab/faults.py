@@ -132,9 +132,7 @@ class FaultInjector:
         itf = device.interface(name)
         if itf is None:
             names = ", ".join(i.name for i in device.interfaces)
-            raise UnknownTarget(
-                f"field 'interface': device {device.name!r} has no interface {name!r} (has: {names})"
-            )
+            raise UnknownTarget(f"field 'interface': device {device.name!r} has no interface {name!r} (has: {names})")
         return itf
 
     # ------------------------------------------------------------ dispatch

@@ -86,17 +86,14 @@ class LabNetwork:
             self._initial_state(d, now)
         try:
             for d in self.devices.values():
-                agent = SnmpAgent(
-                    d, now=self.now, resolve=self.devices.get, on_auth_failure=self._auth_failure
-                )
+                agent = SnmpAgent(d, now=self.now, resolve=self.devices.get, on_auth_failure=self._auth_failure)
                 try:
                     transport, _ = await loop.create_datagram_endpoint(
                         lambda agent=agent: agent, local_addr=(d.address, d.snmp_port)
                     )
                 except OSError as exc:
                     raise LabStartError(
-                        f"device {d.name}: cannot bind SNMP on {d.address}:{d.snmp_port}: "
-                        f"{exc.strerror or exc}"
+                        f"device {d.name}: cannot bind SNMP on {d.address}:{d.snmp_port}: {exc.strerror or exc}"
                     ) from exc
                 self._transports.append(transport)
                 self.agents[d.name] = agent

@@ -76,9 +76,7 @@ def parse_pdu(buf: bytes, pos: int, end: int) -> tuple[Pdu, int]:
     return (tag, reqid, f1, f2, oids), e
 
 
-def encode_response(
-    reqid: int, status: int, index: int, varbinds: list[bytes], tag: int = ber.RESPONSE
-) -> bytes:
+def encode_response(reqid: int, status: int, index: int, varbinds: list[bytes], tag: int = ber.RESPONSE) -> bytes:
     return tlv(tag, enc_int(reqid) + enc_int(status) + enc_int(index) + tlv(ber.SEQUENCE, b"".join(varbinds)))
 
 
@@ -109,9 +107,7 @@ def encode_v3(
         data = scoped_pdu
         priv_params = b""
     usm_head = enc_octets(engine_id) + enc_int(boots) + enc_int(etime) + enc_octets(user)
-    usm_body = (
-        usm_head + enc_octets(b"\0" * usm.AUTH_PARAM_LEN if auth_key else b"") + enc_octets(priv_params)
-    )
+    usm_body = usm_head + enc_octets(b"\0" * usm.AUTH_PARAM_LEN if auth_key else b"") + enc_octets(priv_params)
     usm_seq = tlv(ber.SEQUENCE, usm_body)
     sec = tlv(ber.OCTET_STRING, usm_seq)
     header = enc_seq(enc_int(msg_id), enc_int(max_size), enc_octets(bytes((flags,))), enc_int(3))
@@ -214,9 +210,7 @@ class SnmpAgent(asyncio.DatagramProtocol):
         self.stats.bad_version += 1
         return None
 
-    def _community_message(
-        self, buf: bytes, p: int, e: int, version: int, addr: tuple[str, int]
-    ) -> bytes | None:
+    def _community_message(self, buf: bytes, p: int, e: int, version: int, addr: tuple[str, int]) -> bytes | None:
         community, p = ber.read_octets(buf, p, e)
         pdu, _ = parse_pdu(buf, p, e)
         if not hmac.compare_digest(community, self.community):
@@ -368,18 +362,14 @@ class SnmpAgent(asyncio.DatagramProtocol):
     def _v1_error(self, reqid: int, status: int, index: int, oids: list[tuple[int, ...]]) -> bytes:
         return encode_response(reqid, status, index, [varbind(ber.enc_oid(o), b"\x05\x00") for o in oids])
 
-    def _fit(
-        self, reqid: int, vbs: list[bytes], oids: list[tuple[int, ...]], v1: bool, max_size: int
-    ) -> bytes:
+    def _fit(self, reqid: int, vbs: list[bytes], oids: list[tuple[int, ...]], v1: bool, max_size: int) -> bytes:
         if sum(len(v) for v in vbs) > max_size:
             if v1:
                 return self._v1_error(reqid, TOO_BIG, 0, oids)
             return encode_response(reqid, TOO_BIG, 0, [])
         return encode_response(reqid, NO_ERROR, 0, vbs)
 
-    def _bulk(
-        self, reqid: int, non_rep: int, max_rep: int, oids: list[tuple[int, ...]], max_size: int
-    ) -> bytes:
+    def _bulk(self, reqid: int, non_rep: int, max_rep: int, oids: list[tuple[int, ...]], max_size: int) -> bytes:
         mib = self.mib
         non_rep = min(non_rep, len(oids))
         vbs: list[bytes] = []

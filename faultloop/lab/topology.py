@@ -136,9 +136,7 @@ def _str(where: str, m: dict, key: str, *, required: bool = True, default: str =
     return v.strip()
 
 
-def _num(
-    where: str, m: dict, key: str, default: float, *, integer: bool = False, positive: bool = False
-) -> Any:
+def _num(where: str, m: dict, key: str, default: float, *, integer: bool = False, positive: bool = False) -> Any:
     v = m.get(key, default)
     ok = isinstance(v, int | float) and not isinstance(v, bool)
     if ok and integer:
@@ -162,9 +160,7 @@ def _port(where: str, m: dict, key: str, default: int) -> int:
 def _unknown(where: str, m: dict, allowed: set[str]) -> None:
     extra = sorted(set(m) - allowed)
     if extra:
-        raise TopologyError(
-            f"{where}: field '{extra[0]}': unknown field (allowed: {', '.join(sorted(allowed))})"
-        )
+        raise TopologyError(f"{where}: field '{extra[0]}': unknown field (allowed: {', '.join(sorted(allowed))})")
 
 
 def load_topology(path: Path) -> Topology:
@@ -185,9 +181,7 @@ def load_topology(path: Path) -> Topology:
 
 def topology_from_dict(data: Any) -> Topology:
     if not isinstance(data, dict):
-        raise TopologyError(
-            f"top level: expected a mapping with 'devices' and 'links', got {_type_name(data)}"
-        )
+        raise TopologyError(f"top level: expected a mapping with 'devices' and 'links', got {_type_name(data)}")
     _unknown("top level", data, {"snmp_port", "ssh_port", "sites", "devices", "links"})
     snmp_port = _port("top level", data, "snmp_port", 161)
     ssh_port = _port("top level", data, "ssh_port", 22)
@@ -222,8 +216,7 @@ def topology_from_dict(data: Any) -> Topology:
         key = (d.address, d.snmp_port)
         if key in endpoints:
             raise TopologyError(
-                f"{where}: field 'address': {d.address}:{d.snmp_port} "
-                f"already used by device '{endpoints[key]}'"
+                f"{where}: field 'address': {d.address}:{d.snmp_port} already used by device '{endpoints[key]}'"
             )
         endpoints[key] = d.name
         if "parents" in raw:
@@ -244,9 +237,7 @@ def topology_from_dict(data: Any) -> Topology:
     for i, raw in enumerate(raw_links):
         where = f"links[{i}]"
         if not isinstance(raw, dict):
-            raise TopologyError(
-                f"{where}: expected a mapping with a_device, a_interface, b_device, b_interface"
-            )
+            raise TopologyError(f"{where}: expected a mapping with a_device, a_interface, b_device, b_interface")
         _unknown(where, raw, _LINK_FIELDS)
         ends = []
         for side in ("a", "b"):
@@ -324,9 +315,7 @@ def _device(i: int, raw: Any, snmp_port: int, ssh_port: int) -> LabDevice:
             try:
                 ipaddress.IPv4Interface(ip)
             except ValueError:
-                raise TopologyError(
-                    f"{iw}: field 'ip_address': expected an address/prefix, got {ip!r}"
-                ) from None
+                raise TopologyError(f"{iw}: field 'ip_address': expected an address/prefix, got {ip!r}") from None
         interfaces.append(
             LabInterface(
                 if_index=j + 1,
