@@ -16,6 +16,7 @@ ALL = frozenset(Role)
 ADMIN = frozenset({Role.admin})
 INVENTORY_WRITE = frozenset({Role.admin, Role.noc})
 OPERATORS = frozenset({Role.admin, Role.noc})
+CONFIG_READERS = frozenset({Role.admin, Role.noc, Role.provisioner})
 
 ALLOW: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/healthz"): PUBLIC,
@@ -54,6 +55,14 @@ ALLOW: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/links"): INVENTORY_WRITE,
     ("GET", "/api/v1/links/{link_id}"): ALL,
     ("DELETE", "/api/v1/links/{link_id}"): INVENTORY_WRITE,
+    # config backups (text and diffs may hold secrets), CLI results, SSH host keys
+    ("GET", "/api/v1/devices/{device_id}/config-backups"): ALL,
+    ("POST", "/api/v1/devices/{device_id}/config-backups"): OPERATORS,
+    ("GET", "/api/v1/devices/{device_id}/config-backups/{backup_id}"): CONFIG_READERS,
+    ("GET", "/api/v1/devices/{device_id}/config-backups/{backup_id}/diff"): CONFIG_READERS,
+    ("GET", "/api/v1/devices/{device_id}/cli"): ALL,
+    ("GET", "/api/v1/devices/{device_id}/ssh-host-key"): ALL,
+    ("POST", "/api/v1/devices/{device_id}/ssh-host-key/accept"): ADMIN,
 }
 
 

@@ -1,0 +1,287 @@
+"""Config backup: running-config captured over SSH, stored as versions only when it changed.
+
+"Changed" compares normalized text: volatile lines that a device rewrites without any
+configuration change (IOS "! Last configuration change at", "! NVRAM config last updated",
+"ntp clock-period", Junos "## Last commit:") are dropped before hashing and diffing.
+The raw text is stored as captured. A new version raises a ``config_changed`` event
+(source "backup") after its transaction commits; the event carries line counts and ids,
+never config text (it may hold secrets).
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from prometheus_client import Counter
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from collectors.backup_models import ConfigBackup
+from collectors.cli_commands import command_table
+from collectors.cli_session import device_session
+from faultloop import clock
+from faultloop.db import transaction
+from faultloop.errors import InvalidInput, NotFound
+from faultloop.events import Event, ObservationSink
+from faultloop.metrics import REGISTRY
+from faultloop.runtime import Runtime
+from inventory.models import Device
+
+BACKUPS = Counter(
+    "faultloop_config_backups_total",
+    "Config backup attempts by result (new_version, unchanged, failed)",
+    ["result"],
+    registry=REGISTRY,
+)
+
+VOLATILE = tuple(
+    re.compile(p)
+    for p in (
+        r"^! Last configuration change at ",
+        r"^! NVRAM config last updated at ",
+        r"^! No configuration change since last restart",
+        r"^Building configuration\.\.\.",
+        r"^Current configuration : \d+ bytes",
+        r"^ntp clock-period ",
+        r"^## Last commit: ",
+        r"^## Last changed: ",
+    )
+)
+
+Trigger = Literal["schedule", "on_demand"]
+
+
+def normalize_config(text: str) -> str:
+    """The text compared between versions: volatile lines dropped, line ends and trailing blanks unified."""
+    lines = [line.rstrip() for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
+    kept = [line for line in lines if not any(p.match(line) for p in VOLATILE)]
+    return "\n".join(kept).strip("\n") + "\n"
+
+
+def config_sha256(text: str) -> str:
+    return hashlib.sha256(normalize_config(text).encode()).hexdigest()
+
+
+def _diff_lines(old: str, new: str) -> list[str]:
+    old_lines = normalize_config(old).splitlines() if old.strip() else []
+    new_lines = normalize_config(new).splitlines()
+    return list(difflib.unified_diff(old_lines, new_lines, lineterm=""))
+
+
+def _count(diff: list[str]) -> tuple[int, int]:
+    added = sum(1 for line in diff if line.startswith("+") and not line.startswith("+++"))
+    removed = sum(1 for line in diff if line.startswith("-") and not line.startswith("---"))
+    return added, removed
+
+
+# ---- storage (plain functions over a Session; flush, never commit) -------------------
+
+
+def latest_backup(session: Session, device_id: int) -> ConfigBackup | None:
+    return session.scalar(
+        select(ConfigBackup).where(ConfigBackup.device_id == device_id).order_by(ConfigBackup.id.desc()).limit(1)
+    )
+
+
+def store_backup(
+    session: Session, *, device: Device, text: str, trigger: Trigger, actor: str
+) -> tuple[ConfigBackup, ConfigBackup | None, bool]:
+    """(version, previous version, created). Unchanged text only moves ``last_seen_at`` of the latest."""
+    if not text.strip():
+        raise InvalidInput(f"device {device.hostname!r} returned an empty configuration", field="text")
+    now = clock.now()
+    sha = config_sha256(text)
+    latest = latest_backup(session, device.id)
+    if latest is not None and latest.sha256 == sha:
+        latest.last_seen_at = now
+        session.flush()
+        return latest, None, False
+    added, removed = _count(_diff_lines(latest.text if latest else "", text))
+    row = ConfigBackup(
+        device_id=device.id,
+        taken_at=now,
+        last_seen_at=now,
+        sha256=sha,
+        size=len(text.encode()),
+        lines_added=added,
+        lines_removed=removed,
+        trigger=trigger,
+        actor=actor,
+        text=text,
+    )
+    session.add(row)
+    session.flush()
+    return row, latest, True
+
+
+def _device(session: Session, device_id: int) -> Device:
+    device = session.get(Device, device_id)
+    if device is None:
+        raise NotFound(f"device {device_id} not found")
+    return device
+
+
+def list_backups(session: Session, *, device_id: int, limit: int, offset: int) -> tuple[list[ConfigBackup], int]:
+    _device(session, device_id)
+    query = select(ConfigBackup).where(ConfigBackup.device_id == device_id)
+    total = len(session.scalars(query.with_only_columns(ConfigBackup.id)).all())
+    rows = session.scalars(query.order_by(ConfigBackup.id.desc()).limit(limit).offset(offset)).all()
+    return list(rows), total
+
+
+def get_backup(session: Session, *, device_id: int, backup_id: int) -> ConfigBackup:
+    device = _device(session, device_id)
+    row = session.get(ConfigBackup, backup_id)
+    if row is None or row.device_id != device_id:
+        raise NotFound(f"device {device.hostname!r} has no config backup {backup_id}")
+    return row
+
+
+def previous_backup(session: Session, row: ConfigBackup) -> ConfigBackup | None:
+    return session.scalar(
+        select(ConfigBackup)
+        .where(ConfigBackup.device_id == row.device_id, ConfigBackup.id < row.id)
+        .order_by(ConfigBackup.id.desc())
+        .limit(1)
+    )
+
+
+@dataclass(frozen=True)
+class BackupDiff:
+    device: str
+    old: ConfigBackup | None
+    new: ConfigBackup
+    text: str  # unified diff of the normalized texts; "" when equal
+
+
+def diff_backups(session: Session, *, device_id: int, backup_id: int, against: int | None = None) -> BackupDiff:
+    """Unified diff from ``against`` (default: the version before) to ``backup_id``."""
+    new = get_backup(session, device_id=device_id, backup_id=backup_id)
+    device = _device(session, device_id)
+    if against is None:
+        old = previous_backup(session, new)
+    else:
+        old = session.get(ConfigBackup, against)
+        if old is None or old.device_id != device_id:
+            raise InvalidInput(
+                f"against: expected the id of another config backup of device {device.hostname!r}, got {against}",
+                field="against",
+            )
+    old_name = f"{device.hostname} backup {old.id} ({old.taken_at.isoformat()})" if old else "(nothing)"
+    new_name = f"{device.hostname} backup {new.id} ({new.taken_at.isoformat()})"
+    lines = difflib.unified_diff(
+        normalize_config(old.text).splitlines() if old else [],
+        normalize_config(new.text).splitlines(),
+        fromfile=old_name,
+        tofile=new_name,
+        lineterm="",
+    )
+    text = "\n".join(lines)
+    return BackupDiff(device=device.hostname, old=old, new=new, text=text + "\n" if text else "")
+
+
+def backup_out(row: ConfigBackup) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "device_id": row.device_id,
+        "taken_at": row.taken_at,
+        "last_seen_at": row.last_seen_at,
+        "sha256": row.sha256,
+        "size": row.size,
+        "lines_added": row.lines_added,
+        "lines_removed": row.lines_removed,
+        "trigger": row.trigger,
+        "actor": row.actor,
+    }
+
+
+# ---- the job: fetch over SSH, store, emit after commit -------------------------------
+
+
+@dataclass(frozen=True)
+class BackupOutcome:
+    device_id: int
+    hostname: str
+    status: Literal["new_version", "unchanged", "first_version"]
+    backup_id: int
+    previous_id: int | None
+    lines_added: int
+    lines_removed: int
+    summary: dict[str, Any]  # backup_out() of the version, read in the transaction that stored it
+
+
+def fetch_config(conn: Any, device_type: str) -> str:
+    spec = command_table().get(device_type)
+    if spec is None:
+        raise InvalidInput(f"device_type {device_type!r} has no backup command", field="device_type")
+    if spec.privileged and not conn.check_enable_mode():
+        conn.enable()
+    output: str = conn.send_command(spec.backup_command)
+    return output
+
+
+def backup_device(
+    rt: Runtime,
+    device_id: int,
+    *,
+    sink: ObservationSink | None,
+    trigger: Trigger = "schedule",
+    actor: str = "scheduler",
+) -> BackupOutcome:
+    """Back up one device now. Raises (NotFound, HostKeyError, DeviceUnreachable, ...) on failure."""
+    try:
+        with device_session(rt, device_id, sink=sink, source="backup") as conn:
+            text = fetch_config(conn, conn.device_type)
+        with transaction(rt.sessions) as session:
+            device = _device(session, device_id)
+            row, previous, created = store_backup(session, device=device, text=text, trigger=trigger, actor=actor)
+            hostname = device.hostname
+            summary = backup_out(row)
+    except Exception:
+        BACKUPS.labels(result="failed").inc()
+        raise
+    if not created:
+        status: Literal["new_version", "unchanged", "first_version"] = "unchanged"
+    else:
+        status = "new_version" if previous is not None else "first_version"
+    BACKUPS.labels(result="unchanged" if status == "unchanged" else "new_version").inc()
+    outcome = BackupOutcome(
+        device_id=device_id,
+        hostname=hostname,
+        status=status,
+        backup_id=row.id,
+        previous_id=previous.id if previous else None,
+        lines_added=row.lines_added if created else 0,
+        lines_removed=row.lines_removed if created else 0,
+        summary=summary,
+    )
+    if status == "new_version" and sink is not None:
+        sink.submit_events([config_changed_event(outcome, trigger=trigger, actor=actor)])
+    return outcome
+
+
+def config_changed_event(outcome: BackupOutcome, *, trigger: str, actor: str) -> Event:
+    return Event(
+        source="backup",
+        device=outcome.hostname,
+        event_type="config_changed",
+        severity="warning",
+        time=clock.now(),
+        specific_problem="configuration changed",
+        description=(
+            f"configuration of {outcome.hostname} changed: +{outcome.lines_added} -{outcome.lines_removed} lines "
+            f"(backup {outcome.previous_id} -> {outcome.backup_id})"
+        ),
+        raw={
+            "backup_id": outcome.backup_id,
+            "previous_backup_id": outcome.previous_id,
+            "lines_added": outcome.lines_added,
+            "lines_removed": outcome.lines_removed,
+            "trigger": trigger,
+            "actor": actor,
+        },
+    )

@@ -1,0 +1,277 @@
+"""Scheduled SSH/CLI work: show-command collection and config backups, in a bounded thread pool.
+
+netmiko blocks, so every device session runs in a ``ThreadPoolExecutor`` of
+``FAULTLOOP_SSH_WORKERS`` threads; every network step of a session is bounded by
+``FAULTLOOP_SSH_TIMEOUT_S``, so a hung device holds one worker for at most that long and
+never blocks the others. Each device yields a result (ok or an error string), never
+an exception that aborts the cycle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from ntc_templates.parse import parse_output
+from prometheus_client import Counter
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from collectors.backup import backup_device
+from collectors.backup_models import CliResult
+from collectors.cli_commands import command_table
+from collectors.cli_session import device_session, netmiko_device_type
+from collectors.hostkeys import HostKeyError
+from faultloop import clock
+from faultloop.db import transaction
+from faultloop.errors import DomainError, NotFound
+from faultloop.events import ObservationSink
+from faultloop.metrics import REGISTRY
+from faultloop.runtime import Runtime
+from inventory.models import Device
+
+log = logging.getLogger("faultloop.collectors.cli")
+
+CLI_COMMANDS = Counter(
+    "faultloop_cli_commands_total",
+    "Show commands collected over SSH, by result (parsed, raw, failed)",
+    ["result"],
+    registry=REGISTRY,
+)
+SSH_JOBS = Counter(
+    "faultloop_ssh_jobs_total",
+    "Per-device SSH jobs by kind (backup, cli) and result (ok, failed)",
+    ["kind", "result"],
+    registry=REGISTRY,
+)
+
+
+def parse(device_type: str, command: str, output: str) -> list[dict[str, Any]] | None:
+    """Rows from the ntc-templates TextFSM template for this command, or None when there is none."""
+    try:
+        rows = parse_output(platform=device_type, command=command, data=output)
+    except Exception:  # no template, or a template that does not match this output
+        return None
+    return [dict(r) for r in rows] if isinstance(rows, list) else None
+
+
+# ---- storage ------------------------------------------------------------------------
+
+
+def store_result(
+    session: Session, *, device_id: int, command: str, output: str, parsed: list[dict[str, Any]] | None
+) -> CliResult:
+    """Keep the latest result per device and command."""
+    row = session.scalar(select(CliResult).where(CliResult.device_id == device_id, CliResult.command == command))
+    if row is None:
+        row = CliResult(device_id=device_id, command=command)
+        session.add(row)
+    row.taken_at, row.output, row.parsed = clock.now(), output, parsed
+    session.flush()
+    return row
+
+
+def list_results(session: Session, *, device_id: int) -> list[CliResult]:
+    if session.get(Device, device_id) is None:
+        raise NotFound(f"device {device_id} not found")
+    return list(session.scalars(select(CliResult).where(CliResult.device_id == device_id).order_by(CliResult.command)))
+
+
+def latest_result(session: Session, *, device_id: int, command: str) -> CliResult:
+    device = session.get(Device, device_id)
+    if device is None:
+        raise NotFound(f"device {device_id} not found")
+    row = session.scalar(select(CliResult).where(CliResult.device_id == device_id, CliResult.command == command))
+    if row is None:
+        raise NotFound(f"no result of {command!r} collected from {device.hostname!r} yet")
+    return row
+
+
+def result_out(row: CliResult) -> dict[str, Any]:
+    return {"command": row.command, "taken_at": row.taken_at, "parsed": row.parsed, "output": row.output}
+
+
+# ---- per-device jobs ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CollectOutcome:
+    device_id: int
+    commands: int
+    parsed: int
+
+
+def collect_device(rt: Runtime, device_id: int, *, sink: ObservationSink | None) -> CollectOutcome:
+    """Run the device's platform commands in one session and store the latest of each."""
+    outputs: list[tuple[str, str, list[dict[str, Any]] | None]] = []
+    with device_session(rt, device_id, sink=sink, source="poll") as conn:
+        spec = command_table().get(conn.device_type)
+        if spec is None:
+            return CollectOutcome(device_id, 0, 0)
+        for command in spec.commands:
+            output = conn.send_command(command)
+            rows = parse(conn.device_type, command, output)
+            CLI_COMMANDS.labels(result="parsed" if rows is not None else "raw").inc()
+            outputs.append((command, output, rows))
+    with transaction(rt.sessions) as session:
+        for command, output, rows in outputs:
+            store_result(session, device_id=device_id, command=command, output=output, parsed=rows)
+    return CollectOutcome(device_id, len(outputs), sum(1 for _c, _o, r in outputs if r is not None))
+
+
+@dataclass(frozen=True)
+class DeviceResult:
+    """One device's result in a cycle: ``value`` on success, ``error`` (a short reason) otherwise."""
+
+    device_id: int
+    value: Any = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, DomainError | HostKeyError):
+        return str(exc)
+    return f"{type(exc).__name__}"
+
+
+def run_cycle(
+    pool: concurrent.futures.Executor,
+    device_ids: list[int],
+    job: Callable[[int], Any],
+    *,
+    kind: str,
+    deadline_s: float,
+) -> list[DeviceResult]:
+    """Run ``job`` per device in the pool; a device that fails or overruns is a result, not an exception."""
+    futures = {pool.submit(job, device_id): device_id for device_id in device_ids}
+    done, not_done = concurrent.futures.wait(futures, timeout=deadline_s)
+    results: list[DeviceResult] = []
+    for future, device_id in futures.items():
+        if future in not_done:
+            future.cancel()  # queued: never starts; running: its own SSH timeouts end it
+            results.append(DeviceResult(device_id, error=f"device {device_id}: not finished within {deadline_s:.0f} s"))
+            continue
+        exc = future.exception()
+        if exc is not None:
+            results.append(DeviceResult(device_id, error=_reason(exc)))
+        else:
+            results.append(DeviceResult(device_id, value=future.result()))
+    for r in results:
+        SSH_JOBS.labels(kind=kind, result="ok" if r.ok else "failed").inc()
+        if not r.ok:
+            log.warning("%s: %s", kind, r.error)
+    return results
+
+
+def ssh_device_ids(session: Session) -> list[int]:
+    """Devices with SSH credentials and a platform in the command table."""
+    rows = session.scalars(select(Device).where(Device.ssh_username.is_not(None)).order_by(Device.id)).all()
+    table = command_table()
+    return [d.id for d in rows if (d.ssh_password_enc or d.ssh_private_key_enc) and netmiko_device_type(d) in table]
+
+
+# ---- the service --------------------------------------------------------------------
+
+
+class CliCollectorService:
+    """Backs up configurations every ``backup_interval_s`` and collects show commands every
+    ``cli_interval_s``, for every SSH-capable device, in a pool of ``ssh_workers`` threads.
+
+    Due times are decided on ``faultloop.clock`` with a random first offset (jitter) so a
+    restart does not hit every device at once.
+    """
+
+    name = "cli-collector"
+
+    def __init__(self, rt: Runtime, *, sink: ObservationSink | None, tick_s: float = 5.0) -> None:
+        self.rt = rt
+        self.sink = sink
+        self.tick_s = tick_s
+        self.pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._next: dict[str, datetime] = {}
+
+    async def start(self) -> None:
+        self.pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=self.rt.settings.ssh_workers, thread_name_prefix="ssh"
+        )
+        now = clock.now()
+        s = self.rt.settings
+        self._next = {
+            "backup": now + timedelta(seconds=random.uniform(0, min(60.0, s.backup_interval_s))),
+            "cli": now + timedelta(seconds=random.uniform(0, min(60.0, s.cli_interval_s))),
+        }
+        self._task = asyncio.create_task(self._loop(), name=self.name)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.pool = None
+
+    def deadline_s(self) -> float:
+        # a session has at most connect + banner + auth + a few reads, each bounded by the timeout
+        return self.rt.settings.ssh_timeout_s * 10 + 60
+
+    def due(self) -> list[str]:
+        """Which kinds of work are due now; moves their next due time by the interval."""
+        now = clock.now()
+        s = self.rt.settings
+        intervals = {"backup": s.backup_interval_s, "cli": s.cli_interval_s}
+        kinds = [k for k, at in self._next.items() if at <= now]
+        for kind in kinds:
+            self._next[kind] = now + timedelta(seconds=intervals[kind])
+        return kinds
+
+    def run_backups(self, device_ids: list[int] | None = None) -> list[DeviceResult]:
+        assert self.pool is not None, "service not started"
+        if device_ids is None:
+            with transaction(self.rt.sessions) as session:
+                device_ids = ssh_device_ids(session)
+        return run_cycle(
+            self.pool,
+            device_ids,
+            lambda device_id: backup_device(self.rt, device_id, sink=self.sink),
+            kind="backup",
+            deadline_s=self.deadline_s(),
+        )
+
+    def run_cli(self, device_ids: list[int] | None = None) -> list[DeviceResult]:
+        assert self.pool is not None, "service not started"
+        if device_ids is None:
+            with transaction(self.rt.sessions) as session:
+                device_ids = ssh_device_ids(session)
+        return run_cycle(
+            self.pool,
+            device_ids,
+            lambda device_id: collect_device(self.rt, device_id, sink=self.sink),
+            kind="cli",
+            deadline_s=self.deadline_s(),
+        )
+
+    async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            for kind in self.due():
+                work = self.run_backups if kind == "backup" else self.run_cli
+                try:
+                    await loop.run_in_executor(None, work)
+                except Exception as exc:  # the schedule must survive a database hiccup
+                    log.error("%s cycle failed: %s", kind, type(exc).__name__)
+            await asyncio.sleep(self.tick_s)

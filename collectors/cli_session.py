@@ -1,0 +1,270 @@
+"""A device session: one netmiko connection to an inventory Device, host key enforced.
+
+    with device_session(rt, device_id, sink=sink) as conn:
+        conn.send_command("show version")
+
+Used by CLI collection and config backup here, and by provisioning to push configuration.
+What it guarantees:
+
+- credentials are decrypted from the vault only here, right before connecting, and
+  never logged or put into events or exceptions;
+- the SSH host key is checked against ``ssh_host_keys`` before authentication
+  (``collectors.hostkeys``); a changed key aborts the connection, is stored as pending
+  and raises a ``host_key_changed`` event (severity major) after the record commits;
+- one session per device at a time in this process (a per-device lock), so a backup
+  and a provisioning push never interleave on one box;
+- every network step is bounded by ``FAULTLOOP_SSH_TIMEOUT_S`` (TCP connect, SSH banner,
+  authentication, each command's read).
+"""
+
+from __future__ import annotations
+
+import io
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import paramiko
+from netmiko.exceptions import NetmikoTimeoutException, ReadException
+from netmiko.ssh_dispatcher import CLASS_MAPPER
+from paramiko.ssh_exception import AuthenticationException, SSHException
+from prometheus_client import Counter, Histogram
+from sqlalchemy.orm import Session
+
+from collectors import hostkeys
+from collectors.hostkeys import HostKeyChanged, HostKeyError, OfferedKey, PinnedHostKeyPolicy
+from faultloop import clock
+from faultloop.db import transaction
+from faultloop.errors import Conflict, DomainError, InvalidInput, NotFound
+from faultloop.events import Event, ObservationSink, Source
+from faultloop.metrics import REGISTRY
+from faultloop.runtime import Runtime
+from faultloop.vault import Vault
+from inventory.models import Device
+
+SSH_SESSIONS = Counter(
+    "faultloop_ssh_sessions_total",
+    "SSH device sessions opened, by result",
+    ["result"],
+    registry=REGISTRY,
+)
+SSH_CONNECT_SECONDS = Histogram(
+    "faultloop_ssh_connect_seconds",
+    "Time to open an SSH device session (TCP, key exchange, authentication, prompt)",
+    buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
+    registry=REGISTRY,
+)
+
+
+class DeviceBusy(Conflict):
+    """Another job holds this device's session lock."""
+
+
+class DeviceUnreachable(DomainError):
+    """The SSH session could not be opened or broke (timeout, refused, authentication failed)."""
+
+    status = 502
+    title = "Device unreachable"
+
+
+def _describe(exc: BaseException, target: SshTarget) -> str:
+    """A short reason without driver text (which may repeat connection parameters)."""
+    where = f"{target.hostname} ({target.address}:{target.port})"
+    if isinstance(exc, AuthenticationException):
+        return f"{where}: SSH authentication failed"
+    if isinstance(exc, NetmikoTimeoutException | TimeoutError | socket.timeout):
+        return f"{where}: SSH timed out (connect, banner or read)"
+    if isinstance(exc, ConnectionRefusedError):
+        return f"{where}: SSH connection refused"
+    if isinstance(exc, OSError | EOFError | SSHException | ReadException):
+        return f"{where}: SSH session failed ({type(exc).__name__})"
+    return f"{where}: SSH session failed ({type(exc).__name__})"
+
+
+@dataclass(frozen=True)
+class SshTarget:
+    """What one connection needs, read in a short transaction before any network I/O."""
+
+    device_id: int
+    hostname: str
+    device_type: str
+    address: str
+    port: int
+    username: str
+    host_key_policy: str
+    trusted_key: OfferedKey | None
+    password: str | None = field(default=None, repr=False)
+    private_key: str | None = field(default=None, repr=False)
+
+
+def netmiko_device_type(device: Device) -> str:
+    """The netmiko driver name of a device: its device_type, else its platform."""
+    for candidate in (device.device_type, device.platform):
+        if candidate and candidate in CLASS_MAPPER:
+            return candidate
+    return ""
+
+
+def load_target(session: Session, vault: Vault, device_id: int) -> SshTarget:
+    device = session.get(Device, device_id)
+    if device is None:
+        raise NotFound(f"device {device_id} not found")
+    if not device.ssh_username or not (device.ssh_password_enc or device.ssh_private_key_enc):
+        raise InvalidInput(f"device {device.hostname!r} has no SSH credentials", field="ssh")
+    device_type = netmiko_device_type(device)
+    if not device_type:
+        raise InvalidInput(
+            f"device {device.hostname!r}: device_type {device.device_type!r} has no SSH driver "
+            "(expected a netmiko device type such as cisco_ios or juniper_junos)",
+            field="device_type",
+        )
+    return SshTarget(
+        device_id=device.id,
+        hostname=device.hostname,
+        device_type=device_type,
+        address=device.address,
+        port=device.ssh_port,
+        username=device.ssh_username,
+        host_key_policy=device.ssh_host_key_policy,
+        trusted_key=hostkeys.trusted_key(hostkeys.get_host_key(session, device.id)),
+        password=vault.decrypt(device.ssh_password_enc) if device.ssh_password_enc else None,
+        private_key=vault.decrypt(device.ssh_private_key_enc) if device.ssh_private_key_enc else None,
+    )
+
+
+_locks: dict[int, threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+def device_lock(device_id: int) -> threading.Lock:
+    with _locks_guard:
+        return _locks.setdefault(device_id, threading.Lock())
+
+
+def _load_pkey(text: str) -> paramiko.PKey:
+    for cls in (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey):
+        try:
+            return cls.from_private_key(io.StringIO(text))
+        except (paramiko.SSHException, ValueError):
+            continue
+    raise InvalidInput("stored SSH private key is not an OpenSSH/PEM ed25519, ECDSA or RSA key", field="ssh")
+
+
+def _pinned_driver(device_type: str, policy: PinnedHostKeyPolicy) -> type[Any]:
+    """The netmiko driver with a paramiko client that has no known-hosts and only our policy."""
+    base = CLASS_MAPPER[device_type]
+
+    def _build_ssh_client(self: Any) -> paramiko.SSHClient:
+        client = paramiko.SSHClient()  # nothing loaded: every offered key reaches the policy
+        client.set_missing_host_key_policy(policy)
+        return client
+
+    return type(f"Pinned{base.__name__}", (base,), {"_build_ssh_client": _build_ssh_client})
+
+
+def connect(target: SshTarget, policy: PinnedHostKeyPolicy, *, timeout_s: float) -> Any:
+    driver = _pinned_driver(target.device_type, policy)
+    params: dict[str, Any] = {
+        "host": target.address,
+        "port": target.port,
+        "username": target.username,
+        "password": target.password or "",
+        # no separate enable secret in inventory yet: the login password serves (AAA-style)
+        "secret": target.password or "",
+        "pkey": _load_pkey(target.private_key) if target.private_key else None,
+        "use_keys": bool(target.private_key),
+        "allow_agent": False,
+        "ssh_strict": True,
+        "system_host_keys": False,
+        "alt_host_keys": False,
+        "ssh_config_file": None,
+        "conn_timeout": timeout_s,
+        "auth_timeout": timeout_s,
+        "banner_timeout": timeout_s,
+        "blocking_timeout": timeout_s,
+        "read_timeout_override": timeout_s,
+        "session_log": None,
+    }
+    return driver(device_type=target.device_type, **params)
+
+
+def _host_key_event(target: SshTarget, exc: HostKeyChanged, source: Source) -> Event:
+    return Event(
+        source=source,
+        device=target.hostname,
+        event_type="host_key_changed",
+        severity="major",
+        time=clock.now(),
+        probable_cause="unauthorizedAccessAttempt",
+        specific_problem="SSH host key changed",
+        description=(
+            f"SSH host key of {target.hostname} changed (trusted {exc.trusted.fingerprint}, "
+            f"offered {exc.offered.fingerprint}); connection aborted before authentication"
+        ),
+        raw={
+            "trusted_fingerprint": exc.trusted.fingerprint,
+            "offered_fingerprint": exc.offered.fingerprint,
+            "offered_key_type": exc.offered.key_type,
+            "address": f"{target.address}:{target.port}",
+        },
+    )
+
+
+@contextmanager
+def device_session(
+    rt: Runtime,
+    device_id: int,
+    *,
+    sink: ObservationSink | None = None,
+    source: Source = "poll",
+    lock_timeout_s: float | None = None,
+) -> Iterator[Any]:
+    """Open a netmiko connection to the device; yields it and disconnects on exit.
+
+    Raises NotFound / InvalidInput (inventory), DeviceBusy (lock), HostKeyError (key not
+    trusted; nothing was sent) or DeviceUnreachable (timeout, refused, login failed). Errors
+    raised inside the ``with`` block by the caller's own commands pass through unchanged.
+    """
+    timeout_s = rt.settings.ssh_timeout_s
+    lock = device_lock(device_id)
+    wait = lock_timeout_s if lock_timeout_s is not None else 3 * timeout_s
+    if not lock.acquire(timeout=wait):
+        raise DeviceBusy(f"device {device_id} is busy with another SSH session")
+    try:
+        with transaction(rt.sessions) as session:
+            target = load_target(session, rt.vault, device_id)
+        policy = PinnedHostKeyPolicy(policy=target.host_key_policy, trusted=target.trusted_key, device=target.hostname)
+        started = time.monotonic()
+        try:
+            conn = connect(target, policy, timeout_s=timeout_s)
+        except HostKeyError as exc:
+            SSH_SESSIONS.labels(result="host_key_refused").inc()
+            with transaction(rt.sessions) as session:
+                hostkeys.record_pending(session, device_id=device_id, offered=exc.offered)
+            if isinstance(exc, HostKeyChanged) and sink is not None:
+                sink.submit_events([_host_key_event(target, exc, source)])
+            raise
+        except (OSError, EOFError, SSHException, ReadException, ValueError) as exc:
+            SSH_SESSIONS.labels(result="failed").inc()
+            _remember_key(rt, target, policy)  # a key verified before a failed login is still a key seen
+            raise DeviceUnreachable(_describe(exc, target)) from None
+        SSH_CONNECT_SECONDS.observe(time.monotonic() - started)
+        SSH_SESSIONS.labels(result="ok").inc()
+        _remember_key(rt, target, policy)
+        try:
+            yield conn
+        finally:
+            conn.disconnect()
+    finally:
+        lock.release()
+
+
+def _remember_key(rt: Runtime, target: SshTarget, policy: PinnedHostKeyPolicy) -> None:
+    if policy.offered is None or target.host_key_policy == "off":
+        return
+    with transaction(rt.sessions) as session:
+        hostkeys.record_seen(session, device_id=target.device_id, offered=policy.offered, trust=policy.trusted_now)
