@@ -18,6 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from api.main import create_api
+from collectors.cli_collect import CliCollectorService
 from collectors.receiver import DeviceDirectory
 from collectors.syslog import SyslogReceiverService
 from collectors.traps import TrapReceiverService
@@ -109,6 +110,8 @@ def build_pipeline(rt: Runtime, sink: ObservationSink | None = None) -> Pipeline
             pipeline.services.append(TrapReceiverService(settings=settings, sink=sink, directory=directory))
         if settings.syslog_enabled:
             pipeline.services.append(SyslogReceiverService(settings=settings, sink=sink, directory=directory))
+    # SSH: scheduled show commands and config backups; config_changed / host_key_changed go to the sink
+    pipeline.services.append(CliCollectorService(rt, sink=sink))
     return pipeline
 
 
