@@ -18,6 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from api.main import create_api
+from collectors.jobs import PollerService
 from collectors.cli_collect import CliCollectorService
 from collectors.receiver import DeviceDirectory
 from collectors.syslog import SyslogReceiverService
@@ -102,6 +103,8 @@ def build_pipeline(rt: Runtime, sink: ObservationSink | None = None) -> Pipeline
     """
     pipeline = Pipeline()
     settings = rt.settings
+    # SNMP poller: every inventory device with SNMP settings, on its interval; findings go to the sink.
+    pipeline.services.append(PollerService(rt, sink))
     if sink is not None and (settings.trap_enabled or settings.syslog_enabled):
         # one address -> device directory, refreshed from the inventory, shared by both receivers
         directory = DeviceDirectory(rt.sessions, refresh_s=settings.receiver_directory_refresh_s)

@@ -76,6 +76,7 @@ class LabNetwork:
             self._peer[(ad, ai.lower())] = (bd, bi.lower())
             self._peer[(bd, bi.lower())] = (ad, ai.lower())
         self._last_auth_trap: dict[str, float] = {}
+        self._tasks: set[asyncio.Task] = set()
         self.started = False
 
     # ------------------------------------------------------------ lifecycle
@@ -116,6 +117,12 @@ class LabNetwork:
 
     async def stop(self) -> None:
         await self.faults.stop_all()
+        for task in list(self._tasks):
+            task.cancel()
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):  # noqa: S110 - shutting down
+                pass
         if self.control is not None:
             await self.control.stop()
             self.control = None
@@ -270,7 +277,7 @@ class LabNetwork:
         device.crashed = True
         self._settle([(device.name, i.name.lower()) for i in device.interfaces])
         if device.name in self._ssh:
-            asyncio.get_running_loop().create_task(self._stop_ssh(device.name))
+            self._background(self._stop_ssh(device.name))
 
     def reboot(self, device: LabDevice) -> None:
         """Reload: sysUpTime and counters restart, engineBoots increments, coldStart."""
@@ -284,7 +291,7 @@ class LabNetwork:
         self.traps.cold_start(device)
         self._settle([(device.name, i.name.lower()) for i in device.interfaces])
         if self.ssh_enabled and self.started and device.name not in self._ssh:
-            asyncio.get_running_loop().create_task(self._restart_ssh(device))
+            self._background(self._restart_ssh(device))
 
     async def _restart_ssh(self, device: LabDevice) -> None:
         try:
@@ -293,6 +300,12 @@ class LabNetwork:
             log.error("lab: %s", exc)
 
     # ------------------------------------------------------------ helpers
+    def _background(self, coro: Any) -> None:
+        # keep a reference: the loop only holds weak references to tasks
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     def _send_from(self, device: LabDevice, data: bytes, addr: tuple[str, int]) -> bool:
         agent = self.agents.get(device.name)
         return agent.send(data, addr) if agent is not None else False
