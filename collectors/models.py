@@ -31,6 +31,10 @@ class DevicePollState(Base):
     sys_object_id: Mapped[str] = mapped_column(String(255), default="")
     cpu_percent: Mapped[float | None] = mapped_column(Float, nullable=True)
     memory_percent: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # Per-device overrides of the FAULTLOOP_POLL_* defaults (None: use the setting).
+    poll_interval_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    poll_timeout_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    poll_retries: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class InterfaceSample(Base):

@@ -30,6 +30,9 @@ def upgrade() -> None:
         sa.Column("sys_object_id", sa.String(length=255), nullable=False),
         sa.Column("cpu_percent", sa.Float(), nullable=True),
         sa.Column("memory_percent", sa.Float(), nullable=True),
+        sa.Column("poll_interval_s", sa.Float(), nullable=True),
+        sa.Column("poll_timeout_s", sa.Float(), nullable=True),
+        sa.Column("poll_retries", sa.Integer(), nullable=True),
         sa.ForeignKeyConstraint(
             ["device_id"], ["devices.id"], name=op.f("fk_device_poll_state_device_id_devices"), ondelete="CASCADE"
         ),

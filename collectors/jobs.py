@@ -1,0 +1,403 @@
+"""The SNMP poller as a background service: APScheduler jobs per device, one engine.
+
+* One ``SnmpClient`` (one pysnmp engine and UDP socket) for every device.
+* One APScheduler interval job per device, with jitter (10 % of the interval) so a
+  thousand devices do not fire together, ``coalesce=True`` and ``max_instances=1`` so a
+  slow poll never piles up; a semaphore bounds how many devices are polled at once.
+* A failed poll is retried sooner (1/8, 1/4, 1/2 of the interval), then every interval:
+  N consecutive failures are reached quickly, a dead device costs one request per
+  interval, and recovery is seen within one interval.
+* Results are written in batches (one transaction per flush, in a worker thread);
+  events and samples go to the ``ObservationSink`` only after that commit.
+* Device state for Prometheus is read from memory by a custom collector, so a deleted
+  device disappears from ``/metrics`` at the next inventory sync.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, timedelta
+from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from collectors import service
+from collectors.collection_set import STANDARD, CollectionSet
+from collectors.models import DevicePollState
+from collectors.snmp import SnmpClient, SnmpConfigError
+from collectors.snmp_poll import DeviceTracker, PollResult, poll_device
+from faultloop import clock
+from faultloop.db import transaction
+from faultloop.events import ObservationSink
+from faultloop.metrics import REGISTRY
+from faultloop.runtime import Runtime
+from faultloop.vault import VaultError
+from inventory.models import Device
+
+log = logging.getLogger(__name__)
+JITTER = 0.1
+
+
+def retry_delay(failures: int, interval_s: float) -> float:
+    """Seconds until the next poll after ``failures`` consecutive failures (0: healthy)."""
+    if failures <= 0:
+        return interval_s
+    return interval_s / 2 ** max(0, 4 - failures)
+
+
+@dataclass
+class PolledDevice:
+    id: int
+    hostname: str
+    site: str
+    interval_s: float
+    timeout_s: float
+    retries: int
+
+
+@dataclass
+class _Pending:
+    device_id: int
+    result: PollResult
+    reachable: bool | None
+    failures: int
+
+
+@dataclass
+class PollerStats:
+    polls: int = 0
+    failures: int = 0
+    timeouts: int = 0
+    written: int = 0
+    dropped_events: int = 0
+    per_device: dict[str, Any] = field(default_factory=dict)
+
+
+class PollerService:
+    name = "snmp-poller"
+
+    def __init__(
+        self,
+        rt: Runtime,
+        sink: ObservationSink | None = None,
+        *,
+        collection_set: CollectionSet = STANDARD,
+        sync_interval_s: float | None = None,
+    ) -> None:
+        self.rt = rt
+        self.sink = sink
+        self.cs = collection_set
+        s = rt.settings
+        self.interval_s = s.poll_interval_s
+        self.sync_interval_s = sync_interval_s or max(30.0, min(300.0, s.poll_interval_s))
+        self.devices: dict[int, PolledDevice] = {}
+        self.trackers: dict[int, DeviceTracker] = {}
+        self.stats = PollerStats()
+        self.client: SnmpClient | None = None
+        self.scheduler: AsyncIOScheduler | None = None
+        self._limit = asyncio.Semaphore(s.poll_concurrency)
+        self._pending: list[_Pending] = []
+        self._wake = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        self.client = SnmpClient()
+        self.scheduler = AsyncIOScheduler(timezone=UTC)
+        self.scheduler.start()
+        _ACTIVE.add(self)
+        await self.sync()
+        self.scheduler.add_job(self.sync, IntervalTrigger(seconds=self.sync_interval_s), id="poll-sync", coalesce=True)
+        self.scheduler.add_job(self.prune, IntervalTrigger(seconds=600), id="poll-prune", coalesce=True)
+        self._writer = asyncio.create_task(self._write_loop(), name="poll-writer")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        _ACTIVE.discard(self)
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+        if self._writer is not None:
+            self._wake.set()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._writer, 30)
+        await self.flush()
+        if self.client is not None:
+            self.client.close()
+
+    # ------------------------------------------------------------------ inventory
+    def _load(self) -> dict[int, PolledDevice]:
+        s = self.rt.settings
+        with transaction(self.rt.sessions) as session:
+            overrides = {r.device_id: r for r in session.scalars(select(DevicePollState))}
+            devices = session.scalars(
+                select(Device).options(selectinload(Device.site)).where(Device.snmp_version.is_not(None))
+            )
+            out = {}
+            for d in devices:
+                o = overrides.get(d.id)
+                out[d.id] = PolledDevice(
+                    id=d.id,
+                    hostname=d.hostname,
+                    site=d.site.name if d.site else "",
+                    interval_s=(o.poll_interval_s if o and o.poll_interval_s else s.poll_interval_s),
+                    timeout_s=(o.poll_timeout_s if o and o.poll_timeout_s else s.poll_timeout_s),
+                    retries=(o.poll_retries if o and o.poll_retries is not None else s.poll_retries),
+                )
+            return out
+
+    async def sync(self) -> None:
+        """Follow the inventory: schedule new devices, drop deleted ones, apply new intervals."""
+        devices = await asyncio.to_thread(self._load)
+        for gone in set(self.devices) - set(devices):
+            self.devices.pop(gone, None)
+            self.trackers.pop(gone, None)
+            if self.scheduler is not None:
+                with contextlib.suppress(Exception):
+                    self.scheduler.remove_job(f"poll:{gone}")
+        for dev in devices.values():
+            old = self.devices.get(dev.id)
+            self.devices[dev.id] = dev
+            tracker = self.trackers.setdefault(
+                dev.id, DeviceTracker(dev.hostname, unreachable_after=self.rt.settings.unreachable_after)
+            )
+            tracker.device, tracker.site = dev.hostname, dev.site
+            if self.scheduler is not None and (old is None or old.interval_s != dev.interval_s):
+                self._schedule(dev, first_delay=random.uniform(0, dev.interval_s))
+
+    def _schedule(self, dev: PolledDevice, *, first_delay: float) -> None:
+        assert self.scheduler is not None
+        self.scheduler.add_job(
+            self._poll_job,
+            IntervalTrigger(seconds=dev.interval_s, jitter=dev.interval_s * JITTER),
+            args=[dev.id],
+            id=f"poll:{dev.id}",
+            replace_existing=True,
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=max(1, int(dev.interval_s)),
+            next_run_time=clock.now() + timedelta(seconds=first_delay),
+        )
+
+    # ------------------------------------------------------------------ polling
+    async def poll(self, device_id: int) -> PollResult:
+        """Poll one known device now, through the shared engine and the concurrency bound."""
+        dev = self.devices[device_id]
+        tracker = self.trackers[device_id]
+        assert self.client is not None
+        async with self._limit:
+            now = clock.now()
+            try:
+                target = await asyncio.to_thread(self._target, device_id, dev)
+            except (VaultError, SnmpConfigError) as exc:
+                result = PollResult(dev.hostname, False, now, 0.0, error=str(exc))
+            else:
+                if target is None:
+                    result = PollResult(dev.hostname, False, now, 0.0, error="device has no SNMP settings")
+                else:
+                    result = await poll_device(self.client, dev.hostname, target, now=now, cs=self.cs)
+        tracker.observe(result, now.timestamp())
+        self.stats.polls += 1
+        if not result.ok:
+            self.stats.failures += 1
+            self.stats.timeouts += int(result.timeout)
+        return result
+
+    def _target(self, device_id: int, dev: PolledDevice) -> Any:
+        # Secrets are read and decrypted right before the request, never kept decrypted.
+        with transaction(self.rt.sessions) as session:
+            device = session.get(Device, device_id)
+            if device is None:
+                return None
+            return service.snmp_target(device, self.rt.vault, timeout_s=dev.timeout_s, retries=dev.retries)
+
+    async def _poll_job(self, device_id: int) -> None:
+        if device_id not in self.devices or self._stopping:
+            return
+        try:
+            result = await self.poll(device_id)
+        except Exception:  # one broken device never stops the poller
+            log.exception("poll of device %s failed", device_id)
+            return
+        tracker = self.trackers[device_id]
+        self._pending.append(_Pending(device_id, result, tracker.reachable, tracker.failures))
+        self._wake.set()
+        dev = self.devices[device_id]
+        if tracker.failures and self.scheduler is not None:
+            delay = retry_delay(tracker.failures, dev.interval_s)
+            with contextlib.suppress(Exception):
+                self.scheduler.modify_job(f"poll:{device_id}", next_run_time=clock.now() + timedelta(seconds=delay))
+
+    # ------------------------------------------------------------------ writing
+    async def _write_loop(self) -> None:
+        while not self._stopping:
+            await self._wake.wait()
+            self._wake.clear()
+            await asyncio.sleep(0.5)  # gather a batch: one transaction for many polls
+            try:
+                await self.flush()
+            except Exception:
+                log.exception("writing poll results failed; they are dropped")
+
+    async def flush(self) -> None:
+        batch, self._pending = self._pending, []
+        if not batch:
+            return
+        await asyncio.to_thread(self._write, batch)
+        self.stats.written += len(batch)
+        self._publish(batch)
+
+    def _write(self, batch: list[_Pending]) -> None:
+        with transaction(self.rt.sessions) as session:
+            known = set(session.scalars(select(Device.id).where(Device.id.in_([p.device_id for p in batch]))))
+            for p in batch:
+                if p.device_id in known:
+                    write_result(session, p.device_id, p.result, p.reachable, p.failures)
+
+    def _publish(self, batch: list[_Pending]) -> None:
+        if self.sink is None:
+            return
+        events = [e for p in batch for e in p.result.events]
+        samples = [s for p in batch for s in p.result.samples]
+        if events and not self.sink.submit_events(events):
+            self.stats.dropped_events += len(events)
+        if samples:
+            self.sink.submit_samples(samples)
+
+    async def prune(self) -> int:
+        cutoff = clock.now() - timedelta(hours=self.rt.settings.sample_retention_h)
+
+        def run() -> int:
+            with transaction(self.rt.sessions) as session:
+                return service.prune_samples(session, older_than=cutoff)
+
+        return await asyncio.to_thread(run)
+
+
+def write_result(session: Session, device_id: int, result: PollResult, reachable: bool | None, failures: int) -> None:
+    service.record_poll(session, device_id=device_id, result=result, reachable=reachable, failures=failures)
+    if result.ok and result.snapshot is not None:
+        service.apply_neighbors(session, device_id=device_id, neighbors=result.snapshot.neighbors, now=result.time)
+
+
+async def poll_now(
+    rt: Runtime, device_id: int, poller: PollerService | None = None
+) -> tuple[PollResult, DeviceTracker]:
+    """One-shot poll (CLI, API): through the running poller when there is one, else a fresh engine.
+
+    The result is written in its own transaction; the running poller's sink gets the events
+    after the commit.
+    """
+    if poller is not None and device_id in poller.devices:
+        result = await poller.poll(device_id)
+        tracker = poller.trackers[device_id]
+    else:
+        s = rt.settings
+
+        def target() -> Any:
+            with transaction(rt.sessions) as session:
+                device = service._device(session, device_id)
+                return device.hostname, service.snmp_target(
+                    device, rt.vault, timeout_s=s.poll_timeout_s, retries=s.poll_retries
+                )
+
+        hostname, snmp = await asyncio.to_thread(target)
+        tracker = DeviceTracker(hostname, unreachable_after=1)
+        now = clock.now()
+        if snmp is None:
+            result = PollResult(hostname, False, now, 0.0, error="device has no SNMP settings")
+        else:
+            client = SnmpClient()
+            try:
+                result = await poll_device(client, hostname, snmp, now=now)
+            except SnmpConfigError as exc:
+                result = PollResult(hostname, False, now, 0.0, error=str(exc))
+            finally:
+                client.close()
+        tracker.observe(result, now.timestamp())
+
+    def write() -> None:
+        with transaction(rt.sessions) as session:
+            write_result(session, device_id, result, tracker.reachable, tracker.failures)
+
+    await asyncio.to_thread(write)
+    if poller is not None and poller.sink is not None and result.events:
+        poller.sink.submit_events(result.events)
+    return result, tracker
+
+
+# ---------------------------------------------------------------------- metrics
+_ACTIVE: set[PollerService] = set()
+
+
+class PollMetrics(Collector):
+    """Current device and interface state of every running poller, read at scrape time."""
+
+    def collect(self) -> Iterator[Any]:
+        up = GaugeMetricFamily(
+            "faultloop_device_up", "1 when the device answered its last SNMP poll", labels=["device", "site"]
+        )
+        cpu = GaugeMetricFamily("faultloop_device_cpu_percent", "Average hrProcessorLoad", labels=["device", "site"])
+        mem = GaugeMetricFamily("faultloop_device_memory_percent", "RAM used (hrStorage)", labels=["device", "site"])
+        dur = GaugeMetricFamily(
+            "faultloop_poll_duration_seconds", "Duration of the last poll", labels=["device", "site"]
+        )
+        errs = CounterMetricFamily("faultloop_poll_errors", "Failed polls", labels=["device", "site"])
+        invalid = CounterMetricFamily(
+            "faultloop_poll_invalid_samples", "Rates dropped as above interface speed", labels=["device", "site"]
+        )
+        il = ["device", "interface", "site"]
+        in_bps = GaugeMetricFamily("faultloop_interface_in_bits_per_second", "Inbound rate", labels=il)
+        out_bps = GaugeMetricFamily("faultloop_interface_out_bits_per_second", "Outbound rate", labels=il)
+        in_oct = CounterMetricFamily("faultloop_interface_in_octets", "ifHCInOctets / ifInOctets", labels=il)
+        out_oct = CounterMetricFamily("faultloop_interface_out_octets", "ifHCOutOctets / ifOutOctets", labels=il)
+        in_err = CounterMetricFamily("faultloop_interface_in_errors", "ifInErrors", labels=il)
+        out_err = CounterMetricFamily("faultloop_interface_out_errors", "ifOutErrors", labels=il)
+        oper = GaugeMetricFamily("faultloop_interface_oper_up", "1 when ifOperStatus is up", labels=il)
+        for svc in list(_ACTIVE):
+            for tracker in list(svc.trackers.values()):
+                if tracker.reachable is None:
+                    continue
+                dl = [tracker.device, tracker.site]
+                up.add_metric(dl, 1.0 if tracker.reachable else 0.0)
+                dur.add_metric(dl, tracker.last_duration_s)
+                errs.add_metric(dl, tracker.poll_errors)
+                invalid.add_metric(dl, tracker.invalid_samples)
+                snap = tracker.last
+                if snap is None or not tracker.reachable:
+                    continue
+                if snap.cpu_percent is not None:
+                    cpu.add_metric(dl, snap.cpu_percent)
+                if snap.memory_percent is not None:
+                    mem.add_metric(dl, snap.memory_percent)
+                for itf in snap.interfaces.values():
+                    labels = [tracker.device, itf.name, tracker.site]
+                    oper.add_metric(labels, 1.0 if itf.oper_status == "up" else 0.0)
+                    for fam, value in (
+                        (in_bps, itf.in_bps),
+                        (out_bps, itf.out_bps),
+                        (in_oct, itf.in_octets),
+                        (out_oct, itf.out_octets),
+                        (in_err, itf.in_errors),
+                        (out_err, itf.out_errors),
+                    ):
+                        if value is not None:
+                            fam.add_metric(labels, float(value))
+        yield from (up, cpu, mem, dur, errs, invalid, in_bps, out_bps, in_oct, out_oct, in_err, out_err, oper)
+
+    def describe(self) -> Iterator[Any]:
+        return iter(())
+
+
+POLL_METRICS = PollMetrics()
+REGISTRY.register(POLL_METRICS)

@@ -1,0 +1,240 @@
+"""Poller storage functions: plain ``f(session, *, ...)``, they flush and never commit."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from sqlalchemy import delete, insert, or_, select
+from sqlalchemy.orm import Session
+
+from collectors.models import DevicePollState, InterfaceSample
+from collectors.schemas import DeviceStatusOut, InterfaceStatusOut, SampleOut
+from collectors.snmp import SnmpTarget
+from collectors.snmp_poll import InterfaceState, Neighbor, PollResult
+from faultloop.errors import InvalidInput, NotFound
+from faultloop.vault import Vault
+from inventory.models import Device, Interface, Link
+
+METRICS = (
+    "interface_in_bits_per_second",
+    "interface_out_bits_per_second",
+    "interface_in_errors_per_second",
+    "interface_out_errors_per_second",
+    "interface_oper_up",
+    "device_cpu_percent",
+    "device_memory_percent",
+    "device_sensor_value",
+)
+
+
+def snmp_target(device: Device, vault: Vault, *, timeout_s: float, retries: int) -> SnmpTarget | None:
+    """The device's SNMP target with secrets decrypted; call right before the request."""
+    if not device.snmp_version:
+        return None
+
+    def secret(token: bytes | None) -> str:
+        return vault.decrypt(token) if token else ""
+
+    return SnmpTarget(
+        host=device.address,
+        port=device.snmp_port,
+        version=device.snmp_version,
+        community=secret(device.snmp_community_enc),
+        user=device.snmp_user or "",
+        auth_protocol=device.snmp_auth_protocol,
+        auth_key=secret(device.snmp_auth_key_enc),
+        priv_protocol=device.snmp_priv_protocol,
+        priv_key=secret(device.snmp_priv_key_enc),
+        allow_weak=device.snmp_allow_weak,
+        timeout_s=timeout_s,
+        retries=retries,
+    )
+
+
+def _state_row(session: Session, device_id: int) -> DevicePollState:
+    row = session.get(DevicePollState, device_id)
+    if row is None:
+        row = DevicePollState(device_id=device_id, consecutive_failures=0, last_error="")
+        row.sys_descr = row.sys_name = row.sys_object_id = ""
+        session.add(row)
+    return row
+
+
+def record_poll(session: Session, *, device_id: int, result: PollResult, reachable: bool | None, failures: int) -> None:
+    """Latest state, interface status and samples of one poll."""
+    row = _state_row(session, device_id)
+    row.reachable = reachable
+    row.consecutive_failures = failures
+    row.last_poll_at = result.time
+    row.poll_duration_s = result.duration_s
+    if not result.ok or result.snapshot is None:
+        row.last_error = result.error[:255]
+        session.flush()
+        return
+    snap = result.snapshot
+    row.last_error = ""
+    row.last_success_at = result.time
+    row.sys_uptime_cs = snap.uptime_cs
+    row.sys_descr = snap.sys_descr[:1024]
+    row.sys_name = snap.sys_name[:255]
+    row.sys_object_id = snap.sys_object_id[:255]
+    row.cpu_percent = snap.cpu_percent
+    row.memory_percent = snap.memory_percent
+    _update_interfaces(session, device_id, snap.interfaces.values())
+    add_samples(session, device_id=device_id, result=result)
+    session.flush()
+
+
+def _update_interfaces(session: Session, device_id: int, polled: Iterable[InterfaceState]) -> None:
+    existing = list(session.scalars(select(Interface).where(Interface.device_id == device_id)))
+    by_index = {i.if_index: i for i in existing if i.if_index is not None}
+    by_name = {i.name: i for i in existing}
+    for itf in polled:
+        row = by_index.get(itf.if_index) or by_name.get(itf.name[:100])
+        if row is None:  # the device has a port the inventory does not know yet
+            row = Interface(device_id=device_id, name=itf.name[:100], description=itf.alias[:255])
+            session.add(row)
+            by_name[row.name] = row
+        row.if_index = itf.if_index
+        row.admin_status = itf.admin_status
+        row.oper_status = itf.oper_status
+        if itf.speed_bps:
+            row.speed_mbps = itf.speed_bps // 1_000_000
+
+
+def add_samples(session: Session, *, device_id: int, result: PollResult) -> int:
+    rows = [
+        {
+            "device_id": device_id,
+            "interface": s.labels.get("interface", s.labels.get("sensor", ""))[:100],
+            "metric": s.metric,
+            "value": s.value,
+            "time": s.time,
+        }
+        for s in result.samples
+    ]
+    if rows:
+        session.execute(insert(InterfaceSample), rows)
+    return len(rows)
+
+
+def apply_neighbors(session: Session, *, device_id: int, neighbors: Sequence[Neighbor], now: datetime) -> list[Link]:
+    """LLDP neighbours -> discovered links; discovered links of this device not seen go stale."""
+    local = {i.if_index: i for i in session.scalars(select(Interface).where(Interface.device_id == device_id))}
+    local_by_name = {i.name: i for i in local.values()}
+    seen: list[Link] = []
+    for n in neighbors:
+        mine = local.get(n.local_if_index) or local_by_name.get(n.local_port)
+        if mine is None or not n.remote_name:
+            continue
+        remote = session.scalar(
+            select(Interface).join(Device).where(Device.hostname == n.remote_name, Interface.name == n.remote_port)
+        )
+        if remote is None or remote.id == mine.id:
+            continue
+        low, high = sorted((mine.id, remote.id))
+        link = session.scalar(select(Link).where(Link.a_interface_id == low, Link.b_interface_id == high))
+        if link is None:
+            link = Link(a_interface_id=low, b_interface_id=high, source="discovered", state="active", created_at=now)
+            session.add(link)
+        link.state = "active"
+        link.last_seen_at = now
+        seen.append(link)
+    session.flush()
+    seen_ids = {link.id for link in seen}
+    mine_ids = [i.id for i in local.values()]
+    if mine_ids:
+        stale = session.scalars(
+            select(Link).where(
+                Link.source == "discovered",
+                Link.state == "active",
+                or_(Link.a_interface_id.in_(mine_ids), Link.b_interface_id.in_(mine_ids)),
+            )
+        )
+        for link in stale:
+            if link.id not in seen_ids:
+                link.state = "stale"
+    session.flush()
+    return seen
+
+
+def prune_samples(session: Session, *, older_than: datetime) -> int:
+    result = session.execute(delete(InterfaceSample).where(InterfaceSample.time < older_than))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _device(session: Session, device_id: int) -> Device:
+    device = session.get(Device, device_id)
+    if device is None:
+        raise NotFound(f"device {device_id} not found")
+    return device
+
+
+def device_status(
+    session: Session, *, device_id: int, live: dict[int, InterfaceState] | None = None
+) -> DeviceStatusOut:
+    """Latest state from the database, with rates from the poller's memory when it has them."""
+    device = _device(session, device_id)
+    row = session.get(DevicePollState, device_id)
+    live = live or {}
+    itfs = []
+    for i in session.scalars(select(Interface).where(Interface.device_id == device_id).order_by(Interface.name)):
+        cur = live.get(i.if_index) if i.if_index is not None else None
+        itfs.append(
+            InterfaceStatusOut(
+                name=i.name,
+                if_index=i.if_index,
+                description=i.description,
+                admin_status=i.admin_status,
+                oper_status=i.oper_status,
+                speed_mbps=i.speed_mbps,
+                in_bps=cur.in_bps if cur else None,
+                out_bps=cur.out_bps if cur else None,
+                in_errors_ps=cur.in_errors_ps if cur else None,
+                out_errors_ps=cur.out_errors_ps if cur else None,
+            )
+        )
+    out = DeviceStatusOut(device_id=device.id, hostname=device.hostname, reachable=None, interfaces=itfs)
+    if row is not None:
+        for name in (
+            "reachable",
+            "consecutive_failures",
+            "last_poll_at",
+            "last_success_at",
+            "last_error",
+            "poll_duration_s",
+            "sys_uptime_cs",
+            "sys_descr",
+            "sys_name",
+            "sys_object_id",
+            "cpu_percent",
+            "memory_percent",
+        ):
+            setattr(out, name, getattr(row, name))
+    return out
+
+
+def list_samples(
+    session: Session,
+    *,
+    device_id: int,
+    interface: str | None = None,
+    metric: str | None = None,
+    since: datetime | None = None,
+    limit: int = 1000,
+) -> list[SampleOut]:
+    _device(session, device_id)
+    if metric is not None and metric not in METRICS:
+        raise InvalidInput(f"metric: expected one of {', '.join(METRICS)}", field="metric")
+    if since is not None and since.tzinfo is None:
+        raise InvalidInput("since: expected a timestamp with a timezone, e.g. 2026-01-01T00:00:00Z", field="since")
+    query = select(InterfaceSample).where(InterfaceSample.device_id == device_id)
+    if interface is not None:
+        query = query.where(InterfaceSample.interface == interface)
+    if metric is not None:
+        query = query.where(InterfaceSample.metric == metric)
+    if since is not None:
+        query = query.where(InterfaceSample.time >= since)
+    rows = session.scalars(query.order_by(InterfaceSample.time.desc(), InterfaceSample.id.desc()).limit(limit))
+    return [SampleOut(time=r.time, interface=r.interface, metric=r.metric, value=r.value) for r in rows][::-1]
