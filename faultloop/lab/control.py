@@ -76,7 +76,7 @@ class ControlServer:
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         status, payload = 500, {"error": "internal error"}
         try:
-            method, path, body = await asyncio.wait_for(self._read_request(reader), timeout=10)
+            method, path, body = await asyncio.wait_for(self._read_request(reader, writer), timeout=10)
             status, payload = 200, self.route(method, path, body)
         except HttpError as exc:
             status, payload = exc.status, {"error": str(exc)}
@@ -102,18 +102,21 @@ class ControlServer:
         finally:
             writer.close()
 
-    async def _read_request(self, reader: asyncio.StreamReader) -> tuple[str, str, Any]:
+    async def _read_request(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> tuple[str, str, Any]:
         line = (await reader.readline()).decode("latin-1").strip()
         parts = line.split()
         if len(parts) != 3:
             raise HttpError(400, "malformed request line")
         method, target, _ = parts
         length = 0
+        expect_continue = False
         for _ in range(100):
             h = (await reader.readline()).decode("latin-1").strip()
             if not h:
                 break
             name, _, value = h.partition(":")
+            if name.strip().lower() == "expect" and value.strip().lower() == "100-continue":
+                expect_continue = True
             if name.strip().lower() == "content-length":
                 try:
                     length = int(value.strip())
@@ -122,6 +125,9 @@ class ControlServer:
         if length > MAX_BODY:
             raise HttpError(413, "body too large")
         body: Any = None
+        if length and expect_continue:  # curl waits for this before sending bodies > 1 KiB
+            writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            await writer.drain()
         if length:
             raw = await reader.readexactly(length)
             try:
