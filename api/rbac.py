@@ -63,6 +63,10 @@ ALLOW: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/v1/devices/{device_id}/cli"): ALL,
     ("GET", "/api/v1/devices/{device_id}/ssh-host-key"): ALL,
     ("POST", "/api/v1/devices/{device_id}/ssh-host-key/accept"): ADMIN,
+    # SNMP poller
+    ("POST", "/api/v1/devices/{device_id}/poll"): OPERATORS,
+    ("GET", "/api/v1/devices/{device_id}/interfaces/status"): ALL,
+    ("GET", "/api/v1/devices/{device_id}/samples"): ALL,
 }
 
 

@@ -1,0 +1,67 @@
+"""SNMP poller routes: poll now, current interface status and rates, samples for graphs."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from api.deps import SessionDep, UserDep, runtime
+from collectors import service
+from collectors.jobs import PollerService, poll_now
+from collectors.schemas import DeviceStatusOut, PollOut, SampleOut
+from faultloop.db import transaction
+from faultloop.runtime import Runtime
+
+router = APIRouter(prefix="/api/v1", tags=["collectors"])
+RuntimeDep = Annotated[Runtime, Depends(runtime)]
+
+
+def _poller(request: Request) -> PollerService | None:
+    pipeline = getattr(request.app.state, "pipeline", None)
+    for svc in getattr(pipeline, "services", []):
+        if isinstance(svc, PollerService):
+            return svc
+    return None
+
+
+@router.post("/devices/{device_id}/poll", response_model=PollOut)
+async def poll_device(device_id: int, request: Request, user: UserDep, rt: RuntimeDep) -> PollOut:
+    """Poll the device now (through the running poller when there is one) and return what it saw."""
+    poller = _poller(request)
+    result, tracker = await poll_now(rt, device_id, poller)
+    live = tracker.last.interfaces if tracker.last is not None else {}
+
+    def read() -> DeviceStatusOut:
+        with transaction(rt.sessions) as session:
+            return service.device_status(session, device_id=device_id, live=live)
+
+    status = await asyncio.to_thread(read)
+    return PollOut(**status.model_dump(), ok=result.ok, events=[e.event_type for e in result.events])
+
+
+@router.get("/devices/{device_id}/interfaces/status", response_model=DeviceStatusOut)
+def interface_status(device_id: int, request: Request, session: SessionDep, user: UserDep) -> DeviceStatusOut:
+    """Device state from the last poll and every interface with its status and current rates."""
+    poller = _poller(request)
+    tracker = poller.trackers.get(device_id) if poller is not None else None
+    live = tracker.last.interfaces if tracker is not None and tracker.last is not None else None
+    return service.device_status(session, device_id=device_id, live=live)
+
+
+@router.get("/devices/{device_id}/samples", response_model=list[SampleOut])
+def list_samples(
+    device_id: int,
+    session: SessionDep,
+    user: UserDep,
+    interface: Annotated[str | None, Query(description="Interface name (or sensor name)")] = None,
+    metric: Annotated[str | None, Query(description="e.g. interface_in_bits_per_second")] = None,
+    since: Annotated[datetime | None, Query(description="ISO 8601 with timezone")] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+) -> list[SampleOut]:
+    """Short-term samples (kept FAULTLOOP_SAMPLE_RETENTION_H hours), oldest first."""
+    return service.list_samples(
+        session, device_id=device_id, interface=interface, metric=metric, since=since, limit=limit
+    )
