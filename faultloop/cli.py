@@ -376,6 +376,48 @@ def _import_tx(rt: Runtime, doc: InventoryDoc) -> dict[str, int]:
         return _import(rt, session, doc, quiet=True)
 
 
+# ---- SNMP poll ------------------------------------------------------------------------
+
+
+@app.command()
+def poll(hostname: str, as_json: Annotated[bool, typer.Option("--json", help="JSON for scripts")] = False) -> None:
+    """Poll one device over SNMP now: system, interfaces, CPU/memory; stores the result.
+
+    Exit code 1 when the device did not answer. Rates need two polls, so a one-shot poll
+    shows counters' status only (the running service shows rates).
+    """
+    from collectors import service as poll_service
+    from collectors.jobs import poll_now
+
+    with _tx() as (rt, session):
+        device_id = inventory.device_by_hostname(session, hostname).id
+    result, _tracker = asyncio.run(poll_now(rt, device_id))
+    with transaction(rt.sessions) as session:
+        status = poll_service.device_status(session, device_id=device_id)
+    data = {**status.model_dump(mode="json"), "ok": result.ok, "events": [e.event_type for e in result.events]}
+    if as_json:
+        print(json.dumps(data, indent=2))
+    else:
+        table = Table("field", "value", show_header=False)
+        keys = "hostname ok last_error sys_name sys_descr sys_uptime_cs cpu_percent memory_percent poll_duration_s"
+        for key in keys.split():
+            table.add_row(key, escape(str(data[key])))
+        out.print(table)
+        itfs = Table("interface", "ifIndex", "admin", "oper", "speed (Mb/s)", "description")
+        for i in status.interfaces:
+            itfs.add_row(
+                escape(i.name),
+                str(i.if_index or "-"),
+                i.admin_status,
+                i.oper_status,
+                str(i.speed_mbps or "-"),
+                escape(i.description),
+            )
+        out.print(itfs)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
 def _mount_lab() -> None:
     try:
         from faultloop.lab.cli import app as lab_app
