@@ -250,6 +250,9 @@ def main(argv: list[str] | None = None) -> int:
         sweep_s = time.perf_counter() - t0
         sweep_cpu = cpu_s(pid) - c0
         rss_end = rss_mb(pid)
+        c0 = cpu_s(pid)
+        tp_resp, tp_timeouts, tp_s = throughput(base, args.port, args.devices, rounds=10)
+        tp_cpu = cpu_s(pid) - c0
 
         print()
         print(f"{'walk':<30} {'varbinds':>8} {'median ms':>10} {'p95 ms':>8} {'agent CPU ms':>13} {'us/varbind':>11}")
@@ -272,6 +275,11 @@ def main(argv: list[str] | None = None) -> int:
             f"agent CPU {sweep_cpu:.2f} s"
         )
         print(f"RSS: {rss_start:.0f} MB after start, {rss_end:.0f} MB after every device's index was built")
+        print(
+            f"throughput (raw UDP client, 32 in flight, interface-poll GETBULK to every device x10): "
+            f"{tp_resp / tp_s:.0f} responses/s, agent CPU {tp_cpu / max(tp_resp, 1) * 1e6:.0f} us per response, "
+            f"{tp_timeouts} timeouts"
+        )
         return 0
     finally:
         if server.stdin:
@@ -281,6 +289,64 @@ def main(argv: list[str] | None = None) -> int:
         except subprocess.TimeoutExpired:
             server.kill()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def throughput(base: str, port: int, n_devices: int, rounds: int, window: int = 32) -> tuple[int, int, float]:
+    """Raw UDP client: every device gets one GETBULK per round (ifOperStatus, ifHCIn/OutOctets,
+    ifInErrors, max-repetitions 25: a poller's interface poll), ``window`` requests in flight.
+    Returns (responses, timeouts, seconds)."""
+    import select
+    import socket
+
+    from faultloop.lab import ber
+    from faultloop.lab.topology import address_at
+
+    cols = [
+        (1, 3, 6, 1, 2, 1, 2, 2, 1, 8),
+        (1, 3, 6, 1, 2, 1, 31, 1, 1, 1, 6),
+        (1, 3, 6, 1, 2, 1, 31, 1, 1, 1, 10),
+        (1, 3, 6, 1, 2, 1, 2, 2, 1, 14),
+    ]
+    vbl = ber.enc_seq(*(ber.enc_seq(ber.enc_oid(c), b"\x05\x00") for c in cols))
+
+    def request(reqid: int) -> bytes:
+        pdu = ber.tlv(ber.GETBULK, ber.enc_int(reqid) + ber.enc_int(0) + ber.enc_int(25) + vbl)
+        return ber.enc_seq(ber.enc_int(1), ber.enc_octets(b"public"), pdu)
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    sock.setblocking(False)
+    targets = [(address_at(base, i), port) for i in range(n_devices)] * rounds
+    pending: dict[int, float] = {}
+    responses = timeouts = 0
+    nxt = 0
+    t0 = time.perf_counter()
+    while nxt < len(targets) or pending:
+        while nxt < len(targets) and len(pending) < window:
+            sock.sendto(request(nxt + 1), targets[nxt])
+            pending[nxt + 1] = time.perf_counter()
+            nxt += 1
+        ready, _, _ = select.select([sock], [], [], 0.5)
+        if not ready:
+            now = time.perf_counter()
+            for rid in [r for r, ts in pending.items() if now - ts > 2]:
+                del pending[rid]
+                timeouts += 1
+            continue
+        while True:
+            try:
+                data = sock.recv(65535)
+            except BlockingIOError:
+                break
+            s0, e0 = ber.expect(data, 0, len(data), ber.SEQUENCE)
+            _, p = ber.read_int(data, s0, e0)
+            _, p = ber.read_octets(data, p, e0)
+            _, ps, pe = ber.read_tlv(data, p, e0)
+            rid, _ = ber.read_int(data, ps, pe)
+            if pending.pop(rid, None) is not None:
+                responses += 1
+    sock.close()
+    return responses, timeouts, time.perf_counter() - t0
 
 
 def n_iface_label(n: int) -> str:
