@@ -196,6 +196,7 @@ class UdpReceiver:
 
     # ------------------------------------------------------------ receive side (protocol callback)
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.stats["datagrams"] += 1
         now = clock.now()
         if not self.buckets.allow(addr[0], now.timestamp()):
             self._drop("rate_limited")
