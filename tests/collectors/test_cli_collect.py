@@ -1,0 +1,159 @@
+"""CLI show collection over SSH against the lab, the bounded pool, and the command table."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+from sqlalchemy import select
+
+from collectors import cli_collect
+from collectors.backup_models import CliResult, ConfigBackup
+from collectors.cli_collect import CliCollectorService, collect_device, ssh_device_ids
+from collectors.cli_commands import CommandTableError, command_table, parse_command_table
+from faultloop import clock, migrate
+from faultloop.clock import FrozenClock
+from faultloop.db import make_engine, make_sessionmaker, transaction
+from faultloop.runtime import Runtime
+from faultloop.settings import Settings
+from faultloop.vault import Vault
+from inventory.models import Device
+from tests.collectors import cli_lab
+from tests.collectors.cli_lab import HungServer, add_to_inventory
+
+bg, host_key, lab_ssh, sink = cli_lab.bg, cli_lab.host_key, cli_lab.lab_ssh, cli_lab.sink
+
+
+def test_collect_ios_parses_with_textfsm_and_keeps_latest_only(lab_ssh, sink, runtime, session, vault):
+    lab = lab_ssh.new_device("cisco_ios", "cl-ios1")
+    device_id = add_to_inventory(session, vault, lab)
+    outcome = collect_device(runtime, device_id, sink=sink)
+    assert outcome.commands == len(command_table()["cisco_ios"].commands)
+
+    version = cli_collect.latest_result(session, device_id=device_id, command="show version")
+    assert "Cisco IOS Software" in version.output
+    assert version.parsed is not None and version.parsed[0]["hostname"] == "cl-ios1"
+    brief = cli_collect.latest_result(session, device_id=device_id, command="show ip interface brief")
+    assert brief.parsed is not None
+    assert [(r["interface"], r["ip_address"]) for r in brief.parsed][0] == ("GigabitEthernet0/0", "10.1.0.1")
+
+    first_at = version.taken_at
+    with clock.use(FrozenClock(first_at.replace(year=first_at.year + 1))):
+        collect_device(runtime, device_id, sink=sink)
+    session.expire_all()
+    rows = session.scalars(select(CliResult).where(CliResult.device_id == device_id)).all()
+    assert len(rows) == outcome.commands  # latest per command, not history
+    assert all(r.taken_at.year == first_at.year + 1 for r in rows)
+
+
+def test_collect_junos_keeps_raw_text_when_no_template_matches(lab_ssh, sink, runtime, session, vault):
+    lab = lab_ssh.new_device("juniper_junos", "cl-jnp1")
+    device_id = add_to_inventory(session, vault, lab)
+    collect_device(runtime, device_id, sink=sink)
+    terse = cli_collect.latest_result(session, device_id=device_id, command="show interfaces terse")
+    assert "ge-0/0/0.0" in terse.output
+    assert cli_collect.parse("juniper_junos", "show no-such-command", terse.output) is None
+
+
+def test_latest_result_bad_inputs(session, vault):
+    with pytest.raises(Exception, match="device 999999 not found"):
+        cli_collect.latest_result(session, device_id=999999, command="show version")
+    device_id = add_to_inventory(session, vault, cli_lab.make_lab_device("cisco_ios", "cl-none1"))
+    with pytest.raises(Exception, match="no result of 'show version' collected from 'cl-none1' yet"):
+        cli_collect.latest_result(session, device_id=device_id, command="show version")
+
+
+def test_devices_without_ssh_or_driver_are_not_scheduled(session, vault):
+    with_ssh = add_to_inventory(session, vault, cli_lab.make_lab_device("cisco_ios", "cl-sched1"))
+    no_driver = add_to_inventory(session, vault, cli_lab.make_lab_device("cisco_ios", "cl-sched2"))
+    session.get(Device, no_driver).device_type = "huawei_vrp_unknown"
+    session.get(Device, no_driver).platform = ""
+    session.commit()
+    ids = ssh_device_ids(session)
+    assert with_ssh in ids and no_driver not in ids
+
+
+@pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        ([], "expected a mapping of device_type -> commands"),
+        ({"cisco_ios": {"commands": []}}, "cisco_ios: field 'backup': expected a command"),
+        ({"cisco_ios": {"backup": "show run", "privileged": "yes"}}, "field 'privileged': expected true or false"),
+        ({"cisco_ios": {"backup": "show run", "commands": "show version"}}, "field 'commands': expected a list"),
+        ({"cisco_ios": {"backup": "show run", "commands": ["show version | i x"]}}, "one line, no pipes"),
+        ({"cisco_ios": {"backup": "show run", "commands": ["show a", "show a"]}}, "a command is listed twice"),
+        ({"cisco_ios": {"backup": "show run", "extra": 1}}, "unknown field(s) extra"),
+    ],
+)
+def test_command_table_rejects_bad_entries(doc, message):
+    with pytest.raises(CommandTableError) as caught:
+        parse_command_table(doc, where="t.yaml")
+    assert message in str(caught.value)
+
+
+# ---- the bounded pool: a hung device does not block the others -----------------------
+
+
+@pytest.fixture
+def file_runtime(tmp_path: Path):
+    """A runtime on its own SQLite file: the pool's threads each open their own connections."""
+    key = Fernet.generate_key().decode()
+    settings = Settings(data_dir=tmp_path / "var", secret_key=key, ssh_workers=2, ssh_timeout_s=2)
+    engine = make_engine(f"sqlite:///{tmp_path / 'pool.db'}")
+    migrate.upgrade(engine)
+    rt = Runtime(settings=settings, engine=engine, sessions=make_sessionmaker(engine), vault=Vault([key.encode()]))
+    yield rt
+    engine.dispose()
+
+
+async def test_hung_device_does_not_block_backups_of_others(lab_ssh, sink, file_runtime):
+    rt = file_runtime
+    hung = HungServer()
+    try:
+        healthy = [lab_ssh.new_device("cisco_ios", "pool-ios1"), lab_ssh.new_device("juniper_junos", "pool-jnp1")]
+        hung_lab = cli_lab.make_lab_device("cisco_ios", "pool-hung1")
+        hung_lab.address, hung_lab.ssh_port = hung.address, hung.port
+        with transaction(rt.sessions) as session:
+            # the hung device first, so it takes a worker before the healthy ones queue
+            hung_id = add_to_inventory(session, rt.vault, hung_lab)
+            healthy_ids = [add_to_inventory(session, rt.vault, d) for d in healthy]
+
+        service = CliCollectorService(rt, sink=sink)
+        await service.start()
+        try:
+            results = await asyncio.get_running_loop().run_in_executor(None, service.run_backups)
+        finally:
+            await service.stop()
+    finally:
+        hung.close()
+
+    by_id = {r.device_id: r for r in results}
+    assert set(by_id) == {hung_id, *healthy_ids}
+    assert by_id[hung_id].error == f"pool-hung1 ({hung.address}:{hung.port}): SSH timed out (connect, banner or read)"
+    assert hung.accepted  # it did accept TCP: the banner wait is what timed out
+    for device_id in healthy_ids:
+        assert by_id[device_id].ok, by_id[device_id].error
+        assert by_id[device_id].value.status == "first_version"
+    with transaction(rt.sessions) as session:
+        stored = session.scalars(select(ConfigBackup.device_id)).all()
+    assert sorted(stored) == sorted(healthy_ids)
+
+
+async def test_service_schedule_is_decided_on_the_injected_clock(file_runtime, sink):
+    frozen = FrozenClock()
+    with clock.use(frozen):
+        service = CliCollectorService(file_runtime, sink=sink)
+        await service.start()
+        try:
+            assert service.due() == []  # first runs are jittered within the first minute
+            frozen.advance(61)
+            assert sorted(service.due()) == ["backup", "cli"]
+            assert service.due() == []
+            frozen.advance(file_runtime.settings.cli_interval_s)
+            assert service.due() == ["cli"]
+            frozen.advance(file_runtime.settings.backup_interval_s)
+            assert sorted(service.due()) == ["backup", "cli"]
+        finally:
+            await service.stop()
