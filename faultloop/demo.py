@@ -7,6 +7,7 @@ import contextlib
 import functools
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from rich.console import Console
@@ -19,6 +20,18 @@ DEMO_SNMP_PORT = 16100
 DEMO_SSH_PORT = 2222
 DEMO_CONTROL_PORT = 8099
 DEMO_TRAP_PORT = 1162
+
+
+DEMO_SCENARIO = Path(__file__).parent / "lab" / "data" / "scenario-demo.yaml"
+SCENARIO_PAUSE_S = 60.0
+
+
+async def _replay_forever(lab: Any) -> None:
+    """The gentle background scenario: faults come and go so the service has something to show."""
+    scenario = lab.faults.load_scenario(DEMO_SCENARIO)
+    while True:
+        await lab.faults.run_scenario(scenario)
+        await asyncio.sleep(SCENARIO_PAUSE_S)
 
 
 async def run_demo(
@@ -42,7 +55,10 @@ async def run_demo(
     )
     lab = LabNetwork(topology, trap_receivers=[("127.0.0.1", DEMO_TRAP_PORT)], control_port=DEMO_CONTROL_PORT)
     await lab.start()
+    background = None
     try:
+        if not generate:
+            background = asyncio.get_running_loop().create_task(_replay_forever(lab))
         inventory_path = Path(settings.data_dir) / "lab-inventory.yaml"
         lab.write_inventory(inventory_path)
         doc = files.parse_file(inventory_path)
@@ -57,6 +73,8 @@ async def run_demo(
         say(f"imported: {counts['devices_created']} new, {counts['devices_updated']} updated devices")
         say(f"service:     {url}   (API docs {url}/docs, health {url}/healthz)")
         say(f"lab control: http://127.0.0.1:{DEMO_CONTROL_PORT}   (faultloop lab fault --help)")
+        if background is not None:
+            say(f"scenario:    {DEMO_SCENARIO.name} replays in the background (faults come and go)")
         if password:
             say(f"log in:      user [bold]admin[/bold], password [bold]{password}[/bold] (shown once)")
         else:
@@ -66,6 +84,10 @@ async def run_demo(
         say("stop:        Ctrl-C")
         await server.serve()
     finally:
+        if background is not None:
+            background.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await background
         with contextlib.suppress(Exception):
             await asyncio.wait_for(lab.stop(), timeout=10)
         console.print("demo stopped")
