@@ -10,16 +10,22 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import asyncssh
 import pytest
+from cryptography.fernet import Fernet
 from netmiko import ConnectHandler
 from sqlalchemy.orm import Session
 
+from faultloop import migrate
+from faultloop.db import make_engine, make_sessionmaker
 from faultloop.events import Event, Sample
 from faultloop.lab.model import LabDevice, LabInterface
 from faultloop.lab.ssh import LAB_SSH_PASSWORD, LAB_SSH_USERNAME, SHELLS, _DeviceContext, _LabServer
+from faultloop.runtime import Runtime
+from faultloop.settings import Settings
 from faultloop.vault import Vault
 from inventory import service as inventory
 from inventory.schemas import DeviceIn
@@ -239,3 +245,20 @@ def lab_ssh(bg: BackgroundLoop, host_key: asyncssh.SSHKey) -> Iterator[LabSsh]:
 @pytest.fixture
 def sink() -> RecordingSink:
     return RecordingSink()
+
+
+@pytest.fixture
+def file_runtime(tmp_path: Path) -> Iterator[Runtime]:
+    """A runtime on its own SQLite file with real commits.
+
+    The shared ``runtime`` fixture runs everything on one connection inside savepoints, so
+    a request's rollback also undoes what a nested job committed; threads of the SSH pool
+    and "commit, then fail the request" paths need independent connections, as in production.
+    """
+    key = Fernet.generate_key().decode()
+    settings = Settings(data_dir=tmp_path / "var", secret_key=key, ssh_workers=2, ssh_timeout_s=2)
+    engine = make_engine(f"sqlite:///{tmp_path / 'own.db'}")
+    migrate.upgrade(engine)
+    rt = Runtime(settings=settings, engine=engine, sessions=make_sessionmaker(engine), vault=Vault([key.encode()]))
+    yield rt
+    engine.dispose()

@@ -3,27 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
-from cryptography.fernet import Fernet
 from sqlalchemy import select
 
 from collectors import cli_collect
 from collectors.backup_models import CliResult, ConfigBackup
 from collectors.cli_collect import CliCollectorService, collect_device, ssh_device_ids
 from collectors.cli_commands import CommandTableError, command_table, parse_command_table
-from faultloop import clock, migrate
+from faultloop import clock
 from faultloop.clock import FrozenClock
-from faultloop.db import make_engine, make_sessionmaker, transaction
-from faultloop.runtime import Runtime
-from faultloop.settings import Settings
-from faultloop.vault import Vault
+from faultloop.db import transaction
 from inventory.models import Device
 from tests.collectors import cli_lab
 from tests.collectors.cli_lab import HungServer, add_to_inventory
 
 bg, host_key, lab_ssh, sink = cli_lab.bg, cli_lab.host_key, cli_lab.lab_ssh, cli_lab.sink
+file_runtime = cli_lab.file_runtime
 
 
 def test_collect_ios_parses_with_textfsm_and_keeps_latest_only(lab_ssh, sink, runtime, session, vault):
@@ -94,18 +90,6 @@ def test_command_table_rejects_bad_entries(doc, message):
 
 
 # ---- the bounded pool: a hung device does not block the others -----------------------
-
-
-@pytest.fixture
-def file_runtime(tmp_path: Path):
-    """A runtime on its own SQLite file: the pool's threads each open their own connections."""
-    key = Fernet.generate_key().decode()
-    settings = Settings(data_dir=tmp_path / "var", secret_key=key, ssh_workers=2, ssh_timeout_s=2)
-    engine = make_engine(f"sqlite:///{tmp_path / 'pool.db'}")
-    migrate.upgrade(engine)
-    rt = Runtime(settings=settings, engine=engine, sessions=make_sessionmaker(engine), vault=Vault([key.encode()]))
-    yield rt
-    engine.dispose()
 
 
 async def test_hung_device_does_not_block_backups_of_others(lab_ssh, sink, file_runtime):
