@@ -531,7 +531,8 @@ class AlarmCore:
                             ends = self.graph.link_ends[link_id]
                             far = ends[1][0] if ends[0][0] == device else ends[0][0]
                             far_cause = cause_of.get(far)
-                            if far_cause is not None and far_cause != ("link", link_id):
+                            # Only a failed far device explains this link; another failed link does not.
+                            if far_cause is not None and far_cause[0] == "device":
                                 parent, _ = cause_alarm(far_cause)
                                 reason = f"neighbor device {far} unreachable"
                 elif cause == ("device", device):
