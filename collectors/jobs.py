@@ -112,12 +112,18 @@ class PollerService:
         self._stopping = False
 
     # ------------------------------------------------------------------ lifecycle
-    async def start(self) -> None:
+    async def open(self) -> None:
+        """Engine, inventory and metrics, without the scheduler (``start`` adds it; tests drive polls)."""
         self.client = SnmpClient()
-        self.scheduler = AsyncIOScheduler(timezone=UTC)
-        self.scheduler.start()
         _ACTIVE.add(self)
         await self.sync()
+
+    async def start(self) -> None:
+        await self.open()
+        self.scheduler = AsyncIOScheduler(timezone=UTC)
+        self.scheduler.start()
+        for dev in self.devices.values():
+            self._schedule(dev, first_delay=random.uniform(0, dev.interval_s))
         self.scheduler.add_job(self.sync, IntervalTrigger(seconds=self.sync_interval_s), id="poll-sync", coalesce=True)
         self.scheduler.add_job(self.prune, IntervalTrigger(seconds=600), id="poll-prune", coalesce=True)
         self._writer = asyncio.create_task(self._write_loop(), name="poll-writer")
@@ -178,7 +184,7 @@ class PollerService:
     def _schedule(self, dev: PolledDevice, *, first_delay: float) -> None:
         assert self.scheduler is not None
         self.scheduler.add_job(
-            self._poll_job,
+            self.poll_job,
             IntervalTrigger(seconds=dev.interval_s, jitter=dev.interval_s * JITTER),
             args=[dev.id],
             id=f"poll:{dev.id}",
@@ -221,7 +227,7 @@ class PollerService:
                 return None
             return service.snmp_target(device, self.rt.vault, timeout_s=dev.timeout_s, retries=dev.retries)
 
-    async def _poll_job(self, device_id: int) -> None:
+    async def poll_job(self, device_id: int) -> None:
         if device_id not in self.devices or self._stopping:
             return
         try:

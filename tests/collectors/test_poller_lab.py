@@ -1,0 +1,230 @@
+"""The poller against the lab network over real UDP on loopback: rates, linkDown/linkUp,
+reboot, unreachable (exactly one event, healthy devices still polled), recovery, LLDP
+discovered links (stale, not deleted), database state and samples, Prometheus output.
+
+The lab's clock and faultloop's clock move together by hand: no sleeping."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
+
+import pytest
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import func, select
+
+from collectors.jobs import PollerService, retry_delay
+from collectors.models import DevicePollState, InterfaceSample
+from faultloop import clock as fl_clock
+from faultloop.events import Event, Sample
+from faultloop.lab.inventory_out import inventory_dict
+from faultloop.lab.network import LabNetwork
+from faultloop.metrics import REGISTRY
+from inventory import service as inventory
+from inventory.models import Interface, Link
+from inventory.schemas import InventoryDoc
+from tests.lab.conftest import FakeClock, small_topology
+
+START = 1_800_000_000.0
+
+
+class ListSink:
+    """An ObservationSink that keeps what it gets (the alarm engine's place in these tests)."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self.samples: list[Sample] = []
+
+    def submit_events(self, events: Sequence[Event]) -> bool:
+        self.events.extend(events)
+        return True
+
+    def submit_samples(self, samples: Sequence[Sample]) -> bool:
+        self.samples.extend(samples)
+        return True
+
+    def of(self, event_type: str, device: str | None = None) -> list[Event]:
+        return [e for e in self.events if e.event_type == event_type and (device is None or e.device == device)]
+
+
+class Clocks:
+    def __init__(self) -> None:
+        self.lab = FakeClock(START)
+        self.fl = fl_clock.FrozenClock(datetime.fromtimestamp(START, UTC))
+
+    def advance(self, seconds: float) -> None:
+        self.lab.advance(seconds)
+        self.fl.advance(seconds)
+
+
+@pytest.fixture
+def clocks() -> Clocks:
+    return Clocks()
+
+
+@pytest.fixture
+async def lab(clocks: Clocks) -> AsyncIterator[LabNetwork]:
+    import random
+
+    port = random.randint(20000, 60000)
+    net = LabNetwork(small_topology(port=port), ssh=False, now=clocks.lab, fresh_boot=True)
+    await net.start()
+    try:
+        yield net
+    finally:
+        await net.stop()
+
+
+@pytest.fixture
+async def poller(runtime, session, lab: LabNetwork, clocks: Clocks) -> AsyncIterator[tuple[PollerService, ListSink]]:
+    doc = inventory_dict(lab.topology)
+    doc["links"] = []  # links come from LLDP in these tests
+    inventory.import_inventory(session, runtime.vault, InventoryDoc.model_validate(doc), actor="test")
+    session.commit()
+    runtime.settings.poll_timeout_s = 0.2
+    runtime.settings.poll_retries = 0
+    runtime.settings.unreachable_after = 3
+    sink = ListSink()
+    svc = PollerService(runtime, sink)
+    with fl_clock.use(clocks.fl):
+        await svc.open()
+        try:
+            yield svc, sink
+        finally:
+            await svc.stop()
+
+
+async def cycle(svc: PollerService) -> None:
+    for device_id in list(svc.devices):
+        await svc.poll_job(device_id)
+    await svc.flush()
+
+
+def ids(svc: PollerService) -> dict[str, int]:
+    return {d.hostname: i for i, d in svc.devices.items()}
+
+
+async def test_rates_events_unreachable_recovery_and_links(poller, lab, clocks, session):
+    svc, sink = poller
+    by_name = ids(svc)
+    assert set(by_name) == {"core1", "dist1", "acc1"}
+
+    await cycle(svc)
+    assert sink.events == []
+    clocks.advance(60)
+    await cycle(svc)
+    core1 = svc.trackers[by_name["core1"]].last
+    assert core1 is not None
+    gi01 = next(i for i in core1.interfaces.values() if i.name == "GigabitEthernet0/1")
+    assert gi01.in_bps == pytest.approx(8e8, rel=1e-3) and gi01.out_bps == pytest.approx(4e8, rel=1e-3)
+
+    # LLDP: both lab links discovered as topology links
+    links = session.scalars(select(Link)).all()
+    assert len(links) == 2 and {(lk.source, lk.state) for lk in links} == {("discovered", "active")}
+
+    # a cut cable: linkDown from both ends, one event per interface, and the LLDP link goes stale
+    lab.faults.apply("link_down", {"device": "dist1", "interface": "GigabitEthernet0/2"})
+    clocks.advance(60)
+    await cycle(svc)
+    downs = sink.of("linkDown")
+    assert sorted((e.device, e.managed_object) for e in downs) == [
+        ("acc1", "interface:ge-0/0/0"),
+        ("dist1", "interface:GigabitEthernet0/2"),
+    ]
+    session.expire_all()
+    states = {
+        (lk.a_interface.device.hostname, lk.b_interface.device.hostname): lk.state
+        for lk in session.scalars(select(Link))
+    }
+    assert sorted(states.values()) == ["active", "stale"]
+    assert session.scalar(select(func.count()).select_from(Link)) == 2  # stale, not deleted
+    itf = session.scalar(select(Interface).where(Interface.name == "GigabitEthernet0/2", Interface.if_index == 2))
+    assert itf is not None
+    lab.faults.apply("link_up", {"device": "dist1", "interface": "GigabitEthernet0/2"})
+    clocks.advance(60)
+    await cycle(svc)
+    assert len(sink.of("linkUp")) == 2
+    session.expire_all()
+    assert {lk.state for lk in session.scalars(select(Link))} == {"active"}
+
+    # acc1 crashes: after 3 failed polls exactly one device_unreachable; the others keep answering
+    lab.faults.apply("crash", {"device": "acc1"})
+    sink.events.clear()
+    for _ in range(5):
+        clocks.advance(60)
+        await cycle(svc)
+    assert len(sink.of("device_unreachable")) == 1
+    assert sink.of("device_unreachable")[0].device == "acc1"
+    assert sink.of("device_unreachable")[0].severity == "critical"
+    assert svc.trackers[by_name["core1"]].reachable and svc.trackers[by_name["dist1"]].reachable
+    assert svc.trackers[by_name["core1"]].failures == 0
+    row = session.get(DevicePollState, by_name["acc1"])
+    session.refresh(row)
+    assert row.reachable is False and row.consecutive_failures == 5 and row.last_error
+
+    # it comes back (rebooted): one device_reachable, one device_rebooted, on the next poll
+    lab.reboot(lab.devices["acc1"])
+    clocks.advance(30)
+    await svc.poll_job(by_name["acc1"])
+    await svc.flush()
+    assert [e.event_type for e in sink.events if e.device == "acc1" and e.event_type.startswith("device_")] == [
+        "device_unreachable",
+        "device_reachable",
+        "device_rebooted",
+    ]
+    assert sink.of("device_reachable")[0].severity == "cleared"
+
+    # database: latest state and samples; metrics: current state per device and interface
+    session.expire_all()
+    core_row = session.get(DevicePollState, by_name["core1"])
+    assert core_row.reachable is True and core_row.sys_name == "core1" and core_row.cpu_percent is not None
+    n_samples = session.scalar(
+        select(func.count())
+        .select_from(InterfaceSample)
+        .where(InterfaceSample.device_id == by_name["core1"], InterfaceSample.metric == "interface_in_bits_per_second")
+    )
+    assert n_samples >= 2 * 8  # 2 interfaces x every poll after the first
+    families = {f.name: f for f in text_string_to_metric_families(generate_latest(REGISTRY).decode())}
+    up = {s.labels["device"]: s.value for s in families["faultloop_device_up"].samples}
+    assert up == {"core1": 1.0, "dist1": 1.0, "acc1": 1.0}
+    bps = {
+        (s.labels["device"], s.labels["interface"]): s.value
+        for s in families["faultloop_interface_in_bits_per_second"].samples
+    }
+    assert bps[("core1", "GigabitEthernet0/1")] == pytest.approx(8e8, rel=1e-3)
+    assert families["faultloop_poll_errors"].samples[0].name == "faultloop_poll_errors_total"
+
+
+async def test_deleted_device_leaves_metrics_and_the_schedule(poller, session, runtime):
+    svc, _sink = poller
+    await cycle(svc)
+    victim = ids(svc)["acc1"]
+    inventory.delete_device(session, victim, actor="test")
+    session.commit()
+    await svc.sync()
+    assert victim not in svc.devices
+    text = generate_latest(REGISTRY).decode()
+    assert 'device="acc1"' not in text and 'device="core1"' in text
+
+
+async def test_invalid_rate_above_speed_is_dropped_and_counted(poller, lab, clocks):
+    svc, sink = poller
+    await cycle(svc)
+    # acc1's spare port is 100 Mb/s; pretend it carries 10 Gb/s
+    spare = lab.devices["acc1"].interface("ge-0/0/0")
+    assert spare is not None
+    spare.rebase(clocks.lab())
+    spare.in_rate_bps = 1e10  # on a 1 Gb/s port
+    clocks.advance(60)
+    sink.samples.clear()
+    await cycle(svc)
+    tracker = svc.trackers[ids(svc)["acc1"]]
+    assert tracker.invalid_samples == 1
+    assert not [
+        s for s in sink.samples if s.metric == "interface_in_bits_per_second" and s.labels["interface"] == "ge-0/0/0"
+    ]
+
+
+def test_retry_delay_backs_off_then_polls_every_interval():
+    assert [retry_delay(n, 80) for n in range(6)] == [80, 10, 20, 40, 80, 80]
