@@ -38,6 +38,7 @@ from collectors.snmp import SnmpClient, SnmpConfigError
 from collectors.snmp_poll import DeviceTracker, PollResult, poll_device
 from faultloop import clock
 from faultloop.db import transaction
+from faultloop.errors import InvalidInput
 from faultloop.events import ObservationSink
 from faultloop.metrics import REGISTRY
 from faultloop.runtime import Runtime
@@ -318,18 +319,15 @@ async def poll_now(
                 )
 
         hostname, snmp = await asyncio.to_thread(target)
+        if snmp is None:
+            raise InvalidInput(f"device {hostname!r} has no SNMP settings to poll with", field="snmp")
         tracker = DeviceTracker(hostname, unreachable_after=1)
         now = clock.now()
-        if snmp is None:
-            result = PollResult(hostname, False, now, 0.0, error="device has no SNMP settings")
-        else:
-            client = SnmpClient()
-            try:
-                result = await poll_device(client, hostname, snmp, now=now)
-            except SnmpConfigError as exc:
-                result = PollResult(hostname, False, now, 0.0, error=str(exc))
-            finally:
-                client.close()
+        client = SnmpClient()
+        try:
+            result = await poll_device(client, hostname, snmp, now=now)
+        finally:
+            client.close()
         tracker.observe(result, now.timestamp())
 
     def write() -> None:
