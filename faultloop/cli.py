@@ -418,6 +418,107 @@ def poll(hostname: str, as_json: Annotated[bool, typer.Option("--json", help="JS
         raise typer.Exit(1)
 
 
+# ---- config backup and SSH host keys ------------------------------------------------
+
+hostkey_app = typer.Typer(no_args_is_help=True, help="SSH host keys of devices (view, accept a new key).")
+app.add_typer(hostkey_app, name="hostkey")
+
+
+@app.command("backup")
+def backup_cmd(
+    args: Annotated[list[str], typer.Argument(metavar="DEVICE | diff DEVICE [A [B]]", show_default=False)],
+) -> None:
+    """Back up DEVICE's configuration over SSH now and print what changed.
+
+    `backup diff DEVICE` diffs the latest version against the one before, `backup diff
+    DEVICE A` diffs version A against the one before it, `backup diff DEVICE A B` from A to B."""
+    from collectors import backup as backups
+    from collectors.hostkeys import HostKeyError
+
+    if args[0] == "diff":
+        _backup_diff(args[1:])
+        return
+    if len(args) != 1:
+        raise CliError("usage: faultloop backup DEVICE | faultloop backup diff DEVICE [A [B]]")
+    rt = _runtime()
+    with transaction(rt.sessions) as session:
+        device_id = inventory.device_by_hostname(session, args[0]).id
+    try:
+        outcome = backups.backup_device(rt, device_id, sink=None, trigger="on_demand", actor=CLI_ACTOR)
+    except HostKeyError as exc:
+        raise CliError(str(exc)) from None
+    if outcome.status == "unchanged":
+        err.print(f"{escape(outcome.hostname)}: configuration unchanged since backup {outcome.backup_id}")
+        return
+    if outcome.status == "first_version":
+        err.print(f"{escape(outcome.hostname)}: first backup stored as version {outcome.backup_id}")
+        return
+    err.print(
+        f"{escape(outcome.hostname)}: configuration changed, +{outcome.lines_added} -{outcome.lines_removed} lines; "
+        f"stored as version {outcome.backup_id} (previous {outcome.previous_id})"
+    )
+    with transaction(rt.sessions) as session:
+        print(backups.diff_backups(session, device_id=device_id, backup_id=outcome.backup_id).text, end="")
+
+
+def _backup_id(value: str, name: str) -> int:
+    if not value.isdigit():
+        raise CliError(f"{name}: expected a backup id (a number), got {value!r}")
+    return int(value)
+
+
+def _backup_diff(args: list[str]) -> None:
+    from collectors import backup as backups
+
+    if not 1 <= len(args) <= 3:
+        raise CliError("usage: faultloop backup diff DEVICE [A [B]]")
+    with _tx() as (_rt, session):
+        device = inventory.device_by_hostname(session, args[0])
+        if len(args) == 1:
+            latest = backups.latest_backup(session, device.id)
+            if latest is None:
+                raise CliError(f"device {device.hostname!r} has no config backup yet")
+            diff = backups.diff_backups(session, device_id=device.id, backup_id=latest.id)
+        elif len(args) == 2:
+            diff = backups.diff_backups(session, device_id=device.id, backup_id=_backup_id(args[1], "A"))
+        else:
+            older, newer = _backup_id(args[1], "A"), _backup_id(args[2], "B")
+            diff = backups.diff_backups(session, device_id=device.id, backup_id=newer, against=older)
+    if not diff.text:
+        err.print("no differences")
+    print(diff.text, end="")
+
+
+@hostkey_app.command("show")
+def hostkey_show(hostname: str) -> None:
+    """The trusted and any pending SSH host key fingerprint of a device."""
+    from collectors import hostkeys
+
+    with _tx() as (_rt, session):
+        device = inventory.device_by_hostname(session, hostname)
+        data = hostkeys.host_key_out(device, hostkeys.get_host_key(session, device.id))
+    table = Table("field", "value", show_header=False)
+    for key, value in data.items():
+        table.add_row(key, escape(str(value) if value is not None else "-"))
+    out.print(table)
+
+
+@hostkey_app.command("accept")
+def hostkey_accept(
+    hostname: str,
+    fingerprint: Annotated[
+        str | None, typer.Option(help="The pending key's SHA256 fingerprint, as checked on the device's console")
+    ] = None,
+) -> None:
+    """Trust the pending (changed or first) SSH host key of a device; audited."""
+    from collectors import hostkeys
+
+    with _tx() as (_rt, session):
+        device = inventory.device_by_hostname(session, hostname)
+        row = hostkeys.accept_pending(session, device=device, actor=CLI_ACTOR, expected_fingerprint=fingerprint)
+        err.print(f"{escape(device.hostname)}: now trusting {row.key_type} {row.fingerprint}")
+
+
 def _mount_lab() -> None:
     try:
         from faultloop.lab.cli import app as lab_app
