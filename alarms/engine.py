@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from alarms.bus import AlarmChange, ChangeKind
@@ -99,6 +99,7 @@ class AlarmCore:
         self.windows: list[Window] = []
         self._reach: set[str] | None = None
         self._correlated: set[str] = set()  # keys of active alarms that have a parent
+        self._journal_seen = 0  # operator journal entries up to this id have been published
         self._escalations: list[tuple[datetime, str, str]] = []  # (due, key, severity) heap
         self._threshold_state: dict[tuple[str, str, tuple[tuple[str, str], ...]], datetime] = {}
         self._threshold_firing: set[tuple[str, str, tuple[tuple[str, str], ...]]] = set()
@@ -185,6 +186,7 @@ class AlarmCore:
                         Event(source="api", device=alarm.device, event_type=last[0], severity=last[1], time=now)  # type: ignore[arg-type]
                     )
                     alarm.pending_clear = decision.action == "clear"
+        self._journal_seen = session.scalar(select(func.max(AlarmJournal.id))) or 0
         self.load_topology(session)
         self.load_windows(session, now)
 
@@ -321,8 +323,51 @@ class AlarmCore:
         for alarm in timed:
             self._suppress(batch, alarm, now)
         self.flaps.forget_idle(now)
+        operator_changes = self._operator_changes(session, batch, now)
         self._after(batch, now)
-        return self._flush(session, batch, now)
+        return operator_changes + self._flush(session, batch, now)
+
+    def _operator_changes(self, session: Session, batch: _Batch, now: datetime) -> list[AlarmChange]:
+        """Changes operators made through the API or CLI (already committed): index them, publish them."""
+        rows = session.execute(
+            select(AlarmJournal.id, AlarmJournal.action, AlarmJournal.actor, Alarm)
+            .join(Alarm, Alarm.id == AlarmJournal.alarm_id)
+            .where(AlarmJournal.id > self._journal_seen, AlarmJournal.actor != ENGINE)
+            .order_by(AlarmJournal.id)
+        ).all()
+        out: list[AlarmChange] = []
+        for journal_id, action, actor, row in rows:
+            self._journal_seen = max(self._journal_seen, journal_id)
+            indexed = self.active.get(row.reduction_key)
+            if indexed is not None and indexed.id == row.id:
+                if row.state != "active":
+                    self._unindex(indexed)
+                    indexed.state = "cleared"
+                    if indexed.topology is not None or indexed.root_cause or indexed.parent is not None:
+                        batch.topology_dirty = True
+                else:
+                    indexed.severity = row.severity
+            kind: ChangeKind = "cleared" if action == "cleared" else "updated"
+            out.append(
+                AlarmChange(
+                    kind=kind,
+                    alarm_id=row.id,
+                    reduction_key=row.reduction_key,
+                    alarm_type=row.alarm_type,
+                    device=row.device,
+                    managed_object=row.managed_object,
+                    severity=row.severity,
+                    state=row.state,
+                    count=row.count,
+                    muted=row.muted,
+                    suppression_reason=row.suppression_reason,
+                    parent_id=row.parent_id,
+                    root_cause=row.root_cause,
+                    at=now,
+                    actor=actor,
+                )
+            )
+        return out
 
     # ---- one event -------------------------------------------------------------------------
 

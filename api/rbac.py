@@ -67,6 +67,20 @@ ALLOW: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/devices/{device_id}/poll"): OPERATORS,
     ("GET", "/api/v1/devices/{device_id}/interfaces/status"): ALL,
     ("GET", "/api/v1/devices/{device_id}/samples"): ALL,
+    # alarms, event ingest, Alertmanager receiver (use a noc token), maintenance windows
+    ("GET", "/api/v1/alarms"): ALL,
+    ("GET", "/api/v1/alarms/{alarm_id}"): ALL,
+    ("POST", "/api/v1/alarms/{alarm_id}/ack"): OPERATORS,
+    ("POST", "/api/v1/alarms/{alarm_id}/unack"): OPERATORS,
+    ("POST", "/api/v1/alarms/{alarm_id}/comments"): OPERATORS,
+    ("POST", "/api/v1/alarms/{alarm_id}/clear"): OPERATORS,
+    ("PUT", "/api/v1/alarms/{alarm_id}/severity"): OPERATORS,
+    ("POST", "/api/v1/events"): OPERATORS,
+    ("POST", "/api/v1/alertmanager"): OPERATORS,
+    ("GET", "/api/v1/maintenance"): ALL,
+    ("POST", "/api/v1/maintenance"): OPERATORS,
+    ("GET", "/api/v1/maintenance/{window_id}"): ALL,
+    ("DELETE", "/api/v1/maintenance/{window_id}"): OPERATORS,
 }
 
 

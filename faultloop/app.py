@@ -17,6 +17,8 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from alarms.bus import AlarmBus
+from alarms.runner import AlarmEngine
 from api.main import create_api
 from collectors.jobs import PollerService
 from collectors.cli_collect import CliCollectorService
@@ -103,6 +105,14 @@ def build_pipeline(rt: Runtime, sink: ObservationSink | None = None) -> Pipeline
     """
     pipeline = Pipeline()
     settings = rt.settings
+    # Alarm engine first (started first, stopped last): the collectors' sink unless one is given.
+    # Its bus publishes alarm changes after each commit; ticketing, notifications and the live
+    # stream subscribe here with alarm_bus.subscribe(name, callback).
+    alarm_bus = AlarmBus()
+    if sink is None:
+        engine = AlarmEngine(rt, alarm_bus)
+        pipeline.services.append(engine)
+        sink = engine
     # SNMP poller: every inventory device with SNMP settings, on its interval; findings go to the sink.
     pipeline.services.append(PollerService(rt, sink))
     if sink is not None and (settings.trap_enabled or settings.syslog_enabled):

@@ -80,6 +80,17 @@ class Settings(BaseSettings):
         20.0, gt=0, le=600, description="Per-device SSH timeout: connect, banner, auth and each command's read."
     )
 
+    alarm_rules_file: Path | None = Field(None, description="Extra alarm rules YAML loaded on top of the defaults.")
+    alarm_event_retention_days: int = Field(30, ge=1, le=3650, description="Days of stored events kept.")
+    alarm_flap_threshold: int = Field(4, ge=1, le=1000, description="State changes within the window that mean flapping.")
+    alarm_flap_window_s: float = Field(600, gt=0, le=86400, description="Flapping window; also the stability period.")
+    alarm_settle_s: float = Field(60, ge=0, le=3600, description="How much older than its cause a symptom may be.")
+    alarm_poller_devices: str = Field("", description="Comma-separated hostnames behind which the poller sits.")
+    alarm_queue_size: int = Field(200_000, ge=100, le=10_000_000, description="Events and samples queued at most.")
+    alarm_batch_size: int = Field(5000, ge=1, le=100_000, description="Events processed per transaction, at most.")
+    alarm_tick_s: float = Field(1.0, gt=0, le=60, description="Seconds between timer checks and durable-queue polls.")
+    alarm_topology_refresh_s: float = Field(60, gt=0, le=86400, description="Seconds between topology reloads.")
+
     @field_validator("database_url")
     @classmethod
     def _known_backend(cls, value: str) -> str:

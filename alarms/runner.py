@@ -1,0 +1,244 @@
+"""The alarm engine as a background service and the collectors' ``ObservationSink``.
+
+``submit_events`` / ``submit_samples`` only enqueue (never block; a full queue refuses
+and counts the drop). One worker thread drains the queue in batches, processes each
+batch in ONE transaction, and publishes the resulting ``AlarmChange`` objects on the
+bus only after the commit. Each tick it also processes the API's durable event queue
+(events stored by POST /api/v1/events), runs the timers, and publishes operator
+changes. On any database error the transaction rolls back and the in-memory indexes
+are rebuilt from the database, the source of truth.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from alarms import service
+from alarms.bus import AlarmBus, AlarmChange
+from alarms.engine import AlarmCore, EngineConfig
+from alarms.rules import SEVERITY_RANK, RuleSet, load_ruleset
+from faultloop import clock
+from faultloop.db import transaction
+from faultloop.events import Event, Sample
+from faultloop.metrics import REGISTRY
+from faultloop.runtime import Runtime
+
+log = logging.getLogger("faultloop.alarms")
+
+EVENTS = Counter("faultloop_alarm_events_processed_total", "Events processed by the alarm engine", registry=REGISTRY)
+DROPPED = Counter(
+    "faultloop_alarm_observations_dropped_total",
+    "Observations refused by the alarm engine",
+    ["reason"],
+    registry=REGISTRY,
+)
+FAILURES = Counter("faultloop_alarm_batch_failures_total", "Alarm batches rolled back", registry=REGISTRY)
+QUEUE = Gauge("faultloop_alarm_queue_depth", "Observations waiting for the alarm engine", registry=REGISTRY)
+BATCH = Histogram(
+    "faultloop_alarm_batch_duration_seconds",
+    "Time to process and commit one batch",
+    buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5),
+    registry=REGISTRY,
+)
+
+
+class _ActiveAlarms(Collector):
+    """faultloop_alarms_active{severity}, read from the running engine's index at scrape time."""
+
+    def __init__(self) -> None:
+        self.core: AlarmCore | None = None
+
+    def collect(self) -> Any:
+        family = GaugeMetricFamily("faultloop_alarms_active", "Active alarms by severity", labels=["severity"])
+        counts = dict.fromkeys((s for s in SEVERITY_RANK if s != "cleared"), 0)
+        core = self.core
+        if core is not None:
+            for alarm in list(core.active.values()):
+                counts[alarm.severity] = counts.get(alarm.severity, 0) + 1
+        for severity, n in counts.items():
+            family.add_metric([severity], n)
+        yield family
+
+
+ACTIVE = _ActiveAlarms()
+REGISTRY.register(ACTIVE)
+
+
+def engine_config(rt: Runtime) -> EngineConfig:
+    s = rt.settings
+    return EngineConfig(
+        flap_threshold=s.alarm_flap_threshold,
+        flap_window_s=s.alarm_flap_window_s,
+        settle_s=s.alarm_settle_s,
+        poller_devices=tuple(h.strip() for h in s.alarm_poller_devices.split(",") if h.strip()),
+    )
+
+
+def configured_rules(rt: Runtime) -> RuleSet:
+    path = rt.settings.alarm_rules_file
+    return load_ruleset([path] if path else [])
+
+
+class AlarmEngine:
+    name = "alarms"
+
+    def __init__(self, rt: Runtime, bus: AlarmBus, *, rules: RuleSet | None = None) -> None:
+        self.rt = rt
+        self.bus = bus
+        self.core = AlarmCore(rules or configured_rules(rt), engine_config(rt))
+        self._queue: deque[tuple[str, Sequence[Event] | Sequence[Sample]]] = deque()
+        self._queued = 0
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._loaded = False
+        self._last_topology = 0.0
+        self._last_purge = 0.0
+
+    # ---- ObservationSink ------------------------------------------------------------------
+
+    def submit_events(self, events: Sequence[Event]) -> bool:
+        return self._submit("events", events)
+
+    def submit_samples(self, samples: Sequence[Sample]) -> bool:
+        return self._submit("samples", samples)
+
+    def _submit(self, kind: str, items: Sequence[Any]) -> bool:
+        if not items:
+            return True
+        with self._lock:
+            if self._queued + len(items) > self.rt.settings.alarm_queue_size:
+                DROPPED.labels(reason="queue_full").inc(len(items))
+                return False
+            self._queue.append((kind, list(items)))
+            self._queued += len(items)
+            QUEUE.set(self._queued)
+        self._wake.set()
+        return True
+
+    # ---- Service ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        import asyncio
+
+        await asyncio.to_thread(self.load)
+        ACTIVE.core = self.core
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="alarm-engine", daemon=True)
+        self._thread.start()
+
+    async def stop(self) -> None:
+        import asyncio
+
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join, 30)
+            self._thread = None
+        # What was queued but not processed is processed now, so a clean stop loses nothing.
+        await asyncio.to_thread(self.run_once)
+
+    # ---- work ---------------------------------------------------------------------------------
+
+    def load(self) -> None:
+        with transaction(self.rt.sessions) as session:
+            self.core.load(session, clock.now())
+        self._loaded = True
+        self._last_topology = time.monotonic()
+        log.info("alarm engine loaded %d active alarms", len(self.core.active))
+
+    def reload_rules(self, path: Path | None) -> RuleSet:
+        """Validate the whole rule set first; swap it in only if valid (RuleError otherwise)."""
+        rules = load_ruleset([path] if path else [])
+        with self._lock:
+            self.core.replace_rules(rules)
+        return rules
+
+    def run_once(self) -> list[AlarmChange]:
+        """Drain the queue, the durable queue and the timers once (the worker's loop body; tests call it)."""
+        if not self._loaded:
+            self.load()
+        published: list[AlarmChange] = []
+        while True:
+            batch = self._take()
+            if batch is None:
+                break
+            published += self._in_transaction(lambda s, b=batch: self._process(s, b))  # type: ignore[misc]
+        published += self._in_transaction(lambda s: self.core.process_pending(s, clock.now(), limit=self._size()))
+        published += self._in_transaction(lambda s: self.core.tick(s, clock.now()))
+        if time.monotonic() - self._last_topology >= self.rt.settings.alarm_topology_refresh_s:
+            self._in_transaction(lambda s: self.core.load_topology(s))
+            self._last_topology = time.monotonic()
+        if time.monotonic() - self._last_purge >= 3600:
+            cutoff = service.retention_cutoff(clock.now(), self.rt.settings.alarm_event_retention_days)
+            self._in_transaction(lambda s: service.purge_events(s, older_than=cutoff))
+            self._last_purge = time.monotonic()
+        return published
+
+    def _size(self) -> int:
+        return self.rt.settings.alarm_batch_size
+
+    def _take(self) -> tuple[list[Event], list[Sample]] | None:
+        events: list[Event] = []
+        samples: list[Sample] = []
+        with self._lock:
+            while self._queue and len(events) + len(samples) < self._size():
+                kind, items = self._queue.popleft()
+                self._queued -= len(items)
+                if kind == "events":
+                    events.extend(items)  # type: ignore[arg-type]
+                else:
+                    samples.extend(items)  # type: ignore[arg-type]
+            QUEUE.set(self._queued)
+        return (events, samples) if events or samples else None
+
+    def _process(self, session: Any, batch: tuple[list[Event], list[Sample]]) -> list[AlarmChange]:
+        events, samples = batch
+        now = clock.now()
+        changes = self.core.process(session, events, now) if events else []
+        if samples:
+            changes += self.core.process_samples(session, samples, now)
+        EVENTS.inc(len(events))
+        return changes
+
+    def _in_transaction(self, work: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            with transaction(self.rt.sessions) as session:
+                result = work(session)
+        except Exception as exc:
+            FAILURES.inc()
+            log.error("alarm batch rolled back (%s); rebuilding indexes from the database", type(exc).__name__)
+            try:
+                self.load()
+            except Exception as again:
+                log.error("alarm engine reload failed: %s", type(again).__name__)
+                self._loaded = False
+            return []
+        BATCH.observe(time.perf_counter() - started)
+        if isinstance(result, list):
+            self.bus.publish(result)  # after commit, never before
+        return result
+
+    def _run(self) -> None:
+        tick = self.rt.settings.alarm_tick_s
+        while not self._stop.is_set():
+            self._wake.wait(tick)
+            self._wake.clear()
+            if self._stop.is_set():
+                break
+            try:
+                self.run_once()
+            except Exception as exc:  # the worker must survive anything
+                log.error("alarm engine loop error: %s", type(exc).__name__)

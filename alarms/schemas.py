@@ -1,0 +1,194 @@
+"""Pydantic shapes of the alarm API: event ingest, Alertmanager webhook, alarms, maintenance windows."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from alarms.rules import AlarmSeverity
+
+EventSeverity = Literal["critical", "major", "minor", "warning", "indeterminate", "cleared"]
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        raise ValueError("expected a timezone-aware time (e.g. 2026-01-01T00:00:00Z)")
+    return value
+
+
+class EventIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    source: Literal["poll", "trap", "syslog", "api", "alertmanager"] = "api"
+    device: str = Field("", max_length=255)
+    event_type: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:\-/]+$")
+    severity: EventSeverity
+    time: datetime | None = None  # default: when received
+    managed_object: str = Field("", max_length=255)
+    probable_cause: str = Field("", max_length=100)
+    specific_problem: str = Field("", max_length=255)
+    description: str = Field("", max_length=4000)
+    raw: dict[str, Any] = {}
+
+    _tz = field_validator("time")(classmethod(lambda cls, v: _aware(v)))
+
+
+class EventBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    events: list[EventIn] = Field(min_length=1, max_length=10_000)
+
+
+class IngestResult(BaseModel):
+    accepted: int
+    first_id: int
+    last_id: int
+
+
+class AlertmanagerAlert(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    status: Literal["firing", "resolved"]
+    labels: dict[str, str]
+    annotations: dict[str, str] = {}
+    startsAt: datetime | None = None  # noqa: N815 - Alertmanager's field names
+    endsAt: datetime | None = None  # noqa: N815
+    fingerprint: str = ""
+
+    @field_validator("labels")
+    @classmethod
+    def _alertname(cls, value: dict[str, str]) -> dict[str, str]:
+        if not value.get("alertname"):
+            raise ValueError("expected an 'alertname' label")
+        return value
+
+
+class AlertmanagerPayload(BaseModel):
+    """Alertmanager webhook payload, version 4 (the only version Alertmanager has sent so far)."""
+
+    model_config = ConfigDict(extra="allow")
+    version: Literal["4"]
+    status: Literal["firing", "resolved"]
+    receiver: str = ""
+    groupKey: str = ""  # noqa: N815
+    alerts: list[AlertmanagerAlert] = Field(max_length=10_000)
+
+
+class AlarmOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    reduction_key: str
+    alarm_type: str
+    rule: str
+    source: str
+    device: str
+    managed_object: str
+    probable_cause: str
+    specific_problem: str
+    description: str
+    first_occurrence: datetime
+    last_occurrence: datetime
+    cleared_at: datetime | None
+    count: int
+    original_severity: str
+    severity: str
+    state: str
+    flapping: bool
+    acknowledged: bool
+    ack_by: str | None
+    ack_at: datetime | None
+    root_cause: bool
+    parent_id: int | None
+    correlation_reason: str | None
+    muted: bool
+    suppression_reason: str | None
+    ticket_id: int | None
+
+
+class JournalOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    detail: dict[str, Any]
+
+
+class AlarmDetail(AlarmOut):
+    journal: list[JournalOut]
+    children: list[int]
+
+
+class AlarmPage(BaseModel):
+    items: list[AlarmOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class CommentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(min_length=1, max_length=4000)
+
+
+class ClearIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field("manual clear", min_length=1, max_length=500)
+
+
+class SeverityIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    severity: AlarmSeverity
+
+
+class MaintenanceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    starts_at: datetime
+    ends_at: datetime | None = None
+    rrule: str | None = Field(None, max_length=500, description="RFC 5545 RRULE, e.g. FREQ=WEEKLY;BYDAY=SU")
+    cron: str | None = Field(None, max_length=100, description="cron expression (UTC), e.g. '0 2 * * 0'")
+    duration_s: int | None = Field(None, ge=60, le=7 * 86400, description="length of each recurring occurrence")
+    devices: list[str] = []
+    sites: list[str] = []
+    tags: list[str] = []
+    interfaces: list[str] = Field([], description="hostname:interface")
+    reason: str = Field("", max_length=500)
+
+    _tz = field_validator("starts_at", "ends_at")(classmethod(lambda cls, v: _aware(v)))
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MaintenanceIn:
+        if not (self.devices or self.sites or self.tags or self.interfaces):
+            raise ValueError("give at least one of devices, sites, tags, interfaces")
+        if self.rrule and self.cron:
+            raise ValueError("give rrule or cron, not both")
+        recurring = bool(self.rrule or self.cron)
+        if recurring and self.duration_s is None:
+            raise ValueError("duration_s is required for a recurring window")
+        if not recurring and self.ends_at is None:
+            raise ValueError("ends_at is required for a one-off window")
+        if self.ends_at is not None and self.ends_at <= self.starts_at:
+            raise ValueError("ends_at must be after starts_at")
+        for item in self.interfaces:
+            if ":" not in item:
+                raise ValueError(f"interfaces: expected hostname:interface, got {item!r}")
+        return self
+
+
+class MaintenanceOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    name: str
+    starts_at: datetime
+    ends_at: datetime | None
+    rrule: str | None
+    cron: str | None
+    duration_s: int | None
+    devices: list[str]
+    sites: list[str]
+    tags: list[str]
+    interfaces: list[str]
+    reason: str
+    created_by: str
+    created_at: datetime
+    active_now: bool = False

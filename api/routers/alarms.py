@@ -1,0 +1,142 @@
+"""Alarms, event ingest, the Alertmanager webhook receiver and maintenance windows."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, status
+
+from alarms import service
+from alarms.schemas import (
+    AlarmDetail,
+    AlarmOut,
+    AlarmPage,
+    AlertmanagerPayload,
+    ClearIn,
+    CommentIn,
+    EventBatch,
+    IngestResult,
+    JournalOut,
+    MaintenanceIn,
+    MaintenanceOut,
+    SeverityIn,
+)
+from api.deps import PageDep, SessionDep, UserDep
+from faultloop import clock
+
+router = APIRouter(prefix="/api/v1", tags=["alarms"])
+
+
+@router.get("/alarms", response_model=AlarmPage)
+def list_alarms(
+    session: SessionDep,
+    user: UserDep,
+    page: PageDep,
+    state: Annotated[Literal["active", "cleared", "all"], Query()] = "active",
+    severity: Annotated[Literal["critical", "major", "minor", "warning", "indeterminate"] | None, Query()] = None,
+    device: Annotated[str | None, Query(description="Hostname")] = None,
+    root_only: Annotated[bool, Query(description="Only alarms without a parent (root causes and lone alarms)")] = False,
+    include_muted: Annotated[bool, Query()] = True,
+) -> AlarmPage:
+    rows, total = service.list_alarms(
+        session,
+        limit=page.limit,
+        offset=page.offset,
+        state=None if state == "all" else state,
+        severity=severity,
+        device=device,
+        root_only=root_only,
+        include_muted=include_muted,
+    )
+    return AlarmPage(
+        items=[AlarmOut.model_validate(a) for a in rows], total=total, limit=page.limit, offset=page.offset
+    )
+
+
+def _detail(session: SessionDep, alarm_id: int) -> AlarmDetail:
+    alarm = service.get_alarm(session, alarm_id)
+    return AlarmDetail(
+        **AlarmOut.model_validate(alarm).model_dump(),
+        journal=[JournalOut.model_validate(j) for j in service.journal(session, alarm_id)],
+        children=service.children(session, alarm_id),
+    )
+
+
+@router.get("/alarms/{alarm_id}", response_model=AlarmDetail)
+def get_alarm(alarm_id: int, session: SessionDep, user: UserDep) -> AlarmDetail:
+    return _detail(session, alarm_id)
+
+
+@router.post("/alarms/{alarm_id}/ack", response_model=AlarmDetail)
+def acknowledge(alarm_id: int, session: SessionDep, user: UserDep) -> AlarmDetail:
+    service.acknowledge(session, alarm_id, actor=user.username)
+    return _detail(session, alarm_id)
+
+
+@router.post("/alarms/{alarm_id}/unack", response_model=AlarmDetail)
+def unacknowledge(alarm_id: int, session: SessionDep, user: UserDep) -> AlarmDetail:
+    service.unacknowledge(session, alarm_id, actor=user.username)
+    return _detail(session, alarm_id)
+
+
+@router.post("/alarms/{alarm_id}/comments", response_model=AlarmDetail, status_code=status.HTTP_201_CREATED)
+def comment(alarm_id: int, body: CommentIn, session: SessionDep, user: UserDep) -> AlarmDetail:
+    service.comment(session, alarm_id, actor=user.username, text=body.text)
+    return _detail(session, alarm_id)
+
+
+@router.post("/alarms/{alarm_id}/clear", response_model=AlarmDetail)
+def clear(alarm_id: int, body: ClearIn, session: SessionDep, user: UserDep) -> AlarmDetail:
+    service.clear(session, alarm_id, actor=user.username, reason=body.reason)
+    return _detail(session, alarm_id)
+
+
+@router.put("/alarms/{alarm_id}/severity", response_model=AlarmDetail)
+def set_severity(alarm_id: int, body: SeverityIn, session: SessionDep, user: UserDep) -> AlarmDetail:
+    service.set_severity(session, alarm_id, actor=user.username, severity=body.severity)
+    return _detail(session, alarm_id)
+
+
+@router.post("/events", response_model=IngestResult, status_code=status.HTTP_202_ACCEPTED)
+def ingest_events(body: EventBatch, session: SessionDep, user: UserDep) -> IngestResult:
+    """Store a batch of events (all or nothing); 202 means committed, the engine processes them next."""
+    first, last = service.store_events(session, body.events, now=clock.now())
+    return IngestResult(accepted=len(body.events), first_id=first, last_id=last)
+
+
+@router.post("/alertmanager", response_model=IngestResult, status_code=status.HTTP_202_ACCEPTED)
+def alertmanager(body: AlertmanagerPayload, session: SessionDep, user: UserDep) -> IngestResult:
+    """Alertmanager webhook receiver (payload version 4): firing alerts raise, resolved alerts clear."""
+    events = service.alertmanager_events(body, now=clock.now())
+    if not events:
+        return IngestResult(accepted=0, first_id=0, last_id=0)
+    first, last = service.store_events(session, events, now=clock.now())
+    return IngestResult(accepted=len(events), first_id=first, last_id=last)
+
+
+def _window_out(window: object) -> MaintenanceOut:
+    out = MaintenanceOut.model_validate(window)
+    out.active_now = service.window_active(window, clock.now())  # type: ignore[arg-type]
+    return out
+
+
+@router.get("/maintenance", response_model=list[MaintenanceOut])
+def list_windows(
+    session: SessionDep, user: UserDep, include_past: Annotated[bool, Query()] = False
+) -> list[MaintenanceOut]:
+    return [_window_out(w) for w in service.list_windows(session, include_past=include_past)]
+
+
+@router.post("/maintenance", response_model=MaintenanceOut, status_code=status.HTTP_201_CREATED)
+def create_window(body: MaintenanceIn, session: SessionDep, user: UserDep) -> MaintenanceOut:
+    return _window_out(service.create_window(session, body, actor=user.username))
+
+
+@router.get("/maintenance/{window_id}", response_model=MaintenanceOut)
+def get_window(window_id: int, session: SessionDep, user: UserDep) -> MaintenanceOut:
+    return _window_out(service.get_window(session, window_id))
+
+
+@router.delete("/maintenance/{window_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_window(window_id: int, session: SessionDep, user: UserDep) -> None:
+    service.delete_window(session, window_id, actor=user.username)
