@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHES = ["lab_snmp"]
+BENCHES = ["lab_snmp", "traps"]
 
 
 def main(argv: list[str]) -> int:

@@ -153,7 +153,7 @@ class UdpReceiver:
         self.stats: Tally[str] = Tally()  # this instance's counts (metrics are process-wide)
         self._queue: deque[tuple[bytes, tuple[str, int], datetime]] = deque()
         self._wakeup = asyncio.Event()
-        self._transport: asyncio.DatagramTransport | None = None
+        self._sock: socket.socket | None = None
         self._worker: asyncio.Task[None] | None = None
         self._malformed_logged: dict[str, float] = {}
         self._depth = QUEUE_DEPTH.labels(receiver=metrics.name)
@@ -161,9 +161,9 @@ class UdpReceiver:
     @property
     def address(self) -> tuple[str, int]:
         """Where the listener is bound (the real port when started with port 0)."""
-        if self._transport is None:
+        if self._sock is None:
             return (self.host, self.port)
-        host, port = self._transport.get_extra_info("sockname")[:2]
+        host, port = self._sock.getsockname()[:2]
         return (host, port)
 
     async def start(self) -> None:
@@ -180,21 +180,40 @@ class UdpReceiver:
                 f"set FAULTLOOP_{self.name.split()[0].upper()}_HOST / FAULTLOOP_{self.name.split()[0].upper()}_PORT"
             ) from None
         sock.setblocking(False)
-        self._transport, _ = await loop.create_datagram_endpoint(lambda: _Protocol(self), sock=sock)
+        self._sock = sock
+        # add_reader + a recvfrom loop rather than a DatagramProtocol: asyncio's transport
+        # reads one datagram per event-loop turn, which caps a flood at the loop's speed
+        loop.add_reader(sock.fileno(), self._readable)
         self._worker = asyncio.create_task(self._run(), name=f"{self.name} worker")
 
     async def stop(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
+        if self._sock is not None:
+            asyncio.get_running_loop().remove_reader(self._sock.fileno())
         if self._worker is not None:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
             self._worker = None
         self._process_batch(len(self._queue))  # what was accepted is not silently lost
-        self._transport = None
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
 
-    # ------------------------------------------------------------ receive side (protocol callback)
+    # ------------------------------------------------------------ receive side (socket readable)
+    def _readable(self) -> None:
+        sock = self._sock
+        if sock is None:
+            return
+        for _ in range(self.batch_size):
+            try:
+                data, addr = sock.recvfrom(65535)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # e.g. ICMP port unreachable after an Inform response
+                log.debug("%s: socket error: %s", self.name, exc)
+                return
+            self.datagram_received(data, addr)
+
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         self.stats["datagrams"] += 1
         now = clock.now()
@@ -237,8 +256,11 @@ class UdpReceiver:
                 continue
             if handled.event is not None:
                 events.append(handled.event)
-            if handled.reply is not None and self._transport is not None:
-                self._transport.sendto(handled.reply, addr)
+            if handled.reply is not None and self._sock is not None:
+                try:
+                    self._sock.sendto(handled.reply, addr)
+                except OSError as exc:  # a full send buffer or an unreachable sender: the sender retries
+                    log.debug("%s: reply to %s failed: %s", self.name, addr[0], exc)
         if events:
             if self.sink.submit_events(events):
                 self.stats["events"] += len(events)
@@ -269,14 +291,6 @@ class UdpReceiver:
                 source,
                 detail[:200],
             )
-
-
-class _Protocol(asyncio.DatagramProtocol):
-    def __init__(self, receiver: UdpReceiver) -> None:
-        self.datagram_received = receiver.datagram_received  # type: ignore[method-assign]
-
-    def error_received(self, exc: Exception) -> None:  # ICMP errors after an Inform reply
-        log.debug("receiver socket error: %s", exc)
 
 
 class DeviceDirectory:

@@ -101,8 +101,27 @@ def read_octets(buf: bytes, pos: int, end: int) -> tuple[bytes, int]:
     return buf[vs:ve], ve
 
 
+_OID_CACHE: dict[bytes, str] = {}
+_OID_CACHE_MAX = 65536
+
+
 def dec_oid(buf: bytes, vs: int, ve: int) -> str:
-    """Dotted OID text (numeric, no leading dot)."""
+    """Dotted OID text (numeric, no leading dot).
+
+    Traps repeat the same few OIDs (sysUpTime.0, snmpTrapOID.0, ifIndex.N...), so decoded
+    OIDs are cached by their encoding; the cache is bounded and simply cleared when full.
+    """
+    raw = buf[vs:ve]
+    text = _OID_CACHE.get(raw)
+    if text is None:
+        text = _dec_oid(raw, 0, len(raw))
+        if len(_OID_CACHE) >= _OID_CACHE_MAX:
+            _OID_CACHE.clear()
+        _OID_CACHE[raw] = text
+    return text
+
+
+def _dec_oid(buf: bytes, vs: int, ve: int) -> str:
     if ve == vs:
         raise BerError("empty OID")
     arcs: list[int] = []
@@ -177,13 +196,29 @@ def octets_text(raw: bytes) -> str:
 
 
 def read_varbinds(buf: bytes, pos: int, end: int) -> tuple[list[tuple[str, Any]], int]:
-    """The VarBindList SEQUENCE at ``pos`` as [(oid, value)], and the position after it."""
+    """The VarBindList SEQUENCE at ``pos`` as [(oid, value)], and the position after it.
+
+    The hot loop of the receiver: short-form lengths (what nearly every varbind uses) are
+    read inline; anything longer goes through ``read_tlv``'s full checks.
+    """
     vs, ve = expect(buf, pos, end, SEQUENCE)
     out: list[tuple[str, Any]] = []
     p = vs
     while p < ve:
-        bs, be = expect(buf, p, ve, SEQUENCE)
-        os_, oe = expect(buf, bs, be, OID)
+        if p + 2 <= ve and buf[p] == SEQUENCE and buf[p + 1] < 0x80:
+            bs = p + 2
+            be = bs + buf[p + 1]
+            if be > ve:
+                raise BerError("length exceeds packet")
+        else:
+            bs, be = expect(buf, p, ve, SEQUENCE)
+        if bs + 2 <= be and buf[bs] == OID and buf[bs + 1] < 0x80:
+            os_ = bs + 2
+            oe = os_ + buf[bs + 1]
+            if oe > be:
+                raise BerError("length exceeds packet")
+        else:
+            os_, oe = expect(buf, bs, be, OID)
         tag, xs, xe = read_tlv(buf, oe, be)
         if xe != be:
             raise BerError("trailing bytes in varbind")
