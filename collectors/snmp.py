@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import random
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,8 +30,11 @@ from pysnmp.hlapi.v3arch.asyncio.lcd import CommandGeneratorLcdConfigurator
 from pysnmp.hlapi.v3arch.asyncio.transport import UdpTransportTarget
 from pysnmp.proto import rfc1902, rfc1905
 
+from collectors import snmp_ber
+
 Oid = tuple[int, ...]
 Value = int | bytes | Oid | None  # None: noSuchObject / noSuchInstance
+Rows = list[tuple[Oid, Any]]  # (oid, Value or END_OF_MIB)
 
 
 class SnmpError(Exception):
@@ -121,11 +126,8 @@ _OCTETS = (rfc1902.OctetString.tagSet, rfc1902.IpAddress.tagSet, rfc1902.Opaque.
 _OID = ObjectIdentifier.tagSet
 
 
-class EndOfMib:
-    pass
-
-
-END_OF_MIB = EndOfMib()
+EndOfMib = snmp_ber.EndOfMibView
+END_OF_MIB = snmp_ber.END_OF_MIB_VIEW_VALUE
 
 
 def to_python(value: Any) -> Value | EndOfMib:
@@ -149,16 +151,59 @@ def oid_str(oid: Oid) -> str:
     return ".".join(map(str, oid))
 
 
-class SnmpClient:
-    """One pysnmp engine for the whole process; every request goes through it."""
+def _expire(future: asyncio.Future[Any]) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError())
+
+
+class _CommunityProtocol(asyncio.DatagramProtocol):
+    """Responses to community requests, matched by request id, source address and community."""
 
     def __init__(self) -> None:
+        self.pending: dict[int, tuple[asyncio.Future[Any], tuple[str, int], bytes]] = {}
+        self.dropped = 0  # malformed, unsolicited, late or spoofed datagrams
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:  # type: ignore[override]
+        try:
+            _version, community, request_id, status, index, varbinds = snmp_ber.decode_response(data)
+        except (snmp_ber.BerError, ValueError):
+            self.dropped += 1
+            return
+        entry = self.pending.get(request_id)
+        if entry is None or entry[1] != (addr[0], addr[1]) or entry[2] != community or entry[0].done():
+            self.dropped += 1
+            return
+        entry[0].set_result((status, index, varbinds))
+
+    def error_received(self, exc: Exception) -> None:  # ICMP port unreachable etc.: the request times out
+        pass
+
+
+class SnmpClient:
+    """One engine for the whole process: every request goes through it.
+
+    v1/v2c: one UDP socket and the strict codec in ``snmp_ber`` (no pyasn1 on the hot
+    path). v3: one long-lived pysnmp engine (USM discovery, auth, privacy). Pass
+    ``community_fast_path=False`` to send community requests through pysnmp as well.
+    """
+
+    def __init__(self, *, community_fast_path: bool = True) -> None:
         self.engine = SnmpEngine()
+        self.community_fast_path = community_fast_path
         self._lcd = CommandGeneratorLcdConfigurator()
         self._targets: dict[tuple[Any, ...], str] = {}
-        self._get = cmdgen.GetCommandGenerator()
-        self._bulk = cmdgen.BulkCommandGenerator()
-        self._next = cmdgen.NextCommandGenerator()
+        self._gens = {
+            "get": cmdgen.GetCommandGenerator(),
+            "next": cmdgen.NextCommandGenerator(),
+            "bulk": cmdgen.BulkCommandGenerator(),
+        }
+        self._udp: asyncio.DatagramTransport | None = None
+        self._proto: _CommunityProtocol | None = None
+        self._request_id = random.randint(1, 2**30)
+
+    @property
+    def dropped_datagrams(self) -> int:
+        return self._proto.dropped if self._proto is not None else 0
 
     async def _target_name(self, t: SnmpTarget) -> str:
         key = (
@@ -183,10 +228,49 @@ class SnmpClient:
 
     def close(self) -> None:
         self.engine.close_dispatcher()
+        if self._udp is not None:
+            self._udp.close()
+            self._udp = None
 
-    async def _request(self, gen: Any, t: SnmpTarget, *args: Any) -> list[tuple[Oid, Value | EndOfMib]]:
+    async def _request(self, t: SnmpTarget, kind: str, oids: Sequence[Oid], a: int = 0, b: int = 0) -> Rows:
+        if t.version in ("v1", "v2c") and self.community_fast_path:
+            return await self._community_request(t, kind, oids, a, b)
+        if t.version not in ("v1", "v2c", "v3"):
+            raise SnmpConfigError(f"snmp_version: expected v1, v2c or v3, got {t.version!r}")
+        return await self._pysnmp_request(t, kind, oids, a, b)
+
+    async def _community_request(self, t: SnmpTarget, kind: str, oids: Sequence[Oid], a: int, b: int) -> Rows:
+        loop = asyncio.get_running_loop()
+        if self._udp is None or self._proto is None:
+            self._udp, self._proto = await loop.create_datagram_endpoint(_CommunityProtocol, family=socket.AF_INET)
+        proto, udp = self._proto, self._udp
+        tag = {"get": snmp_ber.GET, "next": snmp_ber.GETNEXT, "bulk": snmp_ber.GETBULK}[kind]
+        version = 0 if t.version == "v1" else 1
+        community = t.community.encode()
+        addr = (t.host, t.port)
+        for _attempt in range(t.retries + 1):
+            self._request_id = self._request_id % (2**31 - 1) + 1
+            request_id = self._request_id
+            future: asyncio.Future[Any] = loop.create_future()
+            proto.pending[request_id] = (future, addr, community)
+            timer = loop.call_later(t.timeout_s, _expire, future)
+            try:
+                udp.sendto(snmp_ber.encode_request(version, community, tag, request_id, oids, a, b), addr)
+                status, index, varbinds = await future
+            except TimeoutError:
+                continue
+            finally:
+                timer.cancel()
+                proto.pending.pop(request_id, None)
+            if status:
+                name = snmp_ber.ERROR_STATUS.get(status, str(status))
+                raise SnmpError(f"agent error {name} at index {index}")
+            return varbinds
+        raise SnmpError("No SNMP response received before timeout", timeout=True)
+
+    async def _pysnmp_request(self, t: SnmpTarget, kind: str, oids: Sequence[Oid], a: int, b: int) -> Rows:
         name = await self._target_name(t)
-        future: asyncio.Future[list[tuple[Oid, Value | EndOfMib]]] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Rows] = asyncio.get_running_loop().create_future()
 
         def done(_engine: Any, _handle: Any, error: Any, status: Any, index: Any, var_binds: Any, _ctx: Any) -> None:
             if future.done():
@@ -203,11 +287,13 @@ class SnmpClient:
             except Exception as exc:  # a value pyasn1 could not turn into Python
                 future.set_exception(SnmpError(f"bad response: {type(exc).__name__}"))
 
-        gen.send_varbinds(self.engine, name, None, b"", *args, done, None)
+        varbinds = [(ObjectIdentifier(o), Null("")) for o in oids]
+        args: tuple[Any, ...] = (a, b, varbinds) if kind == "bulk" else (varbinds,)
+        self._gens[kind].send_varbinds(self.engine, name, None, b"", *args, done, None)
         return await future
 
     async def get(self, t: SnmpTarget, oids: Sequence[Oid]) -> dict[Oid, Value]:
-        rows = await self._request(self._get, t, [(ObjectIdentifier(o), Null("")) for o in oids])
+        rows = await self._request(t, "get", oids)
         return {oid: (None if isinstance(v, EndOfMib) else v) for oid, v in rows}
 
     async def walk(self, t: SnmpTarget, roots: Sequence[Oid], *, max_repetitions: int = 25) -> dict[Oid, Value]:
@@ -220,9 +306,8 @@ class SnmpClient:
             return result
         while cursor:
             active = list(cursor)
-            varbinds = [(ObjectIdentifier(cursor[r]), Null("")) for r in active]
             reps = max(1, max_repetitions // len(active)) if len(active) > 1 else max_repetitions
-            rows = await self._request(self._bulk, t, 0, reps, varbinds)
+            rows = await self._request(t, "bulk", [cursor[r] for r in active], 0, reps)
             if not rows:
                 break
             closed: set[Oid] = set()
@@ -250,7 +335,7 @@ class SnmpClient:
         cursor = root
         while True:
             try:
-                rows = await self._request(self._next, t, [(ObjectIdentifier(cursor), Null(""))])
+                rows = await self._request(t, "next", [cursor])
             except SnmpError as exc:
                 if exc.timeout or "noSuchName" not in str(exc):
                     raise
