@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHES = ["lab_snmp", "traps"]
+BENCHES = ["lab_snmp", "traps", "snmp_walk"]
 
 
 def main(argv: list[str]) -> int:
