@@ -27,8 +27,8 @@ TRAPS_RECEIVED = Counter(
 )
 TRAPS_DROPPED = Counter(
     "faultloop_traps_dropped",
-    "SNMP trap datagrams not turned into events, by reason "
-    "(rate_limited, queue_full, malformed, auth_failed, unknown_user, unsupported_sec_level, decrypt_failed, "
+    "SNMP trap datagrams not turned into events, by reason (rate_limited, queue_full, malformed, auth_failed, "
+    "unknown_user, unsupported_sec_level, decrypt_failed, not_in_time_window, "
     "bad_community, bad_version, unsupported_pdu, unsupported_security_model, sink_refused)",
     ["reason"],
     registry=REGISTRY,
@@ -58,7 +58,7 @@ class TrapHandler:
         self._received = {v: TRAPS_RECEIVED.labels(version=v) for v in ("v1", "v2c", "v3")}
 
     def __call__(self, data: bytes, source: str, received_at: datetime) -> Handled:
-        note = decode(data, communities=self.communities, users=self.users)
+        note = decode(data, communities=self.communities, users=self.users, now_s=received_at.timestamp())
         self._received[note.version].inc()
         return Handled(self.to_event(note, source, received_at), note.response)
 

@@ -46,7 +46,15 @@ def v1_trap_oid(enterprise: str, generic: int, specific: int) -> str:
     raise BerError(f"generic-trap {generic} out of range")
 
 
-def decode(data: bytes, *, communities: frozenset[bytes] = frozenset(), users: UsmUsers | None = None) -> Notification:
+def decode(
+    data: bytes,
+    *,
+    communities: frozenset[bytes] = frozenset(),
+    users: UsmUsers | None = None,
+    now_s: float = 0.0,
+) -> Notification:
+    """One datagram -> ``Notification``; ``now_s`` is the local receive time (seconds) for the
+    SNMPv3 time-window check."""
     end = len(data)
     vs, ve = ber.expect(data, 0, end, ber.SEQUENCE)
     if ve != end:
@@ -65,7 +73,7 @@ def decode(data: bytes, *, communities: frozenset[bytes] = frozenset(), users: U
             note.response = _inform_response(data, vs, pos, ps, pe)
         return note
     if version == 3:
-        return _v3(data, pos, ve, users or UsmUsers())
+        return _v3(data, pos, ve, users or UsmUsers(), now_s)
     raise Rejected("bad_version", f"SNMP version field {version}")
 
 
@@ -127,7 +135,7 @@ def _inform_response(data: bytes, vs: int, community_end: int, ps: int, pe: int)
     return ber.tlv(ber.SEQUENCE, head + ber.tlv(ber.RESPONSE, body))
 
 
-def _v3(data: bytes, pos: int, end: int, users: UsmUsers) -> Notification:
+def _v3(data: bytes, pos: int, end: int, users: UsmUsers, now_s: float) -> Notification:
     gs, ge = ber.expect(data, pos, end, ber.SEQUENCE)
     _msg_id, p = ber.read_int(data, gs, ge)
     _max_size, p = ber.read_int(data, p, ge)
@@ -168,6 +176,8 @@ def _v3(data: bytes, pos: int, end: int, users: UsmUsers) -> Notification:
         zeroed = data[:auth_s] + bytes(auth_e - auth_s) + data[auth_e:]
         if not hmac.compare_digest(user.mac(auth_key, zeroed), data[auth_s:auth_e]):
             raise Rejected("auth_failed", "wrong digest")
+        if not users.timely(engine_id, boots, etime, now_s):
+            raise Rejected("not_in_time_window")
     if private:
         if data_tag != ber.OCTET_STRING or len(salt) != 8:
             raise BerError("encrypted scopedPDU expected")

@@ -91,12 +91,19 @@ def decrypt_aes(priv_key: bytes, boots: int, etime: int, salt: bytes, data: byte
     return dec.update(data) + dec.finalize()
 
 
+TIME_WINDOW_S = 150
+MAX_BOOTS = 2147483647
+
+
 class UsmUsers:
-    """The configured users, looked up by (engine ID, user name) then by user name alone."""
+    """The configured users, looked up by (engine ID, user name) then by user name alone,
+    and the receiver's view of each sending engine's boots/time (RFC 3414 3.2 step 7b)."""
 
     def __init__(self, users: list[UsmUser] | None = None) -> None:
         self._exact: dict[tuple[bytes, bytes], UsmUser] = {}
         self._any: dict[bytes, UsmUser] = {}
+        # engine ID -> (latest boots, latest engine time, local time it was received)
+        self._engine_time: dict[bytes, tuple[int, int, float]] = {}
         for u in users or []:
             if u.engine_id is None:
                 self._any[u.name.encode()] = u
@@ -108,6 +115,22 @@ class UsmUsers:
 
     def find(self, engine_id: bytes, user: bytes) -> UsmUser | None:
         return self._exact.get((engine_id, user)) or self._any.get(user)
+
+    def timely(self, engine_id: bytes, boots: int, etime: int, local_s: float) -> bool:
+        """Replay protection for authenticated notifications: False when the message is older
+        than the engine's boots/time already seen (beyond the 150 s window). Call only after
+        the digest checked out, so a forged message cannot move the clock."""
+        seen = self._engine_time.get(engine_id)
+        if seen is None or boots > seen[0] or (boots == seen[0] and etime > seen[1]):
+            if seen is None and len(self._engine_time) >= 65536:
+                self._engine_time.clear()
+            self._engine_time[engine_id] = (boots, etime, local_s)
+            return True
+        latest_boots, latest_time, at = seen
+        if latest_boots >= MAX_BOOTS or boots < latest_boots:
+            return False
+        estimated = latest_time + (local_s - at)
+        return etime >= estimated - TIME_WINDOW_S
 
 
 def _engine_id(text: Any) -> bytes:

@@ -259,7 +259,7 @@ async def test_v3_rejections_are_counted_by_reason_and_never_log_secrets(make_rx
         assert secret not in generate_latest(REGISTRY).decode()
 
 
-def _v3_message(user: bytes, engine: bytes, flags: int, auth_params: bytes) -> bytes:
+def _v3_message(user: bytes, engine: bytes, flags: int, auth_params: bytes, boots: int = 1, etime: int = 10) -> bytes:
     """A plaintext (noPriv) SNMPv3 trap built with the lab's BER encoder."""
     vbs = lab_ber.enc_seq(
         lab_ber.enc_seq(lab_ber.enc_oid((1, 3, 6, 1, 2, 1, 1, 3, 0)), lab_ber.enc_uint(5, lab_ber.TIMETICKS)),
@@ -271,8 +271,8 @@ def _v3_message(user: bytes, engine: bytes, flags: int, auth_params: bytes) -> b
     scoped = lab_ber.enc_seq(lab_ber.enc_octets(engine), lab_ber.enc_octets(b""), pdu)
     usm = lab_ber.enc_seq(
         lab_ber.enc_octets(engine),
-        lab_ber.enc_int(1),
-        lab_ber.enc_int(10),
+        lab_ber.enc_int(boots),
+        lab_ber.enc_int(etime),
         lab_ber.enc_octets(user),
         lab_ber.enc_octets(auth_params),
         lab_ber.enc_octets(b""),
@@ -283,10 +283,10 @@ def _v3_message(user: bytes, engine: bytes, flags: int, auth_params: bytes) -> b
     return lab_ber.enc_seq(lab_ber.enc_int(3), header, lab_ber.enc_octets(usm), scoped)
 
 
-def _signed(user: bytes, engine: bytes) -> bytes:
+def _signed(user: bytes, engine: bytes, boots: int = 1, etime: int = 10) -> bytes:
     """authNoPriv with HMAC-SHA-96 (the any-engine user), signed the RFC 3414 way."""
     marker = b"\xa5" * 12
-    msg = _v3_message(user, engine, 0x01, marker)
+    msg = _v3_message(user, engine, 0x01, marker, boots, etime)
     key = localize(password_to_key(AUTH_PASS, "sha1"), engine, "sha1")
     digest = hmac.new(key, msg.replace(marker, bytes(12)), hashlib.sha1).digest()[:12]
     return msg.replace(marker, digest)
@@ -311,6 +311,26 @@ async def test_v3_empty_digest_and_wrong_level_rejected_valid_signed_accepted(ma
     assert rx.stats["malformed"] == 0
     [event] = rx.sink.events
     assert event.event_type == "coldStart" and event.raw["engine_id"] == engine.hex()
+
+
+async def test_v3_replay_outside_time_window_is_rejected(make_rx):
+    frozen = clock.FrozenClock()
+    with clock.use(frozen):
+        rx = await make_rx()
+        host, port = rx.service.receiver.address
+        engine = bytes.fromhex("80000000aabbccdd02")
+        first = _signed(b"any-engine", engine, boots=5, etime=1000)
+        with udp_from(random_loopback(34)) as s:
+            s.sendto(first, (host, port))
+            s.sendto(first, (host, port))  # a replay inside the 150 s window is allowed (RFC 3414)
+            await rx.wait_datagrams(2)
+            frozen.advance(200)
+            s.sendto(first, (host, port))  # now 200 s stale
+            s.sendto(_signed(b"any-engine", engine, boots=4, etime=5000), (host, port))  # older boots
+            s.sendto(_signed(b"any-engine", engine, boots=5, etime=1210), (host, port))  # current
+            await rx.wait_datagrams(5)
+    assert rx.stats["dropped:not_in_time_window"] == 2
+    assert len(rx.sink.events) == 3
 
 
 # ---------------------------------------------------------------- the lab network's traps
