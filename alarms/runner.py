@@ -170,6 +170,8 @@ class AlarmEngine:
         if not self._loaded:
             self.load()
         published: list[AlarmChange] = []
+        # Windows created or deleted through the API a moment ago apply to this round's events.
+        self._in_transaction(lambda s: self.core.load_windows(s, clock.now()))
         while True:
             batch = self._take()
             if batch is None:
