@@ -22,9 +22,8 @@ from sqlalchemy.orm import Session
 
 from collectors.backup_models import ConfigBackup
 from collectors.cli_commands import command_table
-from collectors.cli_session import device_session
+from collectors.cli_session import device_session, write_transaction
 from faultloop import clock
-from faultloop.db import transaction
 from faultloop.errors import InvalidInput, NotFound
 from faultloop.events import Event, ObservationSink
 from faultloop.metrics import REGISTRY
@@ -236,7 +235,7 @@ def backup_device(
     try:
         with device_session(rt, device_id, sink=sink, source="backup") as conn:
             text = fetch_config(conn, conn.device_type)
-        with transaction(rt.sessions) as session:
+        with write_transaction(rt) as session:
             device = _device(session, device_id)
             row, previous, created = store_backup(session, device=device, text=text, trigger=trigger, actor=actor)
             hostname = device.hostname

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from collectors.backup import backup_device
 from collectors.backup_models import CliResult
 from collectors.cli_commands import command_table
-from collectors.cli_session import device_session, netmiko_device_type
+from collectors.cli_session import device_session, netmiko_device_type, write_transaction
 from collectors.hostkeys import HostKeyError
 from faultloop import clock
 from faultloop.db import transaction
@@ -119,7 +119,7 @@ def collect_device(rt: Runtime, device_id: int, *, sink: ObservationSink | None)
             rows = parse(conn.device_type, command, output)
             CLI_COMMANDS.labels(result="parsed" if rows is not None else "raw").inc()
             outputs.append((command, output, rows))
-    with transaction(rt.sessions) as session:
+    with write_transaction(rt) as session:
         for command, output, rows in outputs:
             store_result(session, device_id=device_id, command=command, output=output, parsed=rows)
     return CollectOutcome(device_id, len(outputs), sum(1 for _c, _o, r in outputs if r is not None))
@@ -141,7 +141,7 @@ class DeviceResult:
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, DomainError | HostKeyError):
         return str(exc)
-    return f"{type(exc).__name__}"
+    return f"{type(exc).__name__}"  # the type only: driver text can carry connection details
 
 
 def run_cycle(

@@ -136,6 +136,22 @@ def load_target(session: Session, vault: Vault, device_id: int) -> SshTarget:
     )
 
 
+_write_lock = threading.Lock()
+
+
+@contextmanager
+def write_transaction(rt: Runtime) -> Iterator[Session]:
+    """A write transaction taken in turn by the SSH pool's threads.
+
+    SQLite has one writer at a time, and a deferred transaction that has read before another
+    connection committed fails at its first write with "database is locked" instead of
+    waiting (found by bench/config_backup.py with 8 workers). Writes here are a few rows
+    after the SSH work is done, so taking turns costs little; PostgreSQL does not need it.
+    """
+    with _write_lock, transaction(rt.sessions) as session:
+        yield session
+
+
 _locks: dict[int, threading.Lock] = {}
 _locks_guard = threading.Lock()
 
@@ -243,7 +259,7 @@ def device_session(
             conn = connect(target, policy, timeout_s=timeout_s)
         except HostKeyError as exc:
             SSH_SESSIONS.labels(result="host_key_refused").inc()
-            with transaction(rt.sessions) as session:
+            with write_transaction(rt) as session:
                 hostkeys.record_pending(session, device_id=device_id, offered=exc.offered)
             if isinstance(exc, HostKeyChanged) and sink is not None:
                 sink.submit_events([_host_key_event(target, exc, source)])
@@ -266,5 +282,5 @@ def device_session(
 def _remember_key(rt: Runtime, target: SshTarget, policy: PinnedHostKeyPolicy) -> None:
     if policy.offered is None or target.host_key_policy == "off":
         return
-    with transaction(rt.sessions) as session:
+    with write_transaction(rt) as session:
         hostkeys.record_seen(session, device_id=target.device_id, offered=policy.offered, trust=policy.trusted_now)

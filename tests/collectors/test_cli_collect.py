@@ -141,3 +141,27 @@ async def test_service_schedule_is_decided_on_the_injected_clock(file_runtime, s
             assert sorted(service.due()) == ["backup", "cli"]
         finally:
             await service.stop()
+
+
+async def test_concurrent_backups_and_collection_on_sqlite_all_succeed(lab_ssh, sink, file_runtime):
+    # regression: writers in the pool's threads used to fail with "database is locked" on SQLite
+    rt = file_runtime
+    rt.settings.ssh_workers = 4
+    labs = [lab_ssh.new_device("cisco_ios" if i % 2 else "juniper_junos", f"conc-{i}") for i in range(6)]
+    with transaction(rt.sessions) as session:
+        ids = [add_to_inventory(session, rt.vault, d) for d in labs]
+    service = CliCollectorService(rt, sink=sink)
+    await service.start()
+    try:
+        loop = asyncio.get_running_loop()
+        backups = await loop.run_in_executor(None, service.run_backups)
+        collected = await loop.run_in_executor(None, service.run_cli)
+    finally:
+        await service.stop()
+    assert [(r.device_id, r.error) for r in backups] == [(i, None) for i in ids]
+    assert [(r.device_id, r.error) for r in collected] == [(i, None) for i in ids]
+    with transaction(rt.sessions) as session:
+        assert sorted(session.scalars(select(ConfigBackup.device_id)).all()) == ids
+        assert len(session.scalars(select(CliResult.id)).all()) == sum(
+            len(command_table()[d.device_type].commands) for d in labs
+        )
