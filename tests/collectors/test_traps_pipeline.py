@@ -3,6 +3,7 @@ loaded from the inventory, trap and syslog receivers feeding the sink they were 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from sqlalchemy.orm import sessionmaker
@@ -128,3 +129,49 @@ async def test_trap_and_syslog_queues_are_separate(tmp_path):
         await syslog.stop()
     assert sorted(e.source for e in sink.events) == ["syslog", "trap"]
     assert traps.receiver.stats["malformed"] == 1
+
+
+async def test_trap_to_alarm_through_the_alarm_engine(tmp_path, runtime, session, vault):
+    """linkDown trap -> receiver -> the real alarm engine (the sink build_pipeline wires) -> an
+    active alarm on the interface; linkUp clears it."""
+    from sqlalchemy import select
+
+    from alarms.bus import AlarmBus
+    from alarms.models import Alarm
+    from alarms.runner import AlarmEngine
+
+    source = random_loopback(50)
+    inventory.create_device(
+        session,
+        vault,
+        DeviceIn(
+            hostname="agg3", address=source, role="distribution", interfaces=[InterfaceIn(name="Gi0/3", if_index=3)]
+        ),
+        actor="test",
+    )
+    session.flush()
+    engine = AlarmEngine(runtime, AlarmBus())
+    engine.load()
+    directory = DeviceDirectory(runtime.sessions)
+    directory.load()
+    settings = Settings(data_dir=tmp_path / "var", trap_host=random_loopback(48), trap_port=0)
+    traps = TrapReceiverService(settings=settings, sink=engine, directory=directory)
+    await traps.start()
+    host, port = traps.receiver.address
+    try:
+        for trap_oid in ("1.3.6.1.6.3.1.1.5.3", "1.3.6.1.6.3.1.1.5.4"):
+            args = ["-v2c", "-c", "public", f"{host}:{port}", "", trap_oid, "1.3.6.1.2.1.2.2.1.1.3", "i", "3"]
+            rc, out = await net_snmp(tmp_path, "snmptrap", *args, source=source)
+            assert rc == 0, out
+            while traps.receiver.stats["events"] < (1 if trap_oid.endswith(".3") else 2):
+                await asyncio.sleep(0.005)
+            engine.run_once()
+            alarms = session.scalars(select(Alarm).where(Alarm.device == "agg3")).all()
+            assert [(a.alarm_type, a.managed_object, a.source) for a in alarms] == [
+                ("link_down", "interface:Gi0/3", "trap")
+            ]
+            session.expire_all()
+    finally:
+        await traps.stop()
+    [alarm] = session.scalars(select(Alarm).where(Alarm.device == "agg3")).all()
+    assert alarm.cleared_at is not None  # the linkUp trap cleared it
