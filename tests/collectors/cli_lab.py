@@ -93,8 +93,8 @@ class LabSsh:
         self.acceptors: dict[str, asyncssh.SSHAcceptor] = {}
         self.auth_attempts: dict[str, list[str]] = {}
 
-    def start(self, device: LabDevice, host_key: asyncssh.SSHKey) -> None:
-        ctx = _DeviceContext(device, LAB_SSH_USERNAME, LAB_SSH_PASSWORD, None, SHELLS[device.device_type], time.time)
+    def start(self, device: LabDevice, host_key: asyncssh.SSHKey, password: str = LAB_SSH_PASSWORD) -> None:
+        ctx = _DeviceContext(device, LAB_SSH_USERNAME, password, None, SHELLS[device.device_type], time.time)
         attempts = self.auth_attempts.setdefault(device.name, [])
 
         class Recording(_LabServer):
@@ -121,11 +121,13 @@ class LabSsh:
 
         self.acceptors[device.name] = self.bg.run(listen())
 
-    def new_device(self, device_type: str, name: str, host_key: asyncssh.SSHKey | None = None) -> LabDevice:
+    def new_device(
+        self, device_type: str, name: str, host_key: asyncssh.SSHKey | None = None, password: str = LAB_SSH_PASSWORD
+    ) -> LabDevice:
         for _ in range(5):  # a random port may be taken by a parallel run
             device = make_lab_device(device_type, name)
             try:
-                self.start(device, host_key or self.host_key)
+                self.start(device, host_key or self.host_key, password)
             except OSError:
                 continue
             return device
