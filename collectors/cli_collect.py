@@ -265,13 +265,19 @@ class CliCollectorService:
             deadline_s=self.deadline_s(),
         )
 
-    async def _loop(self) -> None:
+    async def tick(self) -> dict[str, list[DeviceResult]]:
+        """Run whatever is due now (off the event loop); the results per kind of work."""
         loop = asyncio.get_running_loop()
+        ran: dict[str, list[DeviceResult]] = {}
+        for kind in self.due():
+            work = self.run_backups if kind == "backup" else self.run_cli
+            try:
+                ran[kind] = await loop.run_in_executor(None, work)
+            except Exception as exc:  # the schedule must survive a database hiccup
+                log.error("%s cycle failed: %s", kind, type(exc).__name__)
+        return ran
+
+    async def _loop(self) -> None:
         while True:
-            for kind in self.due():
-                work = self.run_backups if kind == "backup" else self.run_cli
-                try:
-                    await loop.run_in_executor(None, work)
-                except Exception as exc:  # the schedule must survive a database hiccup
-                    log.error("%s cycle failed: %s", kind, type(exc).__name__)
+            await self.tick()
             await asyncio.sleep(self.tick_s)

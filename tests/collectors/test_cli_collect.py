@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 import pytest
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
 from collectors import cli_collect
-from collectors.backup_models import CliResult, ConfigBackup
+from collectors.backup import backup_device
+from collectors.backup_models import CliResult, ConfigBackup, SshHostKey
 from collectors.cli_collect import CliCollectorService, collect_device, ssh_device_ids
 from collectors.cli_commands import CommandTableError, command_table, parse_command_table
+from collectors.cli_session import DeviceBusy, device_session
 from faultloop import clock
 from faultloop.clock import FrozenClock
 from faultloop.db import transaction
+from faultloop.metrics import REGISTRY
+from inventory import service as inventory
 from inventory.models import Device
 from tests.collectors import cli_lab
 from tests.collectors.cli_lab import HungServer, add_to_inventory
@@ -165,3 +172,44 @@ async def test_concurrent_backups_and_collection_on_sqlite_all_succeed(lab_ssh, 
         assert len(session.scalars(select(CliResult.id)).all()) == sum(
             len(command_table()[d.device_type].commands) for d in labs
         )
+
+
+async def test_due_work_runs_on_tick_and_device_lock_serializes_sessions(lab_ssh, sink, file_runtime):
+    rt = file_runtime
+    lab = lab_ssh.new_device("cisco_ios", "tick-ios1")
+    with transaction(rt.sessions) as session:
+        device_id = add_to_inventory(session, rt.vault, lab)
+    frozen = FrozenClock(datetime.now(UTC))
+    with clock.use(frozen):
+        service = CliCollectorService(rt, sink=sink, tick_s=3600)  # the background loop stays asleep
+        await service.start()
+        try:
+            assert await service.tick() == {}
+            frozen.advance(61)
+            ran = await service.tick()
+            assert sorted(ran) == ["backup", "cli"]
+            assert [(r.device_id, r.ok) for r in ran["backup"] + ran["cli"]] == [(device_id, True)] * 2
+
+            # a job holding the device's session: another one waits, then gives up as busy
+            with device_session(rt, device_id, sink=sink):
+                with pytest.raises(DeviceBusy, match=f"device {device_id} is busy with another SSH session"):
+                    with device_session(rt, device_id, sink=sink, lock_timeout_s=0.05):
+                        pass
+        finally:
+            await service.stop()
+    families = {f.name: f for f in text_string_to_metric_families(generate_latest(REGISTRY).decode())}
+    results = {s.labels["result"] for s in families["faultloop_config_backups"].samples}
+    assert "new_version" in results
+    assert any(s.labels.get("result") == "ok" for s in families["faultloop_ssh_sessions"].samples)
+
+
+def test_deleting_a_device_deletes_its_backups_results_and_key(lab_ssh, sink, runtime, session, vault):
+    lab = lab_ssh.new_device("juniper_junos", "del-jnp1")
+    device_id = add_to_inventory(session, vault, lab)
+    backup_device(runtime, device_id, sink=sink)
+    collect_device(runtime, device_id, sink=sink)
+    inventory.delete_device(session, device_id, actor="test")
+    session.commit()
+    session.expire_all()
+    for model in (ConfigBackup, CliResult, SshHostKey):
+        assert session.scalars(select(model).where(model.device_id == device_id)).all() == []
