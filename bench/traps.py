@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import os
 import random
+import resource
 import shutil
 import socket
 import subprocess
@@ -70,6 +71,7 @@ def send(host: str, port: int, rate: float, count: int, base: int) -> None:
         socks.append(sock)
     packets = [encode_trap(s, 1 + i % 48, i + 1) for i, s in enumerate(sources)]
     target = (host, port)
+    print("ready", flush=True)
     t0 = time.perf_counter()
     sent = 0
     while sent < count:
@@ -88,12 +90,17 @@ def send(host: str, port: int, rate: float, count: int, base: int) -> None:
 
 
 def start_sender(host: str, port: int, rate: float, count: int, base: int) -> subprocess.Popen[str]:
-    return subprocess.Popen(
+    """Start the sender and return once it is about to send (its start-up is not measured)."""
+    proc = subprocess.Popen(
         [sys.executable, "-m", "bench.traps", "--send", host, str(port), str(rate), str(count), str(base)],
         stdout=subprocess.PIPE,
         text=True,
         cwd=Path(__file__).resolve().parent.parent,
     )
+    assert proc.stdout is not None
+    if proc.stdout.readline().strip() != "ready":
+        raise RuntimeError("trap sender failed to start")
+    return proc
 
 
 class CountingSink:
@@ -130,14 +137,14 @@ async def run_faultloop(rate: float, count: int, base: int) -> dict[str, float]:
         )
         await service.start()
         port = service.receiver.address[1]
-        cpu0 = time.process_time()
         sender = await asyncio.to_thread(start_sender, host, port, rate, count, base)
+        cpu0 = _own_cpu_s()
         last_count, last_change = -1, time.perf_counter()
         while sink.count < count and time.perf_counter() - last_change < 1.0:
             await asyncio.sleep(0.01)
             if sink.count != last_count:
                 last_count, last_change = sink.count, time.perf_counter()
-        cpu = time.process_time() - cpu0
+        cpu = _own_cpu_s() - cpu0
         out, _ = await asyncio.to_thread(sender.communicate)
         await service.stop()
     assert sink.sample is not None and sink.sample.device.startswith("dev"), sink.sample
@@ -152,6 +159,11 @@ async def run_faultloop(rate: float, count: int, base: int) -> dict[str, float]:
         "rate_limited": stats["dropped:rate_limited"],
         "queue_full": stats["dropped:queue_full"],
     }
+
+
+def _own_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _cpu_s(pid: int) -> float:
@@ -176,8 +188,8 @@ def run_snmptrapd(rate: float, count: int, base: int, tmp: Path) -> dict[str, fl
             if time.perf_counter() > deadline or proc.poll() is not None:
                 raise RuntimeError("snmptrapd did not start")
             time.sleep(0.05)
-        cpu0 = _cpu_s(proc.pid)
         sender = start_sender(host, port, rate, count, base)
+        cpu0 = _cpu_s(proc.pid)
         handled, first_time, last_change, last_time = 0, 0.0, time.perf_counter(), 0.0
         while time.perf_counter() - last_change < 1.0:
             time.sleep(0.005)
