@@ -58,12 +58,24 @@ def retry_delay(failures: int, interval_s: float) -> float:
 
 @dataclass
 class PolledDevice:
+    """What the poller keeps per device between inventory syncs; secrets stay Fernet tokens."""
+
     id: int
     hostname: str
     site: str
     interval_s: float
     timeout_s: float
     retries: int
+    address: str = ""
+    snmp_version: str | None = None
+    snmp_port: int = 161
+    snmp_community_enc: bytes | None = None
+    snmp_user: str | None = None
+    snmp_auth_protocol: str | None = None
+    snmp_auth_key_enc: bytes | None = None
+    snmp_priv_protocol: str | None = None
+    snmp_priv_key_enc: bytes | None = None
+    snmp_allow_weak: bool = False
 
 
 @dataclass
@@ -109,6 +121,7 @@ class PollerService:
         self._limit = asyncio.Semaphore(s.poll_concurrency)
         self._pending: list[_Pending] = []
         self._wake = asyncio.Event()
+        self._write_lock = asyncio.Lock()
         self._writer: asyncio.Task[None] | None = None
         self._stopping = False
 
@@ -160,6 +173,16 @@ class PollerService:
                     interval_s=(o.poll_interval_s if o and o.poll_interval_s else s.poll_interval_s),
                     timeout_s=(o.poll_timeout_s if o and o.poll_timeout_s else s.poll_timeout_s),
                     retries=(o.poll_retries if o and o.poll_retries is not None else s.poll_retries),
+                    address=d.address,
+                    snmp_version=d.snmp_version,
+                    snmp_port=d.snmp_port,
+                    snmp_community_enc=d.snmp_community_enc,
+                    snmp_user=d.snmp_user,
+                    snmp_auth_protocol=d.snmp_auth_protocol,
+                    snmp_auth_key_enc=d.snmp_auth_key_enc,
+                    snmp_priv_protocol=d.snmp_priv_protocol,
+                    snmp_priv_key_enc=d.snmp_priv_key_enc,
+                    snmp_allow_weak=d.snmp_allow_weak,
                 )
             return out
 
@@ -205,7 +228,8 @@ class PollerService:
         async with self._limit:
             now = clock.now()
             try:
-                target = await asyncio.to_thread(self._target, device_id, dev)
+                # decrypted right before the request, kept only for it
+                target = service.snmp_target(dev, self.rt.vault, timeout_s=dev.timeout_s, retries=dev.retries)
             except (VaultError, SnmpConfigError) as exc:
                 result = PollResult(dev.hostname, False, now, 0.0, error=str(exc))
             else:
@@ -219,14 +243,6 @@ class PollerService:
             self.stats.failures += 1
             self.stats.timeouts += int(result.timeout)
         return result
-
-    def _target(self, device_id: int, dev: PolledDevice) -> Any:
-        # Secrets are read and decrypted right before the request, never kept decrypted.
-        with transaction(self.rt.sessions) as session:
-            device = session.get(Device, device_id)
-            if device is None:
-                return None
-            return service.snmp_target(device, self.rt.vault, timeout_s=dev.timeout_s, retries=dev.retries)
 
     async def poll_job(self, device_id: int) -> None:
         if device_id not in self.devices or self._stopping:
@@ -257,10 +273,11 @@ class PollerService:
                 log.exception("writing poll results failed; they are dropped")
 
     async def flush(self) -> None:
-        batch, self._pending = self._pending, []
-        if not batch:
-            return
-        await asyncio.to_thread(self._write, batch)
+        async with self._write_lock:  # one writer at a time (SQLite has one)
+            batch, self._pending = self._pending, []
+            if not batch:
+                return
+            await asyncio.to_thread(self._write, batch)
         self.stats.written += len(batch)
         self._publish(batch)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, insert, or_, select
 from sqlalchemy.orm import Session
@@ -28,8 +29,9 @@ METRICS = (
 )
 
 
-def snmp_target(device: Device, vault: Vault, *, timeout_s: float, retries: int) -> SnmpTarget | None:
-    """The device's SNMP target with secrets decrypted; call right before the request."""
+def snmp_target(device: Any, vault: Vault, *, timeout_s: float, retries: int) -> SnmpTarget | None:
+    """The SNMP target of ``device`` (an inventory Device, or anything with its snmp_* fields)
+    with secrets decrypted; call right before the request."""
     if not device.snmp_version:
         return None
 
