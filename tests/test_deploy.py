@@ -32,8 +32,9 @@ def test_compose_publishes_the_trap_port_the_receiver_listens_on():
     settings = Settings(trap_host=env["FAULTLOOP_TRAP_HOST"], trap_port=int(env["FAULTLOOP_TRAP_PORT"]))
     assert settings.trap_host == "0.0.0.0"  # noqa: S104 - inside the container, reachable through the mapping
     assert f"162:{settings.trap_port}/udp" in service["ports"]
-    # the default (embedded, demo) trap port is the one compose maps to
+    # the default (embedded, demo) trap port is the one compose maps to and the image exposes
     assert settings.trap_port == Settings.model_fields["trap_port"].default
+    assert f"EXPOSE {settings.trap_port}/udp" in (ROOT / "Dockerfile").read_text()
 
 
 def test_dockerfile_exposes_the_configured_port_and_copies_every_package():

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,8 @@ AUTH_PROTOCOLS: dict[str, tuple[str, int]] = {
     "SHA-512": ("sha512", 48),
 }
 PRIV_PROTOCOLS = ("AES",)
+
+log = logging.getLogger(__name__)
 
 
 class UsmConfigError(Exception):
@@ -149,9 +152,12 @@ def load_users(path: Path) -> UsmUsers:
     priv_password?}]``. Errors name the file, the entry and the field, never a password."""
     try:
         doc = yaml.safe_load(path.read_text())
+        if path.stat().st_mode & 0o077:
+            log.warning("%s holds SNMPv3 passwords and is readable by group or others; chmod 600 it", path)
     except OSError as exc:
         raise UsmConfigError(f"{path}: cannot read: {exc.strerror}") from None
     except yaml.YAMLError as exc:
+        # the YAML error's "problem" line names a position, never the text of the file
         raise UsmConfigError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("users"), list):
         raise UsmConfigError(f"{path}: expected a mapping with a 'users' list")

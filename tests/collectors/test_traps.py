@@ -592,3 +592,16 @@ def test_user_repr_hides_keys(users_file):
     assert "noc-v3" in text
     key = localize(password_to_key(AUTH_PASS, "sha256"), bytes.fromhex(ENGINE), "sha256")
     assert key.hex() not in text and repr(key) not in text
+
+
+def test_users_file_readable_by_others_is_warned_about(users_file, caplog):
+    caplog.set_level(logging.WARNING, logger="collectors.traps.usm")
+    users_file.chmod(0o600)
+    load_users(users_file)
+    assert caplog.records == []
+    users_file.chmod(0o644)
+    load_users(users_file)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{users_file} holds SNMPv3 passwords and is readable by group or others; chmod 600 it"
+    ]
+    assert AUTH_PASS not in caplog.text
