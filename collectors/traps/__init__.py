@@ -40,6 +40,7 @@ TRAPS_MALFORMED = Counter(
 IF_NAME = "1.3.6.1.2.1.31.1.1.1.1"  # IF-MIB ifName, sent by many agents next to ifIndex
 IF_DESCR = "1.3.6.1.2.1.2.2.1.2"
 MAX_DESCRIPTION = 500
+MAX_VARBIND_TEXT = 1024
 
 
 class TrapHandler:
@@ -67,7 +68,7 @@ class TrapHandler:
         if not device and note.agent_address:  # relayed: trust the agent address the trap names
             device = self.directory.device_for(note.agent_address)
         rule = self.trap_map.get(note.trap_oid)
-        varbinds = {oid: value for oid, value in note.varbinds}
+        varbinds = {oid: _bounded(value) for oid, value in note.varbinds}
         raw: dict[str, Any] = {
             "source_address": source,
             "version": note.version,
@@ -130,6 +131,13 @@ class TrapHandler:
                 )
             return f"{rule.object_prefix}{name}" if name else f"{rule.object_prefix}ifIndex.{value}"
         return f"{rule.object_prefix}{value}"
+
+
+def _bounded(value: Any) -> Any:
+    """Varbind values go into stored events: cap device-supplied text so one trap cannot store 64 KiB."""
+    if isinstance(value, str) and len(value) > MAX_VARBIND_TEXT:
+        return f"{value[:MAX_VARBIND_TEXT]}...[{len(value) - MAX_VARBIND_TEXT} more characters]"
+    return value
 
 
 def receiver_metrics() -> ReceiverMetrics:

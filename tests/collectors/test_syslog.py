@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
 
 from collectors.receiver import DeviceDirectory, Malformed, Rejected
 from collectors.syslog import SyslogHandler, SyslogReceiverService, load_rules, parse
@@ -290,3 +293,20 @@ def test_bad_rules_file_names_file_entry_and_field_and_binds_nothing(tmp_path, t
     assert expected in str(err.value)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as again:
         again.bind((host, port))
+
+
+@hyp_settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=300) | st.text(max_size=300).map(lambda t: ("<13>" + t).encode()))
+def test_parser_only_raises_malformed(data):
+    try:
+        parse(data)
+    except Malformed:
+        pass
+
+
+@hyp_settings(max_examples=300, deadline=None)
+@given(st.text(max_size=200))
+def test_rfc5424_any_message_text_round_trips(text):
+    clean = text.replace("\x00", "").rstrip("\r\n")
+    msg = parse(f"<13>1 2026-01-01T00:00:00Z host app - - - {clean}".encode())
+    assert msg.message == clean.removeprefix("\ufeff")

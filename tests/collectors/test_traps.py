@@ -170,7 +170,9 @@ async def test_v2c_link_down_names_inventory_device_and_interface(make_rx, sessi
 
 
 async def test_v1_trap_is_translated_per_rfc3584(make_rx, tmp_path):
-    rx = await make_rx()
+    directory = DeviceDirectory(None)
+    directory.by_address = {"127.9.9.9": "relayed-dev"}  # the agent-addr field, not the UDP source
+    rx = await make_rx(directory)
     before = metric("faultloop_traps_received_total", version="v1")
     args = ["-v1", "-c", "public", rx.target, "1.3.6.1.4.1.9", "127.9.9.9", "2", "0", "", f"{IF_INDEX}.3", "i", "3"]
     rc, out = await net_snmp(tmp_path, "snmptrap", *args)
@@ -180,7 +182,7 @@ async def test_v1_trap_is_translated_per_rfc3584(make_rx, tmp_path):
     events = await rx.sink.wait_for(lambda ev: len(ev) >= 2)
     down, vendor = events
     assert down.event_type == "linkDown" and down.specific_problem == LINK_DOWN
-    assert down.raw["agent_address"] == "127.9.9.9"
+    assert down.raw["agent_address"] == "127.9.9.9" and down.device == "relayed-dev"
     assert down.managed_object == "interface:ifIndex.3"  # not in the inventory and no ifName sent
     assert vendor.event_type == "unknown_trap" and vendor.specific_problem == "1.3.6.1.4.1.9.0.17"
     assert vendor.raw["varbinds"]["1.3.6.1.6.3.1.1.4.3.0"] == "1.3.6.1.4.1.9"  # snmpTrapEnterprise.0
@@ -196,6 +198,14 @@ async def test_unknown_trap_becomes_event_with_raw_varbinds(make_rx, tmp_path):
     [event] = await rx.sink.wait_for(lambda ev: len(ev) >= 1)
     assert (event.event_type, event.severity, event.device) == ("unknown_trap", "indeterminate", "")
     assert event.raw["varbinds"] == {"1.3.6.1.4.1.99999.1.1": "fan tray 2 <b>hot</b>", "1.3.6.1.4.1.99999.1.2": 71}
+
+
+async def test_long_varbind_text_is_capped_in_the_event(make_rx):
+    rx = await make_rx()
+    with udp_from(random_loopback(34)) as s:
+        s.sendto(_v2c_trap("1.3.6.1.4.1.99999.0.2", "x" * 5000), rx.service.receiver.address)
+    [event] = await rx.sink.wait_for(lambda ev: len(ev) >= 1)
+    assert event.raw["varbinds"]["1.3.6.1.4.1.99999.9"] == "x" * 1024 + "...[3976 more characters]"
 
 
 async def test_v2c_inform_is_acknowledged_and_becomes_event(make_rx, tmp_path):
@@ -605,3 +615,18 @@ def test_users_file_readable_by_others_is_warned_about(users_file, caplog):
         f"{users_file} holds SNMPv3 passwords and is readable by group or others; chmod 600 it"
     ]
     assert AUTH_PASS not in caplog.text
+
+
+def test_token_buckets_refill_and_forget_idle_sources(monkeypatch):
+    from collectors import receiver
+
+    buckets = receiver.TokenBuckets(rate_per_s=2, burst=3)
+    assert [buckets.allow("a", 100.0) for _ in range(4)] == [True, True, True, False]
+    assert buckets.allow("a", 100.4) is False  # 0.8 token
+    assert buckets.allow("a", 100.5) is True  # 1.0 token
+    assert [buckets.allow("a", 110.0) for _ in range(4)] == [True, True, True, False]  # capped at burst
+    monkeypatch.setattr(receiver, "MAX_TRACKED_SOURCES", 4)
+    for i in range(4):
+        buckets.allow(f"s{i}", 200.0)
+    buckets.allow("late", 202.0)  # table full: buckets idle long enough to be full again are forgotten
+    assert set(buckets._buckets) == {"late"}
