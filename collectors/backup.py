@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from prometheus_client import Counter
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from collectors.backup_models import ConfigBackup
@@ -127,7 +127,7 @@ def _device(session: Session, device_id: int) -> Device:
 def list_backups(session: Session, *, device_id: int, limit: int, offset: int) -> tuple[list[ConfigBackup], int]:
     _device(session, device_id)
     query = select(ConfigBackup).where(ConfigBackup.device_id == device_id)
-    total = len(session.scalars(query.with_only_columns(ConfigBackup.id)).all())
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = session.scalars(query.order_by(ConfigBackup.id.desc()).limit(limit).offset(offset)).all()
     return list(rows), total
 
