@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from alarms.bus import AlarmChange, ChangeKind
@@ -747,14 +747,11 @@ class AlarmCore:
                 a.id = new_id
         self._write_updates(session, later + [a for a in batch.new if a.parent is not None])
         new_events = []
+        stored_updates = []
         for event, stored, action, key, alarm in batch.events:
             alarm_id = alarm.id if alarm is not None else None
             if stored is not None:
-                session.execute(
-                    update(EventRecord)
-                    .where(EventRecord.id == stored)
-                    .values(processed=True, action=action, reduction_key=key, alarm_id=alarm_id)
-                )
+                stored_updates.append({"eid": stored, "action": action, "reduction_key": key, "alarm_id": alarm_id})
                 continue
             new_events.append(
                 {
@@ -774,6 +771,12 @@ class AlarmCore:
                     "reduction_key": key,
                     "alarm_id": alarm_id,
                 }
+            )
+        if stored_updates:
+            table = EventRecord.__table__
+            session.execute(
+                update(table).where(table.c.id == bindparam("eid")).values(processed=True),  # type: ignore[arg-type]
+                stored_updates,
             )
         if new_events:
             session.execute(insert(EventRecord), new_events)
