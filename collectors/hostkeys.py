@@ -26,6 +26,7 @@ from collectors.backup_models import SshHostKey
 from faultloop import clock
 from faultloop.audit import service as audit
 from faultloop.errors import Conflict, InvalidInput
+from faultloop.events import Event
 from inventory.models import Device
 
 log = logging.getLogger("faultloop.collectors.hostkeys")
@@ -187,6 +188,20 @@ def accept_pending(session: Session, *, device: Device, actor: str, expected_fin
         after={"fingerprint": row.fingerprint, "hostname": device.hostname},
     )
     return row
+
+
+def host_key_accepted_event(device: Device, row: SshHostKey, *, actor: str) -> Event:
+    """Clears the ``host_key_changed`` alarm of the device (same event type, severity cleared)."""
+    return Event(
+        source="api",
+        device=device.hostname,
+        event_type="host_key_changed",
+        severity="cleared",
+        time=clock.now(),
+        specific_problem="SSH host key accepted",
+        description=f"SSH host key {row.fingerprint} of {device.hostname} accepted by {actor}",
+        raw={"fingerprint": row.fingerprint, "actor": actor},
+    )
 
 
 def host_key_out(device: Device, row: SshHostKey | None) -> dict[str, Any]:

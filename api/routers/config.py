@@ -157,7 +157,15 @@ def get_host_key(device_id: int, session: SessionDep, user: UserDep) -> HostKeyO
 
 
 @router.post("/devices/{device_id}/ssh-host-key/accept", response_model=HostKeyOut)
-def accept_host_key(device_id: int, body: HostKeyAccept, session: SessionDep, user: UserDep) -> HostKeyOut:
+def accept_host_key(
+    device_id: int, body: HostKeyAccept, request: Request, session: SessionDep, user: UserDep
+) -> HostKeyOut:
     device = inventory.get_device(session, device_id)
     row = hostkeys.accept_pending(session, device=device, actor=user.username, expected_fingerprint=body.fingerprint)
-    return HostKeyOut(**hostkeys.host_key_out(device, row))
+    out = HostKeyOut(**hostkeys.host_key_out(device, row))
+    event = hostkeys.host_key_accepted_event(device, row, actor=user.username)
+    session.commit()  # the clear below is a side effect: only once the accept is durable
+    sink = _sink(request)
+    if sink is not None:
+        sink.submit_events([event])
+    return out

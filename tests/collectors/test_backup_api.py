@@ -159,6 +159,12 @@ def test_backup_now_with_changed_host_key_is_409_and_accept_is_admin_only(file_r
         assert client.post(url, json={"fingerprint": fp}, headers=noc).status_code == 403
         ok = client.post(url, json={"fingerprint": fp}, headers=admin)
         assert ok.status_code == 200 and ok.json()["fingerprint"] == fp and ok.json()["trusted_by"] == "root"
+        # the host_key_changed alarm is cleared once the accept committed
+        assert [(e.event_type, e.severity) for e in sink.events] == [
+            ("host_key_changed", "major"),
+            ("host_key_changed", "cleared"),
+        ]
+        assert sink.events[-1].device == "api-jnp1" and sink.events[-1].raw == {"fingerprint": fp, "actor": "root"}
         again = client.post(f"/api/v1/devices/{device_id}/config-backups", headers=admin)
         assert again.json()["status"] == "unchanged"
     with transaction(rt.sessions) as session:
