@@ -10,7 +10,7 @@ import asyncio
 import json
 import secrets
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,11 +23,12 @@ from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from faultloop import migrate
+from faultloop import clock, migrate
 from faultloop.accounts import service as accounts
 from faultloop.app import StartupError, build_runtime, check_database, configure_logging
 from faultloop.db import safe_url, transaction
 from faultloop.errors import DomainError
+from faultloop.events import Event, Sample
 from faultloop.runtime import Runtime
 from faultloop.settings import Settings, SettingsError, load_settings
 from faultloop.vault import VaultError, finish_key_file, key_from_env, prepend_key_file
@@ -424,6 +425,42 @@ hostkey_app = typer.Typer(no_args_is_help=True, help="SSH host keys of devices (
 app.add_typer(hostkey_app, name="hostkey")
 
 
+class _DurableEventSink:
+    """A one-shot command has no alarm engine in-process: its events go to the engine's durable
+    queue (``alarm_events``, processed=false), which the serving process drains every tick."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+
+    def submit_events(self, events: Sequence[Event]) -> bool:
+        from alarms import service as alarm_service
+        from alarms.schemas import EventIn
+
+        # model_construct: EventIn validates what API clients may send (no "backup" source);
+        # these events come from faultloop itself and are already normalized.
+        rows = [
+            EventIn.model_construct(
+                source=e.source,
+                device=e.device,
+                event_type=e.event_type,
+                severity=e.severity,
+                time=e.time,
+                managed_object=e.managed_object,
+                probable_cause=e.probable_cause,
+                specific_problem=e.specific_problem,
+                description=e.description,
+                raw=dict(e.raw),
+            )
+            for e in events
+        ]
+        with transaction(self.rt.sessions) as session:
+            alarm_service.store_events(session, rows, now=clock.now())
+        return True
+
+    def submit_samples(self, samples: Sequence[Sample]) -> bool:
+        return False
+
+
 @app.command("backup")
 def backup_cmd(
     args: Annotated[list[str], typer.Argument(metavar="DEVICE | diff DEVICE [A [B]]", show_default=False)],
@@ -444,7 +481,9 @@ def backup_cmd(
     with transaction(rt.sessions) as session:
         device_id = inventory.device_by_hostname(session, args[0]).id
     try:
-        outcome = backups.backup_device(rt, device_id, sink=None, trigger="on_demand", actor=CLI_ACTOR)
+        outcome = backups.backup_device(
+            rt, device_id, sink=_DurableEventSink(rt), trigger="on_demand", actor=CLI_ACTOR
+        )
     except HostKeyError as exc:
         raise CliError(str(exc)) from None
     if outcome.status == "unchanged":
@@ -513,10 +552,13 @@ def hostkey_accept(
     """Trust the pending (changed or first) SSH host key of a device; audited."""
     from collectors import hostkeys
 
-    with _tx() as (_rt, session):
+    with _tx() as (rt, session):
         device = inventory.device_by_hostname(session, hostname)
         row = hostkeys.accept_pending(session, device=device, actor=CLI_ACTOR, expected_fingerprint=fingerprint)
-        err.print(f"{escape(device.hostname)}: now trusting {row.key_type} {row.fingerprint}")
+        cleared = hostkeys.host_key_accepted_event(device, row, actor=CLI_ACTOR)
+        message = f"{escape(device.hostname)}: now trusting {row.key_type} {row.fingerprint}"
+    _DurableEventSink(rt).submit_events([cleared])  # clears the host_key_changed alarm, after the commit
+    err.print(message)
 
 
 def _mount_lab() -> None:

@@ -9,7 +9,9 @@ import sys
 
 import asyncssh
 import pytest
+from sqlalchemy import select
 
+from alarms.models import EventRecord
 from faultloop.app import build_runtime
 from faultloop.db import transaction
 from faultloop.settings import Settings
@@ -78,3 +80,17 @@ def test_backup_diff_and_hostkey_accept(env, tmp_path, lab_ssh):
     accepted = run(["hostkey", "accept", "cli-ios1", "--fingerprint", pending], env)
     assert f"now trusting ssh-ed25519 {pending}" in accepted.stderr
     assert "configuration unchanged since backup 2" in run(["backup", "cli-ios1"], env).stderr
+
+    # no alarm engine in a CLI process: its events wait in the engine's durable queue
+    with transaction(rt.sessions) as session:
+        queued = session.execute(
+            select(EventRecord.source, EventRecord.event_type, EventRecord.severity, EventRecord.processed)
+            .where(EventRecord.device == "cli-ios1")
+            .order_by(EventRecord.id)
+        ).all()
+    rt.engine.dispose()
+    assert [tuple(r) for r in queued] == [
+        ("backup", "config_changed", "warning", False),
+        ("backup", "host_key_changed", "major", False),
+        ("api", "host_key_changed", "cleared", False),
+    ]
