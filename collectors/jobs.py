@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, timedelta
 from typing import Any
 
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -93,6 +94,7 @@ class PollerStats:
     timeouts: int = 0
     written: int = 0
     dropped_events: int = 0
+    skipped: int = 0  # turns skipped because the device's previous poll was still running
     per_device: dict[str, Any] = field(default_factory=dict)
 
 
@@ -135,6 +137,10 @@ class PollerService:
     async def start(self) -> None:
         await self.open()
         self.scheduler = AsyncIOScheduler(timezone=UTC)
+        # A poll still running when its next turn comes is coalesced, not piled up: count it
+        # instead of APScheduler's warning per occurrence.
+        logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
+        self.scheduler.add_listener(self._skipped, EVENT_JOB_MAX_INSTANCES)
         self.scheduler.start()
         for dev in self.devices.values():
             self._schedule(dev, first_delay=random.uniform(0, dev.interval_s))
@@ -154,6 +160,9 @@ class PollerService:
         await self.flush()
         if self.client is not None:
             self.client.close()
+
+    def _skipped(self, _event: Any) -> None:
+        self.stats.skipped += 1
 
     # ------------------------------------------------------------------ inventory
     def _load(self) -> dict[int, PolledDevice]:

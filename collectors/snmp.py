@@ -15,6 +15,7 @@ only inside pysnmp's engine configuration and never logged.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import random
 import socket
@@ -35,6 +36,9 @@ from collectors import snmp_ber
 Oid = tuple[int, ...]
 Value = int | bytes | Oid | None  # None: noSuchObject / noSuchInstance
 Rows = list[tuple[Oid, Any]]  # (oid, Value or END_OF_MIB)
+
+
+RECV_BUFFER = 8 * 1024 * 1024
 
 
 class SnmpError(Exception):
@@ -243,6 +247,10 @@ class SnmpClient:
         loop = asyncio.get_running_loop()
         if self._udp is None or self._proto is None:
             self._udp, self._proto = await loop.create_datagram_endpoint(_CommunityProtocol, family=socket.AF_INET)
+            # Hundreds of GETBULK answers (~10 kB each) can arrive at once on this one socket;
+            # the default 208 kB buffer would drop them (seen as timeouts). The kernel caps this.
+            with contextlib.suppress(OSError):
+                self._udp.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECV_BUFFER)
         proto, udp = self._proto, self._udp
         tag = {"get": snmp_ber.GET, "next": snmp_ber.GETNEXT, "bulk": snmp_ber.GETBULK}[kind]
         version = 0 if t.version == "v1" else 1
@@ -296,19 +304,38 @@ class SnmpClient:
         rows = await self._request(t, "get", oids)
         return {oid: (None if isinstance(v, EndOfMib) else v) for oid, v in rows}
 
-    async def walk(self, t: SnmpTarget, roots: Sequence[Oid], *, max_repetitions: int = 25) -> dict[Oid, Value]:
-        """Walk every subtree in ``roots`` at once: one repeater per still-open subtree."""
+    async def walk(
+        self, t: SnmpTarget, roots: Sequence[Oid], *, max_repetitions: int = 25, scalars: Sequence[Oid] = ()
+    ) -> dict[Oid, Value]:
+        """Walk every subtree in ``roots`` at once: one repeater per still-open subtree.
+
+        ``max_repetitions`` is the varbind budget of one request, shared by the open
+        subtrees (at least 2 rows each). ``scalars`` (instance OIDs such as sysUpTime.0)
+        ride along as non-repeaters of the first request, so a small device answers a
+        whole collection set in one round trip.
+        """
         result: dict[Oid, Value] = {}
         cursor = {root: root for root in roots}
         if t.version == "v1":
+            if scalars:
+                result.update(await self.get(t, scalars))
             for root in roots:
                 result.update(await self._walk_v1(t, root))
             return result
-        while cursor:
+        pending_scalars = list(scalars)
+        while cursor or pending_scalars:
             active = list(cursor)
-            reps = max(1, max_repetitions // len(active)) if len(active) > 1 else max_repetitions
-            rows = await self._request(t, "bulk", [cursor[r] for r in active], 0, reps)
-            if not rows:
+            reps = max(2, max_repetitions // len(active)) if len(active) > 1 else max_repetitions
+            non_rep = len(pending_scalars)
+            # a non-repeater is a GETNEXT: ask for the object, get its .0 instance back
+            request = [o[:-1] for o in pending_scalars] + [cursor[r] for r in active]
+            rows = await self._request(t, "bulk", request, non_rep, reps)
+            for want, (oid, value) in zip(pending_scalars, rows[:non_rep], strict=False):
+                if oid == want and not isinstance(value, EndOfMib):
+                    result[oid] = value
+            pending_scalars = []
+            rows = rows[non_rep:]
+            if not rows or not active:
                 break
             closed: set[Oid] = set()
             progressed = False

@@ -330,9 +330,11 @@ async def poll_device(
     """Poll one device; failures come back as a result, never as an exception."""
     started = time.perf_counter()
     try:
-        scalars = await client.get(target, list(cs.scalars.values()))
-        walked = await client.walk(target, cs.roots(), max_repetitions=40)
-        snap = interpret(scalars, walked, cs)
+        wanted = list(cs.scalars.values())
+        walked = await client.walk(target, cs.roots(), max_repetitions=240, scalars=wanted)
+        if not any(oid in walked for oid in wanted):
+            walked.update(await client.get(target, wanted))  # agents that refuse non-repeaters
+        snap = interpret({oid: walked[oid] for oid in wanted if oid in walked}, walked, cs)
     except SnmpError as exc:
         return PollResult(device, False, now, time.perf_counter() - started, error=str(exc), timeout=exc.timeout)
     except SnmpConfigError as exc:
