@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from collectors.backup_models import ConfigBackup
 from collectors.cli_commands import command_table
-from collectors.cli_session import device_session, write_transaction
+from collectors.cli_session import device_session, emit, write_transaction
 from faultloop import clock
 from faultloop.errors import InvalidInput, NotFound
 from faultloop.events import Event, ObservationSink
@@ -258,8 +258,8 @@ def backup_device(
         lines_removed=row.lines_removed if created else 0,
         summary=summary,
     )
-    if status == "new_version" and sink is not None:
-        sink.submit_events([config_changed_event(outcome, trigger=trigger, actor=actor)])
+    if status == "new_version":
+        emit(sink, [config_changed_event(outcome, trigger=trigger, actor=actor)])
     return outcome
 
 

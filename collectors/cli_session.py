@@ -20,6 +20,7 @@ What it guarantees:
 from __future__ import annotations
 
 import io
+import logging
 import socket
 import threading
 import time
@@ -46,6 +47,8 @@ from faultloop.runtime import Runtime
 from faultloop.vault import Vault
 from inventory.models import Device
 
+log = logging.getLogger("faultloop.collectors.ssh")
+
 SSH_SESSIONS = Counter(
     "faultloop_ssh_sessions_total",
     "SSH device sessions opened, by result",
@@ -58,6 +61,22 @@ SSH_CONNECT_SECONDS = Histogram(
     buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
     registry=REGISTRY,
 )
+
+
+EVENTS_REFUSED = Counter(
+    "faultloop_ssh_events_refused_total",
+    "config_changed / host_key_changed events the sink refused (alarm queue full)",
+    registry=REGISTRY,
+)
+
+
+def emit(sink: ObservationSink | None, events: list[Event]) -> None:
+    """Hand events to the sink (after the commit that made them); a refusal is counted, never raised."""
+    if sink is None or not events:
+        return
+    if not sink.submit_events(events):
+        EVENTS_REFUSED.inc(len(events))
+        log.warning("sink refused %d event(s) (%s)", len(events), ", ".join(e.event_type for e in events))
 
 
 class DeviceBusy(Conflict):
@@ -261,8 +280,8 @@ def device_session(
             SSH_SESSIONS.labels(result="host_key_refused").inc()
             with write_transaction(rt) as session:
                 hostkeys.record_pending(session, device_id=device_id, offered=exc.offered)
-            if isinstance(exc, HostKeyChanged) and sink is not None:
-                sink.submit_events([_host_key_event(target, exc, source)])
+            if isinstance(exc, HostKeyChanged):
+                emit(sink, [_host_key_event(target, exc, source)])
             raise
         except (OSError, EOFError, SSHException, ReadException, ValueError) as exc:
             SSH_SESSIONS.labels(result="failed").inc()

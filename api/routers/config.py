@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.deps import PageDep, SessionDep, UserDep, runtime
 from collectors import backup, cli_collect, hostkeys
 from collectors.cli_collect import CliCollectorService
+from collectors.cli_session import emit
 from collectors.hostkeys import HostKeyError
 from faultloop.errors import Conflict
 from faultloop.events import ObservationSink
@@ -165,7 +166,5 @@ def accept_host_key(
     out = HostKeyOut(**hostkeys.host_key_out(device, row))
     event = hostkeys.host_key_accepted_event(device, row, actor=user.username)
     session.commit()  # the clear below is a side effect: only once the accept is durable
-    sink = _sink(request)
-    if sink is not None:
-        sink.submit_events([event])
+    emit(_sink(request), [event])
     return out

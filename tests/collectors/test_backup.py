@@ -87,3 +87,21 @@ def test_junos_backup_and_committed_change(lab_ssh, host_key, sink, runtime, ses
 
     assert backup_device(runtime, device_id, sink=sink).status == "unchanged"
     assert _versions(session, device_id) == 2
+
+
+class RefusingSink(cli_lab.RecordingSink):
+    def submit_events(self, events) -> bool:
+        return False
+
+
+def test_a_full_alarm_queue_is_counted_and_the_backup_still_stored(lab_ssh, runtime, session, vault) -> None:
+    from collectors.cli_session import EVENTS_REFUSED
+
+    lab = lab_ssh.new_device("cisco_ios", "bk-full1")
+    device_id = add_to_inventory(session, vault, lab)
+    backup_device(runtime, device_id, sink=RefusingSink())
+    push_config(lab, ["interface GigabitEthernet0/1", "description FULL"])
+    before = EVENTS_REFUSED._value.get()
+    assert backup_device(runtime, device_id, sink=RefusingSink()).status == "new_version"
+    assert EVENTS_REFUSED._value.get() == before + 1
+    assert _versions(session, device_id) == 2
