@@ -20,8 +20,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from alarms.bus import AlarmBus
 from alarms.runner import AlarmEngine
 from api.main import create_api
-from collectors.jobs import PollerService
 from collectors.cli_collect import CliCollectorService
+from collectors.jobs import PollerService
 from collectors.receiver import DeviceDirectory
 from collectors.syslog import SyslogReceiverService
 from collectors.traps import TrapReceiverService
