@@ -761,6 +761,36 @@ def maintenance_list(
     out.print(table)
 
 
+# ---- collectors: trap and syslog receivers ------------------------------------------------
+
+receivers_app = typer.Typer(no_args_is_help=True, help="Trap and syslog receivers.")
+app.add_typer(receivers_app, name="receivers")
+
+
+@receivers_app.command("check")
+def receivers_check(
+    trap_map: Annotated[Path | None, typer.Option(help="Trap map YAML; default FAULTLOOP_TRAP_MAP_FILE")] = None,
+    users: Annotated[Path | None, typer.Option(help="SNMPv3 users YAML; default FAULTLOOP_TRAP_V3_USERS_FILE")] = None,
+    syslog_rules: Annotated[
+        Path | None, typer.Option(help="Syslog rules YAML; default FAULTLOOP_SYSLOG_RULES_FILE")
+    ] = None,
+) -> None:
+    """Validate the trap map, SNMPv3 users and syslog rules the receivers would load (no secret is printed)."""
+    from collectors.syslog import load_rules
+    from collectors.trapmap import MappingFileError, load_trap_map
+    from collectors.traps.usm import UsmConfigError, load_users
+
+    settings = _settings()
+    users_file = users or settings.trap_v3_users_file
+    try:
+        traps = load_trap_map(trap_map or settings.trap_map_file)
+        user_count = len(load_users(users_file)) if users_file else 0
+        rules = load_rules(syslog_rules or settings.syslog_rules_file)
+    except (MappingFileError, UsmConfigError) as exc:
+        raise CliError(str(exc)) from None
+    out.print(f"ok: {len(traps)} trap mappings, {user_count} SNMPv3 users, {len(rules)} syslog rules")
+
+
 def main() -> None:
     try:
         app()

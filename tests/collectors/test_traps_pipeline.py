@@ -175,3 +175,30 @@ async def test_trap_to_alarm_through_the_alarm_engine(tmp_path, runtime, session
         await traps.stop()
     [alarm] = session.scalars(select(Alarm).where(Alarm.device == "agg3")).all()
     assert alarm.cleared_at is not None  # the linkUp trap cleared it
+
+
+def test_cli_receivers_check(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from .test_traps import AUTH_PASS, USERS
+
+    users = tmp_path / "users.yaml"
+    users.write_text(USERS)
+    users.chmod(0o600)
+    bad = tmp_path / "bad-rules.yaml"
+    bad.write_text("rules: [{name: r, pattern: '(', event_type: x, severity: major}]")
+    env = {**os.environ, "FAULTLOOP_DATA_DIR": str(tmp_path / "var"), "COLUMNS": "300"}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, "-m", "faultloop.cli", "receivers", "check", *args]
+        return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
+
+    ok = run("--users", str(users))
+    assert (ok.returncode, ok.stdout.strip()) == (0, "ok: 15 trap mappings, 3 SNMPv3 users, 12 syslog rules")
+    assert AUTH_PASS not in ok.stdout + ok.stderr
+    failed = run("--syslog-rules", str(bad))
+    assert failed.returncode == 2
+    assert failed.stderr.startswith(f"error: {bad}: rules entry 1 (r): field 'pattern': not a valid regular expression")
+    assert len(failed.stderr.strip().splitlines()) == 1 and "Traceback" not in failed.stderr
