@@ -15,9 +15,9 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from alarms.bus import AlarmChange, ChangeKind
@@ -29,6 +29,10 @@ from alarms.topology import Cause, Graph, causes, interface_of, reachable
 from faultloop.events import Event, Sample
 
 log = logging.getLogger("faultloop.alarms")
+# Core tables for the hot path (the ORM's bulk paths cost more than the database here).
+ALARMS = cast(Table, Alarm.__table__)
+EVENTS = cast(Table, EventRecord.__table__)
+JOURNAL = cast(Table, AlarmJournal.__table__)
 ENGINE = "engine"
 
 
@@ -742,7 +746,15 @@ class AlarmCore:
                         "suppression_reason": a.suppression,
                     }
                 )
-            ids = session.execute(insert(Alarm).returning(Alarm.id, sort_by_parameter_order=True), rows).scalars().all()
+            table = Alarm.__table__
+            ids = (
+                session.execute(
+                    insert(table).returning(table.c.id, sort_by_parameter_order=True),  # type: ignore[arg-type]
+                    rows,
+                )
+                .scalars()
+                .all()
+            )
             for a, new_id in zip(batch.new, ids, strict=True):
                 a.id = new_id
         self._write_updates(session, later + [a for a in batch.new if a.parent is not None])
@@ -773,16 +785,15 @@ class AlarmCore:
                 }
             )
         if stored_updates:
-            table = EventRecord.__table__
             session.execute(
-                update(table).where(table.c.id == bindparam("eid")).values(processed=True),  # type: ignore[arg-type]
-                stored_updates,
+                update(EVENTS).where(EVENTS.c.id == bindparam("eid")).values(processed=True), stored_updates
             )
+        # Core statements, not the ORM's bulk paths: this is the hot loop of the engine.
         if new_events:
-            session.execute(insert(EventRecord), new_events)
+            session.execute(insert(EVENTS), new_events)
         if batch.journal:
             session.execute(
-                insert(AlarmJournal),
+                insert(JOURNAL),
                 [
                     {"alarm_id": a.id, "at": now, "actor": ENGINE, "action": action, "detail": detail}
                     for a, action, detail in batch.journal
@@ -807,7 +818,7 @@ class AlarmCore:
             a.parent_id = a.parent.id if a.parent is not None else None
             updates.append(
                 {
-                    "id": a.id,
+                    "aid": a.id,
                     "count": a.count,
                     "last_occurrence": a.last,
                     "severity": a.severity,
@@ -822,7 +833,7 @@ class AlarmCore:
                 }
             )
         if updates:
-            session.execute(update(Alarm), updates)
+            session.execute(update(ALARMS).where(ALARMS.c.id == bindparam("aid")), updates)
 
 
 def _change(kind: ChangeKind, a: ActiveAlarm, now: datetime) -> AlarmChange:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHES = ["lab_snmp", "traps", "snmp_walk", "config_backup", "fleet"]
+BENCHES = ["lab_snmp", "traps", "snmp_walk", "config_backup", "fleet", "alarms"]
 
 
 def main(argv: list[str]) -> int:
