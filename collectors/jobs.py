@@ -218,7 +218,9 @@ class PollerService:
         assert self.scheduler is not None
         self.scheduler.add_job(
             self.poll_job,
-            IntervalTrigger(seconds=dev.interval_s, jitter=dev.interval_s * JITTER),
+            # APScheduler adds uniform(0, jitter) to each turn: shorten the base by half of it so
+            # the mean interval is the configured one.
+            IntervalTrigger(seconds=dev.interval_s * (1 - JITTER / 2), jitter=dev.interval_s * JITTER),
             args=[dev.id],
             id=f"poll:{dev.id}",
             replace_existing=True,
