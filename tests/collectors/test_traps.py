@@ -243,6 +243,19 @@ async def test_v3_auth_priv_from_snmptrap(make_rx, tmp_path):
     assert metric("faultloop_traps_received_total", version="v3") == before + 1
 
 
+async def test_v3_auth_no_priv_any_engine_user_from_snmptrap(make_rx, tmp_path):
+    rx = await make_rx()
+    for engine in ("80000000aabbcc0001", "80000000aabbcc0002"):  # keys localized per engine on first sight
+        args = ["-v3", "-e", f"0x{engine}", "-u", "any-engine", "-l", "authNoPriv", "-a", "SHA", "-A", AUTH_PASS]
+        rc, out = await net_snmp(tmp_path, "snmptrap", *args, rx.target, "", "1.3.6.1.6.3.1.1.5.2")
+        assert rc == 0, out
+    events = await rx.sink.wait_for(lambda ev: len(ev) >= 2)
+    assert [(e.event_type, e.raw["engine_id"]) for e in events] == [
+        ("warmStart", "80000000aabbcc0001"),
+        ("warmStart", "80000000aabbcc0002"),
+    ]
+
+
 async def test_v3_rejections_are_counted_by_reason_and_never_log_secrets(make_rx, tmp_path, caplog):
     caplog.set_level(logging.DEBUG)
     rx = await make_rx()
