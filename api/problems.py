@@ -42,6 +42,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def domain_error(request: Request, exc: DomainError) -> JSONResponse:
         extra = {"field": exc.field} if exc.field else {}
+        extra.update(getattr(exc, "problem_extra", {}))  # e.g. a 409's allowed_actions
         return problem(exc.status, exc.title, exc.detail, request, **extra)
 
     @app.exception_handler(RequestValidationError)

@@ -17,6 +17,9 @@ ADMIN = frozenset({Role.admin})
 INVENTORY_WRITE = frozenset({Role.admin, Role.noc})
 OPERATORS = frozenset({Role.admin, Role.noc})
 CONFIG_READERS = frozenset({Role.admin, Role.noc, Role.provisioner})
+TICKET_WRITERS = frozenset({Role.admin, Role.noc, Role.technician})  # technicians: own/team tickets only
+TECHNICIAN = frozenset({Role.technician})
+REPORT_READERS = frozenset({Role.admin, Role.noc, Role.viewer})
 
 ALLOW: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/healthz"): PUBLIC,
@@ -81,6 +84,21 @@ ALLOW: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/maintenance"): OPERATORS,
     ("GET", "/api/v1/maintenance/{window_id}"): ALL,
     ("DELETE", "/api/v1/maintenance/{window_id}"): OPERATORS,
+    # trouble tickets (technicians see and act on their own and their team's tickets only)
+    ("GET", "/api/v1/tickets"): ALL,
+    ("POST", "/api/v1/tickets"): OPERATORS,
+    ("GET", "/api/v1/tickets/{ticket_id}"): ALL,
+    ("POST", "/api/v1/tickets/{ticket_id}/transitions"): TICKET_WRITERS,
+    ("POST", "/api/v1/tickets/{ticket_id}/notes"): TICKET_WRITERS,
+    ("GET", "/api/v1/tickets/{ticket_id}/timeline"): ALL,
+    ("GET", "/api/v1/me/tickets"): TECHNICIAN,
+    ("POST", "/api/v1/me/tickets/{ticket_id}/accept"): TECHNICIAN,
+    ("POST", "/api/v1/me/tickets/{ticket_id}/status"): TECHNICIAN,
+    ("POST", "/api/v1/me/tickets/{ticket_id}/notes"): TECHNICIAN,
+    ("POST", "/api/v1/me/tickets/{ticket_id}/resolve"): TECHNICIAN,
+    ("GET", "/api/v1/technicians"): OPERATORS,
+    ("PUT", "/api/v1/technicians/{username}"): OPERATORS,
+    ("GET", "/api/v1/reports/tickets/mttr"): REPORT_READERS,
 }
 
 

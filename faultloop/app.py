@@ -31,6 +31,7 @@ from faultloop.events import ObservationSink, Service
 from faultloop.runtime import Runtime
 from faultloop.settings import Settings
 from faultloop.vault import open_vault
+from ticketing.jobs import TicketingService
 
 log = logging.getLogger("faultloop")
 
@@ -113,6 +114,10 @@ def build_pipeline(rt: Runtime, sink: ObservationSink | None = None) -> Pipeline
         engine = AlarmEngine(rt, alarm_bus)
         pipeline.services.append(engine)
         sink = engine
+    # Ticketing: alarm changes (after commit) -> tickets opened, children attached, verify/reopen, SLA timers.
+    tickets = TicketingService(rt)
+    alarm_bus.subscribe("ticketing", tickets.on_alarm_changes)
+    pipeline.services.append(tickets)
     # SNMP poller: every inventory device with SNMP settings, on its interval; findings go to the sink.
     pipeline.services.append(PollerService(rt, sink))
     if sink is not None and (settings.trap_enabled or settings.syslog_enabled):

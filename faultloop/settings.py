@@ -91,6 +91,23 @@ class Settings(BaseSettings):
     alarm_tick_s: float = Field(1.0, gt=0, le=60, description="Seconds between timer checks and durable-queue polls.")
     alarm_topology_refresh_s: float = Field(60, gt=0, le=86400, description="Seconds between topology reloads.")
 
+    ticket_policy_file: Path | None = Field(
+        None, description="Auto-ticketing/priority/SLA policy YAML; empty: packaged."
+    )
+    ticket_hold_down_s: float = Field(
+        300, ge=0, le=7 * 86400, description="Linked alarms must stay clear this long before a ticket is verified."
+    )
+    ticket_verify_timeout_s: float = Field(
+        3600, gt=0, le=30 * 86400, description="A resolved ticket whose alarm is still active this long reopens."
+    )
+    ticket_reopen_window_s: float = Field(
+        7 * 86400, ge=0, le=365 * 86400, description="A closed ticket reopens if its root cause recurs this soon."
+    )
+    ticket_tick_s: float = Field(5.0, gt=0, le=600, description="Seconds between ticket timer runs (SLA, hold-down).")
+    ticket_idempotency_retention_h: float = Field(
+        24, gt=0, le=24 * 90, description="Hours an Idempotency-Key and its stored answer are kept."
+    )
+
     @field_validator("database_url")
     @classmethod
     def _known_backend(cls, value: str) -> str:

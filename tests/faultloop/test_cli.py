@@ -138,4 +138,5 @@ def test_serve_refuses_an_unmigrated_database(tmp_path):
     e = {k: v for k, v in os.environ.items() if not k.startswith("FAULTLOOP_")}
     e["FAULTLOOP_DATA_DIR"] = str(tmp_path / "fresh")
     proc = run(["serve"], e, check=False)
-    assert proc.returncode == 2 and "faultloop db upgrade" in proc.stderr
+    # rich wraps long messages at the terminal width; compare with whitespace collapsed
+    assert proc.returncode == 2 and "faultloop db upgrade" in " ".join(proc.stderr.split())

@@ -1,0 +1,17 @@
+"""Ticketing errors: the shared domain errors (mapped once to problem+json in api/) plus the 409s here."""
+
+from __future__ import annotations
+
+from faultloop.errors import Conflict
+from ticketing.policy import IllegalTransition
+
+
+class StaleVersion(Conflict):
+    """The client's version / If-Match is not the ticket's current version (someone else changed it)."""
+
+
+class IdempotencyInProgress(Conflict):
+    """Another request with the same Idempotency-Key has not finished yet."""
+
+
+__all__ = ["IdempotencyInProgress", "IllegalTransition", "StaleVersion"]

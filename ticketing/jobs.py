@@ -1,0 +1,90 @@
+"""The ticketing service: the alarm bus subscriber and the periodic timers.
+
+The alarm bus calls ``on_alarm_changes`` after each alarm commit, in the engine's thread;
+it only queues the changes and wakes this service's worker, so the alarm engine never
+waits on ticket work. Each worker round (``run_once``) runs in its own transaction:
+correlated children attach to their root's ticket, alarms that qualify open tickets,
+resolved tickets are verified after the hold-down or reopened, SLA clocks advance.
+Everything reads ``faultloop.clock``; tests call ``run_once`` after moving a FrozenClock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections import deque
+from collections.abc import Sequence
+from datetime import timedelta
+
+from alarms.bus import AlarmChange
+from faultloop import clock
+from faultloop.db import transaction
+from faultloop.runtime import Runtime
+from ticketing import metrics, service
+from ticketing.policy import Policy, load_policy
+
+log = logging.getLogger("faultloop.ticketing")
+
+
+class TicketingService:
+    name = "ticketing"
+
+    def __init__(self, rt: Runtime, *, policy: Policy | None = None) -> None:
+        self.rt = rt
+        self.policy = policy or load_policy(rt.settings.ticket_policy_file)
+        self._changes: deque[AlarmChange] = deque()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._rounds = 0
+
+    # the alarm bus subscriber (after the alarm transaction committed)
+    def on_alarm_changes(self, changes: Sequence[AlarmChange]) -> None:
+        with self._lock:
+            self._changes.extend(changes)
+        self._wake.set()
+
+    def run_once(self) -> service.TickResult:
+        with self._lock:
+            changes = list(self._changes)
+            self._changes.clear()
+        s = self.rt.settings
+        now = clock.now()
+        with transaction(self.rt.sessions) as session:
+            result = service.tick(session, policy=self.policy, now=now, hold_down_s=s.ticket_hold_down_s,
+                                  verify_timeout_s=s.ticket_verify_timeout_s,
+                                  reopen_window_s=s.ticket_reopen_window_s)  # fmt: skip
+            if changes:  # children correlated to a root whose ticket exists (or was just opened above)
+                service.on_alarm_changes(session, changes, now=now)
+        self._rounds += 1
+        if self._rounds % 720 == 1:
+            cutoff = now - timedelta(hours=s.ticket_idempotency_retention_h)
+            with transaction(self.rt.sessions) as session:
+                service.purge_idempotency(session, older_than=cutoff)
+        return result
+
+    async def start(self) -> None:
+        metrics.OPEN.sessions = self.rt.sessions
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="ticketing", daemon=True)
+        self._thread.start()
+
+    async def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join, 30)
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.rt.settings.ticket_tick_s)
+            self._wake.clear()
+            if self._stop.is_set():
+                break
+            try:
+                self.run_once()
+            except Exception as exc:  # the worker survives a database outage; the next round retries
+                log.error("ticketing round failed: %s", type(exc).__name__)

@@ -1,0 +1,287 @@
+"""Pure ticket logic: the state machine table, the auto-ticketing policy, priorities, SLA targets.
+
+The state machine is ONE table of (from-state, action, to-state, roles allowed), enforced
+in ONE function (``check``) and rendered into docs/tickets.md by ``render_markdown``.
+No I/O here except reading the policy YAML in ``load_policy``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+
+from faultloop.errors import Conflict, Forbidden, InvalidInput
+
+STATES: tuple[str, ...] = (
+    "new",
+    "acknowledged",
+    "diagnosed",
+    "dispatched",
+    "accepted",
+    "en_route",
+    "on_site",
+    "waiting",
+    "resolved",
+    "verified",
+    "closed",
+    "cancelled",
+)
+OPEN_STATES = frozenset(STATES) - {"closed", "cancelled"}
+FIELD_STATES = frozenset({"dispatched", "accepted", "en_route", "on_site", "waiting"})
+# SLA: the clocks stop for good once the fault is repaired and pause while waiting on others.
+SLA_PAUSED_STATES = frozenset({"waiting"})
+SLA_STOPPED_STATES = frozenset({"resolved", "verified", "closed", "cancelled"})
+
+# Who may act. "assignee" means the technician the ticket is dispatched to (or one of its team);
+# "system" is faultloop itself (auto verification, recurrence, SLA escalation).
+NOC = frozenset({"admin", "noc"})
+FIELD = frozenset({"admin", "noc", "assignee"})
+NOC_SYSTEM = frozenset({"admin", "noc", "system"})
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    from_state: str
+    action: str
+    to_state: str
+    roles: frozenset[str]
+    note: str = ""
+
+
+def _t(froms: str, action: str, to: str, roles: frozenset[str], note: str = "") -> list[Transition]:
+    return [Transition(f, action, to, roles, note) for f in froms.split()]
+
+
+TRANSITIONS: tuple[Transition, ...] = tuple(
+    _t("new", "acknowledge", "acknowledged", NOC, "NOC takes the ticket; stops the response clock")
+    + _t("acknowledged", "diagnose", "diagnosed", NOC, "diagnosis notes and fault category required")
+    + _t("diagnosed", "dispatch", "dispatched", NOC, "to a technician (or auto: site, skill, least load) or a team")
+    + _t("dispatched accepted en_route on_site waiting", "reassign", "dispatched", NOC, "to another technician/team")
+    + _t("dispatched accepted en_route on_site waiting", "escalate", "dispatched", NOC_SYSTEM, "next tier")
+    + _t("dispatched", "accept", "accepted", FIELD)
+    + _t("accepted", "en_route", "en_route", FIELD, "ETA and location note")
+    + _t("accepted en_route", "on_site", "on_site", FIELD)
+    + _t("en_route on_site", "update", "_same", FIELD, "new ETA / location note, state unchanged")
+    + _t("on_site", "wait", "waiting", FIELD, "waiting for parts or access: SLA clock paused")
+    + _t("waiting", "resume", "on_site", FIELD)
+    + _t("on_site", "resolve", "resolved", FIELD, "feedback: cause category, action taken, parts, notes")
+    + _t("resolved", "verify", "verified", NOC_SYSTEM, "automatic once linked alarms stay clear for the hold-down")
+    + _t("verified", "close", "closed", NOC, "feedback rating 1-5; linked alarms archived")
+    + _t("resolved verified closed", "reopen", "acknowledged", NOC_SYSTEM, "recurrence or failed verification")
+    + _t("new acknowledged diagnosed dispatched accepted en_route on_site waiting", "cancel", "cancelled", NOC,
+         "duplicate, false alarm, ... (reason required)")
+)
+
+ACTIONS: tuple[str, ...] = tuple(dict.fromkeys(t.action for t in TRANSITIONS))
+_INDEX: dict[tuple[str, str], Transition] = {(t.from_state, t.action): t for t in TRANSITIONS}
+
+
+class IllegalTransition(Conflict):
+    def __init__(self, detail: str, allowed: list[str]) -> None:
+        super().__init__(detail, field="action")
+        self.allowed = allowed
+        self.problem_extra = {"allowed_actions": allowed}
+
+
+def _may(roles: frozenset[str], role: str, is_assignee: bool) -> bool:
+    return role in roles or (is_assignee and "assignee" in roles)
+
+
+def allowed_actions(state: str, *, role: str, is_assignee: bool = False) -> list[str]:
+    """What this actor may do to a ticket in this state (the 409's list)."""
+    return [t.action for t in TRANSITIONS if t.from_state == state and _may(t.roles, role, is_assignee)]
+
+
+def check(state: str, action: str, *, role: str, is_assignee: bool = False) -> str:
+    """THE enforcement point: the next state, or IllegalTransition (409) / Forbidden (403) / InvalidInput."""
+    if action not in ACTIONS:
+        raise InvalidInput(f"action: expected one of {', '.join(ACTIONS)}; got {action!r}", field="action")
+    found = _INDEX.get((state, action))
+    if found is None:
+        allowed = allowed_actions(state, role=role, is_assignee=is_assignee)
+        raise IllegalTransition(
+            f"cannot {action} a ticket in state {state!r}; allowed: {', '.join(allowed) or 'none'}", allowed
+        )
+    if not _may(found.roles, role, is_assignee):
+        who = "the assigned technician" if role == "technician" else f"role {role!r}"
+        raise Forbidden(f"{who} may not {action} a ticket in state {state!r}")
+    return state if found.to_state == "_same" else found.to_state
+
+
+def render_markdown() -> str:
+    """The state machine table as Markdown (docs/tickets.md embeds exactly this; a test checks)."""
+    lines = [
+        "| from | action | to | who | notes |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for t in TRANSITIONS:
+        to = t.from_state if t.to_state == "_same" else t.to_state
+        who = ", ".join(sorted(t.roles))
+        lines.append(f"| {t.from_state} | {t.action} | {to} | {who} | {t.note} |")
+    return "\n".join(lines) + "\n"
+
+
+# ---- auto-ticketing policy ------------------------------------------------------------------
+
+SEVERITY_RANK = {"critical": 5, "major": 4, "minor": 3, "warning": 2, "indeterminate": 1, "cleared": 0}
+PRIORITIES = ("P1", "P2", "P3", "P4")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+@dataclass(frozen=True)
+class SlaTarget:
+    response_s: float
+    restore_s: float
+    business_hours: bool = False
+
+
+@dataclass(frozen=True)
+class BusinessHours:
+    days: frozenset[int]  # 0 = Monday
+    start: time
+    end: time
+    tz: ZoneInfo
+
+    def seconds_between(self, a: datetime, b: datetime) -> float:
+        """Business seconds in [a, b); 0 when b <= a (an SLA clock never runs backwards)."""
+        if b <= a:
+            return 0.0
+        la, lb = a.astimezone(self.tz), b.astimezone(self.tz)
+        total = 0.0
+        day = la.date()
+        while day <= lb.date():
+            if day.weekday() in self.days:
+                start = datetime.combine(day, self.start, self.tz)
+                end = datetime.combine(day, self.end, self.tz)
+                lo, hi = max(start, la), min(end, lb)
+                if hi > lo:
+                    total += (hi - lo).total_seconds()
+            day += timedelta(days=1)
+        return total
+
+
+@dataclass(frozen=True)
+class Policy:
+    root_cause_only: bool = True
+    min_severity: str = "major"
+    min_active_s: float = 60.0
+    skip_muted: bool = True
+    severity_priority: dict[str, int] = field(default_factory=lambda: {"critical": 2, "major": 3, "minor": 4})
+    role_raise: dict[str, int] = field(default_factory=dict)  # device role -> priority steps up
+    site_raise: dict[str, int] = field(default_factory=dict)
+    impact_raise_at: int = 10  # correlated child alarms (customers behind it) that raise one step
+    skills: dict[str, str] = field(default_factory=dict)  # alarm type -> skill a technician needs
+    sla: dict[str, SlaTarget] = field(default_factory=dict)
+    business_hours: BusinessHours | None = None
+
+    def opens_ticket(self, *, severity: str, parent_id: int | None, muted: bool, active_s: float) -> str | None:
+        """None if the alarm opens a ticket now, else why not."""
+        if self.root_cause_only and parent_id is not None:
+            return "symptom of another alarm"
+        if self.skip_muted and muted:
+            return "muted (maintenance, flapping or correlated)"
+        if SEVERITY_RANK.get(severity, 0) < SEVERITY_RANK[self.min_severity]:
+            return f"severity {severity} below {self.min_severity}"
+        if active_s < self.min_active_s:
+            return f"active {active_s:.0f}s < {self.min_active_s:.0f}s"
+        return None
+
+    def priority(self, *, severity: str, role: str, site: str, impact: int) -> str:
+        level = self.severity_priority.get(severity, 4)
+        level -= self.role_raise.get(role, 0)
+        level -= self.site_raise.get(site, 0)
+        if self.impact_raise_at and impact >= self.impact_raise_at:
+            level -= 1
+        return PRIORITIES[min(max(level, 1), 4) - 1]
+
+    def target(self, priority: str) -> SlaTarget:
+        return self.sla.get(priority) or SlaTarget(response_s=3600, restore_s=86400)
+
+
+def parse_policy(data: Any, *, source: str = "policy") -> Policy:
+    """Validate the whole document; an error names the key and what was expected."""
+    if not isinstance(data, dict):
+        raise InvalidInput(f"{source}: expected a mapping at the top level", field="policy")
+
+    def fail(key: str, expected: str) -> InvalidInput:
+        return InvalidInput(f"{source}: {key}: expected {expected}", field=key)
+
+    opens = data.get("open", {}) or {}
+    prio = data.get("priority", {}) or {}
+    if not isinstance(opens, dict):
+        raise fail("open", "a mapping")
+    if not isinstance(prio, dict):
+        raise fail("priority", "a mapping")
+    min_sev = opens.get("min_severity", "major")
+    if min_sev not in SEVERITY_RANK or min_sev == "cleared":
+        raise fail("open.min_severity", "critical, major, minor, warning or indeterminate")
+    min_active = opens.get("min_active_s", 60)
+    if not isinstance(min_active, int | float) or isinstance(min_active, bool) or min_active < 0:
+        raise fail("open.min_active_s", "a number of seconds >= 0")
+    sev_prio = prio.get("severity", {"critical": 2, "major": 3, "minor": 4})
+    if not isinstance(sev_prio, dict) or not all(
+        k in SEVERITY_RANK and isinstance(v, int) and 1 <= v <= 4 for k, v in sev_prio.items()
+    ):
+        raise fail("priority.severity", "severity -> 1..4")
+    ints: dict[str, dict[str, int]] = {}
+    for key in ("role_raise", "site_raise"):
+        raw = prio.get(key, {}) or {}
+        if not isinstance(raw, dict) or not all(isinstance(v, int) and 0 <= v <= 3 for v in raw.values()):
+            raise fail(f"priority.{key}", "name -> steps 0..3")
+        ints[key] = {str(k): v for k, v in raw.items()}
+    impact = prio.get("impact_raise_at", 10)
+    if not isinstance(impact, int) or impact < 0:
+        raise fail("priority.impact_raise_at", "an integer >= 0")
+    skills = data.get("skills", {}) or {}
+    if not isinstance(skills, dict):
+        raise fail("skills", "alarm type -> skill")
+    sla: dict[str, SlaTarget] = {}
+    for p, target in (data.get("sla", {}) or {}).items():
+        if p not in PRIORITIES or not isinstance(target, dict):
+            raise fail(f"sla.{p}", "P1..P4 -> {response_s, restore_s}")
+        r, s = target.get("response_s"), target.get("restore_s")
+        if not isinstance(r, int | float) or not isinstance(s, int | float) or r <= 0 or s <= 0:
+            raise fail(f"sla.{p}", "positive response_s and restore_s")
+        sla[p] = SlaTarget(float(r), float(s), bool(target.get("business_hours", False)))
+    hours = None
+    bh = data.get("business_hours")
+    if bh:
+        try:
+            days = frozenset(WEEKDAYS.index(d) for d in bh.get("days", ["mon", "tue", "wed", "thu", "fri"]))
+            start, end = time.fromisoformat(bh.get("start", "08:00")), time.fromisoformat(bh.get("end", "18:00"))
+            tz = ZoneInfo(bh.get("tz", "UTC"))
+        except (ValueError, AttributeError, ZoneInfoNotFoundError):
+            raise fail("business_hours", "days (mon..sun), start/end HH:MM and an IANA tz") from None
+        if end <= start:
+            raise fail("business_hours.end", "a time after start")
+        hours = BusinessHours(days, start, end, tz)
+    return Policy(
+        root_cause_only=bool(opens.get("root_cause_only", True)),
+        min_severity=min_sev,
+        min_active_s=float(min_active),
+        skip_muted=bool(opens.get("skip_muted", True)),
+        severity_priority={str(k): int(v) for k, v in sev_prio.items()},
+        role_raise=ints["role_raise"],
+        site_raise=ints["site_raise"],
+        impact_raise_at=impact,
+        skills={str(k): str(v) for k, v in skills.items()},
+        sla=sla,
+        business_hours=hours,
+    )
+
+
+DEFAULT_POLICY_FILE = Path(__file__).parent / "data" / "policy.yaml"
+
+
+def load_policy(path: Path | None = None) -> Policy:
+    path = path or DEFAULT_POLICY_FILE
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise InvalidInput(f"{path}: cannot read the ticket policy ({type(exc).__name__})", field="policy") from None
+    return parse_policy(data, source=str(path))

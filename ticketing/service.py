@@ -1,0 +1,746 @@
+"""Ticket operations: plain functions over a session; they flush, never commit.
+
+Every state change goes through ``transition`` (which asks ``policy.check``), records one
+timeline entry and advances the SLA clocks. Metrics and notifications run after the
+surrounding transaction commits (``_after_commit``).
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import hashlib
+import io
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import event, func, select
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from alarms.bus import AlarmChange
+from alarms.models import Alarm, AlarmJournal
+from faultloop.accounts.models import User
+from faultloop.errors import Conflict, Forbidden, InvalidInput, NotFound
+from inventory.models import Device
+from ticketing import dispatch, metrics, sla
+from ticketing.errors import IdempotencyInProgress, StaleVersion
+from ticketing.models import IdempotencyKey, Ticket, TicketAlarm, TicketEvent
+from ticketing.policy import OPEN_STATES, PRIORITIES, SEVERITY_RANK, Policy, check
+
+log = logging.getLogger("faultloop.ticketing")
+
+CAUSE_CATEGORIES = (
+    "fiber_cut", "hardware", "power", "software", "configuration", "third_party", "environment", "unknown"
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    username: str
+    role: str  # admin, noc, technician, viewer, ..., or "system"
+    user_id: int | None = None
+
+    @classmethod
+    def of(cls, user: User) -> Actor:
+        return cls(user.username, user.role.value, user.id)
+
+
+SYSTEM = Actor("system", "system")
+
+# ---- after-commit effects -------------------------------------------------------------------
+
+Notifier = Callable[[dict[str, Any]], None]
+NOTIFIERS: list[Notifier] = []  # wiring adds channels; a breach is always logged
+
+
+def _after_commit(session: Session, fn: Callable[[], None]) -> None:
+    session.info.setdefault("ticketing_after_commit", []).append(fn)
+
+
+@event.listens_for(Session, "after_commit")
+def _run_after_commit(session: Session) -> None:
+    for fn in session.info.pop("ticketing_after_commit", []):
+        try:
+            fn()
+        except Exception as exc:  # a failing metric/notifier never undoes a committed change
+            log.error("ticketing after-commit hook failed: %s", type(exc).__name__)
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_after_commit(session: Session) -> None:
+    session.info.pop("ticketing_after_commit", None)
+
+
+def _count_breach(clock_name: str, priority: str) -> None:
+    metrics.SLA_BREACHES.labels(clock=clock_name, priority=priority).inc()
+
+
+def notify(payload: dict[str, Any]) -> None:
+    log.warning("ticket notification: %s", json.dumps(payload, default=str))
+    for channel in list(NOTIFIERS):
+        channel(payload)
+
+
+# ---- reading ---------------------------------------------------------------------------------
+
+
+def get(session: Session, ticket_id: int) -> Ticket:
+    ticket = session.get(Ticket, ticket_id)
+    if ticket is None:
+        raise NotFound(f"ticket {ticket_id} not found")
+    return ticket
+
+
+def is_assignee(session: Session, ticket: Ticket, actor: Actor) -> bool:
+    """The assigned technician, or a technician of the team the ticket is dispatched to."""
+    if actor.user_id is None or actor.role != "technician":
+        return False
+    if ticket.assignee_id == actor.user_id:
+        return True
+    if ticket.team:
+        prof = dispatch.profile_of(session, actor.user_id)
+        return prof is not None and prof.team == ticket.team
+    return False
+
+
+def get_visible(session: Session, ticket_id: int, actor: Actor) -> Ticket:
+    ticket = get(session, ticket_id)
+    if actor.role == "technician" and not is_assignee(session, ticket, actor):
+        # the same answer as a missing ticket: a technician learns nothing about others' tickets
+        raise NotFound(f"ticket {ticket_id} not found")
+    return ticket
+
+
+def list_tickets(
+    session: Session,
+    *,
+    limit: int,
+    offset: int,
+    state: str | None = None,
+    priority: str | None = None,
+    site: str | None = None,
+    device: str | None = None,
+    open_only: bool = False,
+    technician: Actor | None = None,
+) -> tuple[list[Ticket], int]:
+    query = select(Ticket)
+    if state:
+        query = query.where(Ticket.state == state)
+    if open_only:
+        query = query.where(Ticket.state.in_(OPEN_STATES))
+    if priority:
+        query = query.where(Ticket.priority == priority)
+    if site:
+        query = query.where(Ticket.site == site)
+    if device:
+        query = query.where(Ticket.device == device)
+    if technician is not None:
+        prof = dispatch.profile_of(session, technician.user_id or -1)
+        mine = Ticket.assignee_id == technician.user_id
+        query = query.where(mine | (Ticket.team == prof.team) if prof is not None and prof.team else mine)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.scalars(query.order_by(Ticket.id.desc()).limit(limit).offset(offset))
+    return list(rows), int(total)
+
+
+def timeline(session: Session, ticket_id: int) -> list[TicketEvent]:
+    return list(session.scalars(select(TicketEvent).where(TicketEvent.ticket_id == ticket_id).order_by(TicketEvent.id)))
+
+
+def linked_alarms(session: Session, ticket_id: int) -> list[TicketAlarm]:
+    return list(session.scalars(select(TicketAlarm).where(TicketAlarm.ticket_id == ticket_id).order_by(TicketAlarm.id)))
+
+
+TIMELINE_FIELDS = ("id", "ticket_id", "at", "actor", "action", "from_state", "to_state", "detail")
+
+
+def timeline_csv(entries: Sequence[TicketEvent]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(TIMELINE_FIELDS)
+    for e in entries:
+        detail = json.dumps(e.detail, sort_keys=True, default=str)
+        writer.writerow([e.id, e.ticket_id, e.at.isoformat(), e.actor, e.action, e.from_state or "", e.to_state or "",
+                         detail])  # fmt: skip
+    return out.getvalue()
+
+
+# ---- writing ----------------------------------------------------------------------------------
+
+
+def _record(
+    session: Session, ticket: Ticket, *, actor: Actor, action: str, now: datetime,
+    from_state: str | None = None, to_state: str | None = None, **detail: Any,
+) -> None:  # fmt: skip
+    session.add(
+        TicketEvent(
+            ticket_id=ticket.id, at=now, actor=actor.username, action=action,
+            from_state=from_state, to_state=to_state, detail=detail,
+        )  # fmt: skip
+    )
+
+
+def _flush(session: Session, ticket_id: int) -> None:
+    """Flush; a lost race on the version (or SQLite's snapshot lock) is the client's 409."""
+    try:
+        session.flush()
+    except StaleDataError:
+        raise StaleVersion(f"ticket {ticket_id} was changed by someone else; reload it and retry") from None
+    except OperationalError as exc:
+        if "locked" in str(exc.orig).lower():
+            raise StaleVersion(f"ticket {ticket_id} is being changed by someone else; reload it and retry") from None
+        raise
+
+
+def _text(data: dict[str, Any], key: str, *, required: bool = False, max_len: int = 4000) -> str:
+    value = data.get(key, "")
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        raise InvalidInput(f"{key}: expected text", field=key)
+    value = value.strip()
+    if required and not value:
+        raise InvalidInput(f"{key}: required for this action", field=key)
+    if len(value) > max_len:
+        raise InvalidInput(f"{key}: expected at most {max_len} characters", field=key)
+    return value
+
+
+def create_manual(
+    session: Session,
+    *,
+    policy: Policy,
+    actor: Actor,
+    title: str,
+    description: str = "",
+    severity: str = "major",
+    priority: str | None = None,
+    device: str = "",
+    site: str = "",
+    now: datetime,
+) -> Ticket:
+    if severity not in SEVERITY_RANK or severity == "cleared":
+        raise InvalidInput("severity: expected critical, major, minor, warning or indeterminate", field="severity")
+    if priority is not None and priority not in PRIORITIES:
+        raise InvalidInput("priority: expected P1, P2, P3 or P4", field="priority")
+    role = ""
+    if device:
+        dev = session.scalar(select(Device).where(Device.hostname == device))
+        if dev is None:
+            raise InvalidInput(f"device: no device with hostname {device!r}", field="device")
+        role = dev.role
+        site = site or (dev.site.name if dev.site is not None else "")
+    prio = priority or policy.priority(severity=severity, role=role, site=site, impact=0)
+    ticket = _new_ticket(policy, title=title, description=description, severity=severity, priority=prio,
+                         source="manual", device=device, site=site, actor=actor, now=now)  # fmt: skip
+    session.add(ticket)
+    session.flush()
+    _record(session, ticket, actor=actor, action="create", now=now, to_state="new", priority=prio, source="manual")
+    session.flush()
+    _after_commit(session, lambda: metrics.CREATED.labels(source="manual", priority=prio).inc())
+    return ticket
+
+
+def _new_ticket(policy: Policy, *, title: str, description: str, severity: str, priority: str, source: str,
+                device: str, site: str, actor: Actor, now: datetime, **extra: Any) -> Ticket:  # fmt: skip
+    target = policy.target(priority)
+    return Ticket(
+        title=title[:300], description=description, state="new", priority=priority, severity=severity,
+        source=source, device=device, site=site, created_by=actor.username, created_at=now, updated_at=now,
+        response_target_s=target.response_s, restore_target_s=target.restore_s,
+        business_hours=target.business_hours, sla_checked_at=now, tier=1, parts_used=[],
+        response_elapsed_s=0.0, restore_elapsed_s=0.0, **extra,
+    )  # fmt: skip
+
+
+def _device_context(session: Session, hostname: str) -> tuple[str, str]:
+    dev = session.scalar(select(Device).where(Device.hostname == hostname)) if hostname else None
+    if dev is None:
+        return "", ""
+    return dev.role, dev.site.name if dev.site is not None else ""
+
+
+def open_for_alarm(session: Session, *, policy: Policy, alarm: Alarm, now: datetime) -> Ticket | None:
+    """Open THE ticket for a root-cause alarm; None (and no write) when one is already open for its key."""
+    if session.scalar(select(Ticket.id).where(Ticket.active_key == alarm.reduction_key)) is not None:
+        return None
+    role, site = _device_context(session, alarm.device)
+    children = list(session.scalars(select(Alarm).where(Alarm.parent_id == alarm.id, Alarm.state == "active")))
+    prio = policy.priority(severity=alarm.severity, role=role, site=site, impact=len(children))
+    what = f"{alarm.alarm_type} on {alarm.device}" + (f" {alarm.managed_object}" if alarm.managed_object else "")
+    ticket = _new_ticket(
+        policy, title=what, description=alarm.description[:4000], severity=alarm.severity, priority=prio,
+        source="alarm", device=alarm.device, site=site, actor=SYSTEM, now=now, alarm_type=alarm.alarm_type,
+        root_key=alarm.reduction_key, active_key=alarm.reduction_key, root_alarm_id=alarm.id,
+        required_skill=policy.skills.get(alarm.alarm_type, ""),
+    )  # fmt: skip
+    try:
+        with session.begin_nested():  # a concurrent opener (another process) may win the unique key
+            session.add(ticket)
+            session.flush()
+    except IntegrityError:
+        return None
+    _record(session, ticket, actor=SYSTEM, action="create", now=now, to_state="new", priority=prio,
+            source="alarm", alarm_id=alarm.id, reduction_key=alarm.reduction_key)  # fmt: skip
+    attach(session, ticket, alarm, role="root", now=now)
+    for child in children:
+        attach(session, ticket, child, role="child", now=now)
+    session.flush()
+    _after_commit(session, lambda: metrics.CREATED.labels(source="alarm", priority=prio).inc())
+    return ticket
+
+
+def attach(session: Session, ticket: Ticket, alarm: Alarm, *, role: str, now: datetime) -> bool:
+    exists = session.scalar(
+        select(TicketAlarm.id).where(TicketAlarm.ticket_id == ticket.id, TicketAlarm.alarm_id == alarm.id)
+    )
+    if exists is not None:
+        return False
+    session.add(TicketAlarm(ticket_id=ticket.id, alarm_id=alarm.id, reduction_key=alarm.reduction_key, role=role,
+                            attached_at=now))  # fmt: skip
+    alarm.ticket_id = ticket.id
+    _record(session, ticket, actor=SYSTEM, action="alarm_attached", now=now, alarm_id=alarm.id, role=role,
+            reduction_key=alarm.reduction_key)  # fmt: skip
+    return True
+
+
+def transition(
+    session: Session,
+    *,
+    policy: Policy,
+    ticket_id: int,
+    action: str,
+    actor: Actor,
+    data: dict[str, Any] | None = None,
+    expected_version: int | None = None,
+    now: datetime,
+    reopen_window_s: float = 7 * 86400,
+) -> Ticket:
+    """Apply one action of the state machine table (policy.TRANSITIONS); validates the action's fields first."""
+    data = data or {}
+    ticket = get_visible(session, ticket_id, actor) if actor.role == "technician" else get(session, ticket_id)
+    if expected_version is not None and expected_version != ticket.version:
+        raise StaleVersion(
+            f"ticket {ticket_id} is at version {ticket.version}, not {expected_version}; reload it and retry"
+        )
+    from_state = ticket.state
+    to_state = check(from_state, action, role=actor.role, is_assignee=is_assignee(session, ticket, actor))
+    breaches = sla.advance(policy, ticket, now)  # time so far counts under the state it was spent in
+    changes = _apply(session, policy, ticket, action, actor, data, now, reopen_window_s)
+    ticket.state = to_state
+    ticket.updated_at = now
+    _record(session, ticket, actor=actor, action=action, now=now, from_state=from_state, to_state=to_state, **changes)
+    _sla_effects(session, policy, ticket, breaches, now)
+    _flush(session, ticket_id)
+    _observe(session, ticket, action)
+    return ticket
+
+
+def _apply(
+    session: Session, policy: Policy, ticket: Ticket, action: str, actor: Actor, data: dict[str, Any],
+    now: datetime, reopen_window_s: float,
+) -> dict[str, Any]:  # fmt: skip
+    """Validate and set the fields an action carries; returns what goes into the timeline entry."""
+    if action == "acknowledge":
+        ticket.acknowledged_at = ticket.acknowledged_at or now
+        return {}
+    if action == "diagnose":
+        ticket.diagnosis = _text(data, "diagnosis", required=True)
+        ticket.fault_category = _text(data, "fault_category", required=True, max_len=100)
+        skill = _text(data, "required_skill", max_len=50)
+        if skill:
+            ticket.required_skill = skill
+        return {"fault_category": ticket.fault_category, "diagnosis": ticket.diagnosis}
+    if action in ("dispatch", "reassign", "escalate"):
+        return _assign(session, ticket, action, data)
+    if action == "accept":
+        if ticket.assignee_id is None and actor.user_id is not None and actor.role == "technician":
+            ticket.assignee_id = actor.user_id  # a team ticket becomes this member's
+        return {"assignee": _username(session, ticket.assignee_id)}
+    if action in ("en_route", "update", "on_site"):
+        out: dict[str, Any] = {}
+        if "eta" in data and data["eta"] is not None:
+            eta = data["eta"]
+            if not isinstance(eta, datetime) or eta.tzinfo is None:
+                raise InvalidInput("eta: expected an ISO 8601 time with a timezone", field="eta")
+            ticket.eta = eta
+            out["eta"] = eta.isoformat()
+        if "location_note" in data:
+            ticket.location_note = _text(data, "location_note", max_len=500)
+            out["location_note"] = ticket.location_note
+        if action == "update" and not out:
+            raise InvalidInput("eta or location_note: expected at least one", field="eta")
+        return out
+    if action == "wait":
+        return {"reason": _text(data, "reason", required=True, max_len=500)}
+    if action == "resolve":
+        cause = _text(data, "cause_category", required=True, max_len=100)
+        if cause not in CAUSE_CATEGORIES:
+            raise InvalidInput(f"cause_category: expected one of {', '.join(CAUSE_CATEGORIES)}", field="cause_category")
+        action_taken = _text(data, "action_taken", required=True)
+        parts = data.get("parts_used", []) or []
+        if not isinstance(parts, list) or not all(isinstance(p, str) and 0 < len(p) <= 100 for p in parts):
+            raise InvalidInput("parts_used: expected a list of part names (1-100 characters)", field="parts_used")
+        ticket.cause_category, ticket.action_taken, ticket.parts_used = cause, action_taken, list(parts)
+        ticket.resolution_notes = _text(data, "notes")
+        ticket.resolved_at = now
+        return {"cause_category": cause, "action_taken": action_taken, "parts_used": list(parts),
+                "notes": ticket.resolution_notes}  # fmt: skip
+    if action == "verify":
+        ticket.verified_at = now
+        return {"how": _text(data, "how", max_len=200) or ("automatic" if actor is SYSTEM else "by hand")}
+    if action == "close":
+        rating = data.get("rating")
+        if not isinstance(rating, int) or isinstance(rating, bool) or not 1 <= rating <= 5:
+            raise InvalidInput("rating: expected an integer 1..5", field="rating")
+        ticket.rating = rating
+        ticket.closed_at = now
+        ticket.active_key = None
+        archived = _archive_alarms(session, ticket, actor, now)
+        return {"rating": rating, "alarms_archived": archived}
+    if action == "reopen":
+        reason = _text(data, "reason", required=True, max_len=500)
+        if ticket.state == "closed":
+            if ticket.closed_at is None or (now - ticket.closed_at).total_seconds() > reopen_window_s:
+                raise Conflict(
+                    f"ticket {ticket.id} was closed more than {reopen_window_s:.0f}s ago; open a new ticket",
+                    field="action",
+                )
+            if ticket.root_key is not None:
+                taken = session.scalar(select(Ticket.id).where(Ticket.active_key == ticket.root_key))
+                if taken is not None:
+                    raise Conflict(f"ticket {taken} is already open for this root cause", field="action")
+                ticket.active_key = ticket.root_key
+        ticket.reopen_count += 1
+        ticket.resolved_at = ticket.verified_at = ticket.closed_at = None
+        return {"reason": reason}
+    if action == "cancel":
+        reason = _text(data, "reason", required=True, max_len=500)
+        ticket.cancel_reason = reason
+        ticket.active_key = None
+        return {"reason": reason}
+    raise InvalidInput(f"action: {action!r} has no handler", field="action")  # pragma: no cover - table and code agree
+
+
+def _username(session: Session, user_id: int | None) -> str | None:
+    if user_id is None:
+        return None
+    user = session.get(User, user_id)
+    return user.username if user is not None else None
+
+
+def _assign(session: Session, ticket: Ticket, action: str, data: dict[str, Any]) -> dict[str, Any]:
+    previous = _username(session, ticket.assignee_id)
+    if action == "escalate":
+        ticket.tier += 1
+    username = _text(data, "technician", max_len=64)
+    team = _text(data, "team", max_len=100)
+    if username:
+        user = session.scalar(select(User).where(User.username == username))
+        prof = dispatch.profile_of(session, user.id) if user is not None else None
+        if user is None or prof is None:
+            raise InvalidInput(f"technician: no technician named {username!r}", field="technician")
+        ticket.assignee_id, ticket.team = user.id, team or prof.team
+    elif team:
+        ticket.assignee_id, ticket.team = None, team
+    else:
+        exclude = ticket.assignee_id if action in ("reassign", "escalate") else None
+        picked = dispatch.pick(session, site=ticket.site, skill=ticket.required_skill, min_tier=ticket.tier,
+                               exclude=exclude)  # fmt: skip
+        if picked is None:
+            raise Conflict(
+                f"no on-shift technician of tier >= {ticket.tier} for site {ticket.site or '(any)'!r}"
+                f" with skill {ticket.required_skill or '(any)'!r}; name a technician or a team",
+                field="technician",
+            )
+        prof = dispatch.profile_of(session, picked.id)
+        ticket.assignee_id, ticket.team = picked.id, prof.team if prof is not None else ""
+    return {"from": previous, "technician": _username(session, ticket.assignee_id), "team": ticket.team,
+            "tier": ticket.tier}  # fmt: skip
+
+
+def _archive_alarms(session: Session, ticket: Ticket, actor: Actor, now: datetime) -> int:
+    n = 0
+    for link in linked_alarms(session, ticket.id):
+        if link.archived_at is None:
+            link.archived_at = now
+            if session.get(Alarm, link.alarm_id) is not None:
+                session.add(AlarmJournal(alarm_id=link.alarm_id, at=now, actor=actor.username, action="archived",
+                                         detail={"ticket_id": ticket.id}))  # fmt: skip
+            n += 1
+    return n
+
+
+def add_note(
+    session: Session, *, ticket_id: int, actor: Actor, text: str, expected_version: int | None, now: datetime
+) -> TicketEvent:
+    ticket = get_visible(session, ticket_id, actor) if actor.role == "technician" else get(session, ticket_id)
+    if actor.role == "technician" and ticket.state not in OPEN_STATES:
+        raise Conflict(f"ticket {ticket_id} is {ticket.state}; notes are closed", field="text")
+    if expected_version is not None and expected_version != ticket.version:
+        raise StaleVersion(f"ticket {ticket_id} is at version {ticket.version}, not {expected_version}")
+    body = _text({"text": text}, "text", required=True)
+    entry = TicketEvent(ticket_id=ticket.id, at=now, actor=actor.username, action="note", detail={"text": body})
+    session.add(entry)
+    _flush(session, ticket_id)
+    return entry
+
+
+def _observe(session: Session, ticket: Ticket, action: str) -> None:
+    if action == "acknowledge" and ticket.acknowledged_at is not None:
+        seconds = (ticket.acknowledged_at - ticket.created_at).total_seconds()
+        priority = ticket.priority
+        _after_commit(session, lambda: metrics.TIME_TO_ACK.labels(priority=priority).observe(seconds))
+    if action == "resolve" and ticket.resolved_at is not None:
+        seconds = (ticket.resolved_at - ticket.created_at).total_seconds()
+        priority = ticket.priority
+        _after_commit(session, lambda: metrics.TIME_TO_RESTORE.labels(priority=priority).observe(seconds))
+
+
+def _sla_effects(session: Session, policy: Policy, ticket: Ticket, events: list[sla.SlaEvent], now: datetime) -> None:
+    for ev in events:
+        _record(session, ticket, actor=SYSTEM, action=f"sla_{ev.kind}", now=now, clock=ev.clock,
+                elapsed_s=round(ev.elapsed_s, 1), target_s=ev.target_s)  # fmt: skip
+        payload = {"ticket_id": ticket.id, "event": f"sla_{ev.kind}", "clock": ev.clock, "priority": ev.priority,
+                   "elapsed_s": round(ev.elapsed_s, 1), "target_s": ev.target_s}  # fmt: skip
+        if ev.kind == "breach":
+            _after_commit(session, functools.partial(_count_breach, ev.clock, ev.priority))
+        _after_commit(session, functools.partial(notify, payload))
+
+
+# ---- the timers (one tick of ticketing.jobs) ------------------------------------------------
+
+
+@dataclass
+class TickResult:
+    opened: list[int]
+    verified: list[int]
+    reopened: list[int]
+    escalated: list[int]
+
+
+def tick(
+    session: Session, *, policy: Policy, now: datetime, hold_down_s: float, verify_timeout_s: float,
+    reopen_window_s: float,
+) -> TickResult:  # fmt: skip
+    result = TickResult([], [], [], [])
+    # 1. alarms that qualify now (root cause, severe, unmuted, active long enough) and have no open ticket
+    cutoff = now - timedelta(seconds=policy.min_active_s)
+    candidates = session.scalars(
+        select(Alarm).where(Alarm.state == "active", Alarm.first_occurrence <= cutoff).order_by(Alarm.id)
+    )
+    for alarm in list(candidates):
+        active_s = (now - alarm.first_occurrence).total_seconds()
+        if policy.opens_ticket(severity=alarm.severity, parent_id=alarm.parent_id, muted=alarm.muted,
+                               active_s=active_s) is not None:  # fmt: skip
+            continue
+        existing = session.scalar(select(Ticket).where(Ticket.active_key == alarm.reduction_key))
+        if existing is not None:
+            if attach(session, existing, alarm, role="root", now=now):
+                _recurred(session, policy, existing, alarm, now, reopen_window_s, result)
+            continue
+        recent = _recently_closed(session, alarm.reduction_key, now, reopen_window_s)
+        if recent is not None:
+            attach(session, recent, alarm, role="root", now=now)
+            reason = {"reason": f"root cause recurred (alarm {alarm.id})"}
+            transition(session, policy=policy, ticket_id=recent.id, action="reopen", actor=SYSTEM, now=now,
+                       data=reason, reopen_window_s=reopen_window_s)  # fmt: skip
+            result.reopened.append(recent.id)
+            continue
+        ticket = open_for_alarm(session, policy=policy, alarm=alarm, now=now)
+        if ticket is not None:
+            result.opened.append(ticket.id)
+    # 2. verification: resolved tickets whose alarms all cleared and stayed clear for the hold-down
+    for ticket in list(session.scalars(select(Ticket).where(Ticket.state == "resolved"))):
+        links = linked_alarms(session, ticket.id)
+        alarms = [a for a in (session.get(Alarm, link.alarm_id) for link in links) if a is not None]
+        active = [a for a in alarms if a.state == "active"]
+        if not active:
+            last_clear = max((a.cleared_at for a in alarms if a.cleared_at is not None), default=ticket.resolved_at)
+            since = max(last_clear or now, ticket.resolved_at or now)
+            if (now - since).total_seconds() >= hold_down_s:
+                transition(session, policy=policy, ticket_id=ticket.id, action="verify", actor=SYSTEM, now=now,
+                           data={"how": f"linked alarms clear for {hold_down_s:.0f}s"})  # fmt: skip
+                result.verified.append(ticket.id)
+        elif ticket.resolved_at is not None and (now - ticket.resolved_at).total_seconds() >= verify_timeout_s:
+            keys = ", ".join(sorted(a.reduction_key for a in active))
+            reason = {"reason": f"verification failed: still active after {verify_timeout_s:.0f}s: {keys}"[:500]}
+            transition(session, policy=policy, ticket_id=ticket.id, action="reopen", actor=SYSTEM, now=now,
+                       data=reason)  # fmt: skip
+            result.reopened.append(ticket.id)
+    # 3. SLA clocks of every open ticket; a breach escalates
+    for ticket in list(session.scalars(select(Ticket).where(Ticket.state.in_(OPEN_STATES)))):
+        events = sla.advance(policy, ticket, now)
+        if not events:
+            continue
+        _sla_effects(session, policy, ticket, events, now)
+        if any(e.kind == "breach" for e in events):
+            _escalate(session, policy, ticket, now)
+            result.escalated.append(ticket.id)
+        _flush(session, ticket.id)
+    return result
+
+
+def _escalate(session: Session, policy: Policy, ticket: Ticket, now: datetime) -> None:
+    if check_allowed(ticket.state, "escalate"):
+        try:
+            with session.begin_nested():
+                transition(session, policy=policy, ticket_id=ticket.id, action="escalate", actor=SYSTEM, now=now,
+                           data={})  # fmt: skip
+            return
+        except Conflict:
+            pass  # nobody of the next tier on shift: still raise the tier so the next dispatch picks higher
+    ticket.tier += 1
+    _record(session, ticket, actor=SYSTEM, action="tier_raised", now=now, tier=ticket.tier)
+
+
+def check_allowed(state: str, action: str) -> bool:
+    try:
+        check(state, action, role="system")
+        return True
+    except (Conflict, Forbidden, InvalidInput):
+        return False
+
+
+def _recently_closed(session: Session, key: str, now: datetime, window_s: float) -> Ticket | None:
+    return session.scalar(
+        select(Ticket)
+        .where(Ticket.root_key == key, Ticket.state == "closed", Ticket.closed_at >= now - timedelta(seconds=window_s))
+        .order_by(Ticket.closed_at.desc())
+        .limit(1)
+    )
+
+
+def _recurred(
+    session: Session, policy: Policy, ticket: Ticket, alarm: Alarm, now: datetime, window_s: float, result: TickResult
+) -> None:
+    """A new alarm instance for the ticket's root cause: reopen a resolved/verified ticket."""
+    if ticket.state in ("resolved", "verified"):
+        transition(session, policy=policy, ticket_id=ticket.id, action="reopen", actor=SYSTEM, now=now,
+                   data={"reason": f"root cause recurred (alarm {alarm.id})"}, reopen_window_s=window_s)  # fmt: skip
+        result.reopened.append(ticket.id)
+
+
+def on_alarm_changes(session: Session, changes: Sequence[AlarmChange], *, now: datetime) -> int:
+    """Correlated children attach to their root's ticket; returns how many links were made."""
+    n = 0
+    for change in changes:
+        if change.kind != "correlated" or change.parent_id is None:
+            continue
+        link = session.scalar(
+            select(TicketAlarm).join(Ticket, Ticket.id == TicketAlarm.ticket_id)
+            .where(TicketAlarm.alarm_id == change.parent_id, Ticket.state.in_(OPEN_STATES))
+        )  # fmt: skip
+        child = session.get(Alarm, change.alarm_id)
+        if link is None or child is None:
+            continue
+        if attach(session, get(session, link.ticket_id), child, role="child", now=now):
+            n += 1
+    session.flush()
+    return n
+
+
+# ---- idempotency ---------------------------------------------------------------------------
+
+
+def request_hash(method: str, path: str, body: Any) -> str:
+    canonical = json.dumps({"m": method, "p": path, "b": body}, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def idempotency_claim(
+    session: Session, *, user_id: int, key: str, digest: str, now: datetime
+) -> tuple[IdempotencyKey, bool]:
+    """Claim the key before the POST's effect, in the same transaction: (row, is_replay).
+
+    A retry gets the stored row (replay). The key with another request body is 422. When a
+    concurrent request with the key commits first, PostgreSQL makes this insert wait for it
+    and then we replay its answer; on SQLite the loser gets a 409 "in progress".
+    """
+    if not key or len(key) > 200 or not key.isprintable():
+        raise InvalidInput("Idempotency-Key: expected 1-200 printable characters", field="Idempotency-Key")
+
+    def existing() -> IdempotencyKey | None:
+        row = session.scalar(
+            select(IdempotencyKey).where(IdempotencyKey.user_id == user_id, IdempotencyKey.key == key)
+        )
+        if row is not None and row.request_hash != digest:
+            raise InvalidInput(
+                "Idempotency-Key: this key was used with a different request; use a new key",
+                field="Idempotency-Key",
+            )
+        return row
+
+    found = existing()
+    if found is not None:
+        return found, True
+    row = IdempotencyKey(user_id=user_id, key=key, request_hash=digest, status_code=0, response={}, created_at=now)
+    try:
+        with session.begin_nested():
+            session.add(row)
+            session.flush()
+    except IntegrityError:
+        found = existing()
+        if found is None or found.status_code == 0:
+            raise IdempotencyInProgress("Idempotency-Key: a request with this key is in progress; retry") from None
+        return found, True
+    except OperationalError as exc:
+        if "locked" in str(exc.orig).lower():
+            raise IdempotencyInProgress("Idempotency-Key: a request with this key is in progress; retry") from None
+        raise
+    return row, False
+
+
+def idempotency_complete(session: Session, row: IdempotencyKey, *, status_code: int, response: dict[str, Any]) -> None:
+    row.status_code = status_code
+    row.response = response
+    session.flush()
+
+
+def purge_idempotency(session: Session, *, older_than: datetime) -> int:
+    rows = list(session.scalars(select(IdempotencyKey).where(IdempotencyKey.created_at < older_than)))
+    for row in rows:
+        session.delete(row)
+    session.flush()
+    return len(rows)
+
+
+# ---- reports -------------------------------------------------------------------------------
+
+
+def mttr_report(session: Session, *, by: str, since: datetime | None = None) -> list[dict[str, Any]]:
+    """Per site, device or cause category: tickets, resolved, MTTR (created -> resolved) and recurrences."""
+    column = {"site": Ticket.site, "device": Ticket.device, "cause": Ticket.cause_category}.get(by)
+    if column is None:
+        raise InvalidInput("by: expected site, device or cause", field="by")
+    query = select(column, Ticket.created_at, Ticket.resolved_at, Ticket.reopen_count, Ticket.root_key)
+    if since is not None:
+        query = query.where(Ticket.created_at >= since)
+    groups: dict[str, dict[str, Any]] = defaultdict(
+        lambda: {"tickets": 0, "resolved": 0, "restore_s": 0.0, "reopened": 0, "keys": defaultdict(int)}
+    )
+    for name, created, resolved, reopens, key in session.execute(query):
+        g = groups[name or ""]
+        g["tickets"] += 1
+        g["reopened"] += reopens
+        if key:
+            g["keys"][key] += 1
+        if resolved is not None:
+            g["resolved"] += 1
+            g["restore_s"] += max(0.0, (resolved - created).total_seconds())
+    out = []
+    for name, g in sorted(groups.items()):
+        repeats = sum(n - 1 for n in g["keys"].values() if n > 1)
+        out.append({
+            "key": name, "tickets": g["tickets"], "resolved": g["resolved"],
+            "mttr_s": round(g["restore_s"] / g["resolved"], 1) if g["resolved"] else None,
+            "recurrences": g["reopened"] + repeats,
+        })  # fmt: skip
+    return out
