@@ -4,6 +4,7 @@ packets, and the source address -> inventory device directory.
 
 Flow of one datagram::
 
+    kernel socket buffer --(socket_buffer, read from /proc/net/udp every few seconds)
     socket --datagram_received--> per-source token bucket --(rate_limited)
            --> bounded deque --(queue_full)--> worker: handler(data) -> Event
            --> ObservationSink.submit_events(batch) --(sink_refused)
@@ -19,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import socket
 from collections import Counter as Tally
 from collections import deque
@@ -39,6 +41,7 @@ log = logging.getLogger(__name__)
 
 MALFORMED_LOG_INTERVAL_S = 60.0
 SOCKET_RCVBUF = 4 * 1024 * 1024
+SOCKET_DROPS_CHECK_S = 5.0
 MAX_TRACKED_SOURCES = 65536
 
 QUEUE_DEPTH = Gauge(
@@ -156,6 +159,9 @@ class UdpReceiver:
         self._sock: socket.socket | None = None
         self._worker: asyncio.Task[None] | None = None
         self._malformed_logged: dict[str, float] = {}
+        self._inode = 0
+        self._kernel_drops = 0
+        self._drops_watch: asyncio.Task[None] | None = None
         self._depth = QUEUE_DEPTH.labels(receiver=metrics.name)
 
     @property
@@ -181,14 +187,23 @@ class UdpReceiver:
             ) from None
         sock.setblocking(False)
         self._sock = sock
+        self._inode = os.fstat(sock.fileno()).st_ino
+        self._kernel_drops = 0
         # add_reader + a recvfrom loop rather than a DatagramProtocol: asyncio's transport
         # reads one datagram per event-loop turn, which caps a flood at the loop's speed
         loop.add_reader(sock.fileno(), self._readable)
         self._worker = asyncio.create_task(self._run(), name=f"{self.name} worker")
+        self._drops_watch = asyncio.create_task(self._watch_socket_drops(), name=f"{self.name} socket drops")
 
     async def stop(self) -> None:
+        if self._drops_watch is not None:
+            self._drops_watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._drops_watch
+            self._drops_watch = None
         if self._sock is not None:
             asyncio.get_running_loop().remove_reader(self._sock.fileno())
+            self.count_socket_drops()
         if self._worker is not None:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -198,6 +213,37 @@ class UdpReceiver:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+
+    # ------------------------------------------------------------ kernel-side drops
+    def count_socket_drops(self) -> int:
+        """Datagrams the kernel dropped because the socket buffer was full (Linux /proc/net/udp),
+        counted as ``socket_buffer`` drops; returns how many are new since the last call."""
+        if self._sock is None or not self._inode:
+            return 0
+        table = "/proc/net/udp6" if self._sock.family == socket.AF_INET6 else "/proc/net/udp"
+        inode = str(self._inode)
+        try:
+            with open(table) as fh:
+                next(fh, None)
+                for line in fh:
+                    fields = line.split()
+                    if len(fields) >= 13 and fields[9] == inode:
+                        total = int(fields[12])
+                        break
+                else:
+                    return 0
+        except (OSError, ValueError):  # not Linux, or /proc not mounted: nothing to add
+            return 0
+        new = total - self._kernel_drops
+        if new > 0:
+            self._kernel_drops = total
+            self._drop("socket_buffer", new)
+        return max(new, 0)
+
+    async def _watch_socket_drops(self) -> None:
+        while True:
+            await asyncio.sleep(SOCKET_DROPS_CHECK_S)
+            self.count_socket_drops()
 
     # ------------------------------------------------------------ receive side (socket readable)
     def _readable(self) -> None:

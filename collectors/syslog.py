@@ -41,7 +41,8 @@ SYSLOG_RECEIVED = Counter(
 )
 SYSLOG_DROPPED = Counter(
     "faultloop_syslog_dropped",
-    "Syslog datagrams not turned into events, by reason (rate_limited, queue_full, malformed, no_rule, sink_refused)",
+    "Syslog datagrams not turned into events, by reason "
+    "(socket_buffer, rate_limited, queue_full, malformed, no_rule, sink_refused)",
     ["reason"],
     registry=REGISTRY,
 )

@@ -27,7 +27,8 @@ TRAPS_RECEIVED = Counter(
 )
 TRAPS_DROPPED = Counter(
     "faultloop_traps_dropped",
-    "SNMP trap datagrams not turned into events, by reason (rate_limited, queue_full, malformed, auth_failed, "
+    "SNMP trap datagrams not turned into events, by reason (socket_buffer, rate_limited, queue_full, malformed, "
+    "auth_failed, "
     "unknown_user, unsupported_sec_level, decrypt_failed, not_in_time_window, "
     "bad_community, bad_version, unsupported_pdu, unsupported_security_model, sink_refused)",
     ["reason"],

@@ -643,3 +643,22 @@ def test_token_buckets_refill_and_forget_idle_sources(monkeypatch):
         buckets.allow(f"s{i}", 200.0)
     buckets.allow("late", 202.0)  # table full: buckets idle long enough to be full again are forgotten
     assert set(buckets._buckets) == {"late"}
+
+
+async def test_kernel_socket_buffer_drops_are_counted(make_rx, monkeypatch):
+    from collectors import receiver
+
+    monkeypatch.setattr(receiver, "SOCKET_RCVBUF", 2048)  # tiny buffer: the kernel must drop
+    rx = await make_rx()
+    before = metric("faultloop_traps_dropped_total", reason="socket_buffer")
+    payload = _v2c_trap("1.3.6.1.6.3.1.1.5.1", "k")
+    with udp_from(random_loopback(34)) as s:
+        for _ in range(300):  # no await in between: the event loop cannot read meanwhile
+            s.sendto(payload, rx.service.receiver.address)
+    dropped = rx.service.receiver.count_socket_drops()
+    assert dropped > 0
+    await rx.wait_datagrams(300 - dropped)
+    assert rx.stats["datagrams"] + rx.stats["dropped:socket_buffer"] == 300
+    assert len(rx.sink.events) == rx.stats["datagrams"]
+    assert metric("faultloop_traps_dropped_total", reason="socket_buffer") == before + dropped
+    assert rx.service.receiver.count_socket_drops() == 0  # counted once
