@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, insert, select, update
+from sqlalchemy import Table, bindparam, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from alarms.bus import AlarmChange, ChangeKind
@@ -746,15 +746,7 @@ class AlarmCore:
                         "suppression_reason": a.suppression,
                     }
                 )
-            table = Alarm.__table__
-            ids = (
-                session.execute(
-                    insert(table).returning(table.c.id, sort_by_parameter_order=True),  # type: ignore[arg-type]
-                    rows,
-                )
-                .scalars()
-                .all()
-            )
+            ids = _insert_returning_ids(session, rows)
             for a, new_id in zip(batch.new, ids, strict=True):
                 a.id = new_id
         self._write_updates(session, later + [a for a in batch.new if a.parent is not None])
@@ -834,6 +826,26 @@ class AlarmCore:
             )
         if updates:
             session.execute(update(ALARMS).where(ALARMS.c.id == bindparam("aid")), updates)
+
+
+def _insert_returning_ids(session: Session, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert alarm rows and return their ids in order.
+
+    PostgreSQL: ids drawn from the sequence first, then a plain executemany (psycopg's
+    pipeline), because a multi-row INSERT .. RETURNING spends its time in client-side
+    query parsing. SQLite: INSERT .. RETURNING in parameter order.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        ids = list(
+            session.execute(
+                text("SELECT nextval(pg_get_serial_sequence('alarms', 'id')) FROM generate_series(1, :n)"),
+                {"n": len(rows)},
+            ).scalars()
+        )
+        session.execute(insert(ALARMS), [{**row, "id": i} for row, i in zip(rows, ids, strict=True)])
+        return ids
+    result = session.execute(insert(ALARMS).returning(ALARMS.c.id, sort_by_parameter_order=True), rows)
+    return list(result.scalars())
 
 
 def _change(kind: ChangeKind, a: ActiveAlarm, now: datetime) -> AlarmChange:
