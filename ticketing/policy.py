@@ -285,3 +285,7 @@ def load_policy(path: Path | None = None) -> Policy:
     except (OSError, yaml.YAMLError) as exc:
         raise InvalidInput(f"{path}: cannot read the ticket policy ({type(exc).__name__})", field="policy") from None
     return parse_policy(data, source=str(path))
+
+
+if __name__ == "__main__":  # python -m ticketing.policy: the table for docs/tickets.md
+    print(render_markdown(), end="")
