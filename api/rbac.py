@@ -70,6 +70,7 @@ ALLOW: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/devices/{device_id}/poll"): OPERATORS,
     ("GET", "/api/v1/devices/{device_id}/interfaces/status"): ALL,
     ("GET", "/api/v1/devices/{device_id}/samples"): ALL,
+    ("PUT", "/api/v1/devices/{device_id}/poll-settings"): OPERATORS,
     # alarms, event ingest, Alertmanager receiver (use a noc token), maintenance windows
     ("GET", "/api/v1/alarms"): ALL,
     ("GET", "/api/v1/alarms/{alarm_id}"): ALL,

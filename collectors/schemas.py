@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class InterfaceStatusOut(BaseModel):
@@ -48,3 +48,20 @@ class SampleOut(BaseModel):
     interface: str
     metric: str
     value: float
+
+
+class PollSettingsIn(BaseModel):
+    """Per-device overrides of FAULTLOOP_POLL_*; null means "use the setting"."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    interval_s: float | None = Field(None, ge=1, le=86400)
+    timeout_s: float | None = Field(None, gt=0, le=60)
+    retries: int | None = Field(None, ge=0, le=10)
+
+
+class PollSettingsOut(BaseModel):
+    device_id: int
+    interval_s: float | None
+    timeout_s: float | None
+    retries: int | None

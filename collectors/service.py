@@ -10,9 +10,10 @@ from sqlalchemy import delete, insert, or_, select
 from sqlalchemy.orm import Session
 
 from collectors.models import DevicePollState, InterfaceSample
-from collectors.schemas import DeviceStatusOut, InterfaceStatusOut, SampleOut
+from collectors.schemas import DeviceStatusOut, InterfaceStatusOut, PollSettingsIn, PollSettingsOut, SampleOut
 from collectors.snmp import SnmpTarget
 from collectors.snmp_poll import InterfaceState, Neighbor, PollResult
+from faultloop.audit import service as audit
 from faultloop.errors import InvalidInput, NotFound
 from faultloop.vault import Vault
 from inventory.models import Device, Interface, Link
@@ -240,3 +241,22 @@ def list_samples(
         query = query.where(InterfaceSample.time >= since)
     rows = session.scalars(query.order_by(InterfaceSample.time.desc(), InterfaceSample.id.desc()).limit(limit))
     return [SampleOut(time=r.time, interface=r.interface, metric=r.metric, value=r.value) for r in rows][::-1]
+
+
+def set_poll_settings(session: Session, *, device_id: int, data: PollSettingsIn, actor: str) -> PollSettingsOut:
+    """Per-device poll interval/timeout/retries; the running poller applies them at its next sync."""
+    _device(session, device_id)
+    row = _state_row(session, device_id)
+    before = {"interval_s": row.poll_interval_s, "timeout_s": row.poll_timeout_s, "retries": row.poll_retries}
+    row.poll_interval_s, row.poll_timeout_s, row.poll_retries = data.interval_s, data.timeout_s, data.retries
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="device.poll_settings",
+        object_type="device",
+        object_id=device_id,
+        before=before,
+        after=data.model_dump(),
+    )
+    return PollSettingsOut(device_id=device_id, **data.model_dump())

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from api.deps import SessionDep, UserDep, runtime
 from collectors import service
 from collectors.jobs import PollerService, poll_now
-from collectors.schemas import DeviceStatusOut, PollOut, SampleOut
+from collectors.schemas import DeviceStatusOut, PollOut, PollSettingsIn, PollSettingsOut, SampleOut
 from faultloop.db import transaction
 from faultloop.runtime import Runtime
 
@@ -65,3 +65,9 @@ def list_samples(
     return service.list_samples(
         session, device_id=device_id, interface=interface, metric=metric, since=since, limit=limit
     )
+
+
+@router.put("/devices/{device_id}/poll-settings", response_model=PollSettingsOut)
+def set_poll_settings(device_id: int, body: PollSettingsIn, session: SessionDep, user: UserDep) -> PollSettingsOut:
+    """Per-device interval, timeout and retries (null: the FAULTLOOP_POLL_* default); audited."""
+    return service.set_poll_settings(session, device_id=device_id, data=body, actor=user.username)
