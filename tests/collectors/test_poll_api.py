@@ -130,3 +130,57 @@ def test_cli_poll_json(tmp_path, snmpd, monkeypatch):
     assert COMMUNITY not in result.output
     table = CliRunner().invoke(cli.app, ["poll", "cli-snmpd"])
     assert table.exit_code == 0 and "fl-snmpd" in table.stdout and "ifIndex" in table.stdout
+
+
+def test_poll_settings_are_validated_audited_and_applied_by_the_poller(client, auth, session, runtime):
+    import asyncio
+
+    from collectors.jobs import PollerService
+    from faultloop.audit.models import AuditEntry
+
+    dev = make_device(client, auth, "tuned", "127.0.0.10", {"version": "v2c", "community": "c0mmunity"})
+    r = client.put(f"/api/v1/devices/{dev}/poll-settings", json={"interval_s": 0.5}, headers=auth("noc"))
+    assert r.status_code == 422 and "interval_s" in r.text and "greater than or equal to 1" in r.text
+    r = client.put(f"/api/v1/devices/{dev}/poll-settings", json={"retries": 3, "colour": "red"}, headers=auth("admin"))
+    assert r.status_code == 422 and "colour" in r.text
+    assert session.scalar(select(func.count()).select_from(DevicePollState)) == 0  # nothing written
+    r = client.put(f"/api/v1/devices/{dev}/poll-settings", json={"interval_s": 15, "retries": 3}, headers=auth("noc"))
+    assert r.status_code == 200, r.text
+    assert r.json() == {"device_id": dev, "interval_s": 15.0, "timeout_s": None, "retries": 3}
+    entry = session.scalar(select(AuditEntry).where(AuditEntry.action == "device.poll_settings"))
+    assert entry is not None and entry.after == {"interval_s": 15.0, "timeout_s": None, "retries": 3}
+
+    svc = PollerService(runtime)
+    asyncio.run(svc.sync())
+    polled = svc.devices[dev]
+    assert (polled.interval_s, polled.timeout_s, polled.retries) == (15.0, runtime.settings.poll_timeout_s, 3)
+    r = client.put("/api/v1/devices/424242/poll-settings", json={}, headers=auth("admin"))
+    assert r.status_code == 404
+
+
+def test_samples_older_than_the_retention_are_pruned(session, runtime):
+    import asyncio
+    from datetime import timedelta
+
+    from collectors import service
+    from collectors.jobs import PollerService
+    from collectors.snmp_poll import PollResult
+    from faultloop import clock
+    from faultloop.events import Sample
+    from inventory import service as inventory
+    from inventory.schemas import DeviceIn
+
+    device = inventory.create_device(
+        session, runtime.vault, DeviceIn(hostname="old", address="127.0.0.11", role="server"), actor="t"
+    )
+    now = clock.now()
+    for age_h in (1, 23, 25, 48):
+        t = now - timedelta(hours=age_h)
+        result = PollResult("old", True, t, 0.1, samples=[Sample("old", "device_cpu_percent", age_h, t)])
+        service.add_samples(session, device_id=device.id, result=result)
+    session.commit()
+    runtime.settings.sample_retention_h = 24
+    removed = asyncio.run(PollerService(runtime).prune())
+    assert removed == 2
+    left = service.list_samples(session, device_id=device.id)
+    assert [s.value for s in left] == [23.0, 1.0]
