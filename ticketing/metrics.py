@@ -13,9 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from faultloop.metrics import REGISTRY
 
-CREATED = Counter(
-    "faultloop_tickets_created_total", "Tickets opened", ["source", "priority"], registry=REGISTRY
-)
+CREATED = Counter("faultloop_tickets_created_total", "Tickets opened", ["source", "priority"], registry=REGISTRY)
 SLA_BREACHES = Counter(
     "faultloop_ticket_sla_breaches_total", "SLA targets breached", ["clock", "priority"], registry=REGISTRY
 )

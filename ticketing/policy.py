@@ -73,8 +73,13 @@ TRANSITIONS: tuple[Transition, ...] = tuple(
     + _t("resolved", "verify", "verified", NOC_SYSTEM, "automatic once linked alarms stay clear for the hold-down")
     + _t("verified", "close", "closed", NOC, "feedback rating 1-5; linked alarms archived")
     + _t("resolved verified closed", "reopen", "acknowledged", NOC_SYSTEM, "recurrence or failed verification")
-    + _t("new acknowledged diagnosed dispatched accepted en_route on_site waiting", "cancel", "cancelled", NOC,
-         "duplicate, false alarm, ... (reason required)")
+    + _t(
+        "new acknowledged diagnosed dispatched accepted en_route on_site waiting",
+        "cancel",
+        "cancelled",
+        NOC,
+        "duplicate, false alarm, ... (reason required)",
+    )
 )
 
 ACTIONS: tuple[str, ...] = tuple(dict.fromkeys(t.action for t in TRANSITIONS))

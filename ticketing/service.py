@@ -181,8 +181,13 @@ def _record(
 ) -> None:  # fmt: skip
     session.add(
         TicketEvent(
-            ticket_id=ticket.id, at=now, actor=actor.username, action=action,
-            from_state=from_state, to_state=to_state, detail=detail,
+            ticket_id=ticket.id,
+            at=now,
+            actor=actor.username,
+            action=action,
+            from_state=from_state,
+            to_state=to_state,
+            detail=detail,
         )  # fmt: skip
     )
 
@@ -668,9 +673,7 @@ def idempotency_claim(
         raise InvalidInput("Idempotency-Key: expected 1-200 printable characters", field="Idempotency-Key")
 
     def existing() -> IdempotencyKey | None:
-        row = session.scalar(
-            select(IdempotencyKey).where(IdempotencyKey.user_id == user_id, IdempotencyKey.key == key)
-        )
+        row = session.scalar(select(IdempotencyKey).where(IdempotencyKey.user_id == user_id, IdempotencyKey.key == key))
         if row is not None and row.request_hash != digest:
             raise InvalidInput(
                 "Idempotency-Key: this key was used with a different request; use a new key",

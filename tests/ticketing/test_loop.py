@@ -95,10 +95,14 @@ def test_alarm_opens_one_ticket_verified_after_hold_down_and_closed(runtime, ses
     assert (t.state, t.rating, t.active_key) == ("closed", 5, None)
     [link] = session.scalars(select(TicketAlarm).where(TicketAlarm.ticket_id == t.id)).all()
     assert link.archived_at == clock.now()
-    assert session.scalar(
-        select(func.count()).select_from(AlarmJournal).where(AlarmJournal.alarm_id == alarm.id,
-                                                             AlarmJournal.action == "archived")  # fmt: skip
-    ) == 1
+    assert (
+        session.scalar(
+            select(func.count())
+            .select_from(AlarmJournal)
+            .where(AlarmJournal.alarm_id == alarm.id, AlarmJournal.action == "archived")  # fmt: skip
+        )
+        == 1
+    )
     actions = [e.action for e in service.timeline(session, t.id)]
     assert actions == ["create", "alarm_attached", "acknowledge", "diagnose", "dispatch", "accept", "en_route",
                        "on_site", "resolve", "verify", "close"]  # fmt: skip
