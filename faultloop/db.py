@@ -106,4 +106,5 @@ def import_all_models() -> None:
     import faultloop.accounts.models  # noqa: F401
     import faultloop.audit.models  # noqa: F401
     import inventory.models  # noqa: F401
+    import provisioning.models  # noqa: F401
     import ticketing.models  # noqa: F401

@@ -108,6 +108,21 @@ class Settings(BaseSettings):
         24, gt=0, le=24 * 90, description="Hours an Idempotency-Key and its stored answer are kept."
     )
 
+    provisioning_catalog_dir: Path | None = Field(
+        None, description="Service catalog folder (<type>/schema.yaml, <platform>.j2, ...); empty: packaged."
+    )
+    provisioning_four_eyes: bool = Field(
+        True, description="An order must be approved by someone other than its author."
+    )
+    provisioning_workers: int = Field(64, ge=1, le=512, description="Devices one order pushes to at the same time.")
+    provisioning_check_timeout_s: float = Field(
+        30.0, gt=0, le=3600, description="Seconds post-checks (show commands, SNMP) may take to pass."
+    )
+    provisioning_window_grace_s: int = Field(
+        300, ge=0, le=86400, description="Seconds an order's maintenance window stays open after verification."
+    )
+    provisioning_tick_s: float = Field(30.0, gt=0, le=3600, description="Seconds between scheduled-order checks.")
+
     @field_validator("database_url")
     @classmethod
     def _known_backend(cls, value: str) -> str:
