@@ -200,3 +200,22 @@ def test_active_alarms_metric_by_severity(engine, frozen):
     ACTIVE.core = engine.core
     assert REGISTRY.get_sample_value("faultloop_alarms_active", {"severity": "critical"}) == 1
     assert REGISTRY.get_sample_value("faultloop_alarms_active", {"severity": "major"}) == 1
+
+
+def test_event_retention_purges_old_processed_events_only(engine, session, frozen):
+    from alarms import service
+    from alarms.schemas import EventIn
+
+    engine.submit_events([ev("linkDown", mo="interface:Gi0/1")])
+    engine.run_once()
+    frozen.advance(31 * 86400)
+    service.store_events(session, [EventIn(device="r1", event_type="linkDown", severity="major")], now=clock.now())
+    engine.submit_events([ev("linkDown", mo="interface:Gi0/2")])
+    engine.run_once()
+    service.store_events(session, [EventIn(device="r9", event_type="x", severity="major")], now=clock.now())
+    cutoff = service.retention_cutoff(clock.now(), 30)
+    assert service.purge_events(session, older_than=cutoff) == 1
+    left = session.execute(select(EventRecord.device, EventRecord.processed).order_by(EventRecord.id)).all()
+    assert [tuple(r) for r in left] == [("r1", True), ("r1", True), ("r9", False)]
+    (alarm,) = alarms(session, managed_object="interface:Gi0/1")  # the alarm outlives its events
+    assert alarm.count == 1

@@ -23,7 +23,7 @@ def test_the_required_scenarios_exist():
     } <= names
 
 
-@pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
+@pytest.mark.parametrize("path", [p for p in SCENARIOS if p.stem != "storm_500"], ids=lambda p: p.stem)
 def test_scenario(path):
     result = run_file(path)
     assert result.checks > 0
@@ -32,6 +32,7 @@ def test_scenario(path):
 
 def test_storm_publishes_one_root_cause_and_children_muted():
     result = run_file(Path(__file__).parents[1] / "data" / "scenarios" / "storm_500.yaml")
+    assert result.ok, result.failures
     raised = [c for c in result.changes if c.kind == "raised"]
     assert len(raised) == 512
     # What ticketing would act on: alarms that are active, not muted, with no parent.
