@@ -140,6 +140,8 @@ class PollerService:
         # A poll still running when its next turn comes is coalesced, not piled up: count it
         # instead of APScheduler's warning per occurrence.
         logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
+        # ... and not one INFO line per poll (thousands a minute)
+        logging.getLogger("apscheduler.executors").setLevel(logging.WARNING)
         self.scheduler.add_listener(self._skipped, EVENT_JOB_MAX_INSTANCES)
         self.scheduler.start()
         for dev in self.devices.values():
@@ -396,7 +398,16 @@ class PollMetrics(Collector):
         in_err = CounterMetricFamily("faultloop_interface_in_errors", "ifInErrors", labels=il)
         out_err = CounterMetricFamily("faultloop_interface_out_errors", "ifOutErrors", labels=il)
         oper = GaugeMetricFamily("faultloop_interface_oper_up", "1 when ifOperStatus is up", labels=il)
-        for svc in list(_ACTIVE):
+        dropped = CounterMetricFamily(
+            "faultloop_snmp_dropped_datagrams", "Malformed, unsolicited or spoofed SNMP answers dropped"
+        )
+        coalesced = CounterMetricFamily(
+            "faultloop_poll_coalesced", "Poll turns skipped because the previous poll of the device was still running"
+        )
+        services = list(_ACTIVE)
+        dropped.add_metric([], sum(s.client.dropped_datagrams for s in services if s.client is not None))
+        coalesced.add_metric([], sum(s.stats.skipped for s in services))
+        for svc in services:
             for tracker in list(svc.trackers.values()):
                 if tracker.reachable is None:
                     continue
@@ -426,6 +437,8 @@ class PollMetrics(Collector):
                         if value is not None:
                             fam.add_metric(labels, float(value))
         yield from (up, cpu, mem, dur, errs, invalid, in_bps, out_bps, in_oct, out_oct, in_err, out_err, oper)
+        if services:
+            yield from (dropped, coalesced)
 
     def describe(self) -> Iterator[Any]:
         return iter(())
