@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from fastapi import FastAPI
@@ -67,7 +67,8 @@ def configure_logging(settings: Settings) -> None:
     )
     # asyncssh logs every listener and connection at INFO; the lab opens hundreds.
     logging.getLogger("asyncssh").setLevel(max(logging.WARNING, logging.getLogger().level))
-    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
+    for noisy in ("alembic", "apscheduler"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 @dataclass
@@ -80,7 +81,10 @@ class Pipeline:
         started: list[Service] = []
         try:
             for service in self.services:
-                await service.start()
+                try:
+                    await service.start()
+                except Exception as exc:
+                    raise StartupError(f"cannot start {service.name}: {exc}") from exc
                 started.append(service)
                 log.info("started %s", service.name)
         except BaseException:
@@ -133,12 +137,15 @@ def build_pipeline(rt: Runtime, sink: ObservationSink | None = None) -> Pipeline
     return pipeline
 
 
-def create_app(rt: Runtime, pipeline: Pipeline | None = None) -> FastAPI:
-    """The HTTP app with the pipeline's services started and stopped by its lifespan."""
+def create_app(rt: Runtime, pipeline: Pipeline | None = None, *, own_pipeline: bool = True) -> FastAPI:
+    """The HTTP app; with ``own_pipeline`` its lifespan starts and stops the pipeline's services."""
     pipeline = pipeline if pipeline is not None else build_pipeline(rt)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if not own_pipeline:
+            yield
+            return
         await pipeline.start()
         try:
             yield
@@ -148,3 +155,27 @@ def create_app(rt: Runtime, pipeline: Pipeline | None = None) -> FastAPI:
     app = create_api(rt, lifespan=lifespan)
     app.state.pipeline = pipeline
     return app
+
+
+async def run_service(rt: Runtime, *, announce: Callable[[], None] | None = None) -> None:
+    """Start the pipeline, then serve HTTP until stopped; stop everything on the way out.
+
+    The services start before the HTTP server so that a taken trap port or a similar
+    start-up failure ends the process with one clear message (StartupError)."""
+    import uvicorn
+
+    pipeline = build_pipeline(rt)
+    await pipeline.start()
+    try:
+        settings = rt.settings
+        config = uvicorn.Config(
+            create_app(rt, pipeline, own_pipeline=False),
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level.lower(),
+        )
+        if announce is not None:
+            announce()
+        await uvicorn.Server(config).serve()
+    finally:
+        await pipeline.stop()

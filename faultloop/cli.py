@@ -89,10 +89,8 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Overrides FAULTLOOP_HOST")] = None,
     port: Annotated[int | None, typer.Option(help="Overrides FAULTLOOP_PORT")] = None,
 ) -> None:
-    """Run the HTTP service (API, docs, health)."""
-    import uvicorn
-
-    from faultloop.app import create_app
+    """Run the service: HTTP API, pollers, receivers, alarm engine, ticketing."""
+    from faultloop.app import run_service
 
     overrides: dict[str, Any] = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
     settings = load_settings(**overrides)
@@ -101,7 +99,7 @@ def serve(
     check_database(rt)
     database = safe_url(settings.effective_database_url)
     err.print(f"faultloop listening on http://{settings.host}:{settings.port}  (database {database})")
-    uvicorn.run(create_app(rt), host=settings.host, port=settings.port, log_level=settings.log_level.lower())
+    asyncio.run(run_service(rt))
 
 
 @db_app.command("upgrade")
@@ -795,11 +793,11 @@ def main() -> None:
     try:
         app()
     except (DomainError, CliError, SettingsError, StartupError, VaultError) as exc:
-        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise SystemExit(2) from None
     except SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
-        err.print(f"[red]error:[/red] database: {escape(reason)}", highlight=False)
+        err.print(f"[red]error:[/red] database: {escape(reason)}", highlight=False, soft_wrap=True)
         raise SystemExit(2) from None
 
 

@@ -9,7 +9,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import uvicorn
 from rich.console import Console
 
 from faultloop.runtime import Runtime
@@ -19,7 +18,6 @@ from inventory.schemas import InventoryDoc
 DEMO_SNMP_PORT = 16100
 DEMO_SSH_PORT = 2222
 DEMO_CONTROL_PORT = 8099
-DEMO_TRAP_PORT = 1162
 
 
 DEMO_SCENARIO = Path(__file__).parent / "lab" / "data" / "scenario-demo.yaml"
@@ -43,7 +41,7 @@ async def run_demo(
     console: Console,
     import_inventory: Callable[[InventoryDoc], dict[str, int]],
 ) -> None:
-    from faultloop.app import create_app
+    from faultloop.app import run_service
     from faultloop.lab.network import LabNetwork
     from faultloop.lab.topology import default_demo_topology, generate_topology
 
@@ -53,7 +51,8 @@ async def run_demo(
         if generate
         else default_demo_topology()
     )
-    lab = LabNetwork(topology, trap_receivers=[("127.0.0.1", DEMO_TRAP_PORT)], control_port=DEMO_CONTROL_PORT)
+    trap_receiver = ("127.0.0.1", settings.trap_port)
+    lab = LabNetwork(topology, trap_receivers=[trap_receiver], control_port=DEMO_CONTROL_PORT)
     await lab.start()
     background = None
     try:
@@ -63,26 +62,26 @@ async def run_demo(
         lab.write_inventory(inventory_path)
         doc = files.parse_file(inventory_path)
         counts = import_inventory(doc)
-        server = uvicorn.Server(
-            uvicorn.Config(create_app(rt), host=settings.host, port=settings.port, log_level=settings.log_level.lower())
-        )
-        url = f"http://{settings.host}:{settings.port}"
-        say = functools.partial(console.print, soft_wrap=True, highlight=False)
-        console.rule("faultloop demo")
-        say(f"lab network: {len(lab.devices)} devices, inventory written to {inventory_path}")
-        say(f"imported: {counts['devices_created']} new, {counts['devices_updated']} updated devices")
-        say(f"service:     {url}   (API docs {url}/docs, health {url}/healthz)")
-        say(f"lab control: http://127.0.0.1:{DEMO_CONTROL_PORT}   (faultloop lab fault --help)")
-        if background is not None:
-            say(f"scenario:    {DEMO_SCENARIO.name} replays in the background (faults come and go)")
-        if password:
-            say(f"log in:      user [bold]admin[/bold], password [bold]{password}[/bold] (shown once)")
-        else:
-            say("log in:      user admin (password unchanged from the first demo run)")
-        say(f"API token:   {token}")
-        say(f"try:         curl -H 'Authorization: Bearer {token}' {url}/api/v1/devices")
-        say("stop:        Ctrl-C")
-        await server.serve()
+
+        def announce() -> None:
+            url = f"http://{settings.host}:{settings.port}"
+            say = functools.partial(console.print, soft_wrap=True, highlight=False)
+            console.rule("faultloop demo")
+            say(f"lab network: {len(lab.devices)} devices, inventory written to {inventory_path}")
+            say(f"imported: {counts['devices_created']} new, {counts['devices_updated']} updated devices")
+            say(f"service:     {url}   (API docs {url}/docs, health {url}/healthz)")
+            say(f"lab control: http://127.0.0.1:{DEMO_CONTROL_PORT}   (faultloop lab fault --help)")
+            if background is not None:
+                say(f"scenario:    {DEMO_SCENARIO.name} replays in the background (faults come and go)")
+            if password:
+                say(f"log in:      user [bold]admin[/bold], password [bold]{password}[/bold] (shown once)")
+            else:
+                say("log in:      user admin (password unchanged from the first demo run)")
+            say(f"API token:   {token}")
+            say(f"try:         curl -H 'Authorization: Bearer {token}' {url}/api/v1/devices")
+            say("stop:        Ctrl-C")
+
+        await run_service(rt, announce=announce)
     finally:
         if background is not None:
             background.cancel()

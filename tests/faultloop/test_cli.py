@@ -140,3 +140,18 @@ def test_serve_refuses_an_unmigrated_database(tmp_path):
     proc = run(["serve"], e, check=False)
     # rich wraps long messages at the terminal width; compare with whitespace collapsed
     assert proc.returncode == 2 and "faultloop db upgrade" in " ".join(proc.stderr.split())
+
+
+def test_serve_with_a_taken_trap_port_is_a_clear_error(env):
+    import socket
+
+    taken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    taken.bind(("127.0.0.1", 0))
+    try:
+        port = taken.getsockname()[1]
+        e = {**env, "FAULTLOOP_TRAP_PORT": str(port), "FAULTLOOP_PORT": "1", "FAULTLOOP_SYSLOG_ENABLED": "false"}
+        proc = run(["serve"], e, check=False)
+    finally:
+        taken.close()
+    assert proc.returncode == 2, proc.stderr
+    assert "cannot start trap receiver" in proc.stderr and "Traceback" not in proc.stderr
