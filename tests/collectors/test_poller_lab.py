@@ -228,3 +228,42 @@ async def test_invalid_rate_above_speed_is_dropped_and_counted(poller, lab, cloc
 
 def test_retry_delay_backs_off_then_polls_every_interval():
     assert [retry_delay(n, 80) for n in range(6)] == [80, 10, 20, 40, 80, 80]
+
+
+async def test_start_schedules_one_jittered_coalescing_job_per_device(runtime, session):
+    from inventory.schemas import DeviceIn
+
+    for i in range(3):
+        inventory.create_device(
+            session,
+            runtime.vault,
+            DeviceIn.model_validate(
+                {
+                    "hostname": f"s{i}",
+                    "address": f"127.0.0.{20 + i}",
+                    "role": "access",
+                    "snmp": {"version": "v2c", "community": "c"},
+                }
+            ),
+            actor="t",
+        )
+    inventory.create_device(
+        session, runtime.vault, DeviceIn(hostname="nosnmp", address="127.0.0.30", role="server"), actor="t"
+    )
+    session.commit()
+    runtime.settings.poll_interval_s = 3600  # nothing fires during the test
+    svc = PollerService(runtime)
+    await svc.start()
+    try:
+        assert svc.scheduler is not None
+        jobs = {j.id: j for j in svc.scheduler.get_jobs() if j.id.startswith("poll:")}
+        assert len(jobs) == 3  # the device without SNMP settings is not polled
+        for job in jobs.values():
+            assert job.coalesce is True and job.max_instances == 1
+            assert job.trigger.jitter == pytest.approx(360)
+            assert job.trigger.interval.total_seconds() == pytest.approx(3600 - 180)
+        first_runs = sorted(j.next_run_time for j in jobs.values())
+        assert first_runs[0] != first_runs[-1]  # spread over the interval, not all at once
+    finally:
+        await svc.stop()
+    assert svc.scheduler.running is False
