@@ -298,7 +298,7 @@ def throughput(base: str, port: int, n_devices: int, rounds: int, window: int = 
     import select
     import socket
 
-    from faultloop.lab import ber
+    from faultloop import ber
     from faultloop.lab.topology import address_at
 
     cols = [

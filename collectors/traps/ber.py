@@ -1,11 +1,9 @@
-"""A small, strict BER decoder for the SNMP messages a trap receiver accepts.
+"""Trap-specific BER decoding on top of the shared strict codec in ``faultloop.ber``.
 
-Hand-rolled instead of pyasn1 because a receiver must turn thousands of traps per
-second into events on one core: decoding a typical trap here costs tens of
-microseconds, pyasn1's generic decoder about a millisecond. It is deliberately strict
-and bounded: single-byte tags, definite lengths of at most 4 length octets, at most
-``MAX_DEPTH`` nested constructions, bounded OIDs, integers and varbind counts. Anything
-else raises ``BerError``, which the receiver counts as a malformed packet. Fuzzed in
+The receiver decodes varbind values into plain Python values (OIDs and addresses as
+text) with extra bounds a hostile sender cannot get around: at most ``MAX_VARBINDS``
+varbinds and ``MAX_DEPTH`` nested constructions. Anything else raises ``BerError``,
+which the receiver counts as a malformed packet. Fuzzed in
 tests/collectors/test_traps_fuzz.py.
 """
 
@@ -14,66 +12,38 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-INTEGER = 0x02
-OCTET_STRING = 0x04
-NULL = 0x05
-OID = 0x06
-SEQUENCE = 0x30
-IP_ADDRESS = 0x40
-COUNTER32 = 0x41
-GAUGE32 = 0x42
-TIMETICKS = 0x43
-OPAQUE = 0x44
-COUNTER64 = 0x46
-NO_SUCH_OBJECT = 0x80
-NO_SUCH_INSTANCE = 0x81
-END_OF_MIB_VIEW = 0x82
+from faultloop.ber import (  # noqa: F401 - re-exported for the trap decoder
+    COUNTER32,
+    COUNTER64,
+    END_OF_MIB_VIEW,
+    GAUGE32,
+    INFORM,
+    INTEGER,
+    IP_ADDRESS,
+    MAX_OID_ARCS,
+    NO_SUCH_INSTANCE,
+    NO_SUCH_OBJECT,
+    NULL,
+    OCTET_STRING,
+    OID,
+    OPAQUE,
+    REPORT,
+    RESPONSE,
+    SEQUENCE,
+    TIMETICKS,
+    TRAP_V1,
+    TRAP_V2,
+    BerError,
+    expect,
+    read_int,
+    read_octets,
+    read_tlv,
+    tlv,
+)
 
-RESPONSE = 0xA2
-TRAP_V1 = 0xA4
-INFORM = 0xA6
-TRAP_V2 = 0xA7
-REPORT = 0xA8
-
-MAX_OID_ARCS = 128
 MAX_INT_OCTETS = 9  # Counter64 may need a leading zero octet
 MAX_VARBINDS = 512
 MAX_DEPTH = 8
-
-
-class BerError(ValueError):
-    """The packet is not well-formed BER, or not the SNMP shape a receiver accepts."""
-
-
-def read_tlv(buf: bytes, pos: int, end: int) -> tuple[int, int, int]:
-    """(tag, value_start, value_end) of the TLV at ``pos``; every bound checked against ``end``."""
-    if pos + 2 > end:
-        raise BerError("truncated TLV header")
-    tag = buf[pos]
-    if tag & 0x1F == 0x1F:
-        raise BerError("multi-byte tag")
-    length = buf[pos + 1]
-    pos += 2
-    if length & 0x80:
-        n = length & 0x7F
-        if n == 0:
-            raise BerError("indefinite length")
-        if n > 4:
-            raise BerError("length of length too large")
-        if pos + n > end:
-            raise BerError("truncated length")
-        length = int.from_bytes(buf[pos : pos + n], "big")
-        pos += n
-    if pos + length > end:
-        raise BerError("length exceeds packet")
-    return tag, pos, pos + length
-
-
-def expect(buf: bytes, pos: int, end: int, tag: int) -> tuple[int, int]:
-    t, vs, ve = read_tlv(buf, pos, end)
-    if t != tag:
-        raise BerError(f"expected tag 0x{tag:02x}, got 0x{t:02x}")
-    return vs, ve
 
 
 def dec_int(buf: bytes, vs: int, ve: int) -> int:
@@ -88,17 +58,6 @@ def dec_uint(buf: bytes, vs: int, ve: int) -> int:
     if ve - vs > MAX_INT_OCTETS:
         raise BerError("unsigned integer too long")
     return int.from_bytes(buf[vs:ve], "big", signed=False)
-
-
-def read_int(buf: bytes, pos: int, end: int) -> tuple[int, int]:
-    """(value, next position) of an INTEGER at ``pos``."""
-    vs, ve = expect(buf, pos, end, INTEGER)
-    return dec_int(buf, vs, ve), ve
-
-
-def read_octets(buf: bytes, pos: int, end: int) -> tuple[bytes, int]:
-    vs, ve = expect(buf, pos, end, OCTET_STRING)
-    return buf[vs:ve], ve
 
 
 _OID_CACHE: dict[bytes, str] = {}
@@ -227,21 +186,3 @@ def read_varbinds(buf: bytes, pos: int, end: int) -> tuple[list[tuple[str, Any]]
             raise BerError("too many varbinds")
         p = be
     return out, ve
-
-
-# ---------------------------------------------------------------- encoding (inform responses only)
-
-
-def enc_len(n: int) -> bytes:
-    if n < 0x80:
-        return bytes((n,))
-    raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes((0x80 | len(raw),)) + raw
-
-
-def tlv(tag: int, value: bytes) -> bytes:
-    return bytes((tag,)) + enc_len(len(value)) + value
-
-
-def enc_int(n: int) -> bytes:
-    return tlv(INTEGER, n.to_bytes(max(1, (n.bit_length() + 8) // 8), "big", signed=True))

@@ -12,30 +12,16 @@ AES-128-CFB (RFC 3826). DES and the non-standard AES-192/256 key extensions are 
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 
-try:  # CFB moved to the "decrepit" module in cryptography 47+
-    from cryptography.hazmat.decrepit.ciphers.modes import CFB
-except ImportError:  # pragma: no cover - older cryptography
-    from cryptography.hazmat.primitives.ciphers.modes import CFB  # type: ignore[no-redef,attr-defined]
+from faultloop.usm import AUTH_PROTOCOLS, TIME_WINDOW_S, aes_decrypt, localize, password_to_key
+from faultloop.usm import mac as usm_mac
 
-# protocol name -> (hash name, length of the truncated MAC in msgAuthenticationParameters)
-AUTH_PROTOCOLS: dict[str, tuple[str, int]] = {
-    "MD5": ("md5", 12),
-    "SHA": ("sha1", 12),
-    "SHA-224": ("sha224", 16),
-    "SHA-256": ("sha256", 24),
-    "SHA-384": ("sha384", 32),
-    "SHA-512": ("sha512", 48),
-}
 PRIV_PROTOCOLS = ("AES",)
 
 log = logging.getLogger(__name__)
@@ -43,17 +29,6 @@ log = logging.getLogger(__name__)
 
 class UsmConfigError(Exception):
     """The users file is invalid; the message names the file, the entry and the field."""
-
-
-def password_to_key(password: str, hash_name: str) -> bytes:
-    """RFC 3414 A.2: hash 1 MiB of the repeated password."""
-    pw = password.encode()
-    reps = (1048576 // len(pw)) + 1
-    return hashlib.new(hash_name, (pw * reps)[:1048576]).digest()
-
-
-def localize(ku: bytes, engine_id: bytes, hash_name: str) -> bytes:
-    return hashlib.new(hash_name, ku + engine_id + ku).digest()
 
 
 @dataclass
@@ -84,17 +59,12 @@ class UsmUser:
 
     def mac(self, auth_key: bytes, whole_msg: bytes) -> bytes:
         assert self.auth_protocol is not None
-        hash_name, length = AUTH_PROTOCOLS[self.auth_protocol]
-        return hmac.new(auth_key, whole_msg, hash_name).digest()[:length]
+        return usm_mac(auth_key, whole_msg, self.auth_protocol)
 
 
-def decrypt_aes(priv_key: bytes, boots: int, etime: int, salt: bytes, data: bytes) -> bytes:
-    iv = boots.to_bytes(4, "big") + etime.to_bytes(4, "big") + salt
-    dec = Cipher(algorithms.AES(priv_key), CFB(iv)).decryptor()
-    return dec.update(data) + dec.finalize()
+decrypt_aes = aes_decrypt
 
 
-TIME_WINDOW_S = 150
 MAX_BOOTS = 2147483647
 
 

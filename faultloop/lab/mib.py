@@ -13,7 +13,7 @@ from bisect import bisect_right
 from collections.abc import Callable
 from typing import Any
 
-from faultloop.lab import ber
+from faultloop import ber
 from faultloop.lab.model import Clock, LabDevice, LabInterface
 
 Getter = Callable[[], "tuple[int, Any] | None"]

@@ -1,6 +1,6 @@
 """The lab's SNMP agent: one asyncio UDP endpoint per device, v1/v2c/v3 (USM authPriv).
 
-Each request is decoded with the strict codec in ``faultloop.lab.ber``, answered from
+Each request is decoded with the strict codec in ``faultloop.ber``, answered from
 the device's ``MibView`` (values computed on read from the model) and encoded by hand.
 Nothing a peer sends can raise out of ``datagram_received``: malformed packets are
 counted in ``AgentStats.malformed`` and dropped, like a real agent's snmpInASNParseErrs.
@@ -17,8 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from faultloop.lab import ber, usm
-from faultloop.lab.ber import BerError, enc_int, enc_octets, enc_seq, tlv
+from faultloop import ber
+from faultloop.ber import BerError, enc_int, enc_octets, enc_seq, tlv
+from faultloop.lab import usm
 from faultloop.lab.mib import MibView
 from faultloop.lab.model import Clock, LabDevice
 

@@ -15,8 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from faultloop.lab import ber, usm
-from faultloop.lab.ber import enc_int, enc_octets, enc_oid, enc_seq
+from faultloop import ber
+from faultloop.ber import enc_int, enc_octets, enc_oid, enc_seq
+from faultloop.lab import usm
 from faultloop.lab.mib import IF_ENTRY, IFX_ENTRY
 from faultloop.lab.model import Clock, LabDevice, LabInterface
 from faultloop.lab.snmp_agent import LAB_COMMUNITY, encode_response, encode_v3, varbind

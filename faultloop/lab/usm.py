@@ -8,23 +8,14 @@ localized privacy key (what net-snmp and pysnmp do for AES-128 with a SHA-2 user
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from dataclasses import dataclass, field
-from functools import lru_cache
 
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
-
-try:  # CFB moved to the "decrepit" module in cryptography 47+
-    from cryptography.hazmat.decrepit.ciphers.modes import CFB
-except ImportError:  # pragma: no cover - older cryptography
-    from cryptography.hazmat.primitives.ciphers.modes import CFB
+from faultloop.usm import TIME_WINDOW_S, aes_decrypt, aes_encrypt, localize, mac, password_to_key  # noqa: F401
 
 LAB_V3_USER = "labv3"
 LAB_V3_AUTH_PASS = "lab-auth-pass"  # noqa: S105 - the lab's published demo credential
 LAB_V3_PRIV_PASS = "lab-priv-pass"  # noqa: S105 - the lab's published demo credential
 AUTH_PARAM_LEN = 24  # HMAC-SHA-256 truncated to 192 bits (RFC 7860)
-TIME_WINDOW_S = 150
 
 # usmStats counters (1.3.6.1.6.3.15.1.1.N.0), used as Report PDU varbinds
 USM_STATS = {
@@ -35,19 +26,6 @@ USM_STATS = {
     "wrong_digests": (1, 3, 6, 1, 6, 3, 15, 1, 1, 5, 0),
     "decryption_errors": (1, 3, 6, 1, 6, 3, 15, 1, 1, 6, 0),
 }
-
-
-@lru_cache(maxsize=8)
-def password_to_key(password: str) -> bytes:
-    pw = password.encode()
-    if not pw:
-        raise ValueError("empty SNMPv3 password")
-    reps = (1048576 // len(pw)) + 1
-    return hashlib.sha256((pw * reps)[:1048576]).digest()
-
-
-def localize(ku: bytes, engine_id: bytes) -> bytes:
-    return hashlib.sha256(ku + engine_id + ku).digest()
 
 
 @dataclass
@@ -68,22 +46,15 @@ class UsmUser:
 
 
 def auth_digest(auth_key: bytes, whole_msg: bytes) -> bytes:
-    return hmac.new(auth_key, whole_msg, hashlib.sha256).digest()[:AUTH_PARAM_LEN]
-
-
-def _cipher(priv_key: bytes, boots: int, etime: int, salt: bytes) -> Cipher:
-    iv = boots.to_bytes(4, "big") + etime.to_bytes(4, "big") + salt
-    return Cipher(algorithms.AES(priv_key), CFB(iv))
+    return mac(auth_key, whole_msg, "SHA-256")
 
 
 def encrypt(priv_key: bytes, boots: int, etime: int, salt: bytes, plain: bytes) -> bytes:
-    enc = _cipher(priv_key, boots, etime, salt).encryptor()
-    return enc.update(plain) + enc.finalize()
+    return aes_encrypt(priv_key, boots, etime, salt, plain)
 
 
 def decrypt(priv_key: bytes, boots: int, etime: int, salt: bytes, data: bytes) -> bytes:
-    dec = _cipher(priv_key, boots, etime, salt).decryptor()
-    return dec.update(data) + dec.finalize()
+    return aes_decrypt(priv_key, boots, etime, salt, data)
 
 
 def engine_id_for(name: str) -> bytes:

@@ -23,8 +23,8 @@ from collectors.receiver import DeviceDirectory, ReceiverError
 from collectors.trapmap import MappingFileError, load_trap_map
 from collectors.traps import TrapReceiverService
 from collectors.traps.usm import UsmConfigError, load_users, localize, password_to_key
+from faultloop import ber as lab_ber
 from faultloop import clock
-from faultloop.lab import ber as lab_ber
 from faultloop.lab.network import LabNetwork
 from faultloop.metrics import REGISTRY
 from faultloop.settings import Settings

@@ -7,7 +7,7 @@ import time
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from faultloop.lab import ber
+from faultloop import ber
 from faultloop.lab.model import LabDevice, LabInterface
 from faultloop.lab.snmp_agent import SnmpAgent
 

@@ -6,7 +6,7 @@ import asyncio
 import os
 import socket
 
-from faultloop.lab import ber
+from faultloop import ber
 from faultloop.lab.network import LabNetwork
 
 from .conftest import V3, FakeClock, needs_netsnmp, parse_vars, run_tool, target

@@ -1,10 +1,13 @@
-"""A small, strict BER codec for the SNMP subset the lab agents speak.
+"""A small, strict BER codec for the SNMP subset faultloop speaks on the hot paths.
 
-Hand-rolled rather than pyasn1 because the lab answers for 500 devices in one process:
-decoding a request and encoding a 200-varbind response must cost tens of microseconds,
-not milliseconds. It is deliberately strict: single-byte tags, definite lengths of at
-most 4 length octets, bounded OIDs and integers; anything else raises ``BerError``,
-which the agent counts as a malformed packet and drops.
+One codec shared by the lab's agents (faultloop.lab) and the trap receiver
+(collectors.traps). Hand-rolled rather than pyasn1 because both must handle thousands of
+messages per second on one core: decoding a request or a trap and encoding a
+200-varbind response must cost tens of microseconds, not milliseconds. It is
+deliberately strict: single-byte tags, definite lengths of at most 4 length octets,
+bounded OIDs and integers; anything else raises ``BerError``, which callers count as a
+malformed packet and drop. Fuzzed in tests/lab/test_ber.py and
+tests/collectors/test_traps_fuzz.py.
 """
 
 from __future__ import annotations
