@@ -18,6 +18,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from alarms.bus import AlarmBus
+from alarms.notify import Notifier
+from alarms.notify import load_config as load_notify_config
 from alarms.runner import AlarmEngine
 from api.main import create_api
 from collectors.cli_collect import CliCollectorService
@@ -118,6 +120,11 @@ def build_pipeline(rt: Runtime, sink: ObservationSink | None = None) -> Pipeline
         engine = AlarmEngine(rt, alarm_bus)
         pipeline.services.append(engine)
         sink = engine
+    # Notifications: webhook / e-mail per the routes file, from an outbox (at-least-once).
+    if settings.alarm_notify_file is not None:
+        notifier = Notifier(rt, load_notify_config(settings.alarm_notify_file))
+        alarm_bus.subscribe("notifications", notifier.on_alarm_changes)
+        pipeline.services.append(notifier)
     # Ticketing: alarm changes (after commit) -> tickets opened, children attached, verify/reopen, SLA timers.
     tickets = TicketingService(rt)
     alarm_bus.subscribe("ticketing", tickets.on_alarm_changes)

@@ -82,7 +82,7 @@ class Settings(BaseSettings):
 
     alarm_rules_file: Path | None = Field(None, description="Extra alarm rules YAML loaded on top of the defaults.")
     alarm_event_retention_days: int = Field(30, ge=1, le=3650, description="Days of stored events kept.")
-    alarm_flap_threshold: int = Field(4, ge=1, le=1000, description="State changes within the window that mean flapping.")
+    alarm_flap_threshold: int = Field(4, ge=1, le=1000, description="State changes in the window that mean flapping.")
     alarm_flap_window_s: float = Field(600, gt=0, le=86400, description="Flapping window; also the stability period.")
     alarm_settle_s: float = Field(60, ge=0, le=3600, description="How much older than its cause a symptom may be.")
     alarm_poller_devices: str = Field("", description="Comma-separated hostnames behind which the poller sits.")
@@ -90,6 +90,14 @@ class Settings(BaseSettings):
     alarm_batch_size: int = Field(5000, ge=1, le=100_000, description="Events processed per transaction, at most.")
     alarm_tick_s: float = Field(1.0, gt=0, le=60, description="Seconds between timer checks and durable-queue polls.")
     alarm_topology_refresh_s: float = Field(60, gt=0, le=86400, description="Seconds between topology reloads.")
+    alarm_notify_file: Path | None = Field(None, description="Notification channels and routes YAML; empty: none.")
+    alarm_webhook_secret: SecretStr | None = Field(None, description="HMAC-SHA256 key for webhook signatures.")
+    smtp_host: str = Field("", description="SMTP server for e-mail notifications; empty: e-mail disabled.")
+    smtp_port: int = Field(25, ge=1, le=65535, description="SMTP port.")
+    smtp_from: str = Field("faultloop@localhost", description="Sender address of notification e-mail.")
+    smtp_starttls: bool = Field(False, description="Use STARTTLS before authenticating.")
+    smtp_username: str = Field("", description="SMTP user; empty: no authentication.")
+    smtp_password: SecretStr | None = Field(None, description="SMTP password.")
 
     ticket_policy_file: Path | None = Field(
         None, description="Auto-ticketing/priority/SLA policy YAML; empty: packaged."
