@@ -77,11 +77,11 @@ async def run(args: argparse.Namespace, base: str, lab_pid: int) -> None:
     rt = build_runtime(settings)
     migrate.upgrade(rt.engine)
     topo = generate_topology(args.devices, base_address=base, snmp_port=args.port)
-    doc = inventory_dict(topo)
+    doc = inventory_dict(topo, snmp_version=args.snmp)
     with transaction(rt.sessions) as session:
         inventory.import_inventory(session, rt.vault, InventoryDoc.model_validate(doc), actor="bench")
     n_ifs = sum(len(d.interfaces) for d in topo.devices)
-    print(f"inventory: {args.devices} devices, {n_ifs} interfaces, SQLite {tmp / 'faultloop.db'}")
+    print(f"inventory: {args.devices} devices, {n_ifs} interfaces, SNMP {args.snmp}, SQLite {tmp / 'faultloop.db'}")
 
     svc = PollerService(rt, sink=None)
     await svc.start()
@@ -146,6 +146,9 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--duration", type=float, default=60.0, help="seconds of sustained polling measured")
     ap.add_argument("--capacity", type=float, default=20.0, help="seconds of back-to-back polling (0: skip)")
     ap.add_argument("--concurrency", type=int, default=100)
+    ap.add_argument(
+        "--snmp", choices=["v2c", "v3"], default="v2c", help="v3: SHA-256/AES-128 through the pysnmp engine"
+    )
     ap.add_argument("--port", type=int, default=random.randint(20000, 60000))
     args = ap.parse_args(argv)
     base = f"127.{random.randint(60, 69)}.{random.randint(0, 200)}.1"
