@@ -85,3 +85,74 @@ async def test_lab_link_fault_becomes_link_alarms_and_clears(runtime, session, t
     finally:
         await net.stop()
         await receiver.stop()
+
+
+async def test_lab_faults_become_alarms_within_two_poll_intervals(runtime, session):
+    """Poll path: the real SNMP poller polls lab devices; its findings go to the engine."""
+    import random
+    from datetime import UTC, datetime
+
+    from collectors.jobs import PollerService
+    from faultloop import clock as fl_clock
+    from faultloop.lab.inventory_out import inventory_dict
+    from inventory import service as inventory
+    from inventory.schemas import InventoryDoc
+
+    start = 1_800_000_000.0
+    lab_clock = FakeClock(start)
+    fl = fl_clock.FrozenClock(datetime.fromtimestamp(start, UTC))
+    net = LabNetwork(small_topology(port=random.randint(20000, 60000)), ssh=False, now=lab_clock, fresh_boot=True)
+    await net.start()
+    inventory.import_inventory(
+        session, runtime.vault, InventoryDoc.model_validate(inventory_dict(net.topology)), actor="t"
+    )
+    session.commit()
+    runtime.settings.poll_interval_s = 60
+    runtime.settings.poll_timeout_s = 0.2
+    runtime.settings.poll_retries = 0
+    runtime.settings.unreachable_after = 2
+    engine = AlarmEngine(runtime, AlarmBus())
+    poller = PollerService(runtime, engine)
+
+    async def poll_interval() -> None:
+        lab_clock.advance(60)
+        fl.advance(60)
+        for device_id in list(poller.devices):
+            await poller.poll_job(device_id)
+        await poller.flush()
+        engine.run_once()
+
+    def active() -> dict[str, Alarm]:
+        session.expire_all()
+        return {a.reduction_key: a for a in session.scalars(select(Alarm).where(Alarm.state == "active"))}
+
+    with fl_clock.use(fl):
+        engine.load()
+        await poller.open()
+        try:
+            await poll_interval()  # baseline
+            assert active() == {}
+            net.faults.apply("link_down", {"device": "dist1", "interface": "GigabitEthernet0/2"})
+            await poll_interval()  # one poll interval
+            assert {"link_down:dist1:interface:GigabitEthernet0/2", "link_down:acc1:interface:ge-0/0/0"} <= set(
+                active()
+            )
+            net.faults.apply("link_up", {"device": "dist1", "interface": "GigabitEthernet0/2"})
+            await poll_interval()
+            assert not [k for k in active() if k.startswith("link_down:")]
+
+            net.faults.apply("crash", {"device": "dist1"})
+            await poll_interval()
+            await poll_interval()  # two poll intervals: unreachable_after = 2
+            now_active = active()
+            down = now_active["device_down:dist1:"]
+            assert (down.severity, down.source, down.parent_id, down.root_cause) == ("critical", "poll", None, True)
+            # core1's port facing the dead box, and acc1 behind it (its uplink port went down), under dist1
+            facing = now_active["link_down:core1:interface:GigabitEthernet0/1"]
+            assert (facing.parent_id, facing.correlation_reason) == (down.id, "neighbor device dist1 unreachable")
+            behind = now_active["link_down:acc1:interface:ge-0/0/0"]
+            assert (behind.parent_id, behind.correlation_reason) == (down.id, "upstream device dist1 unreachable")
+            assert facing.muted and behind.muted and not down.muted
+        finally:
+            await poller.stop()
+            await net.stop()
