@@ -49,7 +49,7 @@ TRANSITIONS: tuple[Transition, ...] = (
     Transition("validated", "plan", "planned", AUTHORS),
     Transition("planned", "plan", "planned", AUTHORS),
     Transition("planned", "approve", "approved", APPROVERS),
-    Transition("approved", "execute", "executing", EXECUTORS),
+    Transition("approved", "execute", "executing", EXECUTORS | SYSTEM),
     Transition("executing", "pushed", "verifying", SYSTEM),
     Transition("executing", "fail", "failed", SYSTEM),
     Transition("executing", "roll_back", "rolled_back", SYSTEM),

@@ -1,0 +1,241 @@
+"""Orders against lab devices over real SSH (netmiko) with SNMP agents on the same devices."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from netmiko import ConnectHandler
+from sqlalchemy import select
+
+from alarms.models import MaintenanceWindow
+from collectors.backup import backup_device, normalize_config
+from collectors.backup_models import ConfigBackup
+from faultloop.db import transaction
+from faultloop.errors import Conflict
+from faultloop.lab.model import LabDevice
+from faultloop.lab.snmp_agent import LAB_COMMUNITY
+from faultloop.lab.ssh import LAB_SSH_PASSWORD, LAB_SSH_USERNAME
+from faultloop.runtime import Runtime
+from provisioning import service as orders
+from provisioning.executor import execute_order
+from provisioning.models import ServiceInstance, ServiceResource, VlanAllocation
+from tests.collectors import cli_lab
+from tests.provisioning.lab import add_device, lab_device
+
+bg, host_key, lab_ssh, file_runtime = cli_lab.bg, cli_lab.host_key, cli_lab.lab_ssh, cli_lab.file_runtime
+
+
+@pytest.fixture
+def rt(file_runtime: Runtime) -> Iterator[Runtime]:
+    file_runtime.settings = file_runtime.settings.model_copy(
+        update={"ssh_timeout_s": 15, "provisioning_check_timeout_s": 2, "poll_timeout_s": 1}
+    )
+    yield file_runtime
+
+
+@pytest.fixture
+def transports() -> Iterator[list[Any]]:
+    started: list[Any] = []
+    yield started
+    for t in started:
+        t.close()
+
+
+def _device(rt: Runtime, lab_ssh: Any, bg: Any, transports: list[Any], name: str) -> tuple[LabDevice, int]:
+    lab, transport = lab_device(lab_ssh, bg, name)
+    transports.append(transport)
+    with transaction(rt.sessions) as session:
+        device_id = add_device(session, rt.vault, lab)
+    return lab, device_id
+
+
+def running_config(lab: LabDevice) -> str:
+    """What the device runs, read by an independent netmiko session."""
+    with ConnectHandler(
+        device_type=lab.device_type,
+        host=lab.address,
+        port=lab.ssh_port,
+        username=LAB_SSH_USERNAME,
+        password=LAB_SSH_PASSWORD,
+        secret=LAB_SSH_PASSWORD,
+        system_host_keys=False,
+        alt_host_keys=False,
+        conn_timeout=15,
+    ) as conn:
+        conn.enable()
+        return normalize_config(str(conn.send_command("show running-config")))
+
+
+def snmpget(lab: LabDevice, oid: str) -> str:
+    out = subprocess.run(
+        ["snmpget", "-v2c", "-c", LAB_COMMUNITY, "-Oqv", "-t", "2", "-r", "1", f"{lab.address}:{lab.snmp_port}", oid],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=True,
+    )
+    return out.stdout.strip()
+
+
+def run(rt: Runtime, body: dict[str, Any]) -> Any:
+    with transaction(rt.sessions) as session:
+        order_id = orders.create_order(session, orders.parse_order(body), actor="pat").id
+    with transaction(rt.sessions) as session:
+        orders.act(session, order_id, "plan", actor="pat", role="provisioner", four_eyes=True)
+    with transaction(rt.sessions) as session:
+        orders.act(session, order_id, "approve", actor="nina", role="noc", four_eyes=True)
+    return execute_order(rt, order_id, actor="nina", role="noc")
+
+
+def test_activation_changes_running_config_and_snmp_then_terminate_removes_it(rt, lab_ssh, bg, transports) -> None:
+    lab, device_id = _device(rt, lab_ssh, bg, transports, "pv-act1")
+    itf = lab.interfaces[1]
+    before = running_config(lab)
+    assert snmpget(lab, f".1.3.6.1.2.1.31.1.1.1.18.{itf.if_index}") == '""'
+
+    outcome = run(
+        rt,
+        {
+            "service_type": "business_internet",
+            "customer": "ACME",
+            "params": {"vlan": 120, "description": "ACME-42 BIA"},
+            "targets": [{"device": lab.name, "params": {"interface": itf.name}}],
+        },
+    )
+    assert outcome.state == "completed", outcome.message
+
+    after = running_config(lab)
+    assert " description ACME-42 BIA" in after and " switchport access vlan 120" in after and "vlan 120" in after
+    assert snmpget(lab, f".1.3.6.1.2.1.31.1.1.1.18.{itf.if_index}") == '"ACME-42 BIA"'
+    assert snmpget(lab, f".1.3.6.1.2.1.2.2.1.8.{itf.if_index}") == "1"  # up
+    assert lab.saved_config is not None and "description ACME-42 BIA" in lab.saved_config  # saved after success
+
+    with transaction(rt.sessions) as session:
+        order = orders.get_order(session, outcome.order_id)
+        assert order.state == "completed" and order.service_id is not None
+        service = session.get(ServiceInstance, order.service_id)
+        assert service is not None and service.state == "active"
+        res = session.scalars(select(ServiceResource).where(ServiceResource.service_id == service.id)).all()
+        assert [(r.device_id, r.interface, r.vlan) for r in res] == [(device_id, itf.name, 120)]
+        window = session.get(MaintenanceWindow, order.maintenance_window_id)
+        assert window is not None and window.interfaces == [f"{lab.name}:{itf.name}"]
+        assert window.ends_at is not None and window.ends_at > window.starts_at
+        steps = [e.action for e in orders.timeline(session, order.id)]
+        assert steps == [
+            "order.create",
+            "order.plan",
+            "order.approve",
+            "order.execute",
+            "order.pushed",
+            "order.complete",
+        ]
+        # pre-change and post-change backups were stored; no secret in the order record
+        backups = session.scalars(select(ConfigBackup).where(ConfigBackup.device_id == device_id)).all()
+        assert len(backups) == 2
+        assert LAB_SSH_PASSWORD not in str(orders.order_out(session, order).model_dump())
+        service_id = service.id
+
+    outcome = run(
+        rt, {"action": "terminate", "service_type": "business_internet", "customer": "ACME", "service_id": service_id}
+    )
+    assert outcome.state == "completed", outcome.message
+    gone = running_config(lab)
+    assert "ACME-42" not in gone and "vlan 120" not in gone
+    # what the activation changed is gone; the port is left shut (the remove template's choice)
+    assert [ln for ln in gone.splitlines() if ln not in before.splitlines()] == [" shutdown"]
+    with transaction(rt.sessions) as session:
+        assert session.get(ServiceInstance, service_id).state == "terminated"  # type: ignore[union-attr]
+
+
+def test_failing_snmp_post_check_rolls_back_to_the_backup_line_by_line(rt, lab_ssh, bg, transports) -> None:
+    lab, device_id = _device(rt, lab_ssh, bg, transports, "pv-rb1")
+    itf = lab.interfaces[2]
+    push = cli_lab.push_config(lab, ["interface " + itf.name, "description old-customer", "shutdown"])
+    assert "Invalid" not in push
+    itf.link_up = False  # no light on the port: ifOperStatus stays down after "no shutdown"
+    before = running_config(lab)
+
+    outcome = run(
+        rt,
+        {
+            "service_type": "business_internet",
+            "customer": "ACME",
+            "params": {"vlan": 300, "description": "NEW-1"},
+            "targets": [{"device": lab.name, "params": {"interface": itf.name}}],
+        },
+    )
+    assert outcome.state == "rolled_back", outcome.message
+    assert "ifOperStatus" in outcome.message or "oper_status" in outcome.message
+
+    after = running_config(lab)
+    with transaction(rt.sessions) as session:
+        item = orders.items(session, outcome.order_id)[0]
+        assert item.status == "rolled_back"
+        backup = session.get(ConfigBackup, item.backup_id)
+        assert backup is not None
+        assert normalize_config(backup.text).splitlines() == after.splitlines()  # line by line
+        # the VLAN went back to the pool and the service never became active
+        assert session.scalars(select(VlanAllocation)).all() == []
+    assert after.splitlines() == before.splitlines()
+    assert lab.saved_config is None  # nothing saved on failure
+
+
+def test_three_device_order_third_rejects_leaves_all_three_as_they_were(rt, lab_ssh, bg, transports) -> None:
+    labs = [_device(rt, lab_ssh, bg, transports, f"pv-3dev{i}")[0] for i in range(3)]
+    before = [running_config(lab) for lab in labs]
+    targets = [
+        {"device": labs[0].name, "params": {"interface": labs[0].interfaces[1].name}},
+        {"device": labs[1].name, "params": {"interface": labs[1].interfaces[1].name}},
+        {"device": labs[2].name, "params": {"interface": "GigabitEthernet0/9"}},
+    ]  # no such port
+    outcome = run(
+        rt,
+        {
+            "service_type": "l2_vlan",
+            "customer": "ACME",
+            "params": {"vlan": 410, "vlan_name": "ACME-L2", "description": "ACME L2 410"},
+            "targets": targets,
+        },
+    )
+    assert outcome.state == "rolled_back", outcome.message
+    assert "pv-3dev2" in outcome.message and "Invalid input" in outcome.message
+    for lab, old in zip(labs, before, strict=True):
+        assert running_config(lab).splitlines() == old.splitlines(), lab.name
+        assert lab.saved_config is None
+    with transaction(rt.sessions) as session:
+        statuses = sorted(i.status for i in orders.items(session, outcome.order_id))
+        assert statuses == ["rolled_back", "rolled_back", "rolled_back"]
+
+
+def test_plan_is_a_dry_run_and_a_device_in_another_order_is_busy(rt, lab_ssh, bg, transports) -> None:
+    lab, device_id = _device(rt, lab_ssh, bg, transports, "pv-dry1")
+    backup_device(rt, device_id, sink=None)
+    before = running_config(lab)
+    attempts = len(lab_ssh.auth_attempts[lab.name])
+    body = {
+        "service_type": "interface_state",
+        "customer": "ACME",
+        "params": {"state": "down"},
+        "targets": [{"device": lab.name, "params": {"interface": lab.interfaces[1].name}}],
+    }
+    with transaction(rt.sessions) as session:
+        first = orders.create_order(session, orders.parse_order(body), actor="pat").id
+        second = orders.create_order(session, orders.parse_order(body), actor="pat").id
+    for oid in (first, second):
+        with transaction(rt.sessions) as session:
+            order = orders.act(session, oid, "plan", actor="pat", role="provisioner", four_eyes=True)
+            diff = orders.items(session, order.id)[0].diff
+            assert "+ shutdown" in diff and f" interface {lab.interfaces[1].name}" in diff
+        with transaction(rt.sessions) as session:
+            orders.act(session, oid, "approve", actor="nina", role="noc", four_eyes=True)
+    assert len(lab_ssh.auth_attempts[lab.name]) == attempts  # planning opened no SSH session
+    assert running_config(lab) == before
+    with transaction(rt.sessions) as session:
+        orders.get_order(session, first).state = "executing"  # as if another worker were pushing it
+    with pytest.raises(Conflict, match="being changed by another order"):
+        execute_order(rt, second, actor="nina", role="noc")
+    with transaction(rt.sessions) as session:
+        assert orders.get_order(session, second).state == "approved"  # nothing moved
