@@ -26,6 +26,7 @@ from prometheus_client.registry import Collector
 from alarms import service
 from alarms.bus import AlarmBus, AlarmChange
 from alarms.engine import AlarmCore, EngineConfig
+from alarms.errors import RuleError
 from alarms.rules import SEVERITY_RANK, RuleSet, load_ruleset
 from faultloop import clock
 from faultloop.db import transaction
@@ -43,6 +44,9 @@ DROPPED = Counter(
     registry=REGISTRY,
 )
 FAILURES = Counter("faultloop_alarm_batch_failures_total", "Alarm batches rolled back", registry=REGISTRY)
+RULE_RELOADS = Counter(
+    "faultloop_alarm_rule_reloads_total", "Reloads of the alarm rules file", ["result"], registry=REGISTRY
+)
 QUEUE = Gauge("faultloop_alarm_queue_depth", "Observations waiting for the alarm engine", registry=REGISTRY)
 BATCH = Histogram(
     "faultloop_alarm_batch_duration_seconds",
@@ -105,6 +109,7 @@ class AlarmEngine:
         self._loaded = False
         self._last_topology = 0.0
         self._last_purge = 0.0
+        self._rules_mtime = self._mtime()
 
     # ---- ObservationSink ------------------------------------------------------------------
 
@@ -165,10 +170,33 @@ class AlarmEngine:
             self.core.replace_rules(rules)
         return rules
 
+    def _mtime(self) -> float | None:
+        path = self.rt.settings.alarm_rules_file
+        try:
+            return path.stat().st_mtime_ns if path else None
+        except OSError:
+            return None
+
+    def _reload_rules_if_changed(self) -> None:
+        """Hot reload of FAULTLOOP_ALARM_RULES_FILE; an invalid file leaves the running rules as they were."""
+        mtime = self._mtime()
+        if mtime == self._rules_mtime:
+            return
+        self._rules_mtime = mtime
+        try:
+            self.reload_rules(self.rt.settings.alarm_rules_file)
+        except RuleError as exc:
+            RULE_RELOADS.labels(result="invalid").inc()
+            log.error("alarm rules not reloaded, the running rules stay: %s", exc)
+            return
+        RULE_RELOADS.labels(result="ok").inc()
+        log.info("alarm rules reloaded from %s", self.rt.settings.alarm_rules_file)
+
     def run_once(self) -> list[AlarmChange]:
         """Drain the queue, the durable queue and the timers once (the worker's loop body; tests call it)."""
         if not self._loaded:
             self.load()
+        self._reload_rules_if_changed()
         published: list[AlarmChange] = []
         # Windows created or deleted through the API a moment ago apply to this round's events.
         self._in_transaction(lambda s: self.core.load_windows(s, clock.now()))

@@ -661,6 +661,28 @@ def alarm_ack(alarm_id: int) -> None:
     out.print(f"alarm {alarm_id} acknowledged")
 
 
+@alarm_app.command("unack")
+def alarm_unack(alarm_id: int) -> None:
+    """Take back an acknowledgement (journaled and audited)."""
+    from alarms import service as alarms
+
+    with _tx() as (_rt, session):
+        alarms.unacknowledge(session, alarm_id, actor=CLI_ACTOR)
+    out.print(f"alarm {alarm_id} unacknowledged")
+
+
+@alarm_app.command("severity")
+def alarm_severity(alarm_id: int, severity: str) -> None:
+    """Change an active alarm's severity (critical, major, minor, warning, indeterminate)."""
+    from alarms import service as alarms
+
+    if severity not in ("critical", "major", "minor", "warning", "indeterminate"):
+        raise CliError("severity: expected critical, major, minor, warning or indeterminate")
+    with _tx() as (_rt, session):
+        alarms.set_severity(session, alarm_id, actor=CLI_ACTOR, severity=severity)
+    out.print(f"alarm {alarm_id} severity set to {severity}")
+
+
 @alarm_app.command("clear")
 def alarm_clear(alarm_id: int, reason: Annotated[str, typer.Option()] = "manual clear") -> None:
     """Clear an alarm by hand (journaled and audited)."""

@@ -85,6 +85,12 @@ def test_alarm_and_maintenance_commands(env, tmp_path):
     alarm_id = listed[0]["id"]
     run(["alarm", "ack", str(alarm_id)], env)
     run(["alarm", "comment", str(alarm_id), "carrier ticket 4711"], env)
+    run(["alarm", "unack", str(alarm_id)], env)
+    run(["alarm", "ack", str(alarm_id)], env)
+    run(["alarm", "severity", str(alarm_id), "critical"], env)
+    proc = run(["alarm", "severity", str(alarm_id), "dire"], env, check=False)
+    assert proc.returncode == 2 and "severity: expected critical" in proc.stderr
+    assert json.loads(run(["alarm", "list", "--json"], env).stdout)[0]["severity"] == "critical"
     proc = run(["alarm", "ack", str(alarm_id)], env, check=False)
     assert proc.returncode == 2 and "already acknowledged by cli" in proc.stderr
     run(["alarm", "clear", str(alarm_id), "--reason", "repaired"], env)

@@ -143,3 +143,28 @@ def test_a_failing_expectation_is_reported_with_time_and_field(tmp_path):
     result = run_file(path)
     assert not result.ok
     assert result.failures[0].startswith("t=3s: expected 2 active alarms, got 1")
+
+
+def test_rules_file_is_hot_reloaded_and_an_invalid_edit_keeps_the_running_rules(runtime, tmp_path, frozen):
+    import os
+
+    from faultloop.metrics import REGISTRY
+
+    path = tmp_path / "site.yaml"
+    path.write_text("mappings:\n  - {name: psu, raise: [psu_failed], alarm_type: psu}\n")
+    os.utime(path, ns=(1_000_000_000, 1_000_000_000))
+    runtime.settings.alarm_rules_file = path
+    engine = AlarmEngine(runtime, AlarmBus())
+    engine.run_once()
+    assert "psu" in engine.core.rules.by_alarm_type
+    running = engine.core.rules
+    invalid_before = REGISTRY.get_sample_value("faultloop_alarm_rule_reloads_total", {"result": "invalid"}) or 0
+    path.write_text("mappings:\n  - {name: psu, raise: [psu_failed], alarm_type: psu, severity: dire}\n")
+    os.utime(path, ns=(2_000_000_000, 2_000_000_000))
+    engine.run_once()
+    assert engine.core.rules is running
+    assert REGISTRY.get_sample_value("faultloop_alarm_rule_reloads_total", {"result": "invalid"}) == invalid_before + 1
+    path.write_text("mappings:\n  - {name: fan, raise: [fan_failed], alarm_type: fan}\n")
+    os.utime(path, ns=(3_000_000_000, 3_000_000_000))
+    engine.run_once()
+    assert "fan" in engine.core.rules.by_alarm_type and "psu" not in engine.core.rules.by_alarm_type
