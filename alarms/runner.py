@@ -78,6 +78,10 @@ ACTIVE = _ActiveAlarms()
 REGISTRY.register(ACTIVE)
 
 
+FAILED: Any = object()  # what _in_transaction returns when the work rolled back
+MAX_ATTEMPTS = 3
+
+
 def engine_config(rt: Runtime) -> EngineConfig:
     s = rt.settings
     return EngineConfig(
@@ -100,7 +104,7 @@ class AlarmEngine:
         self.rt = rt
         self.bus = bus
         self.core = AlarmCore(rules or configured_rules(rt), engine_config(rt))
-        self._queue: deque[tuple[str, Sequence[Event] | Sequence[Sample]]] = deque()
+        self._queue: deque[tuple[str, Sequence[Event] | Sequence[Sample], int]] = deque()  # kind, items, attempts
         self._queued = 0
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -126,7 +130,7 @@ class AlarmEngine:
             if self._queued + len(items) > self.rt.settings.alarm_queue_size:
                 DROPPED.labels(reason="queue_full").inc(len(items))
                 return False
-            self._queue.append((kind, list(items)))
+            self._queue.append((kind, list(items), 0))
             self._queued += len(items)
             QUEUE.set(self._queued)
         self._wake.set()
@@ -204,9 +208,18 @@ class AlarmEngine:
             batch = self._take()
             if batch is None:
                 break
-            published += self._in_transaction(lambda s, b=batch: self._process(s, b))  # type: ignore[misc]
-        published += self._in_transaction(lambda s: self.core.process_pending(s, clock.now(), limit=self._size()))
-        published += self._in_transaction(lambda s: self.core.tick(s, clock.now()))
+            result = self._in_transaction(lambda s, b=batch: self._process(s, b[:2]))  # type: ignore[misc]
+            if result is FAILED:
+                self._requeue(batch)  # retried next round (the database may be back); dropped after 3 tries
+                break
+            published += result
+        for work in (
+            lambda s: self.core.process_pending(s, clock.now(), limit=self._size()),
+            lambda s: self.core.tick(s, clock.now()),
+        ):
+            result = self._in_transaction(work)
+            if result is not FAILED:
+                published += result
         if time.monotonic() - self._last_topology >= self.rt.settings.alarm_topology_refresh_s:
             self._in_transaction(lambda s: self.core.load_topology(s))
             self._last_topology = time.monotonic()
@@ -219,19 +232,34 @@ class AlarmEngine:
     def _size(self) -> int:
         return self.rt.settings.alarm_batch_size
 
-    def _take(self) -> tuple[list[Event], list[Sample]] | None:
+    def _take(self) -> tuple[list[Event], list[Sample], int] | None:
         events: list[Event] = []
         samples: list[Sample] = []
+        attempts = 0
         with self._lock:
             while self._queue and len(events) + len(samples) < self._size():
-                kind, items = self._queue.popleft()
+                kind, items, tried = self._queue.popleft()
                 self._queued -= len(items)
+                attempts = max(attempts, tried)
                 if kind == "events":
                     events.extend(items)  # type: ignore[arg-type]
                 else:
                     samples.extend(items)  # type: ignore[arg-type]
             QUEUE.set(self._queued)
-        return (events, samples) if events or samples else None
+        return (events, samples, attempts) if events or samples else None
+
+    def _requeue(self, batch: tuple[list[Event], list[Sample], int]) -> None:
+        events, samples, attempts = batch
+        if attempts + 1 >= MAX_ATTEMPTS:
+            DROPPED.labels(reason="database_error").inc(len(events) + len(samples))
+            log.error("dropped %d observations after %d failed attempts", len(events) + len(samples), MAX_ATTEMPTS)
+            return
+        with self._lock:
+            for kind, items in (("samples", samples), ("events", events)):
+                if items:
+                    self._queue.appendleft((kind, items, attempts + 1))
+                    self._queued += len(items)
+            QUEUE.set(self._queued)
 
     def _process(self, session: Any, batch: tuple[list[Event], list[Sample]]) -> list[AlarmChange]:
         events, samples = batch
@@ -255,7 +283,7 @@ class AlarmEngine:
             except Exception as again:
                 log.error("alarm engine reload failed: %s", type(again).__name__)
                 self._loaded = False
-            return []
+            return FAILED
         BATCH.observe(time.perf_counter() - started)
         if isinstance(result, list):
             self.bus.publish(result)  # after commit, never before

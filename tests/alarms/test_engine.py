@@ -219,3 +219,36 @@ def test_event_retention_purges_old_processed_events_only(engine, session, froze
     assert [tuple(r) for r in left] == [("r1", True), ("r1", True), ("r9", False)]
     (alarm,) = alarms(session, managed_object="interface:Gi0/1")  # the alarm outlives its events
     assert alarm.count == 1
+
+
+def test_a_failed_batch_is_retried_then_dropped_and_counted(engine, session, frozen, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    from faultloop.metrics import REGISTRY
+
+    real = engine.core.process
+    failures = {"left": 1}
+
+    def flaky(*args, **kwargs):
+        if failures["left"] > 0:
+            failures["left"] -= 1
+            raise OperationalError("INSERT", {}, Exception("database is locked"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine.core, "process", flaky)
+    engine.submit_events([ev("linkDown", mo="interface:Gi0/1"), ev("linkDown", mo="interface:Gi0/1")])
+    engine.run_once()  # rolled back, indexes rebuilt, batch put back
+    assert alarms(session) == []
+    engine.run_once()
+    (alarm,) = alarms(session)
+    assert alarm.count == 2  # nothing lost, nothing doubled
+
+    before = REGISTRY.get_sample_value("faultloop_alarm_observations_dropped_total", {"reason": "database_error"}) or 0
+    failures["left"] = 10
+    engine.submit_events([ev("linkDown", mo="interface:Gi0/2")])
+    for _ in range(3):
+        engine.run_once()
+    assert REGISTRY.get_sample_value("faultloop_alarm_observations_dropped_total", {"reason": "database_error"}) == (
+        before + 1
+    )
+    assert engine._queued == 0
