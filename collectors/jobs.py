@@ -98,6 +98,10 @@ class PollerStats:
     per_device: dict[str, Any] = field(default_factory=dict)
 
 
+class PollerStopping(Exception):
+    """A queued poll found the service stopping; it is dropped, not run."""
+
+
 class PollerService:
     name = "snmp-poller"
 
@@ -154,6 +158,12 @@ class PollerService:
         self._stopping = True
         _ACTIVE.discard(self)
         if self.scheduler is not None:
+            self.scheduler.pause()
+        # Let polls in flight finish (each is bounded by its timeout and retries) before the
+        # engine closes; APScheduler's shutdown would cancel them mid-request.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._drain(), 30)
+        if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
         if self._writer is not None:
             self._wake.set()
@@ -165,6 +175,12 @@ class PollerService:
 
     def _skipped(self, _event: Any) -> None:
         self.stats.skipped += 1
+
+    async def _drain(self) -> None:
+        for _ in range(self.rt.settings.poll_concurrency):
+            await self._limit.acquire()
+        for _ in range(self.rt.settings.poll_concurrency):
+            self._limit.release()
 
     # ------------------------------------------------------------------ inventory
     def _load(self) -> dict[int, PolledDevice]:
@@ -239,6 +255,8 @@ class PollerService:
         tracker = self.trackers[device_id]
         assert self.client is not None
         async with self._limit:
+            if self._stopping:
+                raise PollerStopping
             now = clock.now()
             try:
                 # decrypted right before the request, kept only for it
@@ -262,6 +280,8 @@ class PollerService:
             return
         try:
             result = await self.poll(device_id)
+        except PollerStopping:
+            return
         except Exception:  # one broken device never stops the poller
             log.exception("poll of device %s failed", device_id)
             return
