@@ -8,7 +8,7 @@ from fastapi import Depends, FastAPI
 
 from api import problems
 from api.deps import authorize
-from api.routers import accounts, alarms, collectors, config, health, inventory, metrics, tickets
+from api.routers import accounts, alarms, collectors, config, health, inventory, metrics, orders, tickets
 from faultloop.runtime import Runtime
 
 
@@ -23,6 +23,6 @@ def create_api(rt: Runtime, lifespan: Any = None) -> FastAPI:
     )
     app.state.runtime = rt
     problems.install(app)
-    for module in (health, metrics, accounts, inventory, config, collectors, alarms, tickets):
+    for module in (health, metrics, accounts, inventory, config, collectors, alarms, tickets, orders):
         app.include_router(module.router)
     return app

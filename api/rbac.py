@@ -20,6 +20,8 @@ CONFIG_READERS = frozenset({Role.admin, Role.noc, Role.provisioner})
 TICKET_WRITERS = frozenset({Role.admin, Role.noc, Role.technician})  # technicians: own/team tickets only
 TECHNICIAN = frozenset({Role.technician})
 REPORT_READERS = frozenset({Role.admin, Role.noc, Role.viewer})
+ORDER_AUTHORS = frozenset({Role.admin, Role.provisioner})
+PROVISIONING = frozenset({Role.admin, Role.noc, Role.provisioner})
 
 ALLOW: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/healthz"): PUBLIC,
@@ -100,6 +102,22 @@ ALLOW: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/v1/technicians"): OPERATORS,
     ("PUT", "/api/v1/technicians/{username}"): OPERATORS,
     ("GET", "/api/v1/reports/tickets/mttr"): REPORT_READERS,
+    # service activation: the order state table decides per action (four-eyes approve by noc/admin)
+    ("GET", "/api/v1/catalog"): ALL,
+    ("GET", "/api/v1/catalog/{name}"): ALL,
+    ("GET", "/api/v1/orders"): ALL,
+    ("POST", "/api/v1/orders"): ORDER_AUTHORS,
+    ("GET", "/api/v1/orders/{order_id}"): ALL,
+    ("POST", "/api/v1/orders/{order_id}/validate"): ORDER_AUTHORS,
+    ("POST", "/api/v1/orders/{order_id}/plan"): ORDER_AUTHORS,
+    ("POST", "/api/v1/orders/{order_id}/approve"): OPERATORS,
+    ("POST", "/api/v1/orders/{order_id}/execute"): PROVISIONING,
+    ("POST", "/api/v1/orders/{order_id}/cancel"): PROVISIONING,
+    ("GET", "/api/v1/orders/{order_id}/timeline"): ALL,
+    ("GET", "/api/v1/services"): ALL,
+    ("GET", "/api/v1/services/{service_id}"): ALL,
+    ("GET", "/api/v1/vlan-pools"): ALL,
+    ("POST", "/api/v1/vlan-pools"): PROVISIONING,
 }
 
 

@@ -33,6 +33,8 @@ from faultloop.events import ObservationSink, Service
 from faultloop.runtime import Runtime
 from faultloop.settings import Settings
 from faultloop.vault import open_vault
+from provisioning.jobs import ProvisioningService
+from provisioning.unplanned import UnplannedChangeSink
 from ticketing.jobs import TicketingService
 
 log = logging.getLogger("faultloop")
@@ -139,8 +141,12 @@ def build_pipeline(rt: Runtime, sink: ObservationSink | None = None) -> Pipeline
             pipeline.services.append(TrapReceiverService(settings=settings, sink=sink, directory=directory))
         if settings.syslog_enabled:
             pipeline.services.append(SyslogReceiverService(settings=settings, sink=sink, directory=directory))
-    # SSH: scheduled show commands and config backups; config_changed / host_key_changed go to the sink
-    pipeline.services.append(CliCollectorService(rt, sink=sink))
+    # SSH: scheduled show commands and config backups; config_changed / host_key_changed go to the sink,
+    # and a config_changed that no service order explains is followed by an unplanned_change event.
+    ssh_sink = UnplannedChangeSink(sink, rt.sessions, grace_s=settings.provisioning_window_grace_s)
+    pipeline.services.append(CliCollectorService(rt, sink=ssh_sink))
+    # Provisioning: approved orders run when their change window opens (pushes report to the sink).
+    pipeline.services.append(ProvisioningService(rt, sink=sink))
     return pipeline
 
 

@@ -1,0 +1,139 @@
+"""Service activation: catalog, orders (create, validate, plan, approve, execute, cancel, timeline),
+service inventory and VLAN pools.
+
+Route roles are coarse (api/rbac.py); the order state table (provisioning/policy.py) decides
+per action and state, including four-eyes approval. Execution runs in a worker thread and
+answers when the order has finished (completed, rolled_back or failed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Query, Request
+from sqlalchemy.orm import Session
+
+from api.deps import PageDep, SessionDep, UserDep, runtime
+from faultloop.db import transaction
+from faultloop.events import ObservationSink
+from faultloop.runtime import Runtime
+from provisioning import service
+from provisioning.executor import execute_order
+from provisioning.render import catalog, service_type
+from provisioning.schemas import CatalogTypeOut, OrderOut, ServiceOut, TimelineEntryOut, VlanPoolIn, VlanPoolOut
+
+router = APIRouter(prefix="/api/v1", tags=["provisioning"])
+RuntimeDep = Annotated[Runtime, Depends(runtime)]
+
+
+def _sink(request: Request) -> ObservationSink | None:
+    pipeline = getattr(request.app.state, "pipeline", None)
+    for svc in getattr(pipeline, "services", []):
+        if hasattr(svc, "submit_events") and hasattr(svc, "submit_samples"):
+            return svc  # type: ignore[no-any-return]
+    return None
+
+
+@router.get("/catalog", response_model=list[CatalogTypeOut])
+def list_catalog(user: UserDep, rt: RuntimeDep) -> list[CatalogTypeOut]:
+    return [service.catalog_out(st) for st in catalog(rt.settings.provisioning_catalog_dir).values()]
+
+
+@router.get("/catalog/{name}", response_model=CatalogTypeOut)
+def get_catalog_type(name: str, user: UserDep, rt: RuntimeDep) -> CatalogTypeOut:
+    return service.catalog_out(service_type(name, rt.settings.provisioning_catalog_dir))
+
+
+@router.post("/orders", response_model=OrderOut, status_code=201)
+def create_order(
+    session: SessionDep, user: UserDep, body: Annotated[dict[str, Any], Body(description="the order (OrderIn)")]
+) -> OrderOut:
+    """A draft order. Inputs pass the character gate (CR/LF, control characters, injection markers) first."""
+    order = service.create_order(session, service.parse_order(body), actor=user.username)
+    return service.order_out(session, order, role=str(user.role))
+
+
+@router.get("/orders", response_model=list[OrderOut])
+def list_orders(
+    session: SessionDep, user: UserDep, page: PageDep, state: Annotated[str | None, Query(max_length=20)] = None
+) -> list[OrderOut]:
+    rows = service.list_orders(session, state=state, limit=page.limit, offset=page.offset)
+    return [service.order_out(session, o, role=str(user.role)) for o in rows]
+
+
+@router.get("/orders/{order_id}", response_model=OrderOut)
+def get_order(order_id: int, session: SessionDep, user: UserDep) -> OrderOut:
+    return service.order_out(session, service.get_order(session, order_id), role=str(user.role))
+
+
+def _act(session: Session, order_id: int, action: str, user: Any, rt: Runtime) -> OrderOut:
+    order = service.act(
+        session, order_id, action, actor=user.username, role=str(user.role),
+        four_eyes=rt.settings.provisioning_four_eyes,
+    )
+    return service.order_out(session, order, role=str(user.role))
+
+
+@router.post("/orders/{order_id}/validate", response_model=OrderOut)
+def validate_order(order_id: int, session: SessionDep, user: UserDep, rt: RuntimeDep) -> OrderOut:
+    return _act(session, order_id, "validate", user, rt)
+
+
+@router.post("/orders/{order_id}/plan", response_model=OrderOut)
+def plan_order(order_id: int, session: SessionDep, user: UserDep, rt: RuntimeDep) -> OrderOut:
+    """Dry run: render per device and diff against the latest config backup. Never touches a device."""
+    return _act(session, order_id, "plan", user, rt)
+
+
+@router.post("/orders/{order_id}/approve", response_model=OrderOut)
+def approve_order(order_id: int, session: SessionDep, user: UserDep, rt: RuntimeDep) -> OrderOut:
+    return _act(session, order_id, "approve", user, rt)
+
+
+@router.post("/orders/{order_id}/cancel", response_model=OrderOut)
+def cancel_order(order_id: int, session: SessionDep, user: UserDep, rt: RuntimeDep) -> OrderOut:
+    return _act(session, order_id, "cancel", user, rt)
+
+
+@router.post("/orders/{order_id}/execute", response_model=OrderOut)
+async def execute(order_id: int, request: Request, user: UserDep, rt: RuntimeDep) -> OrderOut:
+    """Push now (within the order's change window); answers with the finished order."""
+    sink = _sink(request)
+    await asyncio.to_thread(execute_order, rt, order_id, actor=user.username, role=str(user.role), sink=sink)
+
+    def read() -> OrderOut:
+        with transaction(rt.sessions) as session:
+            return service.order_out(session, service.get_order(session, order_id), role=str(user.role))
+
+    return await asyncio.to_thread(read)
+
+
+@router.get("/orders/{order_id}/timeline", response_model=list[TimelineEntryOut])
+def order_timeline(order_id: int, session: SessionDep, user: UserDep) -> list[TimelineEntryOut]:
+    return service.timeline(session, order_id)
+
+
+@router.get("/services", response_model=list[ServiceOut])
+def list_services(
+    session: SessionDep,
+    user: UserDep,
+    customer: Annotated[str | None, Query(max_length=120)] = None,
+    state: Annotated[str | None, Query(max_length=20)] = None,
+) -> list[ServiceOut]:
+    return [service.service_out(session, s) for s in service.list_services(session, customer=customer, state=state)]
+
+
+@router.get("/services/{service_id}", response_model=ServiceOut)
+def get_service(service_id: int, session: SessionDep, user: UserDep) -> ServiceOut:
+    return service.service_out(session, service.get_service(session, service_id))
+
+
+@router.get("/vlan-pools", response_model=list[VlanPoolOut])
+def list_vlan_pools(session: SessionDep, user: UserDep) -> list[VlanPoolOut]:
+    return [service.pool_out(session, p) for p in service.list_pools(session)]
+
+
+@router.post("/vlan-pools", response_model=VlanPoolOut, status_code=201)
+def create_vlan_pool(body: VlanPoolIn, session: SessionDep, user: UserDep) -> VlanPoolOut:
+    return service.pool_out(session, service.create_pool(session, body, actor=user.username))
