@@ -30,6 +30,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload
 
 from collectors import service
@@ -94,6 +95,7 @@ class PollerStats:
     timeouts: int = 0
     written: int = 0
     dropped_events: int = 0
+    write_errors: int = 0
     skipped: int = 0  # turns skipped because the device's previous poll was still running
     per_device: dict[str, Any] = field(default_factory=dict)
 
@@ -318,8 +320,14 @@ class PollerService:
         with transaction(self.rt.sessions) as session:
             known = set(session.scalars(select(Device.id).where(Device.id.in_([p.device_id for p in batch]))))
             for p in batch:
-                if p.device_id in known:
-                    write_result(session, p.device_id, p.result, p.reachable, p.failures)
+                if p.device_id not in known:  # deleted since the poll
+                    continue
+                try:
+                    with session.begin_nested():  # one bad row never loses the rest of the batch
+                        write_result(session, p.device_id, p.result, p.reachable, p.failures)
+                except SQLAlchemyError as exc:
+                    self.stats.write_errors += 1
+                    log.error("storing the poll of %s failed: %s", p.result.device, type(exc).__name__)
 
     def _publish(self, batch: list[_Pending]) -> None:
         if self.sink is None:

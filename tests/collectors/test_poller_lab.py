@@ -267,3 +267,42 @@ async def test_start_schedules_one_jittered_coalescing_job_per_device(runtime, s
     finally:
         await svc.stop()
     assert svc.scheduler.running is False
+
+
+async def test_one_unstorable_result_does_not_lose_the_rest_of_the_batch(runtime, session):
+    from collectors.jobs import _Pending
+    from collectors.snmp_poll import PollResult, Snapshot
+    from inventory.schemas import DeviceIn
+
+    ids_ = [
+        inventory.create_device(
+            session, runtime.vault, DeviceIn(hostname=f"b{i}", address=f"127.0.0.{40 + i}", role="server"), actor="t"
+        ).id
+        for i in range(3)
+    ]
+    session.commit()
+    now = fl_clock.now()
+    good = [
+        PollResult(
+            f"b{i}",
+            True,
+            now,
+            0.01,
+            snapshot=Snapshot(sys_name=f"b{i}"),
+            samples=[Sample(f"b{i}", "device_cpu_percent", 5.0, now)],
+        )
+        for i in range(3)
+    ]
+    # a naive timestamp cannot be stored: this device's write fails, the others' must not
+    good[1].samples.append(Sample("b1", "device_cpu_percent", 1.0, datetime(2026, 1, 1)))
+    svc = PollerService(runtime)
+    svc._pending = [_Pending(i, r, True, 0) for i, r in zip(ids_, good, strict=True)]
+    await svc.flush()
+    assert svc.stats.write_errors == 1
+    session.expire_all()
+    names = {row.device_id: row.sys_name for row in session.scalars(select(DevicePollState))}
+    assert names == {ids_[0]: "b0", ids_[2]: "b2"}
+    per_device = dict(
+        session.execute(select(InterfaceSample.device_id, func.count()).group_by(InterfaceSample.device_id)).all()
+    )
+    assert per_device == {ids_[0]: 1, ids_[2]: 1}
