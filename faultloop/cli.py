@@ -58,6 +58,7 @@ for sub, name in (
 out = Console()
 err = Console(stderr=True)
 CLI_ACTOR = "cli"
+DEMO_POLL_INTERVAL_S = 15.0
 
 
 class CliError(Exception):
@@ -352,6 +353,8 @@ def demo(
     from faultloop.demo import run_demo
 
     settings = _settings()
+    if "poll_interval_s" not in settings.model_fields_set:  # the demo shows live rates sooner
+        settings = settings.model_copy(update={"poll_interval_s": DEMO_POLL_INTERVAL_S})
     configure_logging(settings)
     rt = build_runtime(settings)
     check_database(rt, require_current=False)

@@ -169,9 +169,9 @@ def sandbox_render(source: str, **params: Any) -> str:
 
 def _annotation(spec: FieldSpec) -> Any:
     if spec.type == "vlan":
-        return Annotated[int, Field(ge=spec.minimum or 2, le=spec.maximum or 4094)]
+        return Annotated[int, Field(strict=True, ge=spec.minimum or 2, le=spec.maximum or 4094)]
     if spec.type == "int":
-        return Annotated[int, Field(ge=spec.minimum, le=spec.maximum)]
+        return Annotated[int, Field(strict=True, ge=spec.minimum, le=spec.maximum)]
     if spec.type == "enum":
         return Literal[spec.choices]  # type: ignore[valid-type]
     pattern, _ = _PATTERNS[spec.type]

@@ -9,6 +9,7 @@ is its timeline.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import ValidationError
@@ -51,9 +52,12 @@ def parse_order(raw: Any) -> OrderIn:
         return OrderIn.model_validate(raw)
     except ValidationError as exc:
         err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "body"
         msg = str(err["msg"]).removeprefix("Value error, ")
-        raise InvalidInput(f"{where}: {msg}" if not msg.startswith(where) else msg, field=where) from None
+        where = ".".join(str(p) for p in err["loc"])
+        if not where:  # a whole-order rule names its field first ("service_id: ...")
+            head = msg.split(":", 1)[0]
+            where = head if ":" in msg and re.fullmatch(r"[a-z_]+", head) else "body"
+        raise InvalidInput(msg if msg.startswith(f"{where}:") else f"{where}: {msg}", field=where) from None
 
 
 # ---- catalog ------------------------------------------------------------------------------

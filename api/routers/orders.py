@@ -69,7 +69,11 @@ def get_order(order_id: int, session: SessionDep, user: UserDep) -> OrderOut:
 
 def _act(session: Session, order_id: int, action: str, user: Any, rt: Runtime) -> OrderOut:
     order = service.act(
-        session, order_id, action, actor=user.username, role=str(user.role),
+        session,
+        order_id,
+        action,
+        actor=user.username,
+        role=str(user.role),
         four_eyes=rt.settings.provisioning_four_eyes,
     )
     return service.order_out(session, order, role=str(user.role))
