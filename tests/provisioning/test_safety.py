@@ -14,7 +14,7 @@ from faultloop.audit.models import AuditEntry
 from faultloop.errors import InvalidInput
 from provisioning import service as orders
 from provisioning.models import OrderItem, ServiceOrder
-from provisioning.render import CatalogError, PACKAGED_CATALOG, load_catalog, sandbox_render, service_type
+from provisioning.render import PACKAGED_CATALOG, CatalogError, load_catalog, sandbox_render, service_type
 
 PAYLOADS = [
     ("Gi0/1\nreload", "control characters"),
