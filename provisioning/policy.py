@@ -34,6 +34,14 @@ EXECUTORS = frozenset({"provisioner", "noc", "admin"})
 SYSTEM = frozenset({"system"})
 
 
+class IllegalTransition(Conflict):
+    """409 with the actions the order's state allows (``allowed_actions`` in the problem body)."""
+
+    def __init__(self, detail: str, *, allowed: list[str]) -> None:
+        super().__init__(detail, field="action")
+        self.problem_extra = {"allowed_actions": allowed}
+
+
 @dataclass(frozen=True)
 class Transition:
     source: str
@@ -72,9 +80,9 @@ def transition(state: str, action: str, *, role: str, actor: str, author: str, f
     found = next((t for t in TRANSITIONS if t.source == state and t.action == action), None)
     if found is None:
         allowed = [a for a in allowed_actions(state) if a not in {"pushed", "fail", "roll_back", "complete"}]
-        raise Conflict(
+        raise IllegalTransition(
             f"action {action!r} is not allowed on an order in state {state!r}; allowed: {', '.join(allowed) or 'none'}",
-            field="action",
+            allowed=allowed,
         )
     if role not in found.roles:
         raise Forbidden(f"role {role!r} may not {action} an order (allowed: {', '.join(sorted(found.roles))})")
