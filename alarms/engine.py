@@ -104,6 +104,7 @@ class AlarmCore:
         self._reach: set[str] | None = None
         self._correlated: set[str] = set()  # keys of active alarms that have a parent
         self._journal_seen = 0  # operator journal entries up to this id have been published
+        self.last_pending = 0  # events taken from the durable queue by the last process_pending
         self._escalations: list[tuple[datetime, str, str]] = []  # (due, key, severity) heap
         self._threshold_state: dict[tuple[str, str, tuple[tuple[str, str], ...]], datetime] = {}
         self._threshold_firing: set[tuple[str, str, tuple[tuple[str, str], ...]]] = set()
@@ -280,6 +281,7 @@ class AlarmCore:
         rows = session.scalars(
             select(EventRecord).where(EventRecord.processed.is_(False)).order_by(EventRecord.id).limit(limit)
         ).all()
+        self.last_pending = 0
         if not rows:
             return []
         events = [
@@ -297,6 +299,7 @@ class AlarmCore:
             )
             for r in rows
         ]
+        self.last_pending = len(rows)
         return self.process(session, events, now, stored_ids=[r.id for r in rows])
 
     def tick(self, session: Session, now: datetime) -> list[AlarmChange]:

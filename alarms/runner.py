@@ -214,7 +214,7 @@ class AlarmEngine:
                 break
             published += result
         for work in (
-            lambda s: self.core.process_pending(s, clock.now(), limit=self._size()),
+            self._process_pending,
             lambda s: self.core.tick(s, clock.now()),
         ):
             result = self._in_transaction(work)
@@ -228,6 +228,11 @@ class AlarmEngine:
             self._in_transaction(lambda s: service.purge_events(s, older_than=cutoff))
             self._last_purge = time.monotonic()
         return published
+
+    def _process_pending(self, session: Any) -> list[AlarmChange]:
+        changes = self.core.process_pending(session, clock.now(), limit=self._size())
+        EVENTS.inc(self.core.last_pending)
+        return changes
 
     def _size(self) -> int:
         return self.rt.settings.alarm_batch_size
