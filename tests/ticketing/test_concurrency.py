@@ -23,7 +23,6 @@ from faultloop.db import make_engine, make_sessionmaker, transaction
 from faultloop.runtime import Runtime
 from ticketing.models import Ticket, TicketEvent
 
-
 THREADS = 50
 
 
