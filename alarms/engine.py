@@ -558,7 +558,7 @@ class AlarmCore:
                 candidates.add(end[0])
         cause_of = causes(self.graph, failed_devices, failed_links, candidates | failed_devices)
 
-        def cause_alarm(cause: Cause, prefer_reachable: bool = True) -> tuple[ActiveAlarm | None, str]:
+        def cause_alarm(cause: Cause) -> tuple[ActiveAlarm | None, str]:
             kind, what = cause
             if kind == "device":
                 return device_alarm.get(str(what)), f"upstream device {what} unreachable"
