@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import queue
 import re
+import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -107,6 +109,9 @@ def _reason(exc: BaseException) -> str:
 
 
 def _enable(conn: Any, platform: str) -> None:
+    """Privileged EXEC, out of configuration mode (a push stopped at an error leaves it there)."""
+    if conn.check_config_mode():
+        conn.exit_config_mode()
     if platform == "cisco_ios" and not conn.check_enable_mode():
         conn.enable()
 
@@ -128,66 +133,132 @@ def _show_checks(conn: Any, checks: Sequence[ShowCheck], timeout_s: float) -> st
         time.sleep(1.0)
 
 
-def push_device(rt: Runtime, job: DeviceJob, *, order_id: int, sink: ObservationSink | None) -> DeviceResult:
+class Hold:
+    """Keeps each device's session open from its push to the order's verdict (save or roll back),
+    so a completed order costs one SSH session per device. Used when every device of the order
+    fits in the worker pool at once (otherwise the verdict would wait for devices not started)."""
+
+    def __init__(self, timeout_s: float) -> None:
+        self.reports: queue.Queue[DeviceResult] = queue.Queue()
+        self.decided = threading.Event()
+        self.verdict = "rollback"
+        self.timeout_s = timeout_s
+
+    def decide(self, verdict: str) -> None:
+        self.verdict = verdict
+        self.decided.set()
+
+    def wait(self) -> str:
+        return self.verdict if self.decided.wait(self.timeout_s) else "rollback"  # no verdict: be safe
+
+
+def _push_in(conn: Any, rt: Runtime, job: DeviceJob, order_id: int, result: DeviceResult) -> None:
+    _enable(conn, job.platform)
+    result.stage = "backup"
+    text = fetch_config(conn, conn.device_type)
+    with write_transaction(rt) as session:
+        device = session.get(Device, job.device_id)
+        if device is None:
+            raise NotFound(f"device {job.device_id} not found")
+        row, _prev, _created = store_backup(
+            session, device=device, text=text, trigger="on_demand", actor=f"order {order_id}"
+        )
+        result.backup_id = row.id
+    result.backup_text = text
+    result.stage = "push"
+    result.touched = True
+    junos = job.platform == "juniper_junos"
+    try:
+        output = str(
+            conn.send_config_set(
+                list(job.commands),
+                exit_config_mode=not junos,
+                error_pattern=rules.ERROR_PATTERNS.get(job.platform, ""),
+            )
+        )
+    except ConfigInvalidException as exc:
+        errors = rules.device_errors(job.platform, str(exc)) or ["device rejected a line"]
+        if junos:  # nothing was committed: discard the candidate
+            conn.send_command_timing("rollback 0")
+            conn.exit_config_mode()
+        result.message = f"device rejected the configuration: {errors[0]}"
+        return
+    errors = rules.device_errors(job.platform, output)
+    if not errors and junos:
+        commit = str(conn.send_command_timing("commit"))
+        errors = rules.device_errors(job.platform, commit)
+        if errors:
+            conn.send_command_timing("rollback 0")
+        conn.exit_config_mode()
+    if errors:
+        result.message = f"device rejected the configuration: {errors[0]}"
+        return
+    result.stage = "check"
+    failure = _show_checks(conn, job.shows, rt.settings.provisioning_check_timeout_s)
+    if failure:
+        result.message = f"post-check failed: {failure}"
+        return
+    result.ok = True
+    result.stage = "pushed"
+
+
+def push_device(
+    rt: Runtime, job: DeviceJob, *, order_id: int, sink: ObservationSink | None, hold: Hold | None = None
+) -> tuple[DeviceResult, DeviceResult | None]:
+    """(push result, save/rollback result when ``hold`` kept the session open for the verdict)."""
     started = time.monotonic()
     result = DeviceResult(job.device_id, job.hostname, ok=False, stage="connect")
-    try:
-        with device_session(rt, job.device_id, sink=sink, source="provisioning") as conn:
-            _enable(conn, job.platform)
-            result.stage = "backup"
-            text = fetch_config(conn, conn.device_type)
-            with write_transaction(rt) as session:
-                device = session.get(Device, job.device_id)
-                if device is None:
-                    raise NotFound(f"device {job.device_id} not found")
-                row, _prev, _created = store_backup(
-                    session, device=device, text=text, trigger="on_demand", actor=f"order {order_id}"
-                )
-                result.backup_id = row.id
-            result.backup_text = text
-            result.stage = "push"
-            result.touched = True
-            junos = job.platform == "juniper_junos"
-            try:
-                output = str(
-                    conn.send_config_set(
-                        list(job.commands),
-                        exit_config_mode=not junos,
-                        error_pattern=rules.ERROR_PATTERNS.get(job.platform, ""),
-                    )
-                )
-            except ConfigInvalidException as exc:
-                errors = rules.device_errors(job.platform, str(exc)) or ["device rejected a line"]
-                if junos:  # nothing was committed: discard the candidate
-                    conn.send_command_timing("rollback 0")
-                    conn.exit_config_mode()
-                result.message = f"device rejected the configuration: {errors[0]}"
-                return result
-            errors = rules.device_errors(job.platform, output)
-            if not errors and junos:
-                commit = str(conn.send_command_timing("commit"))
-                errors = rules.device_errors(job.platform, commit)
-                if errors:
-                    conn.send_command_timing("rollback 0")
-                conn.exit_config_mode()
-            if errors:
-                result.message = f"device rejected the configuration: {errors[0]}"
-                return result
-            result.stage = "check"
-            failure = _show_checks(conn, job.shows, rt.settings.provisioning_check_timeout_s)
-            if failure:
-                result.message = f"post-check failed: {failure}"
-                return result
-            result.ok = True
-            result.stage = "pushed"
-            return result
-    except Exception as exc:  # a Result, not an exception: the order decides what to do
-        result.message = f"{result.stage}: {_reason(exc)}"
-        return result
-    finally:
+    final: DeviceResult | None = None
+    reported = False
+
+    def report() -> None:
+        nonlocal reported
         result.seconds = time.monotonic() - started
         PUSH_SECONDS.observe(result.seconds)
         DEVICE_PUSHES.labels(result="ok" if result.ok else result.stage).inc()
+        reported = True
+        if hold is not None:
+            hold.reports.put(result)
+
+    try:
+        with device_session(rt, job.device_id, sink=sink, source="provisioning") as conn:
+            try:
+                _push_in(conn, rt, job, order_id, result)
+            except Exception as exc:  # a Result, not an exception: the order decides what to do
+                result.ok = False
+                result.message = f"{result.stage}: {_reason(exc)}"
+            report()
+            if hold is not None and result.touched and result.backup_text is not None:
+                if hold.wait() == "save":
+                    final = _guarded(job, "save", lambda: _save_in(conn, rt, job, order_id))
+                else:
+                    final = _guarded(job, "rollback", lambda: _rollback_in(conn, job, result.backup_text or ""))
+    except Exception as exc:
+        if not reported:
+            result.ok = False
+            result.message = f"{result.stage}: {_reason(exc)}"
+            report()
+        elif hold is not None and final is None and result.touched:
+            final = DeviceResult(
+                job.device_id,
+                job.hostname,
+                ok=False,
+                stage="rollback",
+                touched=True,
+                message=f"session lost before the verdict: {_reason(exc)}",
+            )
+    return result, final
+
+
+def _guarded(job: DeviceJob, stage: str, fn: Callable[[], DeviceResult]) -> DeviceResult:
+    try:
+        return fn()
+    except Exception as exc:
+        if stage == "rollback":
+            ROLLBACKS.labels(result="failed").inc()
+        return DeviceResult(
+            job.device_id, job.hostname, ok=False, stage=stage, touched=True, message=f"{stage}: {_reason(exc)}"
+        )
 
 
 async def _interface_state(client: SnmpClient, target: SnmpTarget, ifname: str) -> dict[str, str] | None:
@@ -270,62 +341,78 @@ def snmp_checks(rt: Runtime, jobs: Sequence[DeviceJob]) -> dict[int, str | None]
     return asyncio.run(run())
 
 
-def save_device(rt: Runtime, job: DeviceJob, *, order_id: int) -> DeviceResult:
+def _save_in(conn: Any, rt: Runtime, job: DeviceJob, order_id: int) -> DeviceResult:
     """Save the running configuration and store it as the post-change backup."""
     result = DeviceResult(job.device_id, job.hostname, ok=False, stage="save", touched=True)
-    try:
-        with device_session(rt, job.device_id, source="provisioning") as conn:
-            _enable(conn, job.platform)
-            if job.platform == "cisco_ios":
-                out = str(conn.save_config())
-                if rules.device_errors(job.platform, out):
-                    result.message = "save: the device refused to save its configuration"
-                    return result
-            text = fetch_config(conn, conn.device_type)
-        with write_transaction(rt) as session:
-            device = session.get(Device, job.device_id)
-            if device is not None:
-                store_backup(session, device=device, text=text, trigger="on_demand", actor=f"order {order_id}")
-        result.ok, result.stage = True, "done"
-    except Exception as exc:
-        result.message = f"save: {_reason(exc)}"
+    _enable(conn, job.platform)
+    if job.platform == "cisco_ios":
+        out = str(conn.save_config())
+        if rules.device_errors(job.platform, out):
+            result.message = "save: the device refused to save its configuration"
+            return result
+    text = fetch_config(conn, conn.device_type)
+    with write_transaction(rt) as session:
+        device = session.get(Device, job.device_id)
+        if device is not None:
+            store_backup(session, device=device, text=text, trigger="on_demand", actor=f"order {order_id}")
+    result.ok, result.stage = True, "done"
     return result
+
+
+def _rollback_in(conn: Any, job: DeviceJob, backup_text: str) -> DeviceResult:
+    """Bring the device back to its pre-change backup and compare line by line."""
+    result = DeviceResult(job.device_id, job.hostname, ok=False, stage="rollback", touched=True)
+    _enable(conn, job.platform)
+    current = fetch_config(conn, conn.device_type)
+    if rules.config_mismatch(backup_text, current):
+        if job.platform == "cisco_ios":
+            commands = rules.restore_commands(job.platform, backup_text, current)
+            out = str(conn.send_config_set(commands)) if commands else ""
+        else:  # Junos: the rendered inverse, committed
+            out = str(conn.send_config_set(list(job.inverse), exit_config_mode=False))
+            out += str(conn.send_command_timing("commit"))
+            conn.exit_config_mode()
+        errors = rules.device_errors(job.platform, out)
+        if errors:
+            log.warning("rollback of %s: device said %s", job.hostname, errors[0])
+        current = fetch_config(conn, conn.device_type)
+    mismatch = rules.config_mismatch(backup_text, current)
+    if mismatch:
+        changed = [line for line in mismatch if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+        result.message = f"rollback left {len(changed)} line(s) different from the backup: {changed[:5]}"
+        ROLLBACKS.labels(result="mismatch").inc()
+    else:
+        result.ok, result.message = True, "restored: running configuration equals the pre-change backup"
+        ROLLBACKS.labels(result="restored").inc()
+    return result
+
+
+def save_device(rt: Runtime, job: DeviceJob, *, order_id: int) -> DeviceResult:
+    def run() -> DeviceResult:
+        with device_session(rt, job.device_id, source="provisioning") as conn:
+            return _save_in(conn, rt, job, order_id)
+
+    return _guarded(job, "save", run)
 
 
 def rollback_device(rt: Runtime, job: DeviceJob, backup_text: str) -> DeviceResult:
-    """Bring the device back to its pre-change backup and compare line by line."""
-    result = DeviceResult(job.device_id, job.hostname, ok=False, stage="rollback", touched=True)
-    try:
+    def run() -> DeviceResult:
         with device_session(rt, job.device_id, source="provisioning") as conn:
-            _enable(conn, job.platform)
-            current = fetch_config(conn, conn.device_type)
-            if rules.config_mismatch(backup_text, current):
-                if job.platform == "cisco_ios":
-                    commands = rules.restore_commands(job.platform, backup_text, current)
-                    out = str(conn.send_config_set(commands)) if commands else ""
-                else:  # Junos: the rendered inverse, committed
-                    out = str(conn.send_config_set(list(job.inverse), exit_config_mode=False))
-                    out += str(conn.send_command_timing("commit"))
-                    conn.exit_config_mode()
-                errors = rules.device_errors(job.platform, out)
-                if errors:
-                    log.warning("rollback of %s: device said %s", job.hostname, errors[0])
-                current = fetch_config(conn, conn.device_type)
-            mismatch = rules.config_mismatch(backup_text, current)
-        if mismatch:
-            changed = [line for line in mismatch if line[:1] in "+-" and not line.startswith(("+++", "---"))]
-            result.message = f"rollback left {len(changed)} line(s) different from the backup: {changed[:5]}"
-            ROLLBACKS.labels(result="mismatch").inc()
-        else:
-            result.ok, result.message = True, "restored: running configuration equals the pre-change backup"
-            ROLLBACKS.labels(result="restored").inc()
-    except Exception as exc:
-        result.message = f"rollback: {_reason(exc)}"
-        ROLLBACKS.labels(result="failed").inc()
-    return result
+            return _rollback_in(conn, job, backup_text)
+
+    return _guarded(job, "rollback", run)
 
 
 def _parallel(rt: Runtime, fn: Callable[[DeviceJob], DeviceResult], jobs: Sequence[DeviceJob]) -> list[DeviceResult]:
+    if not jobs:
+        return []
+    with ThreadPoolExecutor(max_workers=min(rt.settings.provisioning_workers, len(jobs))) as pool:
+        return list(pool.map(fn, jobs))
+
+
+def _parallel_pairs(
+    rt: Runtime, fn: Callable[[DeviceJob], tuple[DeviceResult, DeviceResult | None]], jobs: Sequence[DeviceJob]
+) -> list[tuple[DeviceResult, DeviceResult | None]]:
     if not jobs:
         return []
     with ThreadPoolExecutor(max_workers=min(rt.settings.provisioning_workers, len(jobs))) as pool:
@@ -410,31 +497,58 @@ def execute_order(
 ) -> ExecutionOutcome:
     """Run an approved order now. Raises only before anything is sent (state, window, busy devices)."""
     jobs = _start(rt, order_id, actor=actor, role=role)
-    pushed = _parallel(rt, lambda j: push_device(rt, j, order_id=order_id, sink=sink), jobs)
-    by_id = {r.device_id: r for r in pushed}
-    failed = [r for r in pushed if not r.ok]
-    with write_transaction(rt) as session:
-        order = orders.get_order(session, order_id)
-        for item in orders.items(session, order_id):
-            r = by_id[item.device_id]
-            item.backup_id = r.backup_id
-            item.status = "pushed" if r.ok else "failed"
-            item.message = r.message
-        if not failed:
-            before = order.state
-            order.state = policy.transition(
-                order.state, "pushed", role="system", actor=actor, author="", four_eyes=False
-            )
-            orders.record(session, order, actor=actor, action="pushed", before=before, devices=len(jobs))
-    if not failed:
-        for device_id, failure in snmp_checks(rt, jobs).items():
-            if failure:
-                r = by_id[device_id]
-                r.ok, r.stage, r.message = False, "snmp", f"SNMP post-check failed: {failure}"
+    settings = rt.settings
+    hold: Hold | None = None
+    held: list[Future[tuple[DeviceResult, DeviceResult | None]]] = []
+    pool: ThreadPoolExecutor | None = None
+    if jobs and len(jobs) <= settings.provisioning_workers:
+        # every device fits in the pool: keep each session open until the verdict (one session per device)
+        hold = Hold(timeout_s=4 * settings.ssh_timeout_s + 2 * settings.provisioning_check_timeout_s + 60)
+        pool = ThreadPoolExecutor(max_workers=len(jobs))
+        held = [pool.submit(push_device, rt, j, order_id=order_id, sink=sink, hold=hold) for j in jobs]
+        reports = [hold.reports.get() for _ in jobs]
+        order_of = {j.device_id: i for i, j in enumerate(jobs)}
+        pushed = sorted(reports, key=lambda r: order_of[r.device_id])
+    else:
+        pushed = [p for p, _ in _parallel_pairs(rt, lambda j: push_device(rt, j, order_id=order_id, sink=sink), jobs)]
+    try:
+        by_id = {r.device_id: r for r in pushed}
         failed = [r for r in pushed if not r.ok]
+        with write_transaction(rt) as session:
+            order = orders.get_order(session, order_id)
+            for item in orders.items(session, order_id):
+                r = by_id[item.device_id]
+                item.backup_id = r.backup_id
+                item.status = "pushed" if r.ok else "failed"
+                item.message = r.message
+            if not failed:
+                before = order.state
+                order.state = policy.transition(
+                    order.state, "pushed", role="system", actor=actor, author="", four_eyes=False
+                )
+                orders.record(session, order, actor=actor, action="pushed", before=before, devices=len(jobs))
+        if not failed:
+            for device_id, failure in snmp_checks(rt, jobs).items():
+                if failure:
+                    r = by_id[device_id]
+                    r.ok, r.stage, r.message = False, "snmp", f"SNMP post-check failed: {failure}"
+            failed = [r for r in pushed if not r.ok]
+    except BaseException:
+        if hold is not None and pool is not None:  # never leave sessions waiting: roll back what was sent
+            hold.decide("rollback")
+            pool.shutdown()
+        raise
     finals: list[DeviceResult]
-    if not failed:
+    if hold is not None and pool is not None:
+        hold.decide("save" if not failed else "rollback")
+        finals = [final for _push, final in (f.result() for f in held) if final is not None]
+        pool.shutdown()
+    elif not failed:
         finals = _parallel(rt, lambda j: save_device(rt, j, order_id=order_id), jobs)
+    else:
+        touched = [j for j in jobs if by_id[j.device_id].touched and by_id[j.device_id].backup_text is not None]
+        finals = _parallel(rt, lambda j: rollback_device(rt, j, by_id[j.device_id].backup_text or ""), touched)
+    if not failed:
         failed_saves = [r for r in finals if not r.ok]
         outcome = "completed" if not failed_saves else "failed"
         message = (
@@ -443,8 +557,6 @@ def execute_order(
             else f"configured and verified, but saving failed on {', '.join(r.hostname for r in failed_saves)}"
         )
     else:
-        touched = [j for j in jobs if by_id[j.device_id].touched and by_id[j.device_id].backup_text is not None]
-        finals = _parallel(rt, lambda j: rollback_device(rt, j, by_id[j.device_id].backup_text or ""), touched)
         first = failed[0]
         bad = [r for r in finals if not r.ok]
         outcome = "rolled_back" if not bad else "failed"

@@ -183,8 +183,10 @@ def test_failing_snmp_post_check_rolls_back_to_the_backup_line_by_line(rt, lab_s
     assert lab.saved_config is None  # nothing saved on failure
 
 
-def test_three_device_order_third_rejects_leaves_all_three_as_they_were(rt, lab_ssh, bg, transports) -> None:
-    labs = [_device(rt, lab_ssh, bg, transports, f"pv-3dev{i}")[0] for i in range(3)]
+@pytest.mark.parametrize("workers", [64, 2], ids=["sessions-held-to-verdict", "pool-smaller-than-order"])
+def test_three_device_order_third_rejects_leaves_all_three_as_they_were(rt, lab_ssh, bg, transports, workers) -> None:
+    rt.settings = rt.settings.model_copy(update={"provisioning_workers": workers})
+    labs = [_device(rt, lab_ssh, bg, transports, f"pv-3dev{workers}-{i}")[0] for i in range(3)]
     before = [running_config(lab) for lab in labs]
     targets = [
         {"device": labs[0].name, "params": {"interface": labs[0].interfaces[1].name}},
@@ -201,7 +203,7 @@ def test_three_device_order_third_rejects_leaves_all_three_as_they_were(rt, lab_
         },
     )
     assert outcome.state == "rolled_back", outcome.message
-    assert "pv-3dev2" in outcome.message and "Invalid input" in outcome.message
+    assert labs[2].name in outcome.message and "Invalid input" in outcome.message
     for lab, old in zip(labs, before, strict=True):
         assert running_config(lab).splitlines() == old.splitlines(), lab.name
         assert lab.saved_config is None
