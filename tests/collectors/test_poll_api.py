@@ -74,6 +74,9 @@ def test_v2c_device_that_does_not_answer_is_unreachable(client, auth, snmpd, ses
     body = r.json()
     assert body["ok"] is False and body["reachable"] is False and body["events"] == ["device_unreachable"]
     assert "not-the-community" not in r.text
+    row = session.get(DevicePollState, dev)
+    assert row is not None and row.last_error and "not-the-community" not in repr(vars(row))
+    assert "not-the-community" not in client.get("/metrics").text
 
 
 def test_bad_inputs_name_the_field_and_write_nothing(client, auth, snmpd, session):
