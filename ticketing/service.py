@@ -29,7 +29,7 @@ from alarms.bus import AlarmChange
 from alarms.models import Alarm, AlarmJournal
 from faultloop.accounts.models import User
 from faultloop.errors import Conflict, Forbidden, InvalidInput, NotFound
-from inventory.models import Device
+from inventory.models import Device, Interface, Link
 from ticketing import dispatch, metrics, sla
 from ticketing.errors import IdempotencyInProgress, StaleVersion
 from ticketing.models import IdempotencyKey, Ticket, TicketAlarm, TicketEvent
@@ -552,10 +552,18 @@ def tick(
         if policy.opens_ticket(severity=alarm.severity, parent_id=alarm.parent_id, muted=alarm.muted,
                                active_s=active_s) is not None:  # fmt: skip
             continue
+        if alarm.ticket_id is not None and session.scalar(
+            select(Ticket.id).where(Ticket.id == alarm.ticket_id, Ticket.state.in_(OPEN_STATES))
+        ):
+            continue  # already on an open ticket (root, child or the link's other end)
         existing = session.scalar(select(Ticket).where(Ticket.active_key == alarm.reduction_key))
         if existing is not None:
             if attach(session, existing, alarm, role="root", now=now):
                 _recurred(session, policy, existing, alarm, now, reopen_window_s, result)
+            continue
+        peer_ticket = _ticket_of_link_peer(session, alarm)
+        if peer_ticket is not None:  # the other end of the same link: one fault, one ticket
+            attach(session, peer_ticket, alarm, role="peer", now=now)
             continue
         recent = _recently_closed(session, alarm.reduction_key, now, reopen_window_s)
         if recent is not None:
@@ -597,6 +605,39 @@ def tick(
             result.escalated.append(ticket.id)
         _flush(session, ticket.id)
     return result
+
+
+def _ticket_of_link_peer(session: Session, alarm: Alarm) -> Ticket | None:
+    """The open ticket of an active alarm on the far end of the same inventory link, if any.
+
+    The alarm engine keeps both ends of a failed link as two alarms (each end clears on its
+    own); for the field they are one fault, so the second end joins the first end's ticket.
+    """
+    if not alarm.managed_object.startswith("interface:"):
+        return None
+    ifname = alarm.managed_object.removeprefix("interface:")
+    here = session.scalar(
+        select(Interface.id).join(Device, Device.id == Interface.device_id)
+        .where(Device.hostname == alarm.device, Interface.name == ifname)
+    )  # fmt: skip
+    if here is None:
+        return None
+    link = session.scalar(select(Link).where((Link.a_interface_id == here) | (Link.b_interface_id == here)))
+    if link is None:
+        return None
+    peer = session.get(Interface, link.b_interface_id if link.a_interface_id == here else link.a_interface_id)
+    if peer is None:
+        return None
+    return session.scalar(
+        select(Ticket)
+        .join(TicketAlarm, TicketAlarm.ticket_id == Ticket.id)
+        .join(Alarm, Alarm.id == TicketAlarm.alarm_id)
+        .where(
+            Ticket.state.in_(OPEN_STATES), Alarm.state == "active", Alarm.alarm_type == alarm.alarm_type,
+            Alarm.device == peer.device.hostname, Alarm.managed_object == f"interface:{peer.name}",
+        )
+        .limit(1)
+    )  # fmt: skip
 
 
 def _escalate(session: Session, policy: Policy, ticket: Ticket, now: datetime) -> None:
