@@ -101,7 +101,7 @@ def test_every_truncation_is_a_bererror(cut):
     "packet, message",
     [
         (b"\x30\x84\xff\xff\xff\xff" + VALID[2:], "length beyond end"),  # huge length
-        (b"\x30\x80" + VALID[2:], "bad length"),  # indefinite length
+        (b"\x30\x80" + VALID[2:], "indefinite length"),
         (b"\x30\x85\x00\x00\x00\x00\x10", "bad length"),  # 5 length octets
         (VALID.replace(b"\xa2", b"\xa0", 1), "expected tag 0xa2"),  # a request, not a response
     ],
