@@ -171,6 +171,11 @@ def main(argv: list[str] | None = None) -> int:
             f"parallel (workers {args.workers}): {par.state:>10}  total {par_total:7.2f} s  "
             f"push per device median {statistics.median(p_push):.2f} s, slowest {max(p_push):.2f} s"
         )
+        finals = [r.seconds for r in par.results[len(devices) :]]
+        print(
+            "parallel save phase (write memory + post-change backup, same session): "
+            f"median {statistics.median(finals):.2f} s, slowest {max(finals):.2f} s"
+        )
         print(
             f"parallel total / slowest single push in the parallel run: {par_total / max(p_push):.2f}x (target <= 1.5x)"
         )

@@ -251,8 +251,11 @@ def push_device(
 
 
 def _guarded(job: DeviceJob, stage: str, fn: Callable[[], DeviceResult]) -> DeviceResult:
+    started = time.monotonic()
     try:
-        return fn()
+        result = fn()
+        result.seconds = time.monotonic() - started
+        return result
     except Exception as exc:
         if stage == "rollback":
             ROLLBACKS.labels(result="failed").inc()
