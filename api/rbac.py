@@ -76,6 +76,7 @@ ALLOW: dict[tuple[str, str], frozenset[str]] = {
     # alarms, event ingest, Alertmanager receiver (use a noc token), maintenance windows
     ("GET", "/api/v1/alarms"): ALL,
     ("GET", "/api/v1/alarms/{alarm_id}"): ALL,
+    ("GET", "/api/v1/alarms/stream"): ALL,
     ("POST", "/api/v1/alarms/{alarm_id}/ack"): OPERATORS,
     ("POST", "/api/v1/alarms/{alarm_id}/unack"): OPERATORS,
     ("POST", "/api/v1/alarms/{alarm_id}/comments"): OPERATORS,

@@ -21,6 +21,7 @@ from alarms.bus import AlarmBus
 from alarms.notify import Notifier
 from alarms.notify import load_config as load_notify_config
 from alarms.runner import AlarmEngine
+from alarms.stream import STREAM as ALARM_STREAM
 from api.main import create_api
 from collectors.cli_collect import CliCollectorService
 from collectors.jobs import PollerService
@@ -122,6 +123,8 @@ def build_pipeline(rt: Runtime, sink: ObservationSink | None = None) -> Pipeline
         engine = AlarmEngine(rt, alarm_bus)
         pipeline.services.append(engine)
         sink = engine
+    # Live stream for the dashboard: GET /api/v1/alarms/stream (server-sent events).
+    alarm_bus.subscribe("live stream", ALARM_STREAM.publish)
     # Notifications: webhook / e-mail per the routes file, from an outbox (at-least-once).
     if settings.alarm_notify_file is not None:
         notifier = Notifier(rt, load_notify_config(settings.alarm_notify_file))

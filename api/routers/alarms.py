@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, status
+from fastapi.responses import StreamingResponse
 
 from alarms import service
 from alarms.schemas import (
@@ -21,6 +24,7 @@ from alarms.schemas import (
     MaintenanceOut,
     SeverityIn,
 )
+from alarms.stream import STREAM, sse
 from api.deps import PageDep, SessionDep, UserDep
 from faultloop import clock
 
@@ -60,6 +64,30 @@ def _detail(session: SessionDep, alarm_id: int) -> AlarmDetail:
         journal=[JournalOut.model_validate(j) for j in service.journal(session, alarm_id)],
         children=service.children(session, alarm_id),
     )
+
+
+@router.get("/alarms/stream", response_class=StreamingResponse)
+async def alarm_stream(
+    user: UserDep,
+    limit: Annotated[int | None, Query(ge=1, description="Close after this many changes (default: never)")] = None,
+    heartbeat_s: Annotated[float, Query(ge=1, le=300)] = 15,
+) -> StreamingResponse:
+    """Server-sent events: every alarm change after its commit (`event: alarm`, JSON data)."""
+
+    async def events() -> AsyncIterator[str]:
+        sent = 0
+        async with STREAM.listen() as queue:
+            yield ": connected\n\n"
+            while limit is None or sent < limit:
+                try:
+                    change = await asyncio.wait_for(queue.get(), heartbeat_s)
+                except TimeoutError:
+                    yield ": heartbeat\n\n"
+                    continue
+                yield sse(change)
+                sent += 1
+
+    return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
 
 
 @router.get("/alarms/{alarm_id}", response_model=AlarmDetail)
