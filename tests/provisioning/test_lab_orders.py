@@ -241,3 +241,51 @@ def test_plan_is_a_dry_run_and_a_device_in_another_order_is_busy(rt, lab_ssh, bg
         execute_order(rt, second, actor="nina", role="noc")
     with transaction(rt.sessions) as session:
         assert orders.get_order(session, second).state == "approved"  # nothing moved
+
+
+def test_junos_activation_commits_and_a_rejected_order_leaves_the_config_unchanged(rt, lab_ssh, bg, transports) -> None:
+    lab, transport = lab_device(lab_ssh, bg, "pv-junos1", device_type="juniper_junos")
+    transports.append(transport)
+    with transaction(rt.sessions) as session:
+        add_device(session, rt.vault, lab)
+    itf = lab.interfaces[1]
+    outcome = run(
+        rt,
+        {
+            "service_type": "l2_vlan",
+            "customer": "ACME",
+            "params": {"vlan": 220, "vlan_name": "ACME-220", "description": "ACME L2 220"},
+            "targets": [{"device": lab.name, "params": {"interface": itf.name}}],
+        },
+    )
+    assert outcome.state == "completed", outcome.message
+    assert itf.alias == "ACME L2 220"
+    assert snmpget(lab, f".1.3.6.1.2.1.31.1.1.1.18.{itf.if_index}") == '"ACME L2 220"'
+
+    with transaction(rt.sessions) as session:
+        before = normalize_config(backup_text(rt, session, lab.name))
+    outcome = run(
+        rt,
+        {
+            "service_type": "l2_vlan",
+            "customer": "ACME",
+            "params": {"vlan": 221, "vlan_name": "ACME-221", "description": "ACME L2 221"},
+            "targets": [{"device": lab.name, "params": {"interface": "ge-0/0/9"}}],
+        },
+    )
+    assert outcome.state == "rolled_back", outcome.message
+    with transaction(rt.sessions) as session:
+        item = orders.items(session, outcome.order_id)[0]
+        pre = session.get(ConfigBackup, item.backup_id)
+        assert pre is not None and normalize_config(pre.text) == before
+    assert itf.alias == "ACME L2 220"
+
+
+def backup_text(rt: Runtime, session: Any, hostname: str) -> str:
+    from collectors.backup import latest_backup
+    from inventory.models import Device
+
+    device = session.scalar(select(Device).where(Device.hostname == hostname))
+    row = latest_backup(session, device.id)
+    assert row is not None
+    return row.text
