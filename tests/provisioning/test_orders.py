@@ -249,3 +249,10 @@ def pool_created():
     from faultloop import clock
 
     return clock.now()
+
+
+def test_readme_shows_the_order_state_table_as_enforced() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    assert policy.table_markdown() in readme
