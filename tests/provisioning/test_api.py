@@ -129,5 +129,8 @@ def test_execute_over_http_shuts_a_port_and_the_service_is_active(api, lab_ssh, 
         service = client.get(f"/api/v1/services/{r.json()['service_id']}", headers=prov).json()
         assert service["state"] == "active"
         assert [(x["hostname"], x["interface"]) for x in service["resources"]] == [(lab.name, lab.interfaces[1].name)]
+        metrics = client.get("/metrics").text
+        assert 'faultloop_provisioning_orders_total{outcome="completed"}' in metrics
+        assert "faultloop_provisioning_device_push_seconds_bucket" in metrics
     finally:
         transport.close()

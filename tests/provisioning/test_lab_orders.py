@@ -289,3 +289,42 @@ def backup_text(rt: Runtime, session: Any, hostname: str) -> str:
     row = latest_backup(session, device.id)
     assert row is not None
     return row.text
+
+
+def test_modify_replaces_the_description_and_vlan_and_updates_the_service(rt, lab_ssh, bg, transports) -> None:
+    lab, device_id = _device(rt, lab_ssh, bg, transports, "pv-mod1")
+    itf = lab.interfaces[1]
+    first = run(
+        rt,
+        {
+            "service_type": "business_internet",
+            "customer": "ACME",
+            "params": {"vlan": 140, "description": "ACME old"},
+            "targets": [{"device": lab.name, "params": {"interface": itf.name}}],
+        },
+    )
+    assert first.state == "completed", first.message
+    with transaction(rt.sessions) as session:
+        service_id = orders.get_order(session, first.order_id).service_id
+    second = run(
+        rt,
+        {
+            "action": "modify",
+            "service_type": "business_internet",
+            "customer": "ACME",
+            "service_id": service_id,
+            "params": {"vlan": 141, "description": "ACME new"},
+            "targets": [{"device": lab.name, "params": {}}],  # the interface is kept from the active service
+        },
+    )
+    assert second.state == "completed", second.message
+    config = running_config(lab)
+    assert " description ACME new" in config and " switchport access vlan 141" in config
+    assert "vlan 140" not in config and "ACME old" not in config
+    assert snmpget(lab, f".1.3.6.1.2.1.31.1.1.1.18.{itf.if_index}") == '"ACME new"'
+    with transaction(rt.sessions) as session:
+        service = session.get(ServiceInstance, service_id)
+        assert service is not None and service.state == "active"
+        assert service.params["devices"][str(device_id)]["vlan"] == 141
+        res = session.scalars(select(ServiceResource).where(ServiceResource.service_id == service_id)).all()
+        assert [(r.interface, r.vlan) for r in res] == [(itf.name, 141)]
