@@ -62,6 +62,7 @@ class ActiveAlarm:
     pending_clear: bool = False
     cleared_at: datetime | None = None
     maintenance_window: int | None = None
+    groups: bool = False  # its rule groups the device's interface alarms under it
 
 
 @dataclass
@@ -157,6 +158,7 @@ class AlarmCore:
                 muted=r.muted,
                 suppression=r.suppression_reason,
                 flapping=r.flapping,
+                groups=bool(rule and rule.groups_interfaces),
             )
             by_id[r.id] = alarm
             self._index(alarm)
@@ -256,6 +258,7 @@ class AlarmCore:
         for alarm in self.active.values():
             rule = self.rules.by_alarm_type.get(alarm.alarm_type)
             alarm.topology = rule.topology if rule else None
+            alarm.groups = bool(rule and rule.groups_interfaces)
 
     # ---- processing ------------------------------------------------------------------------
 
@@ -438,11 +441,12 @@ class AlarmCore:
             first=event.time,
             last=event.time,
         )
+        alarm.groups = bool(rule and rule.groups_interfaces)
         batch.raising[id(alarm)] = event
         batch.new.append(alarm)
         self._index(alarm)
         batch.note(alarm, "raised", "raised", event_type=event.event_type, severity=alarm.severity)
-        if alarm.topology is not None:
+        if alarm.topology is not None or alarm.groups or self._grouped_by(alarm) is not None:
             batch.topology_dirty = True
         self._schedule_escalations(alarm, rule)
         return alarm
@@ -454,8 +458,18 @@ class AlarmCore:
         alarm.pending_clear = False
         self._unindex(alarm)
         batch.note(alarm, "cleared", "cleared", reason=reason)
-        if alarm.topology is not None or alarm.root_cause or alarm.parent is not None:
+        if alarm.topology is not None or alarm.groups or alarm.root_cause or alarm.parent is not None:
             batch.topology_dirty = True
+
+    def _grouped_by(self, alarm: ActiveAlarm) -> ActiveAlarm | None:
+        """The active alarm of the same device that groups this interface alarm, if any."""
+        if not alarm.managed_object.startswith("interface:"):
+            return None
+        for key in self.by_device.get(alarm.device, ()):
+            other = self.active.get(key)
+            if other is not None and other.groups and other is not alarm:
+                return other
+        return None
 
     def _count_escalation(self, rule: MappingRule | None, count: int) -> str | None:
         if rule is None:
@@ -517,7 +531,7 @@ class AlarmCore:
     # ---- topology correlation ---------------------------------------------------------------
 
     def _after(self, batch: _Batch, now: datetime) -> None:
-        if not self.graph.roots:
+        if not self.graph.roots and not batch.topology_dirty:
             return
         reach = self._reach
         if (
@@ -553,6 +567,8 @@ class AlarmCore:
         alarmed = set(self.by_device)
         # Devices whose alarms may be symptoms: cut off, or at the far end of a failed link.
         candidates = {d for d in alarmed if d in self.graph.adjacency and d not in reach}
+        groupers = {a.device: a for a in self.active.values() if a.groups}
+        candidates |= set(groupers)
         for link in failed_links:
             for end in self.graph.link_ends[link]:
                 candidates.add(end[0])
@@ -592,6 +608,9 @@ class AlarmCore:
                         parent, reason = device_alarm.get(device), f"device {device} unreachable"
                 else:
                     parent, reason = cause_alarm(cause)
+                grouper = groupers.get(device)
+                if parent is None and grouper is not None and alarm.managed_object.startswith("interface:"):
+                    parent, reason = grouper, f"{grouper.alarm_type} on device {device}"
                 if parent is None or parent is alarm:
                     continue
                 # Settle window: a symptom older than its cause by more than settle_s is an independent fault.

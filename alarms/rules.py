@@ -68,6 +68,7 @@ class MappingRule(BaseModel):
     severity: AlarmSeverity | None = None  # None: the event's own severity
     reduction_key: str = DEFAULT_KEY
     topology: Literal["device", "link"] | None = None  # what a raised alarm says about the topology
+    groups_interfaces: bool = False  # interface alarms of the same device (within the settle window) group under it
     escalate: list[Escalation] = []
 
     _template = field_validator("reduction_key")(classmethod(lambda cls, v: _check_template(v)))

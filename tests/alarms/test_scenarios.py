@@ -20,6 +20,7 @@ def test_the_required_scenarios_exist():
         "maintenance_window",
         "symptoms_before_cause",
         "storm_500",
+        "reboot_groups_interfaces",
     } <= names
 
 
