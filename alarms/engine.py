@@ -446,7 +446,7 @@ class AlarmCore:
         batch.new.append(alarm)
         self._index(alarm)
         batch.note(alarm, "raised", "raised", event_type=event.event_type, severity=alarm.severity)
-        if alarm.topology is not None or alarm.groups or self._grouped_by(alarm) is not None:
+        if (alarm.topology is not None and self.graph.roots) or alarm.groups or self._grouped_by(alarm) is not None:
             batch.topology_dirty = True
         self._schedule_escalations(alarm, rule)
         return alarm
@@ -458,7 +458,7 @@ class AlarmCore:
         alarm.pending_clear = False
         self._unindex(alarm)
         batch.note(alarm, "cleared", "cleared", reason=reason)
-        if alarm.topology is not None or alarm.groups or alarm.root_cause or alarm.parent is not None:
+        if (alarm.topology is not None and self.graph.roots) or alarm.groups or alarm.root_cause or alarm.parent:
             batch.topology_dirty = True
 
     def _grouped_by(self, alarm: ActiveAlarm) -> ActiveAlarm | None:
