@@ -27,7 +27,7 @@ from typing import Any, Literal, Protocol
 import httpx
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from alarms.bus import AlarmChange
@@ -289,26 +289,41 @@ class Notifier:
         if not routes:
             return 0
         added = 0
-        alarms = session.scalars(
-            select(Alarm).where(Alarm.state == "active", Alarm.muted.is_(False), Alarm.acknowledged.is_(False))
-        ).all()
+        # Only alarms someone was already told about can be re-notified or escalated: the outbox
+        # rows give them, in two grouped queries (no query per alarm).
+        last_plain: dict[tuple[int, str], datetime] = {}
+        escalated: set[tuple[int, str]] = set()
+        for alarm_id, route_name, reason, latest in session.execute(
+            select(Notification.alarm_id, Notification.route, Notification.reason, func.max(Notification.created_at))
+            .join(Alarm, Alarm.id == Notification.alarm_id)
+            .where(Alarm.state == "active", Alarm.muted.is_(False), Alarm.acknowledged.is_(False))
+            .group_by(Notification.alarm_id, Notification.route, Notification.reason)
+        ):
+            if reason == "escalation":
+                escalated.add((alarm_id, route_name))
+            else:
+                key = (alarm_id, route_name)
+                last_plain[key] = max(latest, last_plain.get(key, latest))
+        if not last_plain:
+            return 0
+        alarms = session.scalars(select(Alarm).where(Alarm.id.in_({a for a, _ in last_plain}))).all()
+        by_route = {r.name: r for r in routes}
+        per_alarm: dict[int, list[tuple[str, datetime]]] = {}
+        for (alarm_id, route_name), last in last_plain.items():
+            per_alarm.setdefault(alarm_id, []).append((route_name, last))
         for alarm in alarms:
-            site, tags = _device_scope(session, alarm.device)
-            for route in routes:
-                if not route.matches(alarm.severity, alarm.device, site, tags):
+            for route_name, last in per_alarm.get(alarm.id, []):
+                route = by_route.get(route_name)
+                if route is None:
                     continue
-                sent = session.scalars(
-                    select(Notification).where(Notification.alarm_id == alarm.id, Notification.route == route.name)
-                ).all()
-                plain = [n.created_at for n in sent if n.reason != "escalation"]
-                if route.renotify_s and plain and now - max(plain) >= timedelta(seconds=route.renotify_s):
+                if route.renotify_s and now - last >= timedelta(seconds=route.renotify_s):
                     self._add(session, alarm, route, route.channels, "renotify")
                     added += len(route.channels)
                 if (
                     route.escalate_after_s
                     and route.escalate_to
                     and now - alarm.first_occurrence >= timedelta(seconds=route.escalate_after_s)
-                    and not any(n.reason == "escalation" for n in sent)
+                    and (alarm.id, route.name) not in escalated
                 ):
                     self._add(session, alarm, route, route.escalate_to, "escalation")
                     added += len(route.escalate_to)
