@@ -176,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
             "parallel save phase (write memory + post-change backup, same session): "
             f"median {statistics.median(finals):.2f} s, slowest {max(finals):.2f} s"
         )
+        print("parallel phases (s): " + ", ".join(f"{k} {v:.2f}" for k, v in par.phases_s.items()))
         print(
             f"parallel total / slowest single push in the parallel run: {par_total / max(p_push):.2f}x (target <= 1.5x)"
         )

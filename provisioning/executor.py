@@ -229,8 +229,10 @@ def push_device(
                 result.message = f"{result.stage}: {_reason(exc)}"
             report()
             if hold is not None and result.touched and result.backup_text is not None:
+                # read the new configuration while the order decides (it becomes the post-change backup)
+                after = _guarded_text(conn, job) if result.ok else None
                 if hold.wait() == "save":
-                    final = _guarded(job, "save", lambda: _save_in(conn, rt, job, order_id))
+                    final = _guarded(job, "save", lambda: _save_in(conn, rt, job, order_id, text=after))
                 else:
                     final = _guarded(job, "rollback", lambda: _rollback_in(conn, job, result.backup_text or ""))
     except Exception as exc:
@@ -344,8 +346,16 @@ def snmp_checks(rt: Runtime, jobs: Sequence[DeviceJob]) -> dict[int, str | None]
     return asyncio.run(run())
 
 
-def _save_in(conn: Any, rt: Runtime, job: DeviceJob, order_id: int) -> DeviceResult:
-    """Save the running configuration and store it as the post-change backup."""
+def _guarded_text(conn: Any, job: DeviceJob) -> str | None:
+    try:
+        return fetch_config(conn, conn.device_type)
+    except Exception as exc:  # read again at save time
+        log.info("post-change read of %s failed early: %s", job.hostname, type(exc).__name__)
+        return None
+
+
+def _save_in(conn: Any, rt: Runtime, job: DeviceJob, order_id: int, *, text: str | None = None) -> DeviceResult:
+    """Save the running configuration and store it (``text``: read after the push) as the post-change backup."""
     result = DeviceResult(job.device_id, job.hostname, ok=False, stage="save", touched=True)
     _enable(conn, job.platform)
     if job.platform == "cisco_ios":
@@ -353,7 +363,8 @@ def _save_in(conn: Any, rt: Runtime, job: DeviceJob, order_id: int) -> DeviceRes
         if rules.device_errors(job.platform, out):
             result.message = "save: the device refused to save its configuration"
             return result
-    text = fetch_config(conn, conn.device_type)
+    if text is None:
+        text = fetch_config(conn, conn.device_type)
     with write_transaction(rt) as session:
         device = session.get(Device, job.device_id)
         if device is not None:
@@ -428,6 +439,7 @@ class ExecutionOutcome:
     state: str
     message: str
     results: tuple[DeviceResult, ...]
+    phases_s: dict[str, float] = field(default_factory=dict)  # wall time per phase (for the bench)
 
 
 def _start(rt: Runtime, order_id: int, *, actor: str, role: str) -> list[DeviceJob]:
@@ -499,7 +511,17 @@ def execute_order(
     rt: Runtime, order_id: int, *, actor: str, role: str, sink: ObservationSink | None = None
 ) -> ExecutionOutcome:
     """Run an approved order now. Raises only before anything is sent (state, window, busy devices)."""
+    mark = time.monotonic()
+    phases: dict[str, float] = {}
+
+    def phase(name: str) -> None:
+        nonlocal mark
+        now = time.monotonic()
+        phases[name] = now - mark
+        mark = now
+
     jobs = _start(rt, order_id, actor=actor, role=role)
+    phase("start")
     settings = rt.settings
     hold: Hold | None = None
     held: list[Future[tuple[DeviceResult, DeviceResult | None]]] = []
@@ -514,6 +536,7 @@ def execute_order(
         pushed = sorted(reports, key=lambda r: order_of[r.device_id])
     else:
         pushed = [p for p, _ in _parallel_pairs(rt, lambda j: push_device(rt, j, order_id=order_id, sink=sink), jobs)]
+    phase("push")
     try:
         by_id = {r.device_id: r for r in pushed}
         failed = [r for r in pushed if not r.ok]
@@ -541,6 +564,7 @@ def execute_order(
             hold.decide("rollback")
             pool.shutdown()
         raise
+    phase("verify")
     finals: list[DeviceResult]
     if hold is not None and pool is not None:
         hold.decide("save" if not failed else "rollback")
@@ -551,6 +575,7 @@ def execute_order(
     else:
         touched = [j for j in jobs if by_id[j.device_id].touched and by_id[j.device_id].backup_text is not None]
         finals = _parallel(rt, lambda j: rollback_device(rt, j, by_id[j.device_id].backup_text or ""), touched)
+    phase("save_or_rollback")
     if not failed:
         failed_saves = [r for r in finals if not r.ok]
         outcome = "completed" if not failed_saves else "failed"
@@ -590,6 +615,7 @@ def execute_order(
             maintenance.close_window(
                 session, order.maintenance_window_id, grace_s=rt.settings.provisioning_window_grace_s, actor=actor
             )
+    phase("finish")
     ORDERS.labels(outcome=outcome).inc()
     log.info("order %d %s: %s", order_id, outcome, message)
     return ExecutionOutcome(
@@ -597,4 +623,5 @@ def execute_order(
         state=outcome,
         message=message,
         results=tuple(replace(r, backup_text=None) for r in [*pushed, *finals]),
+        phases_s=phases,
     )

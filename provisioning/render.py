@@ -16,6 +16,7 @@ variable raises instead of rendering an empty string.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -143,7 +144,7 @@ class ServiceType:
         return lines
 
     def checks(self, platform: str, params: dict[str, Any]) -> tuple[list[ShowCheck], list[SnmpCheck]]:
-        env = _env()
+        env = _CHECKS
         escaped = {k: re.escape(str(v)) for k, v in params.items()}
         shows = [
             ShowCheck(
@@ -160,6 +161,20 @@ class ServiceType:
 
 def _env() -> SandboxedEnvironment:
     return SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+
+
+class _CheckTemplates:
+    """Check strings compiled once per process (an order renders them for every device)."""
+
+    def __init__(self) -> None:
+        self.env = _env()
+
+    @functools.lru_cache(maxsize=1024)  # noqa: B019 - one module-level instance, lives as long as the process
+    def from_string(self, source: str) -> Any:
+        return self.env.from_string(source)
+
+
+_CHECKS = _CheckTemplates()
 
 
 def sandbox_render(source: str, **params: Any) -> str:
