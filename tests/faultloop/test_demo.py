@@ -1,0 +1,69 @@
+"""`faultloop demo` end to end: lab up, inventory imported, API answers with the printed
+credentials, Ctrl-C stops everything cleanly."""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+
+
+def _free_port(kind=socket.SOCK_STREAM):
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_demo_serves_the_lab_inventory_with_the_printed_credentials(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FAULTLOOP_")}
+    port = _free_port()
+    env.update(
+        FAULTLOOP_DATA_DIR=str(tmp_path / "var"),
+        FAULTLOOP_CONFIG=str(tmp_path / "none.toml"),
+        FAULTLOOP_PORT=str(port),
+        FAULTLOOP_TRAP_PORT=str(_free_port(socket.SOCK_DGRAM)),
+        FAULTLOOP_SYSLOG_PORT=str(_free_port(socket.SOCK_DGRAM)),
+        COLUMNS="200",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "faultloop.cli", "demo"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 120
+        while not any("stop:" in line for line in lines):
+            assert proc.poll() is None, "".join(lines)
+            assert time.monotonic() < deadline, "demo did not announce itself:\n" + "".join(lines)
+            time.sleep(0.2)
+        text = "".join(lines)
+        token = re.search(r"API token:\s+(flt_\S+)", text).group(1)
+        password = re.search(r"password (\S+) \(shown once\)", text).group(1)
+        base = f"http://127.0.0.1:{port}"
+        assert httpx.get(f"{base}/healthz").json() == {"status": "ok"}
+        devices = httpx.get(f"{base}/api/v1/devices", headers={"Authorization": f"Bearer {token}"}).json()
+        assert devices["total"] == 20
+        login = httpx.post(f"{base}/api/v1/auth/token", json={"username": "admin", "password": password})
+        assert login.status_code == 201
+        assert httpx.get(f"{base}/readyz").status_code == 200
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        reader.join(timeout=5)
+    assert proc.returncode == 0, "".join(lines)
+    assert "demo stopped" in "".join(lines)
+    assert "Traceback" not in "".join(lines)
