@@ -3,7 +3,7 @@
 import pytest
 from fastapi.testclient import TestClient
 
-from faultloop.app import Pipeline, create_app
+from faultloop.app import Pipeline, StartupError, create_app
 
 
 class Recorder:
@@ -33,6 +33,6 @@ def test_lifespan_starts_and_stops_in_order(runtime):
 async def test_a_failed_start_stops_what_was_started():
     log = []
     pipeline = Pipeline([Recorder("a", log), Recorder("b", log, fail_start=True), Recorder("c", log)])
-    with pytest.raises(RuntimeError, match="cannot bind"):
+    with pytest.raises(StartupError, match="cannot start b: cannot bind"):
         await pipeline.start()
     assert log == ["start a", "stop a"]
