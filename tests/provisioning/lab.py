@@ -43,7 +43,9 @@ def lab_device(lab_ssh: LabSsh, bg: BackgroundLoop, name: str, device_type: str 
     return device, transport
 
 
-def add_device(session: Session, vault: Vault, device: LabDevice, *, snmp: bool = True) -> int:
+def add_device(
+    session: Session, vault: Vault, device: LabDevice, *, snmp: bool = True, password: str = LAB_SSH_PASSWORD
+) -> int:
     body: dict[str, Any] = {
         "hostname": device.name,
         "address": device.address,
@@ -54,7 +56,7 @@ def add_device(session: Session, vault: Vault, device: LabDevice, *, snmp: bool 
         "ssh": {
             "port": device.ssh_port,
             "username": LAB_SSH_USERNAME,
-            "password": LAB_SSH_PASSWORD,
+            "password": password,
             "host_key_policy": "tofu",
         },
     }
