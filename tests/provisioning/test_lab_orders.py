@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from netmiko import ConnectHandler
 from sqlalchemy import select
 
+from alarms.maintenance import Window, covering
 from alarms.models import MaintenanceWindow
 from collectors.backup import backup_device, normalize_config
 from collectors.backup_models import ConfigBackup
+from faultloop import clock
 from faultloop.db import transaction
 from faultloop.errors import Conflict
 from faultloop.lab.model import LabDevice
@@ -123,6 +126,33 @@ def test_activation_changes_running_config_and_snmp_then_terminate_removes_it(rt
         window = session.get(MaintenanceWindow, order.maintenance_window_id)
         assert window is not None and window.interfaces == [f"{lab.name}:{itf.name}"]
         assert window.ends_at is not None and window.ends_at > window.starts_at
+        # the alarm engine's predicate: the expected linkDown/linkUp of this port is muted, others are not
+        muted = Window(
+            id=window.id,
+            name=window.name,
+            starts_at=window.starts_at,
+            ends_at=window.ends_at,
+            rrule=None,
+            cron=None,
+            duration_s=None,
+            devices=frozenset(window.devices),
+            sites=frozenset(),
+            tags=frozenset(),
+            interfaces=frozenset(window.interfaces),
+        )
+        at = clock.now()
+        assert covering([muted], at, device=lab.name, managed_object=f"interface:{itf.name}", site=None, tags=())
+        assert not covering(
+            [muted], at, device=lab.name, managed_object="interface:GigabitEthernet0/0", site=None, tags=()
+        )
+        assert not covering(
+            [muted],
+            window.ends_at + timedelta(seconds=1),
+            device=lab.name,
+            managed_object=f"interface:{itf.name}",
+            site=None,
+            tags=(),
+        )
         steps = [e.action for e in orders.timeline(session, order.id)]
         assert steps == [
             "order.create",
