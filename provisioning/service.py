@@ -319,6 +319,13 @@ def _validate(session: Session, order: ServiceOrder) -> None:
     pool_field = st.pool_field
     if pool_field and data.vlan_pool and order.action == "activate":
         pool = _pool(session, data.vlan_pool)
+        if pool.site_id is not None:  # a site's pool serves that site's devices only
+            for seq, target in enumerate(targets):
+                if _device(session, target.device).site_id != pool.site_id:
+                    raise InvalidInput(
+                        f"targets[{seq}].device: {target.device} is not at the site of VLAN pool {pool.name!r}",
+                        field=f"targets[{seq}].device",
+                    )
         existing = session.scalar(select(VlanAllocation.vlan).where(VlanAllocation.service_id == instance.id))
         if existing is None:
             existing = allocate_vlan(session, pool=pool, service_id=instance.id, wanted=common.get(pool_field))

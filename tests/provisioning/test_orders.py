@@ -256,3 +256,19 @@ def test_readme_shows_the_order_state_table_as_enforced() -> None:
 
     readme = (Path(__file__).parents[2] / "README.md").read_text()
     assert policy.table_markdown() in readme
+
+
+def test_a_site_pool_serves_only_that_sites_devices(session, vault) -> None:
+    from inventory.schemas import SiteIn
+
+    site = inventory.create_site(session, SiteIn.model_validate({"name": "metro-east"}), actor="t")
+    orders.create_pool(session, VlanPoolIn(name="east", site="metro-east", vlan_min=10, vlan_max=20), actor="t")
+    _device(session, vault, "r-elsewhere")
+    order = orders.create_order(session, orders.parse_order({**_body("r-elsewhere"), "vlan_pool": "east"}), actor="p")
+    with (
+        pytest.raises(InvalidInput, match="r-elsewhere is not at the site of VLAN pool 'east'"),
+        session.begin_nested(),
+    ):
+        orders.act(session, order.id, "validate", actor="p", role="provisioner", four_eyes=True)
+    assert _count(session, VlanAllocation) == 0
+    assert site.id is not None
