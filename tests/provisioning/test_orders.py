@@ -4,16 +4,17 @@ Runs on SQLite and, with FAULTLOOP_TEST_DATABASE_URL, on PostgreSQL."""
 from __future__ import annotations
 
 import threading
+import uuid
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import OperationalError
 
 from faultloop.audit.models import AuditEntry
-from faultloop.db import transaction
+from faultloop.db import make_sessionmaker, transaction
 from faultloop.errors import Conflict, Forbidden, InvalidInput
 from inventory import service as inventory
 from inventory.schemas import DeviceIn
@@ -21,9 +22,6 @@ from provisioning import policy
 from provisioning import service as orders
 from provisioning.models import OrderItem, ServiceInstance, ServiceOrder, VlanAllocation, VlanPool
 from provisioning.schemas import VlanPoolIn
-from tests.collectors import cli_lab
-
-file_runtime = cli_lab.file_runtime
 
 
 def _device(session, vault, name: str, device_type: str = "cisco_ios") -> int:
@@ -195,12 +193,16 @@ def test_state_table_never_accepts_an_unlisted_move(moves) -> None:
     assert state in policy.STATES
 
 
-def test_vlan_allocation_holds_under_concurrent_orders(file_runtime) -> None:
-    """Eight writers race for a 40-VLAN pool; the unique (pool, vlan) constraint lets no VLAN go twice."""
-    rt = file_runtime
-    with transaction(rt.sessions) as session:
-        pool = orders.create_pool(session, VlanPoolIn(name="race", vlan_min=200, vlan_max=239), actor="t")
-        pool_id = pool.id
+def test_vlan_allocation_holds_under_concurrent_orders(db_engine) -> None:
+    """Eight writers race for a 40-VLAN pool with real commits (SQLite file / PostgreSQL); the unique
+    (pool, vlan) constraint lets no VLAN go twice."""
+    factory = make_sessionmaker(db_engine)
+    name = f"race-{uuid.uuid4().hex[:8]}"
+    with transaction(factory) as session:
+        race_pool = VlanPool(name=name, vlan_min=200, vlan_max=239)  # no audit row: the audit log is append-only
+        session.add(race_pool)
+        session.flush()
+        pool_id = race_pool.id
         services = []
         for i in range(48):
             s = ServiceInstance(
@@ -222,7 +224,7 @@ def test_vlan_allocation_holds_under_concurrent_orders(file_runtime) -> None:
         for sid in ids:
             for _attempt in range(50):  # SQLite: a writer that lost the lock retries, as a job would
                 try:
-                    with transaction(rt.sessions) as session:
+                    with transaction(factory) as session:
                         p = session.get(VlanPool, pool_id)
                         assert p is not None
                         vlan = orders.allocate_vlan(session, pool=p, service_id=sid)
@@ -236,13 +238,19 @@ def test_vlan_allocation_holds_under_concurrent_orders(file_runtime) -> None:
                         refused.append(exc.detail)
                     break
 
-    threads = [threading.Thread(target=worker, args=(services[i::8],)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert len(got) == 40 and len(set(got)) == 40 and set(got) == set(range(200, 240))
-    assert len(refused) == 8 and all("no free VLAN" in r for r in refused)
+    try:
+        threads = [threading.Thread(target=worker, args=(services[i::8],)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(got) == 40 and len(set(got)) == 40 and set(got) == set(range(200, 240))
+        assert len(refused) == 8 and all("no free VLAN" in r for r in refused)
+    finally:  # real commits: leave the shared test database as it was
+        with transaction(factory) as session:
+            session.execute(delete(VlanAllocation).where(VlanAllocation.pool_id == pool_id))
+            session.execute(delete(ServiceInstance).where(ServiceInstance.id.in_(services)))
+            session.execute(delete(VlanPool).where(VlanPool.id == pool_id))
 
 
 def pool_created():
