@@ -72,6 +72,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     if parsed.drivername == "postgresql":
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    # FastAPI runs sync dependencies and endpoints on a 40-thread pool: a smaller connection pool makes
+    # requests queue (and overflow connections are reopened per request, a backend fork each on PostgreSQL).
+    kwargs.setdefault("pool_size", 20)
+    kwargs.setdefault("max_overflow", 20)
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 

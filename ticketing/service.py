@@ -31,7 +31,7 @@ from faultloop.accounts.models import User
 from faultloop.errors import Conflict, Forbidden, InvalidInput, NotFound
 from inventory.models import Device, Interface, Link
 from ticketing import dispatch, metrics, sla
-from ticketing.errors import IdempotencyInProgress, StaleVersion
+from ticketing.errors import DatabaseBusy, IdempotencyInProgress, StaleVersion
 from ticketing.models import IdempotencyKey, Ticket, TicketAlarm, TicketEvent
 from ticketing.policy import OPEN_STATES, PRIORITIES, SEVERITY_RANK, Policy, check
 
@@ -193,15 +193,16 @@ def _record(
     )
 
 
-def _flush(session: Session, ticket_id: int) -> None:
-    """Flush; a lost race on the version (or SQLite's snapshot lock) is the client's 409."""
+def _flush(session: Session, ticket_id: int, *, client_version: bool = True) -> None:
+    """Flush; a lost race on the version is the client's 409 when it sent a version, else a retry (busy)."""
     try:
         session.flush()
     except StaleDataError:
-        raise StaleVersion(f"ticket {ticket_id} was changed by someone else; reload it and retry") from None
+        error = StaleVersion if client_version else DatabaseBusy
+        raise error(f"ticket {ticket_id} was changed by someone else; reload it and retry") from None
     except OperationalError as exc:
         if "locked" in str(exc.orig).lower():
-            raise StaleVersion(f"ticket {ticket_id} is being changed by someone else; reload it and retry") from None
+            raise DatabaseBusy(f"ticket {ticket_id} is being changed by someone else; reload it and retry") from None
         raise
 
 
@@ -347,7 +348,7 @@ def transition(
         _record(session, ticket, actor=actor, action=action, now=now, from_state=from_state, to_state=to_state,
                 **changes)  # fmt: skip
         _sla_effects(session, policy, ticket, breaches, now)
-    _flush(session, ticket_id)
+    _flush(session, ticket_id, client_version=expected_version is not None)
     _observe(session, ticket, action)
     return ticket
 
@@ -743,7 +744,7 @@ def idempotency_claim(
         return found, True
     except OperationalError as exc:
         if "locked" in str(exc.orig).lower():
-            raise IdempotencyInProgress("Idempotency-Key: a request with this key is in progress; retry") from None
+            raise DatabaseBusy("Idempotency-Key: a request with this key is in progress; retry") from None
         raise
     return row, False
 

@@ -25,6 +25,7 @@ from faultloop.accounts.models import User
 from faultloop.errors import InvalidInput
 from faultloop.runtime import Runtime
 from ticketing import dispatch, service
+from ticketing.errors import DatabaseBusy
 from ticketing.models import TechnicianProfile, Ticket
 from ticketing.policy import STATES, Policy, allowed_actions, load_policy
 from ticketing.schemas import (
@@ -108,7 +109,33 @@ def _write(
     effect: Callable[[], tuple[BaseModel, int | None]],
     status_code: int = 200,
 ) -> JSONResponse:
-    """Run a POST's effect once per Idempotency-Key; the stored answer is replayed to retries."""
+    """Run a POST's effect once per Idempotency-Key; the stored answer is replayed to retries.
+
+    SQLite refuses a write whose read snapshot is older than another commit (DatabaseBusy): the
+    whole effect is run again in a fresh transaction, a few times, before the client sees a 409.
+    """
+    for attempt in range(BUSY_RETRIES):
+        try:
+            return _write_once(request, session, user, key, body, effect, status_code)
+        except DatabaseBusy:
+            if attempt == BUSY_RETRIES - 1:
+                raise
+            session.rollback()
+    raise AssertionError("unreachable")
+
+
+BUSY_RETRIES = 4
+
+
+def _write_once(
+    request: Request,
+    session: Session,
+    user: User,
+    key: str | None,
+    body: BaseModel | None,
+    effect: Callable[[], tuple[BaseModel, int | None]],
+    status_code: int,
+) -> JSONResponse:
     claim = None
     if key is not None:
         digest = service.request_hash(request.method, request.url.path, body.model_dump(mode="json") if body else None)
