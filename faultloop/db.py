@@ -63,6 +63,13 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or (parsed.database and parsed.database != ":memory:"):
+        # FastAPI runs sync dependencies (the session's commit included) and endpoints on one 40-thread
+        # pool; with fewer pooled connections than threads, threads waiting for a connection can starve
+        # the commit that would free one (seen at 100 req/s). Overflow connections are also reopened per
+        # request, a backend fork each on PostgreSQL.
+        kwargs.setdefault("pool_size", 20)
+        kwargs.setdefault("max_overflow", 20)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
@@ -72,10 +79,6 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     if parsed.drivername == "postgresql":
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
-    # FastAPI runs sync dependencies and endpoints on a 40-thread pool: a smaller connection pool makes
-    # requests queue (and overflow connections are reopened per request, a backend fork each on PostgreSQL).
-    kwargs.setdefault("pool_size", 20)
-    kwargs.setdefault("max_overflow", 20)
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 

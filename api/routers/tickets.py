@@ -17,6 +17,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from api.deps import PageDep, SessionDep, UserDep, runtime
@@ -149,6 +150,15 @@ def _write_once(
     payload: dict[str, Any] = jsonable_encoder(result)
     if claim is not None:
         service.idempotency_complete(session, claim, status_code=status_code, response=payload)
+    # Commit here, in the thread that wrote: SQLite holds its write lock from the first write to the commit,
+    # and the request's own teardown may wait for a free worker thread under load (every other writer
+    # would busy-wait on the lock meanwhile). The dependency's commit afterwards has nothing left to do.
+    try:
+        session.commit()
+    except OperationalError as exc:
+        if "locked" in str(exc.orig).lower():
+            raise DatabaseBusy("the database is busy; retry") from None
+        raise
     return JSONResponse(payload, status_code=status_code, headers=_etag(version) if version is not None else None)
 
 
