@@ -127,6 +127,40 @@ class ReceiverMetrics:
         child.inc(n)
 
 
+class ReceiverService:
+    """A UDP receiver as a pipeline service (``faultloop.events.Service``), limits from the settings."""
+
+    name = "receiver"
+
+    def __init__(
+        self,
+        *,
+        settings: Any,
+        host: str,
+        port: int,
+        handler: Handler,
+        sink: ObservationSink,
+        metrics: ReceiverMetrics,
+    ) -> None:
+        self.receiver = UdpReceiver(
+            name=self.name,
+            host=host,
+            port=port,
+            handler=handler,
+            sink=sink,
+            metrics=metrics,
+            queue_size=settings.receiver_queue_size,
+            rate_per_source=settings.receiver_rate_per_source,
+            burst_per_source=settings.receiver_burst_per_source,
+        )
+
+    async def start(self) -> None:
+        await self.receiver.start()
+
+    async def stop(self) -> None:
+        await self.receiver.stop()
+
+
 class UdpReceiver:
     """A UDP listener with a bounded queue and per-source rate limits, feeding a sink."""
 

@@ -26,7 +26,7 @@ from typing import Any, cast
 
 from prometheus_client import Counter
 
-from collectors.receiver import DeviceDirectory, Handled, Malformed, ReceiverMetrics, Rejected, UdpReceiver
+from collectors.receiver import DeviceDirectory, Handled, Malformed, ReceiverMetrics, ReceiverService, Rejected
 from collectors.trapmap import MappingFileError, load_yaml_list
 from faultloop.events import SEVERITIES, Event, ObservationSink, Severity
 from faultloop.metrics import REGISTRY
@@ -246,7 +246,7 @@ def receiver_metrics() -> ReceiverMetrics:
     return ReceiverMetrics(received=SYSLOG_RECEIVED, dropped=SYSLOG_DROPPED, malformed=SYSLOG_MALFORMED, name="syslog")
 
 
-class SyslogReceiverService:
+class SyslogReceiverService(ReceiverService):
     """The syslog receiver as a pipeline service (``faultloop.events.Service``)."""
 
     name = "syslog receiver"
@@ -254,20 +254,11 @@ class SyslogReceiverService:
     def __init__(self, *, settings: Settings, sink: ObservationSink, directory: DeviceDirectory) -> None:
         self.directory = directory
         self.handler = SyslogHandler(rules=load_rules(settings.syslog_rules_file), directory=directory)
-        self.receiver = UdpReceiver(
-            name=self.name,
+        super().__init__(
+            settings=settings,
             host=settings.syslog_host,
             port=settings.syslog_port,
             handler=self.handler,
             sink=sink,
             metrics=receiver_metrics(),
-            queue_size=settings.receiver_queue_size,
-            rate_per_source=settings.receiver_rate_per_source,
-            burst_per_source=settings.receiver_burst_per_source,
         )
-
-    async def start(self) -> None:
-        await self.receiver.start()
-
-    async def stop(self) -> None:
-        await self.receiver.stop()

@@ -14,7 +14,7 @@ from typing import Any
 
 from prometheus_client import Counter
 
-from collectors.receiver import DeviceDirectory, Handled, ReceiverMetrics, UdpReceiver
+from collectors.receiver import DeviceDirectory, Handled, ReceiverMetrics, ReceiverService
 from collectors.trapmap import TrapRule, load_trap_map
 from collectors.traps.message import Notification, decode
 from collectors.traps.usm import UsmUsers, load_users
@@ -145,7 +145,7 @@ def receiver_metrics() -> ReceiverMetrics:
     return ReceiverMetrics(received=TRAPS_RECEIVED, dropped=TRAPS_DROPPED, malformed=TRAPS_MALFORMED, name="trap")
 
 
-class TrapReceiverService:
+class TrapReceiverService(ReceiverService):
     """The trap receiver as a pipeline service (``faultloop.events.Service``)."""
 
     name = "trap receiver"
@@ -167,20 +167,11 @@ class TrapReceiverService:
             users=load_users(users_file) if users_file else UsmUsers(),
             communities=frozenset(c.strip().encode() for c in communities.split(",") if c.strip()),
         )
-        self.receiver = UdpReceiver(
-            name=self.name,
+        super().__init__(
+            settings=settings,
             host=settings.trap_host,
             port=settings.trap_port,
             handler=self.handler,
             sink=sink,
             metrics=receiver_metrics(),
-            queue_size=settings.receiver_queue_size,
-            rate_per_source=settings.receiver_rate_per_source,
-            burst_per_source=settings.receiver_burst_per_source,
         )
-
-    async def start(self) -> None:
-        await self.receiver.start()
-
-    async def stop(self) -> None:
-        await self.receiver.stop()
