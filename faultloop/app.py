@@ -14,8 +14,6 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from fastapi import FastAPI
-from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
 
 from alarms.bus import AlarmBus
 from alarms.notify import Notifier
@@ -28,52 +26,19 @@ from collectors.jobs import PollerService
 from collectors.receiver import DeviceDirectory
 from collectors.syslog import SyslogReceiverService
 from collectors.traps import TrapReceiverService
-from faultloop import migrate
-from faultloop.db import make_engine, make_sessionmaker, safe_url
 from faultloop.events import ObservationSink, Service
-from faultloop.runtime import Runtime
-from faultloop.settings import Settings
-from faultloop.vault import open_vault
+from faultloop.runtime import (  # noqa: F401 - re-exported: the app is where callers look for them
+    Runtime,
+    StartupError,
+    build_runtime,
+    check_database,
+    configure_logging,
+)
 from provisioning.jobs import ProvisioningService
 from provisioning.unplanned import UnplannedChangeSink
 from ticketing.jobs import TicketingService
 
 log = logging.getLogger("faultloop")
-
-
-class StartupError(Exception):
-    """A condition that stops the service from starting; the message says what to fix."""
-
-
-def build_runtime(settings: Settings) -> Runtime:
-    engine = make_engine(settings.effective_database_url)
-    return Runtime(settings=settings, engine=engine, sessions=make_sessionmaker(engine), vault=open_vault(settings))
-
-
-def check_database(rt: Runtime, *, require_current: bool = True) -> None:
-    url = safe_url(rt.settings.effective_database_url)
-    try:
-        with rt.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except SQLAlchemyError as exc:
-        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
-        raise StartupError(f"cannot reach the database at {url}: {reason}") from None
-    if require_current and not migrate.is_current(rt.engine):
-        raise StartupError(
-            f"the database at {url} is at migration {migrate.current_revision(rt.engine)}, "
-            f"expected {migrate.head_revision()}; run `faultloop db upgrade`"
-        )
-
-
-def configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # asyncssh logs every listener and connection at INFO; the lab opens hundreds.
-    logging.getLogger("asyncssh").setLevel(max(logging.WARNING, logging.getLogger().level))
-    for noisy in ("alembic", "apscheduler"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 @dataclass

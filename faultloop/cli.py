@@ -25,11 +25,10 @@ from sqlalchemy.orm import Session
 
 from faultloop import clock, migrate
 from faultloop.accounts import service as accounts
-from faultloop.app import StartupError, build_runtime, check_database, configure_logging
 from faultloop.db import safe_url, transaction
 from faultloop.errors import DomainError
 from faultloop.events import Event, Sample
-from faultloop.runtime import Runtime
+from faultloop.runtime import Runtime, StartupError, build_runtime, check_database, configure_logging
 from faultloop.settings import Settings, SettingsError, load_settings
 from faultloop.vault import VaultError, finish_key_file, key_from_env, prepend_key_file
 from inventory import files
