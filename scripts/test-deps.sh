@@ -1,0 +1,18 @@
+#!/usr/bin/env sh
+# The test suite talks to real peers: Debian's net-snmp tools (snmpget, snmpbulkwalk,
+# snmptrap, snmpd, snmptrapd) and util-linux's logger. Install them when missing and we
+# can (root with apt-get); otherwise say exactly what is missing and stop.
+missing=""
+for pair in snmpget:snmp snmpbulkwalk:snmp snmptrap:snmp snmpd:snmpd snmptrapd:snmptrapd logger:bsdutils; do
+  cmd=${pair%%:*}; pkg=${pair#*:}
+  if ! command -v "$cmd" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$cmd" ]; then
+    case " $missing " in *" $pkg "*) ;; *) missing="$missing $pkg" ;; esac
+  fi
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "test-deps: installing$missing"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null && exit 0
+fi
+echo "test-deps: the tests need Debian packages:$missing (apt-get install$missing)" >&2
+exit 1
