@@ -1,9 +1,10 @@
 """The wiring module: where the flow of faultloop can be read in one place.
 
-    settings -> database engine + sessions -> vault -> Runtime -> HTTP API
+    settings -> database engine + sessions -> vault -> Runtime -> HTTP API + Pipeline
 
-Later packages plug in here, and only here: collectors hand observations to the alarm
-engine, alarm changes go to ticketing and notifications after commit.
+Packages plug in here, and only here (``build_pipeline``): collectors hand observations
+to the alarm engine, alarm changes go to ticketing, notifications and the live stream
+after commit.
 """
 
 from __future__ import annotations
@@ -75,8 +76,8 @@ def build_pipeline(rt: Runtime, sink: ObservationSink | None = None) -> Pipeline
     """The flow of one faultloop process, wired here and only here.
 
     collectors --(faultloop.events.ObservationSink)--> alarms --(after commit)--> ticketing,
-    notifications, live stream, metrics. Packages that are not built yet add nothing.
-    ``sink`` is the alarm engine's intake; the receivers run only when there is one.
+    notifications, live stream, metrics; provisioning and config backups report to the same sink.
+    ``sink`` replaces the alarm engine as the collectors' intake (tests pass a recorder).
     """
     pipeline = Pipeline()
     settings = rt.settings
@@ -101,7 +102,7 @@ def build_pipeline(rt: Runtime, sink: ObservationSink | None = None) -> Pipeline
     pipeline.services.append(tickets)
     # SNMP poller: every inventory device with SNMP settings, on its interval; findings go to the sink.
     pipeline.services.append(PollerService(rt, sink))
-    if sink is not None and (settings.trap_enabled or settings.syslog_enabled):
+    if settings.trap_enabled or settings.syslog_enabled:
         # one address -> device directory, refreshed from the inventory, shared by both receivers
         directory = DeviceDirectory(rt.sessions, refresh_s=settings.receiver_directory_refresh_s)
         pipeline.services.append(directory)
