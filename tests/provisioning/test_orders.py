@@ -4,6 +4,7 @@ Runs on SQLite and, with FAULTLOOP_TEST_DATABASE_URL, on PostgreSQL."""
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from typing import Any
 
@@ -222,7 +223,10 @@ def test_vlan_allocation_holds_under_concurrent_orders(db_engine) -> None:
 
     def worker(ids: list[int]) -> None:
         for sid in ids:
-            for _attempt in range(50):  # SQLite: a writer that lost the lock retries, as a job would
+            # SQLite: a writer that lost the lock retries with back-off, as a job would, until a deadline
+            deadline = time.monotonic() + 120
+            attempt = 0
+            while True:
                 try:
                     with transaction(factory) as session:
                         p = session.get(VlanPool, pool_id)
@@ -232,7 +236,12 @@ def test_vlan_allocation_holds_under_concurrent_orders(db_engine) -> None:
                         got.append(vlan)
                     break
                 except OperationalError:
-                    continue
+                    attempt += 1
+                    if time.monotonic() > deadline:
+                        with lock:
+                            refused.append(f"service {sid}: still locked out after {attempt} attempts")
+                        break
+                    time.sleep(min(0.2, 0.005 * attempt))
                 except Conflict as exc:
                     with lock:
                         refused.append(exc.detail)
