@@ -86,7 +86,7 @@ async def test_scenario_command_and_http_errors(controlled_lab: LabNetwork, tmp_
     res = await _cli("fault", "scenario", str(sc), "--control", url)
     assert res.exit_code == 0, res.output
     assert json.loads(res.output)["steps"] == 1
-    for _ in range(50):
+    for _ in range(1000):  # the scenario runs as a task: wait up to 10 s for its first step
         if controlled_lab.devices["acc1"].crashed:
             break
         await asyncio.sleep(0.01)

@@ -44,7 +44,7 @@ async def test_ssh_login_and_crash_reboot(ssh_lab: LabNetwork) -> None:
         conn = await _connect(d)
         conn.close()
     ssh_lab.faults.apply("reboot", {"device": "dist1"})
-    for _ in range(50):
+    for _ in range(500):  # the listener restarts in a background task: wait up to 10 s
         if "dist1" in ssh_lab._ssh:
             break
         await asyncio.sleep(0.02)
