@@ -151,6 +151,9 @@ def test_pagination_and_filters(client, auth):
     assert north["total"] == 3
     even = client.get("/api/v1/devices", params={"tag": "even"}, headers=h).json()
     assert even["total"] == 4
+    for wildcard in ("%", "_", "acc_"):  # LIKE wildcards in a search are literal characters
+        assert client.get("/api/v1/devices", params={"q": wildcard}, headers=h).json()["total"] == 0
+    assert client.get("/api/v1/devices", params={"tag": "ev_n"}, headers=h).json()["total"] == 0
     q = client.get("/api/v1/devices", params={"q": "127.0.2.7"}, headers=h).json()
     assert [d["hostname"] for d in q["items"]] == ["acc6"]
     r = client.get("/api/v1/devices", params={"limit": 100000}, headers=h)
