@@ -3,7 +3,6 @@ record authentication attempts, inventory rows pointing at them, a recording sin
 
 from __future__ import annotations
 
-import asyncio
 import random
 import socket
 import threading
@@ -29,20 +28,7 @@ from faultloop.settings import Settings
 from faultloop.vault import Vault
 from inventory import service as inventory
 from inventory.schemas import DeviceIn
-
-
-class BackgroundLoop:
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-
-    def run(self, coro: Any, timeout: float = 15) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
+from tests.support import BackgroundLoop
 
 
 @dataclass

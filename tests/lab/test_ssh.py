@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import random
 import stat
@@ -19,27 +18,12 @@ from netmiko.exceptions import NetmikoAuthenticationException, NetmikoTimeoutExc
 
 from faultloop.lab.model import LabDevice, LabInterface
 from faultloop.lab.ssh import LAB_SSH_PASSWORD, LAB_SSH_USERNAME, lab_host_key, start_ssh_server
-
-
-class BackgroundLoop:
-    """An asyncio loop in a thread: the SSH servers run there while netmiko blocks here."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-
-    def run(self, coro: Any, timeout: float = 10) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
+from tests.support import BackgroundLoop
 
 
 @pytest.fixture(scope="module")
 def bg() -> Iterator[BackgroundLoop]:
-    loop = BackgroundLoop()
+    loop = BackgroundLoop(timeout=10)
     yield loop
     loop.close()
 
