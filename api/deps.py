@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Iterator
 from typing import Annotated
 
@@ -41,6 +43,35 @@ def get_session(rt: Annotated[Runtime, Depends(runtime)]) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
+SESSION_COOKIE = "faultloop_session"
+CSRF_HEADER = "x-csrf-token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def csrf_for(session_token: str) -> str:
+    """The CSRF token of a dashboard session: derived from the HttpOnly session cookie,
+    which another site can neither read nor compute, so nothing extra is stored."""
+    return hmac.new(session_token.encode(), b"faultloop-csrf-v1", hashlib.sha256).hexdigest()
+
+
+def _credentials(request: Request) -> tuple[str, bool]:
+    """(token, from_cookie): a bearer header wins; a browser sends the session cookie."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip(), False
+    cookie = request.cookies.get(SESSION_COOKIE, "")
+    if cookie:
+        return cookie, True
+    raise Unauthorized("missing bearer token (Authorization: Bearer <token>) or dashboard session")
+
+
+def _check_csrf(request: Request, token: str) -> None:
+    sent = request.headers.get(CSRF_HEADER, "")
+    if not sent or not hmac.compare_digest(sent, csrf_for(token)):
+        raise Forbidden("CSRF token missing or wrong (send the X-CSRF-Token header of the page)")
+
+
 def authorize(request: Request, session: SessionDep) -> User | None:
     route = request.scope.get("route")
     path = getattr(route, "path", request.url.path)
@@ -49,11 +80,11 @@ def authorize(request: Request, session: SessionDep) -> User | None:
         raise RouteNotAllowed(f"{request.method} {path} is not in the allow-table; refusing")
     if roles is PUBLIC:
         return None
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("missing bearer token (Authorization: Bearer <token>)")
-    user = accounts.resolve_token(session, token.strip())
+    token, from_cookie = _credentials(request)
+    user = accounts.resolve_token(session, token)
+    if from_cookie and request.method not in SAFE_METHODS:
+        _check_csrf(request, token)
+    request.state.session_token = token if from_cookie else None
     if user.role not in roles:
         raise Forbidden(f"role {user.role.value!r} may not {request.method} {path}")
     return user

@@ -5,10 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import Depends, FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from api import problems
 from api.deps import authorize
 from api.routers import accounts, alarms, collectors, config, health, inventory, metrics, orders, tickets
+from api.web.pages import ROUTERS as PAGE_ROUTERS
+from api.web.render import STATIC_DIR
+from api.web.security import SecurityHeaders
 from faultloop.runtime import Runtime
 
 
@@ -25,4 +29,8 @@ def create_api(rt: Runtime, lifespan: Any = None) -> FastAPI:
     problems.install(app)
     for module in (health, metrics, accounts, inventory, config, collectors, alarms, tickets, orders):
         app.include_router(module.router)
+    for router in PAGE_ROUTERS:
+        app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.add_middleware(SecurityHeaders)
     return app

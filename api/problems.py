@@ -10,9 +10,10 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.web.render import html_error, wants_html
 from faultloop.errors import DomainError
 
 log = logging.getLogger("faultloop.api")
@@ -40,25 +41,31 @@ def _field(loc: tuple[Any, ...]) -> str:
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
-    async def domain_error(request: Request, exc: DomainError) -> JSONResponse:
+    async def domain_error(request: Request, exc: DomainError) -> Response:
+        if wants_html(request):
+            return html_error(request, exc.status, exc.title, exc.detail)
         extra = {"field": exc.field} if exc.field else {}
         extra.update(getattr(exc, "problem_extra", {}))  # e.g. a 409's allowed_actions
         return problem(exc.status, exc.title, exc.detail, request, **extra)
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
         errors = [
             {"field": _field(tuple(e["loc"])), "message": str(e["msg"]).removeprefix("Value error, ")}
             for e in exc.errors()
         ]
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        if wants_html(request):
+            return html_error(request, 422, "Invalid input", detail)
         return problem(422, "Invalid input", detail, request, errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         title = {404: "Not found", 405: "Method not allowed", 401: "Unauthorized", 403: "Forbidden"}.get(
             exc.status_code, "Error"
         )
+        if wants_html(request):
+            return html_error(request, exc.status_code, title, str(exc.detail))
         response = problem(exc.status_code, title, str(exc.detail), request)
         if exc.headers:
             response.headers.update(exc.headers)

@@ -22,6 +22,7 @@ TECHNICIAN = frozenset({Role.technician})
 REPORT_READERS = frozenset({Role.admin, Role.noc, Role.viewer})
 ORDER_AUTHORS = frozenset({Role.admin, Role.provisioner})
 PROVISIONING = frozenset({Role.admin, Role.noc, Role.provisioner})
+BOARD_READERS = frozenset({Role.admin, Role.noc, Role.viewer})
 
 ALLOW: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/healthz"): PUBLIC,
@@ -119,6 +120,37 @@ ALLOW: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/v1/services/{service_id}"): ALL,
     ("GET", "/api/v1/vlan-pools"): ALL,
     ("POST", "/api/v1/vlan-pools"): PROVISIONING,
+    # --- the dashboard (api/web): HTML pages and htmx fragments, same roles as the JSON API ---
+    ("GET", "/login"): PUBLIC,
+    ("POST", "/login"): PUBLIC,
+    ("POST", "/logout"): ALL,
+    # alarm console (the landing page) and maintenance windows: api/web/alarms.py, api/web/maintenance.py
+    ("GET", "/"): ALL,
+    ("GET", "/ui/alarms/rows"): ALL,
+    ("GET", "/ui/alarms/{alarm_id}"): ALL,
+    ("POST", "/ui/alarms/{alarm_id}/ack"): OPERATORS,
+    ("POST", "/ui/alarms/{alarm_id}/comments"): OPERATORS,
+    ("POST", "/ui/alarms/{alarm_id}/clear"): OPERATORS,
+    ("GET", "/ui/maintenance"): ALL,
+    ("POST", "/ui/maintenance"): OPERATORS,
+    ("DELETE", "/ui/maintenance/{window_id}"): OPERATORS,
+    # topology, devices, config backups: api/web/devices.py
+    ("GET", "/ui/topology"): ALL,
+    ("GET", "/ui/devices"): ALL,
+    ("GET", "/ui/devices/{device_id}"): ALL,
+    ("GET", "/ui/devices/{device_id}/config-backups/{backup_id}/diff"): CONFIG_READERS,
+    # ticket board, ticket page, technician view: api/web/tickets.py
+    ("GET", "/ui/tickets"): BOARD_READERS,
+    ("GET", "/ui/tickets/{ticket_id}"): ALL,
+    ("POST", "/ui/tickets/{ticket_id}/transitions"): OPERATORS,
+    ("POST", "/ui/tickets/{ticket_id}/notes"): TICKET_WRITERS,
+    ("GET", "/ui/my/tickets"): TECHNICIAN,
+    ("POST", "/ui/my/tickets/{ticket_id}/accept"): TECHNICIAN,
+    ("POST", "/ui/my/tickets/{ticket_id}/status"): TECHNICIAN,
+    ("POST", "/ui/my/tickets/{ticket_id}/resolve"): TECHNICIAN,
+    # provisioning orders: api/web/orders.py
+    ("GET", "/ui/orders"): ALL,
+    ("GET", "/ui/orders/{order_id}"): ALL,
 }
 
 

@@ -42,6 +42,10 @@ class Settings(BaseSettings):
         "Empty: read or create <data_dir>/secret.key (mode 0600).",
     )
     token_ttl_days: int = Field(90, ge=1, le=3650, description="Lifetime of new API tokens.")
+    session_ttl_hours: int = Field(12, ge=1, le=720, description="Lifetime of a dashboard login session.")
+    session_cookie_secure: bool = Field(
+        False, description="Mark the dashboard session cookie Secure (set when served over HTTPS)."
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
     metrics_token: SecretStr | None = Field(
         None, description="When set, GET /metrics needs Authorization: Bearer <this token>."

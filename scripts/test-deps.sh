@@ -1,9 +1,10 @@
 #!/usr/bin/env sh
 # The test suite talks to real peers: Debian's net-snmp tools (snmpget, snmpbulkwalk,
-# snmptrap, snmpd, snmptrapd) and util-linux's logger. Install them when missing and we
+# snmptrap, snmpd, snmptrapd), util-linux's logger and, for the dashboard's browser tests,
+# Debian's chromium (driven by Playwright through executable_path). Install them when missing and we
 # can (root with apt-get); otherwise say exactly what is missing and stop.
 missing=""
-for pair in snmpget:snmp snmpbulkwalk:snmp snmptrap:snmp snmpd:snmpd snmptrapd:snmptrapd logger:bsdutils; do
+for pair in snmpget:snmp snmpbulkwalk:snmp snmptrap:snmp snmpd:snmpd snmptrapd:snmptrapd logger:bsdutils chromium:chromium; do
   cmd=${pair%%:*}; pkg=${pair#*:}
   if ! command -v "$cmd" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$cmd" ]; then
     case " $missing " in *" $pkg "*) ;; *) missing="$missing $pkg" ;; esac

@@ -92,7 +92,7 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_token(session: Session, *, user: User, name: str, ttl_days: int, actor: str) -> tuple[ApiToken, str]:
+def create_token(session: Session, *, user: User, name: str, ttl_days: float, actor: str) -> tuple[ApiToken, str]:
     """Return the stored row and the token itself, which is never stored nor shown again."""
     plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)
     now = clock.now()
@@ -117,8 +117,12 @@ def create_token(session: Session, *, user: User, name: str, ttl_days: int, acto
     return row, plaintext
 
 
+def find_token(session: Session, token: str) -> ApiToken | None:
+    return session.scalar(select(ApiToken).where(ApiToken.token_hash == _digest(token)))
+
+
 def resolve_token(session: Session, token: str) -> User:
-    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == _digest(token)))
+    row = find_token(session, token)
     now = clock.now()
     if row is None or row.revoked_at is not None:
         raise Unauthorized("invalid or revoked token")

@@ -1,0 +1,16 @@
+"""Every dashboard router, in one list the app includes."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from api.web import alarms, auth, devices, maintenance, orders, tickets
+
+ROUTERS: tuple[APIRouter, ...] = (
+    auth.router,
+    alarms.router,
+    devices.router,
+    tickets.router,
+    orders.router,
+    maintenance.router,
+)
