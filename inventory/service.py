@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from faultloop import clock
 from faultloop.audit import service as audit
+from faultloop.db import like_literal
 from faultloop.vault import Vault
 from inventory.errors import Conflict, InvalidInput, NotFound
 from inventory.models import Device, Interface, Link, Site
@@ -103,11 +104,6 @@ def delete_site(session: Session, site_id: int, *, actor: str) -> None:
 # ---- devices -----------------------------------------------------------------------
 
 
-def _like_literal(text: str) -> str:
-    """``text`` matched literally inside a LIKE pattern (escape character: backslash)."""
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 def _device_query() -> Any:
     return select(Device).options(
         selectinload(Device.site), selectinload(Device.parents), selectinload(Device.interfaces)
@@ -147,9 +143,9 @@ def list_devices(
     if vendor:
         query = query.where(Device.vendor == vendor)
     if tag:
-        query = query.where(cast(Device.tags, String).like(f'%"{_like_literal(tag)}"%', escape="\\"))
+        query = query.where(cast(Device.tags, String).like(f'%"{like_literal(tag)}"%', escape="\\"))
     if q:
-        pattern = f"%{_like_literal(q)}%"
+        pattern = f"%{like_literal(q)}%"
         query = query.where(or_(Device.hostname.like(pattern, escape="\\"), Device.address.like(pattern, escape="\\")))
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     ids = session.scalars(query.with_only_columns(Device.id).order_by(Device.hostname).limit(limit).offset(offset))
