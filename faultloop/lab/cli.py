@@ -190,6 +190,22 @@ def cpu(device: str, load: int = typer.Option(..., "--load", help="Percent 0-100
     _fault(control, "cpu", {"device": device, "load": load})
 
 
+@fault_app.command()
+def describe(
+    device: str,
+    sys_name: str | None = typer.Option(None, "--sys-name", help="sysName.0 ('' = the device name)."),
+    sys_descr: str | None = typer.Option(None, "--sys-descr", help="sysDescr.0."),
+    sys_location: str | None = typer.Option(None, "--sys-location", help="sysLocation.0."),
+    interface: str | None = typer.Option(None, "--interface", help="The interface whose ifAlias --alias sets."),
+    alias: str | None = typer.Option(None, "--alias", help="ifAlias of --interface."),
+    control: str = ControlOpt,
+) -> None:
+    """Set what the device reports about itself (sysName, sysDescr, sysLocation, ifAlias)."""
+    given = {"sys_name": sys_name, "sys_descr": sys_descr, "sys_location": sys_location}
+    given |= {"interface": interface, "alias": alias}
+    _fault(control, "describe", {"device": device, **{k: v for k, v in given.items() if v is not None}})
+
+
 @fault_app.command("snmp-delay")
 def snmp_delay(
     device: str,

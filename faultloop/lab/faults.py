@@ -58,7 +58,11 @@ FAULTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "flap": (("device", "interface"), ("per_minute", "stop")),
     "traffic": (("device", "interface"), ("in_bps", "out_bps")),
     "admin": (("device", "interface", "up"), ()),
+    # what the device says about itself: sysName, sysDescr, sysLocation, an interface's ifAlias
+    "describe": (("device",), ("sys_name", "sys_descr", "sys_location", "interface", "alias")),
 }
+
+DISPLAY_STRING_MAX = 255  # SNMPv2-TC DisplayString: at most 255 octets
 
 _DURATION = re.compile(
     r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m(?!s))?\s*(?:(\d+(?:\.\d+)?)s)?\s*(?:(\d+)ms)?\s*$"
@@ -100,6 +104,15 @@ def _bool(params: dict, key: str, default: bool) -> bool:
         return v.lower() in ("true", "yes", "1")
     if not isinstance(v, bool):
         raise FaultError(f"field '{key}': expected true or false, got {v!r}")
+    return v
+
+
+def _display_string(params: dict, key: str) -> str:
+    v = params.get(key)
+    if not isinstance(v, str):
+        raise FaultError(f"field '{key}': expected a string, got {v!r}")
+    if len(v.encode()) > DISPLAY_STRING_MAX:
+        raise FaultError(f"field '{key}': expected at most {DISPLAY_STRING_MAX} bytes (UTF-8), got {len(v.encode())}")
     return v
 
 
@@ -177,6 +190,31 @@ class FaultInjector:
         assert itf is not None
         itf.admin_up = _bool(p, "up", True)
         return {"changed": self.net.notify_change(dev, itf.name)}
+
+    def _do_describe(self, dev: LabDevice, itf: LabInterface | None, p: dict) -> dict:
+        """Set device-supplied strings as a real (possibly hostile) device would report them.
+
+        Everything is validated before anything is set, so a bad request changes nothing.
+        An empty sys_name means the device name again.
+        """
+        values = {
+            key: _display_string(p, key) for key in ("sys_name", "sys_descr", "sys_location", "alias") if key in p
+        }
+        if not values:
+            raise FaultError("fault describe: expected at least one of sys_name, sys_descr, sys_location, alias")
+        if ("alias" in values) != ("interface" in p):
+            raise FaultError("fault describe: field 'interface': required with 'alias' (and only with it)")
+        target = self.interface(dev, p["interface"]) if "alias" in values else None
+        if target is not None:
+            target.alias = values.pop("alias")
+        for key, value in values.items():
+            setattr(dev, key, value)
+        return {
+            "sys_name": dev.sys_name or dev.name,
+            "sys_descr": dev.sys_descr,
+            "sys_location": dev.sys_location,
+            **({"interface": target.name, "alias": target.alias} if target is not None else {}),
+        }
 
     def _do_crash(self, dev: LabDevice, itf: LabInterface | None, p: dict) -> dict:
         self.net.crash(dev)

@@ -118,7 +118,7 @@ class MibView:
         add(SYS + (2, 0), lambda: (OBJ, ber.parse_oid_str(d.sys_object_id)))
         add(SYS + (3, 0), lambda: (TT, uptime()))
         add(SYS + (4, 0), lambda: (STR, d.sys_contact))
-        add(SYS + (5, 0), lambda: (STR, d.name))
+        add(SYS + (5, 0), lambda: (STR, d.sys_name or d.name))
         add(SYS + (6, 0), lambda: (STR, d.sys_location or d.site))
         add(SYS + (7, 0), lambda: (INT, 6 if d.role in ("core", "distribution") else 2))
         add(IF_NUMBER, lambda: (INT, len(d.interfaces)))

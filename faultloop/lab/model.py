@@ -100,6 +100,7 @@ class LabDevice:
     ssh_port: int = 22
     sys_object_id: str = "1.3.6.1.4.1.9.1.1"
     sys_descr: str = ""
+    sys_name: str = ""  # sysName.0 when set; empty = the device name (LLDP keeps the name)
     sys_contact: str = "noc@example.net"
     sys_location: str = ""
     boot_time: float = field(default_factory=time.time)
