@@ -48,8 +48,10 @@ IF_TABLE = Table(
         "ifAdminStatus": 7,
         "ifOperStatus": 8,
         "ifInOctets": 10,
+        "ifInDiscards": 13,
         "ifInErrors": 14,
         "ifOutOctets": 16,
+        "ifOutDiscards": 19,
         "ifOutErrors": 20,
     },
 )

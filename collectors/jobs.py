@@ -27,6 +27,7 @@ from typing import Any
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
+from prometheus_client import Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import select
@@ -49,6 +50,16 @@ from inventory.models import Device
 
 log = logging.getLogger(__name__)
 JITTER = 0.1
+
+# Fleet-wide poll latency and outcome (ok, timeout, error): bounded labels, unlike the per-device
+# gauges below. Its _count by result gives polls and timeouts per minute.
+POLL_SECONDS = Histogram(
+    "faultloop_snmp_poll_duration_seconds",
+    "Time of one device poll (the whole collection set), by result (ok, timeout, error)",
+    ["result"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    registry=REGISTRY,
+)
 
 
 def retry_delay(failures: int, interval_s: float) -> float:
@@ -272,6 +283,9 @@ class PollerService:
                     result = await poll_device(self.client, dev.hostname, target, now=now, cs=self.cs)
         tracker.observe(result, now.timestamp())
         self.stats.polls += 1
+        POLL_SECONDS.labels(result="ok" if result.ok else "timeout" if result.timeout else "error").observe(
+            result.duration_s
+        )
         if not result.ok:
             self.stats.failures += 1
             self.stats.timeouts += int(result.timeout)
@@ -425,6 +439,11 @@ class PollMetrics(Collector):
         out_oct = CounterMetricFamily("faultloop_interface_out_octets", "ifHCOutOctets / ifOutOctets", labels=il)
         in_err = CounterMetricFamily("faultloop_interface_in_errors", "ifInErrors", labels=il)
         out_err = CounterMetricFamily("faultloop_interface_out_errors", "ifOutErrors", labels=il)
+        in_disc = CounterMetricFamily("faultloop_interface_in_discards", "ifInDiscards", labels=il)
+        out_disc = CounterMetricFamily("faultloop_interface_out_discards", "ifOutDiscards", labels=il)
+        speed = GaugeMetricFamily(
+            "faultloop_interface_speed_bits_per_second", "Interface speed: ifHighSpeed x 10^6, else ifSpeed", labels=il
+        )
         oper = GaugeMetricFamily("faultloop_interface_oper_up", "1 when ifOperStatus is up", labels=il)
         dropped = CounterMetricFamily(
             "faultloop_snmp_dropped_datagrams", "Malformed, unsolicited or spoofed SNMP answers dropped"
@@ -454,6 +473,8 @@ class PollMetrics(Collector):
                 for itf in snap.interfaces.values():
                     labels = [tracker.device, itf.name, tracker.site]
                     oper.add_metric(labels, 1.0 if itf.oper_status == "up" else 0.0)
+                    if itf.speed_bps:  # 0 or unknown: no utilisation to divide by
+                        speed.add_metric(labels, float(itf.speed_bps))
                     for fam, value in (
                         (in_bps, itf.in_bps),
                         (out_bps, itf.out_bps),
@@ -461,10 +482,13 @@ class PollMetrics(Collector):
                         (out_oct, itf.out_octets),
                         (in_err, itf.in_errors),
                         (out_err, itf.out_errors),
+                        (in_disc, itf.in_discards),
+                        (out_disc, itf.out_discards),
                     ):
                         if value is not None:
                             fam.add_metric(labels, float(value))
-        yield from (up, cpu, mem, dur, errs, invalid, in_bps, out_bps, in_oct, out_oct, in_err, out_err, oper)
+        yield from (up, cpu, mem, dur, errs, invalid, in_bps, out_bps, in_oct, out_oct, in_err, out_err)
+        yield from (in_disc, out_disc, speed, oper)
         if services:
             yield from (dropped, coalesced)
 

@@ -65,6 +65,8 @@ class InterfaceState:
     counter_bits: int = 32
     in_errors: int | None = None
     out_errors: int | None = None
+    in_discards: int | None = None
+    out_discards: int | None = None
     discontinuity_cs: int | None = None
     in_bps: float | None = None  # filled by the tracker
     out_bps: float | None = None
@@ -130,6 +132,7 @@ def interpret(scalars: Mapping[Oid, Value], walked: Mapping[Oid, Value], cs: Col
         else:
             itf.in_octets, itf.out_octets = _int(row.get("ifInOctets")), _int(row.get("ifOutOctets"))
         itf.in_errors, itf.out_errors = _int(row.get("ifInErrors")), _int(row.get("ifOutErrors"))
+        itf.in_discards, itf.out_discards = _int(row.get("ifInDiscards")), _int(row.get("ifOutDiscards"))
         itf.discontinuity_cs = _int(x.get("ifCounterDiscontinuityTime"))
         snap.interfaces[idx[0]] = itf
     cpu_rows = tables.get("hrProcessorTable", {}).values()

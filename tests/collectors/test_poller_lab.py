@@ -306,3 +306,58 @@ async def test_one_unstorable_result_does_not_lose_the_rest_of_the_batch(runtime
         session.execute(select(InterfaceSample.device_id, func.count()).group_by(InterfaceSample.device_id)).all()
     )
     assert per_device == {ids_[0]: 1, ids_[2]: 1}
+
+
+async def test_dashboard_series_speed_discards_and_poll_histogram(poller, lab, clocks):
+    """The series the Grafana dashboards divide and rate: interface speed (utilisation), discards,
+    and the fleet-wide poll histogram by result (polls and timeouts per minute)."""
+
+    def polls(result: str) -> float:
+        return REGISTRY.get_sample_value("faultloop_snmp_poll_duration_seconds_count", {"result": result}) or 0.0
+
+    svc, _sink = poller
+    ok_before, timeout_before = polls("ok"), polls("timeout")
+    await cycle(svc)
+    clocks.advance(60)
+    await cycle(svc)
+    assert polls("ok") - ok_before == 6  # 3 devices x 2 cycles
+    families = {f.name: f for f in text_string_to_metric_families(generate_latest(REGISTRY).decode())}
+    speed = {
+        (s.labels["device"], s.labels["interface"]): s.value
+        for s in families["faultloop_interface_speed_bits_per_second"].samples
+    }
+    assert speed[("core1", "GigabitEthernet0/1")] == 10e9  # ifHighSpeed 10000 Mb/s, above ifSpeed's 32 bits
+    assert speed[("acc1", "ge-0/0/1")] == 100e6
+    for name in ("faultloop_interface_in_discards", "faultloop_interface_out_discards"):
+        samples = families[name].samples
+        assert {s.name for s in samples} == {f"{name}_total"}
+        # the lab agent answers 0 discards on every port, and every polled port is exported
+        assert {(s.labels["device"], s.labels["interface"]) for s in samples} == set(speed)
+        assert {s.value for s in samples} == {0.0}
+
+    lab.faults.apply("crash", {"device": "acc1"})
+    clocks.advance(60)
+    await svc.poll_job(ids(svc)["acc1"])
+    assert polls("timeout") - timeout_before == 1
+
+
+def test_discards_are_read_from_their_own_columns():
+    from collectors.collection_set import IF_TABLE, IFX_TABLE
+    from collectors.snmp_poll import interpret
+
+    def col(table, name: str, value: object) -> tuple[tuple[int, ...], object]:
+        return (*table.entry, table.columns[name], 3), value
+
+    walked = dict(
+        [
+            col(IF_TABLE, "ifDescr", b"xe-0/0/3"),
+            col(IF_TABLE, "ifInDiscards", 7),
+            col(IF_TABLE, "ifOutDiscards", 9),
+            col(IF_TABLE, "ifInErrors", 11),
+            col(IF_TABLE, "ifOutErrors", 13),
+            col(IFX_TABLE, "ifHighSpeed", 10000),
+        ]
+    )
+    itf = interpret({}, walked).interfaces[3]
+    assert (itf.in_discards, itf.out_discards, itf.in_errors, itf.out_errors) == (7, 9, 11, 13)
+    assert itf.name == "xe-0/0/3" and itf.speed_bps == 10_000_000_000
