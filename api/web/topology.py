@@ -1,0 +1,167 @@
+"""Topology map layout: a pure, deterministic function from devices and links to coordinates.
+
+Devices sit in horizontal tiers by role (core on top, then distribution, access, and
+everything else); inside a tier, each site is a block of slots (a grid of at most
+``max_cols`` columns) and blocks are packed left to right onto shelves that wrap. Every
+node owns one slot and every block its own rectangle, so no two nodes overlap whatever
+the input; a few hundred devices give a map a NOC can still scroll through.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+TIER_OF_ROLE = {"core": 0, "distribution": 1, "access": 2}
+TIER_LABELS = ("core", "distribution", "access", "CPE and other")
+OTHER_TIER = 3
+
+SLOT_W = 96  # one node's cell: circle, and its label below
+SLOT_H = 58
+NODE_R = 9
+GROUP_LABEL_H = 18  # the site name above its block
+GROUP_GAP = 28  # horizontal space between site blocks on a shelf
+SHELF_GAP = 10
+TIER_LABEL_H = 24
+TIER_GAP = 18
+MARGIN = 16
+NO_SITE = "(no site)"
+
+
+@dataclass(frozen=True, slots=True)
+class NodeIn:
+    id: int
+    hostname: str
+    role: str
+    site: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeIn:
+    key: int  # e.g. the link id
+    a: int  # device ids
+    b: int
+
+
+@dataclass(frozen=True, slots=True)
+class PlacedNode:
+    id: int
+    x: float  # centre of the circle
+    y: float
+
+
+@dataclass(frozen=True, slots=True)
+class PlacedEdge:
+    key: int
+    a: int
+    b: int
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+
+
+@dataclass(frozen=True, slots=True)
+class GroupBox:
+    """A site's block inside a tier: the rectangle its nodes' slots fill, label included."""
+
+    tier: int
+    site: str
+    x: float
+    y: float
+    width: float
+    height: float
+
+
+@dataclass(frozen=True, slots=True)
+class TierBand:
+    tier: int
+    label: str
+    y: float  # top of the tier (its label's line)
+    height: float
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    width: float
+    height: float
+    nodes: dict[int, PlacedNode]
+    edges: list[PlacedEdge]
+    groups: list[GroupBox]
+    tiers: list[TierBand]
+
+
+def tier_of(role: str) -> int:
+    return TIER_OF_ROLE.get(role, OTHER_TIER)
+
+
+def layout(nodes: Sequence[NodeIn], edges: Sequence[EdgeIn], *, max_cols: int = 24) -> Layout:
+    """Place ``nodes`` and draw ``edges`` between them; edges with an end not in ``nodes``
+    (or from a node to itself) are left out. The result depends only on the input set,
+    never on its order."""
+    if max_cols < 1:
+        raise ValueError("max_cols: expected at least 1")
+    by_tier: dict[int, dict[str | None, list[NodeIn]]] = {}
+    for n in sorted(nodes, key=lambda n: (tier_of(n.role), n.site is None, n.site or "", n.hostname, n.id)):
+        by_tier.setdefault(tier_of(n.role), {}).setdefault(n.site, []).append(n)
+
+    shelf_limit = max_cols * SLOT_W
+    # First pass: the shelves of every tier (blocks with their sizes), to know the width.
+    planned: list[tuple[int, list[list[tuple[str | None, list[NodeIn], int, int]]]]] = []
+    width = 0.0
+    for tier in sorted(by_tier):
+        shelves: list[list[tuple[str | None, list[NodeIn], int, int]]] = [[]]
+        used = 0.0
+        for site, members in by_tier[tier].items():
+            cols = min(len(members), max_cols)
+            rows = math.ceil(len(members) / cols)
+            block_w = cols * SLOT_W
+            if shelves[-1] and used + GROUP_GAP + block_w > shelf_limit:
+                shelves.append([])
+                used = 0.0
+            used += (GROUP_GAP if shelves[-1] else 0) + block_w
+            shelves[-1].append((site, members, cols, rows))
+            width = max(width, used)
+        planned.append((tier, shelves))
+
+    placed: dict[int, PlacedNode] = {}
+    groups: list[GroupBox] = []
+    tiers: list[TierBand] = []
+    y = float(MARGIN)
+    for tier, shelves in planned:
+        top = y
+        y += TIER_LABEL_H
+        for i, shelf in enumerate(shelves):
+            if i:
+                y += SHELF_GAP
+            shelf_w = sum(cols * SLOT_W for _s, _m, cols, _r in shelf) + GROUP_GAP * (len(shelf) - 1)
+            x = MARGIN + (width - shelf_w) / 2  # shelves centred under each other
+            shelf_h = 0.0
+            for site, members, cols, rows in shelf:
+                block_h = GROUP_LABEL_H + rows * SLOT_H
+                groups.append(GroupBox(tier, NO_SITE if site is None else site, x, y, cols * SLOT_W, block_h))
+                for k, n in enumerate(members):
+                    row, col = divmod(k, cols)
+                    cx = x + col * SLOT_W + SLOT_W / 2
+                    cy = y + GROUP_LABEL_H + row * SLOT_H + NODE_R + 6
+                    placed[n.id] = PlacedNode(n.id, cx, cy)
+                x += cols * SLOT_W + GROUP_GAP
+                shelf_h = max(shelf_h, block_h)
+            y += shelf_h
+        tiers.append(TierBand(tier, TIER_LABELS[tier], top, y - top))
+        y += TIER_GAP
+
+    lines = []
+    for e in sorted(edges, key=lambda e: e.key):
+        a, b = placed.get(e.a), placed.get(e.b)
+        if a is None or b is None or e.a == e.b:
+            continue
+        lines.append(PlacedEdge(e.key, e.a, e.b, a.x, a.y, b.x, b.y))
+    height = y - TIER_GAP + MARGIN if planned else 2.0 * MARGIN
+    return Layout(width + 2 * MARGIN, height, placed, lines, groups, tiers)
+
+
+def label(hostname: str, limit: int = 13) -> str:
+    """A node's caption fits its slot; the full name is in the tooltip."""
+    return hostname if len(hostname) <= limit else hostname[: limit - 1] + "…"
