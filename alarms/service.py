@@ -8,18 +8,20 @@ next tick and publishes them to subscribers, after this transaction has committe
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, and_, case, delete, exists, func, insert, or_, select
+from sqlalchemy.orm import Session, aliased
 
 from alarms.maintenance import Window, validate_recurrence
 from alarms.models import Alarm, AlarmJournal, EventRecord, MaintenanceWindow
 from alarms.schemas import AlertmanagerPayload, EventIn, MaintenanceIn
 from faultloop import clock
 from faultloop.audit import service as audit
+from faultloop.db import like_literal
 from faultloop.errors import Conflict, InvalidInput, NotFound
 
 ALERT_SEVERITY = {
@@ -139,6 +141,187 @@ def set_severity(session: Session, alarm_id: int, *, actor: str, severity: str) 
     previous, alarm.severity = alarm.severity, severity
     _record(session, alarm, actor=actor, action="severity_changed", **{"from": previous, "to": severity})
     return alarm
+
+
+# ---- the alarm console (dashboard) -----------------------------------------------------------
+
+SEVERITY_RANK = {"critical": 5, "major": 4, "minor": 3, "warning": 2, "indeterminate": 1}
+CONSOLE_STATES = ("active", "unacknowledged", "acknowledged", "cleared", "all")
+CONSOLE_SORTS = ("severity", "time", "first_seen", "device", "count")
+
+
+@dataclass(frozen=True)
+class ConsoleFilter:
+    """What the console shows. ``state``: active, unacknowledged / acknowledged (active ones),
+    cleared, or all; ``q`` is a literal substring of the device, object, type or text."""
+
+    state: str = "active"
+    severity: str | None = None
+    site: str | None = None
+    device: str | None = None
+    q: str | None = None
+    hide_muted: bool = False
+
+
+@dataclass
+class ConsoleRow:
+    alarm: Alarm
+    device_id: int | None  # the inventory device, when the alarm's device is known
+    site: str | None
+    children: int = 0  # correlated children in the filtered set
+
+
+@dataclass
+class ConsolePage:
+    rows: list[ConsoleRow]
+    total: int  # top-level rows in the filtered set: what the pager pages over
+    matching: int  # alarms in the filtered set, correlated children included
+    by_severity: dict[str, int]  # the filtered set per severity, ignoring the severity filter itself
+    children: dict[int, list[ConsoleRow]] = field(default_factory=dict)  # rows under expanded roots
+
+
+def _console_where(a: Any, f: ConsoleFilter, *, with_severity: bool = True) -> list[ColumnElement[bool]]:
+    """The filter as conditions on the alarm entity ``a`` (the table or an alias of it)."""
+    from inventory.models import Device, Site
+
+    where: list[ColumnElement[bool]] = []
+    if f.state == "active":
+        where.append(a.state == "active")
+    elif f.state == "unacknowledged":
+        where += [a.state == "active", a.acknowledged.is_(False)]
+    elif f.state == "acknowledged":
+        where += [a.state == "active", a.acknowledged.is_(True)]
+    elif f.state == "cleared":
+        where.append(a.state == "cleared")
+    elif f.state != "all":
+        raise InvalidInput(f"state: expected one of {', '.join(CONSOLE_STATES)}", field="state")
+    if with_severity and f.severity:
+        where.append(a.severity == f.severity)
+    if f.device:
+        where.append(a.device == f.device)
+    if f.site:
+        hosts = select(Device.hostname).join(Site, Site.id == Device.site_id).where(Site.name == f.site)
+        where.append(a.device.in_(hosts))
+    if f.q:
+        pattern = f"%{like_literal(f.q)}%"
+        columns = (a.device, a.managed_object, a.alarm_type, a.specific_problem, a.probable_cause, a.description)
+        where.append(or_(*(c.ilike(pattern, escape="\\") for c in columns)))
+    if f.hide_muted:
+        where.append(a.muted.is_(False))
+    return where
+
+
+def _console_order(sort: str, descending: bool) -> list[Any]:
+    rank = case(SEVERITY_RANK, value=Alarm.severity, else_=0)
+    primary = {
+        "severity": rank,
+        "time": Alarm.last_occurrence,
+        "first_seen": Alarm.first_occurrence,
+        "device": Alarm.device,
+        "count": Alarm.count,
+    }.get(sort)
+    if primary is None:
+        raise InvalidInput(f"sort: expected one of {', '.join(CONSOLE_SORTS)}", field="sort")
+    direction = (lambda c: c.desc()) if descending else (lambda c: c.asc())
+    # Ties: the most recent first (the severity and device views), then id, so pages never overlap.
+    tie = [] if sort in ("time", "first_seen") else [Alarm.last_occurrence.desc()]
+    return [direction(primary), *tie, direction(Alarm.id)]
+
+
+def _console_rows(session: Session, where: Iterable[ColumnElement[bool]], order: list[Any], *,
+                  limit: int, offset: int = 0) -> list[ConsoleRow]:  # fmt: skip
+    """Alarms with their inventory device id and site name, in one statement."""
+    from inventory.models import Device, Site
+
+    query = (
+        select(Alarm, Device.id, Site.name)
+        .outerjoin(Device, and_(Device.hostname == Alarm.device, Alarm.device != ""))
+        .outerjoin(Site, Site.id == Device.site_id)
+        .where(*where)
+        .order_by(*order)
+        .limit(limit)
+        .offset(offset)
+    )
+    return [ConsoleRow(alarm=a, device_id=d, site=s) for a, d, s in session.execute(query)]
+
+
+def console(
+    session: Session,
+    *,
+    filters: ConsoleFilter,
+    sort: str = "severity",
+    descending: bool = True,
+    limit: int = 50,
+    offset: int = 0,
+    expand: Iterable[int] = (),
+    children_limit: int = 500,
+) -> ConsolePage:
+    """One page of the alarm console, in a fixed number of statements whatever the page size:
+    severity counts (one GROUP BY), the top-level total, the page, the rows under expanded
+    roots, and the children counts of every shown row.
+
+    Root causes fold their correlated children: a row is top-level when it has no parent or
+    its parent is not in the filtered set (so a filter never hides a matching child)."""
+    where = _console_where(Alarm, filters)
+    by_severity = {sev: 0 for sev in SEVERITY_RANK}
+    for sev, n in session.execute(
+        select(Alarm.severity, func.count())
+        .where(*_console_where(Alarm, filters, with_severity=False))
+        .group_by(Alarm.severity)
+    ):
+        by_severity[sev] = by_severity.get(sev, 0) + n
+    matching = by_severity.get(filters.severity, 0) if filters.severity else sum(by_severity.values())
+
+    parent = aliased(Alarm)
+    parent_in_set = exists(select(parent.id).where(parent.id == Alarm.parent_id, *_console_where(parent, filters)))
+    top_level = or_(Alarm.parent_id.is_(None), ~parent_in_set)
+    total = session.scalar(select(func.count()).select_from(Alarm).where(*where, top_level)) or 0
+    order = _console_order(sort, descending)
+    rows = _console_rows(session, [*where, top_level], order, limit=limit, offset=offset)
+
+    children: dict[int, list[ConsoleRow]] = {}
+    opened = set(expand) & {r.alarm.id for r in rows}
+    if opened:
+        for row in _console_rows(
+            session, [*where, Alarm.parent_id.in_(opened)], order, limit=children_limit * len(opened)
+        ):
+            assert row.alarm.parent_id is not None
+            bucket = children.setdefault(row.alarm.parent_id, [])
+            if len(bucket) < children_limit:
+                bucket.append(row)
+    shown = rows + [r for bucket in children.values() for r in bucket]
+    if shown:
+        counts = dict(
+            session.execute(  # type: ignore[arg-type]
+                select(Alarm.parent_id, func.count())
+                .where(*where, Alarm.parent_id.in_([r.alarm.id for r in shown]))
+                .group_by(Alarm.parent_id)
+            ).all()
+        )
+        for row in shown:
+            row.children = counts.get(row.alarm.id, 0)
+    return ConsolePage(rows=rows, total=total, matching=matching, by_severity=by_severity, children=children)
+
+
+@dataclass
+class ConsoleDetail:
+    row: ConsoleRow
+    parent: ConsoleRow | None
+    children: list[ConsoleRow]  # every correlated child, active ones first
+    journal: list[AlarmJournal]
+
+
+def console_detail(session: Session, alarm_id: int, *, children_limit: int = 500) -> ConsoleDetail:
+    """One alarm for the console's detail view: its row, its parent, its children, its journal."""
+    alarm = get_alarm(session, alarm_id)
+    ids = [alarm.id] if alarm.parent_id is None else [alarm.id, alarm.parent_id]
+    by_id = {r.alarm.id: r for r in _console_rows(session, [Alarm.id.in_(ids)], [Alarm.id], limit=2)}
+    order = [case((Alarm.state == "active", 0), else_=1), *_console_order("severity", True)]
+    kids = _console_rows(session, [Alarm.parent_id == alarm.id], order, limit=children_limit)
+    row = by_id[alarm.id]
+    row.children = len(kids)
+    parent = by_id.get(alarm.parent_id) if alarm.parent_id is not None else None
+    return ConsoleDetail(row=row, parent=parent, children=kids, journal=journal(session, alarm_id))
 
 
 # ---- event ingest (the durable queue) -------------------------------------------------------
