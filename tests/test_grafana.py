@@ -12,14 +12,20 @@ from __future__ import annotations
 
 import copy
 import json
+import random
 import re
 import shutil
+import socket
 import subprocess
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+import uvicorn
 import yaml
 from cryptography.fernet import Fernet
 from fastapi.testclient import TestClient
@@ -450,6 +456,8 @@ def test_dashboard_is_well_formed_and_uses_the_provisioned_datasource(path):
     panels = list(all_panels(dashboard))
     ids = [p["id"] for p in panels]
     assert len(ids) == len(set(ids)), f"duplicate panel ids in {path.name}"
+    titles = [p["title"] for p in panels]
+    assert len(titles) == len(set(titles)), f"duplicate panel titles in {path.name}"
     for panel in panels:
         grid = panel["gridPos"]
         assert 0 <= grid["x"] and grid["x"] + grid["w"] <= 24 and grid["h"] > 0, panel["title"]
@@ -558,3 +566,155 @@ def test_every_expression_parses_with_promtool(tmp_path):
     result = subprocess.run([promtool, "check", "rules", str(file)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"SUCCESS: {len(rules)} rules found" in result.stdout
+
+
+# ---------------------------------------------------------------------------- a real Prometheus
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+class _Uvicorn:
+    def __init__(self, app: Any, host: str) -> None:
+        self.host = host
+        self.server = uvicorn.Server(uvicorn.Config(app, host=host, port=0, log_level="warning", workers=1))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:  # start-up readiness: nothing below depends on timing
+            assert time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.01)
+        return f"{self.host}:{self.server.servers[0].sockets[0].getsockname()[1]}"
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(30)
+
+
+def _exprs_by_title(path: Path) -> dict[str, list[str]]:
+    return {p["title"]: [t["expr"] for t in p["targets"]] for p in all_panels(load(path)) if p.get("targets")}
+
+
+def _grafana_to_prometheus(expr: str) -> str:
+    """What Grafana sends: its variables filled in (1 s scrapes here, so a 10 s rate window)."""
+    return expr.replace("$__rate_interval", "10s").replace("$__range", "1h").replace("$site", ".*")
+
+
+def test_a_real_prometheus_scrapes_faultloop_and_evaluates_every_panel(tmp_path):
+    """faultloop (whole pipeline, polling the lab network over SNMP) behind uvicorn with a metrics
+    token; Debian's Prometheus scrapes it with this repository's scrape config (the token from a
+    file) and evaluates every dashboard expression: none may fail, and the headline panels show
+    the lab as it is (3 devices up, utilisation from ifHighSpeed, polls per minute)."""
+    from faultloop.db import transaction
+    from faultloop.lab.inventory_out import inventory_dict
+    from faultloop.lab.network import LabNetwork
+    from inventory import service as inventory
+    from inventory.schemas import InventoryDoc
+    from tests.lab.conftest import small_topology
+    from tests.support import BackgroundLoop
+
+    binary = shutil.which("prometheus")
+    assert binary, "prometheus is missing: apt-get install prometheus (scripts/test-deps.sh installs it)"
+    loop = BackgroundLoop()
+    lab = LabNetwork(small_topology(port=random.randint(20000, 60000)), ssh=False, fresh_boot=True)
+    loop.run(lab.start())
+    settings = Settings(
+        data_dir=tmp_path / "var",
+        database_url=f"sqlite:///{tmp_path / 'faultloop.db'}",
+        secret_key=Fernet.generate_key().decode(),
+        metrics_token=METRICS_TOKEN,
+        trap_port=0,
+        syslog_port=0,
+        poll_interval_s=1,
+        poll_timeout_s=0.5,
+        poll_retries=0,
+    )
+    rt = build_runtime(settings)
+    migrate.upgrade(rt.engine)
+    with transaction(rt.sessions) as session:
+        doc = InventoryDoc.model_validate(inventory_dict(lab.topology))
+        inventory.import_inventory(session, rt.vault, doc, actor="test")
+    host = f"127.{random.randint(60, 90)}.{random.randint(0, 250)}.{random.randint(1, 250)}"
+    proc = None
+    try:
+        with _Uvicorn(create_app(rt, build_pipeline(rt)), host) as target:
+            # this repository's scrape config, pointed at the test server and a token file
+            config = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
+            config["global"].update(scrape_interval="1s", scrape_timeout="1s", evaluation_interval="1s")
+            job = config["scrape_configs"][0]
+            token = tmp_path / "token"
+            token.write_text(METRICS_TOKEN + "\n")
+            job["authorization"]["credentials_file"] = str(token)
+            job["static_configs"][0]["targets"] = [target]
+            (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+            listen = f"{host}:{_free_port(host)}"
+            log = (tmp_path / "prometheus.log").open("w")
+            proc = subprocess.Popen(
+                [
+                    binary,
+                    f"--config.file={tmp_path / 'prometheus.yml'}",
+                    f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                    f"--web.listen-address={listen}",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            api = httpx.Client(base_url=f"http://{listen}/api/v1", timeout=10)
+
+            def query(expr: str) -> list[dict[str, Any]]:
+                r = api.post("/query", data={"query": expr})
+                body = r.json()
+                assert r.status_code == 200 and body["status"] == "success", (expr, body)
+                return list(body["data"]["result"])
+
+            def value(expr: str) -> float | None:
+                result = query(expr)
+                return float(result[0]["value"][1]) if result else None
+
+            # wait for what the panels need: the target up and two polls of every device scraped
+            deadline = time.monotonic() + 90
+            while True:
+                assert proc.poll() is None, (tmp_path / "prometheus.log").read_text()
+                try:
+                    ready = (
+                        value("count(faultloop_interface_in_bits_per_second)") == 6
+                        and (value("sum(rate(faultloop_snmp_poll_duration_seconds_count[10s]))") or 0) > 0
+                    )
+                except httpx.TransportError:
+                    ready = False
+                if ready:
+                    break
+                assert time.monotonic() < deadline, (tmp_path / "prometheus.log").read_text()[-3000:]
+                time.sleep(0.5)
+
+            assert value('up{job="faultloop"}') == 1.0  # the bearer token from the file was accepted
+            evaluated = 0
+            for path in DASHBOARDS:
+                for where, expr in dashboard_exprs(load(path)):
+                    query(_grafana_to_prometheus(expr))  # asserts Prometheus evaluated it without error
+                    evaluated += 1
+            assert evaluated > 50
+
+            by_title = _exprs_by_title(ROOT / "deploy/grafana/dashboards/network-overview.json")
+            assert value(_grafana_to_prometheus(by_title["Devices up"][0])) == 3
+            assert value(_grafana_to_prometheus(by_title["Devices down"][0])) == 0
+            top_in = query(_grafana_to_prometheus(by_title["Top 10 interfaces by inbound utilisation"][0]))
+            busiest = max(top_in, key=lambda s: float(s["value"][1]))
+            assert (busiest["metric"]["device"], busiest["metric"]["interface"]) == ("core1", "GigabitEthernet0/1")
+            assert float(busiest["value"][1]) == pytest.approx(8.0, rel=0.05)  # 800 Mb/s on 10 Gb/s
+            health = _exprs_by_title(ROOT / "deploy/grafana/dashboards/collector-health.json")
+            assert (value(_grafana_to_prometheus(health["Polls per minute"][0])) or 0) > 0
+            p90 = value(_grafana_to_prometheus(health["Poll p90"][0]))
+            assert p90 is not None and 0 < p90 <= 1
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(30)
+        loop.run(lab.stop())
+        loop.close()
+        rt.engine.dispose()
