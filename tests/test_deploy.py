@@ -1,6 +1,7 @@
 """No Docker engine runs here: check what can be checked without one."""
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -189,3 +190,11 @@ def test_prometheus_config_passes_promtool(tmp_path):
         timeout=60,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dashboards_select_the_scrape_job_by_its_name():
+    (job,) = _prometheus_config()["scrape_configs"]
+    selected = set()
+    for path in sorted((ROOT / "deploy/grafana/dashboards").glob("*.json")):
+        selected |= set(re.findall(r'job\s*=~?\s*\\?"([^"\\]*)', path.read_text()))
+    assert selected == {job["job_name"]}
