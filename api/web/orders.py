@@ -1,7 +1,101 @@
-"""Dashboard pages: orders (being built)."""
+"""Dashboard pages: provisioning orders (list with a state filter, one order with its per-device
+items, rendered configuration diffs and timeline). Read-only: orders are written through the
+JSON API and the CLI, where the order state table decides (provisioning.policy)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from collections import defaultdict
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse
+from sqlalchemy import func, select
+
+from api.deps import PageDep, SessionDep, UserDep
+from api.web.render import page
+from faultloop.errors import InvalidInput
+from inventory.models import Device
+from provisioning import service
+from provisioning.models import OrderItem, ServiceOrder
+from provisioning.policy import STATES
 
 router = APIRouter(include_in_schema=False)
+
+
+def diff_lines(diff: str) -> list[tuple[str, str]]:
+    """(css class, line) for a unified diff: the template escapes each line, nothing is markup."""
+    out = []
+    for line in diff.splitlines():
+        if line.startswith(("+++", "---")):
+            kind = "file"
+        elif line.startswith("@@"):
+            kind = "hunk"
+        elif line.startswith("+"):
+            kind = "add"
+        elif line.startswith("-"):
+            kind = "del"
+        else:
+            kind = "ctx"
+        out.append((kind, line))
+    return out
+
+
+@router.get("/ui/orders", response_class=HTMLResponse)
+def orders(
+    request: Request,
+    session: SessionDep,
+    user: UserDep,
+    page_: PageDep,
+    state: Annotated[str, Query(max_length=20)] = "",
+) -> HTMLResponse:
+    state = state.strip()
+    if state and state not in STATES:
+        raise InvalidInput(f"state: expected one of {', '.join(STATES)}", field="state")
+    # one row more than the page tells whether there is a next page without counting everything
+    rows = service.list_orders(session, state=state or None, limit=page_.limit + 1, offset=page_.offset)
+    has_next, rows = len(rows) > page_.limit, rows[: page_.limit]
+    devices: dict[int, list[str]] = defaultdict(list)
+    if rows:
+        for order_id, hostname in session.execute(
+            select(OrderItem.order_id, Device.hostname)
+            .join(Device, Device.id == OrderItem.device_id)
+            .where(OrderItem.order_id.in_([o.id for o in rows]))
+            .order_by(OrderItem.order_id, OrderItem.seq)
+        ):
+            devices[order_id].append(hostname)
+    counts = {
+        s: int(n) for s, n in session.execute(select(ServiceOrder.state, func.count()).group_by(ServiceOrder.state))
+    }
+
+    def link(offset: int) -> str:
+        params: dict[str, Any] = {"state": state} if state else {}
+        params.update(limit=page_.limit, offset=max(offset, 0))
+        return "/ui/orders?" + urlencode(params)
+
+    ctx: dict[str, Any] = {
+        "orders": rows,
+        "devices": devices,
+        "state": state,
+        "states": STATES,
+        "counts": counts,
+        "offset": page_.offset,
+        "limit": page_.limit,
+        "prev_url": link(page_.offset - page_.limit) if page_.offset > 0 else None,
+        "next_url": link(page_.offset + page_.limit) if has_next else None,
+    }
+    fragment = request.headers.get("hx-request") == "true" and request.headers.get("hx-target") == "orders"
+    return page(request, "_order_list.html" if fragment else "orders.html", user, **ctx)
+
+
+@router.get("/ui/orders/{order_id}", response_class=HTMLResponse)
+def order_page(request: Request, order_id: int, session: SessionDep, user: UserDep) -> HTMLResponse:
+    order = service.get_order(session, order_id)
+    out = service.order_out(session, order, role=str(user.role))
+    ctx: dict[str, Any] = {
+        "order": out,
+        "request_doc": order.request,
+        "diffs": {item.device_id: diff_lines(item.diff) for item in out.items},
+        "timeline": service.timeline(session, order_id),
+    }
+    return page(request, "order.html", user, **ctx)
