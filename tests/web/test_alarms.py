@@ -212,30 +212,30 @@ def test_server_side_pagination_counts_the_whole_set(web, engine, session):
     assert 'href="/?limit=3&amp;offset=3" hx-get="/ui/alarms/rows?limit=3&amp;offset=3" data-testid="page-prev"' in last
 
 
-@pytest.mark.parametrize(
-    ("query", "field"),
-    [
-        ("sort=name", "sort"),
-        ("sort=severity;drop", "sort"),
-        ("order=up", "order"),
-        ("state=open", "state"),
-        ("severity=huge", "severity"),
-        ("limit=0", "limit"),
-        ("limit=100000", "limit"),
-        ("offset=-1", "offset"),
-        ("expand=abc", "expand"),
-        ("hide_muted=perhaps", "hide_muted"),
-        ("q=" + "x" * 201, "q"),
-    ],
-)
-def test_bad_console_parameters_are_422_naming_the_field(web, query, field):
+BAD_QUERIES = [
+    ("sort=name", "sort"),
+    ("sort=severity;drop", "sort"),
+    ("order=up", "order"),
+    ("state=open", "state"),
+    ("severity=huge", "severity"),
+    ("limit=0", "limit"),
+    ("limit=100000", "limit"),
+    ("offset=-1", "offset"),
+    ("expand=abc", "expand"),
+    ("hide_muted=perhaps", "hide_muted"),
+    ("q=" + "x" * 201, "q"),
+]
+
+
+def test_bad_console_parameters_are_422_naming_the_field(web):
     noc = web("noc")
-    for path in ("/", "/ui/alarms/rows"):
-        r = noc.get(f"{path}?{query}")
-        assert r.status_code == 422, (path, query, r.status_code)
-        assert f"{field}:" in r.text or f"{field}." in r.text, r.text
-        r = noc.get(f"{path}?{query}", headers={"hx-request": "true"})
-        assert r.status_code == 422 and r.headers["hx-retarget"] == "#flash" and field in r.text
+    for query, field in BAD_QUERIES:
+        for path in ("/", "/ui/alarms/rows"):
+            r = noc.get(f"{path}?{query}")
+            assert r.status_code == 422, (path, query, r.status_code)
+            assert f"{field}:" in r.text or f"{field}." in r.text, r.text
+            r = noc.get(f"{path}?{query}", headers={"hx-request": "true"})
+            assert r.status_code == 422 and r.headers["hx-retarget"] == "#flash" and field in r.text
 
 
 def test_rows_fragment_keeps_the_state_in_the_url(storm):
