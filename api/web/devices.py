@@ -202,7 +202,13 @@ class MapEdge:
 
 
 @router.get("/ui/topology", response_class=HTMLResponse)
-def topology_page(request: Request, session: SessionDep, user: UserDep, site: SiteQuery = "") -> HTMLResponse:
+def topology_page(
+    request: Request,
+    session: SessionDep,
+    user: UserDep,
+    site: SiteQuery = "",
+    fit: Annotated[bool, Query(description="scale the map to the window")] = False,
+) -> HTMLResponse:
     site_name = _check_site(session, site)
     query = (
         select(Device.id, Device.hostname, Device.role, Site.name, Device.vendor, Device.platform)
@@ -253,6 +259,7 @@ def topology_page(request: Request, session: SessionDep, user: UserDep, site: Si
             f"{names[link.b_device]} {link.b_interface} ({link.b_oper})\n{link.source} link, {link.state}"
         )
         edges.append(MapEdge(e.x1, e.y1, e.x2, e.y2, css, tip))
+    edges.sort(key=lambda e: "link-down" in e.css)  # down links drawn last, on top
     counts = {
         "devices": len(nodes),
         "unreachable": sum(1 for n in nodes if n.reachable is False),
@@ -270,6 +277,7 @@ def topology_page(request: Request, session: SessionDep, user: UserDep, site: Si
         counts=counts,
         sites=[s.name for s in inventory.list_sites(session)],
         site=site_name or "",
+        fit=fit,
         r=topology.NODE_R,
     )
 
@@ -403,6 +411,7 @@ def can_read_configs(user: User) -> bool:
 def device_page(device_id: int, request: Request, session: SessionDep, user: UserDep) -> HTMLResponse:
     device = inventory.get_device(session, device_id)  # 404 for an unknown id
     status = collectors.device_status(session, device_id=device_id)
+    status.interfaces.sort(key=lambda i: topology.natural(i.name))  # Gi0/2 before Gi0/10
     now = clock.now()
     rx, tx = traffic(session, device_id, now=now)
     rates = {

@@ -2,7 +2,9 @@
 
 Devices sit in horizontal tiers by role (core on top, then distribution, access, and
 everything else); inside a tier, each site is a block of slots (a grid of at most
-``max_cols`` columns) and blocks are packed left to right onto shelves that wrap. Every
+``max_cols`` columns, devices in natural hostname order) and blocks are packed left to
+right onto shelves that wrap, ordered by where their neighbours in the tiers above sit
+(the barycentre heuristic of layered graph drawing, so links cross less). Every
 node owns one slot and every block its own rectangle, so no two nodes overlap whatever
 the input; a few hundred devices give a map a NOC can still scroll through.
 """
@@ -10,6 +12,7 @@ the input; a few hundred devices give a map a NOC can still scroll through.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -103,43 +106,54 @@ def layout(nodes: Sequence[NodeIn], edges: Sequence[EdgeIn], *, max_cols: int = 
     if max_cols < 1:
         raise ValueError("max_cols: expected at least 1")
     by_tier: dict[int, dict[str | None, list[NodeIn]]] = {}
-    for n in sorted(nodes, key=lambda n: (tier_of(n.role), n.site is None, n.site or "", n.hostname, n.id)):
+    for n in sorted(nodes, key=lambda n: (tier_of(n.role), natural(n.hostname), n.hostname, n.id)):
         by_tier.setdefault(tier_of(n.role), {}).setdefault(n.site, []).append(n)
+    neighbours: dict[int, set[int]] = {}
+    for e in edges:
+        if e.a != e.b:
+            neighbours.setdefault(e.a, set()).add(e.b)
+            neighbours.setdefault(e.b, set()).add(e.a)
 
+    placed: dict[int, PlacedNode] = {}
+    groups: list[GroupBox] = []
+    tiers: list[TierBand] = []
     shelf_limit = max_cols * SLOT_W
-    # First pass: the shelves of every tier (blocks with their sizes), to know the width.
-    planned: list[tuple[int, list[list[tuple[str | None, list[NodeIn], int, int]]]]] = []
     width = 0.0
+    y = float(MARGIN)
+    # Tiers top to bottom; inside a tier, the site blocks in the order of where their
+    # devices' neighbours above sit (barycentre), so that links cross less. Each shelf is
+    # centred on the widest possible one, then everything shifts once the real width is known.
     for tier in sorted(by_tier):
+        top = y
+        y += TIER_LABEL_H
+
+        def pull(site: str | None, members: list[NodeIn]) -> tuple[float, tuple[tuple[int, int | str], ...], str]:
+            xs = sorted(placed[m].x for n in members for m in neighbours.get(n.id, ()) if m in placed)
+            centre = sum(xs) / len(xs) if xs else math.inf  # sorted: the same float sum whatever the input order
+            return (centre, natural(site or "~"), site or "")
+
+        blocks = sorted(by_tier[tier].items(), key=lambda kv: pull(*kv))
         shelves: list[list[tuple[str | None, list[NodeIn], int, int]]] = [[]]
         used = 0.0
-        for site, members in by_tier[tier].items():
+        for site, members in blocks:
             cols = min(len(members), max_cols)
-            rows = math.ceil(len(members) / cols)
+            block_rows = math.ceil(len(members) / cols)
             block_w = cols * SLOT_W
             if shelves[-1] and used + GROUP_GAP + block_w > shelf_limit:
                 shelves.append([])
                 used = 0.0
             used += (GROUP_GAP if shelves[-1] else 0) + block_w
-            shelves[-1].append((site, members, cols, rows))
+            shelves[-1].append((site, members, cols, block_rows))
             width = max(width, used)
-        planned.append((tier, shelves))
-
-    placed: dict[int, PlacedNode] = {}
-    groups: list[GroupBox] = []
-    tiers: list[TierBand] = []
-    y = float(MARGIN)
-    for tier, shelves in planned:
-        top = y
-        y += TIER_LABEL_H
         for i, shelf in enumerate(shelves):
             if i:
                 y += SHELF_GAP
             shelf_w = sum(cols * SLOT_W for _s, _m, cols, _r in shelf) + GROUP_GAP * (len(shelf) - 1)
-            x = MARGIN + (width - shelf_w) / 2  # shelves centred under each other
+            # provisional x (centred on the running width); shifted to the final width below
+            x = MARGIN + (shelf_limit - shelf_w) / 2
             shelf_h = 0.0
-            for site, members, cols, rows in shelf:
-                block_h = GROUP_LABEL_H + rows * SLOT_H
+            for site, members, cols, block_rows in shelf:
+                block_h = GROUP_LABEL_H + block_rows * SLOT_H
                 groups.append(GroupBox(tier, NO_SITE if site is None else site, x, y, cols * SLOT_W, block_h))
                 for k, n in enumerate(members):
                     row, col = divmod(k, cols)
@@ -152,14 +166,25 @@ def layout(nodes: Sequence[NodeIn], edges: Sequence[EdgeIn], *, max_cols: int = 
         tiers.append(TierBand(tier, TIER_LABELS[tier], top, y - top))
         y += TIER_GAP
 
+    # Every shelf was centred on the widest possible shelf; centre on the widest real one.
+    shift = (width - shelf_limit) / 2
+    if shift:
+        placed = {k: PlacedNode(p.id, p.x + shift, p.y) for k, p in placed.items()}
+        groups = [GroupBox(g.tier, g.site, g.x + shift, g.y, g.width, g.height) for g in groups]
+
     lines = []
     for e in sorted(edges, key=lambda e: e.key):
         a, b = placed.get(e.a), placed.get(e.b)
         if a is None or b is None or e.a == e.b:
             continue
         lines.append(PlacedEdge(e.key, e.a, e.b, a.x, a.y, b.x, b.y))
-    height = y - TIER_GAP + MARGIN if planned else 2.0 * MARGIN
+    height = y - TIER_GAP + MARGIN if by_tier else 2.0 * MARGIN
     return Layout(width + 2 * MARGIN, height, placed, lines, groups, tiers)
+
+
+def natural(text: str) -> tuple[tuple[int, int | str], ...]:
+    """Sort key: "acc2" before "acc10"."""
+    return tuple((0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", text) if part)
 
 
 def label(hostname: str, limit: int = 13) -> str:

@@ -129,6 +129,22 @@ def test_layout_properties(specs, pairs, max_cols) -> None:
     assert geo.width <= max(max_cols * SLOT_W, 0) + 2 * topology.MARGIN + 1e-6
 
 
+def test_site_blocks_follow_their_uplinks_and_hostnames_sort_naturally() -> None:
+    nodes = [
+        NodeIn(1, "core1", "core", "p"),
+        NodeIn(2, "core2", "core", "p"),
+        NodeIn(3, "d-a", "distribution", "a-site"),  # hangs off core2 (right)
+        NodeIn(4, "d-b", "distribution", "b-site"),  # hangs off core1 (left)
+        NodeIn(5, "acc10", "access", "b-site"),
+        NodeIn(6, "acc9", "access", "b-site"),
+    ]
+    geo = layout(nodes, [EdgeIn(1, 2, 3), EdgeIn(2, 1, 4), EdgeIn(3, 4, 5)])
+    assert geo.nodes[1].x < geo.nodes[2].x
+    assert geo.nodes[4].x < geo.nodes[3].x  # b-site before a-site: below its uplink
+    assert geo.nodes[6].x < geo.nodes[5].x  # acc9 before acc10
+    assert topology.natural("acc9") < topology.natural("acc10") < topology.natural("acc10b")
+
+
 def test_labels_fit_their_slot() -> None:
     assert topology.label("core1") == "core1"
     assert topology.label("a-very-long-hostname.example.net") == "a-very-long-…"
@@ -222,6 +238,10 @@ def test_map_site_filter_and_bad_site(web, session, vault, frozen) -> None:
     assert r.status_code == 422 and "site" in r.text and "atlantis" in r.text
     r = client.get("/ui/topology", params={"site": "x" * 101})
     assert r.status_code == 422 and "site" in r.text
+    r = client.get("/ui/topology", params={"fit": "true"})
+    assert r.status_code == 200 and 'class="topology fit"' in r.text
+    r = client.get("/ui/topology", params={"fit": "maybe"})
+    assert r.status_code == 422 and "fit" in r.text
 
 
 def test_site_names_are_escaped_on_the_map(web, session, vault, frozen) -> None:
