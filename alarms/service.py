@@ -233,14 +233,14 @@ def _console_rows(session: Session, where: Iterable[ColumnElement[bool]], order:
     """Alarms with their inventory device id and site name, in one statement."""
     from inventory.models import Device, Site
 
+    # Sort and cut the page on the alarms alone (narrow rows), then join the page's few rows.
+    page = select(Alarm.id).where(*where).order_by(*order).limit(limit).offset(offset)
     query = (
         select(Alarm, Device.id, Site.name)
         .outerjoin(Device, and_(Device.hostname == Alarm.device, Alarm.device != ""))
         .outerjoin(Site, Site.id == Device.site_id)
-        .where(*where)
+        .where(Alarm.id.in_(page))
         .order_by(*order)
-        .limit(limit)
-        .offset(offset)
     )
     return [ConsoleRow(alarm=a, device_id=d, site=s) for a, d, s in session.execute(query)]
 
