@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHES = ["lab_snmp", "traps", "snmp_walk", "config_backup", "fleet", "alarms", "orders", "tickets"]
+BENCHES = ["lab_snmp", "traps", "snmp_walk", "config_backup", "fleet", "alarms", "orders", "tickets", "console"]
 
 
 def main(argv: list[str]) -> int:
