@@ -184,9 +184,10 @@ def _done(request: Request, fallback: str) -> Response:
 @dataclass(frozen=True, slots=True)
 class Clock:
     name: str  # response, restore
-    remaining_s: float
+    remaining_s: float  # clock seconds left (business seconds when the target counts business hours)
     deadline: datetime | None  # None while the clock is paused (nothing to count down)
     level: str  # ok, warn, breach
+    until_s: float  # wall seconds until the deadline: what app.js counts down from this
 
 
 @dataclass
@@ -234,7 +235,8 @@ def clocks(policy: Policy, ticket: Ticket, now: datetime) -> list[Clock]:
         breached = left <= 0 or getattr(ticket, f"{clock_name}_breached")
         level = "breach" if breached else "warn" if target - left >= sla.WARN_AT * target else "ok"
         deadline = None if paused else _deadline(policy, ticket, now, left)
-        out.append(Clock(clock_name, left, deadline, level))
+        until = left if deadline is None else (deadline - now).total_seconds()
+        out.append(Clock(clock_name, left, deadline, level, until))
     return out
 
 

@@ -193,6 +193,7 @@ def test_business_hours_deadline_skips_the_night(web, session, frozen, policy):
     card = dom(web("viewer").get("/ui/tickets").text).one("ticket-card", data_ticket_id=str(t.id))
     deadline = card.one("sla-response").all(tag="span")[0].attrs["data-deadline"]
     assert deadline == "2026-03-03T08:30:00+00:00"  # 30 min today, 30 min tomorrow morning
+    assert card.one("sla-response").text == "response 15h 00m"  # the wall time app.js counts down
 
 
 def test_board_filters_by_priority_site_and_assignee(web, session, frozen, policy):
@@ -432,3 +433,38 @@ def test_hostile_strings_render_inert(web, session, frozen, policy):
     assert page.one("ticket-title").text == XSS and XSS in page.one("ticket-note").text
     assert page.all(tag="script", src=None) and all("src" in s.attrs for s in page.all(tag="script"))
     assert page.all(tag="img") == []
+
+
+def test_board_queries_do_not_grow_with_the_tickets(web, session, frozen, policy, db_engine):
+    """No query per card: the board costs the same number of statements for 3 tickets and for 30."""
+    from sqlalchemy import event
+
+    for name in ("tina", "ted", "tom"):
+        make_technician(session, name)
+    session.commit()
+    noc = web("noc")
+
+    def statements() -> int:
+        seen: list[str] = []
+
+        def count(conn, cursor, statement, *args):
+            seen.append(statement)
+
+        event.listen(db_engine, "before_cursor_execute", count)
+        try:
+            assert noc.get("/ui/tickets").status_code == 200
+        finally:
+            event.remove(db_engine, "before_cursor_execute", count)
+        return len(seen)
+
+    def add(n: int) -> None:
+        for i in range(n):
+            t = new_ticket(session, policy, f"t{i}", priority=f"P{i % 4 + 1}")
+            if i % 3:
+                move(session, policy, t, ACK, DIAG, dispatch_to(("tina", "ted", "tom")[i % 3]))
+
+    add(3)
+    few = statements()
+    assert 5 <= few <= 20  # session, user, counts, cards, usernames, closed, sites, technicians, loads
+    add(27)
+    assert statements() == few
