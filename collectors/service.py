@@ -243,6 +243,28 @@ def list_samples(
     return [SampleOut(time=r.time, interface=r.interface, metric=r.metric, value=r.value) for r in rows][::-1]
 
 
+def recent_series(
+    session: Session, *, device_id: int, metrics: Sequence[str], since: datetime, limit: int = 100_000
+) -> list[tuple[str, str, datetime, float]]:
+    """(metric, interface, time, value) of ``metrics`` since ``since``, oldest first: plain rows for
+    graphs, without building an object per sample (an hour of a 48-port switch is ~6,000 rows
+    per metric). Beyond ``limit`` rows, the oldest are left out."""
+    _device(session, device_id)
+    for metric in metrics:
+        if metric not in METRICS:
+            raise InvalidInput(f"metric: expected one of {', '.join(METRICS)}", field="metric")
+    if since.tzinfo is None:
+        raise InvalidInput("since: expected a timestamp with a timezone, e.g. 2026-01-01T00:00:00Z", field="since")
+    s = InterfaceSample
+    query = (
+        select(s.metric, s.interface, s.time, s.value)
+        .where(s.device_id == device_id, s.metric.in_(list(metrics)), s.time >= since)
+        .order_by(s.time.desc(), s.id.desc())
+        .limit(limit)
+    )
+    return [(r[0], r[1], r[2], r[3]) for r in session.execute(query)][::-1]
+
+
 def set_poll_settings(session: Session, *, device_id: int, data: PollSettingsIn, actor: str) -> PollSettingsOut:
     """Per-device poll interval/timeout/retries; the running poller applies them at its next sync."""
     _device(session, device_id)
