@@ -22,7 +22,11 @@ class RouteNotAllowed(DomainError):
     title = "Route not in allow-table"
 
 
-def runtime(request: Request) -> Runtime:
+# Dependencies that do no I/O are ``async def``: FastAPI runs a plain ``def`` dependency in
+# the thread pool, and each hop costs more than the work itself.
+
+
+async def runtime(request: Request) -> Runtime:
     rt: Runtime = request.app.state.runtime
     return rt
 
@@ -90,7 +94,7 @@ def authorize(request: Request, session: SessionDep) -> User | None:
     return user
 
 
-def current_user(user: Annotated[User | None, Depends(authorize)]) -> User:
+async def current_user(user: Annotated[User | None, Depends(authorize)]) -> User:
     if user is None:  # only on a public route, which never asks for a user
         raise Unauthorized("authentication required")
     return user
@@ -100,16 +104,19 @@ UserDep = Annotated[User, Depends(current_user)]
 
 
 class PageParams:
-    def __init__(
-        self,
-        rt: Annotated[Runtime, Depends(runtime)],
-        limit: Annotated[int, Query(ge=1, description="Page size")] = 50,
-        offset: Annotated[int, Query(ge=0)] = 0,
-    ) -> None:
-        if limit > rt.settings.page_size_max:
-            raise InvalidInput(f"limit: expected at most {rt.settings.page_size_max}", field="limit")
+    def __init__(self, limit: int, offset: int) -> None:
         self.limit = limit
         self.offset = offset
 
 
-PageDep = Annotated[PageParams, Depends()]
+async def page_params(
+    rt: Annotated[Runtime, Depends(runtime)],
+    limit: Annotated[int, Query(ge=1, description="Page size")] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> PageParams:
+    if limit > rt.settings.page_size_max:
+        raise InvalidInput(f"limit: expected at most {rt.settings.page_size_max}", field="limit")
+    return PageParams(limit, offset)
+
+
+PageDep = Annotated[PageParams, Depends(page_params)]

@@ -7,8 +7,9 @@ dependency, a job wrapper, a CLI command) commits or rolls back through
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,23 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if parsed.drivername == "postgresql":
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
     return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+_GATES: dict[int, threading.Lock] = {}
+_GATES_LOCK = threading.Lock()
+
+
+def write_gate(session: Session) -> AbstractContextManager[object]:
+    """Serialize this process's writers on SQLite, which allows one writer at a time.
+
+    A blocked SQLite writer waits in SQLite's busy handler, which sleeps 1 to 100 ms between
+    tries; writers queued on a Python lock are woken the moment the previous one commits.
+    On PostgreSQL this is a no-op (row locks do the job)."""
+    engine = session.get_bind().engine
+    if engine.dialect.name != "sqlite":
+        return nullcontext()
+    with _GATES_LOCK:
+        return _GATES.setdefault(id(engine), threading.Lock())
 
 
 def safe_url(url: str) -> str:

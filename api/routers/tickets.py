@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from api.deps import PageDep, SessionDep, UserDep, runtime
 from faultloop import clock
 from faultloop.accounts.models import User
+from faultloop.db import write_gate
 from faultloop.errors import InvalidInput
 from faultloop.runtime import Runtime
 from ticketing import dispatch, service
@@ -58,7 +59,8 @@ def _load(path: Path | None) -> Policy:
     return load_policy(path)
 
 
-def policy_dep(rt: Annotated[Runtime, Depends(runtime)]) -> Policy:
+async def policy_dep(rt: Annotated[Runtime, Depends(runtime)]) -> Policy:
+    # cached after the first request: no I/O, so no thread-pool hop
     return _load(rt.settings.ticket_policy_file)
 
 
@@ -115,13 +117,17 @@ def _write(
     SQLite refuses a write whose read snapshot is older than another commit (DatabaseBusy): the
     whole effect is run again in a fresh transaction, a few times, before the client sees a 409.
     """
-    for attempt in range(BUSY_RETRIES):
-        try:
-            return _write_once(request, session, user, key, body, effect, status_code)
-        except DatabaseBusy:
-            if attempt == BUSY_RETRIES - 1:
-                raise
-            session.rollback()
+    # End the read transaction the request began (authentication): a write on SQLite from an older
+    # snapshot is refused; then queue behind this process's other writers (faultloop.db.write_gate).
+    session.commit()
+    with write_gate(session):
+        for attempt in range(BUSY_RETRIES):
+            try:
+                return _write_once(request, session, user, key, body, effect, status_code)
+            except DatabaseBusy:
+                if attempt == BUSY_RETRIES - 1:
+                    raise
+                session.rollback()
     raise AssertionError("unreachable")
 
 
@@ -177,11 +183,11 @@ def list_tickets(
     open_only: Annotated[bool, Query(alias="open")] = False,
 ) -> TicketPage:
     actor = service.Actor.of(user)
-    rows, total = service.list_tickets(
+    rows, total = service.list_ticket_rows(
         session, limit=page.limit, offset=page.offset, state=state, priority=priority, site=site, device=device,
         open_only=open_only, technician=actor if actor.role == "technician" else None,
     )  # fmt: skip
-    return TicketPage(items=[_out(session, t) for t in rows], total=total, limit=page.limit, offset=page.offset)
+    return TicketPage.model_validate({"items": rows, "total": total, "limit": page.limit, "offset": page.offset})
 
 
 @router.post("/tickets", status_code=201, response_model=TicketDetail)
@@ -266,10 +272,10 @@ def my_tickets(
     open_only: Annotated[bool, Query(alias="open")] = True,
 ) -> TicketPage:  # fmt: skip
     """The caller's tickets and their team's (open ones by default), newest first."""
-    rows, total = service.list_tickets(
+    rows, total = service.list_ticket_rows(
         session, limit=page.limit, offset=page.offset, open_only=open_only, technician=service.Actor.of(user)
     )
-    return TicketPage(items=[_out(session, t) for t in rows], total=total, limit=page.limit, offset=page.offset)
+    return TicketPage.model_validate({"items": rows, "total": total, "limit": page.limit, "offset": page.offset})
 
 
 def _tech_transition(

@@ -122,15 +122,20 @@ def find_token(session: Session, token: str) -> ApiToken | None:
 
 
 def resolve_token(session: Session, token: str) -> User:
-    row = find_token(session, token)
-    now = clock.now()
-    if row is None or row.revoked_at is not None:
+    """The token's user, in one query (every API request asks)."""
+    found = session.execute(
+        select(ApiToken.revoked_at, ApiToken.expires_at, User)
+        .join(User, User.id == ApiToken.user_id)
+        .where(ApiToken.token_hash == _digest(token))
+    ).first()
+    if found is None or found.revoked_at is not None:
         raise Unauthorized("invalid or revoked token")
-    if row.expires_at <= now:
+    if found.expires_at <= clock.now():
         raise Unauthorized("token expired")
-    if row.user.disabled:
+    if found.User.disabled:
         raise Unauthorized("user disabled")
-    return row.user
+    user: User = found.User
+    return user
 
 
 def list_tokens(session: Session, *, user: User) -> list[ApiToken]:
