@@ -95,7 +95,6 @@ def test_device_page_shows_status_interfaces_rates_graphs_alarms_tickets_backups
     rows = re.findall(r'<tr data-testid="interface-row" data-interface="([^"]+)" data-oper="([a-z]+)">', html)
     assert rows == [("Gi0/1", "up"), ("Gi0/2", "down"), ("Gi0/3", "down")]
     gi1 = html[html.index('data-interface="Gi0/1" data-oper') :].split("</tr>")[0]
-    assert "uplink" not in gi1  # inventory-made ports keep the inventory's description
     assert "250.0 Mb/s" in gi1 and "40.0 Mb/s" in gi1 and "1.0 Gb/s" in gi1
     # graphs: the busiest interface first, polylines of 31 points inside the frame
     graphs = re.findall(r'data-testid="traffic-graph" data-interface="([^"]+)"', html)
@@ -113,6 +112,7 @@ def test_device_page_shows_status_interfaces_rates_graphs_alarms_tickets_backups
     # backups, newest first, with diff links for a config reader
     assert re.findall(r'<tr data-backup-id="(\d+)">', html) == [str(data["v2"]), str(data["v1"])]
     assert f'href="/ui/devices/{dev.id}/config-backups/{data["v2"]}/diff"' in html
+    assert 'href="/ui/devices?site=pop-north"' in html and 'href="/ui/topology?site=pop-north"' in html
     assert "style=" not in html and "s3cret" not in html
 
 
