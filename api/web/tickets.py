@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, cast
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -22,7 +22,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from alarms.models import Alarm
 from api.deps import PageDep, SessionDep, UserDep
@@ -46,7 +46,7 @@ BOARD_STATES: tuple[str, ...] = (
 )  # fmt: skip
 DONE_STATES: tuple[str, ...] = ("closed", "cancelled")
 assert set(BOARD_STATES) == set(OPEN_STATES)
-CARDS_PER_COLUMN = 100  # a column shows the most urgent; the count says how many there are
+CARDS_PER_COLUMN = 50  # a column shows the most urgent; the count says how many there are
 DONE_SHOWN = 20
 # Actions a board card offers in one click (the ticket page has a form for every action).
 QUICK_ACTIONS = ("acknowledge", "dispatch", "reassign", "escalate", "accept", "verify")
@@ -305,24 +305,40 @@ class BoardFilter:
         return urlencode(params)
 
 
+# What a card needs: reading these columns as plain rows (not 45-column ORM objects) is most of
+# the difference on a board of thousands of tickets. A row has the Ticket's attribute names.
+CARD_COLUMNS = tuple(
+    getattr(Ticket, name)
+    for name in (
+        "id", "version", "title", "state", "priority", "site", "device", "assignee_id", "team", "tier", "eta",
+        "location_note", "diagnosis", "business_hours", "acknowledged_at", "sla_checked_at", "response_target_s",
+        "restore_target_s", "response_elapsed_s", "restore_elapsed_s", "response_breached", "restore_breached",
+    )
+)  # fmt: skip
+
+
 def board_columns(session: Session, where: list[Any]) -> tuple[dict[str, list[Ticket]], dict[str, int]]:
-    """The open tickets per state, most urgent first, at most CARDS_PER_COLUMN each: two queries
-    whatever the number of tickets (a window function ranks inside each state)."""
-    open_where = [Ticket.state.in_(BOARD_STATES), *where]
+    """The open tickets per state, most urgent first (priority, then oldest), at most
+    CARDS_PER_COLUMN each, and the count per state: one grouped count and one LIMITed query per
+    column, each served by the (state, priority) index, whatever the number of tickets."""
     counts = {
         state: int(n)
         for state, n in session.execute(
             select(Ticket.state, func.count())
-            .where(*[Ticket.state.in_(BOARD_STATES + DONE_STATES), *where])
+            .where(Ticket.state.in_(BOARD_STATES + DONE_STATES), *where)
             .group_by(Ticket.state)
         )  # fmt: skip
     }
-    rank = func.row_number().over(partition_by=Ticket.state, order_by=(Ticket.priority, Ticket.id)).label("rank")
-    ranked = select(Ticket, rank).where(*open_where).subquery()
-    row = aliased(Ticket, ranked)
-    columns: dict[str, list[Ticket]] = {s: [] for s in BOARD_STATES}
-    for t in session.scalars(select(row).where(ranked.c.rank <= CARDS_PER_COLUMN).order_by(ranked.c.rank)):
-        columns[t.state].append(t)
+    columns: dict[str, list[Ticket]] = {}
+    for state in BOARD_STATES:
+        if not counts.get(state):
+            columns[state] = []
+            continue
+        query = (
+            select(*CARD_COLUMNS).where(Ticket.state == state, *where)
+            .order_by(Ticket.priority, Ticket.id).limit(CARDS_PER_COLUMN)
+        )  # fmt: skip
+        columns[state] = [cast(Ticket, row) for row in session.execute(query)]
     return columns, counts
 
 
