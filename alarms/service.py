@@ -257,25 +257,28 @@ def console(
     children_limit: int = 500,
 ) -> ConsolePage:
     """One page of the alarm console, in a fixed number of statements whatever the page size:
-    severity counts (one GROUP BY), the top-level total, the page, the rows under expanded
+    severity counts and the top-level total (one GROUP BY), the page, the rows under expanded
     roots, and the children counts of every shown row.
 
     Root causes fold their correlated children: a row is top-level when it has no parent or
     its parent is not in the filtered set (so a filter never hides a matching child)."""
     where = _console_where(Alarm, filters)
+    parent = aliased(Alarm)
+    parent_in_set = exists(select(parent.id).where(parent.id == Alarm.parent_id, *_console_where(parent, filters)))
+    top_level = or_(Alarm.parent_id.is_(None), ~parent_in_set)
+    # One pass for the chips (every filter but the severity) and the pager's total (the top-level
+    # rows of the fully filtered set).
+    in_page_set = and_(Alarm.severity == filters.severity, top_level) if filters.severity else top_level
     by_severity = {sev: 0 for sev in SEVERITY_RANK}
-    for sev, n in session.execute(
-        select(Alarm.severity, func.count())
+    total = 0
+    for sev, n, top in session.execute(
+        select(Alarm.severity, func.count(), func.sum(case((in_page_set, 1), else_=0)))
         .where(*_console_where(Alarm, filters, with_severity=False))
         .group_by(Alarm.severity)
     ):
         by_severity[sev] = by_severity.get(sev, 0) + n
+        total += int(top or 0)
     matching = by_severity.get(filters.severity, 0) if filters.severity else sum(by_severity.values())
-
-    parent = aliased(Alarm)
-    parent_in_set = exists(select(parent.id).where(parent.id == Alarm.parent_id, *_console_where(parent, filters)))
-    top_level = or_(Alarm.parent_id.is_(None), ~parent_in_set)
-    total = session.scalar(select(func.count()).select_from(Alarm).where(*where, top_level)) or 0
     order = _console_order(sort, descending)
     rows = _console_rows(session, [*where, top_level], order, limit=limit, offset=offset)
 
