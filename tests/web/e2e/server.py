@@ -212,6 +212,17 @@ def start_demo(
     # The inventory is imported before the announcement; wait for the first poll of every
     # device to be stored so pages have something to show (and the start-up burst of
     # polls, backups and CLI collection has passed its densest part).
+    # the announcement comes just before uvicorn binds its socket
+    while True:
+        try:
+            if httpx.get(demo.base + "/healthz", timeout=5).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            demo.stop()
+            raise RuntimeError("the demo's HTTP service did not answer:\n" + demo.output[-4000:])
+        time.sleep(0.2)
     ids = [d["id"] for d in demo.ok("GET", "/api/v1/devices", params={"limit": 100})["items"]]
     assert len(ids) == 20, ids
     waiting = set(ids)
