@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -87,17 +87,24 @@ _GATES: dict[int, threading.Lock] = {}
 _GATES_LOCK = threading.Lock()
 
 
-def write_gate(session: Session) -> AbstractContextManager[object]:
-    """Serialize this process's writers on SQLite, which allows one writer at a time.
+@contextmanager
+def writing(session: Session) -> Iterator[None]:
+    """The write part of a request that has already read (authentication, say).
 
-    A blocked SQLite writer waits in SQLite's busy handler, which sleeps 1 to 100 ms between
-    tries; writers queued on a Python lock are woken the moment the previous one commits.
-    On PostgreSQL this is a no-op (row locks do the job)."""
+    On SQLite: end the read transaction first, because SQLite refuses at once ("database is
+    locked", no waiting) a write from a snapshot older than another connection's commit;
+    then queue behind this process's other writers on a lock, which wakes the next writer
+    the moment one commits (SQLite's own busy handler sleeps 1 to 100 ms between tries).
+    The caller commits inside the block. On PostgreSQL this does nothing."""
     engine = session.get_bind().engine
     if engine.dialect.name != "sqlite":
-        return nullcontext()
+        yield
+        return
+    session.commit()
     with _GATES_LOCK:
-        return _GATES.setdefault(id(engine), threading.Lock())
+        gate = _GATES.setdefault(id(engine), threading.Lock())
+    with gate:
+        yield
 
 
 def safe_url(url: str) -> str:

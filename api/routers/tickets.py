@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from api.deps import PageDep, SessionDep, UserDep, runtime
 from faultloop import clock
 from faultloop.accounts.models import User
-from faultloop.db import write_gate
+from faultloop.db import writing
 from faultloop.errors import InvalidInput
 from faultloop.runtime import Runtime
 from ticketing import dispatch, service
@@ -117,10 +117,7 @@ def _write(
     SQLite refuses a write whose read snapshot is older than another commit (DatabaseBusy): the
     whole effect is run again in a fresh transaction, a few times, before the client sees a 409.
     """
-    # End the read transaction the request began (authentication): a write on SQLite from an older
-    # snapshot is refused; then queue behind this process's other writers (faultloop.db.write_gate).
-    session.commit()
-    with write_gate(session):
+    with writing(session):
         for attempt in range(BUSY_RETRIES):
             try:
                 return _write_once(request, session, user, key, body, effect, status_code)

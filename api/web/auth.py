@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from api.deps import SESSION_COOKIE, SessionDep, UserDep
 from api.web.render import landing, page
 from faultloop.accounts import service as accounts
+from faultloop.db import writing
 from faultloop.errors import Forbidden, Unauthorized
 from faultloop.runtime import Runtime
 
@@ -53,9 +54,11 @@ def login(
     except Unauthorized as exc:
         return page(request, "login.html", None, status_code=401, next=_safe_next(next) or "", error=exc.detail)
     hours = rt.settings.session_ttl_hours
-    _row, token = accounts.create_token(
-        session, user=user, name="dashboard session", ttl_days=hours / 24, actor=user.username
-    )
+    with writing(session):
+        _row, token = accounts.create_token(
+            session, user=user, name="dashboard session", ttl_days=hours / 24, actor=user.username
+        )
+        session.commit()
     response = RedirectResponse(_safe_next(next) or landing(user), status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
@@ -72,9 +75,11 @@ def login(
 @router.post("/logout", response_model=None)
 def logout(request: Request, session: SessionDep, user: UserDep) -> Response:
     token = getattr(request.state, "session_token", None)
-    row = accounts.find_token(session, token) if token else None
-    if row is not None:
-        accounts.revoke_token(session, token_id=row.id, actor=user.username)
+    with writing(session):
+        row = accounts.find_token(session, token) if token else None
+        if row is not None:
+            accounts.revoke_token(session, token_id=row.id, actor=user.username)
+        session.commit()
     response = Response(status_code=204, headers={"HX-Redirect": "/login"})
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response

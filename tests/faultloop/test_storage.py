@@ -50,3 +50,56 @@ def test_sqlite_runs_wal_with_foreign_keys(tmp_path):
     with engine.connect() as conn:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+
+
+def test_sqlite_write_after_a_read_survives_another_writers_commit(tmp_path):
+    """A request reads (authentication), another connection commits, then the request writes:
+    SQLite refuses that write at once; inside ``writing`` it starts from a fresh snapshot."""
+    import threading
+
+    from faultloop.db import make_engine, make_sessionmaker, writing
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'w.db'}")
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"))
+    sessions = make_sessionmaker(engine)
+
+    def other_writer(value: str) -> None:
+        with sessions() as other:
+            other.execute(text("INSERT INTO t (v) VALUES (:v)"), {"v": value})
+            other.commit()
+
+    with sessions() as s:
+        s.execute(text("SELECT count(*) FROM t")).scalar()  # the read snapshot
+        other_writer("other-1")
+        with pytest.raises(DBAPIError, match="locked"):
+            s.execute(text("INSERT INTO t (v) VALUES ('mine')"))
+        s.rollback()
+
+        s.execute(text("SELECT count(*) FROM t")).scalar()
+        other_writer("other-2")
+        with writing(s):
+            s.execute(text("INSERT INTO t (v) VALUES ('mine')"))
+            s.commit()
+
+    # writers inside ``writing`` take turns: none of them fails
+    errors: list[BaseException] = []
+
+    def writer(i: int) -> None:
+        try:
+            with sessions() as w:
+                w.execute(text("SELECT count(*) FROM t")).scalar()
+                with writing(w):
+                    w.execute(text("INSERT INTO t (v) VALUES (:v)"), {"v": f"w{i}"})
+                    w.commit()
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM t")).scalar() == 2 + 1 + 20
