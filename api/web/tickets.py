@@ -30,6 +30,7 @@ from api.routers.tickets import BUSY_RETRIES, PolicyDep
 from api.web.render import page
 from faultloop import clock
 from faultloop.accounts.models import Role, User
+from faultloop.db import writing
 from faultloop.errors import InvalidInput
 from ticketing import dispatch, service, sla
 from ticketing.errors import DatabaseBusy
@@ -155,21 +156,23 @@ RESOLVE_FIELDS = ("version", "cause_category", "action_taken", "parts_used", "no
 
 def _write(session: Session, effect: Callable[[], object]) -> None:
     """Run a write and commit it in this thread, as the JSON API does (api.routers.tickets._write):
-    SQLite refuses a write whose snapshot is older than another commit; the whole effect is retried."""
-    for attempt in range(BUSY_RETRIES):
-        try:
-            effect()
+    SQLite refuses a write whose snapshot is older than another commit: the write starts from a
+    fresh snapshot behind this process's other writers (faultloop.db.writing), and is retried."""
+    with writing(session):
+        for attempt in range(BUSY_RETRIES):
             try:
-                session.commit()
-            except OperationalError as exc:
-                if "locked" in str(exc.orig).lower():
-                    raise DatabaseBusy("the database is busy; retry") from None
-                raise
-            return
-        except DatabaseBusy:
-            if attempt == BUSY_RETRIES - 1:
-                raise
-            session.rollback()
+                effect()
+                try:
+                    session.commit()
+                except OperationalError as exc:
+                    if "locked" in str(exc.orig).lower():
+                        raise DatabaseBusy("the database is busy; retry") from None
+                    raise
+                return
+            except DatabaseBusy:
+                if attempt == BUSY_RETRIES - 1:
+                    raise
+                session.rollback()
 
 
 def _done(request: Request, fallback: str) -> Response:
