@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from api.rbac import PUBLIC, allowed_roles
 from faultloop.accounts import service as accounts
 from faultloop.accounts.models import User
+from faultloop.db import end_read_snapshot
 from faultloop.errors import DomainError, Forbidden, InvalidInput, Unauthorized
 from faultloop.runtime import Runtime
 
@@ -86,8 +87,11 @@ def authorize(request: Request, session: SessionDep) -> User | None:
         return None
     token, from_cookie = _credentials(request)
     user = accounts.resolve_token(session, token)
-    if from_cookie and request.method not in SAFE_METHODS:
-        _check_csrf(request, token)
+    if request.method not in SAFE_METHODS:
+        if from_cookie:
+            _check_csrf(request, token)
+        # the handler writes: it must not start from the snapshot this read opened (SQLite)
+        end_read_snapshot(session)
     request.state.session_token = token if from_cookie else None
     if user.role not in roles:
         raise Forbidden(f"role {user.role.value!r} may not {request.method} {path}")

@@ -87,6 +87,14 @@ _GATES: dict[int, threading.Lock] = {}
 _GATES_LOCK = threading.Lock()
 
 
+def end_read_snapshot(session: Session) -> None:
+    """On SQLite, end a read-only transaction so that the next statement sees the newest
+    data and may write (see ``writing``); nothing has been written yet, so this commits nothing.
+    A no-op on PostgreSQL."""
+    if session.get_bind().engine.dialect.name == "sqlite":
+        session.commit()
+
+
 @contextmanager
 def writing(session: Session) -> Iterator[None]:
     """The write part of a request that has already read (authentication, say).
@@ -100,7 +108,7 @@ def writing(session: Session) -> Iterator[None]:
     if engine.dialect.name != "sqlite":
         yield
         return
-    session.commit()
+    end_read_snapshot(session)
     with _GATES_LOCK:
         gate = _GATES.setdefault(id(engine), threading.Lock())
     with gate:
