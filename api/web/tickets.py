@@ -385,7 +385,10 @@ def board(
         "cap": CARDS_PER_COLUMN,
     }
     fragment = request.headers.get("hx-request") == "true" and request.headers.get("hx-target") == "board"
-    return page(request, "_ticket_board.html" if fragment else "ticket_board.html", user, **ctx)
+    response = page(request, "_ticket_board.html" if fragment else "ticket_board.html", user, **ctx)
+    if fragment:  # the address bar shows the filter without the form's blank fields
+        response.headers["HX-Push-Url"] = ctx["board_url"]
+    return response
 
 
 # ---- one ticket ---------------------------------------------------------------------------------

@@ -223,6 +223,7 @@ def test_board_filters_by_priority_site_and_assignee(web, session, frozen, polic
     r = client.get("/ui/tickets?priority=P3", headers={**HX, "HX-Target": "board"})
     assert r.text.lstrip().startswith('<div id="board"') and "<html" not in r.text
     assert dom(r.text).one("ticket-board").attrs["hx-get"] == "/ui/tickets?priority=P3"
+    assert r.headers["HX-Push-Url"] == "/ui/tickets?priority=P3"
     r = client.get("/ui/tickets?priority=P9")
     assert r.status_code == 422 and "priority" in r.text
     r = client.get("/ui/tickets?assignee=nobody")
