@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, delete, exists, func, insert, or_, select
+from sqlalchemy import ColumnElement, and_, case, delete, func, insert, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from alarms.maintenance import Window, validate_recurrence
@@ -263,9 +263,12 @@ def console(
     Root causes fold their correlated children: a row is top-level when it has no parent or
     its parent is not in the filtered set (so a filter never hides a matching child)."""
     where = _console_where(Alarm, filters)
+    # Parents in the filtered set as an uncorrelated NOT IN: one hashed set on PostgreSQL and one
+    # ephemeral index on SQLite, whatever the table statistics say (a correlated EXISTS or a join ran
+    # per row, for seconds, on a table not analyzed yet).
     parent = aliased(Alarm)
-    parent_in_set = exists(select(parent.id).where(parent.id == Alarm.parent_id, *_console_where(parent, filters)))
-    top_level = or_(Alarm.parent_id.is_(None), ~parent_in_set)
+    in_set = select(parent.id).where(*_console_where(parent, filters))
+    top_level = or_(Alarm.parent_id.is_(None), Alarm.parent_id.not_in(in_set))
     # One pass for the chips (every filter but the severity) and the pager's total (the top-level
     # rows of the fully filtered set).
     in_page_set = and_(Alarm.severity == filters.severity, top_level) if filters.severity else top_level
