@@ -1,5 +1,7 @@
 """Browser end-to-end fixtures: one real `faultloop demo` (service + lab network) and one
-headless Debian chromium for the session, a fresh browser context per test.
+headless Debian chromium for this package, a fresh browser context per test. Package, not
+session, scope: the sync Playwright driver runs an event loop in this thread while it is
+open, and async tests collected after this package could not start their own.
 
 Screenshots (full page) go to ``$FAULTLOOP_TEST_ARTIFACTS/screenshots`` (default
 ``var/test-artifacts/screenshots`` in the checkout). Chromium is a test dependency
@@ -39,7 +41,7 @@ XSS_PAYLOADS = (
 )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def demo(tmp_path_factory: pytest.TempPathFactory, screenshots: Path) -> Iterator[Demo]:
     """The demo on SQLite in a temporary data dir; on a scratch PostgreSQL database instead
     when FAULTLOOP_TEST_DATABASE_URL names a server (as in CI)."""
@@ -57,7 +59,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory, screenshots: Path) -> Iterato
             assert rc == 0, server.output[-4000:]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def screenshots() -> Path:
     root = Path(os.environ.get("FAULTLOOP_TEST_ARTIFACTS") or REPO / "var" / "test-artifacts")
     path = root / "screenshots"
@@ -65,7 +67,7 @@ def screenshots() -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
     chromium = shutil.which("chromium")
     if chromium is None:
@@ -136,7 +138,7 @@ class Watched:
         assert links == [], f"javascript: URLs in link positions: {links}"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def sessions() -> dict[str, Any]:
     """username -> the browser storage state (session cookie) after one form login."""
     return {}
