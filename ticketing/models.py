@@ -3,8 +3,10 @@
 ``Ticket.active_key`` holds the root alarm's reduction key while the ticket is open and NULL
 once it is closed or cancelled; a unique index on it makes "exactly one open ticket per root
 cause" hold under concurrency and across restarts. ``Ticket.version`` is SQLAlchemy's
-version counter: every UPDATE says ``WHERE version = :v``, so of two writers holding the
-same version exactly one wins.
+version counter (the ETag): every ORM UPDATE says ``WHERE version = :v`` and raises it, so of
+two writers holding the same version exactly one wins. The one write that does not raise it is
+the timer's routine advance of the SLA clocks (``service._store_clocks``: a Core UPDATE of
+``sla.CLOCK_COLUMNS``, guarded by the same version), since nobody acts on elapsed seconds.
 """
 
 from __future__ import annotations

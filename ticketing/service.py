@@ -17,12 +17,12 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, event, func, select
+from sqlalchemy import ColumnElement, CursorResult, event, func, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import flag_modified
+from sqlalchemy.orm.attributes import flag_modified, set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
 from alarms.bus import AlarmChange
@@ -622,17 +622,38 @@ def tick(
             transition(session, policy=policy, ticket_id=ticket.id, action="reopen", actor=SYSTEM, now=now,
                        data=reason)  # fmt: skip
             result.reopened.append(ticket.id)
-    # 3. SLA clocks of every open ticket; a breach escalates
+    # 3. SLA clocks of every open ticket; a warning or breach is a change (version + 1), a breach escalates
     for ticket in list(session.scalars(select(Ticket).where(Ticket.state.in_(OPEN_STATES)))):
         events = sla.advance(policy, ticket, now)
         if not events:
+            _store_clocks(session, ticket)
             continue
         _sla_effects(session, policy, ticket, events, now)
         if any(e.kind == "breach" for e in events):
             _escalate(session, policy, ticket, now)
             result.escalated.append(ticket.id)
-        _flush(session, ticket.id)
+        _flush(session, ticket.id, client_version=False)
     return result
+
+
+def _store_clocks(session: Session, ticket: Ticket) -> None:
+    """Write the routine advance of the SLA clocks without raising the ticket's version.
+
+    The version is the ETag clients hold for their next change; elapsed seconds growing every
+    tick is not a change anyone acts on, so it goes out as a Core UPDATE (the ORM would bump
+    the version) and the ORM object takes the written values as its committed state. The
+    UPDATE only applies to the version the clocks were computed from: if someone changed the
+    ticket meanwhile, it matches nothing and the next tick advances from the new row.
+    """
+    values = {name: getattr(ticket, name) for name in sla.CLOCK_COLUMNS}
+    for name, value in values.items():  # no longer pending for the ORM: a flush of the ticket must not carry them
+        set_committed_value(ticket, name, value)
+    written = session.execute(
+        update(Ticket).where(Ticket.id == ticket.id, Ticket.version == ticket.version).values(**values)
+        .execution_options(synchronize_session=False)
+    )  # fmt: skip
+    if not cast(CursorResult[Any], written).rowcount:
+        session.expire(ticket)  # changed by someone else since it was read: reload it before any further use
 
 
 def _ticket_of_link_peer(session: Session, alarm: Alarm) -> Ticket | None:

@@ -15,6 +15,8 @@ from ticketing.models import Ticket
 from ticketing.policy import SLA_PAUSED_STATES, SLA_STOPPED_STATES, Policy
 
 WARN_AT = 0.8
+# what ``advance`` writes when no threshold is crossed: bookkeeping, not a change of the ticket
+CLOCK_COLUMNS = ("sla_checked_at", "response_elapsed_s", "restore_elapsed_s")
 
 
 @dataclass(frozen=True, slots=True)
