@@ -45,7 +45,10 @@ def get_session(rt: Annotated[Runtime, Depends(runtime)]) -> Iterator[Session]:
         session.close()
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": commit before the response is sent (FastAPI's default runs a yield
+# dependency's exit after the response, so a client could see 2xx for a write whose commit
+# then failed, or follow a redirect before the session it was given exists).
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 SESSION_COOKIE = "faultloop_session"

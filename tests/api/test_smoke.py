@@ -20,3 +20,52 @@ def test_devices_list_with_token(client, auth):
     r = client.get("/api/v1/devices", headers=auth("viewer"))
     assert r.status_code == 200, r.text
     assert r.json() == {"items": [], "total": 0, "limit": 50, "offset": 0}
+
+
+def test_a_failed_commit_is_the_clients_error_not_a_2xx(runtime, auth, monkeypatch):
+    """The request's transaction commits before the response goes out (FastAPI's default
+    would send the 201 first). Over real HTTP: a test client would wait for the app anyway."""
+    import threading
+    import time
+
+    import httpx
+    import uvicorn
+    from sqlalchemy import event
+    from sqlalchemy.exc import OperationalError
+
+    from api.main import create_api
+
+    headers = auth("noc")
+    real = runtime.sessions
+
+    def failing_sessions():
+        """Sessions whose commit fails once something was written."""
+        session = real()
+        original = session.commit
+        event.listen(session, "after_flush", lambda s, _ctx: s.info.__setitem__("wrote", True))
+
+        def commit():
+            if session.info.get("wrote"):
+                raise OperationalError("COMMIT", {}, Exception("disk I/O error"))
+            original()
+
+        session.commit = commit
+        return session
+
+    server = uvicorn.Server(uvicorn.Config(create_api(runtime), host="127.0.0.1", port=0, log_level="critical"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    url = "http://127.0.0.1:%d" % server.servers[0].sockets[0].getsockname()[1]
+    try:
+        monkeypatch.setattr(runtime, "sessions", failing_sessions)
+        r = httpx.post(f"{url}/api/v1/sites", json={"name": "never-committed"}, headers=headers, timeout=10)
+        assert r.status_code == 500, r.status_code
+        monkeypatch.setattr(runtime, "sessions", real)
+        names = [s["name"] for s in httpx.get(f"{url}/api/v1/sites", headers=headers, timeout=10).json()]
+        assert "never-committed" not in names
+    finally:
+        server.should_exit = True
+        thread.join(10)
