@@ -29,7 +29,7 @@ from alarms.engine import AlarmCore, EngineConfig
 from alarms.errors import RuleError
 from alarms.rules import SEVERITY_RANK, RuleSet, load_ruleset
 from faultloop import clock
-from faultloop.db import transaction
+from faultloop.db import transaction, write_transaction
 from faultloop.events import Event, Sample
 from faultloop.metrics import REGISTRY
 from faultloop.runtime import Runtime
@@ -278,7 +278,7 @@ class AlarmEngine:
     def _in_transaction(self, work: Any) -> Any:
         started = time.perf_counter()
         try:
-            with transaction(self.rt.sessions) as session:
+            with write_transaction(self.rt.sessions) as session:
                 result = work(session)
         except Exception as exc:
             FAILURES.inc()

@@ -5,7 +5,10 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHES = ["lab_snmp", "traps", "snmp_walk", "config_backup", "fleet", "alarms", "orders", "tickets", "console"]
+BENCHES = [
+    "lab_snmp", "traps", "snmp_walk", "config_backup", "fleet", "alarms", "orders", "tickets", "console",
+    "dashboard_devices",
+]  # fmt: skip
 
 
 def main(argv: list[str]) -> int:

@@ -40,6 +40,7 @@ from collectors import hostkeys
 from collectors.hostkeys import HostKeyChanged, HostKeyError, OfferedKey, PinnedHostKeyPolicy
 from faultloop import clock
 from faultloop.db import transaction
+from faultloop.db import write_transaction as db_write_transaction
 from faultloop.errors import Conflict, DomainError, InvalidInput, NotFound
 from faultloop.events import Event, ObservationSink, Source
 from faultloop.metrics import REGISTRY
@@ -155,19 +156,12 @@ def load_target(session: Session, vault: Vault, device_id: int) -> SshTarget:
     )
 
 
-_write_lock = threading.Lock()
-
-
 @contextmanager
 def write_transaction(rt: Runtime) -> Iterator[Session]:
-    """A write transaction taken in turn by the SSH pool's threads.
-
-    SQLite has one writer at a time, and a deferred transaction that has read before another
-    connection committed fails at its first write with "database is locked" instead of
-    waiting (found by bench/config_backup.py with 8 workers). Writes here are a few rows
-    after the SSH work is done, so taking turns costs little; PostgreSQL does not need it.
-    """
-    with _write_lock, transaction(rt.sessions) as session:
+    """A write transaction taken in turn by the SSH pool's threads (faultloop.db.write_transaction:
+    on SQLite a deferred transaction that has read before another connection committed fails at
+    its first write; found by bench/config_backup.py with 8 workers)."""
+    with db_write_transaction(rt.sessions) as session:
         yield session
 
 

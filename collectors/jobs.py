@@ -40,7 +40,7 @@ from collectors.models import DevicePollState
 from collectors.snmp import SnmpClient, SnmpConfigError
 from collectors.snmp_poll import DeviceTracker, PollResult, poll_device
 from faultloop import clock
-from faultloop.db import transaction
+from faultloop.db import transaction, write_transaction
 from faultloop.errors import InvalidInput
 from faultloop.events import ObservationSink
 from faultloop.metrics import REGISTRY
@@ -331,7 +331,7 @@ class PollerService:
         self._publish(batch)
 
     def _write(self, batch: list[_Pending]) -> None:
-        with transaction(self.rt.sessions) as session:
+        with write_transaction(self.rt.sessions) as session:
             known = set(session.scalars(select(Device.id).where(Device.id.in_([p.device_id for p in batch]))))
             for p in batch:
                 if p.device_id not in known:  # deleted since the poll
@@ -357,7 +357,7 @@ class PollerService:
         cutoff = clock.now() - timedelta(hours=self.rt.settings.sample_retention_h)
 
         def run() -> int:
-            with transaction(self.rt.sessions) as session:
+            with write_transaction(self.rt.sessions) as session:
                 return service.prune_samples(session, older_than=cutoff)
 
         return await asyncio.to_thread(run)
@@ -403,7 +403,7 @@ async def poll_now(
         tracker.observe(result, now.timestamp())
 
     def write() -> None:
-        with transaction(rt.sessions) as session:
+        with write_transaction(rt.sessions) as session:
             write_result(session, device_id, result, tracker.reachable, tracker.failures)
 
     await asyncio.to_thread(write)

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from faultloop import clock, migrate
 from faultloop.accounts import service as accounts
-from faultloop.db import safe_url, transaction
+from faultloop.db import safe_url, transaction, write_transaction
 from faultloop.errors import DomainError
 from faultloop.events import Event, Sample
 from faultloop.runtime import Runtime, StartupError, build_runtime, check_database, configure_logging
@@ -77,7 +77,7 @@ def _runtime(*, require_current: bool = True) -> Runtime:
 @contextmanager
 def _tx() -> Iterator[tuple[Runtime, Session]]:
     rt = _runtime()
-    with transaction(rt.sessions) as session:
+    with write_transaction(rt.sessions) as session:  # most commands write; SQLite: lock up front
         yield rt, session
 
 
@@ -481,9 +481,7 @@ def backup_cmd(
     with transaction(rt.sessions) as session:
         device_id = inventory.device_by_hostname(session, args[0]).id
     try:
-        outcome = backups.backup_device(
-            rt, device_id, sink=_DurableEventSink(rt), trigger="on_demand", actor=CLI_ACTOR
-        )
+        outcome = backups.backup_device(rt, device_id, sink=_DurableEventSink(rt), trigger="on_demand", actor=CLI_ACTOR)
     except HostKeyError as exc:
         raise CliError(str(exc)) from None
     if outcome.status == "unchanged":
@@ -877,9 +875,7 @@ def order_cancel(order_id: int, actor: str = ActorOpt) -> None:
     from provisioning import service as orders
 
     with _tx() as (rt, session):
-        orders.act(
-            session, order_id, "cancel", actor=actor, role="admin", four_eyes=rt.settings.provisioning_four_eyes
-        )
+        orders.act(session, order_id, "cancel", actor=actor, role="admin", four_eyes=rt.settings.provisioning_four_eyes)
     _print_order(order_id)
 
 

@@ -62,6 +62,14 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+# Execution option asking SQLite for BEGIN IMMEDIATE (the write lock up front).
+IMMEDIATE = "faultloop_sqlite_immediate"
+
+
+def _sqlite_begin(conn: Any) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(IMMEDIATE) else "BEGIN")
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite" or (parsed.database and parsed.database != ":memory:"):
@@ -76,15 +84,23 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     if parsed.drivername == "postgresql":
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 
-_GATES: dict[int, threading.Lock] = {}
+_GATES: dict[int, threading.RLock] = {}
 _GATES_LOCK = threading.Lock()
+
+
+def _sqlite_gate(session: Session) -> threading.RLock | None:
+    engine = session.get_bind().engine
+    if engine.dialect.name != "sqlite":
+        return None
+    with _GATES_LOCK:
+        return _GATES.setdefault(id(engine), threading.RLock())
 
 
 def end_read_snapshot(session: Session) -> None:
@@ -96,23 +112,45 @@ def end_read_snapshot(session: Session) -> None:
 
 
 @contextmanager
-def writing(session: Session) -> Iterator[None]:
-    """The write part of a request that has already read (authentication, say).
-
-    On SQLite: end the read transaction first, because SQLite refuses at once ("database is
-    locked", no waiting) a write from a snapshot older than another connection's commit;
-    then queue behind this process's other writers on a lock, which wakes the next writer
-    the moment one commits (SQLite's own busy handler sleeps 1 to 100 ms between tries).
-    The caller commits inside the block. On PostgreSQL this does nothing."""
-    engine = session.get_bind().engine
-    if engine.dialect.name != "sqlite":
+def _write_turn(session: Session) -> Iterator[None]:
+    """SQLite has one writer at a time. A deferred transaction that read before another
+    connection committed is refused at its first write ("database is locked", at once, no
+    waiting), so a writer begins IMMEDIATE: it takes the write lock up front, waiting up
+    to busy_timeout for another process's writer. Writers of this process take turns on a
+    lock first, which wakes the next the moment one finishes (SQLite's busy handler sleeps
+    1 to 100 ms between tries). On PostgreSQL this does nothing."""
+    gate = _sqlite_gate(session)
+    if gate is None:
         yield
         return
-    end_read_snapshot(session)
-    with _GATES_LOCK:
-        gate = _GATES.setdefault(id(engine), threading.Lock())
     with gate:
+        session.connection(execution_options={IMMEDIATE: True})
         yield
+
+
+@contextmanager
+def writing(session: Session) -> Iterator[None]:
+    """The write part of a request that has already read (authentication, say): end the
+    read transaction, then write in turn (``_write_turn``). The caller commits inside."""
+    end_read_snapshot(session)
+    with _write_turn(session):
+        yield
+
+
+@contextmanager
+def write_transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """``transaction`` for a job or command that writes: in turn with the process's other
+    writers and, on SQLite, holding the write lock from its first statement."""
+    session = factory()
+    try:
+        with _write_turn(session):
+            yield session
+            session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
 
 
 def safe_url(url: str) -> str:

@@ -19,7 +19,7 @@ from datetime import timedelta
 
 from alarms.bus import AlarmChange
 from faultloop import clock
-from faultloop.db import transaction
+from faultloop.db import write_transaction
 from faultloop.runtime import Runtime
 from ticketing import metrics, service
 from ticketing.policy import Policy, load_policy
@@ -52,7 +52,7 @@ class TicketingService:
             self._changes.clear()
         s = self.rt.settings
         now = clock.now()
-        with transaction(self.rt.sessions) as session:
+        with write_transaction(self.rt.sessions) as session:
             result = service.tick(session, policy=self.policy, now=now, hold_down_s=s.ticket_hold_down_s,
                                   verify_timeout_s=s.ticket_verify_timeout_s,
                                   reopen_window_s=s.ticket_reopen_window_s)  # fmt: skip
@@ -61,7 +61,7 @@ class TicketingService:
         self._rounds += 1
         if self._rounds % 720 == 1:
             cutoff = now - timedelta(hours=s.ticket_idempotency_retention_h)
-            with transaction(self.rt.sessions) as session:
+            with write_transaction(self.rt.sessions) as session:
                 service.purge_idempotency(session, older_than=cutoff)
         return result
 

@@ -103,3 +103,38 @@ def test_sqlite_write_after_a_read_survives_another_writers_commit(tmp_path):
     assert errors == []
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM t")).scalar() == 2 + 1 + 20
+
+
+def test_sqlite_write_transaction_holds_the_write_lock_from_its_first_read(tmp_path):
+    """A job that reads then writes while another process's connection writes: with
+    write_transaction the other writer waits its turn and both succeed."""
+    import threading
+
+    from faultloop.db import make_engine, make_sessionmaker, write_transaction
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'w.db'}")
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"))
+    other_engine = make_engine(f"sqlite:///{tmp_path / 'w.db'}")  # another process, as far as locks go
+    read_done = threading.Event()
+    errors: list[BaseException] = []
+
+    def other_process_writer() -> None:
+        read_done.wait(5)
+        try:
+            with other_engine.begin() as conn:
+                conn.execute(text("INSERT INTO t (v) VALUES ('other')"))
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    thread = threading.Thread(target=other_process_writer)
+    thread.start()
+    with write_transaction(make_sessionmaker(engine)) as s:
+        n = s.execute(text("SELECT count(*) FROM t")).scalar()
+        read_done.set()
+        thread.join(0.3)  # the other writer is now waiting for the lock
+        s.execute(text("INSERT INTO t (v) VALUES (:v)"), {"v": f"after {n}"})
+    thread.join(10)
+    assert errors == []
+    with engine.connect() as conn:
+        assert [r[0] for r in conn.execute(text("SELECT v FROM t ORDER BY id"))] == ["after 0", "other"]
