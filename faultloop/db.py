@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -137,22 +137,6 @@ def writing(session: Session) -> Iterator[None]:
         yield
 
 
-@contextmanager
-def write_transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """``transaction`` for a job or command that writes: in turn with the process's other
-    writers and, on SQLite, holding the write lock from its first statement."""
-    session = factory()
-    try:
-        with _write_turn(session):
-            yield session
-            session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
-
-
 def safe_url(url: str) -> str:
     """The URL with any password hidden, for messages and logs."""
     return make_url(url).render_as_string(hide_password=True)
@@ -168,17 +152,25 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
 
 
 @contextmanager
-def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """The one transaction edge: commit on success, roll back on any error."""
+def transaction(factory: sessionmaker[Session], *, write: bool = False) -> Iterator[Session]:
+    """The one transaction edge: commit on success, roll back on any error. ``write=True``
+    for a job or command that writes: it takes its turn with the process's other writers
+    and, on SQLite, holds the write lock from its first statement (see ``_write_turn``)."""
     session = factory()
     try:
-        yield session
-        session.commit()
+        with _write_turn(session) if write else nullcontext():
+            yield session
+            session.commit()
     except BaseException:
         session.rollback()
         raise
     finally:
         session.close()
+
+
+def write_transaction(factory: sessionmaker[Session]) -> AbstractContextManager[Session]:
+    """``transaction(factory, write=True)``."""
+    return transaction(factory, write=True)
 
 
 def import_all_models() -> None:

@@ -24,7 +24,7 @@ from alarms.rules import SEVERITY_RANK
 from api.deps import PageDep, SessionDep, UserDep
 from api.rbac import allowed_roles
 from api.web import topology
-from api.web.render import page
+from api.web.render import diff_lines, page
 from collectors import backup
 from collectors import service as collectors
 from collectors.models import DevicePollState
@@ -446,24 +446,6 @@ def device_page(device_id: int, request: Request, session: SessionDep, user: Use
         backups_total=backups_total,
         can_diff=can_read_configs(user),
     )
-
-
-def diff_lines(text: str) -> list[tuple[str, str]]:
-    """(css class, line) for a unified diff: file headers, hunks, added and removed lines."""
-    out = []
-    for line in text.splitlines():
-        if line.startswith(("+++", "---")):
-            kind = "file"
-        elif line.startswith("@@"):
-            kind = "hunk"
-        elif line.startswith("+"):
-            kind = "add"
-        elif line.startswith("-"):
-            kind = "del"
-        else:
-            kind = "ctx"
-        out.append((kind, line))
-    return out
 
 
 @router.get(DIFF_ROUTE, response_class=HTMLResponse)

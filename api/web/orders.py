@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy import func, select
 
 from api.deps import PageDep, SessionDep, UserDep
-from api.web.render import page
+from api.web.render import diff_lines, page
 from faultloop.errors import InvalidInput
 from inventory.models import Device
 from provisioning import service
@@ -21,24 +21,6 @@ from provisioning.models import OrderItem, ServiceOrder
 from provisioning.policy import STATES
 
 router = APIRouter(include_in_schema=False)
-
-
-def diff_lines(diff: str) -> list[tuple[str, str]]:
-    """(css class, line) for a unified diff: the template escapes each line, nothing is markup."""
-    out = []
-    for line in diff.splitlines():
-        if line.startswith(("+++", "---")):
-            kind = "file"
-        elif line.startswith("@@"):
-            kind = "hunk"
-        elif line.startswith("+"):
-            kind = "add"
-        elif line.startswith("-"):
-            kind = "del"
-        else:
-            kind = "ctx"
-        out.append((kind, line))
-    return out
 
 
 @router.get("/ui/orders", response_class=HTMLResponse)

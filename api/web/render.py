@@ -84,6 +84,24 @@ def html_error(request: Request, status: int, title: str, detail: str) -> Respon
     )
 
 
+def diff_lines(diff: str) -> list[tuple[str, str]]:
+    """(css class, line) for a unified diff: the template escapes each line, nothing is markup."""
+    out = []
+    for line in diff.splitlines():
+        if line.startswith(("+++", "---")):
+            kind = "file"
+        elif line.startswith("@@"):
+            kind = "hunk"
+        elif line.startswith("+"):
+            kind = "add"
+        elif line.startswith("-"):
+            kind = "del"
+        else:
+            kind = "ctx"
+        out.append((kind, line))
+    return out
+
+
 # --- filters shared by the page templates -------------------------------------------------
 
 
