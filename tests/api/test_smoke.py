@@ -58,7 +58,7 @@ def test_a_failed_commit_is_the_clients_error_not_a_2xx(runtime, auth, monkeypat
     deadline = time.monotonic() + 10
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.02)
-    url = "http://127.0.0.1:%d" % server.servers[0].sockets[0].getsockname()[1]
+    url = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
     try:
         monkeypatch.setattr(runtime, "sessions", failing_sessions)
         r = httpx.post(f"{url}/api/v1/sites", json={"name": "never-committed"}, headers=headers, timeout=10)
