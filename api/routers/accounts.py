@@ -10,6 +10,7 @@ from api.deps import PageDep, SessionDep, UserDep, runtime
 from faultloop.accounts import service as accounts
 from faultloop.accounts.models import Role
 from faultloop.audit import service as audit
+from faultloop.db import writing
 from faultloop.errors import Forbidden
 from faultloop.runtime import Runtime
 from inventory.schemas import Page
@@ -77,9 +78,11 @@ class AuditOut(BaseModel):
 @router.post("/auth/token", status_code=status.HTTP_201_CREATED, response_model=TokenCreated)
 def login(body: LoginIn, session: SessionDep, rt: Annotated[Runtime, Depends(runtime)]) -> TokenCreated:
     user = accounts.authenticate(session, username=body.username, password=body.password.get_secret_value())
-    row, token = accounts.create_token(
-        session, user=user, name=body.name, ttl_days=rt.settings.token_ttl_days, actor=user.username
-    )
+    with writing(session):  # the password check read; on SQLite write from a fresh snapshot
+        row, token = accounts.create_token(
+            session, user=user, name=body.name, ttl_days=rt.settings.token_ttl_days, actor=user.username
+        )
+        session.commit()
     return TokenCreated(id=row.id, token=token, prefix=row.prefix, expires_at=row.expires_at)
 
 

@@ -3,6 +3,7 @@ carries its CSP header, and raises no CSP violation, dialog or script error whil
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from .conftest import Watched
@@ -27,8 +28,13 @@ def test_device_page_shows_status_interfaces_and_traffic(open_page: Callable[...
     )
     uplink = page.locator('[data-testid="interface-row"][data-interface="GigabitEthernet0/6"]')
     assert "upstream transit" in uplink.inner_text()
-    # core1's busy ports carry lab traffic; graphs need two polls (15 s apart in the demo)
-    page.get_by_test_id("traffic-graph").first.wait_for(state="attached", timeout=5_000)
+    # core1's busy ports carry lab traffic; graphs need two polls (15 s apart in the demo, later
+    # under load): the page is rendered on the server, so reload until the samples are there
+    deadline = time.monotonic() + 60
+    while page.get_by_test_id("traffic-graph").count() == 0:
+        assert time.monotonic() < deadline, "no traffic graph on core1's page 60 s into the demo's polling"
+        page.wait_for_timeout(2_000)
+        page.reload()
     w.shot("device-core1")
     w.assert_clean()
 
