@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
@@ -112,23 +112,40 @@ def _write(
     effect: Callable[[], tuple[BaseModel, int | None]],
     status_code: int = 200,
 ) -> JSONResponse:
-    """Run a POST's effect once per Idempotency-Key; the stored answer is replayed to retries.
+    """Run a POST's effect once per Idempotency-Key; the stored answer is replayed to retries."""
+    return run_write(session, lambda: _write_once(request, session, user, key, body, effect, status_code))
 
-    SQLite refuses a write whose read snapshot is older than another commit (DatabaseBusy): the
-    whole effect is run again in a fresh transaction, a few times, before the client sees a 409.
-    """
+
+BUSY_RETRIES = 4
+T = TypeVar("T")
+
+
+def run_write(session: Session, attempt: Callable[[], T]) -> T:
+    """Run a write that commits itself (``commit_or_busy``), in turn with the process's other
+    writers (faultloop.db.writing). SQLite refuses a write whose read snapshot is older than
+    another commit (DatabaseBusy): the whole attempt is run again in a fresh transaction, a few
+    times, before the client sees a 409. The ticket pages of the dashboard write through it too."""
     with writing(session):
-        for attempt in range(BUSY_RETRIES):
+        for n in range(BUSY_RETRIES):
             try:
-                return _write_once(request, session, user, key, body, effect, status_code)
+                return attempt()
             except DatabaseBusy:
-                if attempt == BUSY_RETRIES - 1:
+                if n == BUSY_RETRIES - 1:
                     raise
                 session.rollback()
     raise AssertionError("unreachable")
 
 
-BUSY_RETRIES = 4
+def commit_or_busy(session: Session) -> None:
+    """Commit here, in the thread that wrote: SQLite holds its write lock from the first write to
+    the commit, and the request's own teardown may wait for a free worker thread under load. The
+    dependency's commit afterwards has nothing left to do. A locked database is DatabaseBusy."""
+    try:
+        session.commit()
+    except OperationalError as exc:
+        if "locked" in str(exc.orig).lower():
+            raise DatabaseBusy("the database is busy; retry") from None
+        raise
 
 
 def _write_once(
@@ -153,15 +170,7 @@ def _write_once(
     payload: dict[str, Any] = jsonable_encoder(result)
     if claim is not None:
         service.idempotency_complete(session, claim, status_code=status_code, response=payload)
-    # Commit here, in the thread that wrote: SQLite holds its write lock from the first write to the commit,
-    # and the request's own teardown may wait for a free worker thread under load (every other writer
-    # would busy-wait on the lock meanwhile). The dependency's commit afterwards has nothing left to do.
-    try:
-        session.commit()
-    except OperationalError as exc:
-        if "locked" in str(exc.orig).lower():
-            raise DatabaseBusy("the database is busy; retry") from None
-        raise
+    commit_or_busy(session)
     return JSONResponse(payload, status_code=status_code, headers=_etag(version) if version is not None else None)
 
 

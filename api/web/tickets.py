@@ -21,19 +21,16 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import func, select
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from alarms.models import Alarm
 from api.deps import PageDep, SessionDep, UserDep
-from api.routers.tickets import BUSY_RETRIES, PolicyDep
+from api.routers.tickets import PolicyDep, commit_or_busy, run_write
 from api.web.render import page
 from faultloop import clock
 from faultloop.accounts.models import Role, User
-from faultloop.db import writing
 from faultloop.errors import InvalidInput
 from ticketing import dispatch, service, sla
-from ticketing.errors import DatabaseBusy
 from ticketing.models import TechnicianProfile, Ticket
 from ticketing.policy import OPEN_STATES, PRIORITIES, SLA_PAUSED_STATES, Policy, allowed_actions
 from ticketing.schemas import AcceptIn, ResolveIn, StatusIn, TransitionIn
@@ -155,24 +152,13 @@ RESOLVE_FIELDS = ("version", "cause_category", "action_taken", "parts_used", "no
 
 
 def _write(session: Session, effect: Callable[[], object]) -> None:
-    """Run a write and commit it in this thread, as the JSON API does (api.routers.tickets._write):
-    SQLite refuses a write whose snapshot is older than another commit: the write starts from a
-    fresh snapshot behind this process's other writers (faultloop.db.writing), and is retried."""
-    with writing(session):
-        for attempt in range(BUSY_RETRIES):
-            try:
-                effect()
-                try:
-                    session.commit()
-                except OperationalError as exc:
-                    if "locked" in str(exc.orig).lower():
-                        raise DatabaseBusy("the database is busy; retry") from None
-                    raise
-                return
-            except DatabaseBusy:
-                if attempt == BUSY_RETRIES - 1:
-                    raise
-                session.rollback()
+    """Run a write and commit it in this thread, as the JSON API does (api.routers.tickets.run_write)."""
+
+    def attempt() -> None:
+        effect()
+        commit_or_busy(session)
+
+    run_write(session, attempt)
 
 
 def _done(request: Request, fallback: str) -> Response:
