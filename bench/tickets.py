@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import os
 import random
+import socket
 import statistics
 import subprocess
 import sys
@@ -42,9 +43,10 @@ TICKETS = 10_000
 MINE = 40
 
 SERVE = r"""
-import sys, uvicorn
+import asyncio, sys
 from cryptography.fernet import Fernet
-kind, url, host = sys.argv[1], sys.argv[2], sys.argv[3]
+from faultloop.app import serve_http
+kind, url, host, port = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 if kind == "hello":
     from fastapi import FastAPI
     app = FastAPI()
@@ -58,15 +60,8 @@ else:
     import tempfile
     settings = Settings(database_url=url, data_dir=tempfile.mkdtemp(), secret_key=Fernet.generate_key().decode())
     app = create_api(build_runtime(settings))
-config = uvicorn.Config(app, host=host, port=0, log_level="warning", access_log=False)
-server = uvicorn.Server(config)
-import threading, time
-def announce():
-    while not server.started:
-        time.sleep(0.01)
-    print(server.servers[0].sockets[0].getsockname()[1], flush=True)
-threading.Thread(target=announce, daemon=True).start()
-server.run()
+# both through the function `faultloop serve` uses (the same uvicorn settings and heap handling)
+asyncio.run(serve_http(app, host=host, port=port, log_level="warning", access_log=False))
 """
 
 
@@ -112,18 +107,24 @@ def seed(url: str) -> tuple[str, str, list[int]]:
 
 def serve(kind: str, url: str, log: Path) -> tuple[subprocess.Popen[str], str]:
     host = f"127.{random.randint(100, 120)}.{random.randint(0, 250)}.{random.randint(1, 250)}"
+    with socket.socket() as probe:  # a free port on that address, handed to the child
+        probe.bind((host, 0))
+        port = probe.getsockname()[1]
     with log.open("a") as errors:
         proc = subprocess.Popen(
-            [sys.executable, "-c", SERVE, kind, url, host], stdout=subprocess.PIPE, stderr=errors, text=True,
+            [sys.executable, "-c", SERVE, kind, url, host, str(port)], stderr=errors, text=True,
             cwd=Path(__file__).resolve().parents[1],
         )  # fmt: skip
-    assert proc.stdout is not None
-    port = proc.stdout.readline().strip()
-    if not port:
-        proc.kill()
-        proc.wait(10)
-        raise RuntimeError(f"{kind} server did not start: {log.read_text()[-2000:]}")
-    return proc, f"http://{host}:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            socket.create_connection((host, port), timeout=1).close()
+            return proc, f"http://{host}:{port}"
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    proc.wait(10)
+    raise RuntimeError(f"{kind} server did not start within 60 s: {log.read_text()[-2000:]}")
 
 
 async def offer(rate: float, seconds: float, make_request) -> tuple[list[float], dict[str, int]]:

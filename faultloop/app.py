@@ -10,6 +10,7 @@ after commit.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -139,25 +140,37 @@ def create_app(rt: Runtime, pipeline: Pipeline | None = None, *, own_pipeline: b
     return app
 
 
+def settle_heap() -> None:
+    """Freeze what start-up left alive (modules, routes, models, pools) out of the garbage
+    collector's reach. Otherwise every full collection walks those hundreds of thousands of
+    objects: a 90 ms pause in which no request is answered, which set the API's p99 at load.
+    Call once, in the serving process, right before it serves."""
+    gc.collect()
+    gc.freeze()
+
+
+async def serve_http(app: FastAPI, *, host: str, port: int, log_level: str, access_log: bool = True) -> None:
+    """Serve ``app`` with uvicorn until stopped (SIGINT/SIGTERM); benchmarks serve through it too."""
+    import uvicorn
+
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level.lower(), access_log=access_log)
+    server = uvicorn.Server(config)
+    settle_heap()
+    await server.serve()
+
+
 async def run_service(rt: Runtime, *, announce: Callable[[], None] | None = None) -> None:
     """Start the pipeline, then serve HTTP until stopped; stop everything on the way out.
 
     The services start before the HTTP server so that a taken trap port or a similar
     start-up failure ends the process with one clear message (StartupError)."""
-    import uvicorn
-
     pipeline = build_pipeline(rt)
     await pipeline.start()
     try:
         settings = rt.settings
-        config = uvicorn.Config(
-            create_app(rt, pipeline, own_pipeline=False),
-            host=settings.host,
-            port=settings.port,
-            log_level=settings.log_level.lower(),
-        )
+        app = create_app(rt, pipeline, own_pipeline=False)
         if announce is not None:
             announce()
-        await uvicorn.Server(config).serve()
+        await serve_http(app, host=settings.host, port=settings.port, log_level=settings.log_level)
     finally:
         await pipeline.stop()
