@@ -8,7 +8,6 @@ well-formed; the receiver counts both by reason. Nothing secret ends up in a
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +15,7 @@ from collectors.receiver import Rejected
 from collectors.traps import ber
 from collectors.traps.ber import BerError
 from collectors.traps.usm import UsmUsers, decrypt_aes
+from faultloop import snmpv3
 
 SYS_UPTIME_0 = "1.3.6.1.2.1.1.3.0"
 SNMP_TRAP_OID_0 = "1.3.6.1.6.3.1.1.4.1.0"
@@ -136,66 +136,37 @@ def _inform_response(data: bytes, vs: int, community_end: int, ps: int, pe: int)
 
 
 def _v3(data: bytes, pos: int, end: int, users: UsmUsers, now_s: float) -> Notification:
-    gs, ge = ber.expect(data, pos, end, ber.SEQUENCE)
-    _msg_id, p = ber.read_int(data, gs, ge)
-    _max_size, p = ber.read_int(data, p, ge)
-    flags_raw, p = ber.read_octets(data, p, ge)
-    model, p = ber.read_int(data, p, ge)
-    if len(flags_raw) != 1 or p != ge:
-        raise BerError("bad msgGlobalData")
-    flags = flags_raw[0]
-    if model != 3:
-        raise Rejected("unsupported_security_model", f"security model {model}")
-    ss, se = ber.expect(data, ge, end, ber.OCTET_STRING)
-    us, ue = ber.expect(data, ss, se, ber.SEQUENCE)
-    engine_id, p = ber.read_octets(data, us, ue)
-    boots, p = ber.read_int(data, p, ue)
-    etime, p = ber.read_int(data, p, ue)
-    user_name, p = ber.read_octets(data, p, ue)
-    auth_s, auth_e = ber.expect(data, p, ue, ber.OCTET_STRING)
-    salt, p = ber.read_octets(data, auth_e, ue)
-    if p != ue or ue != se:
-        raise BerError("bad msgSecurityParameters")
-    if not 0 <= boots <= 0x7FFFFFFF or not 0 <= etime <= 0x7FFFFFFF:
-        raise BerError("engine boots/time out of range")
-    data_tag, ds, de = ber.read_tlv(data, se, end)
-    if de != end:
-        raise BerError("trailing bytes after scopedPDU")
-    user = users.find(engine_id, user_name)
+    m = snmpv3.parse(data, pos, end)
+    if m.security_model != snmpv3.USM_SECURITY_MODEL:
+        raise Rejected("unsupported_security_model", f"security model {m.security_model}")
+    user = users.find(m.engine_id, m.user)
     if user is None:
         raise Rejected("unknown_user")
-    authed, private = bool(flags & 1), bool(flags & 2)
-    if private and not authed:
-        raise BerError("privacy without authentication")
-    if (user.auth_protocol is not None) != authed or (user.priv_protocol is not None) != private:
+    if (user.auth_protocol is not None) != m.authenticated or (user.priv_protocol is not None) != m.private:
         raise Rejected("unsupported_sec_level")
-    auth_key, priv_key = user.keys(engine_id)
-    if authed:
-        if auth_e - auth_s != user.mac_length:
+    auth_key, priv_key = user.keys(m.engine_id)
+    if m.authenticated:
+        assert user.auth_protocol is not None
+        if m.auth_span[1] - m.auth_span[0] != user.mac_length:
             raise Rejected("auth_failed", "digest of the wrong length")
-        zeroed = data[:auth_s] + bytes(auth_e - auth_s) + data[auth_e:]
-        if not hmac.compare_digest(user.mac(auth_key, zeroed), data[auth_s:auth_e]):
+        if not snmpv3.digest_ok(data, m, user.auth_protocol, auth_key):
             raise Rejected("auth_failed", "wrong digest")
-        if not users.timely(engine_id, boots, etime, now_s):
+        if not users.timely(m.engine_id, m.boots, m.time, now_s):
             raise Rejected("not_in_time_window")
-    if private:
-        if data_tag != ber.OCTET_STRING or len(salt) != 8:
-            raise BerError("encrypted scopedPDU expected")
-        scoped = decrypt_aes(priv_key, boots, etime, salt, data[ds:de])
+    if m.private:
+        scoped = decrypt_aes(priv_key, m.boots, m.time, m.priv_params, snmpv3.encrypted(data, m, end))
         try:
-            return _scoped(scoped, 0, len(scoped), user.name, engine_id)
+            return _scoped(scoped, 0, len(scoped), user.name, m.engine_id)
         except BerError:
             raise Rejected("decrypt_failed") from None
-    if data_tag != ber.SEQUENCE:
-        raise BerError("plaintext scopedPDU expected")
-    return _scoped(data, se, end, user.name, engine_id)
+    return _scoped(data, m.data_at, end, user.name, m.engine_id)
 
 
 def _scoped(data: bytes, pos: int, end: int, user: str, engine_id: bytes) -> Notification:
-    ss, se = ber.expect(data, pos, end, ber.SEQUENCE)
-    _ctx_engine, p = ber.read_octets(data, ss, se)
-    _ctx_name, p = ber.read_octets(data, p, se)
-    tag, ps, pe = ber.read_tlv(data, p, se)
+    _ctx_engine, _ctx_name, pdu_at, scoped_end = snmpv3.scoped_pdu(data, pos, end)
+    tag, ps, pe = ber.read_tlv(data, pdu_at, scoped_end)
+    if pe != scoped_end:
+        raise BerError("trailing bytes in the scopedPDU")
     if tag == ber.INFORM:
         # acknowledging a v3 inform needs this receiver as the authoritative engine; not supported
         raise Rejected("unsupported_pdu", "SNMPv3 InformRequest")

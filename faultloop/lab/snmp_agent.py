@@ -11,13 +11,12 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-import os
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from faultloop import ber
+from faultloop import ber, snmpv3
 from faultloop.ber import BerError, enc_int, enc_octets, enc_seq, tlv
 from faultloop.lab import usm
 from faultloop.lab.mib import MibView
@@ -83,50 +82,6 @@ def encode_response(reqid: int, status: int, index: int, varbinds: list[bytes], 
 
 def varbind(oid_tlv: bytes, value_tlv: bytes) -> bytes:
     return tlv(ber.SEQUENCE, oid_tlv + value_tlv)
-
-
-def encode_v3(
-    *,
-    msg_id: int,
-    user: bytes,
-    scoped_pdu: bytes,
-    engine_id: bytes,
-    boots: int,
-    etime: int,
-    auth_key: bytes | None,
-    priv_key: bytes | None,
-    reportable: bool = False,
-    max_size: int = MAX_UDP_PAYLOAD,
-) -> bytes:
-    """Encode (and authenticate / encrypt) a whole SNMPv3 message."""
-    flags = (1 if auth_key else 0) | (2 if priv_key else 0) | (4 if reportable else 0)
-    if priv_key:
-        salt = os.urandom(8)
-        data = enc_octets(usm.encrypt(priv_key, boots, etime, salt, scoped_pdu))
-        priv_params = salt
-    else:
-        data = scoped_pdu
-        priv_params = b""
-    usm_head = enc_octets(engine_id) + enc_int(boots) + enc_int(etime) + enc_octets(user)
-    usm_body = usm_head + enc_octets(b"\0" * usm.AUTH_PARAM_LEN if auth_key else b"") + enc_octets(priv_params)
-    usm_seq = tlv(ber.SEQUENCE, usm_body)
-    sec = tlv(ber.OCTET_STRING, usm_seq)
-    header = enc_seq(enc_int(msg_id), enc_int(max_size), enc_octets(bytes((flags,))), enc_int(3))
-    inner = enc_int(3) + header + sec + data
-    msg = tlv(ber.SEQUENCE, inner)
-    if auth_key:
-        off = (
-            (len(msg) - len(inner))
-            + 3  # version TLV
-            + len(header)
-            + (len(sec) - len(usm_seq))
-            + (len(usm_seq) - len(usm_body))
-            + len(usm_head)
-            + 2  # OCTET STRING header of the 24-byte auth parameter
-        )
-        digest = usm.auth_digest(auth_key, msg)
-        msg = msg[:off] + digest + msg[off + usm.AUTH_PARAM_LEN :]
-    return msg
 
 
 class SnmpAgent(asyncio.DatagramProtocol):
@@ -230,99 +185,66 @@ class SnmpAgent(asyncio.DatagramProtocol):
         return max(0, int(self.now() - self.device.boot_time))
 
     def _v3_message(self, buf: bytes, p: int, e: int) -> bytes | None:
-        hs, he = ber.expect(buf, p, e, ber.SEQUENCE)
-        msg_id, q = ber.read_int(buf, hs, he)
-        max_size, q = ber.read_int(buf, q, he)
-        flags_b, q = ber.read_octets(buf, q, he)
-        model, q = ber.read_int(buf, q, he)
-        if len(flags_b) != 1 or model != 3 or max_size < 484:
+        m = snmpv3.parse(buf, p, e)
+        if m.security_model != snmpv3.USM_SECURITY_MODEL:
             raise BerError("bad v3 header")
-        flags = flags_b[0]
-        auth, priv, reportable = bool(flags & 1), bool(flags & 2), bool(flags & 4)
-        if priv and not auth:
-            raise BerError("privacy without authentication")
-        sp_s, sp_e = ber.expect(buf, he, e, ber.OCTET_STRING)
-        us, ue = ber.expect(buf, sp_s, sp_e, ber.SEQUENCE)
-        engine, q = ber.read_octets(buf, us, ue)
-        boots, q = ber.read_int(buf, q, ue)
-        etime, q = ber.read_int(buf, q, ue)
-        user, q = ber.read_octets(buf, q, ue)
-        a_s, a_e = ber.expect(buf, q, ue, ber.OCTET_STRING)
-        auth_params = buf[a_s:a_e]
-        priv_params, q = ber.read_octets(buf, a_e, ue)
-        data_pos = sp_e
-
         scoped: tuple[bytes, Pdu] | None = None
-        if not priv:
-            scoped = self._parse_scoped(buf, data_pos, e)
+        if not m.private:
+            scoped = self._parse_scoped(buf, m.data_at, e)
         reqid = scoped[1][1] if scoped else 0
+
+        def answer(scoped_pdu: bytes, etime: int, authed: bool, private: bool = False) -> bytes:
+            auth_key, priv_key = self.user.keys(self.engine_id)
+            return snmpv3.encode(
+                msg_id=m.msg_id,
+                user=m.user,
+                scoped=scoped_pdu,
+                engine_id=self.engine_id,
+                boots=self.device.engine_boots,
+                etime=etime,
+                auth=(usm.AUTH_PROTOCOL, auth_key) if authed else None,
+                priv_key=priv_key if private else None,
+            )
 
         def report(name: str, authed: bool = False) -> bytes | None:
             self.stats.usm[name] += 1
-            if not reportable:
+            if not m.reportable:
                 return None
             value = ber.enc_uint(self.stats.usm[name], ber.COUNTER32)
-            pdu = encode_response(reqid, 0, 0, [varbind(ber.enc_oid(usm.USM_STATS[name]), value)], ber.REPORT)
-            sc = enc_seq(enc_octets(self.engine_id), enc_octets(b""), pdu)
-            keys = self.user.keys(self.engine_id) if authed else None
-            return encode_v3(
-                msg_id=msg_id,
-                user=user,
-                scoped_pdu=sc,
-                engine_id=self.engine_id,
-                boots=self.device.engine_boots,
-                etime=self._engine_time(),
-                auth_key=keys[0] if keys else None,
-                priv_key=None,
-            )
+            pdu = encode_response(reqid, 0, 0, [varbind(ber.enc_oid(snmpv3.USM_STATS[name]), value)], ber.REPORT)
+            return answer(enc_seq(enc_octets(self.engine_id), enc_octets(b""), pdu), self._engine_time(), authed)
 
-        if engine != self.engine_id:
+        if m.engine_id != self.engine_id:
             return report("unknown_engine_ids")
-        if user != self.user.name.encode():
+        if m.user != self.user.name.encode():
             return report("unknown_user_names")
-        if not auth:
+        if not m.authenticated:
             return report("unsupported_sec_levels")
         auth_key, priv_key = self.user.keys(self.engine_id)
-        if len(auth_params) != usm.AUTH_PARAM_LEN:
-            return report("wrong_digests")
-        zeroed = buf[:a_s] + b"\0" * usm.AUTH_PARAM_LEN + buf[a_e:]
-        if not hmac.compare_digest(usm.auth_digest(auth_key, zeroed), auth_params):
+        if not snmpv3.digest_ok(buf, m, usm.AUTH_PROTOCOL, auth_key):
             return report("wrong_digests")
         our_time = self._engine_time()
-        if boots != self.device.engine_boots or abs(etime - our_time) > usm.TIME_WINDOW_S:
+        if m.boots != self.device.engine_boots or abs(m.time - our_time) > usm.TIME_WINDOW_S:
             return report("not_in_time_windows", authed=True)
-        if priv:
-            enc, _ = ber.read_octets(buf, data_pos, e)
-            if len(priv_params) != 8:
+        if m.private:
+            if len(m.priv_params) != 8:
                 return report("decryption_errors")
-            plain = usm.decrypt(priv_key, boots, etime, priv_params, enc)
+            plain = usm.aes_decrypt(priv_key, m.boots, m.time, m.priv_params, snmpv3.encrypted(buf, m, e))
             try:
                 scoped = self._parse_scoped(plain, 0, len(plain))
             except BerError:
                 return report("decryption_errors")
         assert scoped is not None
         ctx_name, pdu = scoped
-        resp = self.process(pdu, v1=False, max_size=min(max_size, MAX_UDP_PAYLOAD) - 200)
+        resp = self.process(pdu, v1=False, max_size=min(m.max_size, MAX_UDP_PAYLOAD) - 200)
         if resp is None:
             return None
-        sc = enc_seq(enc_octets(self.engine_id), enc_octets(ctx_name), resp)
-        return encode_v3(
-            msg_id=msg_id,
-            user=user,
-            scoped_pdu=sc,
-            engine_id=self.engine_id,
-            boots=self.device.engine_boots,
-            etime=our_time,
-            auth_key=auth_key,
-            priv_key=priv_key if priv else None,
-        )
+        return answer(enc_seq(enc_octets(self.engine_id), enc_octets(ctx_name), resp), our_time, True, m.private)
 
     @staticmethod
     def _parse_scoped(buf: bytes, pos: int, end: int) -> tuple[bytes, Pdu]:
-        s, e = ber.expect(buf, pos, end, ber.SEQUENCE)
-        _ctx_engine, p = ber.read_octets(buf, s, e)
-        ctx_name, p = ber.read_octets(buf, p, e)
-        pdu, _ = parse_pdu(buf, p, e)
+        _ctx_engine, ctx_name, pdu_at, scoped_end = snmpv3.scoped_pdu(buf, pos, end)
+        pdu, _ = parse_pdu(buf, pdu_at, scoped_end)
         return ctx_name, pdu
 
     # ------------------------------------------------------------ PDUs

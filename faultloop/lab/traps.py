@@ -15,12 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from faultloop import ber
+from faultloop import ber, snmpv3
 from faultloop.ber import enc_int, enc_octets, enc_oid, enc_seq
 from faultloop.lab import usm
 from faultloop.lab.mib import IF_ENTRY, IFX_ENTRY
 from faultloop.lab.model import Clock, LabDevice, LabInterface
-from faultloop.lab.snmp_agent import LAB_COMMUNITY, encode_response, encode_v3, varbind
+from faultloop.lab.snmp_agent import LAB_COMMUNITY, encode_response, varbind
 
 log = logging.getLogger(__name__)
 
@@ -103,14 +103,14 @@ class TrapSender:
         engine_id = usm.engine_id_for(device.name)
         auth_key, priv_key = self.user.keys(engine_id)
         scoped = enc_seq(enc_octets(engine_id), enc_octets(b""), pdu)
-        return encode_v3(
+        return snmpv3.encode(
             msg_id=reqid,
             user=self.user.name.encode(),
-            scoped_pdu=scoped,
+            scoped=scoped,
             engine_id=engine_id,
             boots=device.engine_boots,
             etime=max(0, int(self.now() - device.boot_time)),
-            auth_key=auth_key,
+            auth=(usm.AUTH_PROTOCOL, auth_key),
             priv_key=priv_key,
         )
 

@@ -10,22 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from faultloop.usm import TIME_WINDOW_S, aes_decrypt, aes_encrypt, localize, mac, password_to_key  # noqa: F401
+from faultloop.snmpv3 import USM_STATS  # noqa: F401 - the agent's counters are these
+from faultloop.usm import TIME_WINDOW_S, aes_decrypt, localize, password_to_key  # noqa: F401
 
 LAB_V3_USER = "labv3"
 LAB_V3_AUTH_PASS = "lab-auth-pass"  # noqa: S105 - the lab's published demo credential
 LAB_V3_PRIV_PASS = "lab-priv-pass"  # noqa: S105 - the lab's published demo credential
-AUTH_PARAM_LEN = 24  # HMAC-SHA-256 truncated to 192 bits (RFC 7860)
-
-# usmStats counters (1.3.6.1.6.3.15.1.1.N.0), used as Report PDU varbinds
-USM_STATS = {
-    "unsupported_sec_levels": (1, 3, 6, 1, 6, 3, 15, 1, 1, 1, 0),
-    "not_in_time_windows": (1, 3, 6, 1, 6, 3, 15, 1, 1, 2, 0),
-    "unknown_user_names": (1, 3, 6, 1, 6, 3, 15, 1, 1, 3, 0),
-    "unknown_engine_ids": (1, 3, 6, 1, 6, 3, 15, 1, 1, 4, 0),
-    "wrong_digests": (1, 3, 6, 1, 6, 3, 15, 1, 1, 5, 0),
-    "decryption_errors": (1, 3, 6, 1, 6, 3, 15, 1, 1, 6, 0),
-}
+AUTH_PROTOCOL = "SHA-256"  # usmHMAC192SHA256AuthProtocol: a 24-byte MAC (RFC 7860)
 
 
 @dataclass
@@ -43,18 +34,6 @@ class UsmUser:
             priv = localize(password_to_key(self.priv_pass), engine_id)[:16]
             k = self._keys[engine_id] = (auth, priv)
         return k
-
-
-def auth_digest(auth_key: bytes, whole_msg: bytes) -> bytes:
-    return mac(auth_key, whole_msg, "SHA-256")
-
-
-def encrypt(priv_key: bytes, boots: int, etime: int, salt: bytes, plain: bytes) -> bytes:
-    return aes_encrypt(priv_key, boots, etime, salt, plain)
-
-
-def decrypt(priv_key: bytes, boots: int, etime: int, salt: bytes, data: bytes) -> bytes:
-    return aes_decrypt(priv_key, boots, etime, salt, data)
 
 
 def engine_id_for(name: str) -> bytes:

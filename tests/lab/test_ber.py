@@ -91,20 +91,21 @@ def test_valid_packet_still_answered_after_fuzzing() -> None:
 
 
 def _v3_request() -> bytes:
-    from faultloop.lab.snmp_agent import encode_response, encode_v3, varbind
+    from faultloop import snmpv3
+    from faultloop.lab.snmp_agent import encode_response, varbind
 
     engine = AGENT.engine_id
     auth_key, priv_key = AGENT.user.keys(engine)
     pdu = encode_response(5, 0, 0, [varbind(ber.enc_oid((1, 3, 6, 1, 2, 1, 1, 5, 0)), b"\x05\x00")], ber.GET)
     scoped = ber.enc_seq(ber.enc_octets(engine), ber.enc_octets(b""), pdu)
-    return encode_v3(
+    return snmpv3.encode(
         msg_id=77,
         user=b"labv3",
-        scoped_pdu=scoped,
+        scoped=scoped,
         engine_id=engine,
         boots=AGENT.device.engine_boots,
         etime=AGENT._engine_time(),
-        auth_key=auth_key,
+        auth=("SHA-256", auth_key),
         priv_key=priv_key,
         reportable=True,
     )
@@ -132,20 +133,21 @@ def test_mutated_v3_packets_never_raise_unexpected(pos: int, byte: int) -> None:
 
 
 def _v3(etime_offset: int = 0, boots_offset: int = 0, engine: bytes | None = None, auth: bool = True) -> bytes:
-    from faultloop.lab.snmp_agent import encode_response, encode_v3, varbind
+    from faultloop import snmpv3
+    from faultloop.lab.snmp_agent import encode_response, varbind
 
     engine_id = AGENT.engine_id if engine is None else engine
     auth_key, priv_key = AGENT.user.keys(AGENT.engine_id)
     pdu = encode_response(6, 0, 0, [varbind(ber.enc_oid((1, 3, 6, 1, 2, 1, 1, 5, 0)), b"\x05\x00")], ber.GET)
     scoped = ber.enc_seq(ber.enc_octets(engine_id), ber.enc_octets(b""), pdu)
-    return encode_v3(
+    return snmpv3.encode(
         msg_id=78,
         user=b"labv3" if engine_id else b"",
-        scoped_pdu=scoped,
+        scoped=scoped,
         engine_id=engine_id,
         boots=AGENT.device.engine_boots + boots_offset,
         etime=AGENT._engine_time() + etime_offset,
-        auth_key=auth_key if auth else None,
+        auth=("SHA-256", auth_key) if auth else None,
         priv_key=priv_key if auth else None,
         reportable=True,
     )
