@@ -100,7 +100,7 @@ def main(argv: list[str]) -> int:
 
         async def run() -> dict[str, list[tuple[float, float, int]]]:
             client = SnmpClient()
-            engine_path = SnmpClient(community_fast_path=False)
+            engine_path = SnmpClient(native=False)
             rows: dict[str, list[tuple[float, float, int]]] = {"ref": [], "ours": [], "engine": [], "naive": []}
             await ours(client, target, args.repetitions)  # warm-up: engine config, agent caches
             await ours(engine_path, target, args.repetitions)

@@ -33,6 +33,7 @@ from faultloop.ber import (  # the shared strict codec; re-exported names are th
     OCTET_STRING,
     OID,
     OPAQUE,
+    REPORT,
     RESPONSE,
     SEQUENCE,
     TIMETICKS,
@@ -45,7 +46,10 @@ from faultloop.ber import (  # the shared strict codec; re-exported names are th
     tlv,
 )
 
-__all__ = ["GET", "GETBULK", "GETNEXT", "BerError", "decode_oid", "decode_response", "encode_request"]
+__all__ = [
+    "GET", "GETBULK", "GETNEXT", "REPORT", "BerError", "decode_oid", "decode_pdu", "decode_response", "encode_pdu",
+    "encode_request",
+]  # fmt: skip
 
 UNSIGNED = frozenset((COUNTER32, GAUGE32, TIMETICKS, COUNTER64))
 OCTETS = frozenset((OCTET_STRING, IP_ADDRESS, OPAQUE))
@@ -92,12 +96,17 @@ def encode_oid(oid: Sequence[int]) -> bytes:
 _NULL = b"\x05\x00"
 
 
+def encode_pdu(pdu_tag: int, request_id: int, oids: Sequence[Sequence[int]], a: int = 0, b: int = 0) -> bytes:
+    """A GET / GETNEXT (a = b = 0) or GETBULK (a = non-repeaters, b = max-repetitions) PDU."""
+    varbinds = b"".join(tlv(SEQUENCE, encode_oid(o) + _NULL) for o in oids)
+    return tlv(pdu_tag, enc_int(request_id) + enc_int(a) + enc_int(b) + tlv(SEQUENCE, varbinds))
+
+
 def encode_request(
     version: int, community: bytes, pdu_tag: int, request_id: int, oids: Sequence[Sequence[int]], a: int = 0, b: int = 0
 ) -> bytes:
-    """A GET / GETNEXT (a = b = 0) or GETBULK (a = non-repeaters, b = max-repetitions) message."""
-    varbinds = b"".join(tlv(SEQUENCE, encode_oid(o) + _NULL) for o in oids)
-    pdu = tlv(pdu_tag, enc_int(request_id) + enc_int(a) + enc_int(b) + tlv(SEQUENCE, varbinds))
+    """A community (v1/v2c) message carrying ``encode_pdu``'s PDU."""
+    pdu = encode_pdu(pdu_tag, request_id, oids, a, b)
     return tlv(SEQUENCE, enc_int(version) + tlv(OCTET_STRING, community) + pdu)
 
 
@@ -111,9 +120,10 @@ def _read_int(buf: bytes, s: int, e: int, signed: bool = True) -> int:
 Value = int | bytes | tuple[int, ...] | EndOfMibView | None
 
 
-def decode_response(
-    packet: bytes,
-) -> tuple[int, bytes, int, int, int, list[tuple[tuple[int, ...], Value]]]:
+Varbinds = list[tuple[tuple[int, ...], Value]]
+
+
+def decode_response(packet: bytes) -> tuple[int, bytes, int, int, int, Varbinds]:
     """(version, community, request_id, error_status, error_index, varbinds) of a Response-PDU."""
     end = len(packet)
     s, e = expect(packet, 0, end, SEQUENCE)
@@ -121,7 +131,17 @@ def decode_response(
     version = _read_int(packet, vs, ve)
     cs, ce = expect(packet, ve, e, OCTET_STRING)
     community = packet[cs:ce]
-    ps, pe = expect(packet, ce, e, RESPONSE)
+    tag, request_id, status, index, varbinds = decode_pdu(packet, ce, e)
+    if tag != RESPONSE:
+        raise BerError(f"expected tag 0x{RESPONSE:02x} (Response), got 0x{tag:02x}")
+    return version, community, request_id, status, index, varbinds
+
+
+def decode_pdu(packet: bytes, pos: int, end: int) -> tuple[int, int, int, int, Varbinds]:
+    """(tag, request_id, error_status, error_index, varbinds) of the Response- or Report-PDU at ``pos``."""
+    tag, ps, pe = read_tlv(packet, pos, end)
+    if tag not in (RESPONSE, REPORT):
+        raise BerError(f"expected tag 0x{RESPONSE:02x} (Response) or 0x{REPORT:02x} (Report), got 0x{tag:02x}")
     rs, re_ = expect(packet, ps, pe, INTEGER)
     request_id = _read_int(packet, rs, re_)
     ss, se = expect(packet, re_, pe, INTEGER)
@@ -129,28 +149,28 @@ def decode_response(
     is_, ie = expect(packet, se, pe, INTEGER)
     index = _read_int(packet, is_, ie)
     ls, le = expect(packet, ie, pe, SEQUENCE)
-    varbinds: list[tuple[tuple[int, ...], Value]] = []
+    varbinds: Varbinds = []
     pos = ls
     while pos < le:
         bs, be = expect(packet, pos, le, SEQUENCE)
         os_, oe = expect(packet, bs, be, OID)
         oid = decode_oid(packet, os_, oe)
-        tag, xs, xe = read_tlv(packet, oe, be)
+        tag_v, xs, xe = read_tlv(packet, oe, be)
         value: Value
-        if tag == INTEGER:
+        if tag_v == INTEGER:
             value = _read_int(packet, xs, xe)
-        elif tag in UNSIGNED:
+        elif tag_v in UNSIGNED:
             value = _read_int(packet, xs, xe, signed=False)
-        elif tag in OCTETS:
+        elif tag_v in OCTETS:
             value = packet[xs:xe]
-        elif tag == OID:
+        elif tag_v == OID:
             value = decode_oid(packet, xs, xe)
-        elif tag == END_OF_MIB_VIEW:
+        elif tag_v == END_OF_MIB_VIEW:
             value = END_OF_MIB_VIEW_VALUE
-        elif tag in (NULL, NO_SUCH_OBJECT, NO_SUCH_INSTANCE):
+        elif tag_v in (NULL, NO_SUCH_OBJECT, NO_SUCH_INSTANCE):
             value = None
         else:
-            raise BerError(f"unknown value tag 0x{tag:02x}")
+            raise BerError(f"unknown value tag 0x{tag_v:02x}")
         varbinds.append((oid, value))
         pos = be
-    return version, community, request_id, status, index, varbinds
+    return tag, request_id, status, index, varbinds

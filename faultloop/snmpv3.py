@@ -28,7 +28,7 @@ USM_SECURITY_MODEL = 3
 MAX_INT = 0x7FFFFFFF
 
 # usmStats counters (1.3.6.1.6.3.15.1.1.N.0): the varbind of a Report PDU names the refusal
-USM_STATS = {
+USM_STATS: dict[str, tuple[int, ...]] = {
     "unsupported_sec_levels": (1, 3, 6, 1, 6, 3, 15, 1, 1, 1, 0),
     "not_in_time_windows": (1, 3, 6, 1, 6, 3, 15, 1, 1, 2, 0),
     "unknown_user_names": (1, 3, 6, 1, 6, 3, 15, 1, 1, 3, 0),
@@ -36,7 +36,7 @@ USM_STATS = {
     "wrong_digests": (1, 3, 6, 1, 6, 3, 15, 1, 1, 5, 0),
     "decryption_errors": (1, 3, 6, 1, 6, 3, 15, 1, 1, 6, 0),
 }
-USM_STAT_NAMES = {oid: name for name, oid in USM_STATS.items()}
+USM_STAT_NAMES: dict[tuple[int, ...], str] = {oid: name for name, oid in USM_STATS.items()}
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,8 @@
 """Start Debian's net-snmp ``snmpd`` on a random loopback address and high port.
 
-Used by the collector tests and by bench/snmp_walk.py: a v2c community and a v3 authPriv
-user (SHA-256 / AES-128), no MIB loading, state in a temporary directory.
+Used by the collector tests and by bench/snmp_walk.py: a v2c community, a v3 authPriv
+user (SHA-256 / AES-128) and one v3 user per other security level and auth protocol
+(``V3_USERS``), no MIB loading, state in a temporary directory.
 """
 
 from __future__ import annotations
@@ -21,6 +22,16 @@ COMMUNITY = "fl-test-community"
 V3_USER = "fltest"
 V3_AUTH = "fl-auth-passphrase"
 V3_PRIV = "fl-priv-passphrase"
+# user -> (auth protocol, priv protocol, net-snmp's minimum security level for it)
+V3_USERS: dict[str, tuple[str | None, str | None, str]] = {
+    V3_USER: ("SHA-256", "AES-128", "priv"),
+    "flsha1": ("SHA", "AES", "priv"),
+    "flsha224": ("SHA-224", "AES-128", "priv"),
+    "flsha384": ("SHA-384", None, "auth"),
+    "flsha512": ("SHA-512", "AES-128", "priv"),
+    "flmd5": ("MD5", "AES-128", "priv"),
+    "flnoauth": (None, None, "noauth"),
+}
 
 
 @dataclass
@@ -42,9 +53,7 @@ class Snmpd:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def tool(self, tool: str, *args: str) -> str:
-        out = subprocess.run(
-            [tool, "-On", *args], capture_output=True, text=True, env=self.env, timeout=60, check=True
-        )
+        out = subprocess.run([tool, "-On", *args], capture_output=True, text=True, env=self.env, timeout=60, check=True)
         return out.stdout
 
 
@@ -62,6 +71,15 @@ def _free_port(host: str) -> int:
     raise RuntimeError("no free UDP port")
 
 
+def _user_lines(name: str, auth: str | None, priv: str | None, level: str) -> str:
+    created = f"createUser {name}"
+    if auth:
+        created += f' {auth} "{V3_AUTH}"'
+    if priv:
+        created += f' AES "{V3_PRIV}"'
+    return f"{created}\nrouser {name} {level}\n"
+
+
 def start_snmpd() -> Snmpd:
     host = f"127.{random.randint(40, 60)}.{random.randint(0, 250)}.{random.randint(1, 250)}"
     port = _free_port(host)
@@ -70,9 +88,8 @@ def start_snmpd() -> Snmpd:
     conf.write_text(
         f"agentAddress udp:{host}:{port}\n"
         f"rocommunity {COMMUNITY} 127.0.0.0/8\n"
-        f'createUser {V3_USER} SHA-256 "{V3_AUTH}" AES "{V3_PRIV}"\n'
-        f"rouser {V3_USER} priv\n"
-        "sysName fl-snmpd\n"
+        + "".join(_user_lines(name, *spec) for name, spec in V3_USERS.items())
+        + "sysName fl-snmpd\n"
         "sysLocation loopback\n"
         f"persistentDir {workdir / 'persist'}\n"
     )
