@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
 import random
 from collections.abc import Callable
@@ -37,6 +38,8 @@ from faultloop.runtime import Runtime
 from inventory.models import Device
 
 log = logging.getLogger("faultloop.collectors.cli")
+
+STOP_WAIT_S = 30.0  # how long stop() lets running SSH sessions finish
 
 CLI_COMMANDS = Counter(
     "faultloop_cli_commands_total",
@@ -221,9 +224,14 @@ class CliCollectorService:
             except asyncio.CancelledError:
                 pass
             self._task = None
-        if self.pool is not None:
-            self.pool.shutdown(wait=False, cancel_futures=True)
-            self.pool = None
+        pool, self.pool = self.pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)  # sessions not yet started never start
+            # Sessions already running finish while their devices are still reachable (the demo
+            # stops its lab after the service): left alone, their threads outlive the event loop,
+            # talk to devices that are gone, and hold up the interpreter's exit by their timeouts.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.to_thread(pool.shutdown, wait=True), timeout=STOP_WAIT_S)
 
     def deadline_s(self) -> float:
         # a session has at most connect + banner + auth + a few reads, each bounded by the timeout

@@ -150,6 +150,31 @@ async def test_service_schedule_is_decided_on_the_injected_clock(file_runtime, s
             await service.stop()
 
 
+async def test_stop_lets_running_sessions_finish_and_drops_queued_ones(file_runtime, sink):
+    """A session left running after stop() would outlive the loop, talk to a device that is gone
+    (the demo stops its lab next) and hold up the process's exit (seen as a killed demo)."""
+    import threading
+    import time
+
+    service = CliCollectorService(file_runtime, sink=sink, tick_s=3600)
+    await service.start()
+    assert service.pool is not None
+    started, finished, queued = threading.Event(), [], []
+
+    def session() -> None:
+        started.set()
+        time.sleep(0.5)
+        finished.append(True)
+
+    workers = file_runtime.settings.ssh_workers
+    running = [service.pool.submit(session) for _ in range(workers)]
+    never = service.pool.submit(queued.append, True)  # waits behind the busy workers
+    assert started.wait(5)
+    await service.stop()
+    assert len(finished) == workers and all(f.done() for f in running)
+    assert never.cancelled() and queued == []
+
+
 async def test_concurrent_backups_and_collection_on_sqlite_all_succeed(lab_ssh, sink, file_runtime):
     # regression: writers in the pool's threads used to fail with "database is locked" on SQLite
     rt = file_runtime
