@@ -147,7 +147,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--capacity", type=float, default=20.0, help="seconds of back-to-back polling (0: skip)")
     ap.add_argument("--concurrency", type=int, default=100)
     ap.add_argument(
-        "--snmp", choices=["v2c", "v3"], default="v2c", help="v3: SHA-256/AES-128 through the pysnmp engine"
+        "--snmp", choices=["v2c", "v3"], default="v2c", help="v3: the lab user, authPriv SHA-256/AES-128"
     )
     ap.add_argument("--port", type=int, default=random.randint(20000, 60000))
     args = ap.parse_args(argv)

@@ -8,7 +8,9 @@ In one run, against the same agent (Debian snmpd on a random loopback address):
 * faultloop: ``SnmpClient.walk`` as the poller runs it for v2c (one UDP socket, the strict
   community codec in ``collectors.snmp_ber``), wall and process CPU, client made once;
 * the same walk through the long-lived pysnmp engine (numeric OIDs, no MIB lookups,
-  direct rfc3413 command generator: what SNMPv3 polls use);
+  direct rfc3413 command generator: what DES / AES-192/256 polls still use);
+* SNMPv3 authPriv (SHA-256, AES-128): ``snmpbulkwalk -v3 -l authPriv`` vs
+  ``SnmpClient.walk`` on faultloop's own USM codec vs the pysnmp engine path;
 * with ``--naive``: pysnmp 7 hlapi ``bulk_walk_cmd`` with default options (MIB lookups),
   the starting point the guide measured.
 
@@ -26,7 +28,9 @@ import sys
 import time
 
 from collectors.snmp import SnmpClient, SnmpTarget
-from tests.collectors.snmpd import COMMUNITY, start_snmpd
+from tests.collectors.snmpd import COMMUNITY, V3_AUTH, V3_PRIV, V3_USER, start_snmpd
+
+V3_ARGS = ["-v3", "-l", "authPriv", "-u", V3_USER, "-a", "SHA-256", "-A", V3_AUTH, "-x", "AES", "-X", V3_PRIV]
 
 
 def child_cpu() -> float:
@@ -39,10 +43,11 @@ def self_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def reference(host: str, port: int, env: dict[str, str], reps: int) -> tuple[float, float, int]:
+def reference(host: str, port: int, env: dict[str, str], reps: int, v3: bool = False) -> tuple[float, float, int]:
     c0, t0 = child_cpu(), time.perf_counter()
+    security = V3_ARGS if v3 else ["-v2c", "-c", COMMUNITY]
     out = subprocess.run(
-        ["snmpbulkwalk", "-v2c", "-c", COMMUNITY, f"-Cr{reps}", "-On", "-Oq", f"{host}:{port}", ".1.3.6.1"],
+        ["snmpbulkwalk", *security, f"-Cr{reps}", "-On", "-Oq", f"{host}:{port}", ".1.3.6.1"],
         capture_output=True,
         text=True,
         env=env,
@@ -97,18 +102,28 @@ def main(argv: list[str]) -> int:
     d = start_snmpd()
     try:
         target = SnmpTarget(d.host, d.port, "v2c", community=COMMUNITY, timeout_s=2, retries=1)
+        v3 = SnmpTarget(
+            d.host, d.port, "v3", user=V3_USER, auth_protocol="SHA-256", auth_key=V3_AUTH, priv_protocol="AES-128",
+            priv_key=V3_PRIV, timeout_s=2, retries=1,
+        )  # fmt: skip
 
         async def run() -> dict[str, list[tuple[float, float, int]]]:
             client = SnmpClient()
             engine_path = SnmpClient(native=False)
-            rows: dict[str, list[tuple[float, float, int]]] = {"ref": [], "ours": [], "engine": [], "naive": []}
+            names = ["ref", "ours", "engine", "naive", "ref3", "ours3", "engine3"]
+            rows: dict[str, list[tuple[float, float, int]]] = {name: [] for name in names}
             await ours(client, target, args.repetitions)  # warm-up: engine config, agent caches
             await ours(engine_path, target, args.repetitions)
+            await ours(client, v3, args.repetitions)  # v3 discovery and key localization
+            await ours(engine_path, v3, args.repetitions)
             reference(d.host, d.port, d.env, args.repetitions)
             for _ in range(args.rounds):  # interleaved so drift on a shared machine hits all
                 rows["ref"].append(reference(d.host, d.port, d.env, args.repetitions))
                 rows["ours"].append(await ours(client, target, args.repetitions))
                 rows["engine"].append(await ours(engine_path, target, args.repetitions))
+                rows["ref3"].append(reference(d.host, d.port, d.env, args.repetitions, v3=True))
+                rows["ours3"].append(await ours(client, v3, args.repetitions))
+                rows["engine3"].append(await ours(engine_path, v3, args.repetitions))
             engine_path.close()
             if args.naive:
                 rows["naive"].append(await naive(d.host, d.port, args.repetitions))
@@ -148,6 +163,16 @@ def main(argv: list[str]) -> int:
         f"ratio faultloop/reference: wall {our_wall / ref_wall:.2f}x, cpu {our_cpu / ref_cpu:.2f}x "
         f"(target wall <= 2x); rounds={args.rounds}"
     )
+    print("SNMPv3 authPriv (SHA-256, AES-128), same walk:")
+    r3 = [med("ref3", i) for i in range(3)]
+    for label, name in (("snmpbulkwalk -v3", "ref3"), ("faultloop SnmpClient.walk", "ours3"),
+                        ("  same, pysnmp engine path", "engine3")):  # fmt: skip
+        w, c, n = med(name, 0), med(name, 1), int(med(name, 2))
+        print(f"{label:<28}{n:>9}{w:>9.3f}{c:>9.3f}{1e6 * c / max(n, 1):>11.1f}")
+    o3 = [med("ours3", i) for i in range(3)]
+    e3 = [med("engine3", i) for i in range(3)]
+    print(f"ratio v3 faultloop/reference: wall {o3[0] / r3[0]:.2f}x, cpu {o3[1] / r3[1]:.2f}x; "
+          f"pysnmp engine path/reference: wall {e3[0] / r3[0]:.2f}x, cpu {e3[1] / r3[1]:.2f}x")  # fmt: skip
     return 0
 
 
