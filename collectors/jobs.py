@@ -1,6 +1,6 @@
 """The SNMP poller as a background service: APScheduler jobs per device, one engine.
 
-* One ``SnmpClient`` (one pysnmp engine and UDP socket) for every device.
+* One ``SnmpClient`` (one UDP socket for v1/v2c, one for v3) for every device.
 * One APScheduler interval job per device, with jitter (10 % of the interval) so a
   thousand devices do not fire together, ``coalesce=True`` and ``max_instances=1`` so a
   slow poll never piles up; a semaphore bounds how many devices are polled at once.

@@ -1,11 +1,11 @@
-"""A small, strict BER codec for SNMPv1/v2c community messages (the poller's hot path).
+"""A small, strict BER codec for the poller's requests and responses (its hot path).
 
 Profiling a full walk through pysnmp showed pyasn1 decoding at about 70 % of the CPU
 (``bench/snmp_walk.py``): every varbind becomes several pyasn1 objects (clone,
-setComponentByPosition) before the caller sees a Python value. Community messages
-carry no cryptography, so the poller encodes its GET/GETNEXT/GETBULK and decodes the
-response here, straight into ``int`` / ``bytes`` / OID tuples. SNMPv3 (USM discovery,
-authentication, privacy) stays on the pysnmp engine.
+setComponentByPosition) before the caller sees a Python value. So the poller encodes
+its GET/GETNEXT/GETBULK PDUs and decodes the Response (or Report) PDUs here, straight
+into ``int`` / ``bytes`` / OID tuples: in community messages, and inside SNMPv3
+messages (``faultloop.snmpv3``: USM, discovery, authentication, privacy).
 
 Strict on hostile input: single-byte tags, definite lengths of at most 4 octets, OIDs of
 at most 128 arcs, integers of at most 9 octets (Counter64); anything else raises
