@@ -26,6 +26,7 @@ from alarms.maintenance import Window, covering
 from alarms.models import Alarm, AlarmJournal, EventRecord, MaintenanceWindow
 from alarms.rules import Decision, MappingRule, RuleSet, ThresholdRule, severity_rank
 from alarms.topology import Cause, Graph, causes, interface_of, reachable
+from faultloop.db import insert_rows
 from faultloop.events import Event, Sample
 
 log = logging.getLogger("faultloop.alarms")
@@ -802,17 +803,14 @@ class AlarmCore:
             session.execute(
                 update(EVENTS).where(EVENTS.c.id == bindparam("eid")).values(processed=True), stored_updates
             )
-        # Core statements, not the ORM's bulk paths: this is the hot loop of the engine.
-        if new_events:
-            session.execute(insert(EVENTS), new_events)
-        if batch.journal:
-            session.execute(
-                insert(JOURNAL),
-                [
-                    {"alarm_id": a.id, "at": now, "actor": ENGINE, "action": action, "detail": detail}
-                    for a, action, detail in batch.journal
-                ],
-            )
+        # Core statements (COPY on PostgreSQL), not the ORM's bulk paths: the engine's hot loop.
+        insert_rows(session, EVENTS, new_events)
+        insert_rows(
+            session,
+            JOURNAL,
+            [{"alarm_id": a.id, "at": now, "actor": ENGINE, "action": action, "detail": detail}
+             for a, action, detail in batch.journal],
+        )  # fmt: skip
         # A new alarm is announced once, in its final state of this batch.
         announced: set[int] = set()
         out = []
@@ -853,9 +851,9 @@ class AlarmCore:
 def _insert_returning_ids(session: Session, rows: list[dict[str, Any]]) -> list[int]:
     """Insert alarm rows and return their ids in order.
 
-    PostgreSQL: ids drawn from the sequence first, then a plain executemany (psycopg's
-    pipeline), because a multi-row INSERT .. RETURNING spends its time in client-side
-    query parsing. SQLite: INSERT .. RETURNING in parameter order.
+    PostgreSQL: ids drawn from the sequence first, then one COPY, because a multi-row
+    INSERT .. RETURNING spends its time in client-side query parsing. SQLite: INSERT ..
+    RETURNING in parameter order.
     """
     if session.get_bind().dialect.name == "postgresql":
         ids = list(
@@ -864,7 +862,7 @@ def _insert_returning_ids(session: Session, rows: list[dict[str, Any]]) -> list[
                 {"n": len(rows)},
             ).scalars()
         )
-        session.execute(insert(ALARMS), [{**row, "id": i} for row, i in zip(rows, ids, strict=True)])
+        insert_rows(session, ALARMS, [{**row, "id": i} for row, i in zip(rows, ids, strict=True)])
         return ids
     result = session.execute(insert(ALARMS).returning(ALARMS.c.id, sort_by_parameter_order=True), rows)
     return list(result.scalars())

@@ -138,3 +138,56 @@ def test_sqlite_write_transaction_holds_the_write_lock_from_its_first_read(tmp_p
     assert errors == []
     with engine.connect() as conn:
         assert [r[0] for r in conn.execute(text("SELECT v FROM t ORDER BY id"))] == ["after 0", "other"]
+
+
+def test_insert_rows_stores_what_an_insert_would_on_every_backend(session):
+    """COPY on PostgreSQL, executemany elsewhere: the same rows back, datetimes in UTC, JSON intact."""
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from sqlalchemy import select
+
+    from alarms.models import EventRecord
+    from faultloop.db import insert_rows
+
+    local = datetime(2026, 3, 1, 12, 0, tzinfo=timezone(timedelta(hours=2)))
+    rows = [
+        {
+            "received_at": local, "time": local + timedelta(seconds=i), "source": "trap", "device": f"r{i}",
+            "managed_object": "", "event_type": "linkDown", "severity": "major", "probable_cause": "",
+            "specific_problem": "", "description": 'tab\there, newline\nthere, back\\slash, "quote"',
+            "raw": {"ifIndex": i, "text": "ü\t\n\\"}, "processed": True, "action": "raise", "reduction_key": None,
+            "alarm_id": None,
+        }  # fmt: skip
+        for i in range(3)
+    ]
+    insert_rows(session, EventRecord.__table__, rows)
+    insert_rows(session, EventRecord.__table__, [])  # nothing to do
+    stored = session.scalars(select(EventRecord).order_by(EventRecord.id)).all()
+    assert [e.device for e in stored] == ["r0", "r1", "r2"]
+    assert stored[1].time == datetime(2026, 3, 1, 10, 0, 1, tzinfo=UTC)
+    assert stored[2].raw == {"ifIndex": 2, "text": "ü\t\n\\"}
+    assert stored[0].description == rows[0]["description"] and stored[0].reduction_key is None
+
+
+def test_insert_rows_raises_the_usual_integrity_error_and_writes_nothing(session):
+    from datetime import UTC, datetime
+
+    from sqlalchemy import func, select
+    from sqlalchemy.exc import IntegrityError
+
+    from alarms.models import Alarm, AlarmJournal
+    from faultloop.db import insert_rows
+
+    now = datetime.now(UTC)
+    alarm = Alarm(
+        reduction_key="k", clear_key="k", alarm_type="linkDown", source="trap", first_occurrence=now,
+        last_occurrence=now, original_severity="major", severity="major", state="active",
+    )  # fmt: skip
+    session.add(alarm)
+    session.flush()
+    nested = session.begin_nested()
+    good = {"alarm_id": alarm.id, "at": now, "actor": "engine", "action": "raised", "detail": {}}
+    with pytest.raises(IntegrityError, match="(?i)foreign key"):  # the third row names no alarm
+        insert_rows(session, AlarmJournal.__table__, [good, good, {**good, "alarm_id": alarm.id + 1000}])
+    nested.rollback()
+    assert session.scalar(select(func.count()).select_from(AlarmJournal)) == 0
