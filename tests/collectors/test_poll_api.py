@@ -3,24 +3,15 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import func, select
 
 from collectors.models import DevicePollState, InterfaceSample
-from tests.collectors.snmpd import COMMUNITY, V3_AUTH, V3_PRIV, V3_USER, Snmpd, start_snmpd
+from tests.collectors.snmpd import COMMUNITY, V3_AUTH, V3_PRIV, V3_USER
 
 pytestmark = pytest.mark.skipif(shutil.which("/usr/sbin/snmpd") is None, reason="net-snmp snmpd not installed")
 
-
-@pytest.fixture(scope="module")
-def snmpd() -> Iterator[Snmpd]:
-    d = start_snmpd()
-    try:
-        yield d
-    finally:
-        d.stop()
 
 
 def make_device(client, auth, hostname: str, address: str, snmp: dict | None) -> int:

@@ -4,14 +4,13 @@ compared with what net-snmp's own snmpget / snmpbulkwalk read from the same agen
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 
 import pytest
 
-from collectors.snmp import SnmpClient, SnmpConfigError, SnmpError, SnmpTarget, parse_oid
+from collectors.snmp import SnmpConfigError, SnmpError, SnmpTarget, parse_oid
 from collectors.snmp_poll import DeviceTracker, poll_device
 from faultloop import clock
-from tests.collectors.snmpd import COMMUNITY, V3_AUTH, V3_PRIV, V3_USER, Snmpd, start_snmpd
+from tests.collectors.snmpd import COMMUNITY, V3_AUTH, V3_PRIV, V3_USER, Snmpd
 
 pytestmark = pytest.mark.skipif(
     shutil.which("snmpget") is None or shutil.which("/usr/sbin/snmpd") is None, reason="net-snmp not installed"
@@ -21,24 +20,6 @@ SYS_NAME = (1, 3, 6, 1, 2, 1, 1, 5, 0)
 SYS_DESCR = (1, 3, 6, 1, 2, 1, 1, 1, 0)
 IF_DESCR = (1, 3, 6, 1, 2, 1, 2, 2, 1, 2)
 IF_IN_OCTETS = (1, 3, 6, 1, 2, 1, 2, 2, 1, 10)
-
-
-@pytest.fixture(scope="module")
-def snmpd() -> Iterator[Snmpd]:
-    d = start_snmpd()
-    try:
-        yield d
-    finally:
-        d.stop()
-
-
-@pytest.fixture
-async def client() -> Iterator[SnmpClient]:
-    c = SnmpClient()
-    try:
-        yield c
-    finally:
-        c.close()
 
 
 def v2c(d: Snmpd, **kw) -> SnmpTarget:
@@ -69,8 +50,8 @@ def netsnmp_walk(d: Snmpd, root: str) -> dict[tuple[int, ...], str]:
     return result
 
 
-async def test_v2c_get_matches_snmpget(snmpd, client):
-    got = await client.get(v2c(snmpd), [SYS_NAME, SYS_DESCR])
+async def test_v2c_get_matches_snmpget(snmpd, snmp_client):
+    got = await snmp_client.get(v2c(snmpd), [SYS_NAME, SYS_DESCR])
     expected_name = snmpd.tool(
         "snmpget", "-v2c", "-c", COMMUNITY, "-Oqv", f"{snmpd.host}:{snmpd.port}", ".1.3.6.1.2.1.1.5.0"
     )
@@ -78,31 +59,31 @@ async def test_v2c_get_matches_snmpget(snmpd, client):
     assert isinstance(got[SYS_DESCR], bytes) and got[SYS_DESCR]
 
 
-async def test_v3_authpriv_sha256_aes_matches_v2c_and_netsnmp(snmpd, client):
-    got3 = await client.get(v3(snmpd), [SYS_NAME])
+async def test_v3_authpriv_sha256_aes_matches_v2c_and_netsnmp(snmpd, snmp_client):
+    got3 = await snmp_client.get(v3(snmpd), [SYS_NAME])
     assert got3[SYS_NAME] == b"fl-snmpd"
-    ours = await client.walk(v3(snmpd), [IF_DESCR])
+    ours = await snmp_client.walk(v3(snmpd), [IF_DESCR])
     theirs = netsnmp_walk(snmpd, ".1.3.6.1.2.1.2.2.1.2")
     assert {oid: v.decode() for oid, v in ours.items()} == theirs
 
 
-async def test_multi_column_walk_matches_snmpbulkwalk_per_column(snmpd, client):
-    ours = await client.walk(v2c(snmpd), [IF_DESCR, (1, 3, 6, 1, 2, 1, 2, 2, 1, 3)], max_repetitions=7)
+async def test_multi_column_walk_matches_snmpbulkwalk_per_column(snmpd, snmp_client):
+    ours = await snmp_client.walk(v2c(snmpd), [IF_DESCR, (1, 3, 6, 1, 2, 1, 2, 2, 1, 3)], max_repetitions=7)
     descr = netsnmp_walk(snmpd, ".1.3.6.1.2.1.2.2.1.2")
     types = netsnmp_walk(snmpd, ".1.3.6.1.2.1.2.2.1.3")
     assert {o: v.decode() for o, v in ours.items() if o[:10] == IF_DESCR} == descr
     assert {o: str(v) for o, v in ours.items() if o[:10] != IF_DESCR} == types
 
 
-async def test_v1_walk_ends_cleanly_on_nosuchname(snmpd, client):
+async def test_v1_walk_ends_cleanly_on_nosuchname(snmpd, snmp_client):
     t = SnmpTarget(snmpd.host, snmpd.port, "v1", community=COMMUNITY)
-    system = await client.walk(t, [(1, 3, 6, 1, 2, 1, 1)])
+    system = await snmp_client.walk(t, [(1, 3, 6, 1, 2, 1, 1)])
     assert system[SYS_NAME] == b"fl-snmpd"
     assert all(oid[:7] == (1, 3, 6, 1, 2, 1, 1) for oid in system)
 
 
-async def test_whole_tree_walk_counts_the_same_varbinds_as_snmpbulkwalk(snmpd, client):
-    ours = await client.walk(v2c(snmpd), [(1, 3, 6, 1)], max_repetitions=25)
+async def test_whole_tree_walk_counts_the_same_varbinds_as_snmpbulkwalk(snmpd, snmp_client):
+    ours = await snmp_client.walk(v2c(snmpd), [(1, 3, 6, 1)], max_repetitions=25)
     out = snmpd.tool("snmpbulkwalk", "-v2c", "-c", COMMUNITY, "-Cr25", "-Oq", f"{snmpd.host}:{snmpd.port}", ".1.3.6.1")
     theirs = [line.split(" ", 1)[0] for line in out.splitlines() if line.startswith(".")]
     # counters move between the two walks; the set of OIDs must agree (a few dynamic rows may differ)
@@ -111,9 +92,9 @@ async def test_whole_tree_walk_counts_the_same_varbinds_as_snmpbulkwalk(snmpd, c
     assert len(missing) <= len(theirs) * 0.01, sorted(missing)[:5]
 
 
-async def test_wrong_community_and_wrong_v3_key_time_out_as_errors(snmpd, client):
+async def test_wrong_community_and_wrong_v3_key_time_out_as_errors(snmpd, snmp_client):
     with pytest.raises(SnmpError) as bad_community:
-        await client.get(
+        await snmp_client.get(
             SnmpTarget(snmpd.host, snmpd.port, "v2c", community="wrong", timeout_s=0.3, retries=0), [SYS_NAME]
         )
     assert bad_community.value.timeout
@@ -130,13 +111,13 @@ async def test_wrong_community_and_wrong_v3_key_time_out_as_errors(snmpd, client
         retries=0,
     )
     with pytest.raises(SnmpError, match="(?i)unknown|timeout|auth"):
-        await client.get(bad, [SYS_NAME])
+        await snmp_client.get(bad, [SYS_NAME])
 
 
-async def test_weak_protocols_need_allow_weak(snmpd, client):
+async def test_weak_protocols_need_allow_weak(snmpd, snmp_client):
     weak = SnmpTarget(snmpd.host, snmpd.port, "v3", user=V3_USER, auth_protocol="MD5", auth_key=V3_AUTH)
     with pytest.raises(SnmpConfigError, match="MD5 is refused unless the device has snmp_allow_weak"):
-        await client.get(weak, [SYS_NAME])
+        await snmp_client.get(weak, [SYS_NAME])
     des = SnmpTarget(
         snmpd.host,
         snmpd.port,
@@ -148,11 +129,11 @@ async def test_weak_protocols_need_allow_weak(snmpd, client):
         priv_key=V3_PRIV,
     )
     with pytest.raises(SnmpConfigError, match="DES is refused"):
-        await client.get(des, [SYS_NAME])
+        await snmp_client.get(des, [SYS_NAME])
 
 
-async def test_poll_device_reads_system_and_interfaces_like_snmpget(snmpd, client):
-    result = await poll_device(client, "fl-snmpd", v3(snmpd), now=clock.now())
+async def test_poll_device_reads_system_and_interfaces_like_snmpget(snmpd, snmp_client):
+    result = await poll_device(snmp_client, "fl-snmpd", v3(snmpd), now=clock.now())
     assert result.ok, result.error
     snap = result.snapshot
     assert snap is not None and snap.sys_name == "fl-snmpd"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import random
 import shutil
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import pytest
@@ -19,31 +19,13 @@ from faultloop import ber, snmpv3
 from faultloop.lab import usm as lab_usm
 from faultloop.lab.network import LabNetwork
 from faultloop.usm import localize, password_to_key
-from tests.collectors.snmpd import V3_AUTH, V3_PRIV, V3_USER, V3_USERS, Snmpd, start_snmpd
+from tests.collectors.snmpd import V3_AUTH, V3_PRIV, V3_USER, V3_USERS, Snmpd
 from tests.lab.conftest import FakeClock, small_topology
 
 needs_snmpd = pytest.mark.skipif(shutil.which("/usr/sbin/snmpd") is None, reason="net-snmp snmpd not installed")
 
 SYS_NAME = (1, 3, 6, 1, 2, 1, 1, 5, 0)
 IF_DESCR = (1, 3, 6, 1, 2, 1, 2, 2, 1, 2)
-
-
-@pytest.fixture(scope="module")
-def snmpd() -> Iterator[Snmpd]:
-    d = start_snmpd()
-    try:
-        yield d
-    finally:
-        d.stop()
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[SnmpClient]:
-    c = SnmpClient()
-    try:
-        yield c
-    finally:
-        c.close()
 
 
 def user_target(d: Snmpd, user: str, **kw) -> SnmpTarget:
@@ -56,11 +38,11 @@ def user_target(d: Snmpd, user: str, **kw) -> SnmpTarget:
 
 @needs_snmpd
 @pytest.mark.parametrize("user", sorted(V3_USERS))
-async def test_every_auth_protocol_and_level_reads_what_pysnmp_reads(snmpd, client, user):
+async def test_every_auth_protocol_and_level_reads_what_pysnmp_reads(snmpd, snmp_client, user):
     t = user_target(snmpd, user)
-    ours = await client.walk(t, [IF_DESCR], scalars=[SYS_NAME])
+    ours = await snmp_client.walk(t, [IF_DESCR], scalars=[SYS_NAME])
     assert ours[SYS_NAME] == b"fl-snmpd"
-    assert client._targets == {}  # answered without the pysnmp engine
+    assert snmp_client._targets == {}  # answered without the pysnmp engine
     reference = SnmpClient(native=False)
     try:
         theirs = await reference.walk(t, [IF_DESCR], scalars=[SYS_NAME])
@@ -70,35 +52,36 @@ async def test_every_auth_protocol_and_level_reads_what_pysnmp_reads(snmpd, clie
 
 
 @needs_snmpd
-async def test_agent_refusals_are_named_errors_not_timeouts(snmpd, client):
+async def test_agent_refusals_are_named_errors_not_timeouts(snmpd, snmp_client):
     good = user_target(snmpd, V3_USER, timeout_s=0.5, retries=0)
     wrong_auth = replace(good, auth_key="not-the-auth-passphrase")
     with pytest.raises(SnmpError, match=r"wrong auth password or protocol \(usmStatsWrongDigests\)") as exc:
-        await client.get(wrong_auth, [SYS_NAME])
+        await snmp_client.get(wrong_auth, [SYS_NAME])
     assert not exc.value.timeout
     unknown = replace(good, user="nobody")
     with pytest.raises(SnmpError, match=r"does not know this SNMPv3 user") as exc:
-        await client.get(unknown, [SYS_NAME])
+        await snmp_client.get(unknown, [SYS_NAME])
     assert not exc.value.timeout
     too_low = replace(good, priv_protocol=None, priv_key="")  # fltest is rouser ... priv
     with pytest.raises(SnmpError, match=r"agent error authorizationError|usmStatsUnsupportedSecLevels"):
-        await client.get(too_low, [SYS_NAME])
+        await snmp_client.get(too_low, [SYS_NAME])
     # net-snmp drops what it cannot decrypt without a Report: the request times out
     wrong_priv = replace(good, priv_key="not-the-priv-passphrase")
     with pytest.raises(SnmpError) as exc:
-        await client.get(wrong_priv, [SYS_NAME])
+        await snmp_client.get(wrong_priv, [SYS_NAME])
     assert exc.value.timeout
-    assert (await client.get(good, [SYS_NAME]))[SYS_NAME] == b"fl-snmpd"  # the engine state is unharmed
+    assert (await snmp_client.get(good, [SYS_NAME]))[SYS_NAME] == b"fl-snmpd"  # the engine state is unharmed
 
 
-async def test_bad_v3_settings_are_refused_before_sending(client):
+async def test_bad_v3_settings_are_refused_before_sending(snmp_client):
     t = SnmpTarget("127.0.0.1", 9, "v3", user="u", priv_protocol="AES", priv_key="priv-passphrase")
     with pytest.raises(SnmpConfigError, match="privacy needs an snmp_auth_protocol"):
-        await client.get(t, [SYS_NAME])
+        await snmp_client.get(t, [SYS_NAME])
     with pytest.raises(SnmpConfigError, match="snmp_user: required"):
-        await client.get(SnmpTarget("127.0.0.1", 9, "v3", auth_protocol="SHA", auth_key="x" * 8), [SYS_NAME])
+        await snmp_client.get(SnmpTarget("127.0.0.1", 9, "v3", auth_protocol="SHA", auth_key="x" * 8), [SYS_NAME])
     with pytest.raises(SnmpConfigError, match="MD5 is refused unless the device has snmp_allow_weak"):
-        await client.get(SnmpTarget("127.0.0.1", 9, "v3", user="u", auth_protocol="MD5", auth_key="x" * 8), [SYS_NAME])
+        md5 = SnmpTarget("127.0.0.1", 9, "v3", user="u", auth_protocol="MD5", auth_key="x" * 8)
+        await snmp_client.get(md5, [SYS_NAME])
 
 
 # ---- the lab's agent: reboot and replaced engine -----------------------------------------------
@@ -123,27 +106,27 @@ def lab_target(device) -> SnmpTarget:
     )  # fmt: skip
 
 
-async def test_engine_reboot_and_replacement_are_followed(lab, client):
+async def test_engine_reboot_and_replacement_are_followed(lab, snmp_client):
     device = lab.devices["dist1"]
     agent = lab.agents["dist1"]
     t = lab_target(device)
-    assert (await client.get(t, [SYS_NAME]))[SYS_NAME] == b"dist1"
-    engine = client._engines[(t.host, t.port)]
+    assert (await snmp_client.get(t, [SYS_NAME]))[SYS_NAME] == b"dist1"
+    engine = snmp_client._engines[(t.host, t.port)]
     assert engine.engine_id == agent.engine_id and engine.boots == device.engine_boots
     # a reload: engineBoots + 1; the agent answers our stale boots with an authentic
     # notInTimeWindow Report, which the client adopts and retries once
     lab.reboot(device)
     before = agent.stats.usm["not_in_time_windows"]
-    assert (await client.get(t, [SYS_NAME]))[SYS_NAME] == b"dist1"
+    assert (await snmp_client.get(t, [SYS_NAME]))[SYS_NAME] == b"dist1"
     assert agent.stats.usm["not_in_time_windows"] == before + 1
     assert engine.boots == device.engine_boots
     # the device was replaced (another engine ID): unknownEngineID Report, discovered again
-    client._engines[(t.host, t.port)] = _Engine(b"\x80\x00\x1f\x88\x04old-box", 1, 1, 0.0)
-    assert (await client.get(t, [SYS_NAME]))[SYS_NAME] == b"dist1"
-    assert client._engines[(t.host, t.port)].engine_id == agent.engine_id
+    snmp_client._engines[(t.host, t.port)] = _Engine(b"\x80\x00\x1f\x88\x04old-box", 1, 1, 0.0)
+    assert (await snmp_client.get(t, [SYS_NAME]))[SYS_NAME] == b"dist1"
+    assert snmp_client._engines[(t.host, t.port)].engine_id == agent.engine_id
     # a walk of the whole interface table over v3 matches v2c's
     v2c = SnmpTarget(device.address, device.snmp_port, "v2c", community="public")
-    assert await client.walk(t, [IF_DESCR]) == await client.walk(v2c, [IF_DESCR])
+    assert await snmp_client.walk(t, [IF_DESCR]) == await snmp_client.walk(v2c, [IF_DESCR])
 
 
 # ---- a hostile agent ------------------------------------------------------------------------------
@@ -199,7 +182,7 @@ class HostileAgent(asyncio.DatagramProtocol):
         ("garbage", "No SNMP response received before timeout"),
     ],
 )
-async def test_answers_that_fail_usm_are_refused(client, mode, error):
+async def test_answers_that_fail_usm_are_refused(snmp_client, mode, error):
     loop = asyncio.get_running_loop()
     host = f"127.{random.randint(61, 70)}.{random.randint(0, 250)}.{random.randint(1, 250)}"
     transport, _agent = await loop.create_datagram_endpoint(lambda: HostileAgent(mode), local_addr=(host, 0))
@@ -209,9 +192,9 @@ async def test_answers_that_fail_usm_are_refused(client, mode, error):
             host, port, "v3", user="u", auth_protocol="SHA-256", auth_key=V3_AUTH, timeout_s=0.3, retries=0
         )  # fmt: skip
         with pytest.raises(SnmpError, match=error):
-            await client.get(t, [SYS_NAME])
-        assert client._engines[(host, port)].engine_id == ENGINE  # discovery itself went through
+            await snmp_client.get(t, [SYS_NAME])
+        assert snmp_client._engines[(host, port)].engine_id == ENGINE  # discovery itself went through
         if mode == "garbage":
-            assert client.dropped_datagrams >= 1
+            assert snmp_client.dropped_datagrams >= 1
     finally:
         transport.close()
