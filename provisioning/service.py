@@ -10,6 +10,7 @@ is its timeline.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from pydantic import ValidationError
@@ -178,8 +179,18 @@ def list_orders(session: Session, *, state: str | None, limit: int, offset: int)
     return list(session.scalars(query.order_by(ServiceOrder.id.desc()).limit(limit).offset(offset)))
 
 
+def _hostnames(session: Session, device_ids: Iterable[int]) -> dict[int, str]:
+    """Hostnames of these devices only (an order names a handful of the inventory's thousands)."""
+    wanted = set(device_ids)
+    if not wanted:
+        return {}
+    rows = session.execute(select(Device.id, Device.hostname).where(Device.id.in_(wanted)))
+    return {device_id: hostname for device_id, hostname in rows}
+
+
 def order_out(session: Session, order: ServiceOrder, *, role: str | None = None) -> OrderOut:
-    hostnames = dict(session.execute(select(Device.id, Device.hostname)).tuples().all())
+    order_items = items(session, order.id)
+    hostnames = _hostnames(session, (i.device_id for i in order_items))
     return OrderOut(
         id=order.id,
         action=order.action,
@@ -212,7 +223,7 @@ def order_out(session: Session, order: ServiceOrder, *, role: str | None = None)
                 status=i.status,
                 message=i.message,
             )
-            for i in items(session, order.id)
+            for i in order_items
         ],
     )
 
@@ -313,7 +324,7 @@ def _validate(session: Session, order: ServiceOrder) -> None:
     old_devices: dict[str, dict[str, Any]] = dict(instance.params.get("devices", {}))
     targets = data.targets
     if order.action == "terminate" and not targets:
-        hostnames = dict(session.execute(select(Device.id, Device.hostname)).tuples().all())
+        hostnames = _hostnames(session, (int(d) for d in old_devices))
         targets = [OrderTarget(device=hostnames[int(d)], params={}) for d in old_devices]
     common = dict(data.params)
     pool_field = st.pool_field
@@ -511,8 +522,8 @@ def get_service(session: Session, service_id: int) -> ServiceInstance:
 
 
 def service_out(session: Session, instance: ServiceInstance) -> ServiceOut:
-    hostnames = dict(session.execute(select(Device.id, Device.hostname)).tuples().all())
-    resources = session.scalars(select(ServiceResource).where(ServiceResource.service_id == instance.id))
+    resources = list(session.scalars(select(ServiceResource).where(ServiceResource.service_id == instance.id)))
+    hostnames = _hostnames(session, (r.device_id for r in resources))
     return ServiceOut(
         id=instance.id,
         service_type=instance.service_type,
