@@ -10,8 +10,11 @@ after commit.
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import gc
 import logging
+import signal
+import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
@@ -149,12 +152,27 @@ def settle_heap() -> None:
     gc.freeze()
 
 
-async def serve_http(app: FastAPI, *, host: str, port: int, log_level: str, access_log: bool = True) -> None:
-    """Serve ``app`` with uvicorn until stopped (SIGINT/SIGTERM); benchmarks serve through it too."""
+async def serve_http(
+    app: FastAPI,
+    *,
+    host: str,
+    port: int,
+    log_level: str,
+    access_log: bool = True,
+    announce: Callable[[], None] | None = None,
+) -> None:
+    """Serve ``app`` with uvicorn until stopped (SIGINT/SIGTERM); ``announce`` runs once the
+    socket listens, so whoever reads it can connect at once. Benchmarks serve through it too."""
     import uvicorn
 
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started and announce is not None:
+                announce()
+
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level.lower(), access_log=access_log)
-    server = uvicorn.Server(config)
+    server = Server(config)
     settle_heap()
     await server.serve()
 
@@ -164,13 +182,13 @@ async def run_service(rt: Runtime, *, announce: Callable[[], None] | None = None
 
     The services start before the HTTP server so that a taken trap port or a similar
     start-up failure ends the process with one clear message (StartupError)."""
+    # `kill -USR1 <pid>`: every thread's stack to stderr (what is it doing, why won't it stop?)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     pipeline = build_pipeline(rt)
     await pipeline.start()
     try:
         settings = rt.settings
         app = create_app(rt, pipeline, own_pipeline=False)
-        if announce is not None:
-            announce()
-        await serve_http(app, host=settings.host, port=settings.port, log_level=settings.log_level)
+        await serve_http(app, host=settings.host, port=settings.port, log_level=settings.log_level, announce=announce)
     finally:
         await pipeline.stop()

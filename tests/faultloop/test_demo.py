@@ -56,12 +56,21 @@ def test_demo_serves_the_lab_inventory_with_the_printed_credentials(tmp_path):
         login = httpx.post(f"{base}/api/v1/auth/token", json={"username": "admin", "password": password})
         assert login.status_code == 201
         assert httpx.get(f"{base}/readyz").status_code == 200
+        # SIGUSR1 dumps every thread's stack (for a process that will not stop) and carries on
+        proc.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + 10
+        while not any("most recent call first" in line for line in lines):
+            assert time.monotonic() < deadline, "no stack dump after SIGUSR1"
+            time.sleep(0.1)
+        assert proc.poll() is None and httpx.get(f"{base}/healthz").status_code == 200
     finally:
         proc.send_signal(signal.SIGINT)
         try:
             proc.wait(timeout=60)
         finally:
             if proc.poll() is None:
+                proc.send_signal(signal.SIGUSR1)  # every thread's stack into the output: what held it up
+                time.sleep(2)
                 proc.kill()
         reader.join(timeout=5)
     assert proc.returncode == 0, "".join(lines)

@@ -134,6 +134,8 @@ class Demo:
             try:
                 self.proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
+                self.proc.send_signal(signal.SIGUSR1)  # every thread's stack into the log: what held it up
+                time.sleep(2)
                 self.proc.kill()
                 self.proc.wait(10)
         return int(self.proc.returncode)
