@@ -111,3 +111,35 @@ def test_technician_works_a_ticket_on_a_phone(open_page: Callable[..., Watched],
     )
     w.shot("technician-resolved")
     w.assert_clean()
+
+
+def test_technician_view_refreshes_itself_unless_the_technician_is_typing(
+    open_page: Callable[..., Watched], demo: Demo
+) -> None:
+    """A ticket dispatched by the NOC shows up on the phone without a reload (every 30 s),
+    but never while the technician is filling in a form: that would wipe what they typed."""
+    username = technician(demo)
+    first = dispatched_ticket(demo, "acc7 refresh: the first", username)
+    w = open_page(username, TECH_PASSWORD, viewport={"width": 390, "height": 844})
+    page = w.page
+    page.clock.install()  # the page's timers on a clock the test can move
+    w.goto("/ui/my/tickets")
+    page.clock.resume()  # ...which runs in real time until the test jumps ahead
+    card = page.locator(f'[data-testid="my-ticket"][data-ticket-id="{first["id"]}"]')
+    act(w, lambda: card.get_by_test_id("accept").click())
+    accepted = page.locator(f'[data-testid="my-ticket"][data-ticket-id="{first["id"]}"][data-state="accepted"]')
+    accepted.wait_for(timeout=10_000)
+    note = accepted.locator("input[name=location_note]")
+    note.fill("gate code 4711")  # typing, not yet sent
+    page.locator("h1, .who").first.click()  # focus leaves the field; the edit is still unsent
+    second = dispatched_ticket(demo, "acc7 refresh: the second", username)
+    second_card = page.locator(f'[data-testid="my-ticket"][data-ticket-id="{second["id"]}"]')
+    page.clock.fast_forward(61_000)
+    page.wait_for_timeout(1500)  # a refresh, had one been sent, would have been answered by now
+    assert second_card.count() == 0 and note.input_value() == "gate code 4711"
+    note.fill("")  # back to what was rendered: nothing in progress
+    page.locator("h1, .who").first.click()
+    page.clock.fast_forward(31_000)
+    second_card.wait_for(timeout=10_000)
+    w.shot("technician-refreshed")
+    w.assert_clean()

@@ -30,6 +30,41 @@
   }
   setInterval(tick, 1000);
 
+  // <div data-refresh-s="30" hx-trigger="..., refresh">: re-fetched every N seconds so changes made
+  // by others (automation, colleagues) show up; skipped while the page is hidden or the user is
+  // busy inside it (a focused or edited field, a <details> opened or closed by hand).
+  function markRendered(root) {
+    root.querySelectorAll("details").forEach(function (d) { d.dataset.renderedOpen = d.open ? "1" : "0"; });
+  }
+  function busy(el) {
+    if (el.contains(document.activeElement) && document.activeElement !== el) return true;
+    var edited = Array.prototype.some.call(el.querySelectorAll("input, textarea, select"), function (f) {
+      if (f.tagName === "SELECT") {
+        return Array.prototype.some.call(f.options, function (o) { return o.selected !== o.defaultSelected; });
+      }
+      if (f.type === "checkbox" || f.type === "radio") return f.checked !== f.defaultChecked;
+      return f.value !== f.defaultValue;
+    });
+    if (edited) return true;
+    return Array.prototype.some.call(el.querySelectorAll("details"), function (d) {
+      return d.dataset.renderedOpen !== undefined && (d.open ? "1" : "0") !== d.dataset.renderedOpen;
+    });
+  }
+  var lastRefresh = new WeakMap();
+  setInterval(function () {
+    if (document.hidden || !window.htmx) return;
+    var now = Date.now();
+    document.querySelectorAll("[data-refresh-s]").forEach(function (el) {
+      var every = 1000 * Number(el.dataset.refreshS);
+      if (!lastRefresh.has(el)) lastRefresh.set(el, now);
+      if (!(every > 0) || now - lastRefresh.get(el) < every || busy(el)) return;
+      lastRefresh.set(el, now);
+      window.htmx.trigger(el, "refresh");
+    });
+  }, 1000);
+  document.addEventListener("DOMContentLoaded", function () { markRendered(document); });
+  document.addEventListener("htmx:load", function (ev) { if (ev.detail && ev.detail.elt) markRendered(ev.detail.elt); });
+
   document.addEventListener("click", function (ev) {
     var target = ev.target;
     if (target instanceof Element && target.matches("[data-dismiss=flash]")) {
