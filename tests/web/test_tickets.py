@@ -291,7 +291,8 @@ def test_ticket_page_shows_details_alarms_timeline_and_allowed_actions(web, sess
     assert [e.attrs["data-action"] for e in page.all("timeline-entry")] == ["alarm_attached", "create"]
     assert [f.attrs["data-action"] for f in page.all("action-form")] == ["acknowledge", "cancel"]
     assert page.one("ticket-sla").all("sla-response")
-    assert page.one("ticket-detail").attrs["hx-trigger"] == "ticket-changed from:body"
+    detail = page.one("ticket-detail")
+    assert detail.attrs["hx-trigger"] == "ticket-changed from:body, refresh" and detail.attrs["data-refresh-s"] == "30"
     r = web("noc", "noc2").get(f"/ui/tickets/{ticket.id}", headers={**HX, "HX-Target": "ticket-detail"})
     assert r.text.lstrip().startswith('<div id="ticket-detail"')
     assert web("noc", "noc3").get("/ui/tickets/999999").status_code == 404
