@@ -2,7 +2,9 @@
 
 A bus subscriber like the others (after commit). The engine publishes from its worker
 thread; each listener is an asyncio queue on the API's event loop, fed thread-safely. A
-slow listener loses its oldest changes (counted), never blocks the engine.
+slow listener loses its oldest changes (counted), never blocks the engine. When the server
+shuts down, ``end_all`` ends every open stream: an open dashboard tab must not keep a
+stopping service waiting for its connection to close.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ def sse(change: AlarmChange) -> str:
 class AlarmStream:
     def __init__(self, max_pending: int = 1000) -> None:
         self.max_pending = max_pending
-        self._listeners: set[tuple[asyncio.AbstractEventLoop, asyncio.Queue[AlarmChange]]] = set()
+        self._listeners: set[tuple[asyncio.AbstractEventLoop, asyncio.Queue[AlarmChange | None]]] = set()
         self._lock = threading.Lock()
 
     @property
@@ -52,15 +54,26 @@ class AlarmStream:
                         self._listeners.discard((loop, queue))
                     break
 
-    def _put(self, queue: asyncio.Queue[AlarmChange], change: AlarmChange) -> None:
+    def end_all(self) -> None:
+        """End every stream open now (each listener gets ``None`` after what it already has)."""
+        with self._lock:
+            listeners = list(self._listeners)
+        for loop, queue in listeners:
+            try:
+                loop.call_soon_threadsafe(self._put, queue, None)
+            except RuntimeError:  # that listener's loop is closed
+                pass
+
+    def _put(self, queue: asyncio.Queue[AlarmChange | None], change: AlarmChange | None) -> None:
         if queue.full():
             queue.get_nowait()
             STREAM_DROPPED.inc()
         queue.put_nowait(change)
 
     @asynccontextmanager
-    async def listen(self) -> AsyncIterator[asyncio.Queue[AlarmChange]]:
-        entry = (asyncio.get_running_loop(), asyncio.Queue[AlarmChange](self.max_pending))
+    async def listen(self) -> AsyncIterator[asyncio.Queue[AlarmChange | None]]:
+        """A queue of changes; ``None`` in it means the stream is over (the server stops)."""
+        entry = (asyncio.get_running_loop(), asyncio.Queue[AlarmChange | None](self.max_pending))
         with self._lock:
             self._listeners.add(entry)
         try:

@@ -45,6 +45,8 @@ from ticketing.jobs import TicketingService
 
 log = logging.getLogger("faultloop")
 
+GRACEFUL_SHUTDOWN_S = 10  # how long a stopping server lets running requests finish
+
 
 @dataclass
 class Pipeline:
@@ -160,9 +162,12 @@ async def serve_http(
     log_level: str,
     access_log: bool = True,
     announce: Callable[[], None] | None = None,
+    closing: Callable[[], None] | None = None,
 ) -> None:
-    """Serve ``app`` with uvicorn until stopped (SIGINT/SIGTERM); ``announce`` runs once the
-    socket listens, so whoever reads it can connect at once. Benchmarks serve through it too."""
+    """Serve ``app`` with uvicorn until stopped (SIGINT/SIGTERM). ``announce`` runs once the
+    socket listens, so whoever reads it can connect at once; ``closing`` when shutdown begins,
+    to end long-lived responses (live streams). Requests still running after
+    ``GRACEFUL_SHUTDOWN_S`` are cancelled. Benchmarks serve through it too."""
     import uvicorn
 
     class Server(uvicorn.Server):
@@ -171,7 +176,15 @@ async def serve_http(
             if self.started and announce is not None:
                 announce()
 
-    config = uvicorn.Config(app, host=host, port=port, log_level=log_level.lower(), access_log=access_log)
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            if closing is not None:
+                closing()
+            await super().shutdown(sockets=sockets)
+
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level=log_level.lower(), access_log=access_log,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+    )  # fmt: skip
     server = Server(config)
     settle_heap()
     await server.serve()
@@ -189,6 +202,9 @@ async def run_service(rt: Runtime, *, announce: Callable[[], None] | None = None
     try:
         settings = rt.settings
         app = create_app(rt, pipeline, own_pipeline=False)
-        await serve_http(app, host=settings.host, port=settings.port, log_level=settings.log_level, announce=announce)
+        await serve_http(
+            app, host=settings.host, port=settings.port, log_level=settings.log_level, announce=announce,
+            closing=ALARM_STREAM.end_all,
+        )  # fmt: skip
     finally:
         await pipeline.stop()

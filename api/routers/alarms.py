@@ -84,6 +84,8 @@ async def alarm_stream(
                 except TimeoutError:
                     yield ": heartbeat\n\n"
                     continue
+                if change is None:  # the server is shutting down
+                    return
                 yield sse(change)
                 sent += 1
 

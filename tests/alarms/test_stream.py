@@ -45,6 +45,21 @@ async def test_changes_published_from_another_thread_reach_a_listener():
     assert stream.listeners == 0
 
 
+async def test_end_all_ends_open_streams_after_what_they_already_have():
+    """A stopping server ends the live streams: an open dashboard tab must not hold it up."""
+    stream = AlarmStream()
+    async with stream.listen() as first, stream.listen() as second:
+        stream.publish([change(7)])
+        threading.Thread(target=stream.end_all).start()
+        assert (await asyncio.wait_for(first.get(), 5)).alarm_id == 7
+        assert await asyncio.wait_for(first.get(), 5) is None
+        assert (await asyncio.wait_for(second.get(), 5)).alarm_id == 7
+        assert await asyncio.wait_for(second.get(), 5) is None
+    async with stream.listen() as later:  # a stream opened afterwards is not ended
+        stream.publish([change(8)])
+        assert (await asyncio.wait_for(later.get(), 5)).alarm_id == 8
+
+
 async def test_a_slow_listener_loses_its_oldest_changes_and_they_are_counted():
     stream = AlarmStream(max_pending=2)
     before = REGISTRY.get_sample_value("faultloop_alarm_stream_dropped_total") or 0

@@ -63,6 +63,20 @@ def test_demo_serves_the_lab_inventory_with_the_printed_credentials(tmp_path):
             assert time.monotonic() < deadline, "no stack dump after SIGUSR1"
             time.sleep(0.1)
         assert proc.poll() is None and httpx.get(f"{base}/healthz").status_code == 200
+        # an open live stream (a dashboard tab) must not keep the stopping service waiting
+        streamed: list[str] = []
+
+        def listen() -> None:
+            headers = {"Authorization": f"Bearer {token}"}
+            with httpx.stream("GET", f"{base}/api/v1/alarms/stream", headers=headers, timeout=120) as r:
+                streamed.extend(r.iter_lines())
+
+        stream = threading.Thread(target=listen, daemon=True)
+        stream.start()
+        deadline = time.monotonic() + 10
+        while not any("GET /api/v1/alarms/stream" in line for line in lines):
+            assert time.monotonic() < deadline, "the live stream was not opened"
+            time.sleep(0.1)
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -74,5 +88,7 @@ def test_demo_serves_the_lab_inventory_with_the_printed_credentials(tmp_path):
                 proc.kill()
         reader.join(timeout=5)
     assert proc.returncode == 0, "".join(lines)
+    stream.join(timeout=10)
+    assert not stream.is_alive() and ": connected" in streamed  # it was open, and it was ended
     assert "demo stopped" in "".join(lines)
     assert "Traceback" not in "".join(lines)
