@@ -46,7 +46,7 @@ from faultloop.events import ObservationSink
 from faultloop.metrics import REGISTRY
 from faultloop.runtime import Runtime
 from faultloop.vault import VaultError
-from inventory.models import Device
+from inventory.models import Device, Interface
 
 log = logging.getLogger(__name__)
 JITTER = 0.1
@@ -226,9 +226,26 @@ class PollerService:
                 )
             return out
 
+    def _baselines(self) -> dict[int, tuple[bool | None, dict[int, str]]]:
+        """Per device: (reachable, {ifIndex: oper status}) as the last polls left them in the database."""
+        with transaction(self.rt.sessions) as session:
+            reachable = dict(session.execute(select(DevicePollState.device_id, DevicePollState.reachable)).all())
+            oper: dict[int, dict[int, str]] = {}
+            rows = session.execute(
+                select(Interface.device_id, Interface.if_index, Interface.oper_status).where(
+                    Interface.if_index.is_not(None), Interface.oper_status != "unknown"
+                )
+            )
+            for device_id, if_index, status in rows:
+                if if_index is not None:
+                    oper.setdefault(device_id, {})[if_index] = status
+        return {i: (reachable.get(i), oper.get(i, {})) for i in reachable.keys() | oper.keys()}
+
     async def sync(self) -> None:
         """Follow the inventory: schedule new devices, drop deleted ones, apply new intervals."""
         devices = await asyncio.to_thread(self._load)
+        new = set(devices) - set(self.trackers)
+        baselines = await asyncio.to_thread(self._baselines) if new else {}
         for gone in set(self.devices) - set(devices):
             self.devices.pop(gone, None)
             self.trackers.pop(gone, None)
@@ -238,9 +255,13 @@ class PollerService:
         for dev in devices.values():
             old = self.devices.get(dev.id)
             self.devices[dev.id] = dev
-            tracker = self.trackers.setdefault(
-                dev.id, DeviceTracker(dev.hostname, unreachable_after=self.rt.settings.unreachable_after)
-            )
+            tracker = self.trackers.get(dev.id)
+            if tracker is None:
+                reachable, oper = baselines.get(dev.id, (None, {}))
+                tracker = self.trackers[dev.id] = DeviceTracker(
+                    dev.hostname, unreachable_after=self.rt.settings.unreachable_after, reachable=reachable,
+                    baseline_oper=oper,
+                )  # fmt: skip
             tracker.device, tracker.site = dev.hostname, dev.site
             if self.scheduler is not None and (old is None or old.interval_s != dev.interval_s):
                 self._schedule(dev, first_delay=random.uniform(0, dev.interval_s))

@@ -192,13 +192,19 @@ class PollResult:
 
 @dataclass
 class DeviceTracker:
-    """What the poller remembers about one device between polls (in memory)."""
+    """What the poller remembers about one device between polls (in memory).
+
+    A new tracker starts from what the database knew (``reachable`` and ``baseline_oper``,
+    the interfaces' oper status by ifIndex at the last poll before a restart): a link that
+    went down, or a device that came back, while the service was stopped still gives its
+    event on the first poll."""
 
     device: str
     site: str = ""
     unreachable_after: int = 3
     failures: int = 0
-    reachable: bool | None = None  # None until the first poll
+    reachable: bool | None = None  # None: never polled
+    baseline_oper: dict[int, str] = field(default_factory=dict)  # used by the first poll only
     last: Snapshot | None = None
     last_time_s: float | None = None
     last_poll: datetime | None = None
@@ -260,9 +266,12 @@ class DeviceTracker:
         for idx, itf in snap.interfaces.items():
             before = prev.interfaces.get(idx) if prev is not None else None
             self._rates(result, time_s, prev, before, itf, snap.uptime_cs)
-            if before is not None and before.oper_status != itf.oper_status and itf.admin_status == "up":
+            was = before.oper_status if before is not None else None
+            if prev is None:
+                was = self.baseline_oper.get(idx)
+            if was is not None and was != itf.oper_status and itf.admin_status == "up":
                 up = itf.oper_status == "up"
-                if up or before.oper_status == "up":
+                if up or was == "up":
                     result.events.append(
                         Event(
                             source="poll",
@@ -272,13 +281,14 @@ class DeviceTracker:
                             time=result.time,
                             managed_object=f"interface:{itf.name}",
                             probable_cause="" if up else "lossOfSignal",
-                            description=f"{itf.name} oper status {before.oper_status} -> {itf.oper_status}",
+                            description=f"{itf.name} oper status {was} -> {itf.oper_status}",
                             raw={"ifIndex": idx, "ifAlias": itf.alias},
                         )
                     )
         self._device_samples(result, snap)
         self.last = snap
         self.last_time_s = time_s
+        self.baseline_oper = {}
 
     def _rates(
         self,

@@ -196,6 +196,45 @@ async def test_rates_events_unreachable_recovery_and_links(poller, lab, clocks, 
     assert families["faultloop_poll_errors"].samples[0].name == "faultloop_poll_errors_total"
 
 
+async def test_a_restarted_poller_reports_what_changed_while_it_was_stopped(poller, lab, clocks, runtime):
+    """The first poll after a restart compares with what the database knew: a link cut while
+    the service was down is a linkDown, a device that came back is a device_reachable (its
+    unreachable alarm would otherwise stay active for ever)."""
+    svc, sink = poller
+    by_name = ids(svc)
+    await cycle(svc)
+    lab.faults.apply("crash", {"device": "acc1"})
+    for _ in range(3):
+        clocks.advance(60)
+        await cycle(svc)
+    assert [e.device for e in sink.of("device_unreachable")] == ["acc1"]
+    assert [(e.device, e.managed_object) for e in sink.of("linkDown")] == [("dist1", "interface:GigabitEthernet0/2")]
+    await svc.stop()
+
+    # while stopped: a cable is cut, and acc1 is back (with it, dist1's port towards it)
+    lab.faults.apply("link_down", {"device": "core1", "interface": "GigabitEthernet0/1"})
+    lab.reboot(lab.devices["acc1"])
+    clocks.advance(60)
+    sink2 = ListSink()
+    restarted = PollerService(runtime, sink2)
+    await restarted.open()
+    try:
+        assert restarted.trackers[by_name["acc1"]].reachable is False
+        await cycle(restarted)
+        assert sorted((e.device, e.event_type, e.managed_object) for e in sink2.events) == [
+            ("acc1", "device_reachable", ""),
+            ("core1", "linkDown", "interface:GigabitEthernet0/1"),
+            ("dist1", "linkDown", "interface:GigabitEthernet0/1"),
+            ("dist1", "linkUp", "interface:GigabitEthernet0/2"),
+        ]
+        assert restarted.trackers[by_name["core1"]].baseline_oper == {}  # only the first poll uses it
+        clocks.advance(60)
+        await cycle(restarted)
+        assert len(sink2.events) == 4  # nothing new on the second poll
+    finally:
+        await restarted.stop()
+
+
 async def test_deleted_device_leaves_metrics_and_the_schedule(poller, session, runtime):
     svc, _sink = poller
     await cycle(svc)
