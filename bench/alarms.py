@@ -21,24 +21,22 @@ In one run on one machine (ratios are the result; absolute figures drift on a sh
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import create_engine, func, insert, select, text
+from sqlalchemy import func, insert, select
 from sqlalchemy.engine import Engine
 
 from alarms.engine import AlarmCore, EngineConfig
 from alarms.models import Alarm, EventRecord
 from alarms.rules import load_ruleset
+from bench.scratch import scratch_postgres
 from faultloop.db import Base, import_all_models, make_engine, make_sessionmaker, transaction
 from faultloop.events import Event
 
-PG_ADMIN = os.environ.get("FAULTLOOP_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 BATCH = 5000
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -191,19 +189,6 @@ def storm(tmp: Path) -> None:
     engine.dispose()
 
 
-def pg_engine() -> tuple[Engine, Engine, str] | None:
-    try:
-        admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-        name = f"faultloop_bench_{uuid.uuid4().hex[:8]}"
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:
-        print(f"PostgreSQL skipped: {type(exc).__name__}", flush=True)
-        return None
-    url = admin.url.set(database=name).render_as_string(hide_password=False)
-    return admin, make_engine(url), name
-
-
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.alarms")
     parser.add_argument("--events", type=int, default=100_000)
@@ -217,17 +202,15 @@ def main(argv: list[str]) -> int:
         sqlite = make_engine(f"sqlite:///{tmp / 'bench.db'}")
         throughput("SQLite dedup-heavy (1,000 keys)", sqlite, args.events, 1000)
         throughput("SQLite new alarms (all distinct)", sqlite, args.new, args.new)
-        pg = None if args.no_pg else pg_engine()
-        if pg is not None:
-            admin, engine, name = pg
-            try:
-                throughput("PostgreSQL dedup-heavy (1,000 keys)", engine, args.events, 1000)
-                throughput("PostgreSQL new alarms (all distinct)", engine, args.new, args.new)
-            finally:
-                engine.dispose()
-                with admin.connect() as conn:
-                    conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-                admin.dispose()
+        if not args.no_pg:
+            with scratch_postgres("bench_alarms") as url:
+                if url is not None:
+                    engine = make_engine(url)
+                    try:
+                        throughput("PostgreSQL dedup-heavy (1,000 keys)", engine, args.events, 1000)
+                        throughput("PostgreSQL new alarms (all distinct)", engine, args.new, args.new)
+                    finally:
+                        engine.dispose()
         storm(tmp)
         memory(sqlite, args.memory)
         sqlite.dispose()

@@ -39,7 +39,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime, timedelta
@@ -48,7 +47,8 @@ from typing import Any
 
 import httpx
 
-PG_ADMIN = os.environ.get("FAULTLOOP_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+from bench.scratch import scratch_postgres
+
 DEVICES, SITES, PER_DEVICE = 500, 50, 20
 PASSWORD = "bench console password"  # noqa: S105 - a throwaway user in a throwaway database
 ROW = '[data-testid="alarm-row"]'
@@ -146,27 +146,6 @@ def seed(url: str) -> None:
         with transaction(sessions) as s:
             core.process(s, chunk, chunk[-1].time)
     engine.dispose()
-
-
-@contextmanager
-def postgres() -> Iterator[str | None]:
-    from sqlalchemy import create_engine, text
-
-    try:
-        admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-        name = f"faultloop_bench_console_{uuid.uuid4().hex[:8]}"
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:
-        print(f"PostgreSQL skipped: {type(exc).__name__}", flush=True)
-        yield None
-        return
-    try:
-        yield admin.url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 # ---------------------------------------------------------------- processes
@@ -433,7 +412,7 @@ def main(argv: list[str]) -> int:
         with tempfile.TemporaryDirectory(prefix="faultloop-bench-console-db-") as d:
             first_render("SQLite", f"sqlite:///{Path(d) / 'bench.db'}", args.runs, browser)
         if not args.no_pg:
-            with postgres() as url:
+            with scratch_postgres("bench_console") as url:
                 if url is not None:
                     first_render("PostgreSQL", url, args.runs, browser)
         if not args.no_live:

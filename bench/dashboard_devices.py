@@ -20,7 +20,6 @@ a multiple of the references'. Printed, never asserted.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import statistics
 import sys
@@ -31,7 +30,8 @@ from pathlib import Path
 
 import httpx
 
-from bench.tickets import PG_ADMIN, serve
+from bench.scratch import scratch_postgres
+from bench.tickets import serve
 
 PASSWORD = "bench password 1"  # noqa: S105 - a throwaway bench user
 
@@ -195,23 +195,9 @@ def main(argv: list[str]) -> int:
         run_backend("sqlite", f"sqlite:///{Path(tmp) / 'bench.db'}", args.devices, args.requests, log)
     if args.no_pg:
         return 0
-    from sqlalchemy import create_engine, text
-
-    name = f"faultloop_bench_{os.getpid()}"
-    try:
-        admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:
-        print(f"[postgresql] skipped: {type(exc).__name__}")
-        return 0
-    try:
-        url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-        run_backend("postgresql", url, args.devices, args.requests, log)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_postgres("bench_devices") as url:
+        if url is not None:
+            run_backend("postgresql", url, args.devices, args.requests, log)
     return 0
 
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
 import socket
 import statistics
@@ -38,7 +37,8 @@ from pathlib import Path
 
 import httpx
 
-PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+from bench.scratch import scratch_postgres
+
 TICKETS = 10_000
 MINE = 40
 
@@ -237,22 +237,9 @@ def main(argv: list[str]) -> int:
         run_backend("sqlite", f"sqlite:///{Path(tmp) / 'bench.db'}", args.rate, args.seconds, log)
     if args.no_pg:
         return 0
-    from sqlalchemy import create_engine, text
-
-    name = f"faultloop_bench_{os.getpid()}"
-    try:
-        admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:
-        print(f"[postgresql] skipped: {type(exc).__name__}")
-        return 0
-    try:
-        run_backend("postgresql", f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}", args.rate, args.seconds, log)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_postgres("bench_tickets") as url:
+        if url is not None:
+            run_backend("postgresql", url, args.rate, args.seconds, log)
     return 0
 
 
