@@ -16,7 +16,6 @@ import hmac
 import json
 import logging
 import smtplib
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -36,6 +35,7 @@ from alarms.models import Alarm, Notification
 from faultloop import clock
 from faultloop.db import transaction
 from faultloop.runtime import Runtime
+from faultloop.worker import WorkerThread
 
 log = logging.getLogger("faultloop.alarms.notify")
 RETRY_BASE_S = 10.0
@@ -231,9 +231,10 @@ class Notifier:
         self.rt = rt
         self.config = config
         self.channels = channels if channels is not None else build_channels(rt, config)
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        # the outbox is also swept every 5 s: retries come due without an alarm change
+        self._worker = WorkerThread(
+            "alarm-notify", self.run_once, interval_s=lambda: 5.0, log=log, failure="notification round failed"
+        )
 
     # bus subscriber: runs after the engine's commit
     def on_alarm_changes(self, changes: Sequence[AlarmChange]) -> None:
@@ -243,7 +244,7 @@ class Notifier:
         with transaction(self.rt.sessions) as session:
             for change in wanted:
                 self._enqueue_change(session, change)
-        self._wake.set()
+        self._worker.wake()
 
     def _enqueue_change(self, session: Session, change: AlarmChange) -> None:
         alarm = session.get(Alarm, change.alarm_id)
@@ -376,29 +377,10 @@ class Notifier:
         return self.deliver_due(now)
 
     async def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="alarm-notify", daemon=True)
-        self._thread.start()
+        self._worker.start()
 
     async def stop(self) -> None:
-        import asyncio
-
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            await asyncio.to_thread(self._thread.join, 30)
-            self._thread = None
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._wake.wait(5.0)
-            self._wake.clear()
-            if self._stop.is_set():
-                break
-            try:
-                self.run_once()
-            except Exception as exc:  # the loop survives a database outage; rows stay in the outbox
-                log.error("notification loop error: %s", type(exc).__name__)
+        await self._worker.stop()
 
 
 def _device_scope(session: Session, hostname: str) -> tuple[str | None, frozenset[str]]:

@@ -33,6 +33,7 @@ from faultloop.db import transaction, write_transaction
 from faultloop.events import Event, Sample
 from faultloop.metrics import REGISTRY
 from faultloop.runtime import Runtime
+from faultloop.worker import WorkerThread
 
 log = logging.getLogger("faultloop.alarms")
 
@@ -107,9 +108,10 @@ class AlarmEngine:
         self._queue: deque[tuple[str, Sequence[Event] | Sequence[Sample], int]] = deque()  # kind, items, attempts
         self._queued = 0
         self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._worker = WorkerThread(
+            "alarm-engine", self.run_once, interval_s=lambda: rt.settings.alarm_tick_s, log=log,
+            failure="alarm engine round failed",
+        )  # fmt: skip
         self._loaded = False
         self._last_topology = 0.0
         self._last_purge = 0.0
@@ -133,7 +135,7 @@ class AlarmEngine:
             self._queue.append((kind, list(items), 0))
             self._queued += len(items)
             QUEUE.set(self._queued)
-        self._wake.set()
+        self._worker.wake()
         return True
 
     # ---- Service ----------------------------------------------------------------------------
@@ -143,18 +145,12 @@ class AlarmEngine:
 
         await asyncio.to_thread(self.load)
         ACTIVE.core = self.core
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="alarm-engine", daemon=True)
-        self._thread.start()
+        self._worker.start()
 
     async def stop(self) -> None:
         import asyncio
 
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            await asyncio.to_thread(self._thread.join, 30)
-            self._thread = None
+        await self._worker.stop()
         # What was queued but not processed is processed now, so a clean stop loses nothing.
         await asyncio.to_thread(self.run_once)
 
@@ -293,15 +289,3 @@ class AlarmEngine:
         if isinstance(result, list):
             self.bus.publish(result)  # after commit, never before
         return result
-
-    def _run(self) -> None:
-        tick = self.rt.settings.alarm_tick_s
-        while not self._stop.is_set():
-            self._wake.wait(tick)
-            self._wake.clear()
-            if self._stop.is_set():
-                break
-            try:
-                self.run_once()
-            except Exception as exc:  # the worker must survive anything
-                log.error("alarm engine loop error: %s", type(exc).__name__)

@@ -10,7 +10,6 @@ Everything reads ``faultloop.clock``; tests call ``run_once`` after moving a Fro
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 from collections import deque
@@ -21,6 +20,7 @@ from alarms.bus import AlarmChange
 from faultloop import clock
 from faultloop.db import write_transaction
 from faultloop.runtime import Runtime
+from faultloop.worker import WorkerThread
 from ticketing import metrics, service
 from ticketing.policy import Policy, load_policy
 
@@ -35,16 +35,17 @@ class TicketingService:
         self.policy = policy or load_policy(rt.settings.ticket_policy_file)
         self._changes: deque[AlarmChange] = deque()
         self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._worker = WorkerThread(
+            "ticketing", self.run_once, interval_s=lambda: rt.settings.ticket_tick_s, log=log,
+            failure="ticketing round failed",
+        )  # fmt: skip
         self._rounds = 0
 
     # the alarm bus subscriber (after the alarm transaction committed)
     def on_alarm_changes(self, changes: Sequence[AlarmChange]) -> None:
         with self._lock:
             self._changes.extend(changes)
-        self._wake.set()
+        self._worker.wake()
 
     def run_once(self) -> service.TickResult:
         with self._lock:
@@ -67,24 +68,7 @@ class TicketingService:
 
     async def start(self) -> None:
         metrics.OPEN.sessions = self.rt.sessions
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="ticketing", daemon=True)
-        self._thread.start()
+        self._worker.start()
 
     async def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            await asyncio.to_thread(self._thread.join, 30)
-            self._thread = None
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._wake.wait(self.rt.settings.ticket_tick_s)
-            self._wake.clear()
-            if self._stop.is_set():
-                break
-            try:
-                self.run_once()
-            except Exception as exc:  # the worker survives a database outage; the next round retries
-                log.error("ticketing round failed: %s", type(exc).__name__)
+        await self._worker.stop()
