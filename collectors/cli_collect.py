@@ -14,6 +14,7 @@ import concurrent.futures
 import contextlib
 import logging
 import random
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -157,15 +158,15 @@ def run_cycle(
 ) -> list[DeviceResult]:
     """Run ``job`` per device in the pool; a device that fails or overruns is a result, not an exception."""
     futures = {pool.submit(job, device_id): device_id for device_id in device_ids}
-    done, not_done = concurrent.futures.wait(futures, timeout=deadline_s)
+    _wait_all(list(futures), deadline_s)
     results: list[DeviceResult] = []
     for future, device_id in futures.items():
-        if future in not_done:
+        if not future.done():
             future.cancel()  # queued: never starts; running: its own SSH timeouts end it
             results.append(DeviceResult(device_id, error=f"device {device_id}: not finished within {deadline_s:.0f} s"))
-            continue
-        exc = future.exception()
-        if exc is not None:
+        elif future.cancelled():
+            results.append(DeviceResult(device_id, error=f"device {device_id}: not started (the service is stopping)"))
+        elif (exc := future.exception()) is not None:
             results.append(DeviceResult(device_id, error=_reason(exc)))
         else:
             results.append(DeviceResult(device_id, value=future.result()))
@@ -174,6 +175,28 @@ def run_cycle(
         if not r.ok:
             log.warning("%s: %s", kind, r.error)
     return results
+
+
+def _wait_all(futures: list[concurrent.futures.Future[Any]], timeout_s: float) -> None:
+    """Until every future is done or the time is up. Not ``concurrent.futures.wait``: it is never
+    told of futures that ``shutdown(cancel_futures=True)`` cancels, and so waited out the whole
+    deadline while the service stopped (the demo then hung in its exit). Done callbacks do run."""
+    left = len(futures)
+    lock = threading.Lock()
+    all_done = threading.Event()
+
+    def one_done(_future: concurrent.futures.Future[Any]) -> None:
+        nonlocal left
+        with lock:
+            left -= 1
+            if left == 0:
+                all_done.set()
+
+    if not futures:
+        return
+    for future in futures:
+        future.add_done_callback(one_done)
+    all_done.wait(timeout_s)
 
 
 def ssh_device_ids(session: Session) -> list[int]:

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from collectors import cli_collect
 from collectors.backup import backup_device
 from collectors.backup_models import CliResult, ConfigBackup, SshHostKey
-from collectors.cli_collect import CliCollectorService, collect_device, ssh_device_ids
+from collectors.cli_collect import CliCollectorService, collect_device, run_cycle, ssh_device_ids
 from collectors.cli_commands import CommandTableError, command_table, parse_command_table
 from collectors.cli_session import DeviceBusy, device_session
 from faultloop import clock
@@ -148,6 +148,36 @@ async def test_service_schedule_is_decided_on_the_injected_clock(file_runtime, s
             assert sorted(service.due()) == ["backup", "cli"]
         finally:
             await service.stop()
+
+
+def test_a_cycle_ends_at_once_when_the_pool_shuts_down_under_it():
+    """shutdown(cancel_futures=True) cancels the queued sessions; the cycle waiting for them must
+    notice at once, not wait out its deadline (the stopping demo hung on it for minutes)."""
+    import concurrent.futures
+    import threading
+    import time
+
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    started = threading.Event()
+
+    def session(device_id: int) -> str:
+        started.set()
+        time.sleep(0.3)
+        return f"config of {device_id}"
+
+    out: list = []
+
+    def backups() -> None:
+        out.extend(run_cycle(pool, [1, 2, 3], session, kind="backup", deadline_s=60))
+
+    cycle = threading.Thread(target=backups)
+    cycle.start()
+    assert started.wait(5)
+    pool.shutdown(wait=False, cancel_futures=True)  # what CliCollectorService.stop does
+    cycle.join(5)
+    assert not cycle.is_alive(), "the cycle waited for cancelled sessions"
+    assert [(r.device_id, r.ok) for r in out] == [(1, True), (2, False), (3, False)]
+    assert out[0].value == "config of 1" and "not started (the service is stopping)" in out[1].error
 
 
 async def test_stop_lets_running_sessions_finish_and_drops_queued_ones(file_runtime, sink):
