@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.web.render import html_error, wants_html
@@ -37,6 +38,10 @@ def _field(loc: tuple[Any, ...]) -> str:
     if parts and parts[0] in ("body", "query", "path", "header"):
         parts = parts[1:] or parts
     return ".".join(parts)
+
+
+def _busy(exc: OperationalError) -> bool:
+    return "database is locked" in str(exc.orig).lower()
 
 
 def install(app: FastAPI) -> None:
@@ -69,6 +74,19 @@ def install(app: FastAPI) -> None:
         response = problem(exc.status_code, title, str(exc.detail), request)
         if exc.headers:
             response.headers.update(exc.headers)
+        return response
+
+    @app.exception_handler(OperationalError)
+    async def database_error(request: Request, exc: OperationalError) -> Response:
+        if not _busy(exc):
+            return await unexpected(request, exc)
+        # SQLite: another writer held the lock past busy_timeout, or committed after this request
+        # read (its snapshot can no longer write). Nothing was written: the client may retry.
+        title, detail = "Database busy", "the database is busy with another write; this request was rolled back, retry"
+        if wants_html(request):
+            return html_error(request, 503, title, detail)
+        response = problem(503, title, detail, request)
+        response.headers["Retry-After"] = "1"
         return response
 
     @app.exception_handler(Exception)

@@ -69,3 +69,44 @@ def test_a_failed_commit_is_the_clients_error_not_a_2xx(runtime, auth, monkeypat
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def test_a_locked_sqlite_database_is_a_503_to_retry_and_nothing_is_written(tmp_path):
+    """Another writer holds SQLite's write lock: the client gets a clear 503 with
+    Retry-After (not a 500), the request's writes are rolled back, and a retry succeeds."""
+    import sqlite3
+
+    from cryptography.fernet import Fernet
+    from fastapi.testclient import TestClient
+
+    from api.main import create_api
+    from faultloop import migrate
+    from faultloop.db import make_engine, make_sessionmaker
+    from faultloop.runtime import Runtime
+    from faultloop.settings import Settings
+    from faultloop.vault import Vault
+    from tests.conftest import make_token
+
+    key = Fernet.generate_key()
+    engine = make_engine(f"sqlite:///{tmp_path / 'own.db'}")
+    migrate.upgrade(engine)
+    rt = Runtime(
+        settings=Settings(data_dir=tmp_path / "var", secret_key=key.decode()), engine=engine,
+        sessions=make_sessionmaker(engine), vault=Vault([key]),
+    )  # fmt: skip
+    with rt.sessions() as session:
+        headers = {"Authorization": f"Bearer {make_token(session, 'op', 'admin')}"}
+    other = sqlite3.connect(tmp_path / "own.db", isolation_level=None)
+    try:
+        with TestClient(create_api(rt)) as client:
+            other.execute("BEGIN IMMEDIATE")  # another process holds the write lock throughout
+            r = client.post("/api/v1/sites", json={"name": "pop-1"}, headers=headers)
+            assert r.status_code == 503, r.text
+            assert r.headers["retry-after"] == "1" and r.json()["title"] == "Database busy"
+            assert "rolled back, retry" in r.json()["detail"]
+            other.execute("ROLLBACK")
+            assert client.get("/api/v1/sites", headers=headers).json() == []
+            assert client.post("/api/v1/sites", json={"name": "pop-1"}, headers=headers).status_code == 201
+    finally:
+        other.close()
+        engine.dispose()
