@@ -22,6 +22,7 @@ from typing import Any
 from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+from sqlalchemy.orm import Session
 
 from alarms import service
 from alarms.bus import AlarmBus, AlarmChange
@@ -137,6 +138,15 @@ class AlarmEngine:
             QUEUE.set(self._queued)
         self._worker.wake()
         return True
+
+    # ---- DurableSink: findings stored in the producer's own transaction ----------------------
+
+    def store_events(self, session: Session, events: Sequence[Event]) -> None:
+        if events:
+            service.store_events(session, events, now=clock.now())
+
+    def events_stored(self) -> None:
+        self._worker.wake()
 
     # ---- Service ----------------------------------------------------------------------------
 

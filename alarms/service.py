@@ -23,6 +23,7 @@ from faultloop import clock
 from faultloop.audit import service as audit
 from faultloop.db import like_literal
 from faultloop.errors import Conflict, InvalidInput, NotFound
+from faultloop.events import Event
 
 ALERT_SEVERITY = {
     "critical": "critical",
@@ -333,8 +334,9 @@ def console_detail(session: Session, alarm_id: int, *, children_limit: int = 500
 # ---- event ingest (the durable queue) -------------------------------------------------------
 
 
-def store_events(session: Session, events: Sequence[EventIn], *, now: datetime) -> tuple[int, int]:
-    """Store a validated batch as pending events; the engine processes them. Returns (first id, last id)."""
+def store_events(session: Session, events: Sequence[EventIn] | Sequence[Event], *, now: datetime) -> tuple[int, int]:
+    """Store a batch as pending events, validated (``EventIn``, from API clients) or from faultloop
+    itself (``Event``); the engine processes them. Returns (first id, last id)."""
     rows = [
         {
             "received_at": now,
@@ -347,7 +349,7 @@ def store_events(session: Session, events: Sequence[EventIn], *, now: datetime) 
             "probable_cause": e.probable_cause,
             "specific_problem": e.specific_problem,
             "description": e.description,
-            "raw": e.raw,
+            "raw": dict(e.raw),
             "processed": False,
             "action": "pending",
             "reduction_key": None,

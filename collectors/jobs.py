@@ -42,7 +42,7 @@ from collectors.snmp_poll import DeviceTracker, PollResult, poll_device
 from faultloop import clock
 from faultloop.db import transaction, write_transaction
 from faultloop.errors import InvalidInput
-from faultloop.events import ObservationSink
+from faultloop.events import DurableSink, ObservationSink
 from faultloop.metrics import REGISTRY
 from faultloop.runtime import Runtime
 from faultloop.vault import VaultError
@@ -352,6 +352,7 @@ class PollerService:
         self._publish(batch)
 
     def _write(self, batch: list[_Pending]) -> None:
+        durable = self.sink if isinstance(self.sink, DurableSink) else None
         with write_transaction(self.rt.sessions) as session:
             known = set(session.scalars(select(Device.id).where(Device.id.in_([p.device_id for p in batch]))))
             for p in batch:
@@ -363,13 +364,20 @@ class PollerService:
                 except SQLAlchemyError as exc:
                     self.stats.write_errors += 1
                     log.error("storing the poll of %s failed: %s", p.result.device, type(exc).__name__)
+            if durable is not None:
+                # The findings commit with the state they changed: after a crash the restarted
+                # poller compares with that state and would not find them again.
+                durable.store_events(session, [e for p in batch if p.device_id in known for e in p.result.events])
 
     def _publish(self, batch: list[_Pending]) -> None:
         if self.sink is None:
             return
         events = [e for p in batch for e in p.result.events]
         samples = [s for p in batch for s in p.result.samples]
-        if events and not self.sink.submit_events(events):
+        if isinstance(self.sink, DurableSink):
+            if events:
+                self.sink.events_stored()
+        elif events and not self.sink.submit_events(events):
             self.stats.dropped_events += len(events)
         if samples:
             self.sink.submit_samples(samples)
@@ -423,13 +431,20 @@ async def poll_now(
             client.close()
         tracker.observe(result, now.timestamp())
 
+    sink = poller.sink if poller is not None else None
+
     def write() -> None:
         with write_transaction(rt.sessions) as session:
             write_result(session, device_id, result, tracker.reachable, tracker.failures)
+            if isinstance(sink, DurableSink):
+                sink.store_events(session, result.events)
 
     await asyncio.to_thread(write)
-    if poller is not None and poller.sink is not None and result.events:
-        poller.sink.submit_events(result.events)
+    if isinstance(sink, DurableSink):
+        if result.events:
+            sink.events_stored()
+    elif sink is not None and result.events:
+        sink.submit_events(result.events)
     return result, tracker
 
 

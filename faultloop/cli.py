@@ -434,27 +434,9 @@ class _DurableEventSink:
 
     def submit_events(self, events: Sequence[Event]) -> bool:
         from alarms import service as alarm_service
-        from alarms.schemas import EventIn
 
-        # model_construct: EventIn validates what API clients may send (no "backup" source);
-        # these events come from faultloop itself and are already normalized.
-        rows = [
-            EventIn.model_construct(
-                source=e.source,
-                device=e.device,
-                event_type=e.event_type,
-                severity=e.severity,
-                time=e.time,
-                managed_object=e.managed_object,
-                probable_cause=e.probable_cause,
-                specific_problem=e.specific_problem,
-                description=e.description,
-                raw=dict(e.raw),
-            )
-            for e in events
-        ]
         with transaction(self.rt.sessions) as session:
-            alarm_service.store_events(session, rows, now=clock.now())
+            alarm_service.store_events(session, events, now=clock.now())
         return True
 
     def submit_samples(self, samples: Sequence[Sample]) -> bool:

@@ -4,6 +4,9 @@ Collectors produce normalized ``Event`` objects (a trap, a syslog line, a poll f
 and metric ``Sample`` objects; they hand them to an ``ObservationSink`` and never
 import ``alarms``. The wiring module (``faultloop.app``) connects the sink to the alarm
 engine. ``submit_*`` never blocks: a full queue refuses and the caller counts the drop.
+A ``DurableSink`` (the alarm engine) also takes events into its durable queue inside the
+caller's own transaction, so a finding stored with the state it changed survives a crash
+before the engine's next round.
 """
 
 from __future__ import annotations
@@ -11,7 +14,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 Source = Literal["poll", "trap", "syslog", "api", "alertmanager", "backup", "provisioning"]
 Severity = Literal["critical", "major", "minor", "warning", "indeterminate", "cleared"]
@@ -48,6 +54,17 @@ class ObservationSink(Protocol):
 
     def submit_samples(self, samples: Sequence[Sample]) -> bool:
         """Queue metric samples for threshold rules; False when refused."""
+        ...
+
+
+@runtime_checkable
+class DurableSink(ObservationSink, Protocol):
+    def store_events(self, session: Session, events: Sequence[Event]) -> None:
+        """Add events to the durable queue in ``session``'s transaction (committed with it)."""
+        ...
+
+    def events_stored(self) -> None:
+        """After that transaction committed: process the durable queue now, not at the next tick."""
         ...
 
 

@@ -235,6 +235,48 @@ async def test_a_restarted_poller_reports_what_changed_while_it_was_stopped(poll
         await restarted.stop()
 
 
+async def test_poll_findings_commit_with_the_state_they_changed_and_survive_a_crash(runtime, session, lab, clocks):
+    """With the alarm engine as sink, a linkDown goes into its durable queue in the poll's own
+    transaction: the process may die before the engine's round, and the restarted poller (which
+    compares with the stored state) would not find it again; the restarted engine processes it."""
+    from alarms.bus import AlarmBus
+    from alarms.models import Alarm, EventRecord
+    from alarms.runner import AlarmEngine
+
+    doc = inventory_dict(lab.topology)
+    doc["links"] = []
+    inventory.import_inventory(session, runtime.vault, InventoryDoc.model_validate(doc), actor="test")
+    session.commit()
+    runtime.settings.poll_timeout_s, runtime.settings.poll_retries = 0.2, 0
+    engine = AlarmEngine(runtime, AlarmBus())  # never started: it dies before its next round
+    svc = PollerService(runtime, engine)
+    with fl_clock.use(clocks.fl):
+        await svc.open()
+        try:
+            await cycle(svc)
+            lab.faults.apply("link_down", {"device": "core1", "interface": "GigabitEthernet0/1"})
+            clocks.advance(60)
+            await cycle(svc)
+        finally:
+            await svc.stop()
+    pending = session.scalars(select(EventRecord).where(EventRecord.processed.is_(False))).all()
+    assert sorted((e.device, e.event_type, e.managed_object) for e in pending) == [
+        ("core1", "linkDown", "interface:GigabitEthernet0/1"),
+        ("dist1", "linkDown", "interface:GigabitEthernet0/1"),
+    ]
+    assert svc.stats.dropped_events == 0
+    restarted = AlarmEngine(runtime, AlarmBus())
+    with fl_clock.use(clocks.fl):
+        restarted.run_once()
+    session.expire_all()
+    active = session.scalars(select(Alarm).where(Alarm.state == "active")).all()
+    assert sorted((a.device, a.managed_object) for a in active) == [
+        ("core1", "interface:GigabitEthernet0/1"),
+        ("dist1", "interface:GigabitEthernet0/1"),
+    ]
+    assert session.scalar(select(func.count()).select_from(EventRecord).where(EventRecord.processed.is_(False))) == 0
+
+
 async def test_deleted_device_leaves_metrics_and_the_schedule(poller, session, runtime):
     svc, _sink = poller
     await cycle(svc)
