@@ -347,7 +347,14 @@ class PollerService:
             batch, self._pending = self._pending, []
             if not batch:
                 return
-            await asyncio.to_thread(self._write, batch)
+            try:
+                await asyncio.to_thread(self._write, batch)
+            except Exception:
+                # The database is away: the results are lost, but the findings still go to the
+                # engine's in-memory queue, which retries its own writes and counts what it drops.
+                self.stats.write_errors += len(batch)
+                self._publish(batch, stored=False)
+                raise
         self.stats.written += len(batch)
         self._publish(batch)
 
@@ -369,12 +376,14 @@ class PollerService:
                 # poller compares with that state and would not find them again.
                 durable.store_events(session, [e for p in batch if p.device_id in known for e in p.result.events])
 
-    def _publish(self, batch: list[_Pending]) -> None:
+    def _publish(self, batch: list[_Pending], *, stored: bool = True) -> None:
+        """After the batch's transaction: wake the engine for the findings stored with it, or
+        (no durable sink, or the transaction failed) hand them over in memory."""
         if self.sink is None:
             return
         events = [e for p in batch for e in p.result.events]
         samples = [s for p in batch for s in p.result.samples]
-        if isinstance(self.sink, DurableSink):
+        if stored and isinstance(self.sink, DurableSink):
             if events:
                 self.sink.events_stored()
         elif events and not self.sink.submit_events(events):

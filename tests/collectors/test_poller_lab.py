@@ -13,6 +13,7 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
 from collectors.jobs import PollerService, retry_delay
 from collectors.models import DevicePollState, InterfaceSample
@@ -275,6 +276,62 @@ async def test_poll_findings_commit_with_the_state_they_changed_and_survive_a_cr
         ("dist1", "interface:GigabitEthernet0/1"),
     ]
     assert session.scalar(select(func.count()).select_from(EventRecord).where(EventRecord.processed.is_(False))) == 0
+
+
+async def test_findings_reach_the_engine_while_the_database_refuses_the_poll_results(lab, clocks, tmp_path):
+    """The database is locked by another writer for longer than busy_timeout: the poll results
+    are lost (counted), but the linkDown findings still reach the engine's in-memory queue."""
+    import sqlite3
+
+    from cryptography.fernet import Fernet
+
+    from alarms.bus import AlarmBus
+    from alarms.models import Alarm
+    from alarms.runner import AlarmEngine
+    from faultloop import migrate
+    from faultloop.db import make_engine, make_sessionmaker, transaction
+    from faultloop.runtime import Runtime
+    from faultloop.settings import Settings
+    from faultloop.vault import Vault
+
+    key = Fernet.generate_key()
+    db = make_engine(f"sqlite:///{tmp_path / 'own.db'}")
+    migrate.upgrade(db)
+    settings = Settings(data_dir=tmp_path / "var", secret_key=key.decode(), poll_timeout_s=0.2, poll_retries=0)
+    rt = Runtime(settings=settings, engine=db, sessions=make_sessionmaker(db), vault=Vault([key]))
+    doc = inventory_dict(lab.topology)
+    doc["links"] = []
+    with transaction(rt.sessions) as s:
+        inventory.import_inventory(s, rt.vault, InventoryDoc.model_validate(doc), actor="test")
+    engine = AlarmEngine(rt, AlarmBus())
+    svc = PollerService(rt, engine)
+    other = sqlite3.connect(tmp_path / "own.db", isolation_level=None)
+    try:
+        with fl_clock.use(clocks.fl):
+            await svc.open()
+            try:
+                await cycle(svc)
+                lab.faults.apply("link_down", {"device": "core1", "interface": "GigabitEthernet0/1"})
+                clocks.advance(60)
+                for device_id in list(svc.devices):
+                    await svc.poll_job(device_id)
+                other.execute("BEGIN EXCLUSIVE")  # the database stays unavailable past busy_timeout
+                with pytest.raises(OperationalError, match="locked"):
+                    await svc.flush()
+                other.execute("ROLLBACK")
+                assert svc.stats.write_errors == 3 and svc.stats.dropped_events == 0
+                engine.run_once()
+            finally:
+                await svc.stop()
+        with transaction(rt.sessions) as s:
+            active = s.scalars(select(Alarm).where(Alarm.state == "active")).all()
+            assert sorted((a.device, a.managed_object) for a in active) == [
+                ("core1", "interface:GigabitEthernet0/1"),
+                ("dist1", "interface:GigabitEthernet0/1"),
+            ]
+    finally:
+        other.close()
+        db.dispose()
 
 
 async def test_deleted_device_leaves_metrics_and_the_schedule(poller, session, runtime):
