@@ -347,6 +347,9 @@ def seed_admin(rt: Runtime, session: Session) -> tuple[str | None, str]:
 @app.command()
 def demo(
     devices: Annotated[int, typer.Option(help="0: the ~20-device demo topology; N: a generated network")] = 0,
+    lab_snmp_port: Annotated[int, typer.Option(min=1, max=65535, help="UDP port of every lab SNMP agent")] = 16100,
+    lab_ssh_port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port of every lab SSH CLI")] = 2222,
+    lab_control_port: Annotated[int, typer.Option(min=1, max=65535, help="lab fault-injection HTTP API")] = 8099,
 ) -> None:
     """Migrate, seed an admin, start the lab network, import it, and serve."""
     from faultloop.demo import run_demo
@@ -368,6 +371,9 @@ def demo(
             generate=devices,
             console=err,
             import_inventory=lambda doc: _import_tx(rt, doc),
+            snmp_port=lab_snmp_port,
+            ssh_port=lab_ssh_port,
+            control_port=lab_control_port,
         )
     )
 

@@ -15,11 +15,6 @@ from faultloop.runtime import Runtime
 from inventory import files
 from inventory.schemas import InventoryDoc
 
-DEMO_SNMP_PORT = 16100
-DEMO_SSH_PORT = 2222
-DEMO_CONTROL_PORT = 8099
-
-
 DEMO_SCENARIO = Path(__file__).parent / "lab" / "data" / "scenario-demo.yaml"
 SCENARIO_PAUSE_S = 60.0
 
@@ -40,19 +35,22 @@ async def run_demo(
     generate: int,
     console: Console,
     import_inventory: Callable[[InventoryDoc], dict[str, int]],
+    snmp_port: int,
+    ssh_port: int,
+    control_port: int,
 ) -> None:
     from faultloop.app import run_service
     from faultloop.lab.network import LabNetwork
     from faultloop.lab.topology import default_demo_topology, generate_topology
 
     settings = rt.settings
-    topology = (
-        generate_topology(generate, snmp_port=DEMO_SNMP_PORT, ssh_port=DEMO_SSH_PORT)
-        if generate
-        else default_demo_topology()
-    )
+    topology = generate_topology(generate, snmp_port=snmp_port, ssh_port=ssh_port) if generate else None
+    if topology is None:
+        topology = default_demo_topology()
+        for device in topology.devices:  # every lab device listens on its own address, on these ports
+            device.snmp_port, device.ssh_port = snmp_port, ssh_port
     trap_receiver = ("127.0.0.1", settings.trap_port)
-    lab = LabNetwork(topology, trap_receivers=[trap_receiver], control_port=DEMO_CONTROL_PORT)
+    lab = LabNetwork(topology, trap_receivers=[trap_receiver], control_port=control_port)
     await lab.start()
     background = None
     try:
@@ -70,7 +68,7 @@ async def run_demo(
             say(f"lab network: {len(lab.devices)} devices, inventory written to {inventory_path}")
             say(f"imported: {counts['devices_created']} new, {counts['devices_updated']} updated devices")
             say(f"service:     {url}   (API docs {url}/docs, health {url}/healthz)")
-            say(f"lab control: http://127.0.0.1:{DEMO_CONTROL_PORT}   (faultloop lab fault --help)")
+            say(f"lab control: http://127.0.0.1:{control_port}   (faultloop lab fault --help)")
             if background is not None:
                 say(f"scenario:    {DEMO_SCENARIO.name} replays in the background (faults come and go)")
             if password:

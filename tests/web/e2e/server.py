@@ -29,26 +29,6 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[3]
 
-LAUNCH = r"""
-import sys
-import faultloop.demo as demo
-import faultloop.lab.topology as topology
-
-snmp_port, ssh_port, control_port = (int(v) for v in sys.argv[1:4])
-packaged = topology.default_demo_topology
-
-def moved():
-    topo = packaged()
-    for device in topo.devices:
-        device.snmp_port, device.ssh_port = snmp_port, ssh_port
-    return topo
-
-topology.default_demo_topology = moved
-demo.DEMO_CONTROL_PORT = control_port
-from faultloop.cli import app
-app(["demo"], prog_name="faultloop")
-"""
-
 
 @contextmanager
 def scratch_postgres(admin_url: str, prefix: str) -> Iterator[str]:
@@ -169,10 +149,11 @@ def start_demo(
         **({"FAULTLOOP_DATABASE_URL": database_url} if database_url else {}),
         PYTHONPATH=str(REPO),
     )
-    args = [str(free_port(socket.SOCK_DGRAM)), str(free_port()), str(control_port)]
+    # the lab on free ports too, so that the tests run beside a `make demo`
+    ports = ["--lab-snmp-port", str(free_port(socket.SOCK_DGRAM)), "--lab-ssh-port", str(free_port())]
     log = (workdir / "demo.log").open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-c", LAUNCH, *args],
+        [sys.executable, "-m", "faultloop.cli", "demo", *ports, "--lab-control-port", str(control_port)],
         env=env,
         cwd=workdir,
         stdout=subprocess.PIPE,
