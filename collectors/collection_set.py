@@ -36,6 +36,7 @@ SYSTEM: dict[str, Oid] = {
     "sysObjectID": (1, 3, 6, 1, 2, 1, 1, 2, 0),
     "sysUpTime": (1, 3, 6, 1, 2, 1, 1, 3, 0),
     "sysName": (1, 3, 6, 1, 2, 1, 1, 5, 0),
+    "sysLocation": (1, 3, 6, 1, 2, 1, 1, 6, 0),
 }
 
 IF_TABLE = Table(

@@ -28,6 +28,7 @@ class DevicePollState(Base):
     sys_uptime_cs: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     sys_descr: Mapped[str] = mapped_column(String(1024), default="")
     sys_name: Mapped[str] = mapped_column(String(255), default="")
+    sys_location: Mapped[str] = mapped_column(String(255), default="", server_default="")
     sys_object_id: Mapped[str] = mapped_column(String(255), default="")
     cpu_percent: Mapped[float | None] = mapped_column(Float, nullable=True)
     memory_percent: Mapped[float | None] = mapped_column(Float, nullable=True)

@@ -32,6 +32,7 @@ class DeviceStatusOut(BaseModel):
     sys_uptime_cs: int | None = None
     sys_descr: str = ""
     sys_name: str = ""
+    sys_location: str = ""
     sys_object_id: str = ""
     cpu_percent: float | None = None
     memory_percent: float | None = None

@@ -59,7 +59,7 @@ def _state_row(session: Session, device_id: int) -> DevicePollState:
     row = session.get(DevicePollState, device_id)
     if row is None:
         row = DevicePollState(device_id=device_id, consecutive_failures=0, last_error="")
-        row.sys_descr = row.sys_name = row.sys_object_id = ""
+        row.sys_descr = row.sys_name = row.sys_location = row.sys_object_id = ""
         session.add(row)
     return row
 
@@ -81,6 +81,7 @@ def record_poll(session: Session, *, device_id: int, result: PollResult, reachab
     row.sys_uptime_cs = snap.uptime_cs
     row.sys_descr = snap.sys_descr[:1024]
     row.sys_name = snap.sys_name[:255]
+    row.sys_location = snap.sys_location[:255]
     row.sys_object_id = snap.sys_object_id[:255]
     row.cpu_percent = snap.cpu_percent
     row.memory_percent = snap.memory_percent
@@ -210,6 +211,7 @@ def device_status(
             "sys_uptime_cs",
             "sys_descr",
             "sys_name",
+            "sys_location",
             "sys_object_id",
             "cpu_percent",
             "memory_percent",

@@ -86,6 +86,7 @@ class Neighbor:
 class Snapshot:
     sys_descr: str = ""
     sys_name: str = ""
+    sys_location: str = ""
     sys_object_id: str = ""
     uptime_cs: int | None = None
     interfaces: dict[int, InterfaceState] = field(default_factory=dict)
@@ -108,6 +109,8 @@ def interpret(scalars: Mapping[Oid, Value], walked: Mapping[Oid, Value], cs: Col
             snap.sys_descr = _text(value)
         elif name == "sysName":
             snap.sys_name = _text(value)
+        elif name == "sysLocation":
+            snap.sys_location = _text(value)
         elif name == "sysObjectID":
             snap.sys_object_id = _text(value)
         elif name == "sysUpTime":

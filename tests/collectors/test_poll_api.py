@@ -36,6 +36,7 @@ def test_poll_now_status_and_samples(client, auth, snmpd, session):
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["ok"] is True and body["reachable"] is True and body["sys_name"] == "fl-snmpd"
+    assert body["sys_location"] == "loopback"  # snmpd.conf's sysLocation
     assert body["interfaces"] and {i["oper_status"] for i in body["interfaces"]} <= {"up", "down", "unknown"}
     assert V3_AUTH not in r.text and V3_PRIV not in r.text
 

@@ -180,6 +180,8 @@ async def test_rates_events_unreachable_recovery_and_links(poller, lab, clocks, 
     session.expire_all()
     core_row = session.get(DevicePollState, by_name["core1"])
     assert core_row.reachable is True and core_row.sys_name == "core1" and core_row.cpu_percent is not None
+    lab_core = lab.devices["core1"]
+    assert core_row.sys_location == (lab_core.sys_location or lab_core.site) != ""
     n_samples = session.scalar(
         select(func.count())
         .select_from(InterfaceSample)

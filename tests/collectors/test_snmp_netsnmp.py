@@ -136,7 +136,7 @@ async def test_poll_device_reads_system_and_interfaces_like_snmpget(snmpd, snmp_
     result = await poll_device(snmp_client, "fl-snmpd", v3(snmpd), now=clock.now())
     assert result.ok, result.error
     snap = result.snapshot
-    assert snap is not None and snap.sys_name == "fl-snmpd"
+    assert snap is not None and snap.sys_name == "fl-snmpd" and snap.sys_location == "loopback"
     descr = netsnmp_walk(snmpd, ".1.3.6.1.2.1.2.2.1.2")
     assert {(*IF_DESCR, i) for i in snap.interfaces} == set(descr)
     uptime = int(

@@ -78,6 +78,7 @@ def poll(
     interfaces: list[InterfaceState] | None = None,
     sys_name: str = "",
     sys_descr: str = "",
+    sys_location: str = "",
     uptime_cs: int | None = 360_000,
     at: datetime | None = None,
 ) -> None:
@@ -85,6 +86,7 @@ def poll(
     snap = Snapshot(
         sys_descr=sys_descr,
         sys_name=sys_name or dev.hostname,
+        sys_location=sys_location,
         sys_object_id="1.3.6.1.4.1.9.1.1208",
         uptime_cs=uptime_cs,
         interfaces={i.if_index: i for i in (interfaces or [])},

@@ -59,6 +59,7 @@ def rich_device(session, vault):
         session,
         dev,
         sys_descr="Cisco IOS Software, Version 15.2",
+        sys_location="Main St 1, rack 4",
         interfaces=[
             InterfaceState(1, "Gi0/1", alias="uplink", admin_status="up", oper_status="up", speed_bps=10**9),
             InterfaceState(2, "Gi0/2", admin_status="up", oper_status="down", speed_bps=10**9),
@@ -92,6 +93,7 @@ def test_device_page_shows_status_interfaces_rates_graphs_alarms_tickets_backups
     assert "2026-03-02 09:00:00 UTC" in status  # last poll
     assert "1d 1h" in status  # uptime
     assert "Cisco IOS Software, Version 15.2" in status and ">r1<" in status  # sysDescr, sysName
+    assert '<dd data-testid="sys-location">Main St 1, rack 4</dd>' in status
     rows = re.findall(r'<tr data-testid="interface-row" data-interface="([^"]+)" data-oper="([a-z]+)">', html)
     assert rows == [("Gi0/1", "up"), ("Gi0/2", "down"), ("Gi0/3", "down")]
     gi1 = html[html.index('data-interface="Gi0/1" data-oper') :].split("</tr>")[0]
@@ -234,6 +236,7 @@ def test_device_supplied_strings_are_escaped(web, session, vault, frozen) -> Non
         dev,
         sys_name=XSS,
         sys_descr=XSS,
+        sys_location=XSS,
         interfaces=[InterfaceState(7, XSS, alias=XSS, admin_status="up", oper_status="up")],
     )
     netdata.traffic(session, dev, XSS, in_bps=1e6, out_bps=1e6, minutes=2)
@@ -247,7 +250,7 @@ def test_device_supplied_strings_are_escaped(web, session, vault, frozen) -> Non
         assert XSS not in r.text, path
         assert XSS_ESCAPED in r.text, path
     html = client.get(f"/ui/devices/{dev.id}").text
-    assert html.count(XSS_ESCAPED) >= 8  # sysName, sysDescr, ifName, ifAlias, graph, site, vendor, alarm, ticket
+    assert html.count(XSS_ESCAPED) >= 9  # sysName, sysDescr, sysLocation, ifName, ifAlias, graph, site, vendor, ...
 
 
 # ---- device list -------------------------------------------------------------------------
