@@ -176,54 +176,52 @@ def _expire(future: asyncio.Future[Any]) -> None:
         future.set_exception(TimeoutError())
 
 
-class _CommunityProtocol(asyncio.DatagramProtocol):
-    """Responses to community requests, matched by request id, source address and community."""
+class _Replies(asyncio.DatagramProtocol):
+    """Answers on one UDP socket, matched to the request waiting for them by id, source address
+    and (community messages) community; anything else is dropped and counted."""
 
     def __init__(self) -> None:
         self.pending: dict[int, tuple[asyncio.Future[Any], tuple[str, int], bytes]] = {}
         self.dropped = 0  # malformed, unsolicited, late or spoofed datagrams
 
+    def decode(self, data: bytes) -> tuple[int, bytes, Any]:
+        """(request or message id, community or b"", what the waiting request gets)."""
+        raise NotImplementedError
+
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:  # type: ignore[override]
         try:
-            _version, community, request_id, status, index, varbinds = snmp_ber.decode_response(data)
-        except (snmp_ber.BerError, ValueError):
+            key, match, answer = self.decode(data)
+        except (ber.BerError, ValueError):
             self.dropped += 1
             return
-        entry = self.pending.get(request_id)
-        if entry is None or entry[1] != (addr[0], addr[1]) or entry[2] != community or entry[0].done():
+        entry = self.pending.get(key)
+        if entry is None or entry[1] != (addr[0], addr[1]) or entry[2] != match or entry[0].done():
             self.dropped += 1
             return
-        entry[0].set_result((status, index, varbinds))
+        entry[0].set_result(answer)
 
     def error_received(self, exc: Exception) -> None:  # ICMP port unreachable etc.: the request times out
         pass
 
 
-class _V3Protocol(asyncio.DatagramProtocol):
-    """SNMPv3 answers, matched by msgID and source address; checked further by the request."""
+class _CommunityProtocol(_Replies):
+    """Community (v1/v2c) Response-PDUs: matched by request id, source address and community."""
 
-    def __init__(self) -> None:
-        self.pending: dict[int, tuple[asyncio.Future[Any], tuple[str, int]]] = {}
-        self.dropped = 0
+    def decode(self, data: bytes) -> tuple[int, bytes, Any]:
+        _version, community, request_id, status, index, varbinds = snmp_ber.decode_response(data)
+        return request_id, community, (status, index, varbinds)
 
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:  # type: ignore[override]
-        try:
-            s, e = ber.expect(data, 0, len(data), ber.SEQUENCE)
-            version, p = ber.read_int(data, s, e)
-            if version != 3 or e != len(data):
-                raise ber.BerError("not an SNMPv3 message")
-            msg = snmpv3.parse(data, p, e)
-        except (ber.BerError, ValueError):
-            self.dropped += 1
-            return
-        entry = self.pending.get(msg.msg_id)
-        if entry is None or entry[1] != (addr[0], addr[1]) or entry[0].done():
-            self.dropped += 1
-            return
-        entry[0].set_result((data, msg))
 
-    def error_received(self, exc: Exception) -> None:
-        pass
+class _V3Protocol(_Replies):
+    """SNMPv3 messages: matched by msgID and source address; checked further by the request."""
+
+    def decode(self, data: bytes) -> tuple[int, bytes, Any]:
+        s, e = ber.expect(data, 0, len(data), ber.SEQUENCE)
+        version, p = ber.read_int(data, s, e)
+        if version != 3 or e != len(data):
+            raise ber.BerError("not an SNMPv3 message")
+        msg = snmpv3.parse(data, p, e)
+        return msg.msg_id, b"", (data, msg)
 
 
 @dataclass(slots=True)
@@ -277,17 +275,15 @@ class SnmpClient:
             "next": cmdgen.NextCommandGenerator(),
             "bulk": cmdgen.BulkCommandGenerator(),
         }
-        self._udp: asyncio.DatagramTransport | None = None
-        self._proto: _CommunityProtocol | None = None
+        # one UDP socket per kind of answer (community, v3), opened on first use
+        self._sockets: dict[type[_Replies], tuple[asyncio.DatagramTransport, _Replies]] = {}
         self._request_id = random.randint(1, 2**30)
-        self._v3_udp: asyncio.DatagramTransport | None = None
-        self._v3_proto: _V3Protocol | None = None
         self._engines: dict[tuple[str, int], _Engine] = {}
         self._v3_keys: dict[tuple[bytes, bytes], tuple[bytes, bytes]] = {}
 
     @property
     def dropped_datagrams(self) -> int:
-        return sum(p.dropped for p in (self._proto, self._v3_proto) if p is not None)
+        return sum(proto.dropped for _udp, proto in self._sockets.values())
 
     def _next_id(self) -> int:
         self._request_id = self._request_id % (2**31 - 1) + 1
@@ -316,10 +312,9 @@ class SnmpClient:
 
     def close(self) -> None:
         self.engine.close_dispatcher()
-        for udp in (self._udp, self._v3_udp):
-            if udp is not None:
-                udp.close()
-        self._udp = self._v3_udp = None
+        for udp, _proto in self._sockets.values():
+            udp.close()
+        self._sockets.clear()
 
     async def _request(self, t: SnmpTarget, kind: str, oids: Sequence[Oid], a: int = 0, b: int = 0) -> Rows:
         if t.version not in ("v1", "v2c", "v3"):
@@ -332,65 +327,49 @@ class SnmpClient:
                 return await self._v3_request(t, auth, priv, kind, oids, a, b)
         return await self._pysnmp_request(t, kind, oids, a, b)
 
-    async def _community_request(self, t: SnmpTarget, kind: str, oids: Sequence[Oid], a: int, b: int) -> Rows:
+    async def _exchange(self, t: SnmpTarget, kind: type[_Replies], build: Any, match: bytes = b"") -> Any:
+        """Send ``build(id)`` from the socket for ``kind`` and wait for the answer to that id from
+        the target, with the target's timeout and retries (each try a fresh id)."""
         loop = asyncio.get_running_loop()
-        if self._udp is None or self._proto is None:
-            self._udp, self._proto = await loop.create_datagram_endpoint(_CommunityProtocol, family=socket.AF_INET)
+        if kind not in self._sockets:
+            udp, proto = await loop.create_datagram_endpoint(kind, family=socket.AF_INET)
             # Hundreds of GETBULK answers (~10 kB each) can arrive at once on this one socket;
             # the default 208 kB buffer would drop them (seen as timeouts). The kernel caps this.
             with contextlib.suppress(OSError):
-                self._udp.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECV_BUFFER)
-        proto, udp = self._proto, self._udp
+                udp.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECV_BUFFER)
+            self._sockets[kind] = (udp, proto)
+        udp, proto = self._sockets[kind]
+        addr = (t.host, t.port)
+        for _attempt in range(t.retries + 1):
+            key = self._next_id()
+            future: asyncio.Future[Any] = loop.create_future()
+            proto.pending[key] = (future, addr, match)
+            timer = loop.call_later(t.timeout_s, _expire, future)
+            try:
+                udp.sendto(build(key), addr)
+                return await future
+            except TimeoutError:
+                continue
+            finally:
+                timer.cancel()
+                proto.pending.pop(key, None)
+        raise SnmpError("No SNMP response received before timeout", timeout=True)
+
+    async def _community_request(self, t: SnmpTarget, kind: str, oids: Sequence[Oid], a: int, b: int) -> Rows:
         tag = {"get": snmp_ber.GET, "next": snmp_ber.GETNEXT, "bulk": snmp_ber.GETBULK}[kind]
         version = 0 if t.version == "v1" else 1
         community = t.community.encode()
-        addr = (t.host, t.port)
-        for _attempt in range(t.retries + 1):
-            request_id = self._next_id()
-            future: asyncio.Future[Any] = loop.create_future()
-            proto.pending[request_id] = (future, addr, community)
-            timer = loop.call_later(t.timeout_s, _expire, future)
-            try:
-                udp.sendto(snmp_ber.encode_request(version, community, tag, request_id, oids, a, b), addr)
-                status, index, varbinds = await future
-            except TimeoutError:
-                continue
-            finally:
-                timer.cancel()
-                proto.pending.pop(request_id, None)
-            if status:
-                name = snmp_ber.ERROR_STATUS.get(status, str(status))
-                raise SnmpError(f"agent error {name} at index {index}")
-            return varbinds
-        raise SnmpError("No SNMP response received before timeout", timeout=True)
+
+        def build(request_id: int) -> bytes:
+            return snmp_ber.encode_request(version, community, tag, request_id, oids, a, b)
+
+        status, index, varbinds = await self._exchange(t, _CommunityProtocol, build, community)
+        if status:
+            name = snmp_ber.ERROR_STATUS.get(status, str(status))
+            raise SnmpError(f"agent error {name} at index {index}")
+        return varbinds
 
     # ---- SNMPv3 (RFC 3412/3414) -------------------------------------------------------------
-
-    async def _v3_exchange(self, t: SnmpTarget, build: Any) -> tuple[bytes, snmpv3.V3Message]:
-        """Send ``build(msg_id)`` and wait for the message answering that msgID from the target,
-        with the target's timeout and retries (each try a fresh msgID and engine time)."""
-        loop = asyncio.get_running_loop()
-        if self._v3_udp is None or self._v3_proto is None:
-            self._v3_udp, self._v3_proto = await loop.create_datagram_endpoint(_V3Protocol, family=socket.AF_INET)
-            with contextlib.suppress(OSError):
-                self._v3_udp.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECV_BUFFER)
-        proto, udp = self._v3_proto, self._v3_udp
-        addr = (t.host, t.port)
-        for _attempt in range(t.retries + 1):
-            msg_id = self._next_id()
-            future: asyncio.Future[Any] = loop.create_future()
-            proto.pending[msg_id] = (future, addr)
-            timer = loop.call_later(t.timeout_s, _expire, future)
-            try:
-                udp.sendto(build(msg_id), addr)
-                result: tuple[bytes, snmpv3.V3Message] = await future
-                return result
-            except TimeoutError:
-                continue
-            finally:
-                timer.cancel()
-                proto.pending.pop(msg_id, None)
-        raise SnmpError("No SNMP response received before timeout", timeout=True)
 
     async def _discover(self, t: SnmpTarget) -> _Engine:
         """RFC 3414 4: an unauthenticated, empty request; the agent's Report names its engine."""
@@ -404,7 +383,7 @@ class SnmpClient:
                 msg_id=msg_id, user=b"", scoped=scoped, engine_id=b"", boots=0, etime=0, reportable=True
             )  # fmt: skip
 
-        _data, msg = await self._v3_exchange(t, build)
+        _data, msg = await self._exchange(t, _V3Protocol, build)
         if msg.authenticated or not 5 <= len(msg.engine_id) <= 32:
             raise SnmpError("SNMPv3 discovery: the agent did not report an engine ID")
         engine = _Engine(msg.engine_id, msg.boots, msg.time, asyncio.get_running_loop().time())
@@ -475,7 +454,7 @@ class SnmpClient:
                 priv_key=priv_key if priv else None, reportable=True,
             )  # fmt: skip
 
-        data, msg = await self._v3_exchange(t, build)
+        data, msg = await self._exchange(t, _V3Protocol, build)
         authentic = False
         if msg.authenticated:
             if auth_proto is None or msg.engine_id != engine.engine_id or msg.user != user:

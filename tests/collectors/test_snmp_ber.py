@@ -12,7 +12,7 @@ from pyasn1.codec.ber import decoder, encoder
 from pysnmp.proto import api
 
 from collectors import snmp_ber
-from collectors.snmp import SnmpClient, SnmpTarget
+from collectors.snmp import SnmpClient, SnmpTarget, _CommunityProtocol
 from tests.collectors.snmpd import COMMUNITY, start_snmpd
 
 P = api.PROTOCOL_MODULES[api.SNMP_VERSION_2C]
@@ -127,8 +127,8 @@ async def test_garbage_and_spoofed_datagrams_are_dropped_and_counted_and_polling
     try:
         t = SnmpTarget(d.host, d.port, "v2c", community=COMMUNITY)
         assert (await client.get(t, [(1, 3, 6, 1, 2, 1, 1, 5, 0)]))[(1, 3, 6, 1, 2, 1, 1, 5, 0)] == b"fl-snmpd"
-        assert client._udp is not None
-        port = client._udp.get_extra_info("socket").getsockname()[1]
+        udp, _proto = client._sockets[_CommunityProtocol]
+        port = udp.get_extra_info("socket").getsockname()[1]
         attacker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
             # garbage, a truncated packet, a response nobody asked for (unknown request id), a huge length
