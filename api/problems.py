@@ -15,6 +15,7 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.web.render import html_error, wants_html
+from faultloop.db import database_locked
 from faultloop.errors import DomainError
 
 log = logging.getLogger("faultloop.api")
@@ -38,10 +39,6 @@ def _field(loc: tuple[Any, ...]) -> str:
     if parts and parts[0] in ("body", "query", "path", "header"):
         parts = parts[1:] or parts
     return ".".join(parts)
-
-
-def _busy(exc: OperationalError) -> bool:
-    return "database is locked" in str(exc.orig).lower()
 
 
 def install(app: FastAPI) -> None:
@@ -78,7 +75,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(OperationalError)
     async def database_error(request: Request, exc: OperationalError) -> Response:
-        if not _busy(exc):
+        if not database_locked(exc):
             return await unexpected(request, exc)
         # SQLite: another writer held the lock past busy_timeout, or committed after this request
         # read (its snapshot can no longer write). Nothing was written: the client may retry.

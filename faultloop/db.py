@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import JSON, DateTime, MetaData, Table, create_engine, event, insert
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -102,6 +102,12 @@ def _sqlite_gate(session: Session) -> threading.RLock | None:
         return None
     with _GATES_LOCK:
         return _GATES.setdefault(id(engine), threading.RLock())
+
+
+def database_locked(exc: OperationalError) -> bool:
+    """SQLite refused a write for another writer's lock (busy_timeout ran out, or this
+    transaction's snapshot is older than that writer's commit): nothing was written, retry."""
+    return "locked" in str(exc.orig).lower()
 
 
 def end_read_snapshot(session: Session) -> None:

@@ -28,6 +28,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from alarms.bus import AlarmChange
 from alarms.models import Alarm, AlarmJournal
 from faultloop.accounts.models import User
+from faultloop.db import database_locked
 from faultloop.errors import Conflict, Forbidden, InvalidInput, NotFound
 from inventory.models import Device, Interface, Link
 from ticketing import dispatch, metrics, sla
@@ -228,7 +229,7 @@ def _flush(session: Session, ticket_id: int, *, client_version: bool = True) -> 
         error = StaleVersion if client_version else DatabaseBusy
         raise error(f"ticket {ticket_id} was changed by someone else; reload it and retry") from None
     except OperationalError as exc:
-        if "locked" in str(exc.orig).lower():
+        if database_locked(exc):
             raise DatabaseBusy(f"ticket {ticket_id} is being changed by someone else; reload it and retry") from None
         raise
 
@@ -791,7 +792,7 @@ def idempotency_claim(
             raise IdempotencyInProgress("Idempotency-Key: a request with this key is in progress; retry") from None
         return found, True
     except OperationalError as exc:
-        if "locked" in str(exc.orig).lower():
+        if database_locked(exc):
             raise DatabaseBusy("Idempotency-Key: a request with this key is in progress; retry") from None
         raise
     return row, False

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from api.deps import PageDep, SessionDep, UserDep, runtime
 from faultloop import clock
 from faultloop.accounts.models import User
-from faultloop.db import writing
+from faultloop.db import database_locked, writing
 from faultloop.errors import InvalidInput
 from faultloop.runtime import Runtime
 from ticketing import dispatch, service
@@ -143,7 +143,7 @@ def commit_or_busy(session: Session) -> None:
     try:
         session.commit()
     except OperationalError as exc:
-        if "locked" in str(exc.orig).lower():
+        if database_locked(exc):
             raise DatabaseBusy("the database is busy; retry") from None
         raise
 
