@@ -42,7 +42,7 @@ from collectors.snmp_poll import DeviceTracker, PollResult, poll_device
 from faultloop import clock
 from faultloop.db import transaction, write_transaction
 from faultloop.errors import InvalidInput
-from faultloop.events import DurableSink, ObservationSink
+from faultloop.events import DurableSink, Event, ObservationSink
 from faultloop.metrics import REGISTRY
 from faultloop.runtime import Runtime
 from faultloop.vault import VaultError
@@ -359,7 +359,6 @@ class PollerService:
         self._publish(batch)
 
     def _write(self, batch: list[_Pending]) -> None:
-        durable = self.sink if isinstance(self.sink, DurableSink) else None
         with write_transaction(self.rt.sessions) as session:
             known = set(session.scalars(select(Device.id).where(Device.id.in_([p.device_id for p in batch]))))
             for p in batch:
@@ -371,22 +370,14 @@ class PollerService:
                 except SQLAlchemyError as exc:
                     self.stats.write_errors += 1
                     log.error("storing the poll of %s failed: %s", p.result.device, type(exc).__name__)
-            if durable is not None:
-                # The findings commit with the state they changed: after a crash the restarted
-                # poller compares with that state and would not find them again.
-                durable.store_events(session, [e for p in batch if p.device_id in known for e in p.result.events])
+            _store_findings(self.sink, session, [e for p in batch if p.device_id in known for e in p.result.events])
 
     def _publish(self, batch: list[_Pending], *, stored: bool = True) -> None:
-        """After the batch's transaction: wake the engine for the findings stored with it, or
-        (no durable sink, or the transaction failed) hand them over in memory."""
         if self.sink is None:
             return
         events = [e for p in batch for e in p.result.events]
         samples = [s for p in batch for s in p.result.samples]
-        if stored and isinstance(self.sink, DurableSink):
-            if events:
-                self.sink.events_stored()
-        elif events and not self.sink.submit_events(events):
+        if not _hand_over(self.sink, events, stored=stored):
             self.stats.dropped_events += len(events)
         if samples:
             self.sink.submit_samples(samples)
@@ -445,16 +436,31 @@ async def poll_now(
     def write() -> None:
         with write_transaction(rt.sessions) as session:
             write_result(session, device_id, result, tracker.reachable, tracker.failures)
-            if isinstance(sink, DurableSink):
-                sink.store_events(session, result.events)
+            _store_findings(sink, session, result.events)
 
     await asyncio.to_thread(write)
-    if isinstance(sink, DurableSink):
-        if result.events:
-            sink.events_stored()
-    elif sink is not None and result.events:
-        sink.submit_events(result.events)
+    if sink is not None:
+        _hand_over(sink, result.events)
     return result, tracker
+
+
+def _store_findings(sink: ObservationSink | None, session: Session, events: list[Event]) -> None:
+    """In the transaction that stores a poll: a durable sink (the alarm engine) takes its findings
+    into its queue, so they commit with the state they changed (after a crash the restarted
+    poller compares with that state and would not find them again)."""
+    if isinstance(sink, DurableSink):
+        sink.store_events(session, events)
+
+
+def _hand_over(sink: ObservationSink, events: list[Event], *, stored: bool = True) -> bool:
+    """After that transaction: wake a durable sink for the findings stored with it, or (another
+    sink, or the transaction failed) hand them over in memory. False when the sink refused them."""
+    if not events:
+        return True
+    if stored and isinstance(sink, DurableSink):
+        sink.events_stored()
+        return True
+    return sink.submit_events(events)
 
 
 # ---------------------------------------------------------------------- metrics
