@@ -1,3 +1,8 @@
+from tests.collectors import cli_lab
+
+file_runtime = cli_lab.file_runtime  # a runtime on its own SQLite file, with real commits
+
+
 def test_healthz(client):
     r = client.get("/healthz")
     assert r.status_code == 200 and r.json() == {"status": "ok"}
@@ -71,32 +76,20 @@ def test_a_failed_commit_is_the_clients_error_not_a_2xx(runtime, auth, monkeypat
         thread.join(10)
 
 
-def test_a_locked_sqlite_database_is_a_503_to_retry_and_nothing_is_written(tmp_path):
+def test_a_locked_sqlite_database_is_a_503_to_retry_and_nothing_is_written(file_runtime):
     """Another writer holds SQLite's write lock: the client gets a clear 503 with
     Retry-After (not a 500), the request's writes are rolled back, and a retry succeeds."""
     import sqlite3
 
-    from cryptography.fernet import Fernet
     from fastapi.testclient import TestClient
 
     from api.main import create_api
-    from faultloop import migrate
-    from faultloop.db import make_engine, make_sessionmaker
-    from faultloop.runtime import Runtime
-    from faultloop.settings import Settings
-    from faultloop.vault import Vault
     from tests.conftest import make_token
 
-    key = Fernet.generate_key()
-    engine = make_engine(f"sqlite:///{tmp_path / 'own.db'}")
-    migrate.upgrade(engine)
-    rt = Runtime(
-        settings=Settings(data_dir=tmp_path / "var", secret_key=key.decode()), engine=engine,
-        sessions=make_sessionmaker(engine), vault=Vault([key]),
-    )  # fmt: skip
+    rt = file_runtime
     with rt.sessions() as session:
         headers = {"Authorization": f"Bearer {make_token(session, 'op', 'admin')}"}
-    other = sqlite3.connect(tmp_path / "own.db", isolation_level=None)
+    other = sqlite3.connect(str(rt.engine.url.database), isolation_level=None)
     try:
         with TestClient(create_api(rt)) as client:
             other.execute("BEGIN IMMEDIATE")  # another process holds the write lock throughout
@@ -109,4 +102,3 @@ def test_a_locked_sqlite_database_is_a_503_to_retry_and_nothing_is_written(tmp_p
             assert client.post("/api/v1/sites", json={"name": "pop-1"}, headers=headers).status_code == 201
     finally:
         other.close()
-        engine.dispose()

@@ -25,7 +25,10 @@ from faultloop.metrics import REGISTRY
 from inventory import service as inventory
 from inventory.models import Interface, Link
 from inventory.schemas import InventoryDoc
+from tests.collectors import cli_lab
 from tests.lab.conftest import FakeClock, small_topology
+
+file_runtime = cli_lab.file_runtime
 
 START = 1_800_000_000.0
 
@@ -77,11 +80,16 @@ async def lab(clocks: Clocks) -> AsyncIterator[LabNetwork]:
         await net.stop()
 
 
+def import_lab(session, rt, lab: LabNetwork) -> None:
+    """The lab's devices into the inventory, without its links: in these tests links come from LLDP."""
+    doc = inventory_dict(lab.topology)
+    doc["links"] = []
+    inventory.import_inventory(session, rt.vault, InventoryDoc.model_validate(doc), actor="test")
+
+
 @pytest.fixture
 async def poller(runtime, session, lab: LabNetwork, clocks: Clocks) -> AsyncIterator[tuple[PollerService, ListSink]]:
-    doc = inventory_dict(lab.topology)
-    doc["links"] = []  # links come from LLDP in these tests
-    inventory.import_inventory(session, runtime.vault, InventoryDoc.model_validate(doc), actor="test")
+    import_lab(session, runtime, lab)
     session.commit()
     runtime.settings.poll_timeout_s = 0.2
     runtime.settings.poll_retries = 0
@@ -246,9 +254,7 @@ async def test_poll_findings_commit_with_the_state_they_changed_and_survive_a_cr
     from alarms.models import Alarm, EventRecord
     from alarms.runner import AlarmEngine
 
-    doc = inventory_dict(lab.topology)
-    doc["links"] = []
-    inventory.import_inventory(session, runtime.vault, InventoryDoc.model_validate(doc), actor="test")
+    import_lab(session, runtime, lab)
     session.commit()
     runtime.settings.poll_timeout_s, runtime.settings.poll_retries = 0.2, 0
     engine = AlarmEngine(runtime, AlarmBus())  # never started: it dies before its next round
@@ -280,34 +286,23 @@ async def test_poll_findings_commit_with_the_state_they_changed_and_survive_a_cr
     assert session.scalar(select(func.count()).select_from(EventRecord).where(EventRecord.processed.is_(False))) == 0
 
 
-async def test_findings_reach_the_engine_while_the_database_refuses_the_poll_results(lab, clocks, tmp_path):
+async def test_findings_reach_the_engine_while_the_database_refuses_the_poll_results(lab, clocks, file_runtime):
     """The database is locked by another writer for longer than busy_timeout: the poll results
     are lost (counted), but the linkDown findings still reach the engine's in-memory queue."""
     import sqlite3
 
-    from cryptography.fernet import Fernet
-
     from alarms.bus import AlarmBus
     from alarms.models import Alarm
     from alarms.runner import AlarmEngine
-    from faultloop import migrate
-    from faultloop.db import make_engine, make_sessionmaker, transaction
-    from faultloop.runtime import Runtime
-    from faultloop.settings import Settings
-    from faultloop.vault import Vault
+    from faultloop.db import transaction
 
-    key = Fernet.generate_key()
-    db = make_engine(f"sqlite:///{tmp_path / 'own.db'}")
-    migrate.upgrade(db)
-    settings = Settings(data_dir=tmp_path / "var", secret_key=key.decode(), poll_timeout_s=0.2, poll_retries=0)
-    rt = Runtime(settings=settings, engine=db, sessions=make_sessionmaker(db), vault=Vault([key]))
-    doc = inventory_dict(lab.topology)
-    doc["links"] = []
+    rt = file_runtime
+    rt.settings.poll_timeout_s, rt.settings.poll_retries = 0.2, 0
     with transaction(rt.sessions) as s:
-        inventory.import_inventory(s, rt.vault, InventoryDoc.model_validate(doc), actor="test")
+        import_lab(s, rt, lab)
     engine = AlarmEngine(rt, AlarmBus())
     svc = PollerService(rt, engine)
-    other = sqlite3.connect(tmp_path / "own.db", isolation_level=None)
+    other = sqlite3.connect(str(rt.engine.url.database), isolation_level=None)
     try:
         with fl_clock.use(clocks.fl):
             await svc.open()
@@ -333,7 +328,6 @@ async def test_findings_reach_the_engine_while_the_database_refuses_the_poll_res
             ]
     finally:
         other.close()
-        db.dispose()
 
 
 async def test_deleted_device_leaves_metrics_and_the_schedule(poller, session, runtime):
