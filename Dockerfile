@@ -10,12 +10,15 @@ RUN apt-get update \
 WORKDIR /srv/faultloop
 COPY pyproject.toml README.md ./
 COPY faultloop ./faultloop
+COPY snmpwire ./snmpwire
+COPY devices ./devices
 COPY inventory ./inventory
 COPY collectors ./collectors
 COPY alarms ./alarms
 COPY ticketing ./ticketing
 COPY provisioning ./provisioning
 COPY api ./api
+# The lab (a device simulator for the demo and the tests) stays out of the service image.
 RUN pip install . && mkdir -p /srv/faultloop/var && chown faultloop /srv/faultloop/var
 
 USER faultloop

@@ -1,7 +1,7 @@
 """A small in-process pub/sub for alarm changes, published only after their commit.
 
 Subscribers (ticketing, notifications, the dashboard's live stream, metrics) are
-registered in ``faultloop.app.build_pipeline``. A failing subscriber is logged and
+registered in ``faultloop.cmd.app.build_pipeline``. A failing subscriber is logged and
 never stops the others or the engine.
 """
 

@@ -25,8 +25,8 @@ from alarms.engine import AlarmCore, EngineConfig
 from alarms.errors import RuleError
 from alarms.models import Alarm, MaintenanceWindow
 from alarms.rules import DEFAULT_KEY, RuleSet, build_ruleset, default_rules_text
-from faultloop import clock
-from faultloop.db import Base, import_all_models, make_engine, make_sessionmaker, transaction
+from faultloop import clock, migrate
+from faultloop.db import make_engine, make_sessionmaker, transaction
 from faultloop.events import Event, Sample
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -216,11 +216,10 @@ def run_file(path: Path) -> ReplayResult:
 
 
 def run(scenario: Scenario, rules: RuleSet) -> ReplayResult:
-    import_all_models()
     with tempfile.TemporaryDirectory(prefix="faultloop-replay-") as tmp:
         engine = make_engine(f"sqlite:///{Path(tmp) / 'replay.db'}")
         try:
-            Base.metadata.create_all(engine)
+            migrate.upgrade(engine)
             sessions = make_sessionmaker(engine)
             virtual = clock.FrozenClock(START)
             with clock.use(virtual):

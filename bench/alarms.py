@@ -34,7 +34,8 @@ from alarms.engine import AlarmCore, EngineConfig
 from alarms.models import Alarm, EventRecord
 from alarms.rules import load_ruleset
 from bench.scratch import scratch_postgres
-from faultloop.db import Base, import_all_models, make_engine, make_sessionmaker, transaction
+from faultloop.cmd.models import all_metadata
+from faultloop.db import make_engine, make_sessionmaker, transaction
 from faultloop.events import Event
 
 BATCH = 5000
@@ -49,8 +50,8 @@ def rss_mb() -> float:
 
 
 def fresh(engine: Engine) -> None:
-    Base.metadata.drop_all(engine)
-    Base.metadata.create_all(engine)
+    all_metadata().drop_all(engine)
+    all_metadata().create_all(engine)
 
 
 def stream(n: int, keys: int) -> list[Event]:
@@ -157,7 +158,7 @@ def storm(tmp: Path) -> None:
     path = Path(__file__).parents[1] / "tests" / "data" / "scenarios" / "storm_500.yaml"
     scenario, rules = parse_scenario(path.read_text(), file=str(path))
     engine = make_engine(f"sqlite:///{tmp / 'storm.db'}")
-    Base.metadata.create_all(engine)
+    all_metadata().create_all(engine)
     sessions = make_sessionmaker(engine)
     from faultloop import clock
 
@@ -196,7 +197,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--memory", type=int, default=100_000)
     parser.add_argument("--no-pg", action="store_true")
     args = parser.parse_args(argv)
-    import_all_models()
+    all_metadata()
     with tempfile.TemporaryDirectory(prefix="faultloop-bench-") as d:
         tmp = Path(d)
         sqlite = make_engine(f"sqlite:///{tmp / 'bench.db'}")

@@ -34,8 +34,8 @@ from typing import Any
 
 
 def serve(n: int, seed: int) -> None:
-    from faultloop.lab.model import LabDevice, LabInterface
-    from faultloop.lab.ssh import lab_host_key, start_ssh_server
+    from lab.model import LabDevice, LabInterface
+    from lab.ssh import lab_host_key, start_ssh_server
 
     rnd = random.Random(seed)
     port = rnd.randint(20_000, 60_000)
@@ -75,7 +75,7 @@ def serve(n: int, seed: int) -> None:
 def raw_netmiko(device: list[Any]) -> int:
     from netmiko import ConnectHandler
 
-    from faultloop.lab.ssh import LAB_SSH_PASSWORD, LAB_SSH_USERNAME
+    from lab.ssh import LAB_SSH_PASSWORD, LAB_SSH_USERNAME
 
     _name, device_type, address, port = device
     with ConnectHandler(
@@ -111,12 +111,12 @@ def main(argv: list[str] | None = None) -> int:
     from collectors.cli_collect import CliCollectorService
     from faultloop import migrate
     from faultloop.db import make_engine, make_sessionmaker, transaction
-    from faultloop.lab.ssh import LAB_SSH_PASSWORD, LAB_SSH_USERNAME
     from faultloop.runtime import Runtime
     from faultloop.settings import Settings
     from faultloop.vault import Vault
     from inventory import service as inventory
     from inventory.schemas import DeviceIn
+    from lab.ssh import LAB_SSH_PASSWORD, LAB_SSH_USERNAME
 
     server = subprocess.Popen(
         [sys.executable, "-m", "bench.config_backup", "serve", "--devices", str(args.devices)]

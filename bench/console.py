@@ -175,7 +175,7 @@ def serve(url: str, workdir: Path) -> Iterator[str]:
     )
     log = (workdir / "serve.log").open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "faultloop.cli", "serve"], env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT
+        [sys.executable, "-m", "faultloop.cmd", "serve"], env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT
     )
     base = f"http://127.0.0.1:{port}"
     try:

@@ -49,12 +49,12 @@ def seed(url: str, n_devices: int) -> tuple[int, int]:
     from faultloop import clock, migrate
     from faultloop.accounts import service as accounts
     from faultloop.db import make_engine, make_sessionmaker, transaction
-    from faultloop.lab.inventory_out import inventory_dict
-    from faultloop.lab.topology import generate_topology
     from faultloop.vault import Vault
     from inventory import service as inventory
     from inventory.models import Device
     from inventory.schemas import InventoryDoc
+    from lab.inventory_out import inventory_dict
+    from lab.topology import generate_topology
 
     engine = make_engine(url)
     migrate.upgrade(engine)

@@ -57,13 +57,13 @@ async def run(args: argparse.Namespace, base: str, lab_pid: int) -> None:
 
     from collectors.jobs import PollerService
     from faultloop import migrate
-    from faultloop.app import build_runtime
+    from faultloop.cmd.app import build_runtime
     from faultloop.db import transaction
-    from faultloop.lab.inventory_out import inventory_dict
-    from faultloop.lab.topology import generate_topology
     from faultloop.settings import Settings
     from inventory import service as inventory
     from inventory.schemas import InventoryDoc
+    from lab.inventory_out import inventory_dict
+    from lab.topology import generate_topology
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-fleet-"))
     settings = Settings(

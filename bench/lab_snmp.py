@@ -39,8 +39,8 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def serve(n: int, base: str, port: int) -> None:
-    from faultloop.lab.network import LabNetwork
-    from faultloop.lab.topology import generate_topology
+    from lab.network import LabNetwork
+    from lab.topology import generate_topology
 
     async def run() -> None:
         t0 = time.perf_counter()
@@ -225,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         # build every device's index: walk each ifTable, 8 clients at a time
         from concurrent.futures import ThreadPoolExecutor
 
-        from faultloop.lab.topology import address_at
+        from lab.topology import address_at
 
         t0 = time.perf_counter()
         c0 = cpu_s(pid)
@@ -298,8 +298,8 @@ def throughput(base: str, port: int, n_devices: int, rounds: int, window: int = 
     import select
     import socket
 
-    from faultloop import ber
-    from faultloop.lab.topology import address_at
+    from lab.topology import address_at
+    from snmpwire import ber
 
     cols = [
         (1, 3, 6, 1, 2, 1, 2, 2, 1, 8),

@@ -31,8 +31,8 @@ from typing import Any
 def serve(n: int, seed: int) -> None:
     import asyncio
 
-    from faultloop.lab.model import LabDevice, LabInterface
-    from faultloop.lab.ssh import lab_host_key, start_ssh_server
+    from lab.model import LabDevice, LabInterface
+    from lab.ssh import lab_host_key, start_ssh_server
 
     rnd = random.Random(seed)
     port = rnd.randint(20_000, 60_000)
@@ -99,12 +99,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from faultloop import migrate
     from faultloop.db import make_engine, make_sessionmaker, transaction
-    from faultloop.lab.ssh import LAB_SSH_PASSWORD, LAB_SSH_USERNAME
     from faultloop.runtime import Runtime
     from faultloop.settings import Settings
     from faultloop.vault import Vault
     from inventory import service as inventory
     from inventory.schemas import DeviceIn
+    from lab.ssh import LAB_SSH_PASSWORD, LAB_SSH_USERNAME
 
     server = subprocess.Popen(
         [sys.executable, "-m", "bench.orders", "serve", "--devices", str(args.devices), "--seed", str(args.seed)],

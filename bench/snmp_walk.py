@@ -27,7 +27,7 @@ import subprocess
 import sys
 import time
 
-from collectors.snmp import SnmpClient, SnmpTarget
+from devices.snmp import SnmpClient, SnmpTarget
 from tests.collectors.snmpd import COMMUNITY, V3_AUTH, V3_PRIV, V3_USER, start_snmpd
 
 V3_ARGS = ["-v3", "-l", "authPriv", "-u", V3_USER, "-a", "SHA-256", "-A", V3_AUTH, "-x", "AES", "-X", V3_PRIV]

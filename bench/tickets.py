@@ -45,7 +45,7 @@ MINE = 40
 SERVE = r"""
 import asyncio, sys
 from cryptography.fernet import Fernet
-from faultloop.app import serve_http
+from faultloop.cmd.app import serve_http
 kind, url, host, port = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 if kind == "hello":
     from fastapi import FastAPI
@@ -55,7 +55,7 @@ if kind == "hello":
         return {"ok": True}
 else:
     from api.main import create_api
-    from faultloop.app import build_runtime
+    from faultloop.cmd.app import build_runtime
     from faultloop.settings import Settings
     import tempfile
     settings = Settings(database_url=url, data_dir=tempfile.mkdtemp(), secret_key=Fernet.generate_key().decode())

@@ -44,7 +44,7 @@ def source_addresses(base: int) -> list[str]:
 
 
 def encode_trap(source: str, if_index: int, reqid: int) -> bytes:
-    from faultloop import ber
+    from snmpwire import ber
 
     def vb(oid: tuple[int, ...], value: bytes) -> bytes:
         return ber.enc_seq(ber.enc_oid(oid), value)

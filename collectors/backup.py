@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from collectors.backup_models import ConfigBackup
 from collectors.cli_commands import command_table
-from collectors.cli_session import device_session, emit, write_transaction
+from devices.ssh import device_session, emit, write_transaction
 from faultloop import clock
 from faultloop.errors import InvalidInput, NotFound
 from faultloop.events import Event, ObservationSink

@@ -28,8 +28,8 @@ from sqlalchemy.orm import Session
 from collectors.backup import backup_device
 from collectors.backup_models import CliResult
 from collectors.cli_commands import command_table
-from collectors.cli_session import device_session, netmiko_device_type, write_transaction
-from collectors.hostkeys import HostKeyError
+from devices.hostkeys import HostKeyError
+from devices.ssh import device_session, netmiko_device_type, write_transaction
 from faultloop import clock
 from faultloop.db import transaction
 from faultloop.errors import DomainError, NotFound

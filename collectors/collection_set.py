@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from collectors.snmp import Oid
+from devices.snmp import Oid
 
 
 @dataclass(frozen=True, slots=True)

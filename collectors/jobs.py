@@ -37,8 +37,8 @@ from sqlalchemy.orm import Session, selectinload
 from collectors import service
 from collectors.collection_set import STANDARD, CollectionSet
 from collectors.models import DevicePollState
-from collectors.snmp import SnmpClient, SnmpConfigError
 from collectors.snmp_poll import DeviceTracker, PollResult, poll_device
+from devices.snmp import SnmpClient, SnmpConfigError
 from faultloop import clock
 from faultloop.db import transaction, write_transaction
 from faultloop.errors import InvalidInput

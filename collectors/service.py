@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 
 from collectors.models import DevicePollState, InterfaceSample
 from collectors.schemas import DeviceStatusOut, InterfaceStatusOut, PollSettingsIn, PollSettingsOut, SampleOut
-from collectors.snmp import SnmpTarget
 from collectors.snmp_poll import InterfaceState, Neighbor, PollResult
+from devices.snmp import SnmpTarget
 from faultloop.audit import service as audit
 from faultloop.errors import InvalidInput, NotFound
 from faultloop.vault import Vault

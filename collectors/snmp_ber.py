@@ -5,7 +5,7 @@ Profiling a full walk through pysnmp showed pyasn1 decoding at about 70 % of the
 setComponentByPosition) before the caller sees a Python value. So the poller encodes
 its GET/GETNEXT/GETBULK PDUs and decodes the Response (or Report) PDUs here, straight
 into ``int`` / ``bytes`` / OID tuples: in community messages, and inside SNMPv3
-messages (``faultloop.snmpv3``: USM, discovery, authentication, privacy).
+messages (``snmpwire.v3``: USM, discovery, authentication, privacy).
 
 Strict on hostile input: single-byte tags, definite lengths of at most 4 octets, OIDs of
 at most 128 arcs, integers of at most 9 octets (Counter64); anything else raises
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from faultloop.ber import (  # the shared strict codec; re-exported names are the poller's API
+from snmpwire.ber import (  # the shared strict codec; re-exported names are the poller's API
     COUNTER32,
     COUNTER64,
     END_OF_MIB_VIEW,

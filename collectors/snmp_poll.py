@@ -16,7 +16,7 @@ from datetime import datetime
 
 from collectors import counters
 from collectors.collection_set import HR_STORAGE_RAM, IF_STATUS, STANDARD, CollectionSet, Table
-from collectors.snmp import Oid, SnmpClient, SnmpConfigError, SnmpError, SnmpTarget, Value
+from devices.snmp import Oid, SnmpClient, SnmpConfigError, SnmpError, SnmpTarget, Value
 from faultloop.events import Event, Sample
 
 Rows = dict[tuple[int, ...], dict[str, Value]]  # index -> column name -> value

@@ -217,15 +217,3 @@ def transaction(factory: sessionmaker[Session], *, write: bool = False) -> Itera
 def write_transaction(factory: sessionmaker[Session]) -> AbstractContextManager[Session]:
     """``transaction(factory, write=True)``."""
     return transaction(factory, write=True)
-
-
-def import_all_models() -> None:
-    """Import every package's models so the metadata is complete (Alembic, tests)."""
-    import alarms.models  # noqa: F401
-    import collectors.backup_models  # noqa: F401
-    import collectors.models  # noqa: F401
-    import faultloop.accounts.models  # noqa: F401
-    import faultloop.audit.models  # noqa: F401
-    import inventory.models  # noqa: F401
-    import provisioning.models  # noqa: F401
-    import ticketing.models  # noqa: F401

@@ -2,7 +2,7 @@
 
 Collectors produce normalized ``Event`` objects (a trap, a syslog line, a poll finding)
 and metric ``Sample`` objects; they hand them to an ``ObservationSink`` and never
-import ``alarms``. The wiring module (``faultloop.app``) connects the sink to the alarm
+import ``alarms``. The wiring module (``faultloop.cmd.app``) connects the sink to the alarm
 engine. ``submit_*`` never blocks: a full queue refuses and the caller counts the drop.
 A ``DurableSink`` (the alarm engine) also takes events into its durable queue inside the
 caller's own transaction, so a finding stored with the state it changed survives a crash

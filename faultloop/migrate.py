@@ -8,6 +8,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import MetaData
 from sqlalchemy.engine import Engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -52,9 +53,11 @@ def is_current(engine: Engine) -> bool:
     return current_revision(engine) == head_revision()
 
 
-def autogenerate(engine: Engine, message: str) -> None:
-    """Developer helper: write a new revision from the model changes."""
+def autogenerate(engine: Engine, message: str, metadata: MetaData) -> None:
+    """Developer helper: write a new revision from the model changes (``metadata``: every
+    package's tables, from faultloop.cmd.models.all_metadata)."""
     cfg = _config()
+    cfg.attributes["target_metadata"] = metadata
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.revision(cfg, message=message, autogenerate=True)

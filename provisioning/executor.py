@@ -33,9 +33,9 @@ from netmiko.exceptions import ConfigInvalidException
 from prometheus_client import Counter, Histogram
 
 from collectors.backup import fetch_config, store_backup
-from collectors.cli_session import device_session, write_transaction
 from collectors.service import snmp_target
-from collectors.snmp import SnmpClient, SnmpTarget
+from devices.snmp import SnmpClient, SnmpTarget
+from devices.ssh import device_session, write_transaction
 from faultloop import clock
 from faultloop.errors import Conflict, DomainError, NotFound
 from faultloop.events import ObservationSink

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from collectors.backup import latest_backup
-from collectors.cli_session import netmiko_device_type
+from devices.ssh import netmiko_device_type
 from faultloop import clock
 from faultloop.audit import service as audit
 from faultloop.audit.models import AuditEntry

@@ -31,7 +31,7 @@ from cryptography.fernet import Fernet
 from fastapi.testclient import TestClient
 
 from faultloop import migrate
-from faultloop.app import build_pipeline, create_app
+from faultloop.cmd.app import build_pipeline, create_app
 from faultloop.runtime import build_runtime
 from faultloop.settings import Settings
 
@@ -611,10 +611,10 @@ def test_a_real_prometheus_scrapes_faultloop_and_evaluates_every_panel(tmp_path)
     file) and evaluates every dashboard expression: none may fail, and the headline panels show
     the lab as it is (3 devices up, utilisation from ifHighSpeed, polls per minute)."""
     from faultloop.db import transaction
-    from faultloop.lab.inventory_out import inventory_dict
-    from faultloop.lab.network import LabNetwork
     from inventory import service as inventory
     from inventory.schemas import InventoryDoc
+    from lab.inventory_out import inventory_dict
+    from lab.network import LabNetwork
     from tests.lab.conftest import small_topology
     from tests.support import BackgroundLoop
 

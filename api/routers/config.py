@@ -14,10 +14,11 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import PageDep, SessionDep, UserDep, runtime
-from collectors import backup, cli_collect, hostkeys
+from collectors import backup, cli_collect
 from collectors.cli_collect import CliCollectorService
-from collectors.cli_session import emit
-from collectors.hostkeys import HostKeyError
+from devices import hostkeys
+from devices.hostkeys import HostKeyError
+from devices.ssh import emit
 from faultloop.errors import Conflict
 from faultloop.events import ObservationSink
 from faultloop.runtime import Runtime

@@ -1,4 +1,4 @@
-"""Trap-specific BER decoding on top of the shared strict codec in ``faultloop.ber``.
+"""Trap-specific BER decoding on top of the shared strict codec in ``snmpwire.ber``.
 
 The receiver decodes varbind values into plain Python values (OIDs and addresses as
 text) with extra bounds a hostile sender cannot get around: at most ``MAX_VARBINDS``
@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from faultloop.ber import (  # noqa: F401 - re-exported for the trap decoder
+from snmpwire.ber import (  # noqa: F401 - re-exported for the trap decoder
     COUNTER32,
     COUNTER64,
     END_OF_MIB_VIEW,

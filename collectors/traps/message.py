@@ -15,7 +15,7 @@ from collectors.receiver import Rejected
 from collectors.traps import ber
 from collectors.traps.ber import BerError
 from collectors.traps.usm import UsmUsers, decrypt_aes
-from faultloop import snmpv3
+from snmpwire import v3 as snmpv3
 
 SYS_UPTIME_0 = "1.3.6.1.2.1.1.3.0"
 SNMP_TRAP_OID_0 = "1.3.6.1.6.3.1.1.4.1.0"

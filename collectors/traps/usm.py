@@ -19,8 +19,8 @@ from typing import Any
 
 import yaml
 
-from faultloop.usm import AUTH_PROTOCOLS, TIME_WINDOW_S, aes_decrypt, localize, password_to_key
-from faultloop.usm import mac as usm_mac
+from snmpwire.usm import AUTH_PROTOCOLS, TIME_WINDOW_S, aes_decrypt, localize, password_to_key
+from snmpwire.usm import mac as usm_mac
 
 PRIV_PROTOCOLS = ("AES",)
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from alembic import context
 
-from faultloop.db import Base, import_all_models
-
-import_all_models()
 config = context.config
-target_metadata = Base.metadata
+# Upgrades run the revisions as written; only autogenerate compares with the models, whose
+# metadata the caller (faultloop.cmd.models) hands in.
+target_metadata = config.attributes.get("target_metadata")
 
 
 def run() -> None:

@@ -18,7 +18,7 @@ SCENARIOS = Path(__file__).parents[1] / "data" / "scenarios"
 
 def run(args, env, check=True):
     proc = subprocess.run(
-        [sys.executable, "-m", "faultloop.cli", *args], env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "faultloop.cmd", *args], env=env, capture_output=True, text=True, timeout=120
     )
     if check:
         assert proc.returncode == 0, (args, proc.stdout, proc.stderr)
@@ -74,7 +74,7 @@ def test_alarm_and_maintenance_commands(env, tmp_path):
     # The engine processes the durable queue (as the service would).
     from alarms.bus import AlarmBus
     from alarms.runner import AlarmEngine
-    from faultloop.app import build_runtime
+    from faultloop.cmd.app import build_runtime
     from faultloop.settings import Settings
 
     rt = build_runtime(Settings(data_dir=tmp_path / "var"))

@@ -22,7 +22,7 @@ CHILD = textwrap.dedent(
     import sys
     from alarms.bus import AlarmBus
     from alarms.runner import AlarmEngine
-    from faultloop.app import build_runtime
+    from faultloop.cmd.app import build_runtime
     from faultloop.settings import Settings
 
     rt = build_runtime(Settings(database_url=sys.argv[1], data_dir=sys.argv[2], alarm_batch_size=25))

@@ -17,8 +17,8 @@ from alarms.runner import AlarmEngine
 from collectors.receiver import DeviceDirectory
 from collectors.traps import TrapReceiverService
 from faultloop.events import Event, Sample
-from faultloop.lab.network import LabNetwork
 from faultloop.settings import Settings
+from lab.network import LabNetwork
 
 from ..lab.conftest import FakeClock, small_topology
 
@@ -94,9 +94,9 @@ async def test_lab_faults_become_alarms_within_two_poll_intervals(runtime, sessi
 
     from collectors.jobs import PollerService
     from faultloop import clock as fl_clock
-    from faultloop.lab.inventory_out import inventory_dict
     from inventory import service as inventory
     from inventory.schemas import InventoryDoc
+    from lab.inventory_out import inventory_dict
 
     start = 1_800_000_000.0
     lab_clock = FakeClock(start)

@@ -10,13 +10,14 @@ from sqlalchemy.orm import Session
 from alarms.engine import AlarmCore, EngineConfig
 from alarms.models import Alarm, EventRecord
 from alarms.rules import load_ruleset
-from faultloop.db import Base, import_all_models, make_engine
+from faultloop.cmd.models import all_metadata
+from faultloop.db import make_engine
 from faultloop.events import Event
 
-import_all_models()
+all_metadata()
 ENGINE = make_engine("sqlite:///:memory:")
 CONN = ENGINE.connect()
-Base.metadata.create_all(CONN)
+all_metadata().create_all(CONN)
 CONN.commit()
 RULES = load_ruleset()
 START = datetime(2026, 1, 1, tzinfo=UTC)

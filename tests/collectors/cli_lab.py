@@ -21,13 +21,13 @@ from sqlalchemy.orm import Session
 from faultloop import migrate
 from faultloop.db import make_engine, make_sessionmaker
 from faultloop.events import Event, Sample
-from faultloop.lab.model import LabDevice, LabInterface
-from faultloop.lab.ssh import LAB_SSH_PASSWORD, LAB_SSH_USERNAME, SHELLS, _DeviceContext, _LabServer
 from faultloop.runtime import Runtime
 from faultloop.settings import Settings
 from faultloop.vault import Vault
 from inventory import service as inventory
 from inventory.schemas import DeviceIn
+from lab.model import LabDevice, LabInterface
+from lab.ssh import LAB_SSH_PASSWORD, LAB_SSH_USERNAME, SHELLS, _DeviceContext, _LabServer
 from tests.support import BackgroundLoop
 
 

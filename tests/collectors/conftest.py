@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from collectors.snmp import SnmpClient
+from devices.snmp import SnmpClient
 from tests.collectors.snmpd import Snmpd, start_snmpd
 
 

@@ -95,7 +95,7 @@ class RefusingSink(cli_lab.RecordingSink):
 
 
 def test_a_full_alarm_queue_is_counted_and_the_backup_still_stored(lab_ssh, runtime, session, vault) -> None:
-    from collectors.cli_session import EVENTS_REFUSED
+    from devices.ssh import EVENTS_REFUSED
 
     lab = lab_ssh.new_device("cisco_ios", "bk-full1")
     device_id = add_to_inventory(session, vault, lab)

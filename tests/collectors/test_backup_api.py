@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 from collectors.backup import store_backup
 from collectors.backup_models import ConfigBackup, SshHostKey
 from collectors.cli_collect import CliCollectorService
-from faultloop.app import Pipeline, create_app
 from faultloop.audit.models import AuditEntry
+from faultloop.cmd.app import Pipeline, create_app
 from faultloop.db import transaction
 from inventory.models import Device
 from tests.collectors import cli_lab

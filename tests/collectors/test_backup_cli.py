@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from alarms.models import EventRecord
-from faultloop.app import build_runtime
+from faultloop.cmd.app import build_runtime
 from faultloop.db import transaction
 from faultloop.settings import Settings
 from tests.collectors import cli_lab
@@ -23,7 +23,7 @@ bg, host_key, lab_ssh = cli_lab.bg, cli_lab.host_key, cli_lab.lab_ssh
 
 def run(args, env, check=True):
     proc = subprocess.run(
-        [sys.executable, "-m", "faultloop.cli", *args], env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "faultloop.cmd", *args], env=env, capture_output=True, text=True, timeout=120
     )
     if check:
         assert proc.returncode == 0, (args, proc.stdout, proc.stderr)

@@ -15,7 +15,7 @@ from collectors.backup import backup_device
 from collectors.backup_models import CliResult, ConfigBackup, SshHostKey
 from collectors.cli_collect import CliCollectorService, collect_device, run_cycle, ssh_device_ids
 from collectors.cli_commands import CommandTableError, command_table, parse_command_table
-from collectors.cli_session import DeviceBusy, device_session
+from devices.ssh import DeviceBusy, device_session
 from faultloop import clock
 from faultloop.clock import FrozenClock
 from faultloop.db import transaction

@@ -12,9 +12,9 @@ from prometheus_client import generate_latest
 
 from collectors.backup import backup_device
 from collectors.cli_collect import CliCollectorService, collect_device
-from collectors.cli_session import DeviceUnreachable
-from collectors.hostkeys import HostKeyChanged
-from faultloop.app import Pipeline, create_app
+from devices.hostkeys import HostKeyChanged
+from devices.ssh import DeviceUnreachable
+from faultloop.cmd.app import Pipeline, create_app
 from faultloop.db import transaction
 from faultloop.metrics import REGISTRY
 from inventory.models import Device

@@ -6,14 +6,14 @@ import asyncssh
 import pytest
 from sqlalchemy import select
 
-from collectors import hostkeys
 from collectors.backup import backup_device
 from collectors.backup_models import ConfigBackup, SshHostKey
-from collectors.cli_session import device_session
-from collectors.hostkeys import HostKeyChanged, HostKeyUnknown, PinnedHostKeyPolicy, fingerprint
+from devices import hostkeys
+from devices.hostkeys import HostKeyChanged, HostKeyUnknown, PinnedHostKeyPolicy, fingerprint
+from devices.ssh import device_session
 from faultloop.audit.models import AuditEntry
-from faultloop.lab.ssh import LAB_SSH_USERNAME
 from inventory.models import Device
+from lab.ssh import LAB_SSH_USERNAME
 from tests.collectors import cli_lab
 from tests.collectors.cli_lab import add_to_inventory
 

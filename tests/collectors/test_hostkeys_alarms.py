@@ -10,7 +10,7 @@ from alarms import service as alarms
 from alarms.bus import AlarmBus
 from alarms.runner import AlarmEngine
 from collectors.cli_collect import CliCollectorService
-from faultloop.app import Pipeline, create_app
+from faultloop.cmd.app import Pipeline, create_app
 from faultloop.db import transaction
 from tests.collectors import cli_lab
 from tests.collectors.cli_lab import add_to_inventory, push_config

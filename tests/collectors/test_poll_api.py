@@ -94,8 +94,9 @@ def test_cli_poll_json(tmp_path, snmpd, monkeypatch):
 
     from typer.testing import CliRunner
 
-    from faultloop import cli, migrate
-    from faultloop.app import build_runtime
+    from faultloop import migrate
+    from faultloop.cmd import cli
+    from faultloop.cmd.app import build_runtime
     from faultloop.db import transaction
     from faultloop.settings import Settings
     from inventory import service as inventory

@@ -19,12 +19,12 @@ from collectors.jobs import PollerService, retry_delay
 from collectors.models import DevicePollState, InterfaceSample
 from faultloop import clock as fl_clock
 from faultloop.events import Event, Sample
-from faultloop.lab.inventory_out import inventory_dict
-from faultloop.lab.network import LabNetwork
 from faultloop.metrics import REGISTRY
 from inventory import service as inventory
 from inventory.models import Interface, Link
 from inventory.schemas import InventoryDoc
+from lab.inventory_out import inventory_dict
+from lab.network import LabNetwork
 from tests.collectors import cli_lab
 from tests.lab.conftest import FakeClock, small_topology
 

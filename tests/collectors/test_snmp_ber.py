@@ -12,7 +12,7 @@ from pyasn1.codec.ber import decoder, encoder
 from pysnmp.proto import api
 
 from collectors import snmp_ber
-from collectors.snmp import SnmpClient, SnmpTarget, _CommunityProtocol
+from devices.snmp import SnmpClient, SnmpTarget, _CommunityProtocol
 from tests.collectors.snmpd import COMMUNITY, start_snmpd
 
 P = api.PROTOCOL_MODULES[api.SNMP_VERSION_2C]

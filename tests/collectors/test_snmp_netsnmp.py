@@ -7,8 +7,8 @@ import shutil
 
 import pytest
 
-from collectors.snmp import SnmpConfigError, SnmpError, SnmpTarget, parse_oid
 from collectors.snmp_poll import DeviceTracker, poll_device
+from devices.snmp import SnmpConfigError, SnmpError, SnmpTarget, parse_oid
 from faultloop import clock
 from tests.collectors.snmpd import COMMUNITY, V3_AUTH, V3_PRIV, V3_USER, Snmpd
 

@@ -1,4 +1,4 @@
-"""The poller's own SNMPv3 client (faultloop.snmpv3 under collectors.snmp) against two
+"""The poller's own SNMPv3 client (snmpwire.v3 under devices.snmp) against two
 independent agents over real UDP: Debian's net-snmp snmpd (every auth protocol and
 security level, compared with what pysnmp reads from it) and the lab's agent (engine
 reboot, replaced engine); and against a hostile fake agent (answers that must be refused)."""
@@ -14,11 +14,12 @@ from dataclasses import replace
 import pytest
 
 from collectors import snmp_ber
-from collectors.snmp import SnmpClient, SnmpConfigError, SnmpError, SnmpTarget, _Engine
-from faultloop import ber, snmpv3
-from faultloop.lab import usm as lab_usm
-from faultloop.lab.network import LabNetwork
-from faultloop.usm import localize, password_to_key
+from devices.snmp import SnmpClient, SnmpConfigError, SnmpError, SnmpTarget, _Engine
+from lab import usm as lab_usm
+from lab.network import LabNetwork
+from snmpwire import ber
+from snmpwire import v3 as snmpv3
+from snmpwire.usm import localize, password_to_key
 from tests.collectors.snmpd import V3_AUTH, V3_PRIV, V3_USER, V3_USERS, Snmpd
 from tests.lab.conftest import FakeClock, small_topology
 

@@ -23,13 +23,13 @@ from collectors.receiver import DeviceDirectory, ReceiverError
 from collectors.trapmap import MappingFileError, load_trap_map
 from collectors.traps import TrapReceiverService
 from collectors.traps.usm import UsmConfigError, load_users, localize, password_to_key
-from faultloop import ber as lab_ber
 from faultloop import clock
-from faultloop.lab.network import LabNetwork
 from faultloop.metrics import REGISTRY
 from faultloop.settings import Settings
 from inventory import service as inventory
 from inventory.schemas import DeviceIn, InterfaceIn
+from lab.network import LabNetwork
+from snmpwire import ber as lab_ber
 
 from ..lab.conftest import FakeClock, small_topology
 from .receivers import CollectingSink, metric, random_loopback, udp_from

@@ -1,4 +1,4 @@
-"""The receivers as wired by ``faultloop.app.build_pipeline``: one shared device directory
+"""The receivers as wired by ``faultloop.cmd.app.build_pipeline``: one shared device directory
 loaded from the inventory, trap and syslog receivers feeding the sink they were given."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from sqlalchemy.orm import sessionmaker
 from collectors.receiver import DeviceDirectory
 from collectors.syslog import SyslogReceiverService
 from collectors.traps import TrapReceiverService
-from faultloop.app import Pipeline, build_pipeline
+from faultloop.cmd.app import Pipeline, build_pipeline
 from faultloop.db import make_engine
 from faultloop.runtime import Runtime
 from faultloop.settings import Settings
@@ -192,7 +192,7 @@ def test_cli_receivers_check(tmp_path):
     env = {**os.environ, "FAULTLOOP_DATA_DIR": str(tmp_path / "var"), "COLUMNS": "300"}
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        cmd = [sys.executable, "-m", "faultloop.cli", "receivers", "check", *args]
+        cmd = [sys.executable, "-m", "faultloop.cmd", "receivers", "check", *args]
         return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
 
     ok = run("--users", str(users))

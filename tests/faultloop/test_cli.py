@@ -15,7 +15,7 @@ from tests.inventory.test_files import GOOD
 
 def run(args, env, stdin=None, check=True):
     proc = subprocess.run(
-        [sys.executable, "-m", "faultloop.cli", *args],
+        [sys.executable, "-m", "faultloop.cmd", *args],
         env=env,
         input=stdin,
         capture_output=True,

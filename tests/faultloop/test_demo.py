@@ -31,7 +31,7 @@ def test_demo_serves_the_lab_inventory_with_the_printed_credentials(tmp_path):
         COLUMNS="200",
     )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "faultloop.cli", "demo"],
+        [sys.executable, "-m", "faultloop.cmd", "demo"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

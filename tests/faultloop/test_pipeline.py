@@ -3,7 +3,7 @@
 import pytest
 from fastapi.testclient import TestClient
 
-from faultloop.app import Pipeline, StartupError, create_app
+from faultloop.cmd.app import Pipeline, StartupError, create_app
 
 
 class Recorder:
@@ -41,7 +41,7 @@ async def test_a_failed_start_stops_what_was_started():
 SERVE_AND_REPORT_FROZEN = r"""
 import asyncio, gc, socket, sys
 from fastapi import FastAPI
-from faultloop.app import serve_http
+from faultloop.cmd.app import serve_http
 
 app = FastAPI()
 

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from api.main import create_api
 from faultloop import migrate
 from faultloop.accounts import service as accounts
-from faultloop.app import build_runtime
+from faultloop.cmd.app import build_runtime
 from faultloop.db import transaction
 from faultloop.settings import Settings
 

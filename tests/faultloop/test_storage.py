@@ -13,11 +13,10 @@ def test_migrations_are_current_and_match_the_models(db_engine):
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
-    from faultloop.db import Base, import_all_models
+    from faultloop.cmd.models import all_metadata
 
-    import_all_models()
     with db_engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        diff = compare_metadata(MigrationContext.configure(conn), all_metadata())
     assert diff == [], f"models and migrations disagree: {diff}"
 
 

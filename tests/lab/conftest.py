@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from faultloop.lab.network import LabNetwork
-from faultloop.lab.topology import Topology, address_at, topology_from_dict
+from lab.network import LabNetwork
+from lab.topology import Topology, address_at, topology_from_dict
 
 SNMP_PORT = 16161
 V3 = [

@@ -7,9 +7,9 @@ import time
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from faultloop import ber
-from faultloop.lab.model import LabDevice, LabInterface
-from faultloop.lab.snmp_agent import SnmpAgent
+from lab.model import LabDevice, LabInterface
+from lab.snmp_agent import SnmpAgent
+from snmpwire import ber
 
 oids = st.lists(st.integers(0, 2**32 - 1), min_size=0, max_size=30).flatmap(
     lambda tail: st.tuples(st.integers(0, 2), st.integers(0, 39)).map(lambda head: head + tuple(tail))
@@ -91,8 +91,8 @@ def test_valid_packet_still_answered_after_fuzzing() -> None:
 
 
 def _v3_request() -> bytes:
-    from faultloop import snmpv3
-    from faultloop.lab.snmp_agent import encode_response, varbind
+    from lab.snmp_agent import encode_response, varbind
+    from snmpwire import v3 as snmpv3
 
     engine = AGENT.engine_id
     auth_key, priv_key = AGENT.user.keys(engine)
@@ -133,8 +133,8 @@ def test_mutated_v3_packets_never_raise_unexpected(pos: int, byte: int) -> None:
 
 
 def _v3(etime_offset: int = 0, boots_offset: int = 0, engine: bytes | None = None, auth: bool = True) -> bytes:
-    from faultloop import snmpv3
-    from faultloop.lab.snmp_agent import encode_response, varbind
+    from lab.snmp_agent import encode_response, varbind
+    from snmpwire import v3 as snmpv3
 
     engine_id = AGENT.engine_id if engine is None else engine
     auth_key, priv_key = AGENT.user.keys(AGENT.engine_id)
@@ -155,14 +155,14 @@ def _v3(etime_offset: int = 0, boots_offset: int = 0, engine: bytes | None = Non
 
 def _report_oid(resp: bytes) -> tuple[int, ...]:
     # the Report's single varbind is the usmStats counter; find its OID in the plain scoped PDU
-    for name, oid in __import__("faultloop.lab.usm", fromlist=["USM_STATS"]).USM_STATS.items():
+    for name, oid in __import__("lab.usm", fromlist=["USM_STATS"]).USM_STATS.items():
         if ber.enc_oid(oid) in resp:
             return oid
     raise AssertionError("no usmStats OID in report")
 
 
 def test_v3_discovery_and_time_window_reports() -> None:
-    from faultloop.lab import usm
+    from lab import usm
 
     resp = AGENT.handle(_v3(engine=b"", auth=False), ("127.0.0.1", 1))
     assert resp is not None and AGENT.engine_id in resp

@@ -15,8 +15,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from faultloop.lab.cli import app
-from faultloop.lab.network import LabNetwork
+from lab.cli import app
+from lab.network import LabNetwork
 
 from .conftest import FakeClock, needs_netsnmp, parse_vars, random_base, run_tool, small_topology
 
@@ -115,7 +115,7 @@ async def test_lab_up_runs_until_interrupted(tmp_path: Path, snmp_env: dict) -> 
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",
-        "from faultloop.lab.cli import app; app()",
+        "from lab.cli import app; app()",
         "up",
         "--generate",
         "12",

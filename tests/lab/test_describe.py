@@ -8,9 +8,9 @@ import asyncio
 import pytest
 from typer.testing import CliRunner
 
-from faultloop.lab.cli import app
-from faultloop.lab.faults import FaultError, UnknownTarget
-from faultloop.lab.network import LabNetwork
+from lab.cli import app
+from lab.faults import FaultError, UnknownTarget
+from lab.network import LabNetwork
 
 from .conftest import FakeClock, needs_netsnmp, parse_vars, run_tool, small_topology, target
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from faultloop.lab.faults import FaultError, UnknownTarget, parse_duration
-from faultloop.lab.network import LabNetwork
+from lab.faults import FaultError, UnknownTarget, parse_duration
+from lab.network import LabNetwork
 
 from .conftest import FakeClock, needs_netsnmp, parse_vars, run_tool, target
 
@@ -134,10 +134,10 @@ async def test_scenario_validation_names_step_and_field(lab: LabNetwork, tmp_pat
 async def test_bundled_demo_scenario_is_valid(tmp_path: Path) -> None:
     from importlib import resources
 
-    from faultloop.lab.topology import default_demo_topology
+    from lab.topology import default_demo_topology
 
     net = LabNetwork(default_demo_topology(), ssh=False)  # not started: validation only
-    ref = resources.files("faultloop.lab").joinpath("data/scenario-demo.yaml")
+    ref = resources.files("lab").joinpath("data/scenario-demo.yaml")
     with resources.as_file(ref) as p:
         scenario = net.faults.load_scenario(Path(p))
     assert len(scenario.steps) >= 4

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import yaml
 
-from faultloop.lab.network import LabNetwork
-from faultloop.lab.topology import default_demo_topology
+from lab.network import LabNetwork
+from lab.topology import default_demo_topology
 
 
 def test_demo_inventory_v2c(tmp_path: Path) -> None:

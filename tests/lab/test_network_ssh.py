@@ -7,7 +7,7 @@ import asyncio
 import asyncssh
 import pytest
 
-from faultloop.lab.network import LabNetwork
+from lab.network import LabNetwork
 
 from .conftest import FakeClock, small_topology
 

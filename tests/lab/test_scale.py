@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import random
 
-from faultloop.lab.network import LabNetwork
-from faultloop.lab.topology import generate_topology
+from lab.network import LabNetwork
+from lab.topology import generate_topology
 
 from .conftest import needs_netsnmp, parse_vars, run_tool
 

@@ -6,8 +6,8 @@ import asyncio
 import os
 import socket
 
-from faultloop import ber
-from faultloop.lab.network import LabNetwork
+from lab.network import LabNetwork
+from snmpwire import ber
 
 from .conftest import V3, FakeClock, needs_netsnmp, parse_vars, run_tool, target
 

@@ -16,8 +16,8 @@ import pytest
 from netmiko import ConnectHandler
 from netmiko.exceptions import NetmikoAuthenticationException, NetmikoTimeoutException
 
-from faultloop.lab.model import LabDevice, LabInterface
-from faultloop.lab.ssh import LAB_SSH_PASSWORD, LAB_SSH_USERNAME, lab_host_key, start_ssh_server
+from lab.model import LabDevice, LabInterface
+from lab.ssh import LAB_SSH_PASSWORD, LAB_SSH_USERNAME, lab_host_key, start_ssh_server
 from tests.support import BackgroundLoop
 
 

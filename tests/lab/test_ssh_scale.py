@@ -16,8 +16,8 @@ import time
 import pytest
 from netmiko import ConnectHandler
 
-from faultloop.lab.model import LabDevice, LabInterface
-from faultloop.lab.ssh import LAB_SSH_PASSWORD, LAB_SSH_USERNAME, lab_host_key, start_ssh_server
+from lab.model import LabDevice, LabInterface
+from lab.ssh import LAB_SSH_PASSWORD, LAB_SSH_USERNAME, lab_host_key, start_ssh_server
 
 N_DEVICES = 500
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from faultloop.lab.model import LabDevice, LabInterface
-from faultloop.lab.shell import CiscoIosShell, JunosShell
+from lab.model import LabDevice, LabInterface
+from lab.shell import CiscoIosShell, JunosShell
 
 PASSWORD = "s3cret"
 

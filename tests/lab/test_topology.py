@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from faultloop.lab.topology import (
+from lab.topology import (
     TopologyError,
     address_at,
     default_demo_topology,

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from faultloop.lab import usm
-from faultloop.lab.network import LabNetwork
+from lab import usm
+from lab.network import LabNetwork
 
 from .conftest import FakeClock, run_tool, small_topology, target
 

@@ -10,12 +10,12 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from faultloop.lab.model import LabDevice
-from faultloop.lab.snmp_agent import LAB_COMMUNITY, SnmpAgent
-from faultloop.lab.ssh import LAB_SSH_PASSWORD, LAB_SSH_USERNAME
 from faultloop.vault import Vault
 from inventory import service as inventory
 from inventory.schemas import DeviceIn
+from lab.model import LabDevice
+from lab.snmp_agent import LAB_COMMUNITY, SnmpAgent
+from lab.ssh import LAB_SSH_PASSWORD, LAB_SSH_USERNAME
 from tests.collectors.cli_lab import BackgroundLoop, LabSsh
 
 

@@ -10,7 +10,7 @@ import sys
 import pytest
 import yaml
 
-from faultloop.app import build_runtime
+from faultloop.cmd.app import build_runtime
 from faultloop.db import transaction
 from faultloop.settings import Settings
 from tests.collectors import cli_lab
@@ -21,7 +21,7 @@ bg, host_key, lab_ssh = cli_lab.bg, cli_lab.host_key, cli_lab.lab_ssh
 
 def run(args, env, code=0):
     proc = subprocess.run(
-        [sys.executable, "-m", "faultloop.cli", *args], env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "faultloop.cmd", *args], env=env, capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == code, (args, proc.stdout, proc.stderr)
     return proc

@@ -18,10 +18,10 @@ from collectors.backup_models import ConfigBackup
 from faultloop import clock
 from faultloop.db import transaction
 from faultloop.errors import Conflict
-from faultloop.lab.model import LabDevice
-from faultloop.lab.snmp_agent import LAB_COMMUNITY
-from faultloop.lab.ssh import LAB_SSH_PASSWORD, LAB_SSH_USERNAME
 from faultloop.runtime import Runtime
+from lab.model import LabDevice
+from lab.snmp_agent import LAB_COMMUNITY
+from lab.ssh import LAB_SSH_PASSWORD, LAB_SSH_USERNAME
 from provisioning import service as orders
 from provisioning.executor import execute_order
 from provisioning.models import ServiceInstance, ServiceResource, VlanAllocation

@@ -19,11 +19,11 @@ from alarms.runner import AlarmEngine
 from collectors.receiver import DeviceDirectory
 from collectors.traps import TrapReceiverService
 from faultloop.accounts import service as accounts
-from faultloop.lab.inventory_out import inventory_dict
-from faultloop.lab.network import LabNetwork
 from faultloop.settings import Settings
 from inventory import service as inventory
 from inventory.schemas import InventoryDoc
+from lab.inventory_out import inventory_dict
+from lab.network import LabNetwork
 from ticketing.jobs import TicketingService
 from ticketing.models import Ticket, TicketAlarm
 

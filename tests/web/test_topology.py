@@ -15,7 +15,7 @@ from api.web import topology
 from api.web.topology import SLOT_H, SLOT_W, EdgeIn, NodeIn, layout
 from collectors.snmp_poll import InterfaceState
 from faultloop import clock
-from faultloop.lab.topology import generate_topology
+from lab.topology import generate_topology
 from tests.ticketing.conftest import make_alarm
 from tests.web import netdata
 

@@ -98,7 +98,7 @@ class Demo:
     def user(self, username: str, role: str, password: str) -> None:
         """A user made with the CLI against the same data directory, as an operator would."""
         res = subprocess.run(
-            [sys.executable, "-m", "faultloop.cli", "user", "add", username, "--role", role, "--password-stdin"],
+            [sys.executable, "-m", "faultloop.cmd", "user", "add", username, "--role", role, "--password-stdin"],
             input=password + "\n",
             env=self.env,
             cwd=self.data_dir.parent,
@@ -153,7 +153,7 @@ def start_demo(
     ports = ["--lab-snmp-port", str(free_port(socket.SOCK_DGRAM)), "--lab-ssh-port", str(free_port())]
     log = (workdir / "demo.log").open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "faultloop.cli", "demo", *ports, "--lab-control-port", str(control_port)],
+        [sys.executable, "-m", "faultloop.cmd", "demo", *ports, "--lab-control-port", str(control_port)],
         env=env,
         cwd=workdir,
         stdout=subprocess.PIPE,

@@ -29,7 +29,7 @@ from faultloop.errors import Conflict, InvalidInput
 from faultloop.events import Event
 from inventory.models import Device
 
-log = logging.getLogger("faultloop.collectors.hostkeys")
+log = logging.getLogger("faultloop.devices.hostkeys")
 
 POLICIES = ("strict", "tofu", "off")
 

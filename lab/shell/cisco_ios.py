@@ -13,8 +13,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from faultloop.lab.model import LabInterface
-from faultloop.lab.shell.base import (
+from lab.model import LabInterface
+from lab.shell.base import (
     Arg,
     Match,
     Node,

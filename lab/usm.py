@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from faultloop.snmpv3 import USM_STATS  # noqa: F401 - the agent's counters are these
-from faultloop.usm import TIME_WINDOW_S, aes_decrypt, localize, password_to_key  # noqa: F401
+from snmpwire.usm import TIME_WINDOW_S, aes_decrypt, localize, password_to_key  # noqa: F401
+from snmpwire.v3 import USM_STATS  # noqa: F401 - the agent's counters are these
 
 LAB_V3_USER = "labv3"
 LAB_V3_AUTH_PASS = "lab-auth-pass"  # noqa: S105 - the lab's published demo credential

@@ -1,6 +1,6 @@
 """The lab's SNMP agent: one asyncio UDP endpoint per device, v1/v2c/v3 (USM authPriv).
 
-Each request is decoded with the strict codec in ``faultloop.ber``, answered from
+Each request is decoded with the strict codec in ``snmpwire.ber``, answered from
 the device's ``MibView`` (values computed on read from the model) and encoded by hand.
 Nothing a peer sends can raise out of ``datagram_received``: malformed packets are
 counted in ``AgentStats.malformed`` and dropped, like a real agent's snmpInASNParseErrs.
@@ -16,11 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from faultloop import ber, snmpv3
-from faultloop.ber import BerError, enc_int, enc_octets, enc_seq, tlv
-from faultloop.lab import usm
-from faultloop.lab.mib import MibView
-from faultloop.lab.model import Clock, LabDevice
+from lab import usm
+from lab.mib import MibView
+from lab.model import Clock, LabDevice
+from snmpwire import ber
+from snmpwire import v3 as snmpv3
+from snmpwire.ber import BerError, enc_int, enc_octets, enc_seq, tlv
 
 log = logging.getLogger(__name__)
 

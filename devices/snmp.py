@@ -1,7 +1,7 @@
 """The SNMP adapter: GET and multi-column GETBULK walks with numeric OIDs.
 
 v1/v2c and SNMPv3 with USM (noAuthNoPriv, authNoPriv and authPriv with HMAC-MD5/SHA/SHA-2
-and AES-128) go through faultloop's own strict codec (``snmp_ber``, ``faultloop.snmpv3``)
+and AES-128) go through faultloop's own strict codec (``snmp_ber``, ``snmpwire.v3``)
 on two UDP sockets: no pyasn1 on the hot path. pysnmp's engine measured about 40 ms of
 CPU per v3 poll, which capped a 500-device v3 fleet at ~900 polls/min. What the codec
 does not speak (DES, AES-192/256 with their non-standard key extensions) goes through
@@ -35,9 +35,10 @@ from pysnmp.hlapi.v3arch.asyncio.transport import UdpTransportTarget
 from pysnmp.proto import rfc1902, rfc1905
 
 from collectors import snmp_ber
-from faultloop import ber, snmpv3
-from faultloop.usm import AUTH_PROTOCOLS as USM_HASHES
-from faultloop.usm import aes_decrypt, localize, password_to_key
+from snmpwire import ber
+from snmpwire import v3 as snmpv3
+from snmpwire.usm import AUTH_PROTOCOLS as USM_HASHES
+from snmpwire.usm import aes_decrypt, localize, password_to_key
 
 Oid = tuple[int, ...]
 Value = int | bytes | Oid | None  # None: noSuchObject / noSuchInstance
@@ -79,8 +80,8 @@ PRIV_PROTOCOLS: dict[str, Any] = {
     "AES256": hl_auth.USM_PRIV_CFB256_AES,
 }
 WEAK = {"MD5", "DES"}
-NATIVE_PRIV = {"AES", "AES-128", "AES128"}  # what faultloop.snmpv3 encrypts itself
-CANONICAL_AUTH = {"SHA-1": "SHA"}  # faultloop.usm's names
+NATIVE_PRIV = {"AES", "AES-128", "AES128"}  # what snmpwire.v3 encrypts itself
+CANONICAL_AUTH = {"SHA-1": "SHA"}  # snmpwire.usm's names
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,7 +261,7 @@ class SnmpClient:
     """One engine for the whole process: every request goes through it.
 
     v1/v2c: one UDP socket and the strict codec in ``snmp_ber``. v3: another socket and
-    ``faultloop.snmpv3`` (discovery, time synchronisation, HMAC, AES-128), with each agent's
+    ``snmpwire.v3`` (discovery, time synchronisation, HMAC, AES-128), with each agent's
     engine ID, boots and time remembered; DES and AES-192/256 go through one long-lived
     pysnmp engine. Pass ``native=False`` to send every request through pysnmp (benchmarks).
     """

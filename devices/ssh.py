@@ -9,7 +9,7 @@ What it guarantees:
 - credentials are decrypted from the vault only here, right before connecting, and
   never logged or put into events or exceptions;
 - the SSH host key is checked against ``ssh_host_keys`` before authentication
-  (``collectors.hostkeys``); a changed key aborts the connection, is stored as pending
+  (``devices.hostkeys``); a changed key aborts the connection, is stored as pending
   and raises a ``host_key_changed`` event (severity major) after the record commits;
 - one session per device at a time in this process (a per-device lock), so a backup
   and a provisioning push never interleave on one box;
@@ -36,8 +36,8 @@ from paramiko.ssh_exception import AuthenticationException, SSHException
 from prometheus_client import Counter, Histogram
 from sqlalchemy.orm import Session
 
-from collectors import hostkeys
-from collectors.hostkeys import HostKeyChanged, HostKeyError, OfferedKey, PinnedHostKeyPolicy
+from devices import hostkeys
+from devices.hostkeys import HostKeyChanged, HostKeyError, OfferedKey, PinnedHostKeyPolicy
 from faultloop import clock
 from faultloop.db import transaction
 from faultloop.db import write_transaction as db_write_transaction

@@ -1,8 +1,8 @@
 """SNMPv3 messages (RFC 3412) under the User-based Security Model (RFC 3414, 3826, 7860).
 
 One encoder and one strict parser, shared by the poller's SNMPv3 client
-(collectors.snmp), the trap receiver (collectors.traps) and the lab's agents
-(faultloop.lab). Cryptography is in ``faultloop.usm``; keys never appear in a repr, an
+(devices.snmp), the trap receiver (collectors.traps) and the lab's agents
+(lab). Cryptography is in ``snmpwire.usm``; keys never appear in a repr, an
 exception message or a log line.
 
     SEQUENCE { msgVersion 3,
@@ -19,9 +19,9 @@ import hmac
 import os
 from dataclasses import dataclass
 
-from faultloop import ber
-from faultloop.ber import BerError, enc_int, enc_octets, enc_seq, tlv
-from faultloop.usm import AUTH_PROTOCOLS, aes_encrypt, mac
+from snmpwire import ber
+from snmpwire.ber import BerError, enc_int, enc_octets, enc_seq, tlv
+from snmpwire.usm import AUTH_PROTOCOLS, aes_encrypt, mac
 
 AUTH_FLAG, PRIV_FLAG, REPORTABLE_FLAG = 1, 2, 4
 USM_SECURITY_MODEL = 3

@@ -13,10 +13,25 @@ from bisect import bisect_right
 from collections.abc import Callable
 from typing import Any
 
-from faultloop import ber
-from faultloop.lab.model import Clock, LabDevice, LabInterface
+from lab.model import Clock, LabDevice, LabInterface
+from snmpwire import ber
 
 Getter = Callable[[], "tuple[int, Any] | None"]
+
+
+def const(tag: int, value: Any) -> Getter:
+    """A getter that always answers ``value`` (a closure: loop variables bound now)."""
+    return lambda: (tag, value)
+
+
+def port_getters(itf: LabInterface) -> tuple[Getter, Getter]:
+    """lldpLocPortId and lldpLocPortDesc, read at each request (a fault may change the alias)."""
+    return (lambda: (STR, itf.name)), (lambda: (STR, itf.alias or itf.name))
+
+
+def scaled(read_kb: Callable[[], int], unit: int) -> Getter:
+    """hrStorage sizes: kilobytes read at each request, in allocation units of ``unit`` bytes."""
+    return lambda: (INT, read_kb() * 1024 // unit)
 
 SYS = (1, 3, 6, 1, 2, 1, 1)
 IF_NUMBER = (1, 3, 6, 1, 2, 1, 2, 1, 0)
@@ -134,20 +149,20 @@ class MibView:
             (2, HR_STORAGE_FIXED_DISK, "flash:", 4096, lambda: 262144, lambda: 98304),
         ]
         for idx, stype, descr, unit, size, used in storages:
-            add(HR_STORAGE_ENTRY + (1, idx), lambda idx=idx: (INT, idx))
-            add(HR_STORAGE_ENTRY + (2, idx), lambda stype=stype: (OBJ, stype))
-            add(HR_STORAGE_ENTRY + (3, idx), lambda descr=descr: (STR, descr))
-            add(HR_STORAGE_ENTRY + (4, idx), lambda unit=unit: (INT, unit))
-            add(HR_STORAGE_ENTRY + (5, idx), lambda size=size, unit=unit: (INT, size() * 1024 // unit))
-            add(HR_STORAGE_ENTRY + (6, idx), lambda used=used, unit=unit: (INT, used() * 1024 // unit))
+            add(HR_STORAGE_ENTRY + (1, idx), const(INT, idx))
+            add(HR_STORAGE_ENTRY + (2, idx), const(OBJ, stype))
+            add(HR_STORAGE_ENTRY + (3, idx), const(STR, descr))
+            add(HR_STORAGE_ENTRY + (4, idx), const(INT, unit))
+            add(HR_STORAGE_ENTRY + (5, idx), scaled(size, unit))
+            add(HR_STORAGE_ENTRY + (6, idx), scaled(used, unit))
         add(HR_PROCESSOR_LOAD + (768,), lambda: (INT, d.cpu_load))
 
         # ENTITY-MIB (chassis + one temperature sensor) and ENTITY-SENSOR-MIB
         phys = [(1, "chassis", 3, d.name), (2, "chassis temperature sensor", 8, "Temp 1")]
         for idx, descr, cls, name in phys:
-            add(ENT_PHYSICAL_ENTRY + (2, idx), lambda descr=descr: (STR, descr))
-            add(ENT_PHYSICAL_ENTRY + (5, idx), lambda cls=cls: (INT, cls))
-            add(ENT_PHYSICAL_ENTRY + (7, idx), lambda name=name: (STR, name))
+            add(ENT_PHYSICAL_ENTRY + (2, idx), const(STR, descr))
+            add(ENT_PHYSICAL_ENTRY + (5, idx), const(INT, cls))
+            add(ENT_PHYSICAL_ENTRY + (7, idx), const(STR, name))
         sensor = 2
         add(ENT_SENSOR_ENTRY + (1, sensor), lambda: (INT, 8))  # celsius
         add(ENT_SENSOR_ENTRY + (2, sensor), lambda: (INT, 9))  # units
@@ -166,8 +181,9 @@ class MibView:
         for itf in d.interfaces:
             n = itf.if_index
             add(LLDP_LOC_PORT_ENTRY + (2, n), lambda: (INT, 5))  # interfaceName
-            add(LLDP_LOC_PORT_ENTRY + (3, n), lambda itf=itf: (STR, itf.name))
-            add(LLDP_LOC_PORT_ENTRY + (4, n), lambda itf=itf: (STR, itf.alias or itf.name))
+            port_id, port_desc = port_getters(itf)
+            add(LLDP_LOC_PORT_ENTRY + (3, n), port_id)
+            add(LLDP_LOC_PORT_ENTRY + (4, n), port_desc)
             if itf.neighbor is not None:
                 self._add_lldp_remote(add, itf)
 

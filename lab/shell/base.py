@@ -2,7 +2,7 @@
 
 A shell is a pure state machine over text: bytes typed by the client go in through
 :meth:`Shell.feed`, the text to send back (echo, output, prompt) comes out. It does no
-I/O, so the SSH server (``faultloop.lab.ssh``) stays a thin adapter and one object per
+I/O, so the SSH server (``lab.ssh``) stays a thin adapter and one object per
 session is all a CLI costs.
 
 Commands are matched against a small keyword tree with IOS/Junos-style unique-prefix
@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from faultloop.lab.model import Clock, LabDevice, LabInterface
+from lab.model import Clock, LabDevice, LabInterface
 
 log = logging.getLogger(__name__)
 

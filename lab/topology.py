@@ -1,6 +1,6 @@
 """Lab topologies: load and validate a YAML file, or generate a large one.
 
-File format (see ``faultloop/lab/data/demo.yaml``)::
+File format (see ``lab/data/demo.yaml``)::
 
     snmp_port: 16100            # optional, default 161
     ssh_port: 2222              # optional, default 22
@@ -36,8 +36,8 @@ from typing import Any
 
 import yaml
 
-from faultloop.lab.mib import interface_mac
-from faultloop.lab.model import LabDevice, LabInterface
+from lab.mib import interface_mac
+from lab.model import LabDevice, LabInterface
 
 ROLES = ("core", "distribution", "access", "cpe")
 ROLE_RANK = {r: i for i, r in enumerate(ROLES)}
@@ -393,7 +393,7 @@ def finish_topology(topo: Topology, *, derive_parents_for: set[str] | None = Non
 
 
 def default_demo_topology() -> Topology:
-    ref = resources.files("faultloop.lab").joinpath("data/demo.yaml")
+    ref = resources.files("lab").joinpath("data/demo.yaml")
     with resources.as_file(ref) as p:
         return load_topology(Path(p))
 

@@ -90,7 +90,7 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Overrides FAULTLOOP_PORT")] = None,
 ) -> None:
     """Run the service: HTTP API, pollers, receivers, alarm engine, ticketing."""
-    from faultloop.app import run_service
+    from faultloop.cmd.app import run_service
 
     overrides: dict[str, Any] = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
     settings = load_settings(**overrides)
@@ -352,7 +352,7 @@ def demo(
     lab_control_port: Annotated[int, typer.Option(min=1, max=65535, help="lab fault-injection HTTP API")] = 8099,
 ) -> None:
     """Migrate, seed an admin, start the lab network, import it, and serve."""
-    from faultloop.demo import run_demo
+    from faultloop.cmd.demo import run_demo
 
     settings = _settings()
     if "poll_interval_s" not in settings.model_fields_set:  # the demo shows live rates sooner
@@ -458,7 +458,7 @@ def backup_cmd(
     `backup diff DEVICE` diffs the latest version against the one before, `backup diff
     DEVICE A` diffs version A against the one before it, `backup diff DEVICE A B` from A to B."""
     from collectors import backup as backups
-    from collectors.hostkeys import HostKeyError
+    from devices.hostkeys import HostKeyError
 
     if args[0] == "diff":
         _backup_diff(args[1:])
@@ -517,7 +517,7 @@ def _backup_diff(args: list[str]) -> None:
 @hostkey_app.command("show")
 def hostkey_show(hostname: str) -> None:
     """The trusted and any pending SSH host key fingerprint of a device."""
-    from collectors import hostkeys
+    from devices import hostkeys
 
     with _tx() as (_rt, session):
         device = inventory.device_by_hostname(session, hostname)
@@ -536,7 +536,7 @@ def hostkey_accept(
     ] = None,
 ) -> None:
     """Trust the pending (changed or first) SSH host key of a device; audited."""
-    from collectors import hostkeys
+    from devices import hostkeys
 
     with _tx() as (rt, session):
         device = inventory.device_by_hostname(session, hostname)
@@ -549,7 +549,7 @@ def hostkey_accept(
 
 def _mount_lab() -> None:
     try:
-        from faultloop.lab.cli import app as lab_app
+        from lab.cli import app as lab_app
     except ImportError:  # the lab package is optional in a trimmed install
         return
     app.add_typer(lab_app, name="lab", help="The built-in lab network: simulated devices and fault injection.")
@@ -1029,6 +1029,3 @@ def main() -> None:
         err.print(f"[red]error:[/red] database: {escape(reason)}", highlight=False, soft_wrap=True)
         raise SystemExit(2) from None
 
-
-if __name__ == "__main__":
-    main()

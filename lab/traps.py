@@ -15,12 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from faultloop import ber, snmpv3
-from faultloop.ber import enc_int, enc_octets, enc_oid, enc_seq
-from faultloop.lab import usm
-from faultloop.lab.mib import IF_ENTRY, IFX_ENTRY
-from faultloop.lab.model import Clock, LabDevice, LabInterface
-from faultloop.lab.snmp_agent import LAB_COMMUNITY, encode_response, varbind
+from lab import usm
+from lab.mib import IF_ENTRY, IFX_ENTRY
+from lab.model import Clock, LabDevice, LabInterface
+from lab.snmp_agent import LAB_COMMUNITY, encode_response, varbind
+from snmpwire import ber
+from snmpwire import v3 as snmpv3
+from snmpwire.ber import enc_int, enc_octets, enc_oid, enc_seq
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +129,8 @@ class TrapSender:
             except OSError as exc:
                 self.stats.send_errors += 1
                 log.warning("trap from %s to %s:%s failed: %s", device.name, addr[0], addr[1], exc)
-        name = {LINK_DOWN: "linkDown", LINK_UP: "linkUp", COLD_START: "coldStart"}.get(
+        names: dict[tuple[int, ...], str] = {LINK_DOWN: "linkDown", LINK_UP: "linkUp", COLD_START: "coldStart"}
+        name = names.get(
             trap_oid,
             "authenticationFailure" if trap_oid == AUTHENTICATION_FAILURE else ".".join(map(str, trap_oid)),
         )

@@ -12,23 +12,29 @@ produces the same traps, on both ends, as a fault injected through the control A
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import time
 from pathlib import Path
 from typing import Any
 
-from faultloop.lab.faults import FaultInjector
-from faultloop.lab.inventory_out import write_inventory
-from faultloop.lab.model import Clock, LabDevice, LabInterface
-from faultloop.lab.snmp_agent import SnmpAgent
-from faultloop.lab.topology import Topology
-from faultloop.lab.traps import TrapSender
+from lab.faults import FaultInjector
+from lab.inventory_out import write_inventory
+from lab.model import Clock, LabDevice, LabInterface
+from lab.snmp_agent import SnmpAgent
+from lab.topology import Topology
+from lab.traps import TrapSender
 
 log = logging.getLogger(__name__)
 
 IfKey = tuple[str, str]  # (device name, interface name)
 AUTH_TRAP_MIN_INTERVAL_S = 1.0
+
+
+def _same(protocol: SnmpAgent) -> SnmpAgent:
+    """asyncio's protocol factory, answering the one agent made for that address."""
+    return protocol
 
 
 class LabStartError(RuntimeError):
@@ -90,7 +96,7 @@ class LabNetwork:
                 agent = SnmpAgent(d, now=self.now, resolve=self.devices.get, on_auth_failure=self._auth_failure)
                 try:
                     transport, _ = await loop.create_datagram_endpoint(
-                        lambda agent=agent: agent, local_addr=(d.address, d.snmp_port)
+                        functools.partial(_same, agent), local_addr=(d.address, d.snmp_port)
                     )
                 except OSError as exc:
                     raise LabStartError(
@@ -99,13 +105,13 @@ class LabNetwork:
                 self._transports.append(transport)
                 self.agents[d.name] = agent
             if self.ssh_enabled:
-                from faultloop.lab import ssh as lab_ssh  # lazy: asyncssh import is heavy
+                from lab import ssh as lab_ssh  # lazy: asyncssh import is heavy
 
                 self._host_key = lab_ssh.lab_host_key(self.host_key_path)
                 for d in self.devices.values():
                     await self._start_ssh(d)
             if self.control_port is not None:
-                from faultloop.lab.control import ControlServer
+                from lab.control import ControlServer
 
                 self.control = ControlServer(self, host=self.control_host, port=self.control_port)
                 await self.control.start()
@@ -159,7 +165,7 @@ class LabNetwork:
             self._oper_seen[(d.name, itf.name.lower())] = itf.oper_up
 
     async def _start_ssh(self, d: LabDevice) -> None:
-        from faultloop.lab import ssh as lab_ssh
+        from lab import ssh as lab_ssh
 
         try:
             self._ssh[d.name] = await lab_ssh.start_ssh_server(

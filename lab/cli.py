@@ -47,9 +47,9 @@ def up(
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Start the lab and run until Ctrl-C."""
-    from faultloop.lab.faults import FaultError
-    from faultloop.lab.network import LabNetwork, LabStartError
-    from faultloop.lab.topology import TopologyError, default_demo_topology, generate_topology, load_topology
+    from lab.faults import FaultError
+    from lab.network import LabNetwork, LabStartError
+    from lab.topology import TopologyError, default_demo_topology, generate_topology, load_topology
 
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     if topology is not None and generate is not None:

@@ -22,8 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from faultloop.lab.model import LabInterface
-from faultloop.lab.shell.base import (
+from lab.model import LabInterface
+from lab.shell.base import (
     Arg,
     Match,
     Node,

@@ -29,10 +29,10 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from faultloop.lab.model import LabDevice, LabInterface
+from lab.model import LabDevice, LabInterface
 
 if TYPE_CHECKING:
-    from faultloop.lab.network import LabNetwork
+    from lab.network import LabNetwork
 
 log = logging.getLogger(__name__)
 

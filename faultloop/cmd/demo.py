@@ -11,11 +11,12 @@ from typing import Any
 
 from rich.console import Console
 
+import lab as lab_package
 from faultloop.runtime import Runtime
 from inventory import files
 from inventory.schemas import InventoryDoc
 
-DEMO_SCENARIO = Path(__file__).parent / "lab" / "data" / "scenario-demo.yaml"
+DEMO_SCENARIO = Path(lab_package.__file__).parent / "data" / "scenario-demo.yaml"
 SCENARIO_PAUSE_S = 60.0
 
 
@@ -39,9 +40,9 @@ async def run_demo(
     ssh_port: int,
     control_port: int,
 ) -> None:
-    from faultloop.app import run_service
-    from faultloop.lab.network import LabNetwork
-    from faultloop.lab.topology import default_demo_topology, generate_topology
+    from faultloop.cmd.app import run_service
+    from lab.network import LabNetwork
+    from lab.topology import default_demo_topology, generate_topology
 
     settings = rt.settings
     topology = generate_topology(generate, snmp_port=snmp_port, ssh_port=ssh_port) if generate else None

@@ -9,11 +9,11 @@ from typing import Any
 
 import yaml
 
-from faultloop.lab.snmp_agent import LAB_COMMUNITY
-from faultloop.lab.topology import Topology
-from faultloop.lab.usm import LAB_V3_AUTH_PASS, LAB_V3_PRIV_PASS, LAB_V3_USER
+from lab.snmp_agent import LAB_COMMUNITY
+from lab.topology import Topology
+from lab.usm import LAB_V3_AUTH_PASS, LAB_V3_PRIV_PASS, LAB_V3_USER
 
-LAB_SSH_USERNAME = "admin"  # same values as faultloop.lab.ssh (not imported: asyncssh is heavy)
+LAB_SSH_USERNAME = "admin"  # same values as lab.ssh (not imported: asyncssh is heavy)
 LAB_SSH_PASSWORD = "lab-admin"  # noqa: S105 - the lab's published demo credential
 
 

@@ -1,6 +1,6 @@
 """The lab network's SSH servers: one asyncssh listener per simulated device.
 
-Each listener serves the vendor CLI for its device (``faultloop.lab.shell``), reading and
+Each listener serves the vendor CLI for its device (``lab.shell``), reading and
 changing the same LabDevice the SNMP agent serves. netmiko's ``cisco_ios`` and
 ``juniper_junos`` drivers work against it unmodified.
 
@@ -21,10 +21,10 @@ from typing import Any
 
 import asyncssh
 
-from faultloop.lab.model import Clock, LabDevice
-from faultloop.lab.shell.base import Shell
-from faultloop.lab.shell.cisco_ios import CiscoIosShell
-from faultloop.lab.shell.juniper_junos import JunosShell
+from lab.model import Clock, LabDevice
+from lab.shell.base import Shell
+from lab.shell.cisco_ios import CiscoIosShell
+from lab.shell.juniper_junos import JunosShell
 
 log = logging.getLogger(__name__)
 

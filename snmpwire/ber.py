@@ -1,6 +1,6 @@
 """A small, strict BER codec for the SNMP subset faultloop speaks on the hot paths.
 
-One codec shared by the lab's agents (faultloop.lab) and the trap receiver
+One codec shared by the lab's agents (lab) and the trap receiver
 (collectors.traps). Hand-rolled rather than pyasn1 because both must handle thousands of
 messages per second on one core: decoding a request or a trap and encoding a
 200-varbind response must cost tens of microseconds, not milliseconds. It is

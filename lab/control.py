@@ -26,10 +26,10 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from faultloop.lab.faults import FAULTS, FaultError, UnknownTarget
+from lab.faults import FAULTS, FaultError, UnknownTarget
 
 if TYPE_CHECKING:
-    from faultloop.lab.network import LabNetwork
+    from lab.network import LabNetwork
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""SNMP wire codec: BER, PDUs, SNMPv3 messages and USM. A leaf: imports nothing of this repository."""
