@@ -1,0 +1,62 @@
+"""`faultloop db ...` and `faultloop secrets rotate`: the schema and the secrets at rest."""
+
+from __future__ import annotations
+
+import typer
+
+from faultloop import migrate
+from faultloop.cmd.cli.common import CliError, cli_settings, err, open_runtime, out
+from faultloop.db import safe_url, transaction
+from faultloop.vault import finish_key_file, key_from_env, prepend_key_file
+from inventory import service as inventory
+
+db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
+secrets_app = typer.Typer(no_args_is_help=True, help="Secrets at rest.")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(db_app, name="db")
+    app.add_typer(secrets_app, name="secrets")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every pending migration."""
+    rt = open_runtime(require_current=False)
+    migrate.upgrade(rt.engine)
+    err.print(f"database at {safe_url(rt.settings.effective_database_url)} is at {migrate.current_revision(rt.engine)}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Show the applied and the expected migration."""
+    rt = open_runtime(require_current=False)
+    out.print(f"current {migrate.current_revision(rt.engine)}, head {migrate.head_revision()}")
+
+
+# ---- secrets ----------------------------------------------------------------------
+
+
+@secrets_app.command("rotate")
+def secrets_rotate() -> None:
+    """Re-encrypt every stored secret under a new key.
+
+    With a key file, a new key is generated and the old one retired. With
+    FAULTLOOP_SECRET_KEY, put the new key first ("NEW,OLD") and run this; then drop OLD."""
+    settings = cli_settings()
+    if key_from_env(settings):
+        rt = open_runtime()
+        if len(rt.vault.keys) < 2:
+            raise CliError('FAULTLOOP_SECRET_KEY holds one key; set it to "NEW,OLD" to rotate')
+        with transaction(rt.sessions) as session:
+            count = inventory.rotate_secrets(session, rt.vault)
+        err.print(
+            f"re-encrypted {count} secret(s) under the first key; now remove the old key from FAULTLOOP_SECRET_KEY"
+        )
+        return
+    keys = prepend_key_file(settings)
+    rt = open_runtime()
+    with transaction(rt.sessions) as session:
+        count = inventory.rotate_secrets(session, rt.vault)
+    finish_key_file(settings, keys)
+    err.print(f"re-encrypted {count} secret(s) under a new key in {settings.secret_key_file}")

@@ -1,0 +1,82 @@
+"""`faultloop demo` and `faultloop lab ...`: the built-in lab network."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from typing import Annotated
+
+import typer
+from sqlalchemy.orm import Session
+
+from faultloop import migrate
+from faultloop.accounts import service as accounts
+from faultloop.cmd.cli.common import CLI_ACTOR, cli_settings, err
+from faultloop.cmd.cli.inventory import import_doc
+from faultloop.db import transaction
+from faultloop.errors import DomainError
+from faultloop.runtime import Runtime, build_runtime, check_database, configure_logging
+from inventory.schemas import InventoryDoc
+
+DEMO_POLL_INTERVAL_S = 15.0
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(demo)
+    try:
+        from lab.cli import app as lab_app
+    except ImportError:  # the lab package is optional in a trimmed install
+        return
+    app.add_typer(lab_app, name="lab", help="The built-in lab network: simulated devices and fault injection.")
+
+
+def seed_admin(rt: Runtime, session: Session) -> tuple[str | None, str]:
+    """Create the demo admin if missing; return (password or None if it existed, new token)."""
+    password = None
+    try:
+        user = accounts.get_user(session, "admin")
+    except DomainError:
+        password = secrets.token_urlsafe(12)
+        user = accounts.create_user(session, username="admin", role="admin", password=password, actor=CLI_ACTOR)
+    _row, token = accounts.create_token(
+        session, user=user, name="demo", ttl_days=rt.settings.token_ttl_days, actor=CLI_ACTOR
+    )
+    return password, token
+
+
+def demo(
+    devices: Annotated[int, typer.Option(help="0: the ~20-device demo topology; N: a generated network")] = 0,
+    lab_snmp_port: Annotated[int, typer.Option(min=1, max=65535, help="UDP port of every lab SNMP agent")] = 16100,
+    lab_ssh_port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port of every lab SSH CLI")] = 2222,
+    lab_control_port: Annotated[int, typer.Option(min=1, max=65535, help="lab fault-injection HTTP API")] = 8099,
+) -> None:
+    """Migrate, seed an admin, start the lab network, import it, and serve."""
+    from faultloop.cmd.demo import run_demo
+
+    settings = cli_settings()
+    if "poll_interval_s" not in settings.model_fields_set:  # the demo shows live rates sooner
+        settings = settings.model_copy(update={"poll_interval_s": DEMO_POLL_INTERVAL_S})
+    configure_logging(settings)
+    rt = build_runtime(settings)
+    check_database(rt, require_current=False)
+    migrate.upgrade(rt.engine)
+    with transaction(rt.sessions) as session:
+        password, token = seed_admin(rt, session)
+    asyncio.run(
+        run_demo(
+            rt,
+            password=password,
+            token=token,
+            generate=devices,
+            console=err,
+            import_inventory=lambda doc: _import_tx(rt, doc),
+            snmp_port=lab_snmp_port,
+            ssh_port=lab_ssh_port,
+            control_port=lab_control_port,
+        )
+    )
+
+
+def _import_tx(rt: Runtime, doc: InventoryDoc) -> dict[str, int]:
+    with transaction(rt.sessions) as session:
+        return import_doc(rt, session, doc, quiet=True)
