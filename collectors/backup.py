@@ -22,13 +22,15 @@ from sqlalchemy.orm import Session
 
 from collectors.backup_models import ConfigBackup
 from collectors.cli_commands import command_table
+from devices.conn import DeviceConn
 from devices.ssh import device_session, emit, write_transaction
 from faultloop import clock
 from faultloop.errors import InvalidInput, NotFound
 from faultloop.events import Event, ObservationSink
 from faultloop.metrics import REGISTRY
 from faultloop.runtime import Runtime
-from inventory.models import Device
+from inventory import queries
+from inventory.queries import DeviceRecord
 
 BACKUPS = Counter(
     "faultloop_config_backups_total",
@@ -87,7 +89,7 @@ def latest_backup(session: Session, device_id: int) -> ConfigBackup | None:
 
 
 def store_backup(
-    session: Session, *, device: Device, text: str, trigger: Trigger, actor: str
+    session: Session, *, device: DeviceRecord, text: str, trigger: Trigger, actor: str
 ) -> tuple[ConfigBackup, ConfigBackup | None, bool]:
     """(version, previous version, created). Unchanged text only moves ``last_seen_at`` of the latest."""
     if not text.strip():
@@ -117,8 +119,8 @@ def store_backup(
     return row, latest, True
 
 
-def _device(session: Session, device_id: int) -> Device:
-    device = session.get(Device, device_id)
+def _device(session: Session, device_id: int) -> DeviceRecord:
+    device = queries.device(session, device_id)
     if device is None:
         raise NotFound(f"device {device_id} not found")
     return device
@@ -213,14 +215,14 @@ class BackupOutcome:
     summary: dict[str, Any]  # backup_out() of the version, read in the transaction that stored it
 
 
-def fetch_config(conn: Any, device_type: str) -> str:
+def fetch_config(conn: DeviceConn, device_type: str) -> str:
+    """The running configuration, read with the platform's backup command (in enable mode where it needs it)."""
     spec = command_table().get(device_type)
     if spec is None:
         raise InvalidInput(f"device_type {device_type!r} has no backup command", field="device_type")
     if spec.privileged and not conn.check_enable_mode():
         conn.enable()
-    output: str = conn.send_command(spec.backup_command)
-    return output
+    return str(conn.send_command(spec.backup_command))
 
 
 def backup_device(

@@ -1,4 +1,4 @@
-"""Tables of the SSH/CLI side of the collectors: config backups, latest show results, SSH host keys."""
+"""Tables of the SSH/CLI side of the collectors: config backups and the latest show results."""
 
 from __future__ import annotations
 
@@ -46,22 +46,3 @@ class CliResult(Base):
     taken_at: Mapped[datetime] = mapped_column(UTCDateTime)
     output: Mapped[str] = mapped_column(Text)
     parsed: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
-
-
-class SshHostKey(Base):
-    """The trusted SSH host key of a device, and a key offered but not trusted (pending an admin's accept)."""
-
-    __tablename__ = "ssh_host_keys"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"), unique=True)
-    key_type: Mapped[str | None] = mapped_column(String(50), nullable=True)
-    key_base64: Mapped[str | None] = mapped_column(Text, nullable=True)
-    fingerprint: Mapped[str | None] = mapped_column(String(100), nullable=True)  # "SHA256:..."
-    trusted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    trusted_by: Mapped[str | None] = mapped_column(String(100), nullable=True)  # "tofu" or a user name
-    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    pending_key_type: Mapped[str | None] = mapped_column(String(50), nullable=True)
-    pending_key_base64: Mapped[str | None] = mapped_column(Text, nullable=True)
-    pending_fingerprint: Mapped[str | None] = mapped_column(String(100), nullable=True)
-    pending_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -36,7 +36,7 @@ from faultloop.errors import DomainError, NotFound
 from faultloop.events import ObservationSink
 from faultloop.metrics import REGISTRY
 from faultloop.runtime import Runtime
-from inventory.models import Device
+from inventory import queries
 
 log = logging.getLogger("faultloop.collectors.cli")
 
@@ -82,13 +82,13 @@ def store_result(
 
 
 def list_results(session: Session, *, device_id: int) -> list[CliResult]:
-    if session.get(Device, device_id) is None:
+    if queries.device(session, device_id) is None:
         raise NotFound(f"device {device_id} not found")
     return list(session.scalars(select(CliResult).where(CliResult.device_id == device_id).order_by(CliResult.command)))
 
 
 def latest_result(session: Session, *, device_id: int, command: str) -> CliResult:
-    device = session.get(Device, device_id)
+    device = queries.device(session, device_id)
     if device is None:
         raise NotFound(f"device {device_id} not found")
     row = session.scalar(select(CliResult).where(CliResult.device_id == device_id, CliResult.command == command))
@@ -119,7 +119,7 @@ def collect_device(rt: Runtime, device_id: int, *, sink: ObservationSink | None)
         if spec is None:
             return CollectOutcome(device_id, 0, 0)
         for command in spec.commands:
-            output = conn.send_command(command)
+            output = str(conn.send_command(command))
             rows = parse(conn.device_type, command, output)
             CLI_COMMANDS.labels(result="parsed" if rows is not None else "raw").inc()
             outputs.append((command, output, rows))
@@ -201,9 +201,12 @@ def _wait_all(futures: list[concurrent.futures.Future[Any]], timeout_s: float) -
 
 def ssh_device_ids(session: Session) -> list[int]:
     """Devices with SSH credentials and a platform in the command table."""
-    rows = session.scalars(select(Device).where(Device.ssh_username.is_not(None)).order_by(Device.id)).all()
     table = command_table()
-    return [d.id for d in rows if (d.ssh_password_enc or d.ssh_private_key_enc) and netmiko_device_type(d) in table]
+    return [
+        d.id
+        for d in queries.devices(session, with_ssh=True)
+        if (d.ssh_password_enc or d.ssh_private_key_enc) and netmiko_device_type(d) in table
+    ]
 
 
 # ---- the service --------------------------------------------------------------------

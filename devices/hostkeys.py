@@ -16,22 +16,35 @@ import base64
 import hashlib
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import paramiko
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from collectors.backup_models import SshHostKey
+from devices.models import SshHostKey
 from faultloop import clock
 from faultloop.audit import service as audit
 from faultloop.errors import Conflict, InvalidInput
 from faultloop.events import Event
-from inventory.models import Device
 
 log = logging.getLogger("faultloop.devices.hostkeys")
 
 POLICIES = ("strict", "tofu", "off")
+
+
+class KeyedDevice(Protocol):
+    """What the host key functions read of a device: an ``inventory.queries.DeviceRecord``, or
+    the row ``inventory.service`` hands the API and the CLI (they check the device exists)."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def hostname(self) -> str: ...
+
+    @property
+    def ssh_host_key_policy(self) -> str: ...
 
 
 class HostKeyError(Exception):
@@ -161,7 +174,9 @@ def record_pending(session: Session, *, device_id: int, offered: OfferedKey) -> 
     return row
 
 
-def accept_pending(session: Session, *, device: Device, actor: str, expected_fingerprint: str | None) -> SshHostKey:
+def accept_pending(
+    session: Session, *, device: KeyedDevice, actor: str, expected_fingerprint: str | None
+) -> SshHostKey:
     """Trust the pending key. With ``expected_fingerprint`` the admin confirms which key they checked."""
     row = get_host_key(session, device.id)
     if row is None or not row.pending_key_base64 or not row.pending_key_type or not row.pending_fingerprint:
@@ -190,7 +205,7 @@ def accept_pending(session: Session, *, device: Device, actor: str, expected_fin
     return row
 
 
-def host_key_accepted_event(device: Device, row: SshHostKey, *, actor: str) -> Event:
+def host_key_accepted_event(device: KeyedDevice, row: SshHostKey, *, actor: str) -> Event:
     """Clears the ``host_key_changed`` alarm of the device (same event type, severity cleared)."""
     return Event(
         source="api",
@@ -204,7 +219,7 @@ def host_key_accepted_event(device: Device, row: SshHostKey, *, actor: str) -> E
     )
 
 
-def host_key_out(device: Device, row: SshHostKey | None) -> dict[str, Any]:
+def host_key_out(device: KeyedDevice, row: SshHostKey | None) -> dict[str, Any]:
     return {
         "device_id": device.id,
         "hostname": device.hostname,

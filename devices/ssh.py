@@ -1,4 +1,4 @@
-"""A device session: one netmiko connection to an inventory Device, host key enforced.
+"""A device session: one netmiko connection to an inventory device, host key enforced.
 
     with device_session(rt, device_id, sink=sink) as conn:
         conn.send_command("show version")
@@ -37,6 +37,7 @@ from prometheus_client import Counter, Histogram
 from sqlalchemy.orm import Session
 
 from devices import hostkeys
+from devices.conn import DeviceConn
 from devices.hostkeys import HostKeyChanged, HostKeyError, OfferedKey, PinnedHostKeyPolicy
 from faultloop import clock
 from faultloop.db import transaction
@@ -46,9 +47,10 @@ from faultloop.events import Event, ObservationSink, Source
 from faultloop.metrics import REGISTRY
 from faultloop.runtime import Runtime
 from faultloop.vault import Vault
-from inventory.models import Device
+from inventory import queries
+from inventory.queries import DeviceRecord
 
-log = logging.getLogger("faultloop.collectors.ssh")
+log = logging.getLogger("faultloop.devices.ssh")
 
 SSH_SESSIONS = Counter(
     "faultloop_ssh_sessions_total",
@@ -121,7 +123,7 @@ class SshTarget:
     private_key: str | None = field(default=None, repr=False)
 
 
-def netmiko_device_type(device: Device) -> str:
+def netmiko_device_type(device: DeviceRecord) -> str:
     """The netmiko driver name of a device: its device_type, else its platform."""
     for candidate in (device.device_type, device.platform):
         if candidate and candidate in CLASS_MAPPER:
@@ -130,7 +132,7 @@ def netmiko_device_type(device: Device) -> str:
 
 
 def load_target(session: Session, vault: Vault, device_id: int) -> SshTarget:
-    device = session.get(Device, device_id)
+    device = queries.device(session, device_id)
     if device is None:
         raise NotFound(f"device {device_id} not found")
     if not device.ssh_username or not (device.ssh_password_enc or device.ssh_private_key_enc):
@@ -195,7 +197,7 @@ def _pinned_driver(device_type: str, policy: PinnedHostKeyPolicy) -> type[Any]:
     return type(f"Pinned{base.__name__}", (base,), {"_build_ssh_client": _build_ssh_client})
 
 
-def connect(target: SshTarget, policy: PinnedHostKeyPolicy, *, timeout_s: float) -> Any:
+def connect(target: SshTarget, policy: PinnedHostKeyPolicy, *, timeout_s: float) -> DeviceConn:
     driver = _pinned_driver(target.device_type, policy)
     params: dict[str, Any] = {
         "host": target.address,
@@ -218,7 +220,8 @@ def connect(target: SshTarget, policy: PinnedHostKeyPolicy, *, timeout_s: float)
         "read_timeout_override": timeout_s,
         "session_log": None,
     }
-    return driver(device_type=target.device_type, **params)
+    conn: DeviceConn = driver(device_type=target.device_type, **params)
+    return conn
 
 
 def _host_key_event(target: SshTarget, exc: HostKeyChanged, source: Source) -> Event:
@@ -251,7 +254,7 @@ def device_session(
     sink: ObservationSink | None = None,
     source: Source = "poll",
     lock_timeout_s: float | None = None,
-) -> Iterator[Any]:
+) -> Iterator[DeviceConn]:
     """Open a netmiko connection to the device; yields it and disconnects on exit.
 
     Raises NotFound / InvalidInput (inventory), DeviceBusy (lock), HostKeyError (key not

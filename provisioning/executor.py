@@ -27,21 +27,21 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from netmiko.exceptions import ConfigInvalidException
 from prometheus_client import Counter, Histogram
 
 from collectors.backup import fetch_config, store_backup
-from collectors.service import snmp_target
+from devices.conn import DeviceConn
 from devices.snmp import SnmpClient, SnmpTarget
 from devices.ssh import device_session, write_transaction
+from devices.targets import snmp_target
 from faultloop import clock
 from faultloop.errors import Conflict, DomainError, NotFound
 from faultloop.events import ObservationSink
 from faultloop.metrics import REGISTRY
 from faultloop.runtime import Runtime
-from inventory.models import Device
+from inventory import queries
 from provisioning import maintenance, policy, rules
 from provisioning import service as orders
 from provisioning.render import ShowCheck, SnmpCheck, service_type
@@ -108,7 +108,7 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}"  # driver text may repeat connection parameters
 
 
-def _enable(conn: Any, platform: str) -> None:
+def _enable(conn: DeviceConn, platform: str) -> None:
     """Privileged EXEC, out of configuration mode (a push stopped at an error leaves it there)."""
     if conn.check_config_mode():
         conn.exit_config_mode()
@@ -116,7 +116,7 @@ def _enable(conn: Any, platform: str) -> None:
         conn.enable()
 
 
-def _show_checks(conn: Any, checks: Sequence[ShowCheck], timeout_s: float) -> str | None:
+def _show_checks(conn: DeviceConn, checks: Sequence[ShowCheck], timeout_s: float) -> str | None:
     """None when every expectation matched; else what did not, after retrying until the timeout."""
     deadline = time.monotonic() + timeout_s
     while True:
@@ -152,12 +152,12 @@ class Hold:
         return self.verdict if self.decided.wait(self.timeout_s) else "rollback"  # no verdict: be safe
 
 
-def _push_in(conn: Any, rt: Runtime, job: DeviceJob, order_id: int, result: DeviceResult) -> None:
+def _push_in(conn: DeviceConn, rt: Runtime, job: DeviceJob, order_id: int, result: DeviceResult) -> None:
     _enable(conn, job.platform)
     result.stage = "backup"
     text = fetch_config(conn, conn.device_type)
     with write_transaction(rt) as session:
-        device = session.get(Device, job.device_id)
+        device = queries.device(session, job.device_id)
         if device is None:
             raise NotFound(f"device {job.device_id} not found")
         row, _prev, _created = store_backup(
@@ -318,7 +318,7 @@ def snmp_checks(rt: Runtime, jobs: Sequence[DeviceJob]) -> dict[int, str | None]
     targets: dict[int, SnmpTarget] = {}
     with write_transaction(rt) as session:
         for job in jobs:
-            device = session.get(Device, job.device_id)
+            device = queries.device(session, job.device_id)
             if job.snmps and device is not None and device.snmp_version:
                 target = snmp_target(
                     device, rt.vault, timeout_s=rt.settings.poll_timeout_s, retries=rt.settings.poll_retries
@@ -346,7 +346,7 @@ def snmp_checks(rt: Runtime, jobs: Sequence[DeviceJob]) -> dict[int, str | None]
     return asyncio.run(run())
 
 
-def _guarded_text(conn: Any, job: DeviceJob) -> str | None:
+def _guarded_text(conn: DeviceConn, job: DeviceJob) -> str | None:
     try:
         return fetch_config(conn, conn.device_type)
     except Exception as exc:  # read again at save time
@@ -354,7 +354,7 @@ def _guarded_text(conn: Any, job: DeviceJob) -> str | None:
         return None
 
 
-def _save_in(conn: Any, rt: Runtime, job: DeviceJob, order_id: int, *, text: str | None = None) -> DeviceResult:
+def _save_in(conn: DeviceConn, rt: Runtime, job: DeviceJob, order_id: int, *, text: str | None = None) -> DeviceResult:
     """Save the running configuration and store it (``text``: read after the push) as the post-change backup."""
     result = DeviceResult(job.device_id, job.hostname, ok=False, stage="save", touched=True)
     _enable(conn, job.platform)
@@ -366,14 +366,14 @@ def _save_in(conn: Any, rt: Runtime, job: DeviceJob, order_id: int, *, text: str
     if text is None:
         text = fetch_config(conn, conn.device_type)
     with write_transaction(rt) as session:
-        device = session.get(Device, job.device_id)
+        device = queries.device(session, job.device_id)
         if device is not None:
             store_backup(session, device=device, text=text, trigger="on_demand", actor=f"order {order_id}")
     result.ok, result.stage = True, "done"
     return result
 
 
-def _rollback_in(conn: Any, job: DeviceJob, backup_text: str) -> DeviceResult:
+def _rollback_in(conn: DeviceConn, job: DeviceJob, backup_text: str) -> DeviceResult:
     """Bring the device back to its pre-change backup and compare line by line."""
     result = DeviceResult(job.device_id, job.hostname, ok=False, stage="rollback", touched=True)
     _enable(conn, job.platform)
@@ -471,7 +471,7 @@ def _start(rt: Runtime, order_id: int, *, actor: str, role: str) -> list[DeviceJ
         st = service_type(order.service_type)
         jobs: list[DeviceJob] = []
         for item in order_items:
-            device = session.get(Device, item.device_id)
+            device = queries.device(session, item.device_id)
             assert device is not None
             platform = device.device_type or device.platform
             params = item.params

@@ -24,7 +24,8 @@ from faultloop import clock
 from faultloop.audit import service as audit
 from faultloop.audit.models import AuditEntry
 from faultloop.errors import Conflict, DomainError, InvalidInput, NotFound
-from inventory.models import Device, Site
+from inventory import queries
+from inventory.queries import DeviceRecord
 from provisioning import policy, rules
 from provisioning.models import OrderItem, ServiceInstance, ServiceOrder, ServiceResource, VlanAllocation, VlanPool
 from provisioning.render import ServiceType, service_type
@@ -83,10 +84,9 @@ def catalog_out(st: ServiceType) -> CatalogTypeOut:
 def create_pool(session: Session, data: VlanPoolIn, *, actor: str) -> VlanPool:
     site_id = None
     if data.site is not None:
-        site = session.scalar(select(Site).where(Site.name == data.site))
-        if site is None:
+        site_id = queries.site_id(session, data.site)
+        if site_id is None:
             raise InvalidInput(f"site: no site named {data.site!r}", field="site")
-        site_id = site.id
     if session.scalar(select(VlanPool).where(VlanPool.name == data.name)) is not None:
         raise Conflict(f"name: a VLAN pool named {data.name!r} exists", field="name")
     pool = VlanPool(name=data.name, site_id=site_id, vlan_min=data.vlan_min, vlan_max=data.vlan_max)
@@ -104,14 +104,14 @@ def create_pool(session: Session, data: VlanPoolIn, *, actor: str) -> VlanPool:
 
 
 def pool_out(session: Session, pool: VlanPool) -> VlanPoolOut:
-    site = session.get(Site, pool.site_id) if pool.site_id else None
+    site = queries.site_name(session, pool.site_id) if pool.site_id else None
     used = session.scalars(
         select(VlanAllocation.vlan).where(VlanAllocation.pool_id == pool.id).order_by(VlanAllocation.vlan)
     )
     return VlanPoolOut(
         id=pool.id,
         name=pool.name,
-        site=site.name if site else None,
+        site=site,
         vlan_min=pool.vlan_min,
         vlan_max=pool.vlan_max,
         allocated=list(used),
@@ -181,11 +181,7 @@ def list_orders(session: Session, *, state: str | None, limit: int, offset: int)
 
 def _hostnames(session: Session, device_ids: Iterable[int]) -> dict[int, str]:
     """Hostnames of these devices only (an order names a handful of the inventory's thousands)."""
-    wanted = set(device_ids)
-    if not wanted:
-        return {}
-    rows = session.execute(select(Device.id, Device.hostname).where(Device.id.in_(wanted)))
-    return {device_id: hostname for device_id, hostname in rows}
+    return {d.id: d.hostname for d in queries.devices(session, ids=device_ids)}
 
 
 def order_out(session: Session, order: ServiceOrder, *, role: str | None = None) -> OrderOut:
@@ -259,7 +255,7 @@ def create_order(session: Session, data: OrderIn, *, actor: str) -> ServiceOrder
     if data.vlan_pool is not None:
         _pool(session, data.vlan_pool)
     for i, target in enumerate(data.targets):
-        if session.scalar(select(Device.id).where(Device.hostname == target.device)) is None:
+        if queries.device_by_hostname(session, target.device) is None:
             raise InvalidInput(f"targets[{i}].device: no device named {target.device!r}", field=f"targets[{i}].device")
     now = clock.now()
     order = ServiceOrder(
@@ -292,8 +288,8 @@ def _move(session: Session, order: ServiceOrder, action: str, *, actor: str, rol
     return before
 
 
-def _device(session: Session, hostname: str) -> Device:
-    device = session.scalar(select(Device).where(Device.hostname == hostname))
+def _device(session: Session, hostname: str) -> DeviceRecord:
+    device = queries.device_by_hostname(session, hostname)
     if device is None:
         raise InvalidInput(f"device: no device named {hostname!r}", field="device")
     return device
@@ -331,8 +327,9 @@ def _validate(session: Session, order: ServiceOrder) -> None:
     if pool_field and data.vlan_pool and order.action == "activate":
         pool = _pool(session, data.vlan_pool)
         if pool.site_id is not None:  # a site's pool serves that site's devices only
+            pool_site = queries.site_name(session, pool.site_id)
             for seq, target in enumerate(targets):
-                if _device(session, target.device).site_id != pool.site_id:
+                if _device(session, target.device).site != pool_site:
                     raise InvalidInput(
                         f"targets[{seq}].device: {target.device} is not at the site of VLAN pool {pool.name!r}",
                         field=f"targets[{seq}].device",
@@ -383,7 +380,7 @@ def _plan(session: Session, order: ServiceOrder) -> None:
     instance = session.get(ServiceInstance, order.service_id) if order.service_id else None
     old_devices: dict[str, dict[str, Any]] = dict(instance.params.get("devices", {})) if instance else {}
     for item in items(session, order.id):
-        device = session.get(Device, item.device_id)
+        device = queries.device(session, item.device_id)
         assert device is not None
         platform = netmiko_device_type(device) or device.platform
         if order.action == "activate":

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from faultloop import clock
 from faultloop.db import transaction
 from faultloop.events import Event, ObservationSink, Sample
-from inventory.models import Device
+from inventory import queries
 from provisioning import policy
 from provisioning.models import OrderItem, ServiceOrder
 
@@ -29,13 +29,15 @@ log = logging.getLogger("faultloop.provisioning")
 
 
 def explained_by_order(session: Session, hostname: str, *, grace_s: float) -> bool:
+    device = queries.device_by_hostname(session, hostname)
+    if device is None:  # an order item always names an inventory device
+        return False
     since = clock.now() - timedelta(seconds=grace_s)
     found = session.scalar(
         select(ServiceOrder.id)
         .join(OrderItem, OrderItem.order_id == ServiceOrder.id)
-        .join(Device, Device.id == OrderItem.device_id)
         .where(
-            Device.hostname == hostname,
+            OrderItem.device_id == device.id,
             or_(ServiceOrder.state.in_(policy.ACTIVE), ServiceOrder.finished_at >= since),
         )
         .limit(1)

@@ -13,6 +13,7 @@ def all_metadata() -> MetaData:
     import alarms.models  # noqa: F401
     import collectors.backup_models  # noqa: F401
     import collectors.models  # noqa: F401
+    import devices.models  # noqa: F401
     import faultloop.accounts.models  # noqa: F401
     import faultloop.audit.models  # noqa: F401
     import inventory.models  # noqa: F401

@@ -7,12 +7,13 @@ import pytest
 from sqlalchemy import select
 
 from collectors.backup import backup_device
-from collectors.backup_models import ConfigBackup, SshHostKey
+from collectors.backup_models import ConfigBackup
 from devices import hostkeys
 from devices.hostkeys import HostKeyChanged, HostKeyUnknown, PinnedHostKeyPolicy, fingerprint
+from devices.models import SshHostKey
 from devices.ssh import device_session
 from faultloop.audit.models import AuditEntry
-from inventory.models import Device
+from inventory import queries
 from lab.ssh import LAB_SSH_USERNAME
 from tests.collectors import cli_lab
 from tests.collectors.cli_lab import add_to_inventory
@@ -70,7 +71,7 @@ def test_tofu_stores_first_key_then_changed_key_aborts_before_auth(lab_ssh, host
     assert "lab-admin" not in repr(event)
 
     # an admin accepts the new key (audited); the next session works
-    device = session.get(Device, device_id)
+    device = queries.device(session, device_id)
     with pytest.raises(Exception) as wrong:
         hostkeys.accept_pending(session, device=device, actor="root", expected_fingerprint="SHA256:nope")
     assert f"fingerprint: the pending key is {_fp(other)}, not SHA256:nope" in str(wrong.value)
@@ -96,7 +97,7 @@ def test_strict_without_stored_key_refuses_before_auth(lab_ssh, sink, runtime, s
     assert row.fingerprint is None and row.pending_fingerprint is not None
     assert sink.events == []  # no key ever trusted: nothing "changed"
 
-    hostkeys.accept_pending(session, device=session.get(Device, device_id), actor="root", expected_fingerprint=None)
+    hostkeys.accept_pending(session, device=queries.device(session, device_id), actor="root", expected_fingerprint=None)
     session.commit()
     with device_session(runtime, device_id, sink=sink) as conn:
         assert conn.find_prompt() == "admin@hk-jnp1>"
@@ -115,7 +116,9 @@ def test_accept_without_pending_key_is_a_conflict(session, vault):
     lab = cli_lab.make_lab_device("cisco_ios", "hk-none1")
     device_id = add_to_inventory(session, vault, lab)
     with pytest.raises(Exception, match="device 'hk-none1' has no pending SSH host key to accept"):
-        hostkeys.accept_pending(session, device=session.get(Device, device_id), actor="root", expected_fingerprint=None)
+        hostkeys.accept_pending(
+            session, device=queries.device(session, device_id), actor="root", expected_fingerprint=None
+        )
     assert session.scalar(select(SshHostKey).where(SshHostKey.device_id == device_id)) is None
 
 
