@@ -6,7 +6,7 @@ In one run, against the same agent (Debian snmpd on a random loopback address):
 
 * reference: ``snmpbulkwalk -v2c -Cr25 -On`` of 1.3.6.1, wall and CPU (child rusage);
 * faultloop: ``SnmpClient.walk`` as the poller runs it for v2c (one UDP socket, the strict
-  community codec in ``collectors.snmp_ber``), wall and process CPU, client made once;
+  community codec in ``snmpwire.pdu``), wall and process CPU, client made once;
 * the same walk through the long-lived pysnmp engine (numeric OIDs, no MIB lookups,
   direct rfc3413 command generator: what DES / AES-192/256 polls still use);
 * SNMPv3 authPriv (SHA-256, AES-128): ``snmpbulkwalk -v3 -l authPriv`` vs

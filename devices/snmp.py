@@ -1,7 +1,7 @@
 """The SNMP adapter: GET and multi-column GETBULK walks with numeric OIDs.
 
 v1/v2c and SNMPv3 with USM (noAuthNoPriv, authNoPriv and authPriv with HMAC-MD5/SHA/SHA-2
-and AES-128) go through faultloop's own strict codec (``snmp_ber``, ``snmpwire.v3``)
+and AES-128) go through faultloop's own strict codec (``snmpwire.pdu``, ``snmpwire.v3``)
 on two UDP sockets: no pyasn1 on the hot path. pysnmp's engine measured about 40 ms of
 CPU per v3 poll, which capped a 500-device v3 fleet at ~900 polls/min. What the codec
 does not speak (DES, AES-192/256 with their non-standard key extensions) goes through
@@ -34,11 +34,9 @@ from pysnmp.hlapi.v3arch.asyncio.lcd import CommandGeneratorLcdConfigurator
 from pysnmp.hlapi.v3arch.asyncio.transport import UdpTransportTarget
 from pysnmp.proto import rfc1902, rfc1905
 
-from collectors import snmp_ber
-from snmpwire import ber
+from snmpwire import ber, pdu
 from snmpwire import v3 as snmpv3
-from snmpwire.usm import AUTH_PROTOCOLS as USM_HASHES
-from snmpwire.usm import aes_decrypt, localize, password_to_key
+from snmpwire.usm import UsmUser, aes_decrypt
 
 Oid = tuple[int, ...]
 Value = int | bytes | Oid | None  # None: noSuchObject / noSuchInstance
@@ -147,8 +145,8 @@ _OCTETS = (rfc1902.OctetString.tagSet, rfc1902.IpAddress.tagSet, rfc1902.Opaque.
 _OID = ObjectIdentifier.tagSet
 
 
-EndOfMib = snmp_ber.EndOfMibView
-END_OF_MIB = snmp_ber.END_OF_MIB_VIEW_VALUE
+EndOfMib = pdu.EndOfMibView
+END_OF_MIB = pdu.END_OF_MIB_VIEW_VALUE
 
 
 def to_python(value: Any) -> Value | EndOfMib:
@@ -209,7 +207,7 @@ class _CommunityProtocol(_Replies):
     """Community (v1/v2c) Response-PDUs: matched by request id, source address and community."""
 
     def decode(self, data: bytes) -> tuple[int, bytes, Any]:
-        _version, community, request_id, status, index, varbinds = snmp_ber.decode_response(data)
+        _version, community, request_id, status, index, varbinds = pdu.decode_response(data)
         return request_id, community, (status, index, varbinds)
 
 
@@ -217,9 +215,8 @@ class _V3Protocol(_Replies):
     """SNMPv3 messages: matched by msgID and source address; checked further by the request."""
 
     def decode(self, data: bytes) -> tuple[int, bytes, Any]:
-        s, e = ber.expect(data, 0, len(data), ber.SEQUENCE)
-        version, p = ber.read_int(data, s, e)
-        if version != 3 or e != len(data):
+        version, p, e = pdu.read_message(data)
+        if version != 3:
             raise ber.BerError("not an SNMPv3 message")
         msg = snmpv3.parse(data, p, e)
         return msg.msg_id, b"", (data, msg)
@@ -260,7 +257,7 @@ REPORT_ERRORS = {
 class SnmpClient:
     """One engine for the whole process: every request goes through it.
 
-    v1/v2c: one UDP socket and the strict codec in ``snmp_ber``. v3: another socket and
+    v1/v2c: one UDP socket and the strict codec in ``snmpwire.pdu``. v3: another socket and
     ``snmpwire.v3`` (discovery, time synchronisation, HMAC, AES-128), with each agent's
     engine ID, boots and time remembered; DES and AES-192/256 go through one long-lived
     pysnmp engine. Pass ``native=False`` to send every request through pysnmp (benchmarks).
@@ -357,16 +354,16 @@ class SnmpClient:
         raise SnmpError("No SNMP response received before timeout", timeout=True)
 
     async def _community_request(self, t: SnmpTarget, kind: str, oids: Sequence[Oid], a: int, b: int) -> Rows:
-        tag = {"get": snmp_ber.GET, "next": snmp_ber.GETNEXT, "bulk": snmp_ber.GETBULK}[kind]
+        tag = {"get": ber.GET, "next": ber.GETNEXT, "bulk": ber.GETBULK}[kind]
         version = 0 if t.version == "v1" else 1
         community = t.community.encode()
 
         def build(request_id: int) -> bytes:
-            return snmp_ber.encode_request(version, community, tag, request_id, oids, a, b)
+            return pdu.encode_community(version, community, pdu.encode_request(tag, request_id, oids, a, b))
 
         status, index, varbinds = await self._exchange(t, _CommunityProtocol, build, community)
         if status:
-            name = snmp_ber.ERROR_STATUS.get(status, str(status))
+            name = pdu.ERROR_STATUS.get(status, str(status))
             raise SnmpError(f"agent error {name} at index {index}")
         return varbinds
 
@@ -375,9 +372,7 @@ class SnmpClient:
     async def _discover(self, t: SnmpTarget) -> _Engine:
         """RFC 3414 4: an unauthenticated, empty request; the agent's Report names its engine."""
         request_id = self._next_id()
-        scoped = ber.enc_seq(
-            ber.enc_octets(b""), ber.enc_octets(b""), snmp_ber.encode_pdu(snmp_ber.GET, request_id, [])
-        )
+        scoped = ber.enc_seq(ber.enc_octets(b""), ber.enc_octets(b""), pdu.encode_request(ber.GET, request_id, []))
 
         def build(msg_id: int) -> bytes:
             return snmpv3.encode(
@@ -397,18 +392,14 @@ class SnmpClient:
         cache_key = (secrets.digest(), engine_id)
         keys = self._v3_keys.get(cache_key)
         if keys is None:
-            auth_key = priv_key = b""
-            if auth is not None:
-                hash_name = USM_HASHES[CANONICAL_AUTH.get(auth, auth)][0]
-                try:
-                    auth_key = localize(password_to_key(t.auth_key, hash_name), engine_id, hash_name)
-                    if priv is not None:
-                        priv_key = localize(password_to_key(t.priv_key, hash_name), engine_id, hash_name)[:16]
-                except ValueError:  # an empty password
-                    raise SnmpConfigError("snmp_auth_key / snmp_priv_key: required for this security level") from None
+            auth_proto = CANONICAL_AUTH.get(auth, auth) if auth else None
+            try:
+                user = UsmUser.from_passwords(t.user, auth_proto, t.auth_key, "AES" if priv else None, t.priv_key)
+            except ValueError:  # an empty password
+                raise SnmpConfigError("snmp_auth_key / snmp_priv_key: required for this security level") from None
             if len(self._v3_keys) > 65536:
                 self._v3_keys.clear()
-            keys = self._v3_keys[cache_key] = (auth_key, priv_key)
+            keys = self._v3_keys[cache_key] = user.keys(engine_id)
         return keys
 
     async def _v3_request(
@@ -443,9 +434,9 @@ class SnmpClient:
         auth_key, priv_key = self._keys(t, auth, priv, engine.engine_id)
         user = t.user.encode()
         request_id = self._next_id()
-        tag = {"get": snmp_ber.GET, "next": snmp_ber.GETNEXT, "bulk": snmp_ber.GETBULK}[kind]
+        tag = {"get": ber.GET, "next": ber.GETNEXT, "bulk": ber.GETBULK}[kind]
         scoped = ber.enc_seq(
-            ber.enc_octets(engine.engine_id), ber.enc_octets(b""), snmp_ber.encode_pdu(tag, request_id, oids, a, b)
+            ber.enc_octets(engine.engine_id), ber.enc_octets(b""), pdu.encode_request(tag, request_id, oids, a, b)
         )
 
         def build(msg_id: int) -> bytes:
@@ -475,10 +466,10 @@ class SnmpClient:
                 _ctx, _name, pdu_at, end = snmpv3.scoped_pdu(data, 0, len(data))
             else:
                 _ctx, _name, pdu_at, end = snmpv3.scoped_pdu(data, msg.data_at, len(data))
-            pdu_tag, got_id, status, index, varbinds = snmp_ber.decode_pdu(data, pdu_at, end)
+            pdu_tag, got_id, status, index, varbinds = pdu.decode_answer(data, pdu_at, end)
         except ber.BerError:
             raise SnmpError("SNMPv3: a malformed answer (a wrong privacy password garbles it)") from None
-        if pdu_tag == snmp_ber.REPORT:
+        if pdu_tag == ber.REPORT:
             reason = snmpv3.USM_STAT_NAMES.get(varbinds[0][0], "unknown") if varbinds else "unknown"
             return _V3Answer([], reason, authentic, msg.boots, msg.time)
         if (auth_proto is not None and not authentic) or (priv is not None and not msg.private):
@@ -486,7 +477,7 @@ class SnmpClient:
         if got_id != request_id:
             raise SnmpError("SNMPv3: an answer to another request")
         if status:
-            raise SnmpError(f"agent error {snmp_ber.ERROR_STATUS.get(status, str(status))} at index {index}")
+            raise SnmpError(f"agent error {pdu.ERROR_STATUS.get(status, str(status))} at index {index}")
         return _V3Answer(varbinds, None, authentic, msg.boots, msg.time)
 
     async def _pysnmp_request(self, t: SnmpTarget, kind: str, oids: Sequence[Oid], a: int, b: int) -> Rows:

@@ -1,6 +1,6 @@
 """The lab's SNMP agent: one asyncio UDP endpoint per device, v1/v2c/v3 (USM authPriv).
 
-Each request is decoded with the strict codec in ``snmpwire.ber``, answered from
+Each request is decoded with the strict codec in ``snmpwire.pdu``, answered from
 the device's ``MibView`` (values computed on read from the model) and encoded by hand.
 Nothing a peer sends can raise out of ``datagram_received``: malformed packets are
 counted in ``AgentStats.malformed`` and dropped, like a real agent's snmpInASNParseErrs.
@@ -19,9 +19,11 @@ from typing import Any
 from lab import usm
 from lab.mib import MibView
 from lab.model import Clock, LabDevice
-from snmpwire import ber
+from snmpwire import ber, pdu
 from snmpwire import v3 as snmpv3
-from snmpwire.ber import BerError, enc_int, enc_octets, enc_seq, tlv
+from snmpwire.ber import BerError, enc_octets, enc_seq
+from snmpwire.pdu import encode_pdu, varbind
+from snmpwire.usm import TIME_WINDOW_S, UsmUser, aes_decrypt
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +50,7 @@ class AgentStats:
     dropped_fault: int = 0
     ignored_crashed: int = 0
     unsupported_pdu: int = 0
-    usm: dict[str, int] = field(default_factory=lambda: dict.fromkeys(usm.USM_STATS, 0))
+    usm: dict[str, int] = field(default_factory=lambda: dict.fromkeys(snmpv3.USM_STATS, 0))
 
     def as_dict(self) -> dict[str, Any]:
         out = {k: v for k, v in self.__dict__.items() if k != "usm"}
@@ -56,33 +58,13 @@ class AgentStats:
         return out
 
 
-def parse_pdu(buf: bytes, pos: int, end: int) -> tuple[Pdu, int]:
-    tag, s, e = ber.read_tlv(buf, pos, end)
-    if tag < 0xA0 or tag > 0xA8:
-        raise BerError(f"not a PDU tag: 0x{tag:02x}")
-    if tag == ber.TRAP_V1:
-        return (tag, 0, 0, 0, []), e
-    reqid, p = ber.read_int(buf, s, e)
-    f1, p = ber.read_int(buf, p, e)
-    f2, p = ber.read_int(buf, p, e)
-    vs, ve = ber.expect(buf, p, e, ber.SEQUENCE)
-    oids: list[tuple[int, ...]] = []
-    p = vs
-    while p < ve:
-        bs, be = ber.expect(buf, p, ve, ber.SEQUENCE)
-        oid, q = ber.read_oid(buf, bs, be)
-        ber.read_tlv(buf, q, be)  # the value is ignored (no SET support) but must be well-formed
-        oids.append(oid)
-        p = be
-    return (tag, reqid, f1, f2, oids), e
-
-
-def encode_response(reqid: int, status: int, index: int, varbinds: list[bytes], tag: int = ber.RESPONSE) -> bytes:
-    return tlv(tag, enc_int(reqid) + enc_int(status) + enc_int(index) + tlv(ber.SEQUENCE, b"".join(varbinds)))
-
-
-def varbind(oid_tlv: bytes, value_tlv: bytes) -> bytes:
-    return tlv(ber.SEQUENCE, oid_tlv + value_tlv)
+def parse_pdu(buf: bytes, pos: int, end: int) -> Pdu:
+    tag, _s, _e = ber.read_tlv(buf, pos, end)
+    if tag == ber.TRAP_V1:  # well-formed, but not a request: ``process`` counts it as unsupported
+        return (tag, 0, 0, 0, [])
+    tag, reqid, f1, f2, varbinds = pdu.decode_pdu(buf, pos, end)
+    # the values are ignored (no SET support) but were checked to be well-formed
+    return (tag, reqid, f1, f2, [oid for oid, _value in varbinds])
 
 
 class SnmpAgent(asyncio.DatagramProtocol):
@@ -95,13 +77,13 @@ class SnmpAgent(asyncio.DatagramProtocol):
         now: Clock,
         resolve: Callable[[str], LabDevice | None] = lambda name: None,
         community: str = LAB_COMMUNITY,
-        user: usm.UsmUser | None = None,
+        user: UsmUser | None = None,
         on_auth_failure: Callable[[LabDevice, tuple[str, int]], None] | None = None,
     ) -> None:
         self.device = device
         self.now = now
         self.community = community.encode()
-        self.user = user or usm.UsmUser()
+        self.user = user or usm.lab_user()
         self.engine_id = usm.engine_id_for(device.name)
         self.mib = MibView(device, now, resolve, self.engine_id)
         self.stats = AgentStats()
@@ -157,9 +139,7 @@ class SnmpAgent(asyncio.DatagramProtocol):
 
     # ------------------------------------------------------------ messages
     def handle(self, buf: bytes, addr: tuple[str, int]) -> bytes | None:
-        end = len(buf)
-        s, e = ber.expect(buf, 0, end, ber.SEQUENCE)
-        version, p = ber.read_int(buf, s, e)
+        version, p, e = pdu.read_message(buf)
         if version in (0, 1):
             return self._community_message(buf, p, e, version, addr)
         if version == 3:
@@ -169,18 +149,18 @@ class SnmpAgent(asyncio.DatagramProtocol):
 
     def _community_message(self, buf: bytes, p: int, e: int, version: int, addr: tuple[str, int]) -> bytes | None:
         community, p = ber.read_octets(buf, p, e)
-        pdu, _ = parse_pdu(buf, p, e)
+        request = parse_pdu(buf, p, e)
         if not hmac.compare_digest(community, self.community):
             self.stats.bad_community += 1
             if self.on_auth_failure is not None:
                 self.on_auth_failure(self.device, addr)
             return None
-        if version == 0 and pdu[0] == ber.GETBULK:
+        if version == 0 and request[0] == ber.GETBULK:
             raise BerError("GetBulk in an SNMPv1 message")
-        resp = self.process(pdu, v1=version == 0, max_size=MAX_UDP_PAYLOAD - 60 - len(community))
+        resp = self.process(request, v1=version == 0, max_size=MAX_UDP_PAYLOAD - 60 - len(community))
         if resp is None:
             return None
-        return enc_seq(enc_int(version), enc_octets(community), resp)
+        return pdu.encode_community(version, community, resp)
 
     def _engine_time(self) -> int:
         return max(0, int(self.now() - self.device.boot_time))
@@ -212,8 +192,9 @@ class SnmpAgent(asyncio.DatagramProtocol):
             if not m.reportable:
                 return None
             value = ber.enc_uint(self.stats.usm[name], ber.COUNTER32)
-            pdu = encode_response(reqid, 0, 0, [varbind(ber.enc_oid(snmpv3.USM_STATS[name]), value)], ber.REPORT)
-            return answer(enc_seq(enc_octets(self.engine_id), enc_octets(b""), pdu), self._engine_time(), authed)
+            stat = varbind(ber.enc_oid(snmpv3.USM_STATS[name]), value)
+            scoped = enc_seq(enc_octets(self.engine_id), enc_octets(b""), encode_pdu(ber.REPORT, reqid, 0, 0, [stat]))
+            return answer(scoped, self._engine_time(), authed)
 
         if m.engine_id != self.engine_id:
             return report("unknown_engine_ids")
@@ -225,19 +206,19 @@ class SnmpAgent(asyncio.DatagramProtocol):
         if not snmpv3.digest_ok(buf, m, usm.AUTH_PROTOCOL, auth_key):
             return report("wrong_digests")
         our_time = self._engine_time()
-        if m.boots != self.device.engine_boots or abs(m.time - our_time) > usm.TIME_WINDOW_S:
+        if m.boots != self.device.engine_boots or abs(m.time - our_time) > TIME_WINDOW_S:
             return report("not_in_time_windows", authed=True)
         if m.private:
             if len(m.priv_params) != 8:
                 return report("decryption_errors")
-            plain = usm.aes_decrypt(priv_key, m.boots, m.time, m.priv_params, snmpv3.encrypted(buf, m, e))
+            plain = aes_decrypt(priv_key, m.boots, m.time, m.priv_params, snmpv3.encrypted(buf, m, e))
             try:
                 scoped = self._parse_scoped(plain, 0, len(plain))
             except BerError:
                 return report("decryption_errors")
         assert scoped is not None
-        ctx_name, pdu = scoped
-        resp = self.process(pdu, v1=False, max_size=min(m.max_size, MAX_UDP_PAYLOAD) - 200)
+        ctx_name, request = scoped
+        resp = self.process(request, v1=False, max_size=min(m.max_size, MAX_UDP_PAYLOAD) - 200)
         if resp is None:
             return None
         return answer(enc_seq(enc_octets(self.engine_id), enc_octets(ctx_name), resp), our_time, True, m.private)
@@ -245,12 +226,11 @@ class SnmpAgent(asyncio.DatagramProtocol):
     @staticmethod
     def _parse_scoped(buf: bytes, pos: int, end: int) -> tuple[bytes, Pdu]:
         _ctx_engine, ctx_name, pdu_at, scoped_end = snmpv3.scoped_pdu(buf, pos, end)
-        pdu, _ = parse_pdu(buf, pdu_at, scoped_end)
-        return ctx_name, pdu
+        return ctx_name, parse_pdu(buf, pdu_at, scoped_end)
 
     # ------------------------------------------------------------ PDUs
-    def process(self, pdu: Pdu, *, v1: bool, max_size: int) -> bytes | None:
-        tag, reqid, f1, f2, oids = pdu
+    def process(self, request: Pdu, *, v1: bool, max_size: int) -> bytes | None:
+        tag, reqid, f1, f2, oids = request
         mib = self.mib
         mib.ensure()  # before anything reads mib.oids / mib.oid_tlvs directly
         if tag == ber.GET:
@@ -284,14 +264,14 @@ class SnmpAgent(asyncio.DatagramProtocol):
         return None
 
     def _v1_error(self, reqid: int, status: int, index: int, oids: list[tuple[int, ...]]) -> bytes:
-        return encode_response(reqid, status, index, [varbind(ber.enc_oid(o), b"\x05\x00") for o in oids])
+        return encode_pdu(ber.RESPONSE, reqid, status, index, [varbind(ber.enc_oid(o), b"\x05\x00") for o in oids])
 
     def _fit(self, reqid: int, vbs: list[bytes], oids: list[tuple[int, ...]], v1: bool, max_size: int) -> bytes:
         if sum(len(v) for v in vbs) > max_size:
             if v1:
                 return self._v1_error(reqid, TOO_BIG, 0, oids)
-            return encode_response(reqid, TOO_BIG, 0, [])
-        return encode_response(reqid, NO_ERROR, 0, vbs)
+            return encode_pdu(ber.RESPONSE, reqid, TOO_BIG, 0, [])
+        return encode_pdu(ber.RESPONSE, reqid, NO_ERROR, 0, vbs)
 
     def _bulk(self, reqid: int, non_rep: int, max_rep: int, oids: list[tuple[int, ...]], max_size: int) -> bytes:
         mib = self.mib
@@ -307,7 +287,7 @@ class SnmpAgent(asyncio.DatagramProtocol):
             size += len(vb)
             vbs.append(vb)
         if size > max_size:
-            return encode_response(reqid, TOO_BIG, 0, [])
+            return encode_pdu(ber.RESPONSE, reqid, TOO_BIG, 0, [])
         cursors = list(oids[non_rep:])
         if cursors:
             max_rep = min(max_rep, MAX_BULK_VARBINDS // len(cursors))
@@ -338,4 +318,4 @@ class SnmpAgent(asyncio.DatagramProtocol):
             size += added
             if all_end:
                 break
-        return encode_response(reqid, NO_ERROR, 0, vbs)
+        return encode_pdu(ber.RESPONSE, reqid, NO_ERROR, 0, vbs)

@@ -18,10 +18,12 @@ from typing import Any
 from lab import usm
 from lab.mib import IF_ENTRY, IFX_ENTRY
 from lab.model import Clock, LabDevice, LabInterface
-from lab.snmp_agent import LAB_COMMUNITY, encode_response, varbind
+from lab.snmp_agent import LAB_COMMUNITY
 from snmpwire import ber
 from snmpwire import v3 as snmpv3
-from snmpwire.ber import enc_int, enc_octets, enc_oid, enc_seq
+from snmpwire.ber import enc_octets, enc_oid, enc_seq
+from snmpwire.pdu import encode_community, encode_pdu, varbind
+from snmpwire.usm import UsmUser
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +55,7 @@ class TrapSender:
         now: Clock,
         community: str = LAB_COMMUNITY,
         version: str = "v2c",
-        user: usm.UsmUser | None = None,
+        user: UsmUser | None = None,
         device_sender: DeviceSender | None = None,
     ) -> None:
         if version not in ("v2c", "v3"):
@@ -62,7 +64,7 @@ class TrapSender:
         self.now = now
         self.community = community.encode()
         self.version = version
-        self.user = user or usm.UsmUser()
+        self.user = user or usm.lab_user()
         self.device_sender = device_sender
         self.stats = TrapStats()
         self._ids = itertools.count(1)
@@ -98,9 +100,9 @@ class TrapSender:
         vbs += [varbind(enc_oid(oid), ber.enc_value(*val)) for oid, val in varbinds]
         vbs.append(varbind(enc_oid(SNMP_TRAP_ADDRESS_0), ber.enc_value(ber.IP_ADDRESS, _ip(device.address))))
         reqid = next(self._ids) & 0x7FFFFFFF
-        pdu = encode_response(reqid, 0, 0, vbs, ber.TRAP_V2)
+        pdu = encode_pdu(ber.TRAP_V2, reqid, 0, 0, vbs)
         if self.version == "v2c":
-            return enc_seq(enc_int(1), enc_octets(self.community), pdu)
+            return encode_community(1, self.community, pdu)
         engine_id = usm.engine_id_for(device.name)
         auth_key, priv_key = self.user.keys(engine_id)
         scoped = enc_seq(enc_octets(engine_id), enc_octets(b""), pdu)

@@ -1,13 +1,13 @@
-"""A small, strict BER codec for the SNMP subset faultloop speaks on the hot paths.
+"""A small, strict BER codec for the SNMP subset faultloop speaks on its hot paths.
 
-One codec shared by the lab's agents (lab) and the trap receiver
-(collectors.traps). Hand-rolled rather than pyasn1 because both must handle thousands of
-messages per second on one core: decoding a request or a trap and encoding a
-200-varbind response must cost tens of microseconds, not milliseconds. It is
-deliberately strict: single-byte tags, definite lengths of at most 4 length octets,
-bounded OIDs and integers; anything else raises ``BerError``, which callers count as a
-malformed packet and drop. Fuzzed in tests/lab/test_ber.py and
-tests/collectors/test_traps_fuzz.py.
+The one BER layer under the poller (devices.snmp), the trap receiver (collectors.traps)
+and the lab's agents (lab). Hand-rolled rather than pyasn1 because each must handle
+thousands of messages per second on one core: decoding a response or a trap and encoding
+a 200-varbind response must cost tens of microseconds, not milliseconds (pyasn1 was about
+70 % of a pysnmp walk's CPU). It is deliberately strict: single-byte tags, definite
+lengths of at most 4 length octets, integers of 1 to 9 octets, OIDs of at most 128 arcs
+with minimally encoded sub-identifiers of at most 32 bits; anything else raises
+``BerError``, which callers count as a malformed packet and drop.
 """
 
 from __future__ import annotations
@@ -42,6 +42,11 @@ TRAP_V2 = 0xA7
 REPORT = 0xA8
 
 MAX_OID_ARCS = 128
+MAX_SUBID = 0xFFFFFFFF  # SMI: every sub-identifier is an unsigned 32-bit number
+MAX_INT_OCTETS = 9  # Counter64 may need a leading zero octet
+OID_CACHE_SIZE = 65536
+
+Oid = tuple[int, ...]
 
 
 class BerError(ValueError):
@@ -80,11 +85,16 @@ def expect(buf: bytes, pos: int, end: int, tag: int) -> tuple[int, int]:
     return s, e
 
 
+def dec_int(buf: bytes, s: int, e: int, signed: bool = True) -> int:
+    """The integer in ``buf[s:e]`` (the content octets of an INTEGER, Counter, Gauge, TimeTicks)."""
+    if e - s > MAX_INT_OCTETS or e == s:
+        raise BerError("bad integer length")
+    return int.from_bytes(buf[s:e], "big", signed=signed)
+
+
 def read_int(buf: bytes, pos: int, end: int, tag: int = INTEGER) -> tuple[int, int]:
     s, e = expect(buf, pos, end, tag)
-    if e - s == 0 or e - s > 9:
-        raise BerError("bad integer length")
-    return int.from_bytes(buf[s:e], "big", signed=tag == INTEGER), e
+    return dec_int(buf, s, e, tag == INTEGER), e
 
 
 def read_octets(buf: bytes, pos: int, end: int) -> tuple[bytes, int]:
@@ -92,40 +102,72 @@ def read_octets(buf: bytes, pos: int, end: int) -> tuple[bytes, int]:
     return bytes(buf[s:e]), e
 
 
-def decode_oid(buf: bytes, s: int, e: int) -> tuple[int, ...]:
-    if e <= s:
+_OID_CACHE: dict[bytes, Oid] = {}
+_TEXT_CACHE: dict[Oid, str] = {}
+
+
+def decode_oid(buf: bytes, s: int, e: int) -> Oid:
+    """The OID whose content octets are ``buf[s:e]``.
+
+    Agents and traps repeat the same OIDs (sysUpTime.0, snmpTrapOID.0, the columns of every
+    device's ifTable...), so decoded OIDs are cached by their encoding; the cache is bounded
+    and simply cleared when full.
+    """
+    raw = buf[s:e]
+    oid = _OID_CACHE.get(raw)
+    if oid is None:
+        oid = _decode_oid(raw)
+        if len(_OID_CACHE) >= OID_CACHE_SIZE:
+            _OID_CACHE.clear()
+        _OID_CACHE[raw] = oid
+    return oid
+
+
+def _decode_oid(raw: bytes) -> Oid:
+    if not raw:
         raise BerError("empty OID")
-    if e - s > MAX_OID_ARCS * 5:
+    if len(raw) > MAX_OID_ARCS * 5:
         raise BerError("OID too long")
-    arcs: list[int] = []
+    if raw[-1] & 0x80:
+        raise BerError("truncated OID sub-identifier")
+    subids: list[int] = []
     value = 0
-    nbytes = 0
-    for i in range(s, e):
-        b = buf[i]
-        value = (value << 7) | (b & 0x7F)
-        nbytes += 1
-        if nbytes > 5:
-            raise BerError("OID arc too large")
-        if not b & 0x80:
-            if not arcs:
-                if value < 80:
-                    arcs.extend(divmod(value, 40))
-                else:
-                    arcs.extend((2, value - 80))
-            else:
-                arcs.append(value)
+    for b in raw:
+        if b & 0x80:
+            if not value and b == 0x80:  # a leading 0x80 octet adds nothing (X.690 8.19.2)
+                raise BerError("non-minimal OID sub-identifier")
+            value = (value << 7) | (b & 0x7F)
+            if value > MAX_SUBID >> 7:
+                raise BerError("OID sub-identifier too large")
+        else:
+            subids.append((value << 7) | b)
             value = 0
-            nbytes = 0
-    if nbytes:
-        raise BerError("truncated OID arc")
-    if len(arcs) > MAX_OID_ARCS:
+    if len(subids) >= MAX_OID_ARCS:  # the first sub-identifier holds two arcs
         raise BerError("OID too long")
-    return tuple(arcs)
+    first = subids[0]
+    if first < 80:
+        return (*divmod(first, 40), *subids[1:])
+    return (2, first - 80, *subids[1:])
 
 
-def read_oid(buf: bytes, pos: int, end: int) -> tuple[tuple[int, ...], int]:
+def read_oid(buf: bytes, pos: int, end: int) -> tuple[Oid, int]:
     s, e = expect(buf, pos, end, OID)
     return decode_oid(buf, s, e), e
+
+
+def oid_text(oid: Oid) -> str:
+    """Dotted numeric text of an OID (no leading dot), cached like ``decode_oid``."""
+    text = _TEXT_CACHE.get(oid)
+    if text is None:
+        text = ".".join(map(str, oid))
+        if len(_TEXT_CACHE) >= OID_CACHE_SIZE:
+            _TEXT_CACHE.clear()
+        _TEXT_CACHE[oid] = text
+    return text
+
+
+def parse_oid_str(text: str) -> Oid:
+    return tuple(int(x) for x in text.strip(".").split("."))
 
 
 # ---------------------------------------------------------------- encoding
@@ -159,14 +201,17 @@ def enc_uint(v: int, tag: int) -> bytes:
     return tlv(tag, v.to_bytes(n, "big"))
 
 
-def enc_oid_content(oid: tuple[int, ...]) -> bytes:
-    if len(oid) < 2:
-        oid = tuple(oid) + (0,) * (2 - len(oid))
+def enc_oid_content(oid: Oid) -> bytes:
+    """The content octets of ``oid``; ValueError for what ``decode_oid`` would refuse."""
+    if len(oid) < 2 or len(oid) > MAX_OID_ARCS or oid[0] > 2 or (oid[0] < 2 and oid[1] >= 40):
+        raise ValueError(f"not an encodable OID: {oid!r}")
     out = bytearray()
     for arc in (oid[0] * 40 + oid[1], *oid[2:]):
-        if arc < 0x80:
+        if 0 <= arc < 0x80:
             out.append(arc)
             continue
+        if not 0 < arc <= MAX_SUBID:
+            raise ValueError(f"not an encodable OID: {oid!r}")
         chunk = []
         while arc:
             chunk.append(arc & 0x7F)
@@ -178,7 +223,7 @@ def enc_oid_content(oid: tuple[int, ...]) -> bytes:
     return bytes(out)
 
 
-def enc_oid(oid: tuple[int, ...]) -> bytes:
+def enc_oid(oid: Oid) -> bytes:
     return tlv(OID, enc_oid_content(oid))
 
 
@@ -207,7 +252,3 @@ def enc_value(tag: int, value: Any) -> bytes:
     if tag in (NULL, NO_SUCH_OBJECT, NO_SUCH_INSTANCE, END_OF_MIB_VIEW):
         return bytes((tag, 0))
     raise ValueError(f"cannot encode tag 0x{tag:02x}")
-
-
-def parse_oid_str(text: str) -> tuple[int, ...]:
-    return tuple(int(x) for x in text.strip(".").split("."))

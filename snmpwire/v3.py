@@ -1,9 +1,9 @@
 """SNMPv3 messages (RFC 3412) under the User-based Security Model (RFC 3414, 3826, 7860).
 
 One encoder and one strict parser, shared by the poller's SNMPv3 client
-(devices.snmp), the trap receiver (collectors.traps) and the lab's agents
-(lab). Cryptography is in ``snmpwire.usm``; keys never appear in a repr, an
-exception message or a log line.
+(devices.snmp), the notification decoder (``snmpwire.pdu``, for the trap receiver) and
+the lab's agents (lab). Cryptography is in ``snmpwire.usm``; keys never appear in a
+repr, an exception message or a log line.
 
     SEQUENCE { msgVersion 3,
                msgGlobalData SEQUENCE { msgID, msgMaxSize, msgFlags (1 octet), msgSecurityModel 3 },

@@ -1,9 +1,10 @@
 """SNMP trap receiver: v1, v2c (and v2c Inform) and v3 USM notifications -> ``Event``s.
 
 ``TrapHandler`` turns one datagram into one normalized event (source ``"trap"``) using
-the trap map (``collectors.trapmap``) and the device directory; ``TrapReceiverService``
-runs it behind a ``collectors.receiver.UdpReceiver`` (bounded queue, per-source rate
-limits, drops counted by reason) as a ``faultloop.events.Service``.
+the notification decoder (``snmpwire.pdu``), the trap map (``collectors.trapmap``) and the
+device directory; ``TrapReceiverService`` runs it behind a ``collectors.receiver.UdpReceiver``
+(bounded queue, per-source rate limits, drops counted by reason) as a
+``faultloop.events.Service``.
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ from typing import Any
 
 from prometheus_client import Counter
 
-from collectors.receiver import DeviceDirectory, Handled, ReceiverMetrics, ReceiverService
+from collectors.receiver import DeviceDirectory, Handled, ReceiverMetrics, ReceiverService, Rejected
 from collectors.trapmap import TrapRule, load_trap_map
-from collectors.traps.message import Notification, decode
 from collectors.traps.usm import UsmUsers, load_users
 from faultloop.events import Event, ObservationSink
 from faultloop.metrics import REGISTRY
 from faultloop.settings import Settings
+from snmpwire.pdu import Notification, Refused, decode_notification
 
 TRAPS_RECEIVED = Counter(
     "faultloop_traps_received", "SNMP notifications decoded, by SNMP version", ["version"], registry=REGISTRY
@@ -60,7 +61,12 @@ class TrapHandler:
         self._received = {v: TRAPS_RECEIVED.labels(version=v) for v in ("v1", "v2c", "v3")}
 
     def __call__(self, data: bytes, source: str, received_at: datetime) -> Handled:
-        note = decode(data, communities=self.communities, users=self.users, now_s=received_at.timestamp())
+        try:
+            note = decode_notification(
+                data, communities=self.communities, users=self.users, now_s=received_at.timestamp()
+            )
+        except Refused as exc:  # the codec's refusal reasons are the drop counter's labels
+            raise Rejected(exc.reason, exc.detail) from None
         self._received[note.version].inc()
         return Handled(self.to_event(note, source, received_at), note.response)
 

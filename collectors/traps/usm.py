@@ -1,71 +1,30 @@
-"""SNMPv3 User-based Security Model for a notification receiver (RFC 3414, 3826, 7860).
+"""The trap receiver's SNMPv3 users (RFC 3414): the users file and the table the
+notification decoder (``snmpwire.pdu``) looks users up in.
 
 Traps are unacknowledged notifications: the sender is the authoritative engine, so each
-user's keys are localized to the sending engine's ID. A user configured without an
-engine ID is accepted from any engine (keys localized on first sight, then cached);
-with an engine ID, only from that engine. Passwords and keys never leave this module:
-they are not logged, not put in events, and ``repr`` hides them.
-
-Supported: HMAC-MD5-96, HMAC-SHA-96, HMAC-SHA-2 (224/256/384/512, RFC 7860) and
-AES-128-CFB (RFC 3826). DES and the non-standard AES-192/256 key extensions are not.
+user's keys are localized to the sending engine's ID (``snmpwire.usm.UsmUser``). A user
+configured without an engine ID is accepted from any engine (keys localized on first
+sight, then cached); with an engine ID, only from that engine. Passwords and keys never
+leave the user objects: they are not logged, not put in events, and ``repr`` hides them.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from snmpwire.usm import AUTH_PROTOCOLS, TIME_WINDOW_S, aes_decrypt, localize, password_to_key
-from snmpwire.usm import mac as usm_mac
-
-PRIV_PROTOCOLS = ("AES",)
+from snmpwire.usm import AUTH_PROTOCOLS, PRIV_PROTOCOLS, TIME_WINDOW_S, UsmUser
 
 log = logging.getLogger(__name__)
+
+MAX_BOOTS = 2147483647
 
 
 class UsmConfigError(Exception):
     """The users file is invalid; the message names the file, the entry and the field."""
-
-
-@dataclass
-class UsmUser:
-    name: str
-    engine_id: bytes | None  # None: any sending engine
-    auth_protocol: str | None
-    priv_protocol: str | None
-    _auth_ku: bytes = field(default=b"", repr=False)
-    _priv_ku: bytes = field(default=b"", repr=False)
-    _localized: dict[bytes, tuple[bytes, bytes]] = field(default_factory=dict, repr=False)
-
-    @property
-    def mac_length(self) -> int:
-        return AUTH_PROTOCOLS[self.auth_protocol][1] if self.auth_protocol else 0
-
-    def keys(self, engine_id: bytes) -> tuple[bytes, bytes]:
-        """(auth key, AES-128 key) localized to ``engine_id``; cached per engine."""
-        k = self._localized.get(engine_id)
-        if k is None:
-            hash_name = AUTH_PROTOCOLS[self.auth_protocol][0] if self.auth_protocol else "sha1"
-            auth = localize(self._auth_ku, engine_id, hash_name) if self._auth_ku else b""
-            priv = localize(self._priv_ku, engine_id, hash_name)[:16] if self._priv_ku else b""
-            if len(self._localized) > 4096:  # bound memory against engine-ID spraying
-                self._localized.clear()
-            k = self._localized[engine_id] = (auth, priv)
-        return k
-
-    def mac(self, auth_key: bytes, whole_msg: bytes) -> bytes:
-        assert self.auth_protocol is not None
-        return usm_mac(auth_key, whole_msg, self.auth_protocol)
-
-
-decrypt_aes = aes_decrypt
-
-
-MAX_BOOTS = 2147483647
 
 
 class UsmUsers:
@@ -159,13 +118,13 @@ def load_users(path: Path) -> UsmUsers:
             raise UsmConfigError(f"{where}: field 'priv_protocol': expected AES or none")
         if priv and not auth:
             raise UsmConfigError(f"{where}: field 'priv_protocol': privacy needs an auth_protocol")
-        user = UsmUser(name=name, engine_id=engine, auth_protocol=auth, priv_protocol=priv)
-        hash_name = AUTH_PROTOCOLS[auth][0] if auth else "sha1"
+        secrets = {}
         for kind, enabled in (("auth", auth), ("priv", priv)):
             secret = entry.get(f"{kind}_password")
             if enabled:
                 if not isinstance(secret, str) or len(secret) < 8:
                     raise UsmConfigError(f"{where}: field '{kind}_password': expected at least 8 characters")
-                setattr(user, f"_{kind}_ku", password_to_key(secret, hash_name))
+                secrets[kind] = secret
+        user = UsmUser.from_passwords(name, auth, secrets.get("auth", ""), priv, secrets.get("priv", ""), engine)
         users.append(user)
     return UsmUsers(users)

@@ -13,11 +13,10 @@ from dataclasses import replace
 
 import pytest
 
-from collectors import snmp_ber
 from devices.snmp import SnmpClient, SnmpConfigError, SnmpError, SnmpTarget, _Engine
 from lab import usm as lab_usm
 from lab.network import LabNetwork
-from snmpwire import ber
+from snmpwire import ber, pdu
 from snmpwire import v3 as snmpv3
 from snmpwire.usm import localize, password_to_key
 from tests.collectors.snmpd import V3_AUTH, V3_PRIV, V3_USER, V3_USERS, Snmpd
@@ -154,14 +153,14 @@ class HostileAgent(asyncio.DatagramProtocol):
         m = snmpv3.parse(data, p, e)
         assert self.transport is not None
         if not m.engine_id:  # discovery
-            report = snmp_ber.encode_pdu(ber.REPORT, 0, [])
+            report = pdu.encode_request(ber.REPORT, 0, [])
             scoped = ber.enc_seq(ber.enc_octets(ENGINE), ber.enc_octets(b""), report)
             self.transport.sendto(
                 snmpv3.encode(msg_id=m.msg_id, user=b"", scoped=scoped, engine_id=ENGINE, boots=1, etime=5), addr
             )
             return
-        pdu = snmp_ber.encode_pdu(ber.RESPONSE, 1, [SYS_NAME])
-        scoped = ber.enc_seq(ber.enc_octets(ENGINE), ber.enc_octets(b""), pdu)
+        response = pdu.encode_request(ber.RESPONSE, 1, [SYS_NAME])
+        scoped = ber.enc_seq(ber.enc_octets(ENGINE), ber.enc_octets(b""), response)
         if self.mode == "garbage":
             self.transport.sendto(b"\x30\x03\x02\x01\x03", addr)
             return

@@ -22,16 +22,17 @@ from prometheus_client.parser import text_string_to_metric_families
 from collectors.receiver import DeviceDirectory, ReceiverError
 from collectors.trapmap import MappingFileError, load_trap_map
 from collectors.traps import TrapReceiverService
-from collectors.traps.usm import UsmConfigError, load_users, localize, password_to_key
+from collectors.traps.usm import UsmConfigError, load_users
 from faultloop import clock
 from faultloop.metrics import REGISTRY
 from faultloop.settings import Settings
 from inventory import service as inventory
 from inventory.schemas import DeviceIn, InterfaceIn
 from lab.network import LabNetwork
-from snmpwire import ber as lab_ber
+from snmpwire.usm import localize, password_to_key
 
 from ..lab.conftest import FakeClock, small_topology
+from ..snmpwire.packets import v2c_trap, v3_trap
 from .receivers import CollectingSink, metric, random_loopback, udp_from
 
 pytestmark = pytest.mark.skipif(shutil.which("snmptrap") is None, reason="net-snmp snmptrap not installed")
@@ -203,7 +204,7 @@ async def test_unknown_trap_becomes_event_with_raw_varbinds(make_rx, tmp_path):
 async def test_long_varbind_text_is_capped_in_the_event(make_rx):
     rx = await make_rx()
     with udp_from(random_loopback(34)) as s:
-        s.sendto(_v2c_trap("1.3.6.1.4.1.99999.0.2", "x" * 5000), rx.service.receiver.address)
+        s.sendto(v2c_trap("1.3.6.1.4.1.99999.0.2", "x" * 5000), rx.service.receiver.address)
     [event] = await rx.sink.wait_for(lambda ev: len(ev) >= 1)
     assert event.raw["varbinds"]["1.3.6.1.4.1.99999.9"] == "x" * 1024 + "...[3976 more characters]"
 
@@ -282,34 +283,10 @@ async def test_v3_rejections_are_counted_by_reason_and_never_log_secrets(make_rx
         assert secret not in generate_latest(REGISTRY).decode()
 
 
-def _v3_message(user: bytes, engine: bytes, flags: int, auth_params: bytes, boots: int = 1, etime: int = 10) -> bytes:
-    """A plaintext (noPriv) SNMPv3 trap built with the lab's BER encoder."""
-    vbs = lab_ber.enc_seq(
-        lab_ber.enc_seq(lab_ber.enc_oid((1, 3, 6, 1, 2, 1, 1, 3, 0)), lab_ber.enc_uint(5, lab_ber.TIMETICKS)),
-        lab_ber.enc_seq(
-            lab_ber.enc_oid((1, 3, 6, 1, 6, 3, 1, 1, 4, 1, 0)), lab_ber.enc_oid((1, 3, 6, 1, 6, 3, 1, 1, 5, 1))
-        ),
-    )
-    pdu = lab_ber.tlv(lab_ber.TRAP_V2, lab_ber.enc_int(1) + lab_ber.enc_int(0) + lab_ber.enc_int(0) + vbs)
-    scoped = lab_ber.enc_seq(lab_ber.enc_octets(engine), lab_ber.enc_octets(b""), pdu)
-    usm = lab_ber.enc_seq(
-        lab_ber.enc_octets(engine),
-        lab_ber.enc_int(boots),
-        lab_ber.enc_int(etime),
-        lab_ber.enc_octets(user),
-        lab_ber.enc_octets(auth_params),
-        lab_ber.enc_octets(b""),
-    )
-    header = lab_ber.enc_seq(
-        lab_ber.enc_int(7), lab_ber.enc_int(65507), lab_ber.enc_octets(bytes((flags,))), lab_ber.enc_int(3)
-    )
-    return lab_ber.enc_seq(lab_ber.enc_int(3), header, lab_ber.enc_octets(usm), scoped)
-
-
 def _signed(user: bytes, engine: bytes, boots: int = 1, etime: int = 10) -> bytes:
     """authNoPriv with HMAC-SHA-96 (the any-engine user), signed the RFC 3414 way."""
     marker = b"\xa5" * 12
-    msg = _v3_message(user, engine, 0x01, marker, boots, etime)
+    msg = v3_trap(user, engine, 0x01, marker, boots, etime)
     key = localize(password_to_key(AUTH_PASS, "sha1"), engine, "sha1")
     digest = hmac.new(key, msg.replace(marker, bytes(12)), hashlib.sha1).digest()[:12]
     return msg.replace(marker, digest)
@@ -320,9 +297,9 @@ async def test_v3_empty_digest_and_wrong_level_rejected_valid_signed_accepted(ma
     host, port = rx.service.receiver.address
     engine = bytes.fromhex("80000000aabbccdd01")
     packets = [
-        _v3_message(b"any-engine", engine, 0x01, b""),  # auth flag, empty digest
-        _v3_message(b"any-engine", engine, 0x00, b""),  # noAuthNoPriv for a user that requires auth
-        _v3_message(b"noc-v3", bytes.fromhex(ENGINE), 0x03, bytes(24)),  # authPriv flag, all-zero digest
+        v3_trap(b"any-engine", engine, 0x01, b""),  # auth flag, empty digest
+        v3_trap(b"any-engine", engine, 0x00, b""),  # noAuthNoPriv for a user that requires auth
+        v3_trap(b"noc-v3", bytes.fromhex(ENGINE), 0x03, bytes(24)),  # authPriv flag, all-zero digest
         _signed(b"any-engine", engine),  # valid: any engine ID, keys localized on first sight
     ]
     with udp_from(random_loopback(34)) as s:
@@ -395,7 +372,7 @@ async def test_flood_with_canaries_every_quiet_source_gets_through(make_rx):
         rx = await make_rx(receiver_rate_per_source=10, receiver_burst_per_source=50, receiver_queue_size=100_000)
         host, port = rx.service.receiver.address
         before = metric("faultloop_traps_dropped_total", reason="rate_limited")
-        noisy_payload = _v2c_trap(LINK_DOWN, "noisy")
+        noisy_payload = v2c_trap(LINK_DOWN, "noisy")
         canaries = [random_loopback(35) for _ in range(5)]
         sent = 0
         with udp_from(random_loopback(36)) as noisy:
@@ -405,7 +382,7 @@ async def test_flood_with_canaries_every_quiet_source_gets_through(make_rx):
                     for _ in range(200):
                         noisy.sendto(noisy_payload, (host, port))
                     for i, q in enumerate(quiet):
-                        q.sendto(_v2c_trap("1.3.6.1.6.3.1.1.5.1", f"canary-{i}-{burst}"), (host, port))
+                        q.sendto(v2c_trap("1.3.6.1.6.3.1.1.5.1", f"canary-{i}-{burst}"), (host, port))
                     sent += 200 + len(quiet)
                     await rx.wait_datagrams(sent)  # keep the kernel buffer from being the one dropping
             finally:
@@ -420,21 +397,10 @@ async def test_flood_with_canaries_every_quiet_source_gets_through(make_rx):
     assert metric("faultloop_traps_dropped_total", reason="rate_limited") == before + 1950
 
 
-def _v2c_trap(trap_oid: str, marker: str) -> bytes:
-    oid = tuple(int(x) for x in trap_oid.split("."))
-    vbs = lab_ber.enc_seq(
-        lab_ber.enc_seq(lab_ber.enc_oid((1, 3, 6, 1, 2, 1, 1, 3, 0)), lab_ber.enc_uint(5, lab_ber.TIMETICKS)),
-        lab_ber.enc_seq(lab_ber.enc_oid((1, 3, 6, 1, 6, 3, 1, 1, 4, 1, 0)), lab_ber.enc_oid(oid)),
-        lab_ber.enc_seq(lab_ber.enc_oid((1, 3, 6, 1, 4, 1, 99999, 9)), lab_ber.enc_octets(marker.encode())),
-    )
-    pdu = lab_ber.tlv(lab_ber.TRAP_V2, lab_ber.enc_int(1) + lab_ber.enc_int(0) + lab_ber.enc_int(0) + vbs)
-    return lab_ber.enc_seq(lab_ber.enc_int(1), lab_ber.enc_octets(b"public"), pdu)
-
-
 async def test_full_queue_drops_are_counted_and_queued_ones_still_delivered(make_rx):
     rx = await make_rx(receiver_queue_size=10)
     receiver = rx.service.receiver
-    payload = _v2c_trap("1.3.6.1.6.3.1.1.5.1", "q")
+    payload = v2c_trap("1.3.6.1.6.3.1.1.5.1", "q")
     # straight into the protocol callback, without yielding: the worker cannot drain in between
     for i in range(25):
         receiver.datagram_received(payload, (f"127.37.0.{i + 1}", 162))
@@ -448,7 +414,7 @@ async def test_refusing_sink_is_counted(make_rx):
     rx.sink.accept = False
     host, port = rx.service.receiver.address
     with udp_from(random_loopback(34)) as s:
-        s.sendto(_v2c_trap("1.3.6.1.6.3.1.1.5.1", "x"), (host, port))
+        s.sendto(v2c_trap("1.3.6.1.6.3.1.1.5.1", "x"), (host, port))
     await rx.wait_datagrams(1)
     assert rx.stats["dropped:sink_refused"] == 1 and rx.stats["events"] == 0
 
@@ -479,7 +445,7 @@ async def test_metrics_are_exposed_in_prometheus_format(make_rx):
     rx = await make_rx()
     host, port = rx.service.receiver.address
     with udp_from(random_loopback(34)) as s:
-        s.sendto(_v2c_trap("1.3.6.1.6.3.1.1.5.1", "m"), (host, port))
+        s.sendto(v2c_trap("1.3.6.1.6.3.1.1.5.1", "m"), (host, port))
         s.sendto(b"\xff", (host, port))
     await rx.wait_datagrams(2)
     families = {f.name: f for f in text_string_to_metric_families(generate_latest(REGISTRY).decode())}
@@ -651,7 +617,7 @@ async def test_kernel_socket_buffer_drops_are_counted(make_rx, monkeypatch):
     monkeypatch.setattr(receiver, "SOCKET_RCVBUF", 2048)  # tiny buffer: the kernel must drop
     rx = await make_rx()
     before = metric("faultloop_traps_dropped_total", reason="socket_buffer")
-    payload = _v2c_trap("1.3.6.1.6.3.1.1.5.1", "k")
+    payload = v2c_trap("1.3.6.1.6.3.1.1.5.1", "k")
     with udp_from(random_loopback(34)) as s:
         for _ in range(300):  # no await in between: the event loop cannot read meanwhile
             s.sendto(payload, rx.service.receiver.address)

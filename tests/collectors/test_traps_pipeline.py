@@ -18,8 +18,9 @@ from faultloop.settings import Settings
 from inventory import service as inventory
 from inventory.schemas import DeviceIn, InterfaceIn
 
+from ..snmpwire.packets import v2c_trap
 from .receivers import CollectingSink, random_loopback, udp_from
-from .test_traps import _v2c_trap, net_snmp
+from .test_traps import net_snmp
 
 
 async def test_build_pipeline_wires_directory_and_both_receivers(tmp_path, db_engine, session, sessions, vault):
@@ -121,7 +122,7 @@ async def test_trap_and_syslog_queues_are_separate(tmp_path):
         with udp_from(random_loopback(49)) as s:
             # a syslog line sent to the trap port first: same socket, so it is handled before the trap
             s.sendto(b"<189>%SYS-5-CONFIG_I: Configured from console", traps.receiver.address)
-            s.sendto(_v2c_trap("1.3.6.1.6.3.1.1.5.1", "t"), traps.receiver.address)
+            s.sendto(v2c_trap("1.3.6.1.6.3.1.1.5.1", "t"), traps.receiver.address)
             s.sendto(b"<189>%SYS-5-CONFIG_I: Configured from console", syslog.receiver.address)
         await sink.wait_for(lambda ev: len(ev) >= 2)
     finally:
