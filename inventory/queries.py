@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, aliased, selectinload
 
-from inventory.models import Device
+from inventory.models import Device, Interface, Link, Site
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,3 +107,130 @@ def devices(
     if with_ssh:
         query = query.where(Device.ssh_username.is_not(None))
     return [_record(d) for d in session.scalars(query)]
+
+
+# ---- interfaces, links, the receivers' directory (collectors, the dashboard) -------------------
+
+
+@dataclass(frozen=True, slots=True)
+class InterfaceRecord:
+    id: int
+    device_id: int
+    name: str
+    if_index: int | None
+    description: str
+    speed_mbps: int | None
+    admin_status: str
+    oper_status: str
+
+
+def _interface_record(i: Interface) -> InterfaceRecord:
+    return InterfaceRecord(
+        id=i.id,
+        device_id=i.device_id,
+        name=i.name,
+        if_index=i.if_index,
+        description=i.description,
+        speed_mbps=i.speed_mbps,
+        admin_status=i.admin_status,
+        oper_status=i.oper_status,
+    )
+
+
+def interfaces(session: Session, device_id: int) -> list[InterfaceRecord]:
+    """The interfaces of one device, ordered by name (empty for an unknown device)."""
+    rows = session.scalars(select(Interface).where(Interface.device_id == device_id).order_by(Interface.name))
+    return [_interface_record(i) for i in rows]
+
+
+def existing_device_ids(session: Session, ids: Iterable[int]) -> set[int]:
+    """Which of ``ids`` are still in the inventory (one query for a whole batch)."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return set()
+    return set(session.scalars(select(Device.id).where(Device.id.in_(wanted))))
+
+
+def devices_by_name(session: Session, *, site: str | None = None) -> list[DeviceRecord]:
+    """Devices ordered by hostname in the database's collation (as the pages list them);
+    ``site`` narrows to one site by name."""
+    query = select(Device).options(selectinload(Device.site)).order_by(Device.hostname)
+    if site is not None:
+        query = query.join(Site, Device.site_id == Site.id).where(Site.name == site)
+    return [_record(d) for d in session.scalars(query)]
+
+
+def known_oper_status(session: Session, *, device_ids: Iterable[int] | None = None) -> dict[int, dict[int, str]]:
+    """Per device, {ifIndex: oper status} of the interfaces whose status a poll has set (not
+    "unknown"); all devices, or only ``device_ids``."""
+    query = select(Interface.device_id, Interface.if_index, Interface.oper_status).where(
+        Interface.if_index.is_not(None), Interface.oper_status != "unknown"
+    )
+    if device_ids is not None:
+        wanted = sorted(set(device_ids))
+        if not wanted:
+            return {}
+        query = query.where(Interface.device_id.in_(wanted))
+    out: dict[int, dict[int, str]] = {}
+    for device_id, if_index, status in session.execute(query):
+        if if_index is not None:
+            out.setdefault(device_id, {})[if_index] = status
+    return out
+
+
+def device_addresses(session: Session) -> list[tuple[str, str]]:
+    """(hostname, management address) of every device."""
+    return [(h, a) for h, a in session.execute(select(Device.hostname, Device.address))]
+
+
+def interface_names(session: Session) -> list[tuple[str, int, str]]:
+    """(hostname, ifIndex, interface name) of every interface that has an ifIndex."""
+    rows = session.execute(
+        select(Device.hostname, Interface.if_index, Interface.name)
+        .join(Interface, Interface.device_id == Device.id)
+        .where(Interface.if_index.is_not(None))
+    )
+    return [(h, int(i), n) for h, i, n in rows if i is not None]
+
+
+@dataclass(frozen=True, slots=True)
+class LinkRecord:
+    """A link with both ends (stored with ``a.id < b.id``)."""
+
+    id: int
+    source: str
+    state: str
+    a: InterfaceRecord
+    b: InterfaceRecord
+
+
+def _interface_columns(i: Any) -> tuple[Any, ...]:
+    return (i.id, i.device_id, i.name, i.if_index, i.description, i.speed_mbps, i.admin_status, i.oper_status)
+
+
+def links(session: Session) -> list[LinkRecord]:
+    """Every link with both ends, ordered by id, in one query (columns, no ORM objects)."""
+    a, b = aliased(Interface), aliased(Interface)
+    query = (
+        select(Link.id, Link.source, Link.state, *_interface_columns(a), *_interface_columns(b))
+        .join(a, Link.a_interface_id == a.id)
+        .join(b, Link.b_interface_id == b.id)
+        .order_by(Link.id)
+    )
+    return [
+        LinkRecord(id=r[0], source=r[1], state=r[2], a=InterfaceRecord(*r[3:11]), b=InterfaceRecord(*r[11:19]))
+        for r in session.execute(query)
+    ]
+
+
+# ---- sites (provisioning's VLAN pools are per site) ---------------------------------------------
+
+
+def site_id(session: Session, name: str) -> int | None:
+    """The id of the site with this name, or None."""
+    return session.scalar(select(Site.id).where(Site.name == name))
+
+
+def site_name(session: Session, site_id: int) -> str | None:
+    """The name of the site with this id, or None."""
+    return session.scalar(select(Site.name).where(Site.id == site_id))
