@@ -32,13 +32,14 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from collectors import service
 from collectors.collection_set import STANDARD, CollectionSet
 from collectors.models import DevicePollState
 from collectors.snmp_poll import DeviceTracker, PollResult, poll_device
 from devices.snmp import SnmpClient, SnmpConfigError
+from devices.targets import snmp_target
 from faultloop import clock
 from faultloop.db import transaction, write_transaction
 from faultloop.errors import InvalidInput
@@ -46,10 +47,11 @@ from faultloop.events import DurableSink, Event, ObservationSink
 from faultloop.metrics import REGISTRY
 from faultloop.runtime import Runtime
 from faultloop.vault import VaultError
-from inventory.models import Device, Interface
+from inventory import queries
 
 log = logging.getLogger(__name__)
 JITTER = 0.1
+BASELINE_IDS_MAX = 1000
 
 # Fleet-wide poll latency and outcome (ok, timeout, error): bounded labels, unlike the per-device
 # gauges below. Its _count by result gives polls and timeouts per minute.
@@ -200,16 +202,13 @@ class PollerService:
         s = self.rt.settings
         with transaction(self.rt.sessions) as session:
             overrides = {r.device_id: r for r in session.scalars(select(DevicePollState))}
-            devices = session.scalars(
-                select(Device).options(selectinload(Device.site)).where(Device.snmp_version.is_not(None))
-            )
             out = {}
-            for d in devices:
+            for d in queries.devices(session, with_snmp=True):
                 o = overrides.get(d.id)
                 out[d.id] = PolledDevice(
                     id=d.id,
                     hostname=d.hostname,
-                    site=d.site.name if d.site else "",
+                    site=d.site or "",
                     interval_s=(o.poll_interval_s if o and o.poll_interval_s else s.poll_interval_s),
                     timeout_s=(o.poll_timeout_s if o and o.poll_timeout_s else s.poll_timeout_s),
                     retries=(o.poll_retries if o and o.poll_retries is not None else s.poll_retries),
@@ -226,26 +225,25 @@ class PollerService:
                 )
             return out
 
-    def _baselines(self) -> dict[int, tuple[bool | None, dict[int, str]]]:
-        """Per device: (reachable, {ifIndex: oper status}) as the last polls left them in the database."""
+    def _baselines(self, device_ids: set[int] | None) -> dict[int, tuple[bool | None, dict[int, str]]]:
+        """Per device: (reachable, {ifIndex: oper status}) as the last polls left them in the
+        database; of ``device_ids`` only (None: every device, as at the first sync)."""
         with transaction(self.rt.sessions) as session:
-            reachable = dict(session.execute(select(DevicePollState.device_id, DevicePollState.reachable)).all())
-            oper: dict[int, dict[int, str]] = {}
-            rows = session.execute(
-                select(Interface.device_id, Interface.if_index, Interface.oper_status).where(
-                    Interface.if_index.is_not(None), Interface.oper_status != "unknown"
-                )
-            )
-            for device_id, if_index, status in rows:
-                if if_index is not None:
-                    oper.setdefault(device_id, {})[if_index] = status
+            query = select(DevicePollState.device_id, DevicePollState.reachable)
+            if device_ids is not None:
+                query = query.where(DevicePollState.device_id.in_(sorted(device_ids)))
+            reachable = dict(session.execute(query).all())
+            oper = queries.known_oper_status(session, device_ids=device_ids)
         return {i: (reachable.get(i), oper.get(i, {})) for i in reachable.keys() | oper.keys()}
 
     async def sync(self) -> None:
         """Follow the inventory: schedule new devices, drop deleted ones, apply new intervals."""
         devices = await asyncio.to_thread(self._load)
         new = set(devices) - set(self.trackers)
-        baselines = await asyncio.to_thread(self._baselines) if new else {}
+        # devices added to a running poller read only their own baselines; the first sync (and an
+        # import too large for one IN list) reads every device's in one pass
+        wanted = new if self.trackers and len(new) <= BASELINE_IDS_MAX else None
+        baselines = await asyncio.to_thread(self._baselines, wanted) if new else {}
         for gone in set(self.devices) - set(devices):
             self.devices.pop(gone, None)
             self.trackers.pop(gone, None)
@@ -294,7 +292,7 @@ class PollerService:
             now = clock.now()
             try:
                 # decrypted right before the request, kept only for it
-                target = service.snmp_target(dev, self.rt.vault, timeout_s=dev.timeout_s, retries=dev.retries)
+                target = snmp_target(dev, self.rt.vault, timeout_s=dev.timeout_s, retries=dev.retries)
             except (VaultError, SnmpConfigError) as exc:
                 result = PollResult(dev.hostname, False, now, 0.0, error=str(exc))
             else:
@@ -360,14 +358,14 @@ class PollerService:
 
     def _write(self, batch: list[_Pending]) -> None:
         with write_transaction(self.rt.sessions) as session:
-            known = set(session.scalars(select(Device.id).where(Device.id.in_([p.device_id for p in batch]))))
+            known = queries.existing_device_ids(session, (p.device_id for p in batch))
             for p in batch:
                 if p.device_id not in known:  # deleted since the poll
                     continue
                 try:
                     with session.begin_nested():  # one bad row never loses the rest of the batch
                         write_result(session, p.device_id, p.result, p.reachable, p.failures)
-                except SQLAlchemyError as exc:
+                except (SQLAlchemyError, InvalidInput) as exc:
                     self.stats.write_errors += 1
                     log.error("storing the poll of %s failed: %s", p.result.device, type(exc).__name__)
             _store_findings(self.sink, session, [e for p in batch if p.device_id in known for e in p.result.events])
@@ -415,7 +413,7 @@ async def poll_now(
         def target() -> Any:
             with transaction(rt.sessions) as session:
                 device = service._device(session, device_id)
-                return device.hostname, service.snmp_target(
+                return device.hostname, snmp_target(
                     device, rt.vault, timeout_s=s.poll_timeout_s, retries=s.poll_retries
                 )
 

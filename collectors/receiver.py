@@ -30,12 +30,12 @@ from datetime import datetime
 from typing import Any
 
 from prometheus_client import Counter, Gauge
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from faultloop import clock
 from faultloop.events import Event, ObservationSink
 from faultloop.metrics import REGISTRY
+from inventory import queries
 
 log = logging.getLogger(__name__)
 
@@ -395,21 +395,15 @@ class DeviceDirectory:
     def load(self) -> None:
         if self.sessions is None:
             return
-        from inventory.models import Device, Interface
-
         with self.sessions() as session:
-            devices = session.execute(select(Device.hostname, Device.address)).all()
-            itfs = session.execute(
-                select(Device.hostname, Interface.if_index, Interface.name)
-                .join(Interface, Interface.device_id == Device.id)
-                .where(Interface.if_index.is_not(None))
-            ).all()
+            devices = queries.device_addresses(session)
+            itfs = queries.interface_names(session)
         by_address: dict[str, str] = {}
         for hostname, address in sorted(devices):
             by_address.setdefault(address, hostname)  # two devices on one address: first name wins
         self.by_address = by_address
         self.hostnames = {h for h, _a in devices}
-        self.interfaces = {(h, int(i)): n for h, i, n in itfs if i is not None}
+        self.interfaces = {(h, i): n for h, i, n in itfs}
         self.loaded_at = clock.now()
 
     async def refresh(self) -> bool:

@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import delete, insert, or_, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from collectors.models import DevicePollState, InterfaceSample
 from collectors.schemas import DeviceStatusOut, InterfaceStatusOut, PollSettingsIn, PollSettingsOut, SampleOut
 from collectors.snmp_poll import InterfaceState, Neighbor, PollResult
-from devices.snmp import SnmpTarget
 from faultloop.audit import service as audit
 from faultloop.errors import InvalidInput, NotFound
-from faultloop.vault import Vault
-from inventory.models import Device, Interface, Link
+from inventory import queries
+from inventory import service as inventory
+from inventory.queries import DeviceRecord
+from inventory.schemas import ObservedInterface, ObservedNeighbor
 
 METRICS = (
     "interface_in_bits_per_second",
@@ -28,31 +28,6 @@ METRICS = (
     "device_memory_percent",
     "device_sensor_value",
 )
-
-
-def snmp_target(device: Any, vault: Vault, *, timeout_s: float, retries: int) -> SnmpTarget | None:
-    """The SNMP target of ``device`` (an inventory Device, or anything with its snmp_* fields)
-    with secrets decrypted; call right before the request."""
-    if not device.snmp_version:
-        return None
-
-    def secret(token: bytes | None) -> str:
-        return vault.decrypt(token) if token else ""
-
-    return SnmpTarget(
-        host=device.address,
-        port=device.snmp_port,
-        version=device.snmp_version,
-        community=secret(device.snmp_community_enc),
-        user=device.snmp_user or "",
-        auth_protocol=device.snmp_auth_protocol,
-        auth_key=secret(device.snmp_auth_key_enc),
-        priv_protocol=device.snmp_priv_protocol,
-        priv_key=secret(device.snmp_priv_key_enc),
-        allow_weak=device.snmp_allow_weak,
-        timeout_s=timeout_s,
-        retries=retries,
-    )
 
 
 def _state_row(session: Session, device_id: int) -> DevicePollState:
@@ -85,26 +60,23 @@ def record_poll(session: Session, *, device_id: int, result: PollResult, reachab
     row.sys_object_id = snap.sys_object_id[:255]
     row.cpu_percent = snap.cpu_percent
     row.memory_percent = snap.memory_percent
-    _update_interfaces(session, device_id, snap.interfaces.values())
+    inventory.sync_interfaces(
+        session,
+        device_id=device_id,
+        observed=[
+            ObservedInterface(
+                if_index=i.if_index,
+                name=i.name,
+                alias=i.alias,
+                admin_status=i.admin_status,
+                oper_status=i.oper_status,
+                speed_bps=i.speed_bps,
+            )
+            for i in snap.interfaces.values()
+        ],
+    )
     add_samples(session, device_id=device_id, result=result)
     session.flush()
-
-
-def _update_interfaces(session: Session, device_id: int, polled: Iterable[InterfaceState]) -> None:
-    existing = list(session.scalars(select(Interface).where(Interface.device_id == device_id)))
-    by_index = {i.if_index: i for i in existing if i.if_index is not None}
-    by_name = {i.name: i for i in existing}
-    for itf in polled:
-        row = by_index.get(itf.if_index) or by_name.get(itf.name[:100])
-        if row is None:  # the device has a port the inventory does not know yet
-            row = Interface(device_id=device_id, name=itf.name[:100], description=itf.alias[:255])
-            session.add(row)
-            by_name[row.name] = row
-        row.if_index = itf.if_index
-        row.admin_status = itf.admin_status
-        row.oper_status = itf.oper_status
-        if itf.speed_bps:
-            row.speed_mbps = itf.speed_bps // 1_000_000
 
 
 def add_samples(session: Session, *, device_id: int, result: PollResult) -> int:
@@ -123,44 +95,22 @@ def add_samples(session: Session, *, device_id: int, result: PollResult) -> int:
     return len(rows)
 
 
-def apply_neighbors(session: Session, *, device_id: int, neighbors: Sequence[Neighbor], now: datetime) -> list[Link]:
-    """LLDP neighbours -> discovered links; discovered links of this device not seen go stale."""
-    local = {i.if_index: i for i in session.scalars(select(Interface).where(Interface.device_id == device_id))}
-    local_by_name = {i.name: i for i in local.values()}
-    seen: list[Link] = []
-    for n in neighbors:
-        mine = local.get(n.local_if_index) or local_by_name.get(n.local_port)
-        if mine is None or not n.remote_name:
-            continue
-        remote = session.scalar(
-            select(Interface).join(Device).where(Device.hostname == n.remote_name, Interface.name == n.remote_port)
-        )
-        if remote is None or remote.id == mine.id:
-            continue
-        low, high = sorted((mine.id, remote.id))
-        link = session.scalar(select(Link).where(Link.a_interface_id == low, Link.b_interface_id == high))
-        if link is None:
-            link = Link(a_interface_id=low, b_interface_id=high, source="discovered", state="active", created_at=now)
-            session.add(link)
-        link.state = "active"
-        link.last_seen_at = now
-        seen.append(link)
-    session.flush()
-    seen_ids = {link.id for link in seen}
-    mine_ids = [i.id for i in local.values()]
-    if mine_ids:
-        stale = session.scalars(
-            select(Link).where(
-                Link.source == "discovered",
-                Link.state == "active",
-                or_(Link.a_interface_id.in_(mine_ids), Link.b_interface_id.in_(mine_ids)),
+def apply_neighbors(session: Session, *, device_id: int, neighbors: Sequence[Neighbor], now: datetime) -> list[int]:
+    """LLDP neighbours of one poll -> the inventory's discovered links; ids of the links seen."""
+    return inventory.record_lldp_links(
+        session,
+        device_id=device_id,
+        neighbors=[
+            ObservedNeighbor(
+                local_if_index=n.local_if_index,
+                local_port=n.local_port,
+                remote_name=n.remote_name,
+                remote_port=n.remote_port,
             )
-        )
-        for link in stale:
-            if link.id not in seen_ids:
-                link.state = "stale"
-    session.flush()
-    return seen
+            for n in neighbors
+        ],
+        now=now,
+    )
 
 
 def prune_samples(session: Session, *, older_than: datetime) -> int:
@@ -168,8 +118,8 @@ def prune_samples(session: Session, *, older_than: datetime) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-def _device(session: Session, device_id: int) -> Device:
-    device = session.get(Device, device_id)
+def _device(session: Session, device_id: int) -> DeviceRecord:
+    device = queries.device(session, device_id)
     if device is None:
         raise NotFound(f"device {device_id} not found")
     return device
@@ -183,7 +133,7 @@ def device_status(
     row = session.get(DevicePollState, device_id)
     live = live or {}
     itfs = []
-    for i in session.scalars(select(Interface).where(Interface.device_id == device_id).order_by(Interface.name)):
+    for i in queries.interfaces(session, device_id):
         cur = live.get(i.if_index) if i.if_index is not None else None
         itfs.append(
             InterfaceStatusOut(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Generic, Literal, TypeVar
 
@@ -320,3 +321,31 @@ class Page(BaseModel, Generic[T]):
     total: int
     limit: int
     offset: int
+
+
+# ---- what a poller observed (inventory.service.sync_interfaces / record_lldp_links) ----------
+
+# IF-MIB ifAdminStatus / ifOperStatus as stored: lowerLayerDown arrives as "down" (10 characters fit)
+IF_STATUSES = ("up", "down", "testing", "unknown", "dormant", "notPresent")
+
+
+@dataclass(frozen=True, slots=True)
+class ObservedInterface:
+    """One row of a device's IF-MIB as a poll read it."""
+
+    if_index: int
+    name: str
+    alias: str = ""
+    admin_status: str = "unknown"
+    oper_status: str = "unknown"
+    speed_bps: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ObservedNeighbor:
+    """One LLDP neighbour as a poll read it (lldpRemTable + lldpLocPortTable)."""
+
+    local_if_index: int
+    local_port: str
+    remote_name: str
+    remote_port: str

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import String, cast, func, or_, select
@@ -16,6 +17,7 @@ from faultloop.vault import Vault
 from inventory.errors import Conflict, InvalidInput, NotFound
 from inventory.models import Device, Interface, Link, Site
 from inventory.schemas import (
+    IF_STATUSES,
     DeviceIn,
     DeviceOut,
     DeviceUpdate,
@@ -25,6 +27,8 @@ from inventory.schemas import (
     LinkEnd,
     LinkIn,
     LinkOut,
+    ObservedInterface,
+    ObservedNeighbor,
     SiteIn,
     SnmpIn,
     SnmpOut,
@@ -375,6 +379,78 @@ def delete_interface(session: Session, interface_id: int, *, actor: str) -> None
     )
     session.delete(itf)
     session.flush()
+
+
+def sync_interfaces(session: Session, *, device_id: int, observed: Iterable[ObservedInterface]) -> None:
+    """What a poll read from the device's IF-MIB: ifIndex, admin and oper status and speed of the
+    known interfaces (matched by ifIndex, else by name); a port the inventory does not know yet is
+    added, with ifAlias as its description (an operator's description is never overwritten)."""
+    observed = list(observed)
+    for itf in observed:  # checked before anything is written
+        for name in ("admin_status", "oper_status"):
+            if getattr(itf, name) not in IF_STATUSES:
+                raise InvalidInput(f"{name}: expected one of {', '.join(IF_STATUSES)}", field=name)
+    existing = list(session.scalars(select(Interface).where(Interface.device_id == device_id)))
+    by_index = {i.if_index: i for i in existing if i.if_index is not None}
+    by_name = {i.name: i for i in existing}
+    for itf in observed:
+        row = by_index.get(itf.if_index) or by_name.get(itf.name[:100])
+        if row is None:  # the device has a port the inventory does not know yet
+            row = Interface(device_id=device_id, name=itf.name[:100], description=itf.alias[:255])
+            session.add(row)
+            by_name[row.name] = row
+        row.if_index = itf.if_index
+        row.admin_status = itf.admin_status
+        row.oper_status = itf.oper_status
+        if itf.speed_bps:
+            row.speed_mbps = itf.speed_bps // 1_000_000
+    session.flush()
+
+
+def record_lldp_links(
+    session: Session, *, device_id: int, neighbors: Sequence[ObservedNeighbor], now: datetime
+) -> list[int]:
+    """LLDP neighbours of one device -> discovered links (created, or seen again: active, last
+    seen ``now``); the device's discovered links not among them go stale (kept, not deleted).
+    Returns the ids of the links seen."""
+    if now.tzinfo is None:
+        raise InvalidInput("now: expected a timestamp with a timezone", field="now")
+    local = {i.if_index: i for i in session.scalars(select(Interface).where(Interface.device_id == device_id))}
+    local_by_name = {i.name: i for i in local.values()}
+    seen: list[Link] = []
+    for n in neighbors:
+        mine = local.get(n.local_if_index) or local_by_name.get(n.local_port)
+        if mine is None or not n.remote_name:
+            continue
+        remote = session.scalar(
+            select(Interface).join(Device).where(Device.hostname == n.remote_name, Interface.name == n.remote_port)
+        )
+        if remote is None or remote.id == mine.id:
+            continue
+        low, high = sorted((mine.id, remote.id))
+        link = session.scalar(select(Link).where(Link.a_interface_id == low, Link.b_interface_id == high))
+        if link is None:
+            link = Link(a_interface_id=low, b_interface_id=high, source="discovered", state="active", created_at=now)
+            session.add(link)
+        link.state = "active"
+        link.last_seen_at = now
+        seen.append(link)
+    session.flush()
+    seen_ids = {link.id for link in seen}
+    mine_ids = [i.id for i in local.values()]
+    if mine_ids:
+        stale = session.scalars(
+            select(Link).where(
+                Link.source == "discovered",
+                Link.state == "active",
+                or_(Link.a_interface_id.in_(mine_ids), Link.b_interface_id.in_(mine_ids)),
+            )
+        )
+        for link in stale:
+            if link.id not in seen_ids:
+                link.state = "stale"
+    session.flush()
+    return [link.id for link in seen]
 
 
 # ---- links -------------------------------------------------------------------------

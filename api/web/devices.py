@@ -1,8 +1,9 @@
 """Dashboard pages: the topology map, the device list, the device page and config diffs.
 
 Reads go through the domain services (inventory, collectors, alarms, ticketing) where
-they exist; the few bulk projections the map and the list need (reachability, worst
-active alarm, links with both ends) are one query each here, never one per device.
+they exist, and the inventory's tables only through ``inventory.queries`` and
+``inventory.service``; the few bulk projections the map and the list need (reachability,
+worst active alarm, links with both ends) are one query each, never one per device.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from alarms import service as alarms
 from alarms.models import Alarm
@@ -31,8 +32,8 @@ from collectors.models import DevicePollState
 from faultloop import clock
 from faultloop.accounts.models import Role, User
 from faultloop.errors import InvalidInput
+from inventory import queries
 from inventory import service as inventory
-from inventory.models import Device, Interface, Link, Site
 from inventory.schemas import DeviceIn
 from ticketing import service as ticketing
 
@@ -100,45 +101,6 @@ def reachability(session: Session, device_ids: list[int] | None = None) -> dict[
             return {}
         query = query.where(DevicePollState.device_id.in_(device_ids))
     return {row[0]: Reach(row[1], row[2]) for row in session.execute(query)}
-
-
-@dataclass(frozen=True, slots=True)
-class LinkRow:
-    id: int
-    source: str
-    state: str
-    a_device: int
-    a_interface: str
-    a_oper: str
-    b_device: int
-    b_interface: str
-    b_oper: str
-
-    @property
-    def down(self) -> bool:
-        return "down" in (self.a_oper, self.b_oper)
-
-
-def link_rows(session: Session) -> list[LinkRow]:
-    """Every link with both ends' device and oper status, in one query."""
-    a, b = aliased(Interface), aliased(Interface)
-    query = (
-        select(
-            Link.id,
-            Link.source,
-            Link.state,
-            a.device_id,
-            a.name,
-            a.oper_status,
-            b.device_id,
-            b.name,
-            b.oper_status,
-        )
-        .join(a, Link.a_interface_id == a.id)
-        .join(b, Link.b_interface_id == b.id)
-        .order_by(Link.id)
-    )
-    return [LinkRow(*row) for row in session.execute(query)]
 
 
 def _check_role(role: str) -> str | None:
@@ -211,20 +173,13 @@ def topology_page(
     fit: Annotated[bool, Query(description="scale the map to the window")] = False,
 ) -> HTMLResponse:
     site_name = _check_site(session, site)
-    query = (
-        select(Device.id, Device.hostname, Device.role, Site.name, Device.vendor, Device.platform)
-        .outerjoin(Site, Device.site_id == Site.id)
-        .order_by(Device.hostname)
-    )
-    if site_name is not None:
-        query = query.where(Site.name == site_name)
-    devices = session.execute(query).all()
+    devices = queries.devices_by_name(session, site=site_name)
     reach = reachability(session)
     alarm = alarm_summaries(session)
-    links = link_rows(session)
+    links = queries.links(session)
     geo = topology.layout(
-        [topology.NodeIn(d.id, d.hostname, d.role, d.name) for d in devices],
-        [topology.EdgeIn(link.id, link.a_device, link.b_device) for link in links],
+        [topology.NodeIn(d.id, d.hostname, d.role, d.site) for d in devices],
+        [topology.EdgeIn(link.id, link.a.device_id, link.b.device_id) for link in links],
     )
     names = {d.id: d.hostname for d in devices}
     nodes = []
@@ -238,7 +193,7 @@ def topology_page(
                 d.hostname,
                 topology.label(d.hostname),
                 d.role,
-                d.name,
+                d.site,
                 d.vendor,
                 d.platform,
                 p.x,
@@ -252,12 +207,14 @@ def topology_page(
     edges = []
     for e in geo.edges:
         link = by_id[e.key]
+        a, b = link.a, link.b
+        down = "down" in (a.oper_status, b.oper_status)
         css = " ".join(
-            c for c in ("link", "link-down" if link.down else "link-up", "stale" if link.state != "active" else "") if c
+            c for c in ("link", "link-down" if down else "link-up", "stale" if link.state != "active" else "") if c
         )
         tip = (
-            f"{names[link.a_device]} {link.a_interface} ({link.a_oper}) ↔ "
-            f"{names[link.b_device]} {link.b_interface} ({link.b_oper})\n{link.source} link, {link.state}"
+            f"{names[a.device_id]} {a.name} ({a.oper_status}) ↔ "
+            f"{names[b.device_id]} {b.name} ({b.oper_status})\n{link.source} link, {link.state}"
         )
         edges.append(MapEdge(e.x1, e.y1, e.x2, e.y2, css, tip))
     edges.sort(key=lambda e: "link-down" in e.css)  # down links drawn last, on top

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from api.deps import PageDep, SessionDep, UserDep
 from api.web.render import diff_lines, page
 from faultloop.errors import InvalidInput
-from inventory.models import Device
+from inventory import queries
 from provisioning import service
 from provisioning.models import OrderItem, ServiceOrder
 from provisioning.policy import STATES
@@ -39,13 +39,15 @@ def orders(
     has_next, rows = len(rows) > page_.limit, rows[: page_.limit]
     devices: dict[int, list[str]] = defaultdict(list)
     if rows:
-        for order_id, hostname in session.execute(
-            select(OrderItem.order_id, Device.hostname)
-            .join(Device, Device.id == OrderItem.device_id)
+        items = session.execute(
+            select(OrderItem.order_id, OrderItem.device_id)
             .where(OrderItem.order_id.in_([o.id for o in rows]))
             .order_by(OrderItem.order_id, OrderItem.seq)
-        ):
-            devices[order_id].append(hostname)
+        ).all()
+        hostnames = {d.id: d.hostname for d in queries.devices(session, ids={i.device_id for i in items})}
+        for order_id, device_id in items:
+            if device_id in hostnames:
+                devices[order_id].append(hostnames[device_id])
     counts = {
         s: int(n) for s, n in session.execute(select(ServiceOrder.state, func.count()).group_by(ServiceOrder.state))
     }

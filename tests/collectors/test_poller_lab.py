@@ -20,6 +20,7 @@ from collectors.models import DevicePollState, InterfaceSample
 from faultloop import clock as fl_clock
 from faultloop.events import Event, Sample
 from faultloop.metrics import REGISTRY
+from inventory import queries
 from inventory import service as inventory
 from inventory.models import Interface, Link
 from inventory.schemas import InventoryDoc
@@ -205,6 +206,37 @@ async def test_rates_events_unreachable_recovery_and_links(poller, lab, clocks, 
     }
     assert bps[("core1", "GigabitEthernet0/1")] == pytest.approx(8e8, rel=1e-3)
     assert families["faultloop_poll_errors"].samples[0].name == "faultloop_poll_errors_total"
+
+
+async def test_ports_and_lldp_links_a_poll_discovers_are_written_through_the_inventory(runtime, session, lab, clocks):
+    """core1 is in the inventory without any interface: the poll's IF-MIB adds its ports (ifAlias
+    as description) and LLDP its links, through inventory.service, readable by inventory.queries."""
+    doc = inventory_dict(lab.topology)
+    doc["links"] = []
+    [core1_doc] = [d for d in doc["devices"] if d["hostname"] == "core1"]
+    core1_doc["interfaces"] = []
+    inventory.import_inventory(session, runtime.vault, InventoryDoc.model_validate(doc), actor="test")
+    session.commit()
+    runtime.settings.poll_timeout_s = 0.2
+    runtime.settings.poll_retries = 0
+    core1 = queries.device_by_hostname(session, "core1")
+    assert core1 is not None and queries.interfaces(session, core1.id) == []
+    svc = PollerService(runtime, ListSink())
+    with fl_clock.use(clocks.fl):
+        await svc.open()
+        try:
+            await cycle(svc)
+        finally:
+            await svc.stop()
+    session.expire_all()
+    ports = {i.name: i for i in queries.interfaces(session, core1.id)}
+    assert {"GigabitEthernet0/1", "GigabitEthernet0/2"} <= set(ports)
+    gi1 = ports["GigabitEthernet0/1"]
+    assert (gi1.description, gi1.speed_mbps, gi1.admin_status, gi1.oper_status) == ("to dist1", 10_000, "up", "up")
+    assert gi1.if_index is not None and gi1.id in {e.id for lk in queries.links(session) for e in (lk.a, lk.b)}
+    links = queries.links(session)
+    assert len(links) == 2 and {(lk.source, lk.state) for lk in links} == {("discovered", "active")}
+    assert ("core1", gi1.if_index, "GigabitEthernet0/1") in queries.interface_names(session)
 
 
 async def test_a_restarted_poller_reports_what_changed_while_it_was_stopped(poller, lab, clocks, runtime):

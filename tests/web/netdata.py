@@ -68,7 +68,7 @@ def discovered_link(session: Session, dev: Device, local: str, if_index: int, re
         neighbors=[Neighbor(local_if_index=if_index, local_port=local, remote_name=remote, remote_port=remote_port)],
         now=clock.now(),
     )
-    return found
+    return session.get_one(Link, found)
 
 
 def poll(
