@@ -362,6 +362,40 @@ async def test_findings_reach_the_engine_while_the_database_refuses_the_poll_res
         other.close()
 
 
+async def test_a_device_added_to_a_running_poller_starts_from_its_stored_state(runtime, session):
+    """A sync that finds a new device reads that device's last known reachability and oper
+    status (its own rows only), and leaves the trackers it already has alone."""
+    from collectors import service as collectors
+    from collectors.snmp_poll import InterfaceState, PollResult, Snapshot
+    from inventory.schemas import DeviceIn, InterfaceIn, SnmpIn
+
+    def add(hostname: str, address: str) -> int:
+        data = DeviceIn(
+            hostname=hostname,
+            address=address,
+            role="server",
+            snmp=SnmpIn(version="v2c", community="public"),
+            interfaces=[InterfaceIn(name="eth0", if_index=1)],
+        )
+        return inventory.create_device(session, runtime.vault, data, actor="t").id
+
+    first = add("s1", "127.0.0.51")
+    session.commit()
+    svc = PollerService(runtime)
+    await svc.sync()
+    kept = svc.trackers[first]
+    assert kept.reachable is None and kept.baseline_oper == {}
+
+    second = add("s2", "127.0.0.52")
+    snap = Snapshot(sys_name="s2", interfaces={1: InterfaceState(1, "eth0", admin_status="up", oper_status="down")})
+    polled = PollResult("s2", True, fl_clock.now(), 0.01, snapshot=snap)
+    collectors.record_poll(session, device_id=second, result=polled, reachable=False, failures=3)
+    session.commit()
+    await svc.sync()
+    assert svc.trackers[first] is kept
+    assert (svc.trackers[second].reachable, svc.trackers[second].baseline_oper) == (False, {1: "down"})
+
+
 async def test_deleted_device_leaves_metrics_and_the_schedule(poller, session, runtime):
     svc, _sink = poller
     await cycle(svc)
