@@ -25,6 +25,7 @@ demo: $(STAMP)
 
 lint: $(DEVSTAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 typecheck: $(DEVSTAMP)
 	$(BIN)/mypy
