@@ -7,12 +7,14 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from api.main import create_api
+from api.services import one_shot
 from collectors.backup import store_backup
-from collectors.backup_models import ConfigBackup, SshHostKey
-from collectors.cli_collect import CliCollectorService
+from collectors.backup_models import ConfigBackup
+from devices.models import SshHostKey
 from faultloop.audit.models import AuditEntry
-from faultloop.cmd.app import Pipeline, create_app
 from faultloop.db import transaction
+from inventory import queries
 from inventory.models import Device
 from tests.collectors import cli_lab
 from tests.collectors.cli_lab import add_to_inventory, push_config
@@ -31,14 +33,14 @@ IOS_B = (
 
 @pytest.fixture
 def app_client(runtime, sink):
-    app = create_app(runtime, pipeline=Pipeline([CliCollectorService(runtime, sink=sink)]))
+    app = create_api(runtime, services=one_shot(runtime, sink=sink))
     with TestClient(app, raise_server_exceptions=False) as c:
         yield c
 
 
 def _stored(session, vault, name: str) -> tuple[int, list[int]]:
     device_id = add_to_inventory(session, vault, cli_lab.make_lab_device("cisco_ios", name))
-    device = session.get(Device, device_id)
+    device = queries.device(session, device_id)
     ids = []
     for text in (IOS_A, IOS_B):
         row, _prev, _created = store_backup(session, device=device, text=text, trigger="schedule", actor="t")
@@ -141,7 +143,7 @@ def test_backup_now_with_changed_host_key_is_409_and_accept_is_admin_only(file_r
         device_id = add_to_inventory(session, rt.vault, lab)
         admin = {"Authorization": f"Bearer {make_token(session, 'root', 'admin')}"}
         noc = {"Authorization": f"Bearer {make_token(session, 'ops', 'noc')}"}
-    app = create_app(rt, pipeline=Pipeline([CliCollectorService(rt, sink=sink)]))
+    app = create_api(rt, services=one_shot(rt, sink=sink))
     with TestClient(app, raise_server_exceptions=False) as client:
         assert client.post(f"/api/v1/devices/{device_id}/config-backups", headers=admin).status_code == 201
         lab_ssh.stop("api-jnp1")

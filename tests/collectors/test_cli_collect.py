@@ -12,9 +12,10 @@ from sqlalchemy import select
 
 from collectors import cli_collect
 from collectors.backup import backup_device
-from collectors.backup_models import CliResult, ConfigBackup, SshHostKey
+from collectors.backup_models import CliResult, ConfigBackup
 from collectors.cli_collect import CliCollectorService, collect_device, run_cycle, ssh_device_ids
 from collectors.cli_commands import CommandTableError, command_table, parse_command_table
+from devices.models import SshHostKey
 from devices.ssh import DeviceBusy, device_session
 from faultloop import clock
 from faultloop.clock import FrozenClock
