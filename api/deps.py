@@ -11,6 +11,7 @@ from fastapi import Depends, Query, Request
 from sqlalchemy.orm import Session
 
 from api.rbac import PUBLIC, allowed_roles
+from api.services import ServiceHandles
 from faultloop.accounts import service as accounts
 from faultloop.accounts.models import User
 from faultloop.db import end_read_snapshot
@@ -43,6 +44,14 @@ def get_session(rt: Annotated[Runtime, Depends(runtime)]) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+async def services(request: Request) -> ServiceHandles:
+    handles: ServiceHandles = request.app.state.services
+    return handles
+
+
+ServicesDep = Annotated[ServiceHandles, Depends(services)]
 
 
 # scope="function": commit before the response is sent (FastAPI's default runs a yield

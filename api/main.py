@@ -10,13 +10,16 @@ from fastapi.staticfiles import StaticFiles
 from api import problems
 from api.deps import authorize
 from api.routers import accounts, alarms, collectors, config, health, inventory, metrics, orders, tickets
+from api.services import ServiceHandles, one_shot
 from api.web.pages import ROUTERS as PAGE_ROUTERS
 from api.web.render import STATIC_DIR
 from api.web.security import SecurityHeaders
 from faultloop.runtime import Runtime
 
 
-def create_api(rt: Runtime, lifespan: Any = None) -> FastAPI:
+def create_api(rt: Runtime, lifespan: Any = None, *, services: ServiceHandles | None = None) -> FastAPI:
+    """``services``: the running services' handles (the composition root passes them); without
+    them every route that needs one does its work in the request (``api.services.one_shot``)."""
     app = FastAPI(
         lifespan=lifespan,
         title="faultloop",
@@ -26,6 +29,7 @@ def create_api(rt: Runtime, lifespan: Any = None) -> FastAPI:
         dependencies=[Depends(authorize)],
     )
     app.state.runtime = rt
+    app.state.services = services if services is not None else one_shot(rt)
     problems.install(app)
     for module in (health, metrics, accounts, inventory, config, collectors, alarms, tickets, orders):
         app.include_router(module.router)

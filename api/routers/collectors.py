@@ -6,11 +6,10 @@ import asyncio
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 
-from api.deps import SessionDep, UserDep, runtime
+from api.deps import ServicesDep, SessionDep, UserDep, runtime
 from collectors import service
-from collectors.jobs import PollerService, poll_now
 from collectors.schemas import DeviceStatusOut, PollOut, PollSettingsIn, PollSettingsOut, SampleOut
 from faultloop.db import transaction
 from faultloop.runtime import Runtime
@@ -19,19 +18,10 @@ router = APIRouter(prefix="/api/v1", tags=["collectors"])
 RuntimeDep = Annotated[Runtime, Depends(runtime)]
 
 
-def _poller(request: Request) -> PollerService | None:
-    pipeline = getattr(request.app.state, "pipeline", None)
-    for svc in getattr(pipeline, "services", []):
-        if isinstance(svc, PollerService):
-            return svc
-    return None
-
-
 @router.post("/devices/{device_id}/poll", response_model=PollOut)
-async def poll_device(device_id: int, request: Request, user: UserDep, rt: RuntimeDep) -> PollOut:
+async def poll_device(device_id: int, services: ServicesDep, user: UserDep, rt: RuntimeDep) -> PollOut:
     """Poll the device now (through the running poller when there is one) and return what it saw."""
-    poller = _poller(request)
-    result, tracker = await poll_now(rt, device_id, poller)
+    result, tracker = await services.poll_now(device_id)
     live = tracker.last.interfaces if tracker.last is not None else {}
 
     def read() -> DeviceStatusOut:
@@ -43,12 +33,9 @@ async def poll_device(device_id: int, request: Request, user: UserDep, rt: Runti
 
 
 @router.get("/devices/{device_id}/interfaces/status", response_model=DeviceStatusOut)
-def interface_status(device_id: int, request: Request, session: SessionDep, user: UserDep) -> DeviceStatusOut:
+def interface_status(device_id: int, services: ServicesDep, session: SessionDep, user: UserDep) -> DeviceStatusOut:
     """Device state from the last poll and every interface with its status and current rates."""
-    poller = _poller(request)
-    tracker = poller.trackers.get(device_id) if poller is not None else None
-    live = tracker.last.interfaces if tracker is not None and tracker.last is not None else None
-    return service.device_status(session, device_id=device_id, live=live)
+    return service.device_status(session, device_id=device_id, live=services.live_interfaces(device_id))
 
 
 @router.get("/devices/{device_id}/samples", response_model=list[SampleOut])

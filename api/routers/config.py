@@ -9,23 +9,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi import APIRouter, Query, status
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import PageDep, SessionDep, UserDep, runtime
+from api.deps import PageDep, ServicesDep, SessionDep, UserDep
 from collectors import backup, cli_collect
-from collectors.cli_collect import CliCollectorService
 from devices import hostkeys
 from devices.hostkeys import HostKeyError
 from devices.ssh import emit
 from faultloop.errors import Conflict
-from faultloop.events import ObservationSink
-from faultloop.runtime import Runtime
 from inventory import service as inventory
 
 router = APIRouter(prefix="/api/v1", tags=["config"])
-RuntimeDep = Annotated[Runtime, Depends(runtime)]
 
 
 class BackupOut(BaseModel):
@@ -82,19 +78,6 @@ class HostKeyAccept(BaseModel):
     )
 
 
-def _service(request: Request) -> CliCollectorService | None:
-    pipeline = getattr(request.app.state, "pipeline", None)
-    for svc in getattr(pipeline, "services", []):
-        if isinstance(svc, CliCollectorService):
-            return svc
-    return None
-
-
-def _sink(request: Request) -> ObservationSink | None:
-    svc = _service(request)
-    return svc.sink if svc is not None else None
-
-
 @router.get("/devices/{device_id}/config-backups", response_model=BackupPage)
 def list_backups(device_id: int, session: SessionDep, user: UserDep, page: PageDep) -> BackupPage:
     rows, total = backup.list_backups(session, device_id=device_id, limit=page.limit, offset=page.offset)
@@ -104,10 +87,10 @@ def list_backups(device_id: int, session: SessionDep, user: UserDep, page: PageD
 
 
 @router.post("/devices/{device_id}/config-backups", status_code=status.HTTP_201_CREATED, response_model=BackupRunOut)
-def backup_now(device_id: int, request: Request, session: SessionDep, user: UserDep, rt: RuntimeDep) -> BackupRunOut:
+def backup_now(device_id: int, services: ServicesDep, session: SessionDep, user: UserDep) -> BackupRunOut:
     inventory.get_device(session, device_id)  # 404 before any SSH
     try:
-        outcome = backup.backup_device(rt, device_id, sink=_sink(request), trigger="on_demand", actor=user.username)
+        outcome = services.backup_now(device_id, actor=user.username)
     except HostKeyError as exc:
         raise Conflict(str(exc), field="ssh_host_key") from None
     # not re-read through this request's session: its snapshot may predate the backup's commit
@@ -160,12 +143,12 @@ def get_host_key(device_id: int, session: SessionDep, user: UserDep) -> HostKeyO
 
 @router.post("/devices/{device_id}/ssh-host-key/accept", response_model=HostKeyOut)
 def accept_host_key(
-    device_id: int, body: HostKeyAccept, request: Request, session: SessionDep, user: UserDep
+    device_id: int, body: HostKeyAccept, services: ServicesDep, session: SessionDep, user: UserDep
 ) -> HostKeyOut:
     device = inventory.get_device(session, device_id)
     row = hostkeys.accept_pending(session, device=device, actor=user.username, expected_fingerprint=body.fingerprint)
     out = HostKeyOut(**hostkeys.host_key_out(device, row))
     event = hostkeys.host_key_accepted_event(device, row, actor=user.username)
     session.commit()  # the clear below is a side effect: only once the accept is durable
-    emit(_sink(request), [event])
+    emit(services.sink, [event])
     return out

@@ -11,28 +11,18 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi import APIRouter, Body, Depends, Query
 from sqlalchemy.orm import Session
 
-from api.deps import PageDep, SessionDep, UserDep, runtime
+from api.deps import PageDep, ServicesDep, SessionDep, UserDep, runtime
 from faultloop.db import transaction
-from faultloop.events import ObservationSink
 from faultloop.runtime import Runtime
 from provisioning import service
-from provisioning.executor import execute_order
 from provisioning.render import catalog, service_type
 from provisioning.schemas import CatalogTypeOut, OrderOut, ServiceOut, TimelineEntryOut, VlanPoolIn, VlanPoolOut
 
 router = APIRouter(prefix="/api/v1", tags=["provisioning"])
 RuntimeDep = Annotated[Runtime, Depends(runtime)]
-
-
-def _sink(request: Request) -> ObservationSink | None:
-    pipeline = getattr(request.app.state, "pipeline", None)
-    for svc in getattr(pipeline, "services", []):
-        if hasattr(svc, "submit_events") and hasattr(svc, "submit_samples"):
-            return svc  # type: ignore[no-any-return]
-    return None
 
 
 @router.get("/catalog", response_model=list[CatalogTypeOut])
@@ -101,10 +91,9 @@ def cancel_order(order_id: int, session: SessionDep, user: UserDep, rt: RuntimeD
 
 
 @router.post("/orders/{order_id}/execute", response_model=OrderOut)
-async def execute(order_id: int, request: Request, user: UserDep, rt: RuntimeDep) -> OrderOut:
+async def execute(order_id: int, services: ServicesDep, user: UserDep, rt: RuntimeDep) -> OrderOut:
     """Push now (within the order's change window); answers with the finished order."""
-    sink = _sink(request)
-    await asyncio.to_thread(execute_order, rt, order_id, actor=user.username, role=str(user.role), sink=sink)
+    await asyncio.to_thread(services.execute_order, order_id, actor=user.username, role=str(user.role))
 
     def read() -> OrderOut:
         with transaction(rt.sessions) as session:

@@ -26,9 +26,12 @@ from alarms.notify import load_config as load_notify_config
 from alarms.runner import AlarmEngine
 from alarms.stream import STREAM as ALARM_STREAM
 from api.main import create_api
+from api.services import ServiceHandles
+from collectors.backup import BackupOutcome, backup_device
 from collectors.cli_collect import CliCollectorService
-from collectors.jobs import PollerService
+from collectors.jobs import PollerService, poll_now
 from collectors.receiver import DeviceDirectory
+from collectors.snmp_poll import DeviceTracker, InterfaceState, PollResult
 from collectors.syslog import SyslogReceiverService
 from collectors.traps import TrapReceiverService
 from faultloop.events import ObservationSink, Service
@@ -39,6 +42,7 @@ from faultloop.runtime import (  # noqa: F401 - re-exported: the app is where ca
     check_database,
     configure_logging,
 )
+from provisioning.executor import ExecutionOutcome, execute_order
 from provisioning.jobs import ProvisioningService
 from provisioning.unplanned import UnplannedChangeSink
 from ticketing.jobs import TicketingService
@@ -50,9 +54,11 @@ GRACEFUL_SHUTDOWN_S = 10  # how long a stopping server lets running requests fin
 
 @dataclass
 class Pipeline:
-    """Every background service of one faultloop process, in start order."""
+    """Every background service of one faultloop process, in start order, and the handles the
+    API is given to them (None: the API does the work in the request, ``api.services.one_shot``)."""
 
     services: list[Service] = field(default_factory=list)
+    handles: ServiceHandles | None = None
 
     async def start(self) -> None:
         started: list[Service] = []
@@ -107,7 +113,8 @@ def build_pipeline(rt: Runtime, sink: ObservationSink | None = None) -> Pipeline
     alarm_bus.subscribe("ticketing", tickets.on_alarm_changes)
     pipeline.services.append(tickets)
     # SNMP poller: every inventory device with SNMP settings, on its interval; findings go to the sink.
-    pipeline.services.append(PollerService(rt, sink))
+    poller = PollerService(rt, sink)
+    pipeline.services.append(poller)
     if settings.trap_enabled or settings.syslog_enabled:
         # one address -> device directory, refreshed from the inventory, shared by both receivers
         directory = DeviceDirectory(rt.sessions, refresh_s=settings.receiver_directory_refresh_s)
@@ -122,7 +129,32 @@ def build_pipeline(rt: Runtime, sink: ObservationSink | None = None) -> Pipeline
     pipeline.services.append(CliCollectorService(rt, sink=ssh_sink))
     # Provisioning: approved orders run when their change window opens (pushes report to the sink).
     pipeline.services.append(ProvisioningService(rt, sink=sink))
+    # The API's handles: on-demand work reports exactly where the scheduled work does.
+    pipeline.handles = service_handles(rt, poller=poller, sink=sink, backup_sink=ssh_sink)
     return pipeline
+
+
+def service_handles(
+    rt: Runtime, *, poller: PollerService, sink: ObservationSink, backup_sink: ObservationSink
+) -> ServiceHandles:
+    """The running services as the API sees them (``api.services``)."""
+
+    async def poll(device_id: int) -> tuple[PollResult, DeviceTracker]:
+        return await poll_now(rt, device_id, poller)
+
+    def live_interfaces(device_id: int) -> dict[int, InterfaceState] | None:
+        tracker = poller.trackers.get(device_id)
+        return tracker.last.interfaces if tracker is not None and tracker.last is not None else None
+
+    def backup(device_id: int, *, actor: str) -> BackupOutcome:
+        return backup_device(rt, device_id, sink=backup_sink, trigger="on_demand", actor=actor)
+
+    def execute(order_id: int, *, actor: str, role: str) -> ExecutionOutcome:
+        return execute_order(rt, order_id, actor=actor, role=role, sink=sink)
+
+    return ServiceHandles(
+        poll_now=poll, live_interfaces=live_interfaces, backup_now=backup, execute_order=execute, sink=sink
+    )
 
 
 def create_app(rt: Runtime, pipeline: Pipeline | None = None, *, own_pipeline: bool = True) -> FastAPI:
@@ -140,9 +172,7 @@ def create_app(rt: Runtime, pipeline: Pipeline | None = None, *, own_pipeline: b
         finally:
             await pipeline.stop()
 
-    app = create_api(rt, lifespan=lifespan)
-    app.state.pipeline = pipeline
-    return app
+    return create_api(rt, lifespan=lifespan, services=pipeline.handles)
 
 
 def settle_heap() -> None:

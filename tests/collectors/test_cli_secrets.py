@@ -10,11 +10,12 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import generate_latest
 
+from api.main import create_api
+from api.services import one_shot
 from collectors.backup import backup_device
-from collectors.cli_collect import CliCollectorService, collect_device
+from collectors.cli_collect import collect_device
 from devices.hostkeys import HostKeyChanged
 from devices.ssh import DeviceUnreachable
-from faultloop.cmd.app import Pipeline, create_app
 from faultloop.db import transaction
 from faultloop.metrics import REGISTRY
 from inventory.models import Device
@@ -56,7 +57,7 @@ def test_ssh_password_never_leaks(file_runtime, lab_ssh, sink, caplog, tmp_path)
     with pytest.raises(HostKeyChanged):
         backup_device(rt, good_id, sink=sink)
 
-    app = create_app(rt, pipeline=Pipeline([CliCollectorService(rt, sink=sink)]))
+    app = create_api(rt, services=one_shot(rt, sink=sink))
     h = {"Authorization": f"Bearer {token}"}
     with TestClient(app, raise_server_exceptions=False) as client:
         bodies = [

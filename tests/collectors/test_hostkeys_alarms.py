@@ -9,8 +9,8 @@ from fastapi.testclient import TestClient
 from alarms import service as alarms
 from alarms.bus import AlarmBus
 from alarms.runner import AlarmEngine
-from collectors.cli_collect import CliCollectorService
-from faultloop.cmd.app import Pipeline, create_app
+from api.main import create_api
+from api.services import one_shot
 from faultloop.db import transaction
 from tests.collectors import cli_lab
 from tests.collectors.cli_lab import add_to_inventory, push_config
@@ -32,7 +32,7 @@ def test_host_key_change_raises_and_accept_clears_the_alarm(file_runtime, lab_ss
     with transaction(rt.sessions) as session:
         device_id = add_to_inventory(session, rt.vault, lab)
         admin = {"Authorization": f"Bearer {make_token(session, 'root', 'admin')}"}
-    app = create_app(rt, pipeline=Pipeline([CliCollectorService(rt, sink=engine)]))
+    app = create_api(rt, services=one_shot(rt, sink=engine))
     url = f"/api/v1/devices/{device_id}/config-backups"
     with TestClient(app, raise_server_exceptions=False) as client:
         assert client.post(url, headers=admin).status_code == 201
