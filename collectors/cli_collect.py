@@ -157,7 +157,14 @@ def run_cycle(
     deadline_s: float,
 ) -> list[DeviceResult]:
     """Run ``job`` per device in the pool; a device that fails or overruns is a result, not an exception."""
-    futures = {pool.submit(job, device_id): device_id for device_id in device_ids}
+    futures: dict[concurrent.futures.Future[Any], int] = {}
+    for device_id in device_ids:
+        try:
+            future = pool.submit(job, device_id)
+        except RuntimeError:  # the pool shut down while this cycle was still handing out work
+            future = concurrent.futures.Future()
+            future.cancel()
+        futures[future] = device_id
     _wait_all(list(futures), deadline_s)
     results: list[DeviceResult] = []
     for future, device_id in futures.items():
