@@ -36,3 +36,13 @@ class Forbidden(DomainError):
 class Unauthorized(DomainError):
     status = 401
     title = "Unauthorized"
+
+
+class IllegalTransition(Conflict):
+    """409: the action is not in the state table for the current state; the problem body lists
+    ``allowed_actions`` (faultloop.statemachine)."""
+
+    def __init__(self, detail: str, *, allowed: list[str]) -> None:
+        super().__init__(detail, field="action")
+        self.allowed = allowed
+        self.problem_extra = {"allowed_actions": allowed}

@@ -4,14 +4,15 @@
                                                                         -> rolled_back | failed
     cancel: from draft, validated, planned, approved
 
-``system`` actions are taken by the executor only, never through the API.
+``system`` actions are taken by the executor only, never through the API. The table is
+data (``ORDERS``), enforced by ``faultloop.statemachine.check`` like the tickets' one.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from faultloop.errors import Conflict, Forbidden
+from faultloop import statemachine
+from faultloop.errors import Forbidden
+from faultloop.statemachine import StateTable, Transition, roles_of
 
 STATES = (
     "draft",
@@ -34,22 +35,6 @@ EXECUTORS = frozenset({"provisioner", "noc", "admin"})
 SYSTEM = frozenset({"system"})
 
 
-class IllegalTransition(Conflict):
-    """409 with the actions the order's state allows (``allowed_actions`` in the problem body)."""
-
-    def __init__(self, detail: str, *, allowed: list[str]) -> None:
-        super().__init__(detail, field="action")
-        self.problem_extra = {"allowed_actions": allowed}
-
-
-@dataclass(frozen=True)
-class Transition:
-    source: str
-    action: str
-    target: str
-    roles: frozenset[str]
-
-
 TRANSITIONS: tuple[Transition, ...] = (
     Transition("draft", "validate", "validated", AUTHORS),
     Transition("validated", "validate", "validated", AUTHORS),
@@ -70,29 +55,30 @@ TRANSITIONS: tuple[Transition, ...] = (
     Transition("approved", "cancel", "cancelled", AUTHORS | APPROVERS),
 )
 
+ORDERS = StateTable(
+    states=STATES,
+    transitions=TRANSITIONS,
+    actions=tuple(sorted({t.action for t in TRANSITIONS})),
+    illegal="action {action!r} is not allowed on an order in state {state!r}; allowed: {allowed}",
+    forbidden="{who} may not {action} an order (allowed: {roles})",
+    # a refusal lists what the state allows anyone but the executor's own steps
+    offer="state",
+    internal=frozenset({"pushed", "fail", "roll_back", "complete"}),
+)
+
 
 def allowed_actions(state: str, role: str | None = None) -> list[str]:
-    return sorted({t.action for t in TRANSITIONS if t.source == state and (role is None or role in t.roles)})
+    return ORDERS.allowed(state, None if role is None else roles_of(role))
 
 
 def transition(state: str, action: str, *, role: str, actor: str, author: str, four_eyes: bool) -> str:
-    """The next state, or Conflict (illegal here; lists what is allowed) / Forbidden (role, four-eyes)."""
-    found = next((t for t in TRANSITIONS if t.source == state and t.action == action), None)
-    if found is None:
-        allowed = [a for a in allowed_actions(state) if a not in {"pushed", "fail", "roll_back", "complete"}]
-        raise IllegalTransition(
-            f"action {action!r} is not allowed on an order in state {state!r}; allowed: {', '.join(allowed) or 'none'}",
-            allowed=allowed,
-        )
-    if role not in found.roles:
-        raise Forbidden(f"role {role!r} may not {action} an order (allowed: {', '.join(sorted(found.roles))})")
+    """The next state, or IllegalTransition (409, lists what is allowed) / Forbidden (role, four-eyes)."""
+    found = statemachine.check(ORDERS, state, action, role=role)
     if action == "approve" and four_eyes and actor == author:
         raise Forbidden("four-eyes: an order must be approved by someone other than its author")
-    return found.target
+    return found.next_state()
 
 
 def table_markdown() -> str:
-    """The table for the docs."""
-    rows = ["| from | action | to | roles |", "| --- | --- | --- | --- |"]
-    rows += [f"| {t.source} | {t.action} | {t.target} | {', '.join(sorted(t.roles))} |" for t in TRANSITIONS]
-    return "\n".join(rows) + "\n"
+    """The table for the docs (the README embeds it; a test compares)."""
+    return statemachine.markdown(ORDERS, who="roles", notes=False)

@@ -1,9 +1,9 @@
-"""Ticketing errors: the shared domain errors (mapped once to problem+json in api/) plus the 409s here."""
+"""Ticketing errors: the shared domain errors (mapped once to problem+json in api/; an illegal
+action is ``faultloop.errors.IllegalTransition``) plus the 409s here."""
 
 from __future__ import annotations
 
 from faultloop.errors import Conflict
-from ticketing.policy import IllegalTransition
 
 
 class StaleVersion(Conflict):
@@ -21,4 +21,4 @@ class IdempotencyInProgress(Conflict):
     """Another request with the same Idempotency-Key has not finished yet."""
 
 
-__all__ = ["DatabaseBusy", "IdempotencyInProgress", "IllegalTransition", "StaleVersion"]
+__all__ = ["DatabaseBusy", "IdempotencyInProgress", "StaleVersion"]

@@ -1,7 +1,8 @@
 """Pure ticket logic: the state machine table, the auto-ticketing policy, priorities, SLA targets.
 
-The state machine is ONE table of (from-state, action, to-state, roles allowed), enforced
-in ONE function (``check``) and rendered into docs/tickets.md by ``render_markdown``.
+The state machine is ONE table of (from-state, action, to-state, roles allowed), ``TICKETS``,
+enforced by the one function every state machine uses (``faultloop.statemachine.check``) and
+rendered into docs/tickets.md by ``render_markdown``.
 No I/O here except reading the policy YAML in ``load_policy``.
 """
 
@@ -15,7 +16,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
-from faultloop.errors import Conflict, Forbidden, InvalidInput
+from faultloop import statemachine
+from faultloop.errors import InvalidInput
+from faultloop.statemachine import SAME, StateTable, Transition, roles_of
 
 STATES: tuple[str, ...] = (
     "new",
@@ -44,15 +47,6 @@ FIELD = frozenset({"admin", "noc", "assignee"})
 NOC_SYSTEM = frozenset({"admin", "noc", "system"})
 
 
-@dataclass(frozen=True, slots=True)
-class Transition:
-    from_state: str
-    action: str
-    to_state: str
-    roles: frozenset[str]
-    note: str = ""
-
-
 def _t(froms: str, action: str, to: str, roles: frozenset[str], note: str = "") -> list[Transition]:
     return [Transition(f, action, to, roles, note) for f in froms.split()]
 
@@ -66,7 +60,7 @@ TRANSITIONS: tuple[Transition, ...] = tuple(
     + _t("dispatched", "accept", "accepted", FIELD)
     + _t("accepted", "en_route", "en_route", FIELD, "ETA and location note")
     + _t("accepted en_route", "on_site", "on_site", FIELD)
-    + _t("en_route on_site", "update", "_same", FIELD, "new ETA / location note, state unchanged")
+    + _t("en_route on_site", "update", SAME, FIELD, "new ETA / location note, state unchanged")
     + _t("on_site", "wait", "waiting", FIELD, "waiting for parts or access: SLA clock paused")
     + _t("waiting", "resume", "on_site", FIELD)
     + _t("on_site", "resolve", "resolved", FIELD, "feedback: cause category, action taken, parts, notes")
@@ -82,53 +76,34 @@ TRANSITIONS: tuple[Transition, ...] = tuple(
     )
 )
 
-ACTIONS: tuple[str, ...] = tuple(dict.fromkeys(t.action for t in TRANSITIONS))
-_INDEX: dict[tuple[str, str], Transition] = {(t.from_state, t.action): t for t in TRANSITIONS}
+TICKETS = StateTable(
+    states=STATES,
+    transitions=TRANSITIONS,
+    illegal="cannot {action} a ticket in state {state!r}; allowed: {allowed}",
+    forbidden="{who} may not {action} a ticket in state {state!r}",
+    who={"technician": "the assigned technician"},
+    strict_actions=True,  # an unknown action is bad input (422), not a move the state lacks
+)
+ACTIONS: tuple[str, ...] = TICKETS.actions
 
 
-class IllegalTransition(Conflict):
-    def __init__(self, detail: str, allowed: list[str]) -> None:
-        super().__init__(detail, field="action")
-        self.allowed = allowed
-        self.problem_extra = {"allowed_actions": allowed}
-
-
-def _may(roles: frozenset[str], role: str, is_assignee: bool) -> bool:
-    return role in roles or (is_assignee and "assignee" in roles)
+def _relations(is_assignee: bool) -> tuple[str, ...]:
+    return ("assignee",) if is_assignee else ()
 
 
 def allowed_actions(state: str, *, role: str, is_assignee: bool = False) -> list[str]:
     """What this actor may do to a ticket in this state (the 409's list)."""
-    return [t.action for t in TRANSITIONS if t.from_state == state and _may(t.roles, role, is_assignee)]
+    return TICKETS.allowed(state, roles_of(role, _relations(is_assignee)))
 
 
 def check(state: str, action: str, *, role: str, is_assignee: bool = False) -> str:
-    """THE enforcement point: the next state, or IllegalTransition (409) / Forbidden (403) / InvalidInput."""
-    if action not in ACTIONS:
-        raise InvalidInput(f"action: expected one of {', '.join(ACTIONS)}; got {action!r}", field="action")
-    found = _INDEX.get((state, action))
-    if found is None:
-        allowed = allowed_actions(state, role=role, is_assignee=is_assignee)
-        raise IllegalTransition(
-            f"cannot {action} a ticket in state {state!r}; allowed: {', '.join(allowed) or 'none'}", allowed
-        )
-    if not _may(found.roles, role, is_assignee):
-        who = "the assigned technician" if role == "technician" else f"role {role!r}"
-        raise Forbidden(f"{who} may not {action} a ticket in state {state!r}")
-    return state if found.to_state == "_same" else found.to_state
+    """The next state, or IllegalTransition (409) / Forbidden (403) / InvalidInput (faultloop.statemachine.check)."""
+    return statemachine.check(TICKETS, state, action, role=role, relations=_relations(is_assignee)).next_state()
 
 
 def render_markdown() -> str:
     """The state machine table as Markdown (docs/tickets.md embeds exactly this; a test checks)."""
-    lines = [
-        "| from | action | to | who | notes |",
-        "| --- | --- | --- | --- | --- |",
-    ]
-    for t in TRANSITIONS:
-        to = t.from_state if t.to_state == "_same" else t.to_state
-        who = ", ".join(sorted(t.roles))
-        lines.append(f"| {t.from_state} | {t.action} | {to} | {who} | {t.note} |")
-    return "\n".join(lines) + "\n"
+    return statemachine.markdown(TICKETS)
 
 
 # ---- auto-ticketing policy ------------------------------------------------------------------

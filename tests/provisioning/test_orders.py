@@ -183,13 +183,13 @@ def test_validate_refuses_a_device_without_a_template_for_its_platform(session, 
 def test_state_table_never_accepts_an_unlisted_move(moves) -> None:
     state = "draft"
     for action, role in moves:
-        allowed = {(t.source, t.action): t for t in policy.TRANSITIONS}
+        allowed = {(t.from_state, t.action): t for t in policy.TRANSITIONS}
         try:
             new = policy.transition(state, action, role=role, actor="a", author="b", four_eyes=True)
         except (Conflict, Forbidden):
             assert (state, action) not in allowed or role not in allowed[(state, action)].roles
             continue
-        assert allowed[(state, action)].target == new and role in allowed[(state, action)].roles
+        assert allowed[(state, action)].to_state == new and role in allowed[(state, action)].roles
         state = new
     assert state in policy.STATES
 

@@ -7,12 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from faultloop.errors import Forbidden, InvalidInput
+from faultloop.errors import Forbidden, IllegalTransition, InvalidInput
 from ticketing.policy import (
     ACTIONS,
     STATES,
     TRANSITIONS,
-    IllegalTransition,
     allowed_actions,
     check,
     load_policy,
