@@ -8,8 +8,10 @@ import random
 import time
 from typing import Any
 
+from netmiko import ConnectHandler
 from sqlalchemy.orm import Session
 
+from collectors.backup import normalize_config
 from faultloop.vault import Vault
 from inventory import service as inventory
 from inventory.schemas import DeviceIn
@@ -65,3 +67,22 @@ def add_device(
     row = inventory.create_device(session, vault, DeviceIn.model_validate(body), actor="test")
     session.commit()
     return row.id
+
+
+def running_config(lab: LabDevice) -> str:
+    """What the device runs, read by an independent netmiko session (not the one under test)."""
+    with ConnectHandler(
+        device_type=lab.device_type,
+        host=lab.address,
+        port=lab.ssh_port,
+        username=LAB_SSH_USERNAME,
+        password=LAB_SSH_PASSWORD,
+        secret=LAB_SSH_PASSWORD,
+        system_host_keys=False,
+        alt_host_keys=False,
+        conn_timeout=15,
+    ) as conn:
+        if lab.device_type == "cisco_ios":
+            conn.enable()
+        command = "show running-config" if lab.device_type == "cisco_ios" else "show configuration"
+        return normalize_config(str(conn.send_command(command)))

@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from netmiko import ConnectHandler
 from sqlalchemy import select
 
 from collectors.backup import normalize_config
@@ -19,11 +18,10 @@ from collectors.backup_models import ConfigBackup
 from devices.conn import DeviceConn
 from devices.ssh import device_session
 from lab.model import LabDevice
-from lab.ssh import LAB_SSH_PASSWORD, LAB_SSH_USERNAME
 from provisioning.executor import DeviceJob, DeviceResult, _push_in, _rollback_in, _save_in
 from provisioning.render import service_type
 from tests.collectors import cli_lab
-from tests.provisioning.lab import add_device
+from tests.provisioning.lab import add_device, running_config
 
 bg, host_key, lab_ssh = cli_lab.bg, cli_lab.host_key, cli_lab.lab_ssh
 
@@ -42,25 +40,6 @@ class ProtocolOnly:
             raise AttributeError(f"{name!r} is not part of DeviceConn")
         self.calls.append(name)
         return getattr(self._conn, name)
-
-
-def running_config(lab: LabDevice) -> str:
-    """Read by an independent netmiko session, not the one under test."""
-    with ConnectHandler(
-        device_type=lab.device_type,
-        host=lab.address,
-        port=lab.ssh_port,
-        username=LAB_SSH_USERNAME,
-        password=LAB_SSH_PASSWORD,
-        secret=LAB_SSH_PASSWORD,
-        system_host_keys=False,
-        alt_host_keys=False,
-        conn_timeout=15,
-    ) as conn:
-        if lab.device_type == "cisco_ios":
-            conn.enable()
-        command = "show running-config" if lab.device_type == "cisco_ios" else "show configuration"
-        return normalize_config(str(conn.send_command(command)))
 
 
 def _job(device_id: int, lab: LabDevice, description: str) -> DeviceJob:

@@ -8,7 +8,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from netmiko import ConnectHandler
 from sqlalchemy import select
 
 from alarms.maintenance import Window, covering
@@ -21,12 +20,12 @@ from faultloop.errors import Conflict
 from faultloop.runtime import Runtime
 from lab.model import LabDevice
 from lab.snmp_agent import LAB_COMMUNITY
-from lab.ssh import LAB_SSH_PASSWORD, LAB_SSH_USERNAME
+from lab.ssh import LAB_SSH_PASSWORD
 from provisioning import service as orders
 from provisioning.executor import execute_order
 from provisioning.models import ServiceInstance, ServiceResource, VlanAllocation
 from tests.collectors import cli_lab
-from tests.provisioning.lab import add_device, lab_device
+from tests.provisioning.lab import add_device, lab_device, running_config
 
 bg, host_key, lab_ssh, file_runtime = cli_lab.bg, cli_lab.host_key, cli_lab.lab_ssh, cli_lab.file_runtime
 
@@ -53,23 +52,6 @@ def _device(rt: Runtime, lab_ssh: Any, bg: Any, transports: list[Any], name: str
     with transaction(rt.sessions) as session:
         device_id = add_device(session, rt.vault, lab)
     return lab, device_id
-
-
-def running_config(lab: LabDevice) -> str:
-    """What the device runs, read by an independent netmiko session."""
-    with ConnectHandler(
-        device_type=lab.device_type,
-        host=lab.address,
-        port=lab.ssh_port,
-        username=LAB_SSH_USERNAME,
-        password=LAB_SSH_PASSWORD,
-        secret=LAB_SSH_PASSWORD,
-        system_host_keys=False,
-        alt_host_keys=False,
-        conn_timeout=15,
-    ) as conn:
-        conn.enable()
-        return normalize_config(str(conn.send_command("show running-config")))
 
 
 def snmpget(lab: LabDevice, oid: str) -> str:
