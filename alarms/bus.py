@@ -1,43 +1,19 @@
 """A small in-process pub/sub for alarm changes, published only after their commit.
 
 Subscribers (ticketing, notifications, the dashboard's live stream, metrics) are
-registered in ``faultloop.cmd.app.build_pipeline``. A failing subscriber is logged and
-never stops the others or the engine.
+registered in ``faultloop.cmd.app.build_pipeline``. The value they get, ``AlarmChange``, is
+the kernel's (``faultloop.events``): a subscriber needs nothing of this package. A failing
+subscriber is logged and never stops the others or the engine.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Literal
+
+from faultloop.events import AlarmChange
 
 log = logging.getLogger("faultloop.alarms.bus")
-
-ChangeKind = Literal[
-    "raised", "updated", "cleared", "root_cause", "correlated", "muted", "unmuted", "flapping", "escalated"
-]
-
-
-@dataclass(frozen=True, slots=True)
-class AlarmChange:
-    kind: ChangeKind
-    alarm_id: int
-    reduction_key: str
-    alarm_type: str
-    device: str
-    managed_object: str
-    severity: str
-    state: str
-    count: int
-    muted: bool  # in maintenance, flapping or correlated under a root cause: no ticket, no notification
-    suppression_reason: str | None
-    parent_id: int | None
-    root_cause: bool
-    at: datetime
-    actor: str = "engine"
-
 
 Subscriber = Callable[[Sequence[AlarmChange]], None]
 

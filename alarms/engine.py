@@ -20,14 +20,14 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
-from alarms.bus import AlarmChange, ChangeKind
 from alarms.flapping import FlapDetector
 from alarms.maintenance import Window, covering
 from alarms.models import Alarm, AlarmJournal, EventRecord, MaintenanceWindow
 from alarms.rules import Decision, MappingRule, RuleSet, ThresholdRule, severity_rank
 from alarms.topology import Cause, Graph, causes, interface_of, reachable
 from faultloop.db import insert_rows
-from faultloop.events import Event, Sample
+from faultloop.events import AlarmChange, ChangeKind, Event, Sample
+from inventory import queries as inventory
 
 log = logging.getLogger("faultloop.alarms")
 # Core tables for the hot path (the ORM's bulk paths cost more than the database here).
@@ -199,32 +199,18 @@ class AlarmCore:
         self.load_windows(session, now)
 
     def load_topology(self, session: Session) -> None:
-        from inventory.models import Device, Interface, Link, Site, device_dependencies
-
+        topology = inventory.topology(session)
         graph = Graph()
-        devices = session.execute(
-            select(Device.id, Device.hostname, Device.role, Device.tags, Site.name).outerjoin(
-                Site, Site.id == Device.site_id
-            )
-        ).all()
-        names = {d.id: d.hostname for d in devices}
-        for d in devices:
+        for d in topology.devices:
             graph.add_device(d.hostname)
-            if d.name is not None:
-                graph.device_site[d.hostname] = d.name
-            graph.device_tags[d.hostname] = frozenset(d.tags or ())
-        ifaces = {
-            i.id: (names[i.device_id], i.name)
-            for i in session.execute(select(Interface.id, Interface.device_id, Interface.name))
-        }
-        for link in session.execute(
-            select(Link.id, Link.a_interface_id, Link.b_interface_id).where(Link.state == "active")
-        ):
-            graph.add_link(link.id, ifaces[link.a_interface_id], ifaces[link.b_interface_id])
-        for child_id, parent_id in session.execute(
-            select(device_dependencies.c.child_id, device_dependencies.c.parent_id)
-        ):
-            graph.add_dependency(names[child_id], names[parent_id])
+            if d.site is not None:
+                graph.device_site[d.hostname] = d.site
+            graph.device_tags[d.hostname] = frozenset(d.tags)
+        for link in topology.links:
+            graph.add_link(link.id, link.a, link.b)
+        for child, parent in topology.dependencies:
+            graph.add_dependency(child, parent)
+        devices = topology.devices
         if self.config.poller_devices:
             graph.roots = frozenset(self.config.poller_devices)
         else:

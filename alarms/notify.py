@@ -29,13 +29,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from alarms.bus import AlarmChange
 from alarms.errors import RuleError
 from alarms.models import Alarm, Notification
 from faultloop import clock
 from faultloop.db import transaction
+from faultloop.events import AlarmChange
 from faultloop.runtime import Runtime
 from faultloop.worker import WorkerThread
+from inventory import queries as inventory
 
 log = logging.getLogger("faultloop.alarms.notify")
 RETRY_BASE_S = 10.0
@@ -384,14 +385,10 @@ class Notifier:
 
 
 def _device_scope(session: Session, hostname: str) -> tuple[str | None, frozenset[str]]:
-    from inventory.models import Device, Site
-
-    row = session.execute(
-        select(Site.name, Device.tags).outerjoin(Site, Site.id == Device.site_id).where(Device.hostname == hostname)
-    ).first()
-    if row is None:
+    scope = inventory.device_scope(session, hostname)
+    if scope is None:
         return None, frozenset()
-    return row[0], frozenset(row[1] or ())
+    return scope.site, frozenset(scope.tags)
 
 
 def build_channels(rt: Runtime, config: NotifyConfig) -> dict[str, Channel]:

@@ -17,17 +17,19 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from alarms.bus import AlarmChange
 from alarms.engine import AlarmCore, EngineConfig
 from alarms.errors import RuleError
 from alarms.models import Alarm, MaintenanceWindow
 from alarms.rules import DEFAULT_KEY, RuleSet, build_ruleset, default_rules_text
 from faultloop import clock, migrate
 from faultloop.db import make_engine, make_sessionmaker, transaction
-from faultloop.events import Event, Sample
+from faultloop.events import AlarmChange, Event, Sample
+from inventory import service as inventory
+from inventory.errors import InvalidInput as InventoryInvalid
+from inventory.schemas import SketchDevice, SketchLink
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 _RANGE = re.compile(r"^(\d+)\.\.(\d+)$")
@@ -288,53 +290,17 @@ def _sample(spec: SampleSpec, now: datetime) -> Sample:
 
 
 def _load_topology(session: Session, scenario: Scenario) -> None:
-    from inventory.models import Device, Interface, Link, Site, device_dependencies
-
     now = clock.now()
-    sites: dict[str, int] = {}
-    devices: dict[str, int] = {}
-    for spec in scenario.topology.devices:
-        site_id = None
-        if spec.site:
-            if spec.site not in sites:
-                site = Site(name=spec.site, description="", created_at=now)
-                session.add(site)
-                session.flush()
-                sites[spec.site] = site.id
-            site_id = sites[spec.site]
-        device = Device(
-            hostname=spec.hostname,
-            address="127.0.0.1",
-            role=spec.role,
-            site_id=site_id,
-            tags=spec.tags,
-            created_at=now,
-            updated_at=now,
-        )
-        session.add(device)
-        session.flush()
-        devices[spec.hostname] = device.id
-    for spec in scenario.topology.devices:
-        for parent in spec.parents:
-            session.execute(
-                insert(device_dependencies).values(child_id=devices[spec.hostname], parent_id=devices[parent])
-            )
-    interfaces: dict[tuple[str, str], int] = {}
-
-    def interface(ref: str) -> int:
-        host, _, name = ref.partition(":")
-        if host not in devices:
-            raise RuleError("scenario", "topology.links", "a/b", f"unknown device {host!r}")
-        if (host, name) not in interfaces:
-            itf = Interface(device_id=devices[host], name=name)
-            session.add(itf)
-            session.flush()
-            interfaces[(host, name)] = itf.id
-        return interfaces[(host, name)]
-
-    for link in scenario.topology.links:
-        a, b = sorted((interface(link.a), interface(link.b)))
-        session.add(Link(a_interface_id=a, b_interface_id=b, source="manual", state="active", created_at=now))
+    devices = [
+        SketchDevice(hostname=d.hostname, role=d.role, site=d.site, tags=tuple(d.tags), parents=tuple(d.parents))
+        for d in scenario.topology.devices
+    ]
+    links = [SketchLink(a=_end(link.a), b=_end(link.b)) for link in scenario.topology.links]
+    try:
+        inventory.sketch_topology(session, devices=devices, links=links)
+    except InventoryInvalid as exc:
+        where = "topology.links" if exc.field == "links" else "topology.devices"
+        raise RuleError("scenario", where, "a/b" if exc.field == "links" else "parents", str(exc)) from None
     for w in scenario.maintenance:
         session.add(
             MaintenanceWindow(
@@ -354,6 +320,11 @@ def _load_topology(session: Session, scenario: Scenario) -> None:
             )
         )
     session.flush()
+
+
+def _end(ref: str) -> tuple[str, str]:
+    host, _, name = ref.partition(":")
+    return host, name
 
 
 def _check(session: Session, expect: Expect, result: ReplayResult) -> None:

@@ -25,13 +25,13 @@ from prometheus_client.registry import Collector
 from sqlalchemy.orm import Session
 
 from alarms import service
-from alarms.bus import AlarmBus, AlarmChange
+from alarms.bus import AlarmBus
 from alarms.engine import AlarmCore, EngineConfig
 from alarms.errors import RuleError
 from alarms.rules import SEVERITY_RANK, RuleSet, load_ruleset
 from faultloop import clock
 from faultloop.db import transaction, write_transaction
-from faultloop.events import Event, Sample
+from faultloop.events import AlarmChange, Event, Sample
 from faultloop.metrics import REGISTRY
 from faultloop.runtime import Runtime
 from faultloop.worker import WorkerThread

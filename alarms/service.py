@@ -3,6 +3,7 @@
 Every operator action (ack, unack, comment, clear, severity change) is written to the
 alarm's journal and to the audit log. The engine notices these journal entries on its
 next tick and publishes them to subscribers, after this transaction has committed.
+What ticketing notes on alarms (``ticket_attached``, ``ticket_archived``) is written here too.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, delete, func, insert, or_, select
+from sqlalchemy import ColumnElement, and_, case, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from alarms.maintenance import Window, validate_recurrence
@@ -24,6 +25,7 @@ from faultloop.audit import service as audit
 from faultloop.db import like_literal
 from faultloop.errors import Conflict, InvalidInput, NotFound
 from faultloop.events import Event
+from inventory import queries as inventory
 
 ALERT_SEVERITY = {
     "critical": "critical",
@@ -144,6 +146,34 @@ def set_severity(session: Session, alarm_id: int, *, actor: str, severity: str) 
     return alarm
 
 
+# ---- what ticketing notes on alarms ----------------------------------------------------------
+# Ticketing keeps its own alarm links (``ticket_alarms``) and never writes these tables; what the
+# alarm side shows of them is written here. The engine publishes the journal note like any
+# operator entry, after this transaction commits (its journal cursor), in whichever process runs it.
+
+ARCHIVED = "archived"  # the journal action of a closed ticket's note
+
+
+def ticket_attached(session: Session, *, alarm_id: int, ticket_id: int) -> None:
+    """The alarm is now worked under ticket ``ticket_id`` (``Alarm.ticket_id``: the alarm API and console)."""
+    session.execute(update(Alarm).where(Alarm.id == alarm_id).values(ticket_id=ticket_id))
+
+
+def ticket_archived(session: Session, *, alarm_id: int, ticket_id: int, actor: str, at: datetime) -> bool:
+    """Journal, once, that closing ticket ``ticket_id`` archived the alarm: False when it was noted
+    before or the alarm is gone."""
+    if session.scalar(select(Alarm.id).where(Alarm.id == alarm_id)) is None:
+        return False
+    noted = session.scalars(
+        select(AlarmJournal.detail).where(AlarmJournal.alarm_id == alarm_id, AlarmJournal.action == ARCHIVED)
+    )
+    if any((detail or {}).get("ticket_id") == ticket_id for detail in noted):
+        return False
+    session.add(AlarmJournal(alarm_id=alarm_id, at=at, actor=actor, action=ARCHIVED, detail={"ticket_id": ticket_id}))
+    session.flush()
+    return True
+
+
 # ---- the alarm console (dashboard) -----------------------------------------------------------
 
 SEVERITY_RANK = {"critical": 5, "major": 4, "minor": 3, "warning": 2, "indeterminate": 1}
@@ -181,10 +211,11 @@ class ConsolePage:
     children: dict[int, list[ConsoleRow]] = field(default_factory=dict)  # rows under expanded roots
 
 
-def _console_where(a: Any, f: ConsoleFilter, *, with_severity: bool = True) -> list[ColumnElement[bool]]:
-    """The filter as conditions on the alarm entity ``a`` (the table or an alias of it)."""
-    from inventory.models import Device, Site
-
+def _console_where(
+    a: Any, f: ConsoleFilter, site_hosts: list[str] | None, *, with_severity: bool = True
+) -> list[ColumnElement[bool]]:
+    """The filter as conditions on the alarm entity ``a`` (the table or an alias of it);
+    ``site_hosts``: the hostnames at ``f.site`` (``_site_hosts``)."""
     where: list[ColumnElement[bool]] = []
     if f.state == "active":
         where.append(a.state == "active")
@@ -201,8 +232,7 @@ def _console_where(a: Any, f: ConsoleFilter, *, with_severity: bool = True) -> l
     if f.device:
         where.append(a.device == f.device)
     if f.site:
-        hosts = select(Device.hostname).join(Site, Site.id == Device.site_id).where(Site.name == f.site)
-        where.append(a.device.in_(hosts))
+        where.append(a.device.in_(site_hosts or []))
     if f.q:
         pattern = f"%{like_literal(f.q)}%"
         columns = (a.device, a.managed_object, a.alarm_type, a.specific_problem, a.probable_cause, a.description)
@@ -210,6 +240,10 @@ def _console_where(a: Any, f: ConsoleFilter, *, with_severity: bool = True) -> l
     if f.hide_muted:
         where.append(a.muted.is_(False))
     return where
+
+
+def _site_hosts(session: Session, f: ConsoleFilter) -> list[str] | None:
+    return inventory.hostnames_at_site(session, f.site) if f.site else None
 
 
 def _console_order(sort: str, descending: bool) -> list[Any]:
@@ -232,14 +266,12 @@ def _console_order(sort: str, descending: bool) -> list[Any]:
 def _console_rows(session: Session, where: Iterable[ColumnElement[bool]], order: list[Any], *,
                   limit: int, offset: int = 0) -> list[ConsoleRow]:  # fmt: skip
     """Alarms with their inventory device id and site name, in one statement."""
-    from inventory.models import Device, Site
-
     # Sort and cut the page on the alarms alone (narrow rows), then join the page's few rows.
     page = select(Alarm.id).where(*where).order_by(*order).limit(limit).offset(offset)
+    places = inventory.device_places()
     query = (
-        select(Alarm, Device.id, Site.name)
-        .outerjoin(Device, and_(Device.hostname == Alarm.device, Alarm.device != ""))
-        .outerjoin(Site, Site.id == Device.site_id)
+        select(Alarm, places.c.device_id, places.c.site)
+        .outerjoin(places, and_(places.c.hostname == Alarm.device, Alarm.device != ""))
         .where(Alarm.id.in_(page))
         .order_by(*order)
     )
@@ -263,12 +295,13 @@ def console(
 
     Root causes fold their correlated children: a row is top-level when it has no parent or
     its parent is not in the filtered set (so a filter never hides a matching child)."""
-    where = _console_where(Alarm, filters)
+    site_hosts = _site_hosts(session, filters)
+    where = _console_where(Alarm, filters, site_hosts)
     # Parents in the filtered set as an uncorrelated NOT IN: one hashed set on PostgreSQL and one
     # ephemeral index on SQLite, whatever the table statistics say (a correlated EXISTS or a join ran
     # per row, for seconds, on a table not analyzed yet).
     parent = aliased(Alarm)
-    in_set = select(parent.id).where(*_console_where(parent, filters))
+    in_set = select(parent.id).where(*_console_where(parent, filters, site_hosts))
     top_level = or_(Alarm.parent_id.is_(None), Alarm.parent_id.not_in(in_set))
     # One pass for the chips (every filter but the severity) and the pager's total (the top-level
     # rows of the fully filtered set).
@@ -277,7 +310,7 @@ def console(
     total = 0
     for sev, n, top in session.execute(
         select(Alarm.severity, func.count(), func.sum(case((in_page_set, 1), else_=0)))
-        .where(*_console_where(Alarm, filters, with_severity=False))
+        .where(*_console_where(Alarm, filters, site_hosts, with_severity=False))
         .group_by(Alarm.severity)
     ):
         by_severity[sev] = by_severity.get(sev, 0) + n

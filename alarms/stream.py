@@ -18,7 +18,7 @@ from dataclasses import asdict
 
 from prometheus_client import Counter
 
-from alarms.bus import AlarmChange
+from faultloop.events import AlarmChange
 from faultloop.metrics import REGISTRY
 
 STREAM_DROPPED = Counter(

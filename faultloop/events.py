@@ -7,17 +7,23 @@ engine. ``submit_*`` never blocks: a full queue refuses and the caller counts th
 A ``DurableSink`` (the alarm engine) also takes events into its durable queue inside the
 caller's own transaction, so a finding stored with the state it changed survives a crash
 before the engine's next round.
+
+The alarm engine in turn tells its subscribers (ticketing, notifications, the live stream)
+what changed with ``AlarmChange`` values, only after the change committed (``after_commit``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
-if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+log = logging.getLogger("faultloop.events")
 
 Source = Literal["poll", "trap", "syslog", "api", "alertmanager", "backup", "provisioning"]
 Severity = Literal["critical", "major", "minor", "warning", "indeterminate", "cleared"]
@@ -76,3 +82,54 @@ class Service(Protocol):
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
+
+
+# ---- alarm changes, and side effects after commit ----------------------------------------------
+
+ChangeKind = Literal[
+    "raised", "updated", "cleared", "root_cause", "correlated", "muted", "unmuted", "flapping", "escalated"
+]
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmChange:
+    """One committed change of one alarm, as its subscribers see it."""
+
+    kind: ChangeKind
+    alarm_id: int
+    reduction_key: str
+    alarm_type: str
+    device: str
+    managed_object: str
+    severity: str
+    state: str
+    count: int
+    muted: bool  # in maintenance, flapping or correlated under a root cause: no ticket, no notification
+    suppression_reason: str | None
+    parent_id: int | None
+    root_cause: bool
+    at: datetime
+    actor: str = "engine"
+
+
+_AFTER_COMMIT = "faultloop_after_commit"
+
+
+def after_commit(session: Session, fn: Callable[[], None]) -> None:
+    """Run ``fn`` once the transaction ``session`` is in commits; never if it rolls back.
+    A failing ``fn`` is logged and never undoes the commit or stops the next one."""
+    session.info.setdefault(_AFTER_COMMIT, []).append(fn)
+
+
+@event.listens_for(Session, "after_commit")
+def _run_after_commit(session: Session) -> None:
+    for fn in session.info.pop(_AFTER_COMMIT, []):
+        try:
+            fn()
+        except Exception as exc:  # a failing metric, notifier or subscriber never undoes a committed change
+            log.error("after-commit hook failed: %s", type(exc).__name__)
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_after_commit(session: Session) -> None:
+    session.info.pop(_AFTER_COMMIT, None)

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased, selectinload
 
-from inventory.models import Device, Interface, Link, Site
+from inventory.models import Device, Interface, Link, Site, device_dependencies
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,3 +234,114 @@ def site_id(session: Session, name: str) -> int | None:
 def site_name(session: Session, site_id: int) -> str | None:
     """The name of the site with this id, or None."""
     return session.scalar(select(Site.name).where(Site.id == site_id))
+
+
+# ---- device scope, the topology, link peers (alarms, notifications, ticketing) --------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceScope:
+    """Where a device sits and what it is: what notification routes, maintenance windows, the
+    alarm engine's topology and ticket priorities match on."""
+
+    id: int
+    hostname: str
+    site: str | None
+    role: str
+    tags: tuple[str, ...]
+
+
+def _scopes() -> Any:
+    return select(Device.id, Device.hostname, Site.name, Device.role, Device.tags).outerjoin(
+        Site, Site.id == Device.site_id
+    )
+
+
+def _scope(row: Any) -> DeviceScope:
+    return DeviceScope(id=row[0], hostname=row[1], site=row[2], role=row[3], tags=tuple(row[4] or ()))
+
+
+def device_scope(session: Session, hostname: str) -> DeviceScope | None:
+    """The scope of the device with this hostname, or None."""
+    row = session.execute(_scopes().where(Device.hostname == hostname)).first()
+    return _scope(row) if row is not None else None
+
+
+def device_places() -> Any:
+    """A subquery (hostname, device_id, site) of every device, for a read that joins its own rows
+    to where their devices are in one statement (the alarm console's page)."""
+    return (
+        select(Device.hostname.label("hostname"), Device.id.label("device_id"), Site.name.label("site"))
+        .outerjoin(Site, Site.id == Device.site_id)
+        .subquery("device_places")
+    )
+
+
+def hostnames_at_site(session: Session, site: str) -> list[str]:
+    """The hostnames of the devices at the site with this name (empty for an unknown site)."""
+    return list(session.scalars(select(Device.hostname).join(Site, Site.id == Device.site_id).where(Site.name == site)))
+
+
+@dataclass(frozen=True, slots=True)
+class TopologyLink:
+    id: int
+    a: tuple[str, str]  # (hostname, interface name)
+    b: tuple[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Topology:
+    """The graph the alarm engine correlates and suppresses over."""
+
+    devices: tuple[DeviceScope, ...]  # ordered by id
+    links: tuple[TopologyLink, ...]  # the active links, ordered by id
+    dependencies: tuple[tuple[str, str], ...]  # (child hostname, parent hostname)
+
+
+def topology(session: Session) -> Topology:
+    """Devices, active links and declared dependencies, in three queries (columns, no ORM objects)."""
+    devices = tuple(_scope(row) for row in session.execute(_scopes().order_by(Device.id)))
+    names = {d.id: d.hostname for d in devices}
+    a_if, b_if, a_dev, b_dev = aliased(Interface), aliased(Interface), aliased(Device), aliased(Device)
+    link_rows = session.execute(
+        select(Link.id, a_dev.hostname, a_if.name, b_dev.hostname, b_if.name)
+        .join(a_if, a_if.id == Link.a_interface_id)
+        .join(a_dev, a_dev.id == a_if.device_id)
+        .join(b_if, b_if.id == Link.b_interface_id)
+        .join(b_dev, b_dev.id == b_if.device_id)
+        .where(Link.state == "active")
+        .order_by(Link.id)
+    )
+    dependency_rows = session.execute(select(device_dependencies.c.child_id, device_dependencies.c.parent_id))
+    return Topology(
+        devices=devices,
+        links=tuple(TopologyLink(id=i, a=(ah, an), b=(bh, bn)) for i, ah, an, bh, bn in link_rows),
+        dependencies=tuple((names[child], names[parent]) for child, parent in dependency_rows),
+    )
+
+
+def link_peer(session: Session, hostname: str, interface: str) -> tuple[str, str] | None:
+    """(hostname, interface name) at the far end of the link on this device's interface (a link
+    in any state), or None when the interface is unknown or on no link."""
+    here = session.scalar(
+        select(Interface.id)
+        .join(Device, Device.id == Interface.device_id)
+        .where(Device.hostname == hostname, Interface.name == interface)
+    )
+    if here is None:
+        return None
+    link = session.execute(
+        select(Link.a_interface_id, Link.b_interface_id)
+        .where((Link.a_interface_id == here) | (Link.b_interface_id == here))
+        .order_by(Link.id)
+        .limit(1)
+    ).first()
+    if link is None:
+        return None
+    far = link[1] if link[0] == here else link[0]
+    row = session.execute(
+        select(Device.hostname, Interface.name)
+        .join(Device, Device.id == Interface.device_id)
+        .where(Interface.id == far)
+    ).first()
+    return (row[0], row[1]) if row is not None else None

@@ -349,3 +349,20 @@ class ObservedNeighbor:
     local_port: str
     remote_name: str
     remote_port: str
+
+
+@dataclass(frozen=True, slots=True)
+class SketchDevice:
+    """A device of a topology sketch (an alarm replay scenario): no address of its own, no credentials."""
+
+    hostname: str
+    role: str
+    site: str | None = None
+    tags: tuple[str, ...] = ()
+    parents: tuple[str, ...] = ()  # hostnames it depends on, in the same sketch
+
+
+@dataclass(frozen=True, slots=True)
+class SketchLink:
+    a: tuple[str, str]  # (hostname, interface name)
+    b: tuple[str, str]

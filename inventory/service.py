@@ -30,6 +30,8 @@ from inventory.schemas import (
     ObservedInterface,
     ObservedNeighbor,
     SiteIn,
+    SketchDevice,
+    SketchLink,
     SnmpIn,
     SnmpOut,
     SshIn,
@@ -677,3 +679,52 @@ def rotate_secrets(session: Session, vault: Vault) -> int:
                 count += 1
     session.flush()
     return count
+
+
+# ---- topology sketches (alarm replay) -----------------------------------------------------------
+
+
+def sketch_topology(session: Session, *, devices: Sequence[SketchDevice], links: Sequence[SketchLink]) -> None:
+    """Write a topology sketch into an empty scratch inventory: sites, devices (address 127.0.0.1),
+    dependencies, the interfaces the links name and the links (active, manual). A link or parent
+    naming a device outside the sketch is refused before anything is written."""
+    names = {d.hostname for d in devices}
+    for d in devices:
+        for parent in d.parents:
+            if parent not in names:
+                raise InvalidInput(f"parents: unknown device {parent!r} (of {d.hostname})", field="parents")
+    for link in links:
+        for host, _ in (link.a, link.b):
+            if host not in names:
+                raise InvalidInput(f"links: unknown device {host!r}", field="links")
+    now = clock.now()
+    sites: dict[str, Site] = {}
+    by_name: dict[str, Device] = {}
+    for d in devices:
+        site = None
+        if d.site:
+            site = sites.get(d.site)
+            if site is None:
+                site = sites[d.site] = Site(name=d.site, description="", created_at=now)
+                session.add(site)
+        device = Device(hostname=d.hostname, address="127.0.0.1", role=d.role, site=site, tags=list(d.tags),
+                        created_at=now, updated_at=now)  # fmt: skip
+        session.add(device)
+        by_name[d.hostname] = device
+    for d in devices:
+        by_name[d.hostname].parents = [by_name[p] for p in d.parents]
+    session.flush()
+    interfaces: dict[tuple[str, str], Interface] = {}
+
+    def interface(host: str, name: str) -> Interface:
+        if (host, name) not in interfaces:
+            interfaces[(host, name)] = Interface(device_id=by_name[host].id, name=name)
+            session.add(interfaces[(host, name)])
+        return interfaces[(host, name)]
+
+    ends = [(interface(*link.a), interface(*link.b)) for link in links]
+    session.flush()
+    for a, b in ends:
+        low, high = sorted((a.id, b.id))
+        session.add(Link(a_interface_id=low, b_interface_id=high, source="manual", state="active", created_at=now))
+    session.flush()

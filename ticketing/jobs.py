@@ -16,9 +16,9 @@ from collections import deque
 from collections.abc import Sequence
 from datetime import timedelta
 
-from alarms.bus import AlarmChange
 from faultloop import clock
 from faultloop.db import write_transaction
+from faultloop.events import AlarmChange
 from faultloop.runtime import Runtime
 from faultloop.worker import WorkerThread
 from ticketing import metrics, service

@@ -19,18 +19,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, CursorResult, event, func, select, update
+from sqlalchemy import ColumnElement, CursorResult, func, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified, set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
-from alarms.bus import AlarmChange
-from alarms.models import Alarm, AlarmJournal
+from alarms import queries as alarm_queries
+from alarms import service as alarm_notes
+from alarms.queries import AlarmRecord
 from faultloop.accounts.models import User
 from faultloop.db import database_locked
 from faultloop.errors import Conflict, Forbidden, InvalidInput, NotFound
-from inventory.models import Device, Interface, Link
+from faultloop.events import AlarmChange, after_commit
+from inventory import queries as inventory
 from ticketing import dispatch, metrics, sla
 from ticketing.errors import DatabaseBusy, IdempotencyInProgress, StaleVersion
 from ticketing.models import IdempotencyKey, Ticket, TicketAlarm, TicketEvent
@@ -60,24 +62,6 @@ SYSTEM = Actor("system", "system")
 
 Notifier = Callable[[dict[str, Any]], None]
 NOTIFIERS: list[Notifier] = []  # wiring adds channels; a breach is always logged
-
-
-def _after_commit(session: Session, fn: Callable[[], None]) -> None:
-    session.info.setdefault("ticketing_after_commit", []).append(fn)
-
-
-@event.listens_for(Session, "after_commit")
-def _run_after_commit(session: Session) -> None:
-    for fn in session.info.pop("ticketing_after_commit", []):
-        try:
-            fn()
-        except Exception as exc:  # a failing metric/notifier never undoes a committed change
-            log.error("ticketing after-commit hook failed: %s", type(exc).__name__)
-
-
-@event.listens_for(Session, "after_rollback")
-def _drop_after_commit(session: Session) -> None:
-    session.info.pop("ticketing_after_commit", None)
 
 
 def _count_breach(clock_name: str, priority: str) -> None:
@@ -267,11 +251,11 @@ def create_manual(
         raise InvalidInput("priority: expected P1, P2, P3 or P4", field="priority")
     role = ""
     if device:
-        dev = session.scalar(select(Device).where(Device.hostname == device))
-        if dev is None:
+        scope = inventory.device_scope(session, device)
+        if scope is None:
             raise InvalidInput(f"device: no device with hostname {device!r}", field="device")
-        role = dev.role
-        site = site or (dev.site.name if dev.site is not None else "")
+        role = scope.role
+        site = site or (scope.site or "")
     prio = priority or policy.priority(severity=severity, role=role, site=site, impact=0)
     ticket = _new_ticket(policy, title=title, description=description, severity=severity, priority=prio,
                          source="manual", device=device, site=site, actor=actor, now=now)  # fmt: skip
@@ -279,7 +263,7 @@ def create_manual(
     session.flush()
     _record(session, ticket, actor=actor, action="create", now=now, to_state="new", priority=prio, source="manual")
     session.flush()
-    _after_commit(session, lambda: metrics.CREATED.labels(source="manual", priority=prio).inc())
+    after_commit(session, lambda: metrics.CREATED.labels(source="manual", priority=prio).inc())
     return ticket
 
 
@@ -296,18 +280,18 @@ def _new_ticket(policy: Policy, *, title: str, description: str, severity: str, 
 
 
 def _device_context(session: Session, hostname: str) -> tuple[str, str]:
-    dev = session.scalar(select(Device).where(Device.hostname == hostname)) if hostname else None
-    if dev is None:
+    scope = inventory.device_scope(session, hostname) if hostname else None
+    if scope is None:
         return "", ""
-    return dev.role, dev.site.name if dev.site is not None else ""
+    return scope.role, scope.site or ""
 
 
-def open_for_alarm(session: Session, *, policy: Policy, alarm: Alarm, now: datetime) -> Ticket | None:
+def open_for_alarm(session: Session, *, policy: Policy, alarm: AlarmRecord, now: datetime) -> Ticket | None:
     """Open THE ticket for a root-cause alarm; None (and no write) when one is already open for its key."""
     if session.scalar(select(Ticket.id).where(Ticket.active_key == alarm.reduction_key)) is not None:
         return None
     role, site = _device_context(session, alarm.device)
-    children = list(session.scalars(select(Alarm).where(Alarm.parent_id == alarm.id, Alarm.state == "active")))
+    children = alarm_queries.active_children(session, alarm.id)
     prio = policy.priority(severity=alarm.severity, role=role, site=site, impact=len(children))
     what = f"{alarm.alarm_type} on {alarm.device}" + (f" {alarm.managed_object}" if alarm.managed_object else "")
     ticket = _new_ticket(
@@ -328,11 +312,11 @@ def open_for_alarm(session: Session, *, policy: Policy, alarm: Alarm, now: datet
     for child in children:
         attach(session, ticket, child, role="child", now=now)
     session.flush()
-    _after_commit(session, lambda: metrics.CREATED.labels(source="alarm", priority=prio).inc())
+    after_commit(session, lambda: metrics.CREATED.labels(source="alarm", priority=prio).inc())
     return ticket
 
 
-def attach(session: Session, ticket: Ticket, alarm: Alarm, *, role: str, now: datetime) -> bool:
+def attach(session: Session, ticket: Ticket, alarm: AlarmRecord, *, role: str, now: datetime) -> bool:
     exists = session.scalar(
         select(TicketAlarm.id).where(TicketAlarm.ticket_id == ticket.id, TicketAlarm.alarm_id == alarm.id)
     )
@@ -340,7 +324,7 @@ def attach(session: Session, ticket: Ticket, alarm: Alarm, *, role: str, now: da
         return False
     session.add(TicketAlarm(ticket_id=ticket.id, alarm_id=alarm.id, reduction_key=alarm.reduction_key, role=role,
                             attached_at=now))  # fmt: skip
-    alarm.ticket_id = ticket.id
+    alarm_notes.ticket_attached(session, alarm_id=alarm.id, ticket_id=ticket.id)
     _record(session, ticket, actor=SYSTEM, action="alarm_attached", now=now, alarm_id=alarm.id, role=role,
             reduction_key=alarm.reduction_key)  # fmt: skip
     return True
@@ -511,9 +495,8 @@ def _archive_alarms(session: Session, ticket: Ticket, actor: Actor, now: datetim
     for link in linked_alarms(session, ticket.id):
         if link.archived_at is None:
             link.archived_at = now
-            if session.get(Alarm, link.alarm_id) is not None:
-                session.add(AlarmJournal(alarm_id=link.alarm_id, at=now, actor=actor.username, action="archived",
-                                         detail={"ticket_id": ticket.id}))  # fmt: skip
+            alarm_notes.ticket_archived(session, alarm_id=link.alarm_id, ticket_id=ticket.id, actor=actor.username,
+                                        at=now)  # fmt: skip
             n += 1
     return n
 
@@ -537,11 +520,11 @@ def _observe(session: Session, ticket: Ticket, action: str) -> None:
     if action == "acknowledge" and ticket.acknowledged_at is not None:
         seconds = (ticket.acknowledged_at - ticket.created_at).total_seconds()
         priority = ticket.priority
-        _after_commit(session, lambda: metrics.TIME_TO_ACK.labels(priority=priority).observe(seconds))
+        after_commit(session, lambda: metrics.TIME_TO_ACK.labels(priority=priority).observe(seconds))
     if action == "resolve" and ticket.resolved_at is not None:
         seconds = (ticket.resolved_at - ticket.created_at).total_seconds()
         priority = ticket.priority
-        _after_commit(session, lambda: metrics.TIME_TO_RESTORE.labels(priority=priority).observe(seconds))
+        after_commit(session, lambda: metrics.TIME_TO_RESTORE.labels(priority=priority).observe(seconds))
 
 
 def _sla_effects(session: Session, policy: Policy, ticket: Ticket, events: list[sla.SlaEvent], now: datetime) -> None:
@@ -551,8 +534,8 @@ def _sla_effects(session: Session, policy: Policy, ticket: Ticket, events: list[
         payload = {"ticket_id": ticket.id, "event": f"sla_{ev.kind}", "clock": ev.clock, "priority": ev.priority,
                    "elapsed_s": round(ev.elapsed_s, 1), "target_s": ev.target_s}  # fmt: skip
         if ev.kind == "breach":
-            _after_commit(session, functools.partial(_count_breach, ev.clock, ev.priority))
-        _after_commit(session, functools.partial(notify, payload))
+            after_commit(session, functools.partial(_count_breach, ev.clock, ev.priority))
+        after_commit(session, functools.partial(notify, payload))
 
 
 # ---- the timers (one tick of ticketing.jobs) ------------------------------------------------
@@ -573,30 +556,31 @@ def tick(
     result = TickResult([], [], [], [])
     # 1. alarms that qualify now (root cause, severe, unmuted, active long enough) and have no open ticket
     cutoff = now - timedelta(seconds=policy.min_active_s)
-    candidates = session.scalars(
-        select(Alarm).where(Alarm.state == "active", Alarm.first_occurrence <= cutoff).order_by(Alarm.id)
-    )
-    for alarm in list(candidates):
+    on_open_ticket: set[int] | None = None  # alarms linked to an open ticket, read when first needed
+    for alarm in alarm_queries.active_since(session, first_before=cutoff):
         active_s = (now - alarm.first_occurrence).total_seconds()
         if policy.opens_ticket(severity=alarm.severity, parent_id=alarm.parent_id, muted=alarm.muted,
                                active_s=active_s) is not None:  # fmt: skip
             continue
-        if alarm.ticket_id is not None and session.scalar(
-            select(Ticket.id).where(Ticket.id == alarm.ticket_id, Ticket.state.in_(OPEN_STATES))
-        ):
+        if on_open_ticket is None:
+            on_open_ticket = _alarms_on_open_tickets(session)
+        if alarm.id in on_open_ticket:
             continue  # already on an open ticket (root, child or the link's other end)
         existing = session.scalar(select(Ticket).where(Ticket.active_key == alarm.reduction_key))
         if existing is not None:
             if attach(session, existing, alarm, role="root", now=now):
+                on_open_ticket.add(alarm.id)
                 _recurred(session, policy, existing, alarm, now, reopen_window_s, result)
             continue
         peer_ticket = _ticket_of_link_peer(session, alarm)
         if peer_ticket is not None:  # the other end of the same link: one fault, one ticket
             attach(session, peer_ticket, alarm, role="peer", now=now)
+            on_open_ticket.add(alarm.id)
             continue
         recent = _recently_closed(session, alarm.reduction_key, now, reopen_window_s)
         if recent is not None:
             attach(session, recent, alarm, role="root", now=now)
+            on_open_ticket.add(alarm.id)
             reason = {"reason": f"root cause recurred (alarm {alarm.id})"}
             transition(session, policy=policy, ticket_id=recent.id, action="reopen", actor=SYSTEM, now=now,
                        data=reason, reopen_window_s=reopen_window_s)  # fmt: skip
@@ -605,10 +589,11 @@ def tick(
         ticket = open_for_alarm(session, policy=policy, alarm=alarm, now=now)
         if ticket is not None:
             result.opened.append(ticket.id)
+            on_open_ticket.update(link.alarm_id for link in linked_alarms(session, ticket.id))
     # 2. verification: resolved tickets whose alarms all cleared and stayed clear for the hold-down
     for ticket in list(session.scalars(select(Ticket).where(Ticket.state == "resolved"))):
         links = linked_alarms(session, ticket.id)
-        alarms = [a for a in (session.get(Alarm, link.alarm_id) for link in links) if a is not None]
+        alarms = list(alarm_queries.alarms(session, (link.alarm_id for link in links)).values())
         active = [a for a in alarms if a.state == "active"]
         if not active:
             last_clear = max((a.cleared_at for a in alarms if a.cleared_at is not None), default=ticket.resolved_at)
@@ -657,7 +642,13 @@ def _store_clocks(session: Session, ticket: Ticket) -> None:
         session.expire(ticket)  # changed by someone else since it was read: reload it before any further use
 
 
-def _ticket_of_link_peer(session: Session, alarm: Alarm) -> Ticket | None:
+def _alarms_on_open_tickets(session: Session) -> set[int]:
+    """Ids of the alarms linked to an open ticket (root, child or a link's other end)."""
+    query = select(TicketAlarm.alarm_id).join(Ticket, Ticket.id == TicketAlarm.ticket_id)
+    return set(session.scalars(query.where(Ticket.state.in_(OPEN_STATES))))
+
+
+def _ticket_of_link_peer(session: Session, alarm: AlarmRecord) -> Ticket | None:
     """The open ticket of an active alarm on the far end of the same inventory link, if any.
 
     The alarm engine keeps both ends of a failed link as two alarms (each end clears on its
@@ -665,29 +656,21 @@ def _ticket_of_link_peer(session: Session, alarm: Alarm) -> Ticket | None:
     """
     if not alarm.managed_object.startswith("interface:"):
         return None
-    ifname = alarm.managed_object.removeprefix("interface:")
-    here = session.scalar(
-        select(Interface.id).join(Device, Device.id == Interface.device_id)
-        .where(Device.hostname == alarm.device, Interface.name == ifname)
-    )  # fmt: skip
-    if here is None:
-        return None
-    link = session.scalar(select(Link).where((Link.a_interface_id == here) | (Link.b_interface_id == here)))
-    if link is None:
-        return None
-    peer = session.get(Interface, link.b_interface_id if link.a_interface_id == here else link.a_interface_id)
+    peer = inventory.link_peer(session, alarm.device, alarm.managed_object.removeprefix("interface:"))
     if peer is None:
+        return None
+    peer_alarms = alarm_queries.active_on(
+        session, alarm_type=alarm.alarm_type, device=peer[0], managed_object=f"interface:{peer[1]}"
+    )
+    if not peer_alarms:
         return None
     return session.scalar(
         select(Ticket)
         .join(TicketAlarm, TicketAlarm.ticket_id == Ticket.id)
-        .join(Alarm, Alarm.id == TicketAlarm.alarm_id)
-        .where(
-            Ticket.state.in_(OPEN_STATES), Alarm.state == "active", Alarm.alarm_type == alarm.alarm_type,
-            Alarm.device == peer.device.hostname, Alarm.managed_object == f"interface:{peer.name}",
-        )
+        .where(Ticket.state.in_(OPEN_STATES), TicketAlarm.alarm_id.in_(peer_alarms))
+        .order_by(Ticket.id)
         .limit(1)
-    )  # fmt: skip
+    )
 
 
 def _escalate(session: Session, policy: Policy, ticket: Ticket, now: datetime) -> None:
@@ -721,7 +704,8 @@ def _recently_closed(session: Session, key: str, now: datetime, window_s: float)
 
 
 def _recurred(
-    session: Session, policy: Policy, ticket: Ticket, alarm: Alarm, now: datetime, window_s: float, result: TickResult
+    session: Session, policy: Policy, ticket: Ticket, alarm: AlarmRecord, now: datetime, window_s: float,
+    result: TickResult,
 ) -> None:
     """A new alarm instance for the ticket's root cause: reopen a resolved/verified ticket."""
     if ticket.state in ("resolved", "verified"):
@@ -740,7 +724,7 @@ def on_alarm_changes(session: Session, changes: Sequence[AlarmChange], *, now: d
             select(TicketAlarm).join(Ticket, Ticket.id == TicketAlarm.ticket_id)
             .where(TicketAlarm.alarm_id == change.parent_id, Ticket.state.in_(OPEN_STATES))
         )  # fmt: skip
-        child = session.get(Alarm, change.alarm_id)
+        child = alarm_queries.alarm(session, change.alarm_id)
         if link is None or child is None:
             continue
         if attach(session, get(session, link.ticket_id), child, role="child", now=now):

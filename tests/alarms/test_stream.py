@@ -7,8 +7,9 @@ import json
 import threading
 from datetime import UTC, datetime
 
-from alarms.bus import AlarmBus, AlarmChange
+from alarms.bus import AlarmBus
 from alarms.stream import STREAM, AlarmStream
+from faultloop.events import AlarmChange
 from faultloop.metrics import REGISTRY
 
 

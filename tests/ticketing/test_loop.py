@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
+from alarms import queries as alarm_queries
 from alarms.bus import AlarmBus
 from alarms.models import Alarm, AlarmJournal
 from alarms.runner import AlarmEngine
@@ -171,7 +172,8 @@ def test_one_ticket_per_root_cause_even_if_two_openers_race(runtime, session, fr
 
     alarm = make_alarm(session, device="x1")
     session.commit()
-    first = service.open_for_alarm(session, policy=policy, alarm=alarm, now=clock.now())
+    record = alarm_queries.alarm(session, alarm.id)
+    first = service.open_for_alarm(session, policy=policy, alarm=record, now=clock.now())
     # the second opener skips its read check (as a concurrent process would) and hits the unique index
     dup = service._new_ticket(policy, title="dup", description="", severity="major", priority="P3", source="alarm",
                               device="x1", site="", actor=service.SYSTEM, now=clock.now(),
@@ -183,13 +185,13 @@ def test_one_ticket_per_root_cause_even_if_two_openers_race(runtime, session, fr
         session.add(dup)
         session.flush()
     assert first is not None
-    assert service.open_for_alarm(session, policy=policy, alarm=alarm, now=clock.now()) is None
+    assert service.open_for_alarm(session, policy=policy, alarm=record, now=clock.now()) is None
     assert session.scalar(select(func.count()).select_from(Ticket)) == 1
     assert session.scalar(select(func.count()).select_from(TicketEvent).where(TicketEvent.action == "create")) == 1
 
 
 def _change(alarm: Alarm, kind: str):
-    from alarms.bus import AlarmChange
+    from faultloop.events import AlarmChange
 
     return AlarmChange(kind=kind, alarm_id=alarm.id, reduction_key=alarm.reduction_key, alarm_type=alarm.alarm_type,
                        device=alarm.device, managed_object=alarm.managed_object, severity=alarm.severity,

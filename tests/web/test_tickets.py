@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from alarms import queries as alarm_queries
 from faultloop import clock
 from tests.ticketing.conftest import make_device, make_technician
 from ticketing import service
@@ -275,7 +276,8 @@ def test_ticket_page_shows_details_alarms_timeline_and_allowed_actions(web, sess
     make_device(session, "acc1", site="pop-1")
     alarm = make_alarm(session, device="acc1", severity="critical")
     session.commit()
-    ticket = service.open_for_alarm(session, policy=policy, alarm=alarm, now=clock.now())
+    record = alarm_queries.alarm(session, alarm.id)
+    ticket = service.open_for_alarm(session, policy=policy, alarm=record, now=clock.now())
     session.commit()
     assert ticket is not None
     service.add_note(session, ticket_id=ticket.id, actor=NOC, text="called the landlord", expected_version=None,
