@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import os
 import socket
@@ -52,6 +53,15 @@ QUEUE_DEPTH = Gauge(
 )
 
 
+UNATTRIBUTED = Counter(
+    "faultloop_receiver_unattributed",
+    "Datagrams accepted from a source the inventory does not know (no device, not a relay naming one); "
+    "with FAULTLOOP_RECEIVER_UNKNOWN_SOURCES=drop they are dropped as unknown_source instead",
+    ["receiver"],
+    registry=REGISTRY,
+)
+
+
 class ReceiverError(Exception):
     """The receiver cannot start (e.g. the port is taken); the message says what to change."""
 
@@ -76,6 +86,64 @@ class Handled:
 
 # data, source address, receive time -> Handled; raises Malformed / Rejected / anything (counted)
 Handler = Callable[[bytes, str, datetime], Handled]
+
+
+@dataclass(frozen=True, slots=True)
+class SourcePolicy:
+    """Who a datagram is attributed to, and what happens to one nobody is.
+
+    The UDP source address decides: a trap's agent-addr / ``snmpTrapAddress.0`` and a syslog
+    HOSTNAME are claims anyone can write, trusted only from a configured relay
+    (``FAULTLOOP_RECEIVER_RELAYS``). A datagram from an unknown source is dropped
+    (``unknown_source``) or, with ``accept``, kept unattributed: device "" and no managed
+    object, so however many unknown senders and ifIndexes there are, they fold into one
+    alarm per alarm type instead of one per claimed object.
+    """
+
+    relays: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    drop_unknown: bool = False
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> SourcePolicy:
+        relays = tuple(
+            ipaddress.ip_network(r.strip(), strict=False) for r in settings.receiver_relays.split(",") if r.strip()
+        )
+        return cls(relays=relays, drop_unknown=settings.receiver_unknown_sources == "drop")
+
+    def is_relay(self, address: str) -> bool:
+        if not self.relays:
+            return False
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in net for net in self.relays)
+
+    def attribute(
+        self,
+        directory: DeviceDirectory,
+        source: str,
+        *,
+        receiver: str,
+        forwarded_address: str | None = None,
+        forwarded_hostname: str | None = None,
+    ) -> str:
+        """The inventory hostname ``source`` speaks for, or "" (accept); raises Rejected (drop)."""
+        if (forwarded_address or forwarded_hostname) and self.is_relay(source):
+            device = directory.device_for(forwarded_address) if forwarded_address else ""
+            if not device and forwarded_hostname:
+                if forwarded_hostname in directory.hostnames:
+                    device = forwarded_hostname
+                else:
+                    device = directory.device_for(forwarded_hostname)
+        else:
+            device = directory.device_for(source)
+        if device:
+            return device
+        if self.drop_unknown:
+            raise Rejected("unknown_source")
+        UNATTRIBUTED.labels(receiver=receiver).inc()
+        return ""
 
 
 class TokenBuckets:

@@ -7,6 +7,7 @@ then the defaults below. Every default is documented in the README's configurati
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -71,6 +72,16 @@ class Settings(BaseSettings):
     receiver_directory_refresh_s: float = Field(
         60.0, gt=0, description="How often the receivers reload address -> device from the inventory."
     )
+    receiver_unknown_sources: Literal["accept", "drop"] = Field(
+        "accept",
+        description="Traps and syslog from a source address not in the inventory: accept (unattributed, "
+        "one alarm per type at most) or drop (counted as unknown_source; production).",
+    )
+    receiver_relays: str = Field(
+        "",
+        description="Comma-separated addresses or networks of trap/syslog relays whose forwarded agent address "
+        "(v1 agent-addr, snmpTrapAddress.0) or syslog HOSTNAME is trusted; empty: none.",
+    )
     poll_interval_s: float = Field(60, ge=1, le=86400, description="Seconds between SNMP polls of one device.")
     poll_timeout_s: float = Field(2.0, gt=0, le=60, description="SNMP request timeout per try.")
     poll_retries: int = Field(1, ge=0, le=10, description="SNMP retries after a timed-out request.")
@@ -134,6 +145,18 @@ class Settings(BaseSettings):
         300, ge=0, le=86400, description="Seconds an order's maintenance window stays open after verification."
     )
     provisioning_tick_s: float = Field(30.0, gt=0, le=3600, description="Seconds between scheduled-order checks.")
+
+    @field_validator("receiver_relays")
+    @classmethod
+    def _relay_networks(cls, value: str) -> str:
+        for item in (v.strip() for v in value.split(",")):
+            if not item:
+                continue
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"expected IP addresses or networks (a.b.c.d or a.b.c.0/24), got {item!r}") from None
+        return value
 
     @field_validator("database_url")
     @classmethod
