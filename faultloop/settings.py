@@ -86,6 +86,15 @@ class Settings(BaseSettings):
     poll_timeout_s: float = Field(2.0, gt=0, le=60, description="SNMP request timeout per try.")
     poll_retries: int = Field(1, ge=0, le=10, description="SNMP retries after a timed-out request.")
     poll_concurrency: int = Field(200, ge=1, le=10_000, description="Devices polled at the same time, at most.")
+    poll_max_rows: int = Field(
+        250_000,
+        ge=100,
+        le=10_000_000,
+        description="Varbinds one poll's walk reads at most (a hostile agent's endless table).",
+    )
+    poll_max_walk_s: float = Field(
+        60.0, gt=0, le=3600, description="Seconds one poll's walk may take at most, however fast the agent answers."
+    )
     unreachable_after: int = Field(3, ge=1, le=100, description="Consecutive failed polls before unreachable.")
     sample_retention_h: float = Field(24, gt=0, le=24 * 90, description="Hours of interface samples kept for graphs.")
     backup_interval_s: int = Field(3600, ge=60, le=7 * 86400, description="Seconds between scheduled config backups.")
