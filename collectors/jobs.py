@@ -299,7 +299,11 @@ class PollerService:
                 if target is None:
                     result = PollResult(dev.hostname, False, now, 0.0, error="device has no SNMP settings")
                 else:
-                    result = await poll_device(self.client, dev.hostname, target, now=now, cs=self.cs)
+                    s = self.rt.settings
+                    result = await poll_device(
+                        self.client, dev.hostname, target, now=now, cs=self.cs,
+                        max_rows=s.poll_max_rows, max_s=s.poll_max_walk_s,
+                    )  # fmt: skip
         tracker.observe(result, now.timestamp())
         self.stats.polls += 1
         POLL_SECONDS.labels(result="ok" if result.ok else "timeout" if result.timeout else "error").observe(
@@ -424,7 +428,9 @@ async def poll_now(
         now = clock.now()
         client = SnmpClient()
         try:
-            result = await poll_device(client, hostname, snmp, now=now)
+            result = await poll_device(
+                client, hostname, snmp, now=now, max_rows=s.poll_max_rows, max_s=s.poll_max_walk_s
+            )
         finally:
             client.close()
         tracker.observe(result, now.timestamp())

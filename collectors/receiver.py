@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import os
 import socket
@@ -35,6 +36,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from faultloop import clock
 from faultloop.events import Event, ObservationSink
 from faultloop.metrics import REGISTRY
+from faultloop.signals import ChangeSignal
 from inventory import queries
 
 log = logging.getLogger(__name__)
@@ -43,10 +45,20 @@ MALFORMED_LOG_INTERVAL_S = 60.0
 SOCKET_RCVBUF = 4 * 1024 * 1024
 SOCKET_DROPS_CHECK_S = 5.0
 MAX_TRACKED_SOURCES = 65536
+REVISION_CHECK_S = 1.0  # how often the directory reads the inventory revision (changes by other processes)
 
 QUEUE_DEPTH = Gauge(
     "faultloop_receiver_queue_depth",
     "Datagrams waiting in a receiver's queue",
+    ["receiver"],
+    registry=REGISTRY,
+)
+
+
+UNATTRIBUTED = Counter(
+    "faultloop_receiver_unattributed",
+    "Datagrams accepted from a source the inventory does not know (no device, not a relay naming one); "
+    "with FAULTLOOP_RECEIVER_UNKNOWN_SOURCES=drop they are dropped as unknown_source instead",
     ["receiver"],
     registry=REGISTRY,
 )
@@ -76,6 +88,64 @@ class Handled:
 
 # data, source address, receive time -> Handled; raises Malformed / Rejected / anything (counted)
 Handler = Callable[[bytes, str, datetime], Handled]
+
+
+@dataclass(frozen=True, slots=True)
+class SourcePolicy:
+    """Who a datagram is attributed to, and what happens to one nobody is.
+
+    The UDP source address decides: a trap's agent-addr / ``snmpTrapAddress.0`` and a syslog
+    HOSTNAME are claims anyone can write, trusted only from a configured relay
+    (``FAULTLOOP_RECEIVER_RELAYS``). A datagram from an unknown source is dropped
+    (``unknown_source``) or, with ``accept``, kept unattributed: device "" and no managed
+    object, so however many unknown senders and ifIndexes there are, they fold into one
+    alarm per alarm type instead of one per claimed object.
+    """
+
+    relays: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    drop_unknown: bool = False
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> SourcePolicy:
+        relays = tuple(
+            ipaddress.ip_network(r.strip(), strict=False) for r in settings.receiver_relays.split(",") if r.strip()
+        )
+        return cls(relays=relays, drop_unknown=settings.receiver_unknown_sources == "drop")
+
+    def is_relay(self, address: str) -> bool:
+        if not self.relays:
+            return False
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in net for net in self.relays)
+
+    def attribute(
+        self,
+        directory: DeviceDirectory,
+        source: str,
+        *,
+        receiver: str,
+        forwarded_address: str | None = None,
+        forwarded_hostname: str | None = None,
+    ) -> str:
+        """The inventory hostname ``source`` speaks for, or "" (accept); raises Rejected (drop)."""
+        if (forwarded_address or forwarded_hostname) and self.is_relay(source):
+            device = directory.device_for(forwarded_address) if forwarded_address else ""
+            if not device and forwarded_hostname:
+                if forwarded_hostname in directory.hostnames:
+                    device = forwarded_hostname
+                else:
+                    device = directory.device_for(forwarded_hostname)
+        else:
+            device = directory.device_for(source)
+        if device:
+            return device
+        if self.drop_unknown:
+            raise Rejected("unknown_source")
+        UNATTRIBUTED.labels(receiver=receiver).inc()
+        return ""
 
 
 class TokenBuckets:
@@ -376,26 +446,43 @@ class UdpReceiver:
 class DeviceDirectory:
     """Source address -> inventory hostname, and (hostname, ifIndex) -> interface name.
 
-    Loaded from the inventory and refreshed every ``refresh_s`` seconds while started
-    (it is a pipeline service of its own, shared by the receivers); lookups are
-    dictionary reads on the receive path, never database queries.
+    Loaded from the inventory while started (it is a pipeline service of its own, shared by
+    the receivers); lookups are dictionary reads on the receive path, never database queries.
+    It reloads when told (``changes``: the inventory's after-commit signal in this process, so a
+    device added through the API is known a few milliseconds after its commit), when the stored
+    inventory revision moves (read every ``check_s``: a device added by the CLI, another
+    process), and every ``refresh_s`` regardless.
     """
 
     name = "device directory"
 
-    def __init__(self, sessions: sessionmaker[Session] | None, refresh_s: float = 60.0) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session] | None,
+        refresh_s: float = 60.0,
+        *,
+        changes: ChangeSignal | None = None,
+        check_s: float = REVISION_CHECK_S,
+    ) -> None:
         self.sessions = sessions
         self.refresh_s = refresh_s
+        self.check_s = min(check_s, refresh_s)
+        self.changes = changes
         self.by_address: dict[str, str] = {}
         self.hostnames: set[str] = set()
         self.interfaces: dict[tuple[str, int], str] = {}
         self.loaded_at: datetime | None = None
+        self.revision: int | None = None
+        self.reloads = 0
         self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake = asyncio.Event()
 
     def load(self) -> None:
         if self.sessions is None:
             return
         with self.sessions() as session:
+            revision = queries.revision(session)
             devices = queries.device_addresses(session)
             itfs = queries.interface_names(session)
         by_address: dict[str, str] = {}
@@ -404,7 +491,16 @@ class DeviceDirectory:
         self.by_address = by_address
         self.hostnames = {h for h, _a in devices}
         self.interfaces = {(h, i): n for h, i, n in itfs}
+        self.revision = revision
         self.loaded_at = clock.now()
+        self.reloads += 1
+
+    def stale(self) -> bool:
+        """Whether the stored inventory revision moved since the last load (one small read)."""
+        if self.sessions is None:
+            return False
+        with self.sessions() as session:
+            return queries.revision(session) != self.revision
 
     async def refresh(self) -> bool:
         try:
@@ -414,17 +510,42 @@ class DeviceDirectory:
             log.warning("device directory refresh failed: %s", type(exc).__name__)
             return False
 
+    def inventory_changed(self) -> None:
+        """The inventory committed a change in this process (any thread): reload soon."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._wake.set)
+
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        full_at = loop.time() + self.refresh_s
         while True:
-            await asyncio.sleep(self.refresh_s)
-            await self.refresh()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.check_s)
+            reload = self._wake.is_set() or loop.time() >= full_at
+            self._wake.clear()
+            if not reload:
+                try:
+                    reload = await asyncio.to_thread(self.stale)
+                except Exception as exc:  # the full refresh logs an outage; this check stays quiet
+                    log.debug("device directory revision check failed: %s", type(exc).__name__)
+            if reload:
+                await self.refresh()
+                full_at = loop.time() + self.refresh_s
 
     async def start(self) -> None:
         await self.refresh()
         if self.sessions is not None:
+            self._loop = asyncio.get_running_loop()
+            self._wake = asyncio.Event()
+            if self.changes is not None:
+                self.changes.subscribe(self.inventory_changed)
             self._task = asyncio.create_task(self._run(), name="device directory refresh")
 
     async def stop(self) -> None:
+        if self.changes is not None:
+            self.changes.unsubscribe(self.inventory_changed)
+        self._loop = None
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -14,10 +14,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from prometheus_client import Counter
+
 from collectors import counters
 from collectors.collection_set import HR_STORAGE_RAM, IF_STATUS, STANDARD, CollectionSet, Table
 from devices.snmp import Oid, SnmpClient, SnmpConfigError, SnmpError, SnmpTarget, Value
 from faultloop.events import Event, Sample
+from faultloop.metrics import REGISTRY
 
 Rows = dict[tuple[int, ...], dict[str, Value]]  # index -> column name -> value
 COMMUNITY_VARBIND_BUDGET = 240
@@ -50,6 +53,14 @@ def table_rows(table: Table, walked: Mapping[Oid, Value]) -> Rows:
             continue
         rows.setdefault(oid[n + 1 :], {})[col] = value
     return rows
+
+
+POLL_TRUNCATED = Counter(
+    "faultloop_poll_truncated",
+    "SNMP polls whose walk was cut short by FAULTLOOP_POLL_MAX_ROWS (rows) or FAULTLOOP_POLL_MAX_WALK_S (time)",
+    ["reason"],
+    registry=REGISTRY,
+)
 
 
 @dataclass(slots=True)
@@ -188,6 +199,7 @@ class PollResult:
     error: str = ""
     timeout: bool = False
     snapshot: Snapshot | None = None
+    truncated: str = ""  # "rows" or "time": the walk hit FAULTLOOP_POLL_MAX_ROWS / _MAX_WALK_S
     events: list[Event] = field(default_factory=list)
     samples: list[Sample] = field(default_factory=list)
     invalid_samples: int = 0
@@ -215,6 +227,8 @@ class DeviceTracker:
     poll_errors: int = 0
     invalid_samples: int = 0
     reboots: int = 0
+    truncated: str = ""  # the last poll's walk was cut short ("rows" / "time")
+    truncated_polls: int = 0
 
     def observe(self, result: PollResult, time_s: float) -> None:
         """Fold one poll into the memory; add its events, samples and rates to ``result``."""
@@ -238,6 +252,7 @@ class DeviceTracker:
                 )
             return
         snap = result.snapshot
+        self._truncation(result)
         was_unreachable = self.reachable is False
         self.failures = 0
         self.reachable = True
@@ -333,6 +348,38 @@ class DeviceTracker:
             Sample(self.device, "interface_oper_up", 1.0 if itf.oper_status == "up" else 0.0, result.time, labels)
         )
 
+    def _truncation(self, result: PollResult) -> None:
+        """One warning on the device while its walks are cut short, cleared by the next whole walk
+        (the alarm engine keeps it as one alarm, counted per poll)."""
+        if result.truncated:
+            self.truncated_polls += 1
+            what, setting = ("varbinds", "ROWS") if result.truncated == "rows" else ("seconds", "WALK_S")
+            result.events.append(
+                Event(
+                    source="poll",
+                    device=self.device,
+                    event_type="poll_truncated",
+                    severity="warning",
+                    time=result.time,
+                    probable_cause="resourceAtOrNearingCapacity",
+                    specific_problem=result.truncated,
+                    description=f"SNMP walk stopped at the {what} cap (FAULTLOOP_POLL_MAX_{setting}); "
+                    "the rest of the agent's tables was not read",
+                )
+            )
+        elif self.truncated:
+            result.events.append(
+                Event(
+                    source="poll",
+                    device=self.device,
+                    event_type="poll_truncated",
+                    severity="cleared",
+                    time=result.time,
+                    description="SNMP walk complete again",
+                )
+            )
+        self.truncated = result.truncated
+
     def _device_samples(self, result: PollResult, snap: Snapshot) -> None:
         if snap.cpu_percent is not None:
             result.samples.append(Sample(self.device, "device_cpu_percent", snap.cpu_percent, result.time))
@@ -343,9 +390,17 @@ class DeviceTracker:
 
 
 async def poll_device(
-    client: SnmpClient, device: str, target: SnmpTarget, *, now: datetime, cs: CollectionSet = STANDARD
+    client: SnmpClient,
+    device: str,
+    target: SnmpTarget,
+    *,
+    now: datetime,
+    cs: CollectionSet = STANDARD,
+    max_rows: int | None = None,
+    max_s: float | None = None,
 ) -> PollResult:
-    """Poll one device; failures come back as a result, never as an exception."""
+    """Poll one device; failures come back as a result, never as an exception. The walk stops at
+    ``max_rows`` varbinds or ``max_s`` seconds; what it read is used and ``truncated`` says why."""
     started = time.perf_counter()
     try:
         wanted = list(cs.scalars.values())
@@ -353,7 +408,10 @@ async def poll_device(
         # answers go through pyasn1 (~80 us per varbind), so ask for fewer rows past each
         # column's end at the price of a second round trip on bigger devices.
         budget = V3_VARBIND_BUDGET if target.version == "v3" else COMMUNITY_VARBIND_BUDGET
-        walked = await client.walk(target, cs.roots(), max_repetitions=budget, scalars=wanted)
+        walked = await client.walk(
+            target, cs.roots(), max_repetitions=budget, scalars=wanted, max_rows=max_rows, max_s=max_s
+        )
+        truncated = walked.truncated
         if not any(oid in walked for oid in wanted):
             walked.update(await client.get(target, wanted))  # agents that refuse non-repeaters
         snap = interpret({oid: walked[oid] for oid in wanted if oid in walked}, walked, cs)
@@ -361,4 +419,6 @@ async def poll_device(
         return PollResult(device, False, now, time.perf_counter() - started, error=str(exc), timeout=exc.timeout)
     except SnmpConfigError as exc:
         return PollResult(device, False, now, time.perf_counter() - started, error=str(exc))
-    return PollResult(device, True, now, time.perf_counter() - started, snapshot=snap)
+    if truncated:
+        POLL_TRUNCATED.labels(reason=truncated).inc()
+    return PollResult(device, True, now, time.perf_counter() - started, snapshot=snap, truncated=truncated)

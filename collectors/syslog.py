@@ -26,7 +26,15 @@ from typing import Any, cast
 
 from prometheus_client import Counter
 
-from collectors.receiver import DeviceDirectory, Handled, Malformed, ReceiverMetrics, ReceiverService, Rejected
+from collectors.receiver import (
+    DeviceDirectory,
+    Handled,
+    Malformed,
+    ReceiverMetrics,
+    ReceiverService,
+    Rejected,
+    SourcePolicy,
+)
 from collectors.trapmap import MappingFileError, load_yaml_list
 from faultloop.events import SEVERITIES, Event, ObservationSink, Severity
 from faultloop.metrics import REGISTRY
@@ -42,7 +50,7 @@ SYSLOG_RECEIVED = Counter(
 SYSLOG_DROPPED = Counter(
     "faultloop_syslog_dropped",
     "Syslog datagrams not turned into events, by reason "
-    "(socket_buffer, rate_limited, queue_full, malformed, no_rule, sink_refused)",
+    "(socket_buffer, rate_limited, queue_full, malformed, no_rule, unknown_source, sink_refused)",
     ["reason"],
     registry=REGISTRY,
 )
@@ -193,9 +201,12 @@ def parse(data: bytes) -> SyslogMessage:
 
 
 class SyslogHandler:
-    def __init__(self, *, rules: list[SyslogRule], directory: DeviceDirectory) -> None:
+    def __init__(
+        self, *, rules: list[SyslogRule], directory: DeviceDirectory, sources: SourcePolicy | None = None
+    ) -> None:
         self.rules = rules
         self.directory = directory
+        self.sources = sources or SourcePolicy()
         self._received = {f: SYSLOG_RECEIVED.labels(format=f) for f in ("rfc3164", "rfc5424")}
 
     def __call__(self, data: bytes, source: str, received_at: datetime) -> Handled:
@@ -211,10 +222,12 @@ class SyslogHandler:
                 break
         else:
             raise Rejected("no_rule")
-        device = self.directory.device_for(source)
-        if not device and msg.hostname in self.directory.hostnames:  # relayed through a syslog server
-            device = msg.hostname
+        # the UDP source decides; the HOSTNAME a message claims counts only from a relay
+        device = self.sources.attribute(
+            self.directory, source, receiver="syslog", forwarded_hostname=msg.hostname or None
+        )
         groups = {k: v or "" for k, v in m.groupdict().items()}
+        managed_object = rule.object.format(**groups) if rule.object else ""
         raw: dict[str, Any] = {
             "source_address": source,
             "format": msg.format,
@@ -229,13 +242,15 @@ class SyslogHandler:
             "message": text,
             "rule": rule.name,
         }
+        if managed_object and not device:  # unattributed: one alarm per type, not one per claimed object
+            raw["claimed_object"] = managed_object
         return Event(
             source="syslog",
             device=device,
             event_type=rule.event_type,
             severity=rule.severity,
             time=received_at,
-            managed_object=rule.object.format(**groups) if rule.object else "",
+            managed_object=managed_object if device else "",
             specific_problem=rule.name,
             description=text[:MAX_DESCRIPTION],
             raw=raw,
@@ -253,7 +268,11 @@ class SyslogReceiverService(ReceiverService):
 
     def __init__(self, *, settings: Settings, sink: ObservationSink, directory: DeviceDirectory) -> None:
         self.directory = directory
-        self.handler = SyslogHandler(rules=load_rules(settings.syslog_rules_file), directory=directory)
+        self.handler = SyslogHandler(
+            rules=load_rules(settings.syslog_rules_file),
+            directory=directory,
+            sources=SourcePolicy.from_settings(settings),
+        )
         super().__init__(
             settings=settings,
             host=settings.syslog_host,

@@ -22,7 +22,7 @@ import contextlib
 import hashlib
 import random
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +34,7 @@ from pysnmp.hlapi.v3arch.asyncio.lcd import CommandGeneratorLcdConfigurator
 from pysnmp.hlapi.v3arch.asyncio.transport import UdpTransportTarget
 from pysnmp.proto import rfc1902, rfc1905
 
+from faultloop import clock
 from snmpwire import ber, pdu
 from snmpwire import v3 as snmpv3
 from snmpwire.usm import UsmUser, aes_decrypt
@@ -44,6 +45,12 @@ Rows = list[tuple[Oid, Any]]  # (oid, Value or END_OF_MIB)
 
 
 RECV_BUFFER = 8 * 1024 * 1024
+
+
+class Walked(dict[Oid, Value]):
+    """A walk's varbinds; ``truncated`` is "rows" or "time" when a cap ended it early."""
+
+    truncated: str = ""
 
 
 class SnmpError(Exception):
@@ -509,25 +516,49 @@ class SnmpClient:
         return {oid: (None if isinstance(v, EndOfMib) else v) for oid, v in rows}
 
     async def walk(
-        self, t: SnmpTarget, roots: Sequence[Oid], *, max_repetitions: int = 25, scalars: Sequence[Oid] = ()
-    ) -> dict[Oid, Value]:
+        self,
+        t: SnmpTarget,
+        roots: Sequence[Oid],
+        *,
+        max_repetitions: int = 25,
+        scalars: Sequence[Oid] = (),
+        max_rows: int | None = None,
+        max_s: float | None = None,
+    ) -> Walked:
         """Walk every subtree in ``roots`` at once: one repeater per still-open subtree.
 
         ``max_repetitions`` is the varbind budget of one request, shared by the open
         subtrees (at least 2 rows each). ``scalars`` (instance OIDs such as sysUpTime.0)
         ride along as non-repeaters of the first request, so a small device answers a
         whole collection set in one round trip.
+
+        A hostile or broken agent can answer forever (an endless or huge table): the walk
+        stops after ``max_rows`` varbinds or ``max_s`` seconds (``faultloop.clock``) and
+        says so in the result's ``truncated`` ("rows" or "time"); what it read is kept.
         """
-        result: dict[Oid, Value] = {}
+        result = Walked()
+        started = clock.now()
+
+        def over() -> bool:
+            if max_rows is not None and len(result) >= max_rows:
+                result.truncated = "rows"
+            elif max_s is not None and (clock.now() - started).total_seconds() >= max_s:
+                result.truncated = "time"
+            return bool(result.truncated)
+
         cursor = {root: root for root in roots}
         if t.version == "v1":
             if scalars:
                 result.update(await self.get(t, scalars))
             for root in roots:
-                result.update(await self._walk_v1(t, root))
+                if over():
+                    break
+                await self._walk_v1(t, root, result, over)
             return result
         pending_scalars = list(scalars)
         while cursor or pending_scalars:
+            if over():
+                break
             active = list(cursor)
             reps = max(2, max_repetitions // len(active)) if len(active) > 1 else max_repetitions
             non_rep = len(pending_scalars)
@@ -551,6 +582,9 @@ class SnmpClient:
                 if isinstance(value, EndOfMib) or oid[:n] != root or oid <= cursor[root]:
                     closed.add(root)
                     continue
+                if max_rows is not None and len(result) >= max_rows:
+                    result.truncated = "rows"
+                    return result
                 result[oid] = value
                 cursor[root] = oid
                 progressed = True
@@ -560,21 +594,20 @@ class SnmpClient:
                 break
         return result
 
-    async def _walk_v1(self, t: SnmpTarget, root: Oid) -> dict[Oid, Value]:
+    async def _walk_v1(self, t: SnmpTarget, root: Oid, result: dict[Oid, Value], over: Callable[[], bool]) -> None:
         # SNMPv1 has no GETBULK and ends a walk with a noSuchName error: one GETNEXT per step.
-        result: dict[Oid, Value] = {}
         cursor = root
-        while True:
+        while not over():
             try:
                 rows = await self._request(t, "next", [cursor])
             except SnmpError as exc:
                 if exc.timeout or "noSuchName" not in str(exc):
                     raise
-                return result
+                return
             if not rows:
-                return result
+                return
             oid, value = rows[0]
             if isinstance(value, EndOfMib) or oid[: len(root)] != root or oid <= cursor:
-                return result
+                return
             result[oid] = value
             cursor = oid

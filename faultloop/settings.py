@@ -7,6 +7,7 @@ then the defaults below. Every default is documented in the README's configurati
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -71,10 +72,29 @@ class Settings(BaseSettings):
     receiver_directory_refresh_s: float = Field(
         60.0, gt=0, description="How often the receivers reload address -> device from the inventory."
     )
+    receiver_unknown_sources: Literal["accept", "drop"] = Field(
+        "accept",
+        description="Traps and syslog from a source address not in the inventory: accept (unattributed, "
+        "one alarm per type at most) or drop (counted as unknown_source; production).",
+    )
+    receiver_relays: str = Field(
+        "",
+        description="Comma-separated addresses or networks of trap/syslog relays whose forwarded agent address "
+        "(v1 agent-addr, snmpTrapAddress.0) or syslog HOSTNAME is trusted; empty: none.",
+    )
     poll_interval_s: float = Field(60, ge=1, le=86400, description="Seconds between SNMP polls of one device.")
     poll_timeout_s: float = Field(2.0, gt=0, le=60, description="SNMP request timeout per try.")
     poll_retries: int = Field(1, ge=0, le=10, description="SNMP retries after a timed-out request.")
     poll_concurrency: int = Field(200, ge=1, le=10_000, description="Devices polled at the same time, at most.")
+    poll_max_rows: int = Field(
+        250_000,
+        ge=100,
+        le=10_000_000,
+        description="Varbinds one poll's walk reads at most (a hostile agent's endless table).",
+    )
+    poll_max_walk_s: float = Field(
+        60.0, gt=0, le=3600, description="Seconds one poll's walk may take at most, however fast the agent answers."
+    )
     unreachable_after: int = Field(3, ge=1, le=100, description="Consecutive failed polls before unreachable.")
     sample_retention_h: float = Field(24, gt=0, le=24 * 90, description="Hours of interface samples kept for graphs.")
     backup_interval_s: int = Field(3600, ge=60, le=7 * 86400, description="Seconds between scheduled config backups.")
@@ -134,6 +154,18 @@ class Settings(BaseSettings):
         300, ge=0, le=86400, description="Seconds an order's maintenance window stays open after verification."
     )
     provisioning_tick_s: float = Field(30.0, gt=0, le=3600, description="Seconds between scheduled-order checks.")
+
+    @field_validator("receiver_relays")
+    @classmethod
+    def _relay_networks(cls, value: str) -> str:
+        for item in (v.strip() for v in value.split(",")):
+            if not item:
+                continue
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"expected IP addresses or networks (a.b.c.d or a.b.c.0/24), got {item!r}") from None
+        return value
 
     @field_validator("database_url")
     @classmethod

@@ -142,3 +142,14 @@ class Link(Base):
 
     a_interface: Mapped[Interface] = relationship(foreign_keys=[a_interface_id])
     b_interface: Mapped[Interface] = relationship(foreign_keys=[b_interface_id])
+
+
+class InventoryRevision(Base):
+    """One row: a number every transaction that changes devices or interfaces increments, so a
+    process that keeps a copy (the receivers' address -> device directory) notices a change made
+    by another process (the CLI) with one cheap read instead of reloading everything."""
+
+    __tablename__ = "inventory_revision"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    revision: Mapped[int] = mapped_column(Integer, default=0)

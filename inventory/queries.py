@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased, selectinload
 
-from inventory.models import Device, Interface, Link, Site, device_dependencies
+from inventory.models import Device, Interface, InventoryRevision, Link, Site, device_dependencies
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +176,11 @@ def known_oper_status(session: Session, *, device_ids: Iterable[int] | None = No
         if if_index is not None:
             out.setdefault(device_id, {})[if_index] = status
     return out
+
+
+def revision(session: Session) -> int:
+    """The inventory's change counter: it moves whenever devices, addresses or interfaces change."""
+    return session.scalar(select(InventoryRevision.revision).where(InventoryRevision.id == 1)) or 0
 
 
 def device_addresses(session: Session) -> list[tuple[str, str]]:

@@ -6,16 +6,17 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, cast, func, or_, select
+from sqlalchemy import String, cast, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from faultloop import clock
 from faultloop.audit import service as audit
 from faultloop.db import like_literal
+from faultloop.signals import INVENTORY_CHANGED
 from faultloop.vault import Vault
 from inventory.errors import Conflict, InvalidInput, NotFound
-from inventory.models import Device, Interface, Link, Site
+from inventory.models import Device, Interface, InventoryRevision, Link, Site
 from inventory.schemas import (
     IF_STATUSES,
     DeviceIn,
@@ -37,6 +38,24 @@ from inventory.schemas import (
     SshIn,
     SshOut,
 )
+
+# ---- change notification ---------------------------------------------------------------
+
+
+def _inventory_changed(session: Session) -> None:
+    """Devices, addresses or interfaces changed in this transaction: bump the stored revision
+    (another process, e.g. the service while the CLI writes, notices it with one read) and, after
+    the commit, tell this process's subscribers (the receivers' directory reloads at once)."""
+    if INVENTORY_CHANGED.pending(session):
+        return
+    bumped = session.execute(
+        update(InventoryRevision).where(InventoryRevision.id == 1).values(revision=InventoryRevision.revision + 1)
+    )
+    if getattr(bumped, "rowcount", 1) == 0:  # a database created without the migration's row
+        session.add(InventoryRevision(id=1, revision=1))
+        session.flush()
+    INVENTORY_CHANGED.notify(session)
+
 
 # ---- sites -------------------------------------------------------------------------
 
@@ -230,6 +249,7 @@ def create_device(session: Session, vault: Vault, data: DeviceIn, *, actor: str)
     audit.record(
         session, actor=actor, action="device.create", object_type="device", object_id=device.id, after=device.summary()
     )
+    _inventory_changed(session)
     return device
 
 
@@ -265,6 +285,7 @@ def update_device(session: Session, vault: Vault, device_id: int, data: DeviceUp
         before=before,
         after=device.summary(),
     )
+    _inventory_changed(session)
     return device
 
 
@@ -275,6 +296,7 @@ def delete_device(session: Session, device_id: int, *, actor: str) -> None:
     )
     session.delete(device)
     session.flush()
+    _inventory_changed(session)
 
 
 def device_out(device: Device) -> DeviceOut:
@@ -345,6 +367,7 @@ def create_interface(session: Session, *, device_id: int, data: InterfaceIn, act
         object_id=itf.id,
         after={"device": device.hostname, **data.model_dump()},
     )
+    _inventory_changed(session)
     return itf
 
 
@@ -366,6 +389,7 @@ def update_interface(session: Session, interface_id: int, data: InterfaceUpdate,
         before=before,
         after={"if_index": itf.if_index, "description": itf.description, "speed_mbps": itf.speed_mbps},
     )
+    _inventory_changed(session)
     return itf
 
 
@@ -381,6 +405,7 @@ def delete_interface(session: Session, interface_id: int, *, actor: str) -> None
     )
     session.delete(itf)
     session.flush()
+    _inventory_changed(session)
 
 
 def sync_interfaces(session: Session, *, device_id: int, observed: Iterable[ObservedInterface]) -> None:
@@ -395,18 +420,22 @@ def sync_interfaces(session: Session, *, device_id: int, observed: Iterable[Obse
     existing = list(session.scalars(select(Interface).where(Interface.device_id == device_id)))
     by_index = {i.if_index: i for i in existing if i.if_index is not None}
     by_name = {i.name: i for i in existing}
+    changed = False
     for itf in observed:
         row = by_index.get(itf.if_index) or by_name.get(itf.name[:100])
         if row is None:  # the device has a port the inventory does not know yet
             row = Interface(device_id=device_id, name=itf.name[:100], description=itf.alias[:255])
             session.add(row)
             by_name[row.name] = row
+        changed = changed or row.if_index != itf.if_index
         row.if_index = itf.if_index
         row.admin_status = itf.admin_status
         row.oper_status = itf.oper_status
         if itf.speed_bps:
             row.speed_mbps = itf.speed_bps // 1_000_000
     session.flush()
+    if changed:  # ifIndex -> name is what the receivers map; status and speed are not
+        _inventory_changed(session)
 
 
 def record_lldp_links(
@@ -564,6 +593,7 @@ def import_inventory(
                 device = update_device(session, vault, existing.id, update, actor=actor)
                 _merge_interfaces(device, dev_in.interfaces)
                 counts["devices_updated"] += 1
+                _inventory_changed(session)
         except InvalidInput as exc:
             raise InvalidInput(f"{where}: {exc.detail}", field=exc.field) from None
         pending_parents.append((index, device, dev_in.parents))

@@ -41,6 +41,23 @@ def test_compose_publishes_the_trap_port_the_receiver_listens_on():
     assert f"EXPOSE {settings.trap_port}/udp" in (ROOT / "Dockerfile").read_text()
 
 
+def test_compose_receivers_refuse_unknown_sources_and_need_a_community_list():
+    """The published trap port is reachable by anyone: compose must not run it with 'any community'
+    and must not attribute (or accept) traps from addresses the inventory does not know."""
+    env = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["faultloop"]["environment"]
+    assert env["FAULTLOOP_RECEIVER_UNKNOWN_SOURCES"] == "drop"
+    # required from .env: compose refuses to start without it (the ${VAR:?message} form)
+    assert re.fullmatch(r"\$\{FAULTLOOP_TRAP_COMMUNITIES:\?[^}]+\}", env["FAULTLOOP_TRAP_COMMUNITIES"])
+    settings = Settings(
+        receiver_unknown_sources=env["FAULTLOOP_RECEIVER_UNKNOWN_SOURCES"],
+        receiver_relays="",
+        trap_communities="c1,c2",
+    )
+    assert settings.receiver_unknown_sources == "drop"
+    # the embedded default keeps the demo lab working: its devices are in the inventory anyway
+    assert Settings.model_fields["receiver_unknown_sources"].default == "accept"
+
+
 def test_dockerfile_exposes_the_configured_port_and_copies_every_package():
     text = (ROOT / "Dockerfile").read_text()
     assert f"EXPOSE {Settings.model_fields['port'].default}" in text

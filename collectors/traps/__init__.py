@@ -15,7 +15,7 @@ from typing import Any
 
 from prometheus_client import Counter
 
-from collectors.receiver import DeviceDirectory, Handled, ReceiverMetrics, ReceiverService, Rejected
+from collectors.receiver import DeviceDirectory, Handled, ReceiverMetrics, ReceiverService, Rejected, SourcePolicy
 from collectors.trapmap import TrapRule, load_trap_map
 from collectors.traps.usm import UsmUsers, load_users
 from faultloop.events import Event, ObservationSink
@@ -29,7 +29,7 @@ TRAPS_RECEIVED = Counter(
 TRAPS_DROPPED = Counter(
     "faultloop_traps_dropped",
     "SNMP trap datagrams not turned into events, by reason (socket_buffer, rate_limited, queue_full, malformed, "
-    "auth_failed, "
+    "auth_failed, unknown_source, "
     "unknown_user, unsupported_sec_level, decrypt_failed, not_in_time_window, "
     "bad_community, bad_version, unsupported_pdu, unsupported_security_model, sink_refused)",
     ["reason"],
@@ -53,9 +53,11 @@ class TrapHandler:
         directory: DeviceDirectory,
         users: UsmUsers | None = None,
         communities: frozenset[bytes] = frozenset(),
+        sources: SourcePolicy | None = None,
     ) -> None:
         self.trap_map = trap_map
         self.directory = directory
+        self.sources = sources or SourcePolicy()
         self.users = users or UsmUsers()
         self.communities = communities
         self._received = {v: TRAPS_RECEIVED.labels(version=v) for v in ("v1", "v2c", "v3")}
@@ -71,9 +73,10 @@ class TrapHandler:
         return Handled(self.to_event(note, source, received_at), note.response)
 
     def to_event(self, note: Notification, source: str, received_at: datetime) -> Event:
-        device = self.directory.device_for(source)
-        if not device and note.agent_address:  # relayed: trust the agent address the trap names
-            device = self.directory.device_for(note.agent_address)
+        # the UDP source decides; the agent address the trap claims counts only from a relay
+        device = self.sources.attribute(
+            self.directory, source, receiver="trap", forwarded_address=note.agent_address or None
+        )
         rule = self.trap_map.get(note.trap_oid)
         varbinds = {oid: _bounded(value) for oid, value in note.varbinds}
         raw: dict[str, Any] = {
@@ -102,13 +105,17 @@ class TrapHandler:
                 description=f"Unmapped trap {note.trap_oid}",
                 raw=raw,
             )
+        managed_object = self._managed_object(rule, note, device)
+        if not device and managed_object:  # unattributed: one alarm per type, not one per claimed object
+            raw["claimed_object"] = managed_object
+            managed_object = ""
         return Event(
             source="trap",
             device=device,
             event_type=rule.event_type,
             severity=rule.severity,
             time=received_at,
-            managed_object=self._managed_object(rule, note, device),
+            managed_object=managed_object,
             probable_cause=rule.probable_cause,
             specific_problem=note.trap_oid,
             description=(rule.description or rule.event_type)[:MAX_DESCRIPTION],
@@ -172,6 +179,7 @@ class TrapReceiverService(ReceiverService):
             directory=directory,
             users=load_users(users_file) if users_file else UsmUsers(),
             communities=frozenset(c.strip().encode() for c in communities.split(",") if c.strip()),
+            sources=SourcePolicy.from_settings(settings),
         )
         super().__init__(
             settings=settings,

@@ -42,6 +42,7 @@ from faultloop.runtime import (  # noqa: F401 - re-exported: the app is where ca
     check_database,
     configure_logging,
 )
+from faultloop.signals import INVENTORY_CHANGED
 from provisioning.executor import ExecutionOutcome, execute_order
 from provisioning.jobs import ProvisioningService
 from provisioning.unplanned import UnplannedChangeSink
@@ -117,7 +118,11 @@ def build_pipeline(rt: Runtime, sink: ObservationSink | None = None) -> Pipeline
     pipeline.services.append(poller)
     if settings.trap_enabled or settings.syslog_enabled:
         # one address -> device directory, refreshed from the inventory, shared by both receivers
-        directory = DeviceDirectory(rt.sessions, refresh_s=settings.receiver_directory_refresh_s)
+        # (reloaded after each inventory commit in this process, and when another process's commit
+        # moves the stored inventory revision)
+        directory = DeviceDirectory(
+            rt.sessions, refresh_s=settings.receiver_directory_refresh_s, changes=INVENTORY_CHANGED
+        )
         pipeline.services.append(directory)
         if settings.trap_enabled:
             pipeline.services.append(TrapReceiverService(settings=settings, sink=sink, directory=directory))

@@ -150,3 +150,58 @@ async def test_poll_device_reads_system_and_interfaces_like_snmpget(snmpd, snmp_
     tracker = DeviceTracker("fl-snmpd")
     tracker.observe(result, 0.0)
     assert tracker.reachable is True and result.events == []
+
+
+# ---------------------------------------------------------------- hostile agents: walk caps
+
+
+async def test_walk_stops_at_the_row_cap_and_says_so(snmpd, snmp_client):
+    whole = await snmp_client.walk(v2c(snmpd), [(1, 3, 6, 1)], max_repetitions=25)
+    assert len(whole) > 500 and whole.truncated == ""
+    capped = await snmp_client.walk(v2c(snmpd), [(1, 3, 6, 1)], max_repetitions=25, max_rows=500)
+    assert (len(capped), capped.truncated) == (500, "rows")
+    assert set(capped) <= set(whole)  # what was read is kept
+    t = SnmpTarget(snmpd.host, snmpd.port, "v1", community=COMMUNITY)
+    v1 = await snmp_client.walk(t, [(1, 3, 6, 1, 2, 1, 1), (1, 3, 6, 1, 2, 1, 2)], max_rows=5)
+    assert (len(v1), v1.truncated) == (5, "rows")
+
+
+async def test_walk_stops_at_the_time_cap_however_fast_the_agent_answers(snmpd, snmp_client):
+    """Each look at the clock moves it one second on (an agent that answers slowly, or forever,
+    without the test waiting): a 5-second cap ends the walk after a few requests."""
+    frozen = clock.FrozenClock()
+
+    def ticking():
+        frozen.advance(1.0)
+        return frozen()
+
+    with clock.use(ticking):
+        capped = await snmp_client.walk(v2c(snmpd), [(1, 3, 6, 1)], max_repetitions=10, max_s=5)
+    assert capped.truncated == "time"
+    assert 0 < len(capped) <= 50  # at most 5 requests of 10 varbinds
+
+
+async def test_truncated_poll_raises_one_warning_on_the_device_and_clears_on_a_whole_walk(snmpd, snmp_client):
+    from faultloop.metrics import REGISTRY
+
+    before = REGISTRY.get_sample_value("faultloop_poll_truncated_total", {"reason": "rows"}) or 0.0
+    tracker = DeviceTracker("fl-snmpd")
+    events = []
+    for max_rows in (100, 100, None):
+        now = clock.now()
+        result = await poll_device(snmp_client, "fl-snmpd", v2c(snmpd), now=now, max_rows=max_rows)
+        assert result.ok and result.truncated == ("rows" if max_rows else "")
+        tracker.observe(result, now.timestamp())
+        events += [(e.event_type, e.severity) for e in result.events if e.event_type == "poll_truncated"]
+    assert events == [("poll_truncated", "warning"), ("poll_truncated", "warning"), ("poll_truncated", "cleared")]
+    assert tracker.truncated_polls == 2
+    assert REGISTRY.get_sample_value("faultloop_poll_truncated_total", {"reason": "rows"}) == before + 2
+
+
+def test_walk_cap_settings_are_bounded_and_named():
+    from faultloop.settings import SettingsError, load_settings
+
+    with pytest.raises(SettingsError, match=r"FAULTLOOP_POLL_MAX_ROWS \(poll_max_rows\)"):
+        load_settings(poll_max_rows=10)
+    with pytest.raises(SettingsError, match=r"FAULTLOOP_POLL_MAX_WALK_S \(poll_max_walk_s\)"):
+        load_settings(poll_max_walk_s=0)

@@ -88,7 +88,7 @@ async def logger(*args: str) -> None:
 async def test_rfc5424_from_logger_with_structured_data(make_rx):
     directory = DeviceDirectory(None)
     directory.hostnames = {socket.gethostname()}  # logger names this machine in HOSTNAME
-    rx = await make_rx(directory)
+    rx = await make_rx(directory, receiver_relays="127.0.0.0/8")  # HOSTNAME trusted from a relay only
     before = metric("faultloop_syslog_received_total", format="rfc5424")
     host, port = rx.address
     await logger(
@@ -118,10 +118,50 @@ async def test_rfc3164_from_logger_junos_link_down(make_rx):
     host, port = rx.address
     await logger("--server", host, "--port", str(port), "--udp", "--rfc3164", "-t", "mib2d", JUNOS_DOWN)
     [event] = await rx.sink.wait_for(lambda ev: len(ev) >= 1)
-    assert event.event_type == "linkDown" and event.managed_object == "interface:ge-0/0/3"
+    assert event.event_type == "linkDown" and event.raw["claimed_object"] == "interface:ge-0/0/3"
     assert event.raw["format"] == "rfc3164" and event.raw["app_name"] == "mib2d"
     assert event.raw["hostname"] == socket.gethostname()
     assert event.device == ""  # neither the address nor the hostname is in the inventory
+    assert event.managed_object == ""  # unattributed: one alarm per type, whatever object it names
+
+
+async def test_forged_hostname_is_trusted_only_from_a_relay(make_rx):
+    """A syslog HOSTNAME is a claim anyone can write: it names the device only when the
+    datagram comes from a configured relay; otherwise the source address decides."""
+    victim, relay, attacker = random_loopback(45), random_loopback(46), random_loopback(47)
+    directory = DeviceDirectory(None)
+    directory.by_address = {victim: "core-victim"}
+    directory.hostnames = {"core-victim"}
+    rx = await make_rx(directory, receiver_relays=relay)
+    before = metric("faultloop_receiver_unattributed_total", receiver="syslog")
+    line = f"<187>Nov 25 10:00:00 core-victim 12: {CISCO_DOWN}".encode()
+    for source in (attacker, relay, victim):
+        with udp_from(source) as s:
+            s.sendto(line, rx.address)
+        await rx.wait_datagrams(len(rx.sink.events) + 1)
+    assert [(e.device, e.managed_object, e.raw["source_address"]) for e in rx.sink.events] == [
+        ("", "", attacker),
+        ("core-victim", "interface:GigabitEthernet0/2", relay),
+        ("core-victim", "interface:GigabitEthernet0/2", victim),
+    ]
+    assert metric("faultloop_receiver_unattributed_total", receiver="syslog") == before + 1
+
+
+async def test_unknown_syslog_sources_dropped_and_counted_when_configured(make_rx):
+    victim = random_loopback(45)
+    directory = DeviceDirectory(None)
+    directory.by_address = {victim: "core-victim"}
+    directory.hostnames = {"core-victim"}
+    rx = await make_rx(directory, receiver_unknown_sources="drop")
+    before = metric("faultloop_syslog_dropped_total", reason="unknown_source")
+    line = f"<187>Nov 25 10:00:00 core-victim 12: {CISCO_DOWN}".encode()
+    for source in (random_loopback(47), victim):
+        with udp_from(source) as s:
+            s.sendto(line, rx.address)
+    await rx.wait_datagrams(2)
+    assert [e.device for e in rx.sink.events] == ["core-victim"]
+    assert rx.stats["dropped:unknown_source"] == 1
+    assert metric("faultloop_syslog_dropped_total", reason="unknown_source") == before + 1
 
 
 async def test_device_from_source_address_cisco_and_junos_config_changes(make_rx, session, sessions, vault):
@@ -239,7 +279,9 @@ def test_parse_rfc3164_with_and_without_header():
     ],
 )
 def test_default_rules(line, event_type, managed_object):
-    handler = SyslogHandler(rules=load_rules(), directory=DeviceDirectory(None))
+    directory = DeviceDirectory(None)
+    directory.by_address = {"127.0.0.9": "r9"}
+    handler = SyslogHandler(rules=load_rules(), directory=directory)
     event = handler.to_event(parse(f"<189>{line}".encode()), "127.0.0.9", clock.now())
     assert (event.event_type, event.managed_object) == (event_type, managed_object)
     assert event.time.tzinfo == dt.UTC

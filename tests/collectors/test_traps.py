@@ -29,6 +29,7 @@ from faultloop.settings import Settings
 from inventory import service as inventory
 from inventory.schemas import DeviceIn, InterfaceIn
 from lab.network import LabNetwork
+from snmpwire import ber, pdu
 from snmpwire.usm import localize, password_to_key
 
 from ..lab.conftest import FakeClock, small_topology
@@ -173,7 +174,7 @@ async def test_v2c_link_down_names_inventory_device_and_interface(make_rx, sessi
 async def test_v1_trap_is_translated_per_rfc3584(make_rx, tmp_path):
     directory = DeviceDirectory(None)
     directory.by_address = {"127.9.9.9": "relayed-dev"}  # the agent-addr field, not the UDP source
-    rx = await make_rx(directory)
+    rx = await make_rx(directory, receiver_relays="127.0.0.1")  # snmptrap sends from 127.0.0.1: a relay
     before = metric("faultloop_traps_received_total", version="v1")
     args = ["-v1", "-c", "public", rx.target, "1.3.6.1.4.1.9", "127.9.9.9", "2", "0", "", f"{IF_INDEX}.3", "i", "3"]
     rc, out = await net_snmp(tmp_path, "snmptrap", *args)
@@ -188,6 +189,111 @@ async def test_v1_trap_is_translated_per_rfc3584(make_rx, tmp_path):
     assert vendor.event_type == "unknown_trap" and vendor.specific_problem == "1.3.6.1.4.1.9.0.17"
     assert vendor.raw["varbinds"]["1.3.6.1.6.3.1.1.4.3.0"] == "1.3.6.1.4.1.9"  # snmpTrapEnterprise.0
     assert metric("faultloop_traps_received_total", version="v1") == before + 2
+
+
+# ---------------------------------------------------------------- attribution: forged agent addresses
+
+SNMP_TRAP_ADDRESS_0 = "1.3.6.1.6.3.18.1.3.0"
+
+
+def victim_directory() -> tuple[DeviceDirectory, str]:
+    victim = random_loopback(34)
+    directory = DeviceDirectory(None)
+    directory.by_address = {victim: "core-victim"}
+    directory.hostnames = {"core-victim"}
+    directory.interfaces = {("core-victim", 7): "Gi0/7"}
+    return directory, victim
+
+
+def forged_v2c(rx: Rx, victim: str, if_index: int = 7) -> list[str]:
+    """snmptrap arguments: a v2c linkDown whose snmpTrapAddress.0 names ``victim``."""
+    return ["-v2c", "-c", "public", rx.target, "", LINK_DOWN, f"{IF_INDEX}.{if_index}", "i", str(if_index)] + [
+        SNMP_TRAP_ADDRESS_0,
+        "a",
+        victim,
+    ]
+
+
+async def test_forged_agent_address_from_unknown_source_is_not_attributed(make_rx, tmp_path):
+    """Anyone who reaches the port can write a real device's address into snmpTrapAddress.0 or a
+    v1 agent-addr: from a source that is not a relay, the claim is ignored; the trap is kept
+    unattributed, without a managed object (so it cannot raise or clear the device's alarms),
+    and counted."""
+    directory, victim = victim_directory()
+    rx = await make_rx(directory)
+    attacker = random_loopback(35)
+    before = metric("faultloop_receiver_unattributed_total", receiver="trap")
+    rc, out = await net_snmp(tmp_path, "snmptrap", *forged_v2c(rx, victim), source=attacker)
+    assert rc == 0, out
+    v1 = ["-v1", "-c", "public", rx.target, "1.3.6.1.4.1.9", victim, "2", "0", "", f"{IF_INDEX}.7", "i", "7"]
+    rc, out = await net_snmp(tmp_path, "snmptrap", *v1, source=attacker)
+    assert rc == 0, out
+    events = await rx.sink.wait_for(lambda ev: len(ev) >= 2)
+    assert [(e.device, e.event_type, e.managed_object) for e in events] == [("", "linkDown", "")] * 2
+    assert [e.raw["agent_address"] for e in events] == [victim, victim]  # kept as evidence
+    assert [e.raw["source_address"] for e in events] == [attacker, attacker]
+    assert [e.raw["claimed_object"] for e in events] == ["interface:ifIndex.7"] * 2
+    assert metric("faultloop_receiver_unattributed_total", receiver="trap") == before + 2
+
+
+async def test_unknown_sources_dropped_and_counted_when_configured(make_rx, tmp_path):
+    directory, victim = victim_directory()
+    rx = await make_rx(directory, receiver_unknown_sources="drop")
+    before = metric("faultloop_traps_dropped_total", reason="unknown_source")
+    rc, out = await net_snmp(tmp_path, "snmptrap", *forged_v2c(rx, victim), source=random_loopback(35))
+    assert rc == 0, out
+    rc, out = await net_snmp(tmp_path, "snmptrap", *forged_v2c(rx, victim), source=victim)  # the device itself
+    assert rc == 0, out
+    await rx.wait_datagrams(2)
+    assert [(e.device, e.managed_object) for e in rx.sink.events] == [("core-victim", "interface:Gi0/7")]
+    assert rx.stats["dropped:unknown_source"] == 1
+    assert metric("faultloop_traps_dropped_total", reason="unknown_source") == before + 1
+
+
+async def test_agent_address_trusted_only_from_configured_relays(make_rx, tmp_path):
+    directory, victim = victim_directory()
+    relay = random_loopback(36)
+    rx = await make_rx(directory, receiver_relays=f"{relay}/32", receiver_unknown_sources="drop")
+    rc, out = await net_snmp(tmp_path, "snmptrap", *forged_v2c(rx, victim), source=relay)
+    assert rc == 0, out
+    # the relay forwarding an agent the inventory does not know: unknown, not the relay's own
+    rc, out = await net_snmp(tmp_path, "snmptrap", *forged_v2c(rx, "127.254.0.9"), source=relay)
+    assert rc == 0, out
+    await rx.wait_datagrams(2)
+    assert [(e.device, e.managed_object) for e in rx.sink.events] == [("core-victim", "interface:Gi0/7")]
+    assert rx.stats["dropped:unknown_source"] == 1
+
+
+def link_down_trap(if_index: int) -> bytes:
+    vbs = [
+        pdu.varbind(ber.enc_oid(pdu.SYS_UPTIME_0), ber.enc_uint(5, ber.TIMETICKS)),
+        pdu.varbind(ber.enc_oid(pdu.SNMP_TRAP_OID_0), ber.enc_oid(ber.parse_oid_str(LINK_DOWN))),
+        pdu.varbind(ber.enc_oid(ber.parse_oid_str(f"{IF_INDEX}.{if_index}")), ber.enc_int(if_index)),
+    ]
+    return pdu.encode_community(1, b"public", pdu.encode_pdu(ber.TRAP_V2, if_index, 0, 0, vbs))
+
+
+async def test_unknown_source_raises_one_alarm_however_many_ifindexes(make_rx, runtime, session):
+    """One linkDown per ifIndex from a source nobody knows used to open one alarm (and one ticket)
+    per ifIndex, without bound; unattributed they fold into one alarm."""
+    from sqlalchemy import select
+
+    from alarms.bus import AlarmBus
+    from alarms.models import Alarm
+    from alarms.runner import AlarmEngine
+
+    engine = AlarmEngine(runtime, AlarmBus())
+    engine.load()
+    rx = await make_rx()
+    rx.service.receiver.sink = engine
+    with udp_from(random_loopback(37)) as s:
+        for if_index in range(1, 41):
+            s.sendto(link_down_trap(if_index), rx.service.receiver.address)
+    await rx.wait_datagrams(40)
+    assert rx.stats["events"] == 40
+    engine.run_once()
+    alarms = session.scalars(select(Alarm).where(Alarm.alarm_type == "link_down")).all()
+    assert [(a.device, a.managed_object, a.count) for a in alarms] == [("", "", 40)]
 
 
 async def test_unknown_trap_becomes_event_with_raw_varbinds(make_rx, tmp_path):
@@ -628,3 +734,23 @@ async def test_kernel_socket_buffer_drops_are_counted(make_rx, monkeypatch):
     assert len(rx.sink.events) == rx.stats["datagrams"]
     assert metric("faultloop_traps_dropped_total", reason="socket_buffer") == before + dropped
     assert rx.service.receiver.count_socket_drops() == 0  # counted once
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (
+            {"receiver_relays": "127.0.0.1, relay.example"},
+            "FAULTLOOP_RECEIVER_RELAYS (receiver_relays): Value error, expected IP addresses or networks "
+            "(a.b.c.d or a.b.c.0/24), got 'relay.example'",
+        ),
+        ({"receiver_relays": "10.0.0.0/33"}, "got '10.0.0.0/33'"),
+        ({"receiver_unknown_sources": "ignore"}, "FAULTLOOP_RECEIVER_UNKNOWN_SOURCES (receiver_unknown_sources)"),
+    ],
+)
+def test_bad_source_settings_name_the_setting(overrides, expected):
+    from faultloop.settings import SettingsError, load_settings
+
+    with pytest.raises(SettingsError) as err:
+        load_settings(**overrides)
+    assert expected in str(err.value)
