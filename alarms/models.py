@@ -141,3 +141,5 @@ class Notification(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_error: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    # set when the row will never be sent: its attempts ran out, or it cannot be built (last_error says why)
+    gave_up_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

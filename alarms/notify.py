@@ -2,11 +2,15 @@
 tag and device, with re-notify and escalation intervals.
 
 Delivery is **at-least-once**: an alarm change that matches a route becomes a row in the
-``alarm_notifications`` outbox (committed before any send); the delivery loop sends due
-rows and marks them delivered only after the channel accepted them. A failure is retried
-with exponential back-off (10 s doubling up to 1 h); a crash between the send and the
-mark sends the row again, so receivers should dedupe on ``X-Faultloop-Delivery`` (the
-outbox id). Muted alarms (maintenance, flapping, correlated children) notify nobody.
+``alarm_notifications`` outbox in the very transaction that made the change (the engine
+calls ``Notifier.enqueue`` before it commits), so a change is never committed without its
+notifications; the delivery loop sends due rows and marks them delivered only after the
+channel accepted them. A failure is retried with exponential back-off (10 s doubling up to
+1 h) until ``FAULTLOOP_ALARM_NOTIFY_MAX_ATTEMPTS``; then, or at once for a row that can never
+be sent, the row is given up (``gave_up_at``, ``last_error``, counted and logged). Each row
+is sent in its own transaction, so one bad row never holds up the others. A crash between the
+send and the mark sends the row again, so receivers should dedupe on ``X-Faultloop-Delivery``
+(the outbox id). Muted alarms (maintenance, flapping, correlated children) notify nobody.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import Any, Literal, Protocol
 
 import httpx
 import yaml
+from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -34,6 +39,7 @@ from alarms.models import Alarm, Notification
 from faultloop import clock
 from faultloop.db import transaction
 from faultloop.events import AlarmChange
+from faultloop.metrics import REGISTRY
 from faultloop.runtime import Runtime
 from faultloop.worker import WorkerThread
 from inventory import queries as inventory
@@ -42,6 +48,16 @@ log = logging.getLogger("faultloop.alarms.notify")
 RETRY_BASE_S = 10.0
 RETRY_MAX_S = 3600.0
 NOTIFY_KINDS = {"raised", "unmuted", "cleared", "escalated"}
+
+ATTEMPTS = Counter(
+    "faultloop_notification_attempts_total", "Notification delivery attempts", ["channel", "result"], registry=REGISTRY
+)
+GAVE_UP = Counter(
+    "faultloop_notifications_given_up_total",
+    "Notifications that will never be sent (attempts ran out, or the row cannot be built)",
+    ["channel", "reason"],
+    registry=REGISTRY,
+)
 
 
 # ---- configuration -------------------------------------------------------------------------
@@ -133,8 +149,15 @@ def load_config(path: Path) -> NotifyConfig:
 
 class Channel(Protocol):
     def send(self, delivery_id: int, payload: dict[str, Any]) -> None:
-        """Deliver or raise."""
+        """Deliver or raise: ``PermanentError`` when retrying can never help, anything else is retried."""
         ...
+
+
+def header_text(value: object, *, limit: int = 200) -> str:
+    """Device-supplied text made safe for one header line: control characters (CR/LF among them,
+    which would end the header) become spaces, runs of white space fold, and it is cut to ``limit``."""
+    text = "".join(ch if ch.isprintable() else " " for ch in str(value))
+    return " ".join(text.split())[:limit]
 
 
 def sign(secret: bytes, timestamp: str, body: bytes) -> str:
@@ -180,7 +203,7 @@ class EmailChannel:
         msg = EmailMessage()
         msg["From"] = self.sender
         msg["To"] = ", ".join(self.to)
-        msg["Subject"] = (
+        msg["Subject"] = header_text(
             f"[faultloop] {alarm['severity'].upper()} {alarm['alarm_type']} {alarm['device']} "
             f"{alarm['managed_object']} ({payload['reason']})"
         )
@@ -196,7 +219,11 @@ class EmailChannel:
 
 
 class DeliveryError(Exception):
-    pass
+    """The channel refused or failed this time; the row is retried."""
+
+
+class PermanentError(DeliveryError):
+    """The row can never be sent as it is (no such channel, a payload the channel cannot carry)."""
 
 
 # ---- the notifier ---------------------------------------------------------------------------------
@@ -237,15 +264,21 @@ class Notifier:
             "alarm-notify", self.run_once, interval_s=lambda: 5.0, log=log, failure="notification round failed"
         )
 
-    # bus subscriber: runs after the engine's commit
-    def on_alarm_changes(self, changes: Sequence[AlarmChange]) -> None:
-        wanted = [c for c in changes if c.kind in NOTIFY_KINDS and (c.kind == "cleared" or not c.muted)]
-        if not wanted or not self.config.routes:
+    @staticmethod
+    def _wanted(changes: Sequence[AlarmChange]) -> list[AlarmChange]:
+        return [c for c in changes if c.kind in NOTIFY_KINDS and (c.kind == "cleared" or not c.muted)]
+
+    # the engine's outbox hook: runs inside the transaction that made the changes, before its commit
+    def enqueue(self, session: Session, changes: Sequence[AlarmChange]) -> None:
+        if not self.config.routes:
             return
-        with transaction(self.rt.sessions) as session:
-            for change in wanted:
-                self._enqueue_change(session, change)
-        self._worker.wake()
+        for change in self._wanted(changes):
+            self._enqueue_change(session, change)
+
+    # bus subscriber: runs after the engine's commit; the rows are already in the outbox
+    def on_alarm_changes(self, changes: Sequence[AlarmChange]) -> None:
+        if self.config.routes and self._wanted(changes):
+            self._worker.wake()
 
     def _enqueue_change(self, session: Session, change: AlarmChange) -> None:
         alarm = session.get(Alarm, change.alarm_id)
@@ -337,39 +370,54 @@ class Notifier:
         with self.rt.sessions() as session:
             ids = session.scalars(
                 select(Notification.id)
-                .where(Notification.delivered_at.is_(None), Notification.next_attempt_at <= now)
-                .order_by(Notification.id)
+                .where(
+                    Notification.delivered_at.is_(None),
+                    Notification.gave_up_at.is_(None),
+                    Notification.next_attempt_at <= now,
+                )
+                .order_by(Notification.next_attempt_at, Notification.id)
                 .limit(limit)
             ).all()
         delivered = failed = 0
         for row_id in ids:
             with transaction(self.rt.sessions) as session:
                 row = session.get(Notification, row_id)
-                if row is None or row.delivered_at is not None:
+                if row is None or row.delivered_at is not None or row.gave_up_at is not None:
                     continue
-                channel = self.channels.get(row.channel)
-                try:
-                    if channel is None:
-                        raise DeliveryError(f"channel {row.channel!r} is not configured")
-                    channel.send(row.id, row.payload)
-                except Exception as exc:  # every failure is retried with back-off, never lost
-                    row.attempts += 1
-                    delay = min(RETRY_BASE_S * 2 ** (row.attempts - 1), RETRY_MAX_S)
-                    row.next_attempt_at = now + timedelta(seconds=delay)
-                    row.last_error = (str(exc) if isinstance(exc, DeliveryError) else type(exc).__name__)[:500]
+                if self._attempt(row, now):
+                    delivered += 1
+                else:
                     failed += 1
-                    log.warning(
-                        "notification %d via %s failed (%s); retry in %.0f s",
-                        row.id,
-                        row.channel,
-                        row.last_error,
-                        delay,
-                    )
-                    continue
-                row.attempts += 1
-                row.delivered_at = clock.now()
-                delivered += 1
         return delivered, failed
+
+    def _attempt(self, row: Notification, now: datetime) -> bool:
+        """Send one row; on failure schedule its retry or give it up. True when it was delivered."""
+        channel = self.channels.get(row.channel)
+        row.attempts += 1
+        try:
+            if channel is None:
+                raise PermanentError(f"channel {row.channel!r} is not configured")
+            channel.send(row.id, row.payload)
+        except Exception as exc:  # every failure is retried with back-off or given up visibly, never dropped
+            ATTEMPTS.labels(channel=row.channel, result="failed").inc()
+            row.last_error = (str(exc) if isinstance(exc, DeliveryError) else type(exc).__name__)[:500]
+            # a payload the channel cannot build (ValueError, KeyError, TypeError) fails the same way every time
+            permanent = isinstance(exc, PermanentError | ValueError | KeyError | TypeError)
+            if permanent or row.attempts >= self.rt.settings.alarm_notify_max_attempts:
+                row.gave_up_at = now
+                reason = "unsendable" if permanent else "attempts"
+                GAVE_UP.labels(channel=row.channel, reason=reason).inc()
+                log.error("notification %d via %s given up after %d attempt(s): %s", row.id, row.channel,
+                          row.attempts, row.last_error)  # fmt: skip
+                return False
+            delay = min(RETRY_BASE_S * 2 ** (row.attempts - 1), RETRY_MAX_S)
+            row.next_attempt_at = now + timedelta(seconds=delay)
+            log.warning("notification %d via %s failed (%s); retry in %.0f s", row.id, row.channel, row.last_error,
+                        delay)  # fmt: skip
+            return False
+        ATTEMPTS.labels(channel=row.channel, result="delivered").inc()
+        row.delivered_at = clock.now()
+        return True
 
     def run_once(self) -> tuple[int, int]:
         now = clock.now()

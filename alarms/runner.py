@@ -15,7 +15,8 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -80,8 +81,23 @@ ACTIVE = _ActiveAlarms()
 REGISTRY.register(ACTIVE)
 
 
+OUTBOX_FAILURES = Counter(
+    "faultloop_alarm_outbox_failures_total",
+    "Alarm batches whose outbox hook (notifications) failed; the changes committed without its rows",
+    ["outbox"],
+    registry=REGISTRY,
+)
+RETRIES = Counter(
+    "faultloop_alarm_batch_retries_total", "Batches put back for a retry after the database refused them",
+    registry=REGISTRY,
+)
+
 FAILED: Any = object()  # what _in_transaction returns when the work rolled back
-MAX_ATTEMPTS = 3
+RETRY_BASE_S = 0.5  # a refused batch waits 0.5 s, 1 s, 2 s, ... up to RETRY_MAX_S before the next try
+RETRY_MAX_S = 15.0
+
+# Writes what must not be lost with an alarm change (a notification) in the change's own transaction.
+Outbox = Callable[[Session, Sequence[AlarmChange]], None]
 
 
 def engine_config(rt: Runtime) -> EngineConfig:
@@ -113,10 +129,17 @@ class AlarmEngine:
             "alarm-engine", self.run_once, interval_s=lambda: rt.settings.alarm_tick_s, log=log,
             failure="alarm engine round failed",
         )  # fmt: skip
+        self._outboxes: list[tuple[str, Outbox]] = []
+        self._retry_at: datetime | None = None  # a refused batch is not tried again before this (faultloop.clock)
+        self._failures = 0  # consecutive refused batches (the back-off's exponent)
         self._loaded = False
         self._last_topology = 0.0
         self._last_purge = 0.0
         self._rules_mtime = self._mtime()
+
+    def add_outbox(self, name: str, outbox: Outbox) -> None:
+        """Run ``outbox`` on every batch of changes inside the transaction that makes them."""
+        self._outboxes.append((name, outbox))
 
     # ---- ObservationSink ------------------------------------------------------------------
 
@@ -161,8 +184,15 @@ class AlarmEngine:
         import asyncio
 
         await self._worker.stop()
-        # What was queued but not processed is processed now, so a clean stop loses nothing.
+        # What was queued but not processed is processed now, so a clean stop loses nothing; what the
+        # database still refuses then is counted, never dropped silently.
+        self._retry_at = None
         await asyncio.to_thread(self.run_once)
+        with self._lock:
+            left, self._queue, self._queued = self._queued, deque(), 0
+        if left:
+            DROPPED.labels(reason="shutdown").inc(left)
+            log.error("stopped with %d observations the database did not take", left)
 
     # ---- work ---------------------------------------------------------------------------------
 
@@ -210,14 +240,20 @@ class AlarmEngine:
         published: list[AlarmChange] = []
         # Windows created or deleted through the API a moment ago apply to this round's events.
         self._in_transaction(lambda s: self.core.load_windows(s, clock.now()))
-        while True:
+        while self._retry_at is None or clock.now() >= self._retry_at:
             batch = self._take()
             if batch is None:
                 break
             result = self._in_transaction(lambda s, b=batch: self._process(s, b[:2]))  # type: ignore[misc]
             if result is FAILED:
-                self._requeue(batch)  # retried next round (the database may be back); dropped after 3 tries
+                # The database may be out for a while: keep the batch (the queue's bound still holds for
+                # new work) and try again after a back-off, for as long as the outage lasts.
+                self._requeue(batch)
+                self._failures += 1
+                delay = min(RETRY_BASE_S * 2 ** (self._failures - 1), RETRY_MAX_S)
+                self._retry_at = clock.now() + timedelta(seconds=delay)
                 break
+            self._failures, self._retry_at = 0, None
             published += result
         for work in (
             self._process_pending,
@@ -261,10 +297,9 @@ class AlarmEngine:
 
     def _requeue(self, batch: tuple[list[Event], list[Sample], int]) -> None:
         events, samples, attempts = batch
-        if attempts + 1 >= MAX_ATTEMPTS:
-            DROPPED.labels(reason="database_error").inc(len(events) + len(samples))
-            log.error("dropped %d observations after %d failed attempts", len(events) + len(samples), MAX_ATTEMPTS)
-            return
+        RETRIES.inc()
+        if attempts == 0 or attempts % 20 == 0:
+            log.warning("%d observations wait for the database (attempt %d)", len(events) + len(samples), attempts + 1)
         with self._lock:
             for kind, items in (("samples", samples), ("events", events)):
                 if items:
@@ -281,11 +316,24 @@ class AlarmEngine:
         EVENTS.inc(len(events))
         return changes
 
+    def _fill_outboxes(self, session: Session, changes: Sequence[AlarmChange]) -> None:
+        for name, outbox in self._outboxes:
+            try:
+                with session.begin_nested():  # a faulty hook must not take the alarm changes down with it
+                    outbox(session, changes)
+            except Exception as exc:
+                OUTBOX_FAILURES.labels(outbox=name).inc()
+                log.error("outbox %s failed for %d alarm changes: %s", name, len(changes), type(exc).__name__)
+                if not session.is_active:
+                    raise
+
     def _in_transaction(self, work: Any) -> Any:
         started = time.perf_counter()
         try:
             with write_transaction(self.rt.sessions) as session:
                 result = work(session)
+                if isinstance(result, list) and result:
+                    self._fill_outboxes(session, result)
         except Exception as exc:
             FAILURES.inc()
             log.error("alarm batch rolled back (%s); rebuilding indexes from the database", type(exc).__name__)
@@ -296,6 +344,8 @@ class AlarmEngine:
                 self._loaded = False
             return FAILED
         BATCH.observe(time.perf_counter() - started)
+        if result is not FAILED and isinstance(result, list):
+            self._failures = 0
         if isinstance(result, list):
             self.bus.publish(result)  # after commit, never before
         return result

@@ -116,6 +116,9 @@ class Settings(BaseSettings):
     alarm_topology_refresh_s: float = Field(60, gt=0, le=86400, description="Seconds between topology reloads.")
     alarm_notify_file: Path | None = Field(None, description="Notification channels and routes YAML; empty: none.")
     alarm_webhook_secret: SecretStr | None = Field(None, description="HMAC-SHA256 key for webhook signatures.")
+    alarm_notify_max_attempts: int = Field(
+        12, ge=1, le=100, description="Delivery attempts of one notification before it is given up (counted, logged)."
+    )
     smtp_host: str = Field("", description="SMTP server for e-mail notifications; empty: e-mail disabled.")
     smtp_port: int = Field(25, ge=1, le=65535, description="SMTP port.")
     smtp_from: str = Field("faultloop@localhost", description="Sender address of notification e-mail.")

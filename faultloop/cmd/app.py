@@ -98,15 +98,19 @@ def build_pipeline(rt: Runtime, sink: ObservationSink | None = None) -> Pipeline
     # Its bus publishes alarm changes after each commit; ticketing, notifications and the live
     # stream subscribe here with alarm_bus.subscribe(name, callback).
     alarm_bus = AlarmBus()
+    engine: AlarmEngine | None = None
     if sink is None:
         engine = AlarmEngine(rt, alarm_bus)
         pipeline.services.append(engine)
         sink = engine
     # Live stream for the dashboard: GET /api/v1/alarms/stream (server-sent events).
     alarm_bus.subscribe("live stream", ALARM_STREAM.publish)
-    # Notifications: webhook / e-mail per the routes file, from an outbox (at-least-once).
+    # Notifications: webhook / e-mail per the routes file, from an outbox (at-least-once): the engine
+    # writes the rows in the transaction of the change; the bus only wakes the delivery.
     if settings.alarm_notify_file is not None:
         notifier = Notifier(rt, load_notify_config(settings.alarm_notify_file))
+        if engine is not None:
+            engine.add_outbox("notifications", notifier.enqueue)
         alarm_bus.subscribe("notifications", notifier.on_alarm_changes)
         pipeline.services.append(notifier)
     # Ticketing: alarm changes (after commit) -> tickets opened, children attached, verify/reopen, SLA timers.

@@ -221,10 +221,9 @@ def test_event_retention_purges_old_processed_events_only(engine, session, froze
     assert alarm.count == 1
 
 
-def test_a_failed_batch_is_retried_then_dropped_and_counted(engine, session, frozen, monkeypatch):
+def test_a_refused_batch_is_retried_with_back_off_until_the_database_takes_it(engine, session, frozen, monkeypatch):
     from sqlalchemy.exc import OperationalError
 
-    from faultloop.metrics import REGISTRY
 
     real = engine.core.process
     failures = {"left": 1}
@@ -239,16 +238,26 @@ def test_a_failed_batch_is_retried_then_dropped_and_counted(engine, session, fro
     engine.submit_events([ev("linkDown", mo="interface:Gi0/1"), ev("linkDown", mo="interface:Gi0/1")])
     engine.run_once()  # rolled back, indexes rebuilt, batch put back
     assert alarms(session) == []
+    engine.run_once()  # inside the back-off (0.5 s): not tried yet
+    assert alarms(session) == []
+    frozen.advance(0.5)
     engine.run_once()
     (alarm,) = alarms(session)
     assert alarm.count == 2  # nothing lost, nothing doubled
 
-    before = REGISTRY.get_sample_value("faultloop_alarm_observations_dropped_total", {"reason": "database_error"}) or 0
+    # a long outage: the batch waits, backing off, for as long as it lasts, and is never dropped
     failures["left"] = 10
     engine.submit_events([ev("linkDown", mo="interface:Gi0/2")])
-    for _ in range(3):
+    tries = 0
+    while failures["left"] > 0:
+        before = failures["left"]
         engine.run_once()
-    assert REGISTRY.get_sample_value("faultloop_alarm_observations_dropped_total", {"reason": "database_error"}) == (
-        before + 1
-    )
+        tries += before - failures["left"]
+        assert engine._queued == 1  # still waiting, never dropped
+        engine.run_once()  # inside the back-off: no new attempt
+        assert failures["left"] == before - 1 or failures["left"] == 0
+        frozen.advance(15)
+    assert tries == 10
+    engine.run_once()
     assert engine._queued == 0
+    assert [a.managed_object for a in alarms(session)] == ["interface:Gi0/1", "interface:Gi0/2"]

@@ -110,6 +110,7 @@ def ev(event_type, device="r1", severity="critical", mo=""):
 def make_notifier(runtime, engine, text):
     runtime.settings.alarm_webhook_secret = SecretStr(SECRET)
     notifier = Notifier(runtime, parse_config(text, file="notify.yaml"))
+    engine.add_outbox("notifications", notifier.enqueue)
     engine.bus.subscribe("notifications", notifier.on_alarm_changes)
     return notifier
 
@@ -221,7 +222,7 @@ def test_email_over_real_smtp_routed_by_site(runtime, engine, session, smtp, hoo
     ((sender, rcpts, content),) = box.messages
     assert rcpts == ["noc@example.net", "oncall@example.net"]
     text = content.decode()
-    assert "Subject: [faultloop] CRITICAL device_down pe7  (raised)" in text
+    assert "Subject: [faultloop] CRITICAL device_down pe7 (raised)" in text
     assert "reduction_key: device_down:pe7:" in text
 
 
@@ -277,3 +278,94 @@ def test_bad_notification_config_names_file_entry_and_field(text, where):
     with pytest.raises(RuleError) as exc:
         parse_config(text, file="notify.yaml")
     assert where in str(exc.value)
+
+
+def test_outbox_rows_commit_with_the_alarm_change_even_if_the_process_dies_before_publishing(
+    runtime, engine, session, hook, frozen
+):
+    """The rows are written in the engine's own transaction: nothing after the commit is needed."""
+    notifier = make_notifier(runtime, engine, config(hook.url))
+    engine.bus.publish = lambda changes: None  # the process dies right after the commit
+    engine.submit_events([ev("device_unreachable")])
+    engine.run_once()
+    (row,) = session.scalars(select(Notification)).all()
+    assert (row.channel, row.reason, row.delivered_at) == ("hook", "raised", None)
+    assert notifier.deliver_due() == (1, 0)  # the restarted delivery loop sends it
+
+
+def test_a_row_that_can_never_be_sent_is_given_up_at_once_and_the_others_still_go(
+    runtime, engine, session, hook, frozen
+):
+    from faultloop.metrics import REGISTRY
+
+    notifier = make_notifier(runtime, engine, config(hook.url))
+    engine.submit_events([ev("device_unreachable", device="r1"), ev("device_unreachable", device="r2")])
+    engine.run_once()
+    first, second = session.scalars(select(Notification).order_by(Notification.id)).all()
+    first.channel = "retired"  # a channel removed from the routes file since the row was written
+    session.commit()
+    before = REGISTRY.get_sample_value(
+        "faultloop_notifications_given_up_total", {"channel": "retired", "reason": "unsendable"}
+    ) or 0
+    assert notifier.deliver_due() == (1, 1)
+    session.refresh(first)
+    session.refresh(second)
+    assert first.gave_up_at == clock.now() and first.attempts == 1
+    assert first.last_error == "channel 'retired' is not configured"
+    assert second.delivered_at is not None
+    assert REGISTRY.get_sample_value(
+        "faultloop_notifications_given_up_total", {"channel": "retired", "reason": "unsendable"}
+    ) == before + 1
+    frozen.advance(7200)
+    assert notifier.deliver_due() == (0, 0)  # never tried again
+    assert len(hook.requests) == 1
+
+
+def test_attempts_run_out_then_the_row_is_given_up_visibly(runtime, engine, session, hook, frozen):
+    from faultloop.metrics import REGISTRY
+
+    runtime.settings.alarm_notify_max_attempts = 3
+    notifier = make_notifier(runtime, engine, config(hook.url))
+    engine.submit_events([ev("device_unreachable")])
+    engine.run_once()
+    before = REGISTRY.get_sample_value(
+        "faultloop_notifications_given_up_total", {"channel": "hook", "reason": "attempts"}
+    ) or 0
+    hook.statuses = [503, 503, 503, 200]
+    for _ in range(3):
+        assert notifier.deliver_due() == (0, 1)
+        frozen.advance(3600)
+    (row,) = session.scalars(select(Notification)).all()
+    session.refresh(row)
+    assert (row.attempts, row.delivered_at, row.last_error) == (3, None, "HTTP 503")
+    assert row.gave_up_at is not None
+    assert notifier.deliver_due() == (0, 0)
+    assert len(hook.requests) == 3
+    assert REGISTRY.get_sample_value(
+        "faultloop_notifications_given_up_total", {"channel": "hook", "reason": "attempts"}
+    ) == before + 1
+
+
+def test_crlf_from_a_trap_varbind_cannot_break_the_mail_header(runtime, engine, session, smtp, frozen):
+    """A device-supplied managed object with CR/LF once made every attempt fail (and retry for ever)."""
+    box, host, port = smtp
+    runtime.settings.smtp_host, runtime.settings.smtp_port = host, port
+    notifier = make_notifier(
+        runtime,
+        engine,
+        json.dumps(
+            {
+                "channels": [{"name": "mail", "type": "email", "to": ["noc@example.net"]}],
+                "routes": [{"name": "all", "channels": ["mail"]}],
+            }
+        ),
+    )
+    engine.submit_events([ev("linkDown", mo="interface:Gi0/1\r\nBcc: thief@example.org\r\n")])
+    engine.run_once()
+    assert notifier.deliver_due() == (1, 0)
+    ((_sender, rcpts, content),) = box.messages
+    assert rcpts == ["noc@example.net"]
+    headers = content.decode().split("\r\n\r\n", 1)[0].replace("\r\n ", " ").split("\r\n")  # unfolded
+    assert not [line for line in headers if line.lower().startswith("bcc")]
+    (subject,) = [line for line in headers if line.startswith("Subject:")]
+    assert subject == "Subject: [faultloop] MAJOR link_down r1 interface:Gi0/1 Bcc: thief@example.org (raised)"
