@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, case, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
-from alarms.maintenance import Window, validate_recurrence
+from alarms.maintenance import Window, horizon_problem, validate_recurrence
 from alarms.models import Alarm, AlarmJournal, EventRecord, MaintenanceWindow
 from alarms.schemas import AlertmanagerPayload, EventIn, MaintenanceIn
 from faultloop import clock
@@ -450,6 +450,10 @@ def create_window(session: Session, data: MaintenanceIn, *, actor: str) -> Maint
     problem = validate_recurrence(rrule=data.rrule, cron=data.cron, starts_at=data.starts_at)
     if problem:
         raise InvalidInput(f"{'rrule' if data.rrule else 'cron'}: {problem}", field="rrule" if data.rrule else "cron")
+    if data.rrule or data.cron:
+        problem = horizon_problem(data.starts_at, clock.now())
+        if problem:
+            raise InvalidInput(f"starts_at: {problem}", field="starts_at")
     window = MaintenanceWindow(**data.model_dump(), created_by=actor, created_at=clock.now())
     session.add(window)
     session.flush()

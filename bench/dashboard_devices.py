@@ -64,7 +64,7 @@ def seed(url: str, n_devices: int) -> tuple[int, int]:
     now = clock.now()
     doc = InventoryDoc.model_validate(inventory_dict(generate_topology(n_devices)))
     with transaction(sessions) as s:
-        inventory.import_inventory(s, vault, doc, actor="bench")
+        inventory.import_inventory(s, vault, doc, actor="bench", forget_host_key=lambda _device_id: None)
         accounts.create_user(s, username="bench", role="noc", password=PASSWORD, actor="bench")
     with transaction(sessions) as s:
         devices = list(s.scalars(select(Device).order_by(Device.id)))

@@ -79,7 +79,9 @@ async def run(args: argparse.Namespace, base: str, lab_pid: int) -> None:
     topo = generate_topology(args.devices, base_address=base, snmp_port=args.port)
     doc = inventory_dict(topo, snmp_version=args.snmp)
     with transaction(rt.sessions) as session:
-        inventory.import_inventory(session, rt.vault, InventoryDoc.model_validate(doc), actor="bench")
+        inventory.import_inventory(
+            session, rt.vault, InventoryDoc.model_validate(doc), actor="bench", forget_host_key=lambda _device_id: None
+        )
     n_ifs = sum(len(d.interfaces) for d in topo.devices)
     print(f"inventory: {args.devices} devices, {n_ifs} interfaces, SNMP {args.snmp}, SQLite {tmp / 'faultloop.db'}")
 
@@ -146,9 +148,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--duration", type=float, default=60.0, help="seconds of sustained polling measured")
     ap.add_argument("--capacity", type=float, default=20.0, help="seconds of back-to-back polling (0: skip)")
     ap.add_argument("--concurrency", type=int, default=100)
-    ap.add_argument(
-        "--snmp", choices=["v2c", "v3"], default="v2c", help="v3: the lab user, authPriv SHA-256/AES-128"
-    )
+    ap.add_argument("--snmp", choices=["v2c", "v3"], default="v2c", help="v3: the lab user, authPriv SHA-256/AES-128")
     ap.add_argument("--port", type=int, default=random.randint(20000, 60000))
     args = ap.parse_args(argv)
     base = f"127.{random.randint(60, 69)}.{random.randint(0, 200)}.1"

@@ -205,6 +205,29 @@ def accept_pending(
     return row
 
 
+def forget(session: Session, *, device_id: int, actor: str, reason: str) -> None:
+    """Drop the device's trusted and pending key: the next session meets the device as new.
+
+    Used when the device's address changes: a pin belongs to the host that was at the old
+    address, and a pending key offered there must not be accepted for the new one.
+    """
+    row = get_host_key(session, device_id)
+    if row is None:
+        return
+    before = {"fingerprint": row.fingerprint, "pending_fingerprint": row.pending_fingerprint}
+    session.delete(row)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="ssh_host_key.forget",
+        object_type="device",
+        object_id=device_id,
+        before=before,
+        after={"reason": reason},
+    )
+
+
 def host_key_accepted_event(device: KeyedDevice, row: SshHostKey, *, actor: str) -> Event:
     """Clears the ``host_key_changed`` alarm of the device (same event type, severity cleared)."""
     return Event(

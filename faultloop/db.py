@@ -7,6 +7,7 @@ dependency, a job wrapper, a CLI command) commits or rolls back through
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -71,6 +72,30 @@ def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(IMMEDIATE) else "BEGIN")
 
 
+def make_private_dir(directory: Path) -> None:
+    """Create ``directory`` and any missing parent 0700 (``Path.mkdir`` gives parents the default mode)."""
+    missing = [d for d in (directory, *directory.parents) if not d.exists()]
+    for d in reversed(missing):
+        d.mkdir(mode=0o700, exist_ok=True)
+
+
+def private_sqlite_file(path: Path) -> None:
+    """The database holds config backups and encrypted secrets: owner-only from its first byte.
+
+    A missing directory is created 0700; the file is created 0600 before SQLite opens it (SQLite
+    gives its -wal and -shm files the database file's mode), and an existing file readable by
+    others is narrowed to 0600. An existing directory is left as it is (it may be shared).
+    """
+    make_private_dir(path.parent)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o600)
+    else:
+        os.close(fd)
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite" or (parsed.database and parsed.database != ":memory:"):
@@ -82,7 +107,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         kwargs.setdefault("max_overflow", 20)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            private_sqlite_file(Path(parsed.database))
         engine = create_engine(url, connect_args={"check_same_thread": False}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)

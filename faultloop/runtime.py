@@ -3,7 +3,11 @@ checked. Light on imports on purpose: every CLI command starts here."""
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from sqlalchemy import text
@@ -12,7 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from faultloop import migrate
-from faultloop.db import make_engine, make_sessionmaker, safe_url
+from faultloop.db import make_engine, make_private_dir, make_sessionmaker, safe_url
 from faultloop.settings import Settings
 from faultloop.vault import Vault, open_vault
 
@@ -58,3 +62,52 @@ def configure_logging(settings: Settings) -> None:
     logging.getLogger("asyncssh").setLevel(max(logging.WARNING, logging.getLogger().level))
     for noisy in ("alembic", "apscheduler"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
+# ---- serving processes ------------------------------------------------------------------------
+
+SERVICE_LOCK_FILE = "service.lock"
+
+
+class ServiceRunning(StartupError):
+    """A serving process holds the data directory's service lock."""
+
+
+def _lock_fd(settings: Settings) -> int:
+    make_private_dir(settings.data_dir)
+    return os.open(settings.data_dir / SERVICE_LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+
+
+@contextmanager
+def service_running(settings: Settings) -> Iterator[None]:
+    """Held (a shared flock on ``<data_dir>/service.lock``) by a serving process for its lifetime.
+
+    Serving processes load the secret keys once; ``no_service_running`` lets a key rotation
+    refuse while one runs. The kernel drops the lock when the process dies, kill -9 included.
+    """
+    fd = _lock_fd(settings)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def no_service_running(settings: Settings, *, doing: str) -> Iterator[None]:
+    """Hold the service lock exclusively for ``doing``; ServiceRunning when a service holds it.
+
+    While held, a service starting on the same data directory waits for it.
+    """
+    fd = _lock_fd(settings)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ServiceRunning(
+                f"a faultloop service is running on {settings.data_dir} and holds the secret keys it loaded: "
+                f"stop it, {doing}, then start it again"
+            ) from None
+        yield
+    finally:
+        os.close(fd)

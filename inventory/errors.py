@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from faultloop.errors import Conflict, InvalidInput, NotFound
+from faultloop.errors import Conflict, Forbidden, InvalidInput, NotFound
 
-__all__ = ["Conflict", "ImportFailed", "InvalidInput", "NotFound"]
+__all__ = ["Conflict", "Forbidden", "ImportFailed", "InvalidInput", "NotFound"]
 
 
 class ImportFailed(InvalidInput):

@@ -198,6 +198,11 @@ class DeviceUpdate(Strict):
     parents: list[str] | None = None
     snmp: SnmpIn | None = None
     ssh: SshIn | None = None
+    keep_credentials: bool = Field(
+        False,
+        description="When the address changes: keep the stored SNMP/SSH secrets instead of re-entering them "
+        "(admin only, audited)",
+    )
 
     @field_validator("address")
     @classmethod

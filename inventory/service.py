@@ -15,7 +15,7 @@ from faultloop.audit import service as audit
 from faultloop.db import like_literal
 from faultloop.signals import INVENTORY_CHANGED
 from faultloop.vault import Vault
-from inventory.errors import Conflict, InvalidInput, NotFound
+from inventory.errors import Conflict, Forbidden, InvalidInput, NotFound
 from inventory.models import Device, Interface, InventoryRevision, Link, Site
 from inventory.schemas import (
     IF_STATUSES,
@@ -253,10 +253,31 @@ def create_device(session: Session, vault: Vault, data: DeviceIn, *, actor: str)
     return device
 
 
-def update_device(session: Session, vault: Vault, device_id: int, data: DeviceUpdate, *, actor: str) -> Device:
+def update_device(
+    session: Session,
+    vault: Vault,
+    device_id: int,
+    data: DeviceUpdate,
+    *,
+    actor: str,
+    actor_is_admin: bool,
+    forget_host_key: Callable[[int], None],
+) -> Device:
+    """Change a device. A new address invalidates what was trusted for the old one.
+
+    The stored community, USM keys and SSH secrets were given for the old address: sent to a
+    new one they would go to whoever answers there. So a new address needs the credentials
+    re-entered in the same request (``snmp`` / ``ssh``, or null to drop them), unless an admin
+    asks for ``keep_credentials`` (audited). The SSH host key pin of the old address is
+    forgotten through ``forget_host_key`` (device access owns that table).
+    """
     device = get_device(session, device_id)
     before = device.summary()
     fields = data.model_fields_set
+    readdressed = "address" in fields and data.address is not None and data.address != device.address
+    kept = _stored_secrets(device) if readdressed else []
+    if readdressed:
+        _check_credentials_follow(device, data, actor_is_admin=actor_is_admin)
     for name in ("address", "vendor", "platform", "device_type", "role", "tags"):
         if name in fields:
             value = getattr(data, name)
@@ -286,7 +307,46 @@ def update_device(session: Session, vault: Vault, device_id: int, data: DeviceUp
         after=device.summary(),
     )
     _inventory_changed(session)
+    if readdressed:
+        if data.keep_credentials:
+            audit.record(
+                session,
+                actor=actor,
+                action="device.readdress_keep_credentials",
+                object_type="device",
+                object_id=device.id,
+                before={"address": before.get("address")},
+                after={"address": device.address, "kept": [k for k in kept if k not in data.model_fields_set]},
+            )
+        forget_host_key(device.id)
     return device
+
+
+def _stored_secrets(device: Device) -> list[str]:
+    """Which secret-bearing credential sets the device holds (names only)."""
+    kinds = []
+    if device.snmp_community_enc or device.snmp_auth_key_enc or device.snmp_priv_key_enc:
+        kinds.append("snmp")
+    if device.ssh_password_enc or device.ssh_private_key_enc:
+        kinds.append("ssh")
+    return kinds
+
+
+def _check_credentials_follow(device: Device, data: DeviceUpdate, *, actor_is_admin: bool) -> None:
+    if data.keep_credentials:
+        if not actor_is_admin:
+            raise Forbidden(
+                "keep_credentials: only an admin may keep the stored credentials for a new address",
+                field="keep_credentials",
+            )
+        return
+    for kind in _stored_secrets(device):
+        if kind not in data.model_fields_set:
+            raise InvalidInput(
+                f"{kind}: the address changes from {device.address} to {data.address}; re-enter the {kind.upper()} "
+                f"credentials in the same request ({kind}: null drops them; an admin may send keep_credentials: true)",
+                field=kind,
+            )
 
 
 def delete_device(session: Session, device_id: int, *, actor: str) -> None:
@@ -563,10 +623,12 @@ def import_inventory(
     doc: InventoryDoc,
     *,
     actor: str,
+    forget_host_key: Callable[[int], None],
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, int]:
     """Upsert a whole document (sites, devices, interfaces, links). The caller's
-    transaction makes it all-or-nothing."""
+    transaction makes it all-or-nothing. ``forget_host_key`` drops the SSH host key pin of a
+    device whose address the document changes."""
     counts = {"sites": 0, "devices_created": 0, "devices_updated": 0, "links": 0}
     for site_in in doc.sites:
         site = session.scalar(select(Site).where(Site.name == site_in.name))
@@ -590,7 +652,16 @@ def import_inventory(
                         for k in ("address", "site", "vendor", "platform", "device_type", "role", "tags", "snmp", "ssh")
                     }
                 )
-                device = update_device(session, vault, existing.id, update, actor=actor)
+                # The file carries the credentials (or none): re-entered whenever the address changes.
+                device = update_device(
+                    session,
+                    vault,
+                    existing.id,
+                    update,
+                    actor=actor,
+                    actor_is_admin=False,
+                    forget_host_key=forget_host_key,
+                )
                 _merge_interfaces(device, dev_in.interfaces)
                 counts["devices_updated"] += 1
                 _inventory_changed(session)

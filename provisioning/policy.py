@@ -82,3 +82,13 @@ def transition(state: str, action: str, *, role: str, actor: str, author: str, f
 def table_markdown() -> str:
     """The table for the docs (the README embeds it; a test compares)."""
     return statemachine.markdown(ORDERS, who="roles", notes=False)
+
+
+# Roles that may read device configuration text (stored backups, the context of a planned diff):
+# the same set as api.rbac.CONFIG_READERS, which guards the backup routes.
+CONFIG_READERS = frozenset({"admin", "noc", "provisioner"})
+
+
+def reads_config(role: str | None) -> bool:
+    """None is the CLI operator (role admin)."""
+    return role is None or role in CONFIG_READERS

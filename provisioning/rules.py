@@ -111,6 +111,15 @@ def planned_diff(hostname: str, backup_text: str | None, commands: list[str], pl
     return "\n".join(lines) + "\n"
 
 
+def changed_lines_only(diff: str) -> str:
+    """The planned diff without its context lines (unchanged running config, which may hold secrets).
+
+    Kept: the file and hunk headers, the lines added and removed, and ``#`` notes.
+    """
+    kept = [line for line in diff.splitlines() if line[:1] in ("-", "+", "@", "#")]
+    return "\n".join(kept) + "\n" if kept else ""
+
+
 def _negate(line: str) -> str:
     if line.startswith("no "):
         return line[3:]

@@ -638,7 +638,7 @@ def test_a_real_prometheus_scrapes_faultloop_and_evaluates_every_panel(tmp_path)
     migrate.upgrade(rt.engine)
     with transaction(rt.sessions) as session:
         doc = InventoryDoc.model_validate(inventory_dict(lab.topology))
-        inventory.import_inventory(session, rt.vault, doc, actor="test")
+        inventory.import_inventory(session, rt.vault, doc, actor="test", forget_host_key=lambda _device_id: None)
     host = f"127.{random.randint(60, 90)}.{random.randint(0, 250)}.{random.randint(1, 250)}"
     proc = None
     try:

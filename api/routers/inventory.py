@@ -5,6 +5,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, status
 
 from api.deps import PageDep, SessionDep, UserDep, runtime
+from devices import hostkeys
+from faultloop.accounts.models import Role
 from faultloop.runtime import Runtime
 from inventory import service
 from inventory.schemas import (
@@ -81,7 +83,18 @@ def get_device(device_id: int, session: SessionDep, user: UserDep) -> DeviceOut:
 
 @router.patch("/devices/{device_id}", response_model=DeviceOut)
 def update_device(device_id: int, body: DeviceUpdate, session: SessionDep, user: UserDep, rt: RuntimeDep) -> DeviceOut:
-    return service.device_out(service.update_device(session, rt.vault, device_id, body, actor=user.username))
+    device = service.update_device(
+        session,
+        rt.vault,
+        device_id,
+        body,
+        actor=user.username,
+        actor_is_admin=user.role == Role.admin,
+        forget_host_key=lambda dev_id: hostkeys.forget(
+            session, device_id=dev_id, actor=user.username, reason="address changed"
+        ),
+    )
+    return service.device_out(device)
 
 
 @router.delete("/devices/{device_id}", status_code=status.HTTP_204_NO_CONTENT)

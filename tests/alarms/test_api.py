@@ -209,10 +209,21 @@ def test_bad_maintenance_windows_are_refused_and_nothing_stored(client, auth, se
         (_window(rrule="FREQ=DAILY"), "duration_s is required"),
         (_window(starts_at="2026-03-01T12:00:00"), "timezone-aware"),
         (_window(interfaces=["Gi0/1"]), "hostname:interface"),
+        # Issue 15 item 2: unbounded recurrence (one of these stalled the engine for minutes).
+        (_window(ends_at=None, rrule="FREQ=SECONDLY", duration_s=600), "rrule: FREQ=SECONDLY is not allowed"),
+        (_window(ends_at=None, rrule="FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30", duration_s=600), "rrule: BYMONTH"),
+        (_window(ends_at=None, cron="* * * * *", duration_s=600), "cron: the cron expression starts 1440"),
+        (
+            _window(starts_at="2000-01-01T00:00:00Z", ends_at=None, rrule="FREQ=DAILY", duration_s=600),
+            "starts_at: a recurring window may start at most 366 days in the past",
+        ),
     ]
     for body, message in cases:
         r = client.post("/api/v1/maintenance", json=body, headers=h)
         assert r.status_code == 422, (body, r.text)
         assert message in r.json()["detail"], (message, r.json()["detail"])
+        field = message.split(":")[0]
+        if field in ("rrule", "cron", "starts_at"):
+            assert r.json()["field"] == field, r.json()
     assert _count(session, MaintenanceWindow) == before
     assert _count(session, AlarmJournal) == 0

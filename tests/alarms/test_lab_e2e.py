@@ -104,7 +104,11 @@ async def test_lab_faults_become_alarms_within_two_poll_intervals(runtime, sessi
     net = LabNetwork(small_topology(port=random.randint(20000, 60000)), ssh=False, now=lab_clock, fresh_boot=True)
     await net.start()
     inventory.import_inventory(
-        session, runtime.vault, InventoryDoc.model_validate(inventory_dict(net.topology)), actor="t"
+        session,
+        runtime.vault,
+        InventoryDoc.model_validate(inventory_dict(net.topology)),
+        actor="t",
+        forget_host_key=lambda _device_id: None,
     )
     session.commit()
     runtime.settings.poll_interval_s = 60

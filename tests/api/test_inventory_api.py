@@ -242,3 +242,98 @@ def test_admin_creates_users_and_unknown_role_is_422(client, auth):
     assert r.status_code == 409
     r = client.post("/api/v1/users", json={"username": "carol", "role": "viewer", "password": "short"}, headers=h)
     assert r.status_code == 422 and "password" in r.json()["detail"]
+
+
+# ---- re-addressing a device (issue 15, item 3) -------------------------------------------------
+
+
+def _pinned_device(client, h, session):
+    from devices import hostkeys
+    from devices.hostkeys import OfferedKey, fingerprint
+
+    r = _device(
+        client,
+        h,
+        hostname="moved1",
+        snmp={"version": "v2c", "community": "old-community"},
+        ssh={"username": "ops", "password": "old-ssh-pass"},
+    )
+    assert r.status_code == 201, r.text
+    dev = r.json()
+    key_b64 = "AAAAC3NzaC1lZDI1NTE5AAAAIHxuPj3FpQMW3d8xJd1QW6Cw0d0uC3KX5WlqKx1gW5cR"
+    hostkeys.record_seen(
+        session, device_id=dev["id"], offered=OfferedKey("ssh-ed25519", key_b64, fingerprint(key_b64)), trust=True
+    )
+    session.commit()
+    return dev
+
+
+def _state(session, device_id):
+    from devices.hostkeys import get_host_key
+    from inventory.models import Device
+
+    session.expire_all()
+    device = session.get(Device, device_id)
+    return device.address, device.snmp_community_enc, device.ssh_password_enc, get_host_key(session, device_id)
+
+
+def test_new_address_requires_the_credentials_again_and_changes_nothing_without(client, auth, session):
+    h = auth("noc")
+    dev = _pinned_device(client, h, session)
+    before = _state(session, dev["id"])
+    url = f"/api/v1/devices/{dev['id']}"
+    cases = [
+        ({"address": "192.0.2.66"}, "snmp", "snmp: the address changes from 127.0.1.1 to 192.0.2.66; re-enter"),
+        (
+            {"address": "192.0.2.66", "snmp": {"version": "v2c", "community": "new-community"}},
+            "ssh",
+            "ssh: the address changes",
+        ),
+        ({"address": "192.0.2.66", "role": "access", "ssh": None}, "snmp", "snmp: the address changes"),
+    ]
+    for body, field, message in cases:
+        r = client.patch(url, json=body, headers=h)
+        assert r.status_code == 422, r.text
+        assert r.json()["field"] == field and message in r.json()["detail"], r.json()
+        assert "old-community" not in r.text and "old-ssh-pass" not in r.text
+        assert _state(session, dev["id"]) == before  # nothing partially written, the pin kept
+
+    # a noc engineer may not keep them; the refusal names the field and writes nothing
+    r = client.patch(url, json={"address": "192.0.2.66", "keep_credentials": True}, headers=h)
+    assert r.status_code == 403 and r.json()["field"] == "keep_credentials", r.text
+    assert _state(session, dev["id"]) == before
+
+    # re-entered (SSH dropped): the new address gets the new secret and meets no old pin
+    r = client.patch(
+        url,
+        json={"address": "192.0.2.66", "snmp": {"version": "v2c", "community": "new-community"}, "ssh": None},
+        headers=h,
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["address"] == "192.0.2.66" and r.json()["ssh"] is None
+    address, community_enc, ssh_enc, pin = _state(session, dev["id"])
+    assert address == "192.0.2.66" and ssh_enc is None and pin is None
+    assert community_enc != before[1]
+    forget = session.scalars(select(AuditEntry).where(AuditEntry.action == "ssh_host_key.forget")).one()
+    assert (forget.object_id, forget.actor) == (str(dev["id"]), "noc-user")
+    assert forget.after == {"reason": "address changed"} and forget.before["fingerprint"].startswith("SHA256:")
+
+    # the same address again is no change: no credentials needed
+    assert client.patch(url, json={"address": "192.0.2.66", "role": "core"}, headers=h).status_code == 200
+
+
+def test_admin_may_keep_credentials_audited_and_the_pin_is_reset(client, auth, session):
+    h = auth("admin")
+    dev = _pinned_device(client, h, session)
+    before = _state(session, dev["id"])
+    r = client.patch(
+        f"/api/v1/devices/{dev['id']}", json={"address": "192.0.2.77", "keep_credentials": True}, headers=h
+    )
+    assert r.status_code == 200, r.text
+    address, community_enc, ssh_enc, pin = _state(session, dev["id"])
+    assert (address, community_enc, ssh_enc, pin) == ("192.0.2.77", before[1], before[2], None)
+    kept = session.scalars(select(AuditEntry).where(AuditEntry.action == "device.readdress_keep_credentials")).one()
+    assert (kept.actor, kept.object_id) == ("admin-user", str(dev["id"]))
+    assert kept.before == {"address": "127.0.1.1"}
+    assert kept.after == {"address": "192.0.2.77", "kept": ["snmp", "ssh"]}
+    assert "old-community" not in str(kept.after) and "old-ssh-pass" not in str(kept.after)

@@ -85,7 +85,9 @@ def import_lab(session, rt, lab: LabNetwork) -> None:
     """The lab's devices into the inventory, without its links: in these tests links come from LLDP."""
     doc = inventory_dict(lab.topology)
     doc["links"] = []
-    inventory.import_inventory(session, rt.vault, InventoryDoc.model_validate(doc), actor="test")
+    inventory.import_inventory(
+        session, rt.vault, InventoryDoc.model_validate(doc), actor="test", forget_host_key=lambda _device_id: None
+    )
 
 
 @pytest.fixture
@@ -215,7 +217,9 @@ async def test_ports_and_lldp_links_a_poll_discovers_are_written_through_the_inv
     doc["links"] = []
     [core1_doc] = [d for d in doc["devices"] if d["hostname"] == "core1"]
     core1_doc["interfaces"] = []
-    inventory.import_inventory(session, runtime.vault, InventoryDoc.model_validate(doc), actor="test")
+    inventory.import_inventory(
+        session, runtime.vault, InventoryDoc.model_validate(doc), actor="test", forget_host_key=lambda _device_id: None
+    )
     session.commit()
     runtime.settings.poll_timeout_s = 0.2
     runtime.settings.poll_retries = 0

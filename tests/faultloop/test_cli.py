@@ -155,3 +155,26 @@ def test_serve_with_a_taken_trap_port_is_a_clear_error(env):
         taken.close()
     assert proc.returncode == 2, proc.stderr
     assert "cannot start trap receiver" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_secrets_rotate_refuses_while_a_service_runs(env, tmp_path):
+    """Issue 15 item 7: a running server loaded the keys once; rotating under it breaks it."""
+    from faultloop.runtime import service_running
+    from faultloop.settings import Settings
+
+    f = tmp_path / "inv.yaml"
+    f.write_text(GOOD)
+    run(["inventory", "import", str(f)], env)
+    key_file = Path(env["FAULTLOOP_DATA_DIR"]) / "secret.key"
+    old = key_file.read_bytes()
+    # the lock `faultloop serve` holds for its lifetime (a flock: another process sees it)
+    with service_running(Settings(data_dir=Path(env["FAULTLOOP_DATA_DIR"]))):
+        proc = run(["secrets", "rotate"], env, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and "a faultloop service is running on" in proc.stderr
+    assert "stop it, run `faultloop secrets rotate`, then start it again" in proc.stderr
+    assert key_file.read_bytes() == old  # nothing rotated
+    exported = yaml.safe_load(run(["inventory", "export", "--with-secrets"], env).stdout)
+    assert next(d for d in exported["devices"] if d["hostname"] == "acc1")["snmp"]["priv_key"] == "lab-priv-pass"
+    # the service stopped (lock released): the rotation goes through
+    assert "re-encrypted 4 secret(s)" in run(["secrets", "rotate"], env).stderr

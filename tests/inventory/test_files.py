@@ -41,13 +41,13 @@ def _count(session, model):
 
 def test_yaml_import_round_trip(session, vault):
     doc = files.parse_yaml(GOOD, source="good.yaml")
-    counts = service.import_inventory(session, vault, doc, actor="t")
+    counts = service.import_inventory(session, vault, doc, actor="t", forget_host_key=lambda _device_id: None)
     assert counts == {"sites": 1, "devices_created": 2, "devices_updated": 0, "links": 1}
     acc = service.device_by_hostname(session, "acc1")
     assert [p.hostname for p in acc.parents] == ["core1"]
     assert vault.decrypt(acc.snmp_auth_key_enc) == "lab-auth-pass"
     # importing again updates in place
-    counts = service.import_inventory(session, vault, doc, actor="t")
+    counts = service.import_inventory(session, vault, doc, actor="t", forget_host_key=lambda _device_id: None)
     assert counts["devices_updated"] == 2 and counts["links"] == 0
     exported = service.export_inventory(session, vault, with_secrets=True)
     again = files.parse_yaml(files.dump_yaml(exported), source="export.yaml")
@@ -89,7 +89,7 @@ def test_bad_reference_imports_nothing(session, vault):
     before = (_count(session, Device), _count(session, Link))
     nested = session.begin_nested()
     with pytest.raises(InvalidInput) as exc:
-        service.import_inventory(session, vault, doc, actor="t")
+        service.import_inventory(session, vault, doc, actor="t", forget_host_key=lambda _device_id: None)
     nested.rollback()
     assert "devices[1] (acc1): parents: unknown device(s) core9" in str(exc.value)
     assert (_count(session, Device), _count(session, Link)) == before
@@ -103,7 +103,7 @@ r2,127.0.1.2,pop2,access,cisco_ios,,v2c,public,,
 
 def test_csv_import(session, vault):
     doc = files.parse_csv(CSV_GOOD, source="x.csv")
-    counts = service.import_inventory(session, vault, doc, actor="t")
+    counts = service.import_inventory(session, vault, doc, actor="t", forget_host_key=lambda _device_id: None)
     assert counts["devices_created"] == 2 and counts["sites"] == 2
     assert service.device_by_hostname(session, "r1").tags == ["core", "lab"]
     dumped = files.dump_csv(service.export_inventory(session, vault, with_secrets=True))
@@ -134,3 +134,15 @@ def test_unknown_extension_and_missing_file(tmp_path):
         files.parse_file(p)
     with pytest.raises(ImportFailed, match="cannot read"):
         files.parse_file(tmp_path / "missing.yaml")
+
+
+def test_import_that_moves_a_device_forgets_its_host_key_pin(session, vault):
+    doc = files.parse_yaml(GOOD, source="good.yaml")
+    forgotten: list[int] = []
+    service.import_inventory(session, vault, doc, actor="t", forget_host_key=forgotten.append)
+    service.import_inventory(session, vault, doc, actor="t", forget_host_key=forgotten.append)
+    assert forgotten == []  # same addresses: pins kept
+    moved = files.parse_yaml(GOOD.replace("127.0.1.2", "192.0.2.12"), source="moved.yaml")
+    service.import_inventory(session, vault, moved, actor="t", forget_host_key=forgotten.append)
+    acc = service.device_by_hostname(session, "acc1")
+    assert acc.address == "192.0.2.12" and forgotten == [acc.id]

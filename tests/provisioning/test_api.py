@@ -134,3 +134,43 @@ def test_execute_over_http_shuts_a_port_and_the_service_is_active(api, lab_ssh, 
         assert "faultloop_provisioning_device_push_seconds_bucket" in metrics
     finally:
         transport.close()
+
+
+def test_planned_diff_context_only_for_config_readers(client, auth, session, vault) -> None:
+    """Issue 15 item 6: the context lines of a planned diff are running config (secrets included)."""
+    from api.rbac import CONFIG_READERS
+    from collectors.backup import store_backup
+    from inventory import queries
+    from provisioning import policy
+
+    assert policy.CONFIG_READERS == {str(r) for r in CONFIG_READERS}
+    device = inventory.create_device(
+        session,
+        vault,
+        DeviceIn.model_validate(
+            {"hostname": "sw9", "address": "127.0.0.19", "role": "access", "device_type": "cisco_ios"}
+        ),
+        actor="t",
+    )
+    running = (
+        "hostname sw9\n"
+        "snmp-server community MARKER-COMMUNITY RO\n"
+        "interface GigabitEthernet0/2\n description old\n"
+        "username ops secret 5 MARKER-HASH\n"
+    )
+    store_backup(session, device=queries.device(session, device.id), text=running, trigger="on_demand", actor="t")
+    session.commit()
+    prov = auth("provisioner")
+    client.post("/api/v1/vlan-pools", json={"name": "metro-1", "vlan_min": 300, "vlan_max": 399}, headers=prov)
+    order = client.post("/api/v1/orders", json=_order("sw9"), headers=prov).json()
+    full = client.post(f"/api/v1/orders/{order['id']}/plan", headers=prov).json()["items"][0]["diff"]
+    assert "MARKER-COMMUNITY" in full and "MARKER-HASH" in full  # the config reader sees the context
+
+    for role in ("viewer", "technician"):
+        r = client.get(f"/api/v1/orders/{order['id']}", headers=auth(role))
+        assert r.status_code == 200
+        diff = r.json()["items"][0]["diff"]
+        assert "MARKER" not in r.text, role
+        assert "+vlan 300" in diff and all(line[:1] in "-+@#" for line in diff.splitlines()), diff
+    for role in ("noc", "admin"):
+        assert client.get(f"/api/v1/orders/{order['id']}", headers=auth(role)).json()["items"][0]["diff"] == full

@@ -41,7 +41,13 @@ async def test_link_fault_to_verified_and_closed_ticket(tmp_path, runtime, sessi
     topo = small_topology(
         f"127.32.{random.randint(0, 250)}.{random.randint(1, 200)}", port=random.randint(20000, 40000)
     )
-    inventory.import_inventory(session, vault, InventoryDoc.model_validate(inventory_dict(topo)), actor="test")
+    inventory.import_inventory(
+        session,
+        vault,
+        InventoryDoc.model_validate(inventory_dict(topo)),
+        actor="test",
+        forget_host_key=lambda _device_id: None,
+    )
     tech = make_technician(session, "lab-tech", sites=["t-site"], skills=["fiber"])
     _row, token = accounts.create_token(session, user=tech, name="phone", ttl_days=1, actor="test")
     session.commit()

@@ -25,7 +25,7 @@ from faultloop.cmd.cli import tickets as tickets_cli
 from faultloop.cmd.cli.common import CliError, err
 from faultloop.db import safe_url
 from faultloop.errors import DomainError
-from faultloop.runtime import StartupError, build_runtime, check_database, configure_logging
+from faultloop.runtime import StartupError, build_runtime, check_database, configure_logging, service_running
 from faultloop.settings import SettingsError, load_settings
 from faultloop.vault import VaultError
 
@@ -49,7 +49,8 @@ def serve(
     check_database(rt)
     database = safe_url(settings.effective_database_url)
     err.print(f"faultloop listening on http://{settings.host}:{settings.port}  (database {database})")
-    asyncio.run(run_service(rt))
+    with service_running(settings):
+        asyncio.run(run_service(rt))
 
 
 # Registration order is the order of `faultloop --help`.

@@ -7,6 +7,8 @@ import typer
 from faultloop import migrate
 from faultloop.cmd.cli.common import CliError, cli_settings, err, open_runtime, out
 from faultloop.db import safe_url, transaction
+from faultloop.runtime import no_service_running
+from faultloop.settings import Settings
 from faultloop.vault import finish_key_file, key_from_env, prepend_key_file
 from inventory import service as inventory
 
@@ -42,8 +44,14 @@ def secrets_rotate() -> None:
     """Re-encrypt every stored secret under a new key.
 
     With a key file, a new key is generated and the old one retired. With
-    FAULTLOOP_SECRET_KEY, put the new key first ("NEW,OLD") and run this; then drop OLD."""
+    FAULTLOOP_SECRET_KEY, put the new key first ("NEW,OLD") and run this; then drop OLD.
+    Refused while `faultloop serve` runs on the same data directory: it loaded the keys once."""
     settings = cli_settings()
+    with no_service_running(settings, doing="run `faultloop secrets rotate`"):
+        _rotate(settings)
+
+
+def _rotate(settings: Settings) -> None:
     if key_from_env(settings):
         rt = open_runtime()
         if len(rt.vault.keys) < 2:

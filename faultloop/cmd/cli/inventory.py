@@ -12,6 +12,7 @@ from rich.progress import Progress
 from rich.table import Table
 from sqlalchemy.orm import Session
 
+from devices import hostkeys
 from faultloop.cmd.cli.common import CLI_ACTOR, CliError, err, out, tx
 from faultloop.runtime import Runtime
 from inventory import files
@@ -31,7 +32,14 @@ def import_doc(rt: Runtime, session: Session, doc: InventoryDoc, *, quiet: bool 
     with Progress(console=err, transient=True, disable=quiet) as progress:
         task = progress.add_task("importing devices", total=len(doc.devices))
         return inventory.import_inventory(
-            session, rt.vault, doc, actor=CLI_ACTOR, progress=lambda _h: progress.advance(task)
+            session,
+            rt.vault,
+            doc,
+            actor=CLI_ACTOR,
+            forget_host_key=lambda device_id: hostkeys.forget(
+                session, device_id=device_id, actor=CLI_ACTOR, reason="address changed by import"
+            ),
+            progress=lambda _h: progress.advance(task),
         )
 
 
