@@ -3,10 +3,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import APIRouter, Depends, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from api.deps import PageDep, SessionDep, UserDep, runtime
+from api.login import password_login
 from faultloop.accounts import service as accounts
 from faultloop.accounts.models import Role
 from faultloop.audit import service as audit
@@ -21,7 +22,7 @@ router = APIRouter(prefix="/api/v1", tags=["users"])
 class LoginIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     username: str = Field(..., min_length=1, max_length=64)
-    password: SecretStr
+    password: SecretStr = Field(..., max_length=accounts.MAX_PASSWORD)
     name: str = Field("api login", max_length=100)
 
 
@@ -49,9 +50,9 @@ class TokenOut(BaseModel):
 
 class UserIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    username: str
+    username: str = Field(..., max_length=64)
     role: Role
-    password: SecretStr | None = None
+    password: SecretStr | None = Field(None, max_length=accounts.MAX_PASSWORD)
 
 
 class UserOut(BaseModel):
@@ -76,8 +77,14 @@ class AuditOut(BaseModel):
 
 
 @router.post("/auth/token", status_code=status.HTTP_201_CREATED, response_model=TokenCreated)
-def login(body: LoginIn, session: SessionDep, rt: Annotated[Runtime, Depends(runtime)]) -> TokenCreated:
-    user = accounts.authenticate(session, username=body.username, password=body.password.get_secret_value())
+def login(
+    body: LoginIn, request: Request, session: SessionDep, rt: Annotated[Runtime, Depends(runtime)]
+) -> TokenCreated:
+    """A password login: 429 with Retry-After over the per-address or per-user limit, 503 when
+    too many password checks run at once; every refused password is in the audit log."""
+    user = password_login(
+        request, session, username=body.username, password=body.password.get_secret_value(), channel="api"
+    )
     with writing(session):  # the password check read; on SQLite write from a fresh snapshot
         row, token = accounts.create_token(
             session, user=user, name=body.name, ttl_days=rt.settings.token_ttl_days, actor=user.username

@@ -18,6 +18,7 @@ from faultloop.errors import Conflict, InvalidInput, NotFound, Unauthorized
 TOKEN_PREFIX = "flt_"  # noqa: S105 - a prefix, not a secret
 USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 MIN_PASSWORD = 10
+MAX_PASSWORD = 1024  # argon2 hashes any length; a bound keeps a login's cost bounded too
 _hasher = PasswordHasher()
 
 
@@ -32,6 +33,17 @@ def parse_role(value: str) -> Role:
 def _check_password(password: str) -> None:
     if len(password) < MIN_PASSWORD:
         raise InvalidInput(f"password: expected at least {MIN_PASSWORD} characters", field="password")
+    if len(password) > MAX_PASSWORD:
+        raise InvalidInput(f"password: expected at most {MAX_PASSWORD} characters", field="password")
+
+
+class LoginFailed(Unauthorized):
+    """A refused password login. The client sees one message for every cause (no user
+    enumeration); ``reason`` is for the audit log only."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("invalid username or password")
+        self.reason = reason
 
 
 def create_user(session: Session, *, username: str, role: str, password: str | None, actor: str) -> User:
@@ -75,17 +87,33 @@ def list_users(session: Session) -> list[User]:
 
 
 def authenticate(session: Session, *, username: str, password: str) -> User:
+    if len(password) > MAX_PASSWORD:
+        raise InvalidInput(f"password: expected at most {MAX_PASSWORD} characters", field="password")
     user = session.scalar(select(User).where(User.username == username))
     # Same message for unknown user and wrong password: no user enumeration.
-    failure = Unauthorized("invalid username or password")
     if user is None or user.disabled or not user.password_hash:
         _hasher.hash(password)  # keep the timing of unknown users close to known ones
-        raise failure
+        reason = "unknown user" if user is None else "user disabled" if user.disabled else "no password set"
+        raise LoginFailed(reason)
     try:
         _hasher.verify(user.password_hash, password)
     except (VerificationError, InvalidHashError):
-        raise failure from None
+        raise LoginFailed("wrong password") from None
     return user
+
+
+def record_login_failure(session: Session, *, username: str, source: str, channel: str, reason: str) -> None:
+    """One audit entry per refused password (never the password). Rate-limited attempts are
+    refused before this and only counted (faultloop_login_attempts_total), so a flood does
+    not become a flood of rows."""
+    audit.record(
+        session,
+        actor=username[:100],
+        action="auth.login_failed",
+        object_type="user",
+        object_id=username[:100],
+        after={"source": source[:100], "channel": channel, "reason": reason},
+    )
 
 
 def _digest(token: str) -> str:
