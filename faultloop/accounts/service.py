@@ -3,11 +3,13 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from faultloop import clock
@@ -149,21 +151,42 @@ def find_token(session: Session, token: str) -> ApiToken | None:
     return session.scalar(select(ApiToken).where(ApiToken.token_hash == _digest(token)))
 
 
-def resolve_token(session: Session, token: str) -> User:
-    """The token's user, in one query (every API request asks)."""
-    found = session.execute(
-        select(ApiToken.revoked_at, ApiToken.expires_at, User)
-        .join(User, User.id == ApiToken.user_id)
-        .where(ApiToken.token_hash == _digest(token))
-    ).first()
+@dataclass(frozen=True)
+class Credential:
+    """Who a request is: the user, and the token it came with (by id, never the token)."""
+
+    user: User
+    token_id: int
+
+
+def _valid(found: Any) -> None:
     if found is None or found.revoked_at is not None:
         raise Unauthorized("invalid or revoked token")
     if found.expires_at <= clock.now():
         raise Unauthorized("token expired")
     if found.User.disabled:
         raise Unauthorized("user disabled")
-    user: User = found.User
-    return user
+
+
+def _token_row(session: Session, condition: ColumnElement[bool]) -> Any:
+    return session.execute(
+        select(ApiToken.id, ApiToken.revoked_at, ApiToken.expires_at, User)
+        .join(User, User.id == ApiToken.user_id)
+        .where(condition)
+    ).first()
+
+
+def resolve_token(session: Session, token: str) -> Credential:
+    """The token's user and id, in one query (every API request asks)."""
+    found = _token_row(session, ApiToken.token_hash == _digest(token))
+    _valid(found)
+    return Credential(user=found.User, token_id=found.id)
+
+
+def check_token(session: Session, token_id: int) -> None:
+    """Unauthorized (naming why) unless the token is still good: not revoked, not expired, its
+    user not disabled. A long-lived connection (the alarm stream) asks again now and then."""
+    _valid(_token_row(session, ApiToken.id == token_id))
 
 
 def list_tokens(session: Session, *, user: User) -> list[ApiToken]:
