@@ -107,6 +107,7 @@ def authorize(request: Request, session: SessionDep) -> User | None:
         end_read_snapshot(session)
     request.state.session_token = token if from_cookie else None
     request.state.token_id = credential.token_id
+    request.state.credential = credential
     if user.role not in roles:
         raise Forbidden(f"role {user.role.value!r} may not {request.method} {path}")
     return user

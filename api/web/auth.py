@@ -62,7 +62,12 @@ def login(
     hours = rt.settings.session_ttl_hours
     with writing(session):
         _row, token = accounts.create_token(
-            session, user=user, name="dashboard session", ttl_days=hours / 24, actor=user.username
+            session,
+            user=user,
+            name="dashboard session",
+            ttl_days=hours / 24,
+            actor=user.username,
+            kind=accounts.SESSION,
         )
         session.commit()
     response = RedirectResponse(_safe_next(next) or landing(user), status_code=303)
