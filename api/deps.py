@@ -98,13 +98,16 @@ def authorize(request: Request, session: SessionDep) -> User | None:
     if roles is PUBLIC:
         return None
     token, from_cookie = _credentials(request)
-    user = accounts.resolve_token(session, token)
+    credential = accounts.resolve_token(session, token)
+    user = credential.user
     if request.method not in SAFE_METHODS:
         if from_cookie:
             _check_csrf(request, token)
         # the handler writes: it must not start from the snapshot this read opened (SQLite)
         end_read_snapshot(session)
     request.state.session_token = token if from_cookie else None
+    request.state.token_id = credential.token_id
+    request.state.credential = credential
     if user.role not in roles:
         raise Forbidden(f"role {user.role.value!r} may not {request.method} {path}")
     return user

@@ -14,6 +14,7 @@ from api.services import ServiceHandles, one_shot
 from api.web.pages import ROUTERS as PAGE_ROUTERS
 from api.web.render import STATIC_DIR
 from api.web.security import SecurityHeaders
+from faultloop.accounts.guard import LoginGuard
 from faultloop.runtime import Runtime
 
 
@@ -30,6 +31,7 @@ def create_api(rt: Runtime, lifespan: Any = None, *, services: ServiceHandles | 
     )
     app.state.runtime = rt
     app.state.services = services if services is not None else one_shot(rt)
+    app.state.login_guard = LoginGuard.from_settings(rt.settings)
     problems.install(app)
     for module in (health, metrics, accounts, inventory, config, collectors, alarms, tickets, orders):
         app.include_router(module.router)

@@ -44,11 +44,16 @@ def _field(loc: tuple[Any, ...]) -> str:
 def install(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def domain_error(request: Request, exc: DomainError) -> Response:
+        response: Response
         if wants_html(request):
-            return html_error(request, exc.status, exc.title, exc.detail)
-        extra = {"field": exc.field} if exc.field else {}
-        extra.update(getattr(exc, "problem_extra", {}))  # e.g. a 409's allowed_actions
-        return problem(exc.status, exc.title, exc.detail, request, **extra)
+            response = html_error(request, exc.status, exc.title, exc.detail)
+        else:
+            extra = {"field": exc.field} if exc.field else {}
+            extra.update(getattr(exc, "problem_extra", {}))  # e.g. a 409's allowed_actions
+            response = problem(exc.status, exc.title, exc.detail, request, **extra)
+        if exc.retry_after is not None:  # 429 / 503: when the client may try again
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:

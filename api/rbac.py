@@ -36,6 +36,12 @@ ALLOW: dict[tuple[str, str], frozenset[str]] = {
     # users and tokens
     ("GET", "/api/v1/users"): ADMIN,
     ("POST", "/api/v1/users"): ADMIN,
+    ("POST", "/api/v1/users/{username}/disable"): ADMIN,
+    ("POST", "/api/v1/users/{username}/enable"): ADMIN,
+    ("PUT", "/api/v1/users/{username}/role"): ADMIN,
+    ("PUT", "/api/v1/users/{username}/password"): ADMIN,
+    ("GET", "/api/v1/users/{username}/tokens"): ADMIN,
+    ("DELETE", "/api/v1/users/{username}/tokens"): ADMIN,
     ("GET", "/api/v1/me"): ALL,
     ("GET", "/api/v1/tokens"): ALL,
     ("POST", "/api/v1/tokens"): ALL,

@@ -6,6 +6,7 @@ from __future__ import annotations
 class DomainError(Exception):
     status = 400
     title = "Bad request"
+    retry_after: int | None = None  # seconds; sent as the Retry-After header when set
 
     def __init__(self, detail: str, *, field: str | None = None) -> None:
         super().__init__(detail)
@@ -36,6 +37,28 @@ class Forbidden(DomainError):
 class Unauthorized(DomainError):
     status = 401
     title = "Unauthorized"
+
+
+class TooManyRequests(DomainError):
+    """429: a rate limit or a cap on the caller was reached; retry after ``retry_after`` seconds."""
+
+    status = 429
+    title = "Too many requests"
+
+    def __init__(self, detail: str, *, retry_after: int, field: str | None = None) -> None:
+        super().__init__(detail, field=field)
+        self.retry_after = max(1, int(retry_after))
+
+
+class Busy(DomainError):
+    """503: the service is at a capacity it keeps for everyone; retry after ``retry_after`` seconds."""
+
+    status = 503
+    title = "Service busy"
+
+    def __init__(self, detail: str, *, retry_after: int = 1) -> None:
+        super().__init__(detail)
+        self.retry_after = max(1, int(retry_after))
 
 
 class IllegalTransition(Conflict):

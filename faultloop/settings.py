@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
+from limits import parse_many
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
@@ -47,6 +48,19 @@ class Settings(BaseSettings):
     session_cookie_secure: bool = Field(
         False, description="Mark the dashboard session cookie Secure (set when served over HTTPS)."
     )
+    login_rate_per_source: str = Field(
+        "30/minute",
+        description="Password logins one client address may try (every attempt counts), in the `limits` "
+        "notation: '<count>/<period>', e.g. '30/minute', '100 per hour'.",
+    )
+    login_rate_per_user: str = Field(
+        "10/15 minutes", description="Failed password logins one username may take before it is refused for a while."
+    )
+    login_concurrency: int = Field(
+        4, ge=1, le=256, description="Password checks (argon2) running at once; beyond, a login gets 503."
+    )
+    alarm_stream_max_per_user: int = Field(8, ge=1, le=1000, description="Live alarm streams one user may hold open.")
+    alarm_stream_max_total: int = Field(200, ge=1, le=100_000, description="Live alarm streams open at once, at most.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
     metrics_token: SecretStr | None = Field(
         None, description="When set, GET /metrics needs Authorization: Bearer <this token>."
@@ -168,6 +182,17 @@ class Settings(BaseSettings):
                 ipaddress.ip_network(item, strict=False)
             except ValueError:
                 raise ValueError(f"expected IP addresses or networks (a.b.c.d or a.b.c.0/24), got {item!r}") from None
+        return value
+
+    @field_validator("login_rate_per_source", "login_rate_per_user")
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        try:
+            rates = parse_many(value)
+        except ValueError:
+            rates = []
+        if len(rates) != 1 or rates[0].amount < 1:
+            raise ValueError("expected one rate of at least 1, like '30/minute' or '10 per 15 minutes'")
         return value
 
     @field_validator("database_url")

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from typing import Annotated, Literal
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, status
+import anyio.to_thread
+from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.responses import StreamingResponse
 
 from alarms import service
@@ -24,9 +26,12 @@ from alarms.schemas import (
     MaintenanceOut,
     SeverityIn,
 )
-from alarms.stream import STREAM, sse
-from api.deps import PageDep, SessionDep, UserDep
+from alarms.stream import STREAM, STREAM_ENDED, sse
+from api.deps import PageDep, SessionDep, UserDep, runtime
 from faultloop import clock
+from faultloop.accounts import service as accounts
+from faultloop.errors import Unauthorized
+from faultloop.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1", tags=["alarms"])
 
@@ -66,30 +71,88 @@ def _detail(session: SessionDep, alarm_id: int) -> AlarmDetail:
     )
 
 
+class _ListenerResponse(StreamingResponse):
+    """Frees the stream's listener slot however the response ends, even when the client goes
+    away before the body starts (the generator's own ``finally`` would then never run)."""
+
+    def __init__(self, content: AsyncIterator[str], *, release: Callable[[], None], **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+        self._release = release
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._release()
+
+
+def _token_problem(rt: Runtime, token_id: int) -> str | None:
+    """Why the stream's token no longer holds (revoked, expired, user disabled), or None."""
+    with rt.sessions() as session:
+        try:
+            accounts.check_token(session, token_id)
+        except Unauthorized as exc:
+            return exc.detail
+        finally:
+            session.rollback()
+    return None
+
+
+_HEARTBEAT = object()
+
+
 @router.get("/alarms/stream", response_class=StreamingResponse)
 async def alarm_stream(
+    request: Request,
     user: UserDep,
+    rt: Annotated[Runtime, Depends(runtime)],
     limit: Annotated[int | None, Query(ge=1, description="Close after this many changes (default: never)")] = None,
     heartbeat_s: Annotated[float, Query(ge=1, le=300)] = 15,
 ) -> StreamingResponse:
-    """Server-sent events: every alarm change after its commit (`event: alarm`, JSON data)."""
+    """Server-sent events: every alarm change after its commit (`event: alarm`, JSON data).
+
+    The token is checked again at every heartbeat (and at least every `heartbeat_s` while changes
+    flow): once it is revoked or expired, or its user disabled, the stream sends `event: end` with
+    the reason and closes. 429 past `FAULTLOOP_ALARM_STREAM_MAX_PER_USER` streams of one user,
+    503 past `FAULTLOOP_ALARM_STREAM_MAX_TOTAL`."""
+    token_id: int = request.state.token_id
+    listener = STREAM.open(
+        f"user:{user.id}",
+        max_per_owner=rt.settings.alarm_stream_max_per_user,
+        max_total=rt.settings.alarm_stream_max_total,
+    )
 
     async def events() -> AsyncIterator[str]:
         sent = 0
-        async with STREAM.listen() as queue:
-            yield ": connected\n\n"
-            while limit is None or sent < limit:
-                try:
-                    change = await asyncio.wait_for(queue.get(), heartbeat_s)
-                except TimeoutError:
-                    yield ": heartbeat\n\n"
-                    continue
-                if change is None:  # the server is shutting down
+        checked = clock.now()
+        yield ": connected\n\n"
+        while limit is None or sent < limit:
+            item: object
+            try:
+                item = await asyncio.wait_for(listener.queue.get(), heartbeat_s)
+            except TimeoutError:
+                item = _HEARTBEAT
+            if item is _HEARTBEAT or (clock.now() - checked).total_seconds() >= heartbeat_s:
+                problem = await anyio.to_thread.run_sync(_token_problem, rt, token_id)
+                if problem is not None:
+                    STREAM_ENDED.inc()
+                    yield f"event: end\ndata: {json.dumps({'reason': problem})}\n\n"
                     return
-                yield sse(change)
-                sent += 1
+                checked = clock.now()
+            if item is _HEARTBEAT:
+                yield ": heartbeat\n\n"
+                continue
+            if item is None:  # the server is shutting down
+                return
+            yield sse(item)  # type: ignore[arg-type]
+            sent += 1
 
-    return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+    return _ListenerResponse(
+        events(),
+        release=lambda: STREAM.close(listener),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store"},
+    )
 
 
 @router.get("/alarms/{alarm_id}", response_model=AlarmDetail)

@@ -10,10 +10,11 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api.deps import SESSION_COOKIE, SessionDep, UserDep
+from api.login import password_login
 from api.web.render import landing, page
 from faultloop.accounts import service as accounts
 from faultloop.db import writing
-from faultloop.errors import Forbidden, Unauthorized
+from faultloop.errors import Busy, Forbidden, TooManyRequests, Unauthorized
 from faultloop.runtime import Runtime
 
 router = APIRouter(include_in_schema=False)
@@ -50,13 +51,23 @@ def login(
     _check_origin(request)
     rt: Runtime = request.app.state.runtime
     try:
-        user = accounts.authenticate(session, username=username, password=password)
-    except Unauthorized as exc:
-        return page(request, "login.html", None, status_code=401, next=_safe_next(next) or "", error=exc.detail)
+        user = password_login(request, session, username=username, password=password, channel="dashboard")
+    except (Unauthorized, TooManyRequests, Busy) as exc:
+        refused = page(
+            request, "login.html", None, status_code=exc.status, next=_safe_next(next) or "", error=exc.detail
+        )
+        if exc.retry_after is not None:
+            refused.headers["Retry-After"] = str(exc.retry_after)
+        return refused
     hours = rt.settings.session_ttl_hours
     with writing(session):
         _row, token = accounts.create_token(
-            session, user=user, name="dashboard session", ttl_days=hours / 24, actor=user.username
+            session,
+            user=user,
+            name="dashboard session",
+            ttl_days=hours / 24,
+            actor=user.username,
+            kind=accounts.SESSION,
         )
         session.commit()
     response = RedirectResponse(_safe_next(next) or landing(user), status_code=303)

@@ -44,5 +44,12 @@ class ApiToken(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # "api" or "session" (a dashboard login): a session may not create tokens
+    kind: Mapped[str] = mapped_column(String(10), default="api", server_default="api")
+    # the token whose holder created this one (None: a password login or the CLI); revoking a
+    # token revokes the tokens it made
+    created_by_token_id: Mapped[int | None] = mapped_column(
+        ForeignKey("api_tokens.id", ondelete="SET NULL"), nullable=True, index=True
+    )
 
     user: Mapped[User] = relationship(back_populates="tokens")

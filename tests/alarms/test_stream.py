@@ -6,6 +6,7 @@ import asyncio
 import json
 import threading
 from datetime import UTC, datetime
+from itertools import islice
 
 from alarms.bus import AlarmBus
 from alarms.stream import STREAM, AlarmStream
@@ -87,3 +88,124 @@ def test_sse_endpoint_streams_changes_to_any_role(client, auth):
         "link_down:r1:interface:Gi0/7",
         "2026-01-01T00:00:00+00:00",
     )
+
+
+# ---- the token is checked again while the stream is open; listeners are capped ---------------------
+
+
+def _user_token(session, name, role="viewer", ttl_days=1.0):
+    from faultloop.accounts import service as accounts
+
+    user = accounts.create_user(session, username=name, role=role, password=None, actor="test")
+    row, token = accounts.create_token(session, user=user, name="test", ttl_days=ttl_days, actor="test")
+    session.commit()
+    return user, row, {"Authorization": f"Bearer {token}"}
+
+
+def _read_until_end(lines):
+    """Every line left up to the end of the stream (the server closes it)."""
+    return list(lines)
+
+
+def test_a_revoked_token_ends_the_stream_at_its_next_check(client, session):
+    from faultloop import clock
+    from faultloop.accounts import service as accounts
+
+    _user, row, headers = _user_token(session, "stream-viewer")
+    frozen = clock.FrozenClock(datetime.now(UTC))
+    with clock.use(frozen), client.stream(
+        "GET", "/api/v1/alarms/stream", params={"limit": 2, "heartbeat_s": 60}, headers=headers
+    ) as response:
+        lines = (line for line in response.iter_lines() if line)
+        assert next(lines) == ": connected"
+        STREAM.publish([change(1)])  # within the heartbeat: no check, delivered
+        assert [next(lines), next(lines)] == ["event: alarm", "id: 1"]
+        accounts.revoke_token(session, token_id=row.id, actor="test")
+        session.commit()
+        frozen.advance(61)  # a heartbeat's time later, the next change makes the stream check again
+        STREAM.publish([change(2)])
+        rest = _read_until_end(lines)
+    assert "event: alarm" not in rest, rest
+    assert rest[-2:] == ["event: end", 'data: {"reason": "invalid or revoked token"}']
+
+
+def test_an_expired_token_or_a_disabled_user_ends_the_stream(client, session):
+    from faultloop import clock
+    from faultloop.accounts.models import User
+
+    _user, _row, headers = _user_token(session, "stream-expiring", ttl_days=1)
+    frozen = clock.FrozenClock(datetime.now(UTC))
+    with clock.use(frozen), client.stream(
+        "GET", "/api/v1/alarms/stream", params={"limit": 1, "heartbeat_s": 60}, headers=headers
+    ) as response:
+        lines = (line for line in response.iter_lines() if line)
+        assert next(lines) == ": connected"
+        frozen.advance(2 * 86400)
+        STREAM.publish([change(3)])
+        rest = _read_until_end(lines)
+    assert rest == ["event: end", 'data: {"reason": "token expired"}']
+
+    user, _row, headers = _user_token(session, "stream-disabled")
+    frozen = clock.FrozenClock(datetime.now(UTC))
+    with clock.use(frozen), client.stream(
+        "GET", "/api/v1/alarms/stream", params={"limit": 1, "heartbeat_s": 60}, headers=headers
+    ) as response:
+        lines = (line for line in response.iter_lines() if line)
+        assert next(lines) == ": connected"
+        session.get(User, user.id).disabled = True
+        session.commit()
+        frozen.advance(61)
+        STREAM.publish([change(4)])
+        rest = _read_until_end(lines)
+    assert rest == ["event: end", 'data: {"reason": "user disabled"}']
+
+
+def test_a_quiet_stream_checks_the_token_at_its_heartbeat(client, session):
+    """No change flows: the heartbeat itself (1 s here) re-checks the token."""
+    from faultloop.accounts import service as accounts
+
+    _user, row, headers = _user_token(session, "stream-quiet")
+    with client.stream(
+        "GET", "/api/v1/alarms/stream", params={"limit": 1, "heartbeat_s": 1}, headers=headers
+    ) as response:
+        lines = (line for line in response.iter_lines() if line)
+        assert next(lines) == ": connected"
+        accounts.revoke_token(session, token_id=row.id, actor="test")
+        session.commit()
+        rest = list(islice(lines, 2))  # the first heartbeat ends it (bounded: a regression cannot hang)
+    assert rest == ["event: end", 'data: {"reason": "invalid or revoked token"}']
+
+
+def test_listeners_are_capped_per_user_and_in_total(runtime, client, session):
+    from contextlib import ExitStack
+
+    runtime.settings.alarm_stream_max_per_user = 2
+    runtime.settings.alarm_stream_max_total = STREAM.listeners + 3
+    _a, _ra, alice = _user_token(session, "stream-alice")
+    _b, _rb, bob = _user_token(session, "stream-bob")
+    _c, _rc, carol = _user_token(session, "stream-carol")
+    before = REGISTRY.get_sample_value("faultloop_alarm_stream_refused_total", {"cap": "per_user"}) or 0
+
+    def open_stream(stack, headers):
+        response = stack.enter_context(client.stream("GET", "/api/v1/alarms/stream", headers=headers))
+        if response.status_code == 200:
+            assert next(response.iter_lines()) == ": connected"
+        else:
+            response.read()
+        return response
+
+    with ExitStack() as stack:
+        assert open_stream(stack, alice).status_code == 200
+        first_of_alice = stack.pop_all()
+        assert open_stream(stack, alice).status_code == 200
+        r = open_stream(stack, alice)
+        assert r.status_code == 429, r.status_code
+        assert r.headers["retry-after"] == "10" and "already has 2 live alarm streams" in r.json()["detail"]
+        assert REGISTRY.get_sample_value("faultloop_alarm_stream_refused_total", {"cap": "per_user"}) == before + 1
+        assert open_stream(stack, bob).status_code == 200  # three open: the total cap
+        r = open_stream(stack, carol)
+        assert r.status_code == 503 and r.headers["retry-after"] == "10"
+        assert "live alarm streams are open" in r.json()["detail"]
+        first_of_alice.close()  # a closed stream frees its slot
+        assert open_stream(stack, carol).status_code == 200
+    assert STREAM.listeners == runtime.settings.alarm_stream_max_total - 3

@@ -50,6 +50,37 @@ def test_user_token_and_scripts(env):
     assert proc.returncode == 2 and "already exists" in proc.stderr
 
 
+def test_user_disable_role_password_and_tokens(env):
+    run(["user", "add", "root", "--role", "admin", "--no-password"], env)
+    run(["user", "add", "alice", "--role", "noc", "--password-stdin"], env, stdin="a long password\n")
+    run(["token", "create", "alice", "--name", "script"], env)
+    listed = run(["token", "list", "alice"], env).stdout
+    assert "script" in listed and "api" in listed and "flt_" in listed  # the prefix, never the token
+    proc = run(["user", "role", "alice", "viewer"], env)
+    assert "alice is now viewer" in proc.stderr
+    proc = run(["user", "password", "alice", "--password-stdin"], env, stdin="another long password\n")
+    assert "password of alice set, 0 session(s) revoked" in proc.stderr
+    assert "another long password" not in proc.stdout + proc.stderr
+    proc = run(["user", "disable", "alice"], env)
+    assert "alice disabled, 1 token(s) revoked" in proc.stderr
+    assert "True" in run(["user", "list"], env).stdout
+    run(["user", "enable", "alice"], env)
+    token = run(["token", "create", "alice"], env).stdout.strip()
+    assert token.startswith("flt_")
+    assert "token 2 revoked" in run(["token", "revoke", "2"], env).stderr
+    for args, stdin, expected in [
+        (["user", "role", "nobody", "noc"], None, "user 'nobody' not found"),
+        (["user", "role", "alice", "wizard"], None, "role: expected one of admin"),
+        (["user", "password", "alice", "--password-stdin"], "short\n", "password: expected at least 10"),
+        (["user", "disable", "root"], None, "the last enabled admin"),
+        (["user", "role", "root", "noc"], None, "the last enabled admin"),
+        (["token", "revoke", "999"], None, "token 999 not found"),
+    ]:
+        proc = run(args, env, stdin=stdin, check=False)
+        assert proc.returncode == 2 and expected in proc.stderr, (args, proc.stderr)
+        assert "Traceback" not in proc.stderr and proc.stderr.strip().count("\n") == 0
+
+
 def test_inventory_import_export_and_devices(env, tmp_path):
     f = tmp_path / "inv.yaml"
     f.write_text(GOOD)

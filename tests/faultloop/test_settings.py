@@ -35,6 +35,15 @@ def test_environment_and_toml(monkeypatch, tmp_path):
             "FAULTLOOP_DATABASE_URL (database_url): Value error, expected a sqlite",
         ),
         ({"FAULTLOOP_LOG_LEVEL": "LOUD"}, "FAULTLOOP_LOG_LEVEL"),
+        (
+            {"FAULTLOOP_LOGIN_RATE_PER_SOURCE": "lots"},
+            "FAULTLOOP_LOGIN_RATE_PER_SOURCE (login_rate_per_source): Value error, expected one rate",
+        ),
+        ({"FAULTLOOP_LOGIN_RATE_PER_USER": "0/minute"}, "FAULTLOOP_LOGIN_RATE_PER_USER (login_rate_per_user)"),
+        ({"FAULTLOOP_LOGIN_RATE_PER_USER": "1/minute;5/hour"}, "FAULTLOOP_LOGIN_RATE_PER_USER"),
+        ({"FAULTLOOP_LOGIN_CONCURRENCY": "0"}, "FAULTLOOP_LOGIN_CONCURRENCY (login_concurrency)"),
+        ({"FAULTLOOP_ALARM_STREAM_MAX_PER_USER": "0"}, "FAULTLOOP_ALARM_STREAM_MAX_PER_USER"),
+        ({"FAULTLOOP_ALARM_STREAM_MAX_TOTAL": "-1"}, "FAULTLOOP_ALARM_STREAM_MAX_TOTAL"),
     ],
 )
 def test_invalid_values_name_the_setting(monkeypatch, env, expected):

@@ -163,3 +163,57 @@ def test_html_error_page_for_a_forbidden_page(web):
     c = web("technician")
     r = c.get("/ui/tickets")
     assert r.status_code == 403 and "<html" in r.text and "technician" in r.text
+
+
+# ---- a session is not a token factory; logout revokes what the session made -------------------------
+
+
+def test_a_session_may_not_create_api_tokens(web, session):
+    from sqlalchemy import func, select
+
+    from faultloop.accounts.models import ApiToken
+
+    c = web("noc")
+    before = session.scalar(select(func.count()).select_from(ApiToken))
+    r = c.post("/api/v1/tokens", json={"name": "long-lived"}, headers={"accept": "application/json"})
+    assert r.status_code == 403, r.text
+    assert "a dashboard session may not create API tokens" in r.json()["detail"]
+    # the session token copied into a bearer header is still a session
+    bearer = {"Authorization": f"Bearer {c.cookies.get(SESSION_COOKIE)}", "accept": "application/json"}
+    c.cookies.clear()
+    r = c.post("/api/v1/tokens", json={"name": "long-lived"}, headers=bearer)
+    assert r.status_code == 403
+    assert session.scalar(select(func.count()).select_from(ApiToken)) == before
+    kinds = [t["kind"] for t in c.get("/api/v1/tokens", headers=bearer).json()]
+    assert kinds == ["session"]
+
+
+def test_logout_revokes_the_session_and_what_it_made(web, session, runtime):
+    from sqlalchemy import select
+
+    from faultloop.accounts.models import ApiToken, User
+
+    c = web("viewer")
+    cookie = c.cookies.get(SESSION_COOKIE)
+    credential = accounts.resolve_token(session, cookie)
+    # a token a session made before sessions were refused (or by any path that records its maker)
+    user = session.get(User, credential.user.id)
+    made, made_token = accounts.create_token(
+        session,
+        user=user,
+        name="made by the session",
+        ttl_days=90,
+        actor="test",
+        created_by=accounts.Credential(user=user, token_id=credential.token_id, kind="api"),
+    )
+    session.commit()
+    assert c.post("/logout", headers={"hx-request": "true"}).status_code == 204
+    session.expire_all()
+    assert session.get(ApiToken, made.id).revoked_at is not None
+    c.cookies.clear()
+    r = c.get("/api/v1/me", headers={"Authorization": f"Bearer {made_token}", "accept": "application/json"})
+    assert r.status_code == 401
+    live = session.scalars(
+        select(ApiToken.id).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+    ).all()
+    assert live == []
