@@ -34,7 +34,8 @@ from collectors.receiver import DeviceDirectory
 from collectors.snmp_poll import DeviceTracker, InterfaceState, PollResult
 from collectors.syslog import SyslogReceiverService
 from collectors.traps import TrapReceiverService
-from faultloop.events import ObservationSink, Service
+from faultloop.broker import BrokerError, BrokerLink
+from faultloop.events import DurableSink, ObservationSink, Service
 from faultloop.runtime import (  # noqa: F401 - re-exported: the app is where callers look for them
     Runtime,
     StartupError,
@@ -42,6 +43,7 @@ from faultloop.runtime import (  # noqa: F401 - re-exported: the app is where ca
     check_database,
     configure_logging,
 )
+from faultloop.transport import CentralIntake, stream_setup
 from provisioning.executor import ExecutionOutcome, execute_order
 from provisioning.jobs import ProvisioningService
 from provisioning.unplanned import UnplannedChangeSink
@@ -101,6 +103,7 @@ def build_pipeline(rt: Runtime, sink: ObservationSink | None = None) -> Pipeline
         engine = AlarmEngine(rt, alarm_bus)
         pipeline.services.append(engine)
         sink = engine
+    pipeline.services += central_intake(rt, sink)
     # Live stream for the dashboard: GET /api/v1/alarms/stream (server-sent events).
     alarm_bus.subscribe("live stream", ALARM_STREAM.publish)
     # Notifications: webhook / e-mail per the routes file, from an outbox (at-least-once).
@@ -132,6 +135,22 @@ def build_pipeline(rt: Runtime, sink: ObservationSink | None = None) -> Pipeline
     # The API's handles: on-demand work reports exactly where the scheduled work does.
     pipeline.handles = service_handles(rt, poller=poller, sink=sink, backup_sink=ssh_sink)
     return pipeline
+
+
+def central_intake(rt: Runtime, sink: ObservationSink) -> list[Service]:
+    """With FAULTLOOP_NATS_URL set: the link to NATS and the consumers that feed what collectors
+    publish into ``sink`` (the alarm engine's durable queue; commit, then ack). Empty: no broker."""
+    settings = rt.settings
+    if not settings.nats_url:
+        return []
+    if not isinstance(sink, DurableSink):
+        raise StartupError("FAULTLOOP_NATS_URL: central needs a durable sink (the alarm engine) for NATS events")
+    try:
+        link = BrokerLink(settings, client_name=f"faultloop-central-{socket.gethostname()}")
+    except BrokerError as exc:
+        raise StartupError(str(exc)) from None
+    stream_setup(link, settings)
+    return [link, CentralIntake(link, rt.sessions, sink, settings)]
 
 
 def service_handles(
