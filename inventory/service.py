@@ -213,6 +213,7 @@ def create_device(session: Session, vault: Vault, data: DeviceIn, *, actor: str)
         device_type=data.device_type,
         role=data.role,
         tags=data.tags,
+        collector_group=data.collector_group,
         created_at=now,
         updated_at=now,
     )
@@ -235,7 +236,7 @@ def update_device(session: Session, vault: Vault, device_id: int, data: DeviceUp
     device = get_device(session, device_id)
     before = device.summary()
     fields = data.model_fields_set
-    for name in ("address", "vendor", "platform", "device_type", "role", "tags"):
+    for name in ("address", "vendor", "platform", "device_type", "role", "tags", "collector_group"):
         if name in fields:
             value = getattr(data, name)
             if value is None:
@@ -307,6 +308,7 @@ def device_out(device: Device) -> DeviceOut:
         device_type=device.device_type,
         role=device.role,
         tags=list(device.tags or []),
+        collector_group=device.collector_group,
         parents=[p.hostname for p in device.parents],
         snmp=snmp,
         ssh=ssh,

@@ -242,3 +242,22 @@ def test_admin_creates_users_and_unknown_role_is_422(client, auth):
     assert r.status_code == 409
     r = client.post("/api/v1/users", json={"username": "carol", "role": "viewer", "password": "short"}, headers=h)
     assert r.status_code == 422 and "password" in r.json()["detail"]
+
+
+def test_collector_group_defaults_is_set_filtered_and_validated(client, auth, session):
+    from inventory import queries
+
+    h = auth("admin")
+    assert _device(client, h, "r1").json()["collector_group"] == "default"
+    r = _device(client, h, "r2", address="127.0.1.2", collector_group="site-east")
+    assert r.status_code == 201, r.text
+    assert r.json()["collector_group"] == "site-east"
+    bad = _device(client, h, "r3", address="127.0.1.3", collector_group="east side!")
+    assert bad.status_code == 422
+    assert "collector_group" in bad.text
+    assert client.get("/api/v1/devices", headers=h).json()["total"] == 2  # nothing written
+    moved = client.patch(f"/api/v1/devices/{r.json()['id']}", json={"collector_group": "west"}, headers=h)
+    assert moved.status_code == 200, moved.text
+    assert queries.collector_groups(session) == ["default", "west"]
+    assert [d.hostname for d in queries.devices(session, collector_group="west")] == ["r2"]
+    assert queries.device_addresses(session, collector_group="west") == [("r2", "127.0.1.2")]
