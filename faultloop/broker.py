@@ -363,6 +363,8 @@ class Spool:
 class Publisher:
     """Spool first, then publish the spool's head in asynchronous batches, in order."""
 
+    name = "nats publisher"
+
     def __init__(
         self, link: BrokerLink, spool: Spool, *, batch_size: int = 500, ack_timeout_s: float = 10.0,
         retry_s: float = 1.0,

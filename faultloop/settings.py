@@ -162,6 +162,26 @@ class Settings(BaseSettings):
     )
     nats_batch_size: int = Field(500, ge=1, le=10_000, description="Messages published or consumed per batch.")
 
+    collector_name: str = Field(
+        "", description="This collector's name, unique in its group; empty: the host name (role collector)."
+    )
+    collector_group: str = Field("default", description="The collector group whose devices this collector serves.")
+    collector_key: SecretStr | None = Field(
+        None,
+        description="Fernet key that encrypts the device directory central publishes for collectors "
+        "(the same on central and on the group's collectors).",
+    )
+    collector_heartbeat_s: float = Field(5.0, gt=0, le=300, description="Seconds between collector heartbeats.")
+
+    @field_validator("collector_name", "collector_group")
+    @classmethod
+    def _collector_token(cls, value: str) -> str:
+        import re
+
+        if value and not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", value):
+            raise ValueError("expected 1-64 letters, digits, '_' or '-'")
+        return value
+
     @field_validator("nats_url")
     @classmethod
     def _nats_scheme(cls, value: str) -> str:
