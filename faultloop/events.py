@@ -133,3 +133,91 @@ def _run_after_commit(session: Session) -> None:
 @event.listens_for(Session, "after_rollback")
 def _drop_after_commit(session: Session) -> None:
     session.info.pop(_AFTER_COMMIT, None)
+
+
+# ---- wire form (the NATS transport): JSON, validated on the way in --------------------------
+
+SOURCES: tuple[Source, ...] = ("poll", "trap", "syslog", "api", "alertmanager", "backup", "provisioning")
+
+
+class WireError(ValueError):
+    """A message that does not decode to an Event or Sample; the text names the bad field."""
+
+
+def _time_text(t: datetime) -> str:
+    return t.isoformat()
+
+
+def event_to_wire(e: Event) -> dict[str, Any]:
+    return {
+        "source": e.source, "device": e.device, "event_type": e.event_type, "severity": e.severity,
+        "time": _time_text(e.time), "managed_object": e.managed_object, "probable_cause": e.probable_cause,
+        "specific_problem": e.specific_problem, "description": e.description, "raw": dict(e.raw),
+    }  # fmt: skip
+
+
+def sample_to_wire(s: Sample) -> dict[str, Any]:
+    return {"device": s.device, "metric": s.metric, "value": s.value, "time": _time_text(s.time),
+            "labels": dict(s.labels)}  # fmt: skip
+
+
+def _field(doc: Mapping[str, Any], name: str, kind: type, *, default: Any = None) -> Any:
+    if name not in doc:
+        if default is None:
+            raise WireError(f"missing field {name!r}")
+        return default
+    value = doc[name]
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        raise WireError(f"field {name!r}: expected {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
+def _time_field(doc: Mapping[str, Any]) -> datetime:
+    text = _field(doc, "time", str)
+    try:
+        t = datetime.fromisoformat(text)
+    except ValueError:
+        raise WireError(f"field 'time': expected an ISO 8601 time, got {text[:40]!r}") from None
+    if t.tzinfo is None:
+        raise WireError("field 'time': expected a time with a UTC offset")
+    return t
+
+
+def event_from_wire(doc: Any) -> Event:
+    if not isinstance(doc, Mapping):
+        raise WireError(f"expected a JSON object, got {type(doc).__name__}")
+    source = _field(doc, "source", str)
+    if source not in SOURCES:
+        raise WireError(f"field 'source': expected one of {', '.join(SOURCES)}, got {source[:40]!r}")
+    severity = _field(doc, "severity", str)
+    if severity not in SEVERITIES:
+        raise WireError(f"field 'severity': expected one of {', '.join(SEVERITIES)}, got {severity[:40]!r}")
+    return Event(
+        source=source,
+        device=_field(doc, "device", str),
+        event_type=_field(doc, "event_type", str),
+        severity=severity,
+        time=_time_field(doc),
+        managed_object=_field(doc, "managed_object", str, default=""),
+        probable_cause=_field(doc, "probable_cause", str, default=""),
+        specific_problem=_field(doc, "specific_problem", str, default=""),
+        description=_field(doc, "description", str, default=""),
+        raw=_field(doc, "raw", dict, default={}),
+    )
+
+
+def sample_from_wire(doc: Any) -> Sample:
+    if not isinstance(doc, Mapping):
+        raise WireError(f"expected a JSON object, got {type(doc).__name__}")
+    labels = _field(doc, "labels", dict, default={})
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items()):
+        raise WireError("field 'labels': expected an object of strings")
+    return Sample(
+        device=_field(doc, "device", str),
+        metric=_field(doc, "metric", str),
+        value=_field(doc, "value", float),
+        time=_time_field(doc),
+        labels=labels,
+    )

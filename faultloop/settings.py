@@ -195,6 +195,70 @@ class Settings(BaseSettings):
             raise ValueError("expected one rate of at least 1, like '30/minute' or '10 per 15 minutes'")
         return value
 
+    nats_url: str = Field(
+        "", description="NATS server URL(s), comma-separated (nats:// or tls://); empty: no broker, one process."
+    )
+    nats_user: str = Field("", description="NATS user name (with FAULTLOOP_NATS_PASSWORD); empty: none.")
+    nats_password: SecretStr | None = Field(None, description="NATS password.")
+    nats_token: SecretStr | None = Field(None, description="NATS authentication token; empty: none.")
+    nats_creds_file: Path | None = Field(None, description="NATS user credentials file (JWT + NKey seed).")
+    nats_tls_ca_file: Path | None = Field(None, description="CA bundle that signs the NATS server certificate.")
+    nats_tls_cert_file: Path | None = Field(None, description="Client certificate for NATS mutual TLS.")
+    nats_tls_key_file: Path | None = Field(None, description="Private key of the NATS client certificate.")
+    nats_stream_prefix: str = Field(
+        "faultloop", description="Prefix of the JetStream stream names and subjects (one per installation)."
+    )
+    nats_stream_max_age_h: float = Field(
+        72, gt=0, le=24 * 365, description="Hours a message is kept in a stream when nobody consumes it."
+    )
+    nats_stream_max_bytes: int = Field(
+        1024**3, ge=1024**2, description="Bytes each stream keeps at most (oldest discarded first)."
+    )
+    nats_duplicate_window_s: float = Field(
+        120, ge=1, le=86400, description="Seconds JetStream remembers a Nats-Msg-Id to drop a re-published copy."
+    )
+    nats_spool_max_messages: int = Field(
+        1_000_000, ge=100, le=100_000_000, description="Messages the local spool keeps while NATS is unreachable."
+    )
+    nats_batch_size: int = Field(500, ge=1, le=10_000, description="Messages published or consumed per batch.")
+
+    collector_name: str = Field(
+        "", description="This collector's name, unique in its group; empty: the host name (role collector)."
+    )
+    collector_group: str = Field("default", description="The collector group whose devices this collector serves.")
+    collector_key: SecretStr | None = Field(
+        None,
+        description="Fernet key that encrypts the device directory central publishes for collectors "
+        "(the same on central and on the group's collectors).",
+    )
+    collector_heartbeat_s: float = Field(5.0, gt=0, le=300, description="Seconds between collector heartbeats.")
+
+    @field_validator("collector_name", "collector_group")
+    @classmethod
+    def _collector_token(cls, value: str) -> str:
+        import re
+
+        if value and not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", value):
+            raise ValueError("expected 1-64 letters, digits, '_' or '-'")
+        return value
+
+    @field_validator("nats_url")
+    @classmethod
+    def _nats_scheme(cls, value: str) -> str:
+        for url in (u.strip() for u in value.split(",")):
+            if url and not url.startswith(("nats://", "tls://", "ws://", "wss://")):
+                raise ValueError(f"expected nats://host:port or tls://host:port, got {url!r}")
+        return value.strip()
+
+    @field_validator("nats_stream_prefix")
+    @classmethod
+    def _nats_token(cls, value: str) -> str:
+        import re
+
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", value):
+            raise ValueError("expected 1-32 letters, digits, '_' or '-' (it names streams and subjects)")
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _known_backend(cls, value: str) -> str:

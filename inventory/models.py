@@ -53,6 +53,8 @@ class Device(Base):
     device_type: Mapped[str] = mapped_column(String(50), default="")
     role: Mapped[str] = mapped_column(String(20), index=True)
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # which collectors poll it and receive its traps (issue 14: remote sites); "default": central's
+    collector_group: Mapped[str] = mapped_column(String(64), default="default", server_default="default", index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -102,6 +104,7 @@ class Device(Base):
             "platform": self.platform,
             "device_type": self.device_type,
             "tags": list(self.tags or []),
+            "collector_group": self.collector_group,
             "snmp_version": self.snmp_version,
             "ssh_username": self.ssh_username,
         }

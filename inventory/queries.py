@@ -50,6 +50,7 @@ class DeviceRecord:
     ssh_password_enc: bytes | None
     ssh_private_key_enc: bytes | None
     ssh_host_key_policy: str
+    collector_group: str = "default"
 
 
 def _record(d: Device) -> DeviceRecord:
@@ -77,6 +78,7 @@ def _record(d: Device) -> DeviceRecord:
         ssh_password_enc=d.ssh_password_enc,
         ssh_private_key_enc=d.ssh_private_key_enc,
         ssh_host_key_policy=d.ssh_host_key_policy,
+        collector_group=d.collector_group,
     )
 
 
@@ -91,8 +93,18 @@ def device_by_hostname(session: Session, hostname: str) -> DeviceRecord | None:
     return _record(row) if row is not None else None
 
 
+def collector_groups(session: Session) -> list[str]:
+    """Every collector group some device names, sorted."""
+    return sorted(session.scalars(select(Device.collector_group).distinct()))
+
+
 def devices(
-    session: Session, *, ids: Iterable[int] | None = None, with_snmp: bool = False, with_ssh: bool = False
+    session: Session,
+    *,
+    ids: Iterable[int] | None = None,
+    with_snmp: bool = False,
+    with_ssh: bool = False,
+    collector_group: str | None = None,
 ) -> list[DeviceRecord]:
     """Devices ordered by id; ``ids`` narrows to those, ``with_snmp`` / ``with_ssh`` to the
     devices that have SNMP settings / an SSH user."""
@@ -106,6 +118,8 @@ def devices(
         query = query.where(Device.snmp_version.is_not(None))
     if with_ssh:
         query = query.where(Device.ssh_username.is_not(None))
+    if collector_group is not None:
+        query = query.where(Device.collector_group == collector_group)
     return [_record(d) for d in session.scalars(query)]
 
 
@@ -183,18 +197,24 @@ def revision(session: Session) -> int:
     return session.scalar(select(InventoryRevision.revision).where(InventoryRevision.id == 1)) or 0
 
 
-def device_addresses(session: Session) -> list[tuple[str, str]]:
-    """(hostname, management address) of every device."""
-    return [(h, a) for h, a in session.execute(select(Device.hostname, Device.address))]
+def device_addresses(session: Session, *, collector_group: str | None = None) -> list[tuple[str, str]]:
+    """(hostname, management address) of every device (of one collector group, if given)."""
+    query = select(Device.hostname, Device.address)
+    if collector_group is not None:
+        query = query.where(Device.collector_group == collector_group)
+    return [(h, a) for h, a in session.execute(query)]
 
 
-def interface_names(session: Session) -> list[tuple[str, int, str]]:
+def interface_names(session: Session, *, collector_group: str | None = None) -> list[tuple[str, int, str]]:
     """(hostname, ifIndex, interface name) of every interface that has an ifIndex."""
-    rows = session.execute(
+    query = (
         select(Device.hostname, Interface.if_index, Interface.name)
         .join(Interface, Interface.device_id == Device.id)
         .where(Interface.if_index.is_not(None))
     )
+    if collector_group is not None:
+        query = query.where(Device.collector_group == collector_group)
+    rows = session.execute(query)
     return [(h, int(i), n) for h, i, n in rows if i is not None]
 
 

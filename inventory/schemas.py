@@ -150,6 +150,7 @@ class DeviceIn(Strict):
     device_type: str = Field("", max_length=50)
     role: Literal["core", "distribution", "access", "cpe", "server", "other"]
     tags: list[str] = Field(default_factory=list)
+    collector_group: str = Field("default", pattern=r"^[A-Za-z0-9_-]{1,64}$")
     parents: list[str] = Field(default_factory=list)
     snmp: SnmpIn | None = None
     ssh: SshIn | None = None
@@ -195,6 +196,7 @@ class DeviceUpdate(Strict):
     device_type: str | None = Field(None, max_length=50)
     role: Literal["core", "distribution", "access", "cpe", "server", "other"] | None = None
     tags: list[str] | None = None
+    collector_group: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
     parents: list[str] | None = None
     snmp: SnmpIn | None = None
     ssh: SshIn | None = None
@@ -299,6 +301,7 @@ class DeviceOut(BaseModel):
     device_type: str
     role: str
     tags: list[str]
+    collector_group: str = "default"
     parents: list[str]
     snmp: SnmpOut | None
     ssh: SshOut | None

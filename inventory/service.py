@@ -234,6 +234,7 @@ def create_device(session: Session, vault: Vault, data: DeviceIn, *, actor: str)
         device_type=data.device_type,
         role=data.role,
         tags=data.tags,
+        collector_group=data.collector_group,
         created_at=now,
         updated_at=now,
     )
@@ -278,7 +279,7 @@ def update_device(
     kept = _stored_secrets(device) if readdressed else []
     if readdressed:
         _check_credentials_follow(device, data, actor_is_admin=actor_is_admin)
-    for name in ("address", "vendor", "platform", "device_type", "role", "tags"):
+    for name in ("address", "vendor", "platform", "device_type", "role", "tags", "collector_group"):
         if name in fields:
             value = getattr(data, name)
             if value is None:
@@ -391,6 +392,7 @@ def device_out(device: Device) -> DeviceOut:
         device_type=device.device_type,
         role=device.role,
         tags=list(device.tags or []),
+        collector_group=device.collector_group,
         parents=[p.hostname for p in device.parents],
         snmp=snmp,
         ssh=ssh,

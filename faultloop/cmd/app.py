@@ -18,7 +18,7 @@ import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 
 from alarms.bus import AlarmBus
 from alarms.notify import Notifier
@@ -34,7 +34,9 @@ from collectors.receiver import DeviceDirectory
 from collectors.snmp_poll import DeviceTracker, InterfaceState, PollResult
 from collectors.syslog import SyslogReceiverService
 from collectors.traps import TrapReceiverService
-from faultloop.events import ObservationSink, Service
+from faultloop.broker import BrokerError, BrokerLink, Publisher, Spool
+from faultloop.cmd.collector import DirectoryPublisher, Membership, RemoteDirectory, collector_name
+from faultloop.events import DurableSink, ObservationSink, Service
 from faultloop.runtime import (  # noqa: F401 - re-exported: the app is where callers look for them
     Runtime,
     StartupError,
@@ -42,7 +44,9 @@ from faultloop.runtime import (  # noqa: F401 - re-exported: the app is where ca
     check_database,
     configure_logging,
 )
+from faultloop.settings import Settings
 from faultloop.signals import INVENTORY_CHANGED
+from faultloop.transport import CentralIntake, ObservationPublisher, stream_setup
 from provisioning.executor import ExecutionOutcome, execute_order
 from provisioning.jobs import ProvisioningService
 from provisioning.unplanned import UnplannedChangeSink
@@ -103,6 +107,7 @@ def build_pipeline(rt: Runtime, sink: ObservationSink | None = None) -> Pipeline
         engine = AlarmEngine(rt, alarm_bus)
         pipeline.services.append(engine)
         sink = engine
+    pipeline.services += central_intake(rt, sink)
     # Live stream for the dashboard: GET /api/v1/alarms/stream (server-sent events).
     alarm_bus.subscribe("live stream", ALARM_STREAM.publish)
     # Notifications: webhook / e-mail per the routes file, from an outbox (at-least-once): the engine
@@ -141,6 +146,110 @@ def build_pipeline(rt: Runtime, sink: ObservationSink | None = None) -> Pipeline
     # The API's handles: on-demand work reports exactly where the scheduled work does.
     pipeline.handles = service_handles(rt, poller=poller, sink=sink, backup_sink=ssh_sink)
     return pipeline
+
+
+def central_intake(rt: Runtime, sink: ObservationSink) -> list[Service]:
+    """With FAULTLOOP_NATS_URL set: the link to NATS and the consumers that feed what collectors
+    publish into ``sink`` (the alarm engine's durable queue; commit, then ack). Empty: no broker."""
+    settings = rt.settings
+    if not settings.nats_url:
+        return []
+    if not isinstance(sink, DurableSink):
+        raise StartupError("FAULTLOOP_NATS_URL: central needs a durable sink (the alarm engine) for NATS events")
+    try:
+        link = BrokerLink(settings, client_name=f"faultloop-central-{socket.gethostname()}")
+    except BrokerError as exc:
+        raise StartupError(str(exc)) from None
+    stream_setup(link, settings)
+    services: list[Service] = [link, CentralIntake(link, rt.sessions, sink, settings)]
+    if settings.collector_key is not None:  # remote collectors learn their group's devices from here
+        try:
+            services.append(DirectoryPublisher(link, rt.sessions, settings))
+        except BrokerError as exc:
+            raise StartupError(str(exc)) from None
+    return services
+
+
+@dataclass
+class CollectorProcess:
+    """What ``faultloop serve --role collector`` runs: the pipeline and a small HTTP app
+    (``/healthz``, ``/metrics``)."""
+
+    pipeline: Pipeline
+    app: FastAPI
+    health: Callable[[], dict[str, object]]
+
+
+def build_collector(settings: Settings) -> CollectorProcess:
+    """The collector role: no database. Its group's device directory comes from central over NATS
+    (encrypted with FAULTLOOP_COLLECTOR_KEY); the trap and syslog receivers publish their events
+    through an on-disk spool, so an unreachable NATS or central only makes it degraded.
+    A setting that cannot work is a ``StartupError`` naming it."""
+    if not settings.nats_url:
+        raise StartupError("FAULTLOOP_NATS_URL: empty; the collector role needs the broker")
+    name = collector_name(settings)
+    try:
+        link = BrokerLink(settings, client_name=f"faultloop-collector-{settings.collector_group}-{name}")
+        directory = RemoteDirectory(link, settings)
+    except BrokerError as exc:
+        raise StartupError(str(exc)) from None
+    stream_setup(link, settings)
+    spool = Spool(
+        settings.data_dir / "spool" / f"{settings.collector_group}-{name}.sqlite",
+        max_messages=settings.nats_spool_max_messages,
+        name=name,
+    )
+    publisher = Publisher(link, spool, batch_size=settings.nats_batch_size)
+    sink = ObservationPublisher(publisher, settings, group=settings.collector_group, collector=name)
+    membership = Membership(link, settings)
+    pipeline = Pipeline([link, publisher, membership, directory])
+    if settings.trap_enabled:
+        pipeline.services.append(TrapReceiverService(settings=settings, sink=sink, directory=directory))
+    if settings.syslog_enabled:
+        pipeline.services.append(SyslogReceiverService(settings=settings, sink=sink, directory=directory))
+
+    def health() -> dict[str, object]:
+        degraded = (
+            publisher.degraded or not membership.claimed or directory.loaded_at is None and not directory.hostnames
+        )
+        return {
+            "status": "degraded" if degraded else "ok",
+            "role": "collector",
+            "name": name,
+            "group": settings.collector_group,
+            "nats": "connected" if link.connected else "unreachable",
+            "spooled": len(spool),
+            "spool_dropped": spool.dropped,
+            "devices": len(directory.hostnames),
+        }
+
+    app = FastAPI(title="faultloop collector", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, object]:
+        return health()
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        from faultloop.metrics import REGISTRY
+
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    return CollectorProcess(pipeline=pipeline, app=app, health=health)
+
+
+async def run_collector(settings: Settings, *, announce: Callable[[], None] | None = None) -> None:
+    """Start the collector's pipeline, then serve its /healthz and /metrics until stopped."""
+    process = build_collector(settings)
+    await process.pipeline.start()
+    try:
+        await serve_http(
+            process.app, host=settings.host, port=settings.port, log_level=settings.log_level, announce=announce
+        )
+    finally:
+        await process.pipeline.stop()
 
 
 def service_handles(

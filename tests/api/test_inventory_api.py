@@ -337,3 +337,22 @@ def test_admin_may_keep_credentials_audited_and_the_pin_is_reset(client, auth, s
     assert kept.before == {"address": "127.0.1.1"}
     assert kept.after == {"address": "192.0.2.77", "kept": ["snmp", "ssh"]}
     assert "old-community" not in str(kept.after) and "old-ssh-pass" not in str(kept.after)
+
+
+def test_collector_group_defaults_is_set_filtered_and_validated(client, auth, session):
+    from inventory import queries
+
+    h = auth("admin")
+    assert _device(client, h, "r1").json()["collector_group"] == "default"
+    r = _device(client, h, "r2", address="127.0.1.2", collector_group="site-east")
+    assert r.status_code == 201, r.text
+    assert r.json()["collector_group"] == "site-east"
+    bad = _device(client, h, "r3", address="127.0.1.3", collector_group="east side!")
+    assert bad.status_code == 422
+    assert "collector_group" in bad.text
+    assert client.get("/api/v1/devices", headers=h).json()["total"] == 2  # nothing written
+    moved = client.patch(f"/api/v1/devices/{r.json()['id']}", json={"collector_group": "west"}, headers=h)
+    assert moved.status_code == 200, moved.text
+    assert queries.collector_groups(session) == ["default", "west"]
+    assert [d.hostname for d in queries.devices(session, collector_group="west")] == ["r2"]
+    assert queries.device_addresses(session, collector_group="west") == [("r2", "127.0.1.2")]

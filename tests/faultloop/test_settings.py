@@ -44,6 +44,9 @@ def test_environment_and_toml(monkeypatch, tmp_path):
         ({"FAULTLOOP_LOGIN_CONCURRENCY": "0"}, "FAULTLOOP_LOGIN_CONCURRENCY (login_concurrency)"),
         ({"FAULTLOOP_ALARM_STREAM_MAX_PER_USER": "0"}, "FAULTLOOP_ALARM_STREAM_MAX_PER_USER"),
         ({"FAULTLOOP_ALARM_STREAM_MAX_TOTAL": "-1"}, "FAULTLOOP_ALARM_STREAM_MAX_TOTAL"),
+        ({"FAULTLOOP_NATS_URL": "http://127.0.0.1:4222"}, "FAULTLOOP_NATS_URL (nats_url): Value error, expected nats://"),
+        ({"FAULTLOOP_NATS_STREAM_PREFIX": "a.b"}, "FAULTLOOP_NATS_STREAM_PREFIX (nats_stream_prefix): Value error"),
+        ({"FAULTLOOP_NATS_SPOOL_MAX_MESSAGES": "5"}, "FAULTLOOP_NATS_SPOOL_MAX_MESSAGES"),
     ],
 )
 def test_invalid_values_name_the_setting(monkeypatch, env, expected):

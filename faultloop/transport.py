@@ -1,0 +1,156 @@
+"""Observations over NATS JetStream: the collector's sink and central's intake.
+
+A collector hands its events and samples to an ``ObservationPublisher`` (an ``ObservationSink``):
+they are spooled on disk and published to ``<prefix>.events.<group>.<collector>`` /
+``<prefix>.samples.<group>.<collector>``. Central's ``CentralIntake`` consumes both streams with
+durable pull consumers. Events: the message ids are claimed in the ``broker_inbox`` table and the
+new events go into the alarm engine's durable queue (``DurableSink.store_events``) in ONE
+transaction; only after it commits are the messages acknowledged. So a crash anywhere loses no
+acknowledged event and a redelivered one is stored once. Samples feed threshold rules only; they
+are handed to the engine's in-memory queue and acknowledged once it accepted them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from faultloop import clock, inbox
+from faultloop.broker import BrokerLink, Delivery, Publisher, PullConsumer, ensure_streams, stream_name, subject
+from faultloop.db import write_transaction
+from faultloop.events import (
+    DurableSink,
+    Event,
+    ObservationSink,
+    Sample,
+    event_from_wire,
+    event_to_wire,
+    sample_from_wire,
+    sample_to_wire,
+)
+from faultloop.settings import Settings
+
+log = logging.getLogger("faultloop.transport")
+
+INBOX_PURGE_EVERY_S = 3600.0
+
+
+def _json(doc: dict[str, Any]) -> bytes:
+    return json.dumps(doc, separators=(",", ":"), default=str).encode()
+
+
+def decode_event(data: bytes) -> Event:
+    return event_from_wire(json.loads(data))
+
+
+def decode_sample(data: bytes) -> Sample:
+    return sample_from_wire(json.loads(data))
+
+
+class ObservationPublisher:
+    """The collector-side ``ObservationSink``: never refuses (the spool drops its oldest when full)."""
+
+    def __init__(self, publisher: Publisher, settings: Settings, *, group: str, collector: str) -> None:
+        prefix = settings.nats_stream_prefix
+        self.publisher = publisher
+        self._events_subject = subject(prefix, "events", group, collector)
+        self._samples_subject = subject(prefix, "samples", group, collector)
+
+    def submit_events(self, events: Sequence[Event]) -> bool:
+        if events:
+            self.publisher.submit([(self._events_subject, _json(event_to_wire(e))) for e in events])
+        return True
+
+    def submit_samples(self, samples: Sequence[Sample]) -> bool:
+        if samples:
+            self.publisher.submit([(self._samples_subject, _json(sample_to_wire(s))) for s in samples])
+        return True
+
+
+class SinkRefused(Exception):
+    """The alarm engine's queue refused a batch; it is redelivered later."""
+
+
+class CentralIntake:
+    """Central's consumers of the events and samples streams, feeding the alarm engine."""
+
+    name = "nats intake"
+
+    def __init__(
+        self, link: BrokerLink, sessions: sessionmaker[Session], sink: DurableSink, settings: Settings,
+        *, durable: str = "central",
+    ) -> None:  # fmt: skip
+        self.link = link
+        self.sessions = sessions
+        self.sink = sink
+        self.settings = settings
+        self.stored = 0
+        self.duplicates = 0
+        self._last_purge: float | None = None
+        prefix = settings.nats_stream_prefix
+        self.events = PullConsumer(
+            link, stream=stream_name(prefix, "events"), durable=f"{durable}-events",
+            filter_subject=f"{prefix}.events.>", decode=decode_event, handle=self.store_events,
+            batch_size=settings.nats_batch_size,
+        )  # fmt: skip
+        self.samples = PullConsumer(
+            link, stream=stream_name(prefix, "samples"), durable=f"{durable}-samples",
+            filter_subject=f"{prefix}.samples.>", decode=decode_sample, handle=self.take_samples,
+            batch_size=settings.nats_batch_size,
+        )  # fmt: skip
+
+    def store_events(self, deliveries: list[Delivery[Event]]) -> None:
+        """Claim the ids and store the new events in one transaction (then the consumer acks)."""
+        now = clock.now()
+        with write_transaction(self.sessions) as session:
+            new = inbox.claim(session, (d.msg_id for d in deliveries), now=now)
+            events: list[Event] = []
+            for d in deliveries:
+                key = d.msg_id[: inbox.MSG_ID_MAX]
+                if key in new:
+                    new.discard(key)  # a second copy inside the same batch is a duplicate too
+                    events.append(d.value)
+            self.sink.store_events(session, events)
+            self._maybe_purge(session, now)
+        self.stored += len(events)
+        self.duplicates += len(deliveries) - len(events)
+        if events:
+            self.sink.events_stored()
+
+    def _maybe_purge(self, session: Session, now: Any) -> None:
+        mono = now.timestamp()
+        if self._last_purge is not None and mono - self._last_purge < INBOX_PURGE_EVERY_S:
+            return
+        self._last_purge = mono
+        keep = timedelta(hours=self.settings.nats_stream_max_age_h, seconds=self.settings.nats_duplicate_window_s)
+        inbox.purge(session, older_than=now - keep - timedelta(days=1))
+
+    def take_samples(self, deliveries: list[Delivery[Sample]]) -> None:
+        if not self.sink.submit_samples([d.value for d in deliveries]):
+            raise SinkRefused("the alarm engine's queue is full")
+
+    async def start(self) -> None:
+        await self.events.start()
+        await self.samples.start()
+
+    async def stop(self) -> None:
+        await self.events.stop()
+        await self.samples.stop()
+
+
+def stream_setup(link: BrokerLink, settings: Settings) -> None:
+    """Create or update the streams each time the link (re)connects."""
+
+    async def ensure() -> None:
+        await ensure_streams(link.jetstream(), settings)
+
+    link.on_connect(ensure)
+
+
+def is_durable(sink: ObservationSink) -> bool:
+    return isinstance(sink, DurableSink)
