@@ -50,6 +50,19 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = Field(
         None, description="When set, GET /metrics needs Authorization: Bearer <this token>."
     )
+    role: Literal["all", "central", "collector"] = Field(
+        "all",
+        description="What this process runs: all (one process does everything), central (database, alarms, "
+        "ticketing, provisioning, notifications, API; no collectors) or collector (collectors only).",
+    )
+    leader_lease_s: float = Field(
+        5.0, ge=2, le=60,
+        description="PostgreSQL: a leader silent (paused, cut off) this long loses the singleton loops to another "
+        "central instance.",
+    )  # fmt: skip
+    nats_url: str = Field(
+        "", description="NATS server(s) for the live alarm stream fan-out between instances; empty: no broker."
+    )
     page_size_max: int = Field(500, ge=1, le=10_000, description="Largest page a list endpoint returns.")
     trap_enabled: bool = Field(True, description="Run the SNMP trap receiver in the service process.")
     trap_host: str = Field("127.0.0.1", description="Address the trap receiver listens on (production: 0.0.0.0).")
@@ -141,6 +154,14 @@ class Settings(BaseSettings):
         if value and not value.startswith(("sqlite", "postgresql")):
             raise ValueError("expected a sqlite:/// or postgresql+psycopg:// URL")
         return value
+
+    @field_validator("nats_url")
+    @classmethod
+    def _nats_urls(cls, value: str) -> str:
+        for url in (u.strip() for u in value.split(",") if u.strip()):
+            if not url.startswith(("nats://", "tls://", "ws://", "wss://")) or len(url.split("://", 1)[1]) == 0:
+                raise ValueError(f"expected comma-separated nats://host:port URLs, got {url!r}")
+        return value.strip()
 
     @property
     def effective_database_url(self) -> str:

@@ -16,6 +16,7 @@ def all_metadata() -> MetaData:
     import devices.models  # noqa: F401
     import faultloop.accounts.models  # noqa: F401
     import faultloop.audit.models  # noqa: F401
+    import faultloop.leader  # noqa: F401
     import inventory.models  # noqa: F401
     import provisioning.models  # noqa: F401
     import ticketing.models  # noqa: F401
