@@ -1,0 +1,169 @@
+"""Leader election and fencing on a real PostgreSQL: one leader at a time, a paused leader loses
+the lease, and a stale leader's write transaction aborts with nothing written."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
+
+from alarms.bus import AlarmBus
+from alarms.models import Alarm, EventRecord
+from alarms.runner import AlarmEngine
+from faultloop import clock
+from faultloop.db import make_engine, make_sessionmaker, transaction
+from faultloop.events import Event
+from faultloop.leader import LocalLeadership, NotLeader, PgLeadership, fenced_transaction
+from faultloop.runtime import Runtime
+from tests.faultloop.pgdb import needs_postgresql, scratch_database
+
+pytestmark = needs_postgresql
+
+LEASE_S = 2.0
+
+
+@pytest.fixture(scope="module")
+def url():
+    with scratch_database() as u:
+        yield u
+
+
+@pytest.fixture
+def engine(url):
+    e = make_engine(url)
+    with e.begin() as conn:  # each test starts with no epoch and no alarm
+        conn.execute(text("DELETE FROM leader_epochs"))
+        conn.execute(text("DELETE FROM alarm_events"))
+        conn.execute(text("DELETE FROM alarms"))
+        conn.execute(text("CREATE TABLE IF NOT EXISTS ha_probe (written_by text)"))
+        conn.execute(text("DELETE FROM ha_probe"))
+    yield e
+    e.dispose()
+
+
+@pytest.fixture
+def pair(engine):
+    a = PgLeadership(engine, lease_s=LEASE_S, holder="a")
+    b = PgLeadership(engine, lease_s=LEASE_S, holder="b")
+    yield a, b
+    for leader in (a, b):
+        leader.release()
+
+
+def until(condition, what, deadline_s=15.0):
+    deadline = time.monotonic() + deadline_s
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {deadline_s} s: {what}"
+        time.sleep(0.1)
+
+
+def epoch_row(engine):
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT epoch, holder FROM leader_epochs WHERE name = 'central'")).one()
+
+
+def test_one_leader_at_a_time_and_a_clean_release_hands_over(engine, pair):
+    a, b = pair
+    a.step()
+    b.step()
+    assert (a.leading, a.epoch, b.leading) == (True, 1, False)
+    assert tuple(epoch_row(engine)) == (1, "a")
+    b.step()
+    a.step()  # holding: touches the lease, keeps the epoch
+    assert (a.epoch, b.leading) == (1, False)
+    a.release()
+    b.step()
+    assert (a.leading, b.leading, b.epoch) == (False, True, 2)
+    assert a.status() == {"election": "postgresql", "leader": False, "epoch": None}
+    assert b.status() == {"election": "postgresql", "leader": True, "epoch": 2}
+
+
+def test_a_paused_leader_loses_the_lease_and_then_writes_nothing(engine, pair):
+    a, b = pair
+    a.step()
+    assert a.leading
+    # a is "paused": it stops touching its lease; the server ends its idle session after LEASE_S
+    until(lambda: (b.step(), b.leading)[1], "b takes over from the silent leader")
+    assert b.epoch == 2
+    sessions = make_sessionmaker(engine)
+    # a wakes up believing it leads (its election thread has not run yet): its write aborts
+    assert a.leading
+    with (
+        pytest.raises(NotLeader, match="leadership lost: epoch 2, this instance had 1"),
+        fenced_transaction(sessions, a) as session,
+    ):
+        write(session, "stale")
+    assert not a.leading
+    with transaction(sessions) as session:
+        assert written(session) == []
+    with fenced_transaction(sessions, b) as session:  # the new leader writes
+        write(session, "fresh")
+    with transaction(sessions) as session:
+        assert written(session) == ["fresh"]
+
+
+def test_a_leader_paused_inside_a_write_loses_it_and_the_next_waits_for_that(engine, pair):
+    a, b = pair
+    a.step()
+    sessions = make_sessionmaker(engine)
+    session = sessions()
+    a.fence(session)  # the epoch row is held FOR SHARE by a's open transaction
+    write(session, "half-written")
+    # a is paused mid-transaction: its lease ends, then its open transaction is ended by the server
+    until(lambda: (b.step(), b.leading)[1], "b takes over from a leader paused inside a transaction")
+    with pytest.raises(DBAPIError, match="idle-in-transaction timeout"):
+        session.commit()  # a wakes and tries to finish: the server already ended that session
+    session.close()
+    with transaction(sessions) as check:
+        assert written(check) == []
+    assert tuple(epoch_row(engine)) == (2, "b")
+
+
+def test_a_follower_engine_hands_submitted_events_to_the_leader(engine, pair, settings, vault):
+    a, b = pair
+    a.step()
+    b.step()
+    sessions = make_sessionmaker(engine)
+    rt = Runtime(settings=settings, engine=engine, sessions=sessions, vault=vault)
+    follower = AlarmEngine(rt, AlarmBus(), leadership=b)
+    event = Event(source="api", device="r1", event_type="device_unreachable", severity="critical", time=clock.now())
+    assert follower.submit_events([event])
+    assert follower.run_once() == []
+    with transaction(sessions) as session:
+        assert session.scalar(select(func.count()).select_from(Alarm)) == 0  # the follower wrote no alarm
+        assert session.scalar(select(func.count()).where(EventRecord.processed.is_(False))) == 1  # queued durably
+    leader = AlarmEngine(rt, AlarmBus(), leadership=a)
+    changes = leader.run_once()
+    assert [(c.kind, c.device) for c in changes] == [("raised", "r1")]
+
+
+def test_the_election_thread_follows_the_lock(engine, pair):
+    a, b = pair
+
+    async def scenario():
+        await a.start()
+        await b.start()
+        assert a.leading and not b.leading
+        await a.stop()  # a clean stop releases the lock: b leads within one turn
+        await asyncio.to_thread(until, lambda: b.leading, "b leads after a stopped")
+        await b.stop()
+
+    asyncio.run(scenario())
+    assert not a.leading and not b.leading
+
+
+def test_sqlite_has_one_process_which_always_leads(session):
+    local = LocalLeadership()
+    local.fence(session)
+    assert local.leading and local.status() == {"election": "local", "leader": True, "epoch": 0}
+
+
+def write(session, who):
+    session.execute(text("INSERT INTO ha_probe (written_by) VALUES (:w)"), {"w": who})
+
+
+def written(session):
+    return list(session.scalars(text("SELECT written_by FROM ha_probe ORDER BY written_by")))
