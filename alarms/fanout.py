@@ -14,7 +14,7 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, fields
 from datetime import datetime
 from typing import Any
@@ -72,10 +72,21 @@ class StreamFanout:
 
     name = "live stream fan-out"
 
-    def __init__(self, url: str, stream: AlarmStream, *, subject: str = SUBJECT, origin: str | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        stream: AlarmStream,
+        *,
+        subject: str = SUBJECT,
+        cluster: Callable[[], str] | None = None,
+        origin: str | None = None,
+    ) -> None:
+        """``cluster``: what the instances sharing one database have in common (read at start), appended to
+        ``subject`` so that two deployments on one broker never see each other's alarms."""
         self.url = url
         self.stream = stream
         self.subject = subject
+        self._cluster = cluster
         self.origin = origin or uuid.uuid4().hex
         self._nc: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -84,6 +95,8 @@ class StreamFanout:
         import nats
 
         self._loop = asyncio.get_running_loop()
+        if self._cluster is not None:
+            self.subject = f"{self.subject}.{await asyncio.to_thread(self._cluster)}"
         try:
             # unlimited reconnects (a broker restart must not end the fan-out for good) also make the
             # first connect retry forever: bound it, so a wrong URL stops the start with a message

@@ -23,6 +23,7 @@ On SQLite there is one process: ``LocalLeadership`` always leads and fences noth
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import socket
@@ -292,6 +293,20 @@ class PgLeadership:
             self._thread = None
         await asyncio.to_thread(self.release)
         self._lock_engine.dispose()
+
+
+def cluster_id(engine: Engine) -> str:
+    """What the instances sharing this database have in common, whatever host name each uses for it:
+    PostgreSQL's system identifier and the database name (SQLite: the file). Keeps two deployments
+    on one NATS broker apart."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            ident = conn.execute(
+                text("SELECT system_identifier::text || '/' || current_database() FROM pg_control_system()")
+            ).scalar()
+    else:
+        ident = os.path.abspath(engine.url.database or ":memory:")
+    return hashlib.sha256(str(ident).encode()).hexdigest()[:16]
 
 
 def leadership_for(engine: Engine, *, lease_s: float) -> Leadership:

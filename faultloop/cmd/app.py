@@ -36,7 +36,7 @@ from collectors.snmp_poll import DeviceTracker, InterfaceState, PollResult
 from collectors.syslog import SyslogReceiverService
 from collectors.traps import TrapReceiverService
 from faultloop.events import ObservationSink, Service
-from faultloop.leader import Leadership, leadership_for
+from faultloop.leader import Leadership, cluster_id, leadership_for
 from faultloop.runtime import (  # noqa: F401 - re-exported: the app is where callers look for them
     Runtime,
     StartupError,
@@ -119,7 +119,7 @@ def build_pipeline(rt: Runtime, sink: ObservationSink | None = None) -> Pipeline
     # fanned out to the dashboards of every instance (only the leader's engine publishes changes).
     alarm_bus.subscribe("live stream", ALARM_STREAM.publish)
     if settings.nats_url:
-        fanout = StreamFanout(settings.nats_url, ALARM_STREAM)
+        fanout = StreamFanout(settings.nats_url, ALARM_STREAM, cluster=lambda: cluster_id(rt.engine))
         alarm_bus.subscribe("live stream fan-out", fanout.publish)
         pipeline.services.append(fanout)
     # Notifications: webhook / e-mail per the routes file, from an outbox (at-least-once).
