@@ -16,6 +16,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -149,44 +151,54 @@ def settled(sessions, keys: int):
     return check
 
 
+@contextmanager
+def cluster_env(url: str, sessions, tmp_path: Path) -> Iterator[tuple[Callable[[str], Central], str]]:
+    """(start(name) -> a running central on ``url``, an API token of a NOC user); every central
+    started is stopped at the end, and none may have logged a traceback."""
+    with transaction(sessions) as session:
+        user = accounts.create_user(session, username="noc1", role="noc", password=None, actor="test")
+        _row, token = accounts.create_token(session, user=user, name="test", ttl_days=1, actor="test")
+    policy = yaml.safe_load((Path("ticketing/data/policy.yaml")).read_text())
+    policy["open"]["min_active_s"] = 0  # a ticket at once, not after a minute
+    policy_file = tmp_path / "policy.yaml"
+    policy_file.write_text(yaml.safe_dump(policy))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FAULTLOOP_")}
+    env.update(
+        FAULTLOOP_DATABASE_URL=url,
+        FAULTLOOP_CONFIG=str(tmp_path / "none.toml"),
+        FAULTLOOP_SECRET_KEY=Fernet.generate_key().decode(),
+        FAULTLOOP_LEADER_LEASE_S=str(LEASE_S),
+        FAULTLOOP_ALARM_TICK_S="0.2",
+        FAULTLOOP_TICKET_TICK_S="0.5",
+        FAULTLOOP_TICKET_POLICY_FILE=str(policy_file),
+        FAULTLOOP_NATS_URL="nats://127.0.0.1:4222",
+        COLUMNS="200",
+    )
+    started: list[Central] = []
+
+    def start(name: str) -> Central:
+        central = Central(name, env, tmp_path)
+        started.append(central)
+        return central
+
+    try:
+        yield start, token
+    finally:
+        for central in started:
+            central.stop()
+    for central in started:
+        assert "Traceback" not in central.output(), central.output()
+
+
 @pytest.fixture
 def cluster(tmp_path):
     with scratch_database() as url:
         engine = make_engine(url)
         sessions = make_sessionmaker(engine)
-        with transaction(sessions) as session:
-            user = accounts.create_user(session, username="noc1", role="noc", password=None, actor="test")
-            _row, token = accounts.create_token(session, user=user, name="test", ttl_days=1, actor="test")
-        policy = yaml.safe_load((Path("ticketing/data/policy.yaml")).read_text())
-        policy["open"]["min_active_s"] = 0  # a ticket at once, not after a minute
-        policy_file = tmp_path / "policy.yaml"
-        policy_file.write_text(yaml.safe_dump(policy))
-        env = {k: v for k, v in os.environ.items() if not k.startswith("FAULTLOOP_")}
-        env.update(
-            FAULTLOOP_DATABASE_URL=url,
-            FAULTLOOP_CONFIG=str(tmp_path / "none.toml"),
-            FAULTLOOP_SECRET_KEY=Fernet.generate_key().decode(),
-            FAULTLOOP_LEADER_LEASE_S=str(LEASE_S),
-            FAULTLOOP_ALARM_TICK_S="0.2",
-            FAULTLOOP_TICKET_TICK_S="0.5",
-            FAULTLOOP_TICKET_POLICY_FILE=str(policy_file),
-            FAULTLOOP_NATS_URL="nats://127.0.0.1:4222",
-            COLUMNS="200",
-        )
-        started: list[Central] = []
-
-        def start(name: str) -> Central:
-            central = Central(name, env, tmp_path)
-            started.append(central)
-            return central
-
         try:
-            yield start, token, sessions, engine
+            with cluster_env(url, sessions, tmp_path) as (start, token):
+                yield start, token, sessions, engine
         finally:
-            for central in started:
-                central.stop()
-            for central in started:
-                assert "Traceback" not in central.output(), central.output()
             engine.dispose()
 
 
