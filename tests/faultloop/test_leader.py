@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
+from datetime import timedelta
 
 import pytest
+from cryptography.fernet import Fernet
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
@@ -18,7 +21,13 @@ from faultloop.db import make_engine, make_sessionmaker, transaction
 from faultloop.events import Event
 from faultloop.leader import LocalLeadership, NotLeader, PgLeadership, fenced_transaction
 from faultloop.runtime import Runtime
+from faultloop.settings import Settings
+from faultloop.vault import Vault
+from provisioning import service as orders
+from provisioning.jobs import ProvisioningService
+from tests.collectors import cli_lab
 from tests.faultloop.pgdb import needs_postgresql, scratch_database
+from tests.provisioning.lab import add_device, lab_device
 
 pytestmark = needs_postgresql
 
@@ -167,3 +176,44 @@ def write(session, who):
 
 def written(session):
     return list(session.scalars(text("SELECT written_by FROM ha_probe ORDER BY written_by")))
+
+
+bg, host_key, lab_ssh = cli_lab.bg, cli_lab.host_key, cli_lab.lab_ssh
+
+
+def test_a_stale_leader_does_not_start_a_due_order_and_the_new_leader_does(engine, pair, lab_ssh, bg, tmp_path):
+    key = Fernet.generate_key().decode()
+    settings = Settings(
+        data_dir=tmp_path / "var", secret_key=key, ssh_workers=2, ssh_timeout_s=15,
+        provisioning_check_timeout_s=5, poll_timeout_s=1,
+    )  # fmt: skip
+    rt = Runtime(settings=settings, engine=engine, sessions=make_sessionmaker(engine), vault=Vault([key.encode()]))
+    lab, transport = lab_device(lab_ssh, bg, f"pv-ha{uuid.uuid4().hex[:6]}")
+    try:
+        with transaction(rt.sessions) as session:
+            add_device(session, rt.vault, lab)
+        body = {
+            "service_type": "interface_state", "customer": "ACME", "params": {"state": "down"},
+            "targets": [{"device": lab.name, "params": {"interface": lab.interfaces[2].name}}],
+            "window_start": (clock.now() - timedelta(minutes=1)).isoformat(),
+            "window_end": (clock.now() + timedelta(hours=1)).isoformat(),
+        }  # fmt: skip
+        with transaction(rt.sessions) as session:
+            order = orders.create_order(session, orders.parse_order(body), actor="pat")
+            orders.act(session, order.id, "plan", actor="pat", role="provisioner", four_eyes=True)
+            orders.act(session, order.id, "approve", actor="nina", role="noc", four_eyes=True)
+            order_id = order.id
+        a, b = pair
+        a.step()
+        until(lambda: (b.step(), b.leading)[1], "b takes over from the silent leader")
+        assert a.leading  # a has not noticed yet: stale
+        assert ProvisioningService(rt, leadership=a).tick() == []
+        assert not a.leading
+        with transaction(rt.sessions) as session:
+            assert orders.get_order(session, order_id).state == "approved"  # claimed by nobody
+        assert lab.interfaces[2].admin_up is True  # nothing was pushed
+        outcomes = ProvisioningService(rt, leadership=b).tick()
+        assert [(o.order_id, o.state) for o in outcomes] == [(order_id, "completed")], outcomes
+        assert lab.interfaces[2].admin_up is False
+    finally:
+        transport.close()
