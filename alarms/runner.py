@@ -235,9 +235,13 @@ class AlarmEngine:
             self._process_pending,
             lambda s: self.core.tick(s, clock.now()),
         ):
+            if self._stood_down():
+                return published
             result = self._in_transaction(work)
             if result is not FAILED:
                 published += result
+        if self._stood_down():
+            return published
         if time.monotonic() - self._last_topology >= self.rt.settings.alarm_topology_refresh_s:
             self._in_transaction(lambda s: self.core.load_topology(s))
             self._last_topology = time.monotonic()
@@ -246,6 +250,10 @@ class AlarmEngine:
             self._in_transaction(lambda s: service.purge_events(s, older_than=cutoff))
             self._last_purge = time.monotonic()
         return published
+
+    def _stood_down(self) -> bool:
+        """This round was fenced (leadership lost in the middle): write nothing more."""
+        return self.leadership is not None and not self.leadership.leading
 
     def _hand_over(self) -> None:
         """Not the leader: what was submitted here goes to the durable queue, which the leader

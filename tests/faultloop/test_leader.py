@@ -15,6 +15,7 @@ from sqlalchemy.exc import DBAPIError
 
 from alarms.bus import AlarmBus
 from alarms.models import Alarm, EventRecord
+from alarms.notify import Notifier, parse_config
 from alarms.runner import AlarmEngine
 from faultloop import clock
 from faultloop.db import make_engine, make_sessionmaker, transaction
@@ -25,6 +26,7 @@ from faultloop.settings import Settings
 from faultloop.vault import Vault
 from provisioning import service as orders
 from provisioning.jobs import ProvisioningService
+from tests.alarms.test_notify import Hook, config, ev
 from tests.collectors import cli_lab
 from tests.faultloop.pgdb import needs_postgresql, scratch_database
 from tests.provisioning.lab import add_device, lab_device
@@ -45,6 +47,7 @@ def engine(url):
     e = make_engine(url)
     with e.begin() as conn:  # each test starts with no epoch and no alarm
         conn.execute(text("DELETE FROM leader_epochs"))
+        conn.execute(text("DELETE FROM alarm_notifications"))
         conn.execute(text("DELETE FROM alarm_events"))
         conn.execute(text("DELETE FROM alarms"))
         conn.execute(text("CREATE TABLE IF NOT EXISTS ha_probe (written_by text)"))
@@ -217,3 +220,25 @@ def test_a_stale_leader_does_not_start_a_due_order_and_the_new_leader_does(engin
         assert lab.interfaces[2].admin_up is False
     finally:
         transport.close()
+
+
+def test_a_stale_leader_delivers_no_notification_and_the_new_leader_does(engine, pair, settings, vault):
+    hook = Hook()
+    try:
+        rt = Runtime(settings=settings, engine=engine, sessions=make_sessionmaker(engine), vault=vault)
+        a, b = pair
+        a.step()
+        until(lambda: (b.step(), b.leading)[1], "b takes over from the silent leader")
+        bus = AlarmBus()
+        stale = Notifier(rt, parse_config(config(hook.url), file="notify.yaml"), leadership=a)
+        leader = Notifier(rt, parse_config(config(hook.url), file="notify.yaml"), leadership=b)
+        bus.subscribe("notifications", leader.on_alarm_changes)
+        alarms = AlarmEngine(rt, bus, leadership=b)
+        alarms.submit_events([ev("device_unreachable", device="r9")])
+        assert [c.kind for c in alarms.run_once()] == ["raised"]  # its outbox row is written after commit
+        assert stale.run_once() == (0, 0) and not a.leading  # fenced: nothing sent, nothing marked
+        assert hook.requests == []
+        assert leader.run_once() == (1, 0)
+        assert len(hook.requests) == 1
+    finally:
+        hook.close()
