@@ -29,7 +29,7 @@ from sqlalchemy import func, select, text
 from alarms.models import Alarm, EventRecord
 from faultloop.accounts import service as accounts
 from faultloop.db import make_engine, make_sessionmaker, transaction
-from tests.faultloop.pgdb import needs_postgresql, scratch_database
+from tests.pgdb import needs_postgresql, scratch_database
 from ticketing.models import Ticket
 from ticketing.policy import OPEN_STATES
 

@@ -28,7 +28,7 @@ from provisioning import service as orders
 from provisioning.jobs import ProvisioningService
 from tests.alarms.test_notify import Hook, config, ev
 from tests.collectors import cli_lab
-from tests.faultloop.pgdb import needs_postgresql, scratch_database
+from tests.pgdb import needs_postgresql, scratch_database
 from tests.provisioning.lab import add_device, lab_device
 
 pytestmark = needs_postgresql

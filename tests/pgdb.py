@@ -29,9 +29,9 @@ def _admin_url() -> str:
 
 
 @contextmanager
-def scratch_database() -> Iterator[str]:
-    """A migrated database; yields its URL (password included)."""
-    name = f"faultloop_ha_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+def scratch_database(prefix: str = "faultloop_s") -> Iterator[str]:
+    """A migrated database of its own (parallel runs never collide); yields its URL (password included)."""
+    name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     admin = create_engine(_admin_url(), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
