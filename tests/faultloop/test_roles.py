@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from faultloop.cmd.app import StartupError, build_pipeline
-from faultloop.leader import LocalLeadership
+from faultloop.leader import LocalLeadership, PgLeadership
 
 COLLECTORS = {"snmp-poller", "device directory", "trap receiver", "syslog receiver", "cli-collector"}
 SINGLETONS = {"leadership", "alarms", "ticketing", "provisioning"}
@@ -23,7 +23,9 @@ def test_role_all_runs_everything_as_before(runtime):
     assert runtime.settings.role == "all"
     assert COLLECTORS | SINGLETONS <= set(names(pipeline))
     assert names(pipeline)[0] == "leadership"  # started first, stopped last: the loops stop while it leads
-    assert isinstance(pipeline.leadership, LocalLeadership)  # SQLite (or one process): always the leader
+    # PostgreSQL: elected among the instances sharing the database; SQLite (one process): always the leader
+    expected = PgLeadership if runtime.engine.dialect.name == "postgresql" else LocalLeadership
+    assert isinstance(pipeline.leadership, expected)
 
 
 def test_role_central_runs_no_collector(runtime):
