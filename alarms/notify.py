@@ -37,8 +37,8 @@ from sqlalchemy.orm import Session
 from alarms.errors import RuleError
 from alarms.models import Alarm, Notification
 from faultloop import clock
-from faultloop.db import transaction
 from faultloop.events import AlarmChange
+from faultloop.leader import Leadership, NotLeader, fenced_transaction
 from faultloop.metrics import REGISTRY
 from faultloop.runtime import Runtime
 from faultloop.worker import WorkerThread
@@ -255,8 +255,18 @@ class Notifier:
 
     name = "notifications"
 
-    def __init__(self, rt: Runtime, config: NotifyConfig, channels: dict[str, Channel] | None = None) -> None:
+    def __init__(
+        self,
+        rt: Runtime,
+        config: NotifyConfig,
+        channels: dict[str, Channel] | None = None,
+        *,
+        leadership: Leadership | None = None,
+    ) -> None:
         self.rt = rt
+        # None: the only notifier (tests); otherwise it schedules and delivers only while this instance leads.
+        # The outbox rows of a change are added by whoever committed the change (on_alarm_changes).
+        self.leadership = leadership
         self.config = config
         self.channels = channels if channels is not None else build_channels(rt, config)
         # the outbox is also swept every 5 s: retries come due without an alarm change
@@ -380,7 +390,7 @@ class Notifier:
             ).all()
         delivered = failed = 0
         for row_id in ids:
-            with transaction(self.rt.sessions) as session:
+            with fenced_transaction(self.rt.sessions, self.leadership) as session:
                 row = session.get(Notification, row_id)
                 if row is None or row.delivered_at is not None or row.gave_up_at is not None:
                     continue
@@ -420,10 +430,16 @@ class Notifier:
         return True
 
     def run_once(self) -> tuple[int, int]:
+        if self.leadership is not None and not self.leadership.leading:
+            return 0, 0
         now = clock.now()
-        with transaction(self.rt.sessions) as session:
-            self.schedule(session, now)
-        return self.deliver_due(now)
+        try:
+            with fenced_transaction(self.rt.sessions, self.leadership) as session:
+                self.schedule(session, now)
+            return self.deliver_due(now)
+        except NotLeader as exc:
+            log.warning("notification round not written: %s", exc)
+            return 0, 0
 
     async def start(self) -> None:
         self._worker.start()

@@ -33,6 +33,7 @@ from alarms.rules import SEVERITY_RANK, RuleSet, load_ruleset
 from faultloop import clock
 from faultloop.db import transaction, write_transaction
 from faultloop.events import AlarmChange, Event, Sample
+from faultloop.leader import Leadership, NotLeader, fenced_transaction
 from faultloop.metrics import REGISTRY
 from faultloop.runtime import Runtime
 from faultloop.worker import WorkerThread
@@ -118,9 +119,15 @@ def configured_rules(rt: Runtime) -> RuleSet:
 class AlarmEngine:
     name = "alarms"
 
-    def __init__(self, rt: Runtime, bus: AlarmBus, *, rules: RuleSet | None = None) -> None:
+    def __init__(
+        self, rt: Runtime, bus: AlarmBus, *, rules: RuleSet | None = None, leadership: Leadership | None = None
+    ) -> None:
         self.rt = rt
         self.bus = bus
+        # None: this engine is the only one (tests, commands). Otherwise it processes only while this
+        # instance leads, every write transaction fenced (faultloop.leader).
+        self.leadership = leadership
+        self._loaded_epoch: int | None = None
         self.core = AlarmCore(rules or configured_rules(rt), engine_config(rt))
         self._queue: deque[tuple[str, Sequence[Event] | Sequence[Sample], int]] = deque()  # kind, items, attempts
         self._queued = 0
@@ -197,9 +204,11 @@ class AlarmEngine:
     # ---- work ---------------------------------------------------------------------------------
 
     def load(self) -> None:
+        epoch = self.leadership.epoch if self.leadership is not None else None
         with transaction(self.rt.sessions) as session:
             self.core.load(session, clock.now())
         self._loaded = True
+        self._loaded_epoch = epoch
         self._last_topology = time.monotonic()
         log.info("alarm engine loaded %d active alarms", len(self.core.active))
 
@@ -234,8 +243,11 @@ class AlarmEngine:
 
     def run_once(self) -> list[AlarmChange]:
         """Drain the queue, the durable queue and the timers once (the worker's loop body; tests call it)."""
-        if not self._loaded:
-            self.load()
+        if self.leadership is not None and not self.leadership.leading:
+            self._hand_over()
+            return []
+        if not self._loaded or (self.leadership is not None and self._loaded_epoch != self.leadership.epoch):
+            self.load()  # first round, or newly elected: another leader changed the alarms meanwhile
         self._reload_rules_if_changed()
         published: list[AlarmChange] = []
         # Windows created or deleted through the API a moment ago apply to this round's events.
@@ -259,9 +271,13 @@ class AlarmEngine:
             self._process_pending,
             lambda s: self.core.tick(s, clock.now()),
         ):
+            if self._stood_down():
+                return published
             result = self._in_transaction(work)
             if result is not FAILED:
                 published += result
+        if self._stood_down():
+            return published
         if time.monotonic() - self._last_topology >= self.rt.settings.alarm_topology_refresh_s:
             self._in_transaction(lambda s: self.core.load_topology(s))
             self._last_topology = time.monotonic()
@@ -270,6 +286,29 @@ class AlarmEngine:
             self._in_transaction(lambda s: service.purge_events(s, older_than=cutoff))
             self._last_purge = time.monotonic()
         return published
+
+    def _stood_down(self) -> bool:
+        """This round was fenced (leadership lost in the middle): write nothing more."""
+        return self.leadership is not None and not self.leadership.leading
+
+    def _hand_over(self) -> None:
+        """Not the leader: what was submitted here goes to the durable queue, which the leader
+        processes; samples only feed this engine's thresholds and are dropped (counted)."""
+        batch = self._take()
+        while batch is not None:
+            events, samples, _attempts = batch
+            if samples:
+                DROPPED.labels(reason="not_leader").inc(len(samples))
+            if events:
+                try:
+                    with write_transaction(self.rt.sessions) as session:
+                        service.store_events(session, events, now=clock.now())
+                except Exception as exc:
+                    log.error("follower could not hand %d events over (%s)", len(events), type(exc).__name__)
+                    self._requeue(batch)
+                    return
+            batch = self._take()
+        self._loaded = False
 
     def _process_pending(self, session: Any) -> list[AlarmChange]:
         changes = self.core.process_pending(session, clock.now(), limit=self._size())
@@ -330,10 +369,14 @@ class AlarmEngine:
     def _in_transaction(self, work: Any) -> Any:
         started = time.perf_counter()
         try:
-            with write_transaction(self.rt.sessions) as session:
+            with fenced_transaction(self.rt.sessions, self.leadership) as session:
                 result = work(session)
                 if isinstance(result, list) and result:
                     self._fill_outboxes(session, result)
+        except NotLeader as exc:
+            log.warning("alarm round not written: %s", exc)
+            self._loaded = False  # the next leader owns the alarms now; reload when leading again
+            return FAILED
         except Exception as exc:
             FAILURES.inc()
             log.error("alarm batch rolled back (%s); rebuilding indexes from the database", type(exc).__name__)

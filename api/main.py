@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from fastapi import Depends, FastAPI
@@ -18,9 +19,16 @@ from faultloop.accounts.guard import LoginGuard
 from faultloop.runtime import Runtime
 
 
-def create_api(rt: Runtime, lifespan: Any = None, *, services: ServiceHandles | None = None) -> FastAPI:
+def create_api(
+    rt: Runtime,
+    lifespan: Any = None,
+    *,
+    services: ServiceHandles | None = None,
+    node_status: Callable[[], Mapping[str, Any]] | None = None,
+) -> FastAPI:
     """``services``: the running services' handles (the composition root passes them); without
-    them every route that needs one does its work in the request (``api.services.one_shot``)."""
+    them every route that needs one does its work in the request (``api.services.one_shot``).
+    ``node_status``: this instance's role and leadership for /healthz (default: the role alone)."""
     app = FastAPI(
         lifespan=lifespan,
         title="faultloop",
@@ -32,6 +40,7 @@ def create_api(rt: Runtime, lifespan: Any = None, *, services: ServiceHandles | 
     app.state.runtime = rt
     app.state.services = services if services is not None else one_shot(rt)
     app.state.login_guard = LoginGuard.from_settings(rt.settings)
+    app.state.node_status = node_status if node_status is not None else (lambda: {"role": rt.settings.role})
     problems.install(app)
     for module in (health, metrics, accounts, inventory, config, collectors, alarms, tickets, orders):
         app.include_router(module.router)

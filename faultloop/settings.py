@@ -65,6 +65,16 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = Field(
         None, description="When set, GET /metrics needs Authorization: Bearer <this token>."
     )
+    role: Literal["all", "central", "collector"] = Field(
+        "all",
+        description="What this process runs: all (one process does everything), central (database, alarms, "
+        "ticketing, provisioning, notifications, API; no collectors) or collector (collectors only).",
+    )
+    leader_lease_s: float = Field(
+        5.0, ge=2, le=60,
+        description="PostgreSQL: a leader silent (paused, cut off) this long loses the singleton loops to another "
+        "central instance.",
+    )  # fmt: skip
     page_size_max: int = Field(500, ge=1, le=10_000, description="Largest page a list endpoint returns.")
     trap_enabled: bool = Field(True, description="Run the SNMP trap receiver in the service process.")
     trap_host: str = Field("127.0.0.1", description="Address the trap receiver listens on (production: 0.0.0.0).")
@@ -196,7 +206,9 @@ class Settings(BaseSettings):
         return value
 
     nats_url: str = Field(
-        "", description="NATS server URL(s), comma-separated (nats:// or tls://); empty: no broker, one process."
+        "",
+        description="NATS server URL(s), comma-separated (nats:// or tls://): collectors <-> central (JetStream) and "
+        "the live alarm stream fan-out between instances; empty: no broker, one process.",
     )
     nats_user: str = Field("", description="NATS user name (with FAULTLOOP_NATS_PASSWORD); empty: none.")
     nats_password: SecretStr | None = Field(None, description="NATS password.")
@@ -246,7 +258,7 @@ class Settings(BaseSettings):
     @classmethod
     def _nats_scheme(cls, value: str) -> str:
         for url in (u.strip() for u in value.split(",")):
-            if url and not url.startswith(("nats://", "tls://", "ws://", "wss://")):
+            if url and (not url.startswith(("nats://", "tls://", "ws://", "wss://")) or not url.split("://", 1)[1]):
                 raise ValueError(f"expected nats://host:port or tls://host:port, got {url!r}")
         return value.strip()
 

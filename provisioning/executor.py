@@ -30,6 +30,7 @@ from dataclasses import dataclass, field, replace
 
 from netmiko.exceptions import ConfigInvalidException
 from prometheus_client import Counter, Histogram
+from sqlalchemy.orm import Session
 
 from collectors.backup import fetch_config, store_backup
 from devices.conn import DeviceConn
@@ -442,8 +443,12 @@ class ExecutionOutcome:
     phases_s: dict[str, float] = field(default_factory=dict)  # wall time per phase (for the bench)
 
 
-def _start(rt: Runtime, order_id: int, *, actor: str, role: str) -> list[DeviceJob]:
+def _start(
+    rt: Runtime, order_id: int, *, actor: str, role: str, fence: Callable[[Session], None] | None = None
+) -> list[DeviceJob]:
     with write_transaction(rt) as session:
+        if fence is not None:  # the scheduler of a leading central instance: the claim aborts if it no longer leads
+            fence(session)
         order = orders.get_order(session, order_id)
         now = clock.now()
         if order.state == "approved":
@@ -508,9 +513,16 @@ def _start(rt: Runtime, order_id: int, *, actor: str, role: str) -> list[DeviceJ
 
 
 def execute_order(
-    rt: Runtime, order_id: int, *, actor: str, role: str, sink: ObservationSink | None = None
+    rt: Runtime,
+    order_id: int,
+    *,
+    actor: str,
+    role: str,
+    sink: ObservationSink | None = None,
+    fence: Callable[[Session], None] | None = None,
 ) -> ExecutionOutcome:
-    """Run an approved order now. Raises only before anything is sent (state, window, busy devices)."""
+    """Run an approved order now. Raises only before anything is sent (state, window, busy devices;
+    ``fence``, run first in the claiming transaction, may raise too: faultloop.leader.NotLeader)."""
     mark = time.monotonic()
     phases: dict[str, float] = {}
 
@@ -520,7 +532,7 @@ def execute_order(
         phases[name] = now - mark
         mark = now
 
-    jobs = _start(rt, order_id, actor=actor, role=role)
+    jobs = _start(rt, order_id, actor=actor, role=role, fence=fence)
     phase("start")
     settings = rt.settings
     hold: Hold | None = None

@@ -12,6 +12,7 @@ from faultloop import clock
 from faultloop.db import transaction
 from faultloop.errors import DomainError
 from faultloop.events import ObservationSink
+from faultloop.leader import Leadership, NotLeader
 from faultloop.runtime import Runtime
 from provisioning.executor import ExecutionOutcome, execute_order
 from provisioning.models import ServiceOrder
@@ -43,16 +44,30 @@ class ProvisioningService:
 
     name = "provisioning"
 
-    def __init__(self, rt: Runtime, sink: ObservationSink | None = None) -> None:
+    def __init__(
+        self, rt: Runtime, sink: ObservationSink | None = None, *, leadership: Leadership | None = None
+    ) -> None:
         self.rt = rt
         self.sink = sink
+        # None: the only scheduler (tests); otherwise due orders start only while this instance leads
+        self.leadership = leadership
         self._task: asyncio.Task[None] | None = None
 
     def tick(self) -> list[ExecutionOutcome]:
-        outcomes = []
+        outcomes: list[ExecutionOutcome] = []
+        if self.leadership is not None and not self.leadership.leading:
+            return outcomes
         for order_id in due_orders(self.rt):
+            if self.leadership is not None and not self.leadership.leading:
+                break  # lost the lead between two orders: the new leader starts the rest
+            fence = self.leadership.fence if self.leadership is not None else None
             try:
-                outcomes.append(execute_order(self.rt, order_id, actor="scheduler", role="system", sink=self.sink))
+                outcomes.append(
+                    execute_order(self.rt, order_id, actor="scheduler", role="system", sink=self.sink, fence=fence)
+                )
+            except NotLeader as exc:  # a stale leader claims nothing: the new one starts the order
+                log.warning("scheduled order %d not started: %s", order_id, exc)
+                break
             except DomainError as exc:  # e.g. a device busy with another order: tried again next tick
                 log.warning("scheduled order %d not started: %s", order_id, exc.detail)
         return outcomes

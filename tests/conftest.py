@@ -8,16 +8,13 @@ under test commits savepoints only.
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.main import create_api
@@ -27,16 +24,9 @@ from faultloop.db import make_engine
 from faultloop.runtime import Runtime
 from faultloop.settings import Settings
 from faultloop.vault import Vault
+from tests.pgdb import PG_URL, scratch_database
 
-PG_URL = os.environ.get("FAULTLOOP_TEST_DATABASE_URL", "")
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
-
-
-def _pg_admin_url() -> str:
-    url = make_url(PG_URL)
-    if url.drivername == "postgresql":
-        url = url.set(drivername="postgresql+psycopg")
-    return url.render_as_string(hide_password=False)
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
@@ -48,19 +38,10 @@ def db_engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
         yield engine
         engine.dispose()
         return
-    # A database of its own per test run, so parallel runs never collide.
-    name = f"faultloop_t_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    admin = create_engine(_pg_admin_url(), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(_pg_admin_url()).set(database=name).render_as_string(hide_password=False)
-    engine = make_engine(url)
-    migrate.upgrade(engine)
-    yield engine
-    engine.dispose()
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with scratch_database(prefix="faultloop_t") as url:
+        engine = make_engine(url)
+        yield engine
+        engine.dispose()
 
 
 @pytest.fixture

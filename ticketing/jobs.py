@@ -14,11 +14,14 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
 
 from faultloop import clock
 from faultloop.db import write_transaction
 from faultloop.events import AlarmChange
+from faultloop.leader import Leadership, NotLeader, fenced_transaction
 from faultloop.runtime import Runtime
 from faultloop.worker import WorkerThread
 from ticketing import metrics, service
@@ -30,8 +33,10 @@ log = logging.getLogger("faultloop.ticketing")
 class TicketingService:
     name = "ticketing"
 
-    def __init__(self, rt: Runtime, *, policy: Policy | None = None) -> None:
+    def __init__(self, rt: Runtime, *, policy: Policy | None = None, leadership: Leadership | None = None) -> None:
         self.rt = rt
+        # None: the only ticketing loop (tests, commands); otherwise it runs only while this instance leads
+        self.leadership = leadership
         self.policy = policy or load_policy(rt.settings.ticket_policy_file)
         self._changes: deque[AlarmChange] = deque()
         self._lock = threading.Lock()
@@ -53,17 +58,29 @@ class TicketingService:
             self._changes.clear()
         s = self.rt.settings
         now = clock.now()
-        with write_transaction(self.rt.sessions) as session:
-            result = service.tick(session, policy=self.policy, now=now, hold_down_s=s.ticket_hold_down_s,
-                                  verify_timeout_s=s.ticket_verify_timeout_s,
-                                  reopen_window_s=s.ticket_reopen_window_s)  # fmt: skip
-            if changes:  # children correlated to a root whose ticket exists (or was just opened above)
-                service.on_alarm_changes(session, changes, now=now)
+        if self.leadership is not None and not self.leadership.leading:
+            # the leader's engine published these, and the leader's ticketing handles them
+            return service.TickResult([], [], [], [])
+        try:
+            with fenced_transaction(self.rt.sessions, self.leadership) as session:
+                result = self._tick(session, changes, now)
+        except NotLeader as exc:
+            log.warning("ticket round not written: %s", exc)
+            return service.TickResult([], [], [], [])
         self._rounds += 1
         if self._rounds % 720 == 1:
             cutoff = now - timedelta(hours=s.ticket_idempotency_retention_h)
             with write_transaction(self.rt.sessions) as session:
                 service.purge_idempotency(session, older_than=cutoff)
+        return result
+
+    def _tick(self, session: Session, changes: list[AlarmChange], now: datetime) -> service.TickResult:
+        s = self.rt.settings
+        result = service.tick(session, policy=self.policy, now=now, hold_down_s=s.ticket_hold_down_s,
+                              verify_timeout_s=s.ticket_verify_timeout_s,
+                              reopen_window_s=s.ticket_reopen_window_s)  # fmt: skip
+        if changes:  # children correlated to a root whose ticket exists (or was just opened above)
+            service.on_alarm_changes(session, changes, now=now)
         return result
 
     async def start(self) -> None:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
@@ -14,9 +14,12 @@ from faultloop.runtime import Runtime
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", summary="Liveness: the process answers")
-def healthz() -> dict[str, str]:
-    return {"status": "ok"}
+@router.get("/healthz", summary="Liveness: the process answers; its role and whether it leads")
+def healthz(request: Request) -> dict[str, Any]:
+    """``role`` (all, central, collector); ``leader``: whether this instance runs the singleton
+    loops (alarm engine, ticket timers, notifier, provisioning tick), ``epoch`` its fencing epoch,
+    ``election`` postgresql or local (SQLite: one process, always the leader)."""
+    return {"status": "ok", **request.app.state.node_status()}
 
 
 @router.get("/readyz", summary="Readiness: database reachable and migrations current")

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from fastapi import FastAPI, Response
 
 from alarms.bus import AlarmBus
+from alarms.fanout import StreamFanout
 from alarms.notify import Notifier
 from alarms.notify import load_config as load_notify_config
 from alarms.runner import AlarmEngine
@@ -37,6 +38,7 @@ from collectors.traps import TrapReceiverService
 from faultloop.broker import BrokerError, BrokerLink, Publisher, Spool
 from faultloop.cmd.collector import DirectoryPublisher, Membership, RemoteDirectory, collector_name
 from faultloop.events import DurableSink, ObservationSink, Service
+from faultloop.leader import Leadership, cluster_id, leadership_for
 from faultloop.runtime import (  # noqa: F401 - re-exported: the app is where callers look for them
     Runtime,
     StartupError,
@@ -64,6 +66,8 @@ class Pipeline:
 
     services: list[Service] = field(default_factory=list)
     handles: ServiceHandles | None = None
+    # who runs the singleton loops here (None: a pipeline without them, e.g. a collector)
+    leadership: Leadership | None = None
 
     async def start(self) -> None:
         started: list[Service] = []
@@ -90,38 +94,68 @@ class Pipeline:
 
 
 def build_pipeline(rt: Runtime, sink: ObservationSink | None = None) -> Pipeline:
-    """The flow of one faultloop process, wired here and only here.
+    """The flow of one faultloop process, for its role (``FAULTLOOP_ROLE``), wired here and only here.
 
     collectors --(faultloop.events.ObservationSink)--> alarms --(after commit)--> ticketing,
     notifications, live stream, metrics; provisioning and config backups report to the same sink.
     ``sink`` replaces the alarm engine as the collectors' intake (tests pass a recorder).
+    Role ``all`` runs everything; ``central`` everything but the collectors; ``collector`` is
+    built by ``build_collector`` (no database) and run by ``run_collector``.
     """
-    pipeline = Pipeline()
     settings = rt.settings
-    # Alarm engine first (started first, stopped last): the collectors' sink unless one is given.
-    # Its bus publishes alarm changes after each commit; ticketing, notifications and the live
-    # stream subscribe here with alarm_bus.subscribe(name, callback).
+    if settings.role == "collector":  # no database: faultloop serve runs it through run_collector
+        raise StartupError("FAULTLOOP_ROLE: collector runs without a database (run_collector), not in build_pipeline")
+    pipeline = Pipeline()
+    # Leader election first (started first, stopped last): the singleton loops below (alarm engine
+    # rounds, ticket timers, notifier, provisioning tick) run only while this instance leads, their
+    # writes fenced. SQLite: one process, always the leader.
+    leadership = leadership_for(rt.engine, lease_s=settings.leader_lease_s)
+    pipeline.leadership = leadership
+    pipeline.services.append(leadership)
+    # Alarm engine (started before its producers, stopped after them): the collectors' sink unless
+    # one is given. Its bus publishes alarm changes after each commit; ticketing, notifications and
+    # the live stream subscribe here with alarm_bus.subscribe(name, callback).
     alarm_bus = AlarmBus()
     engine: AlarmEngine | None = None
     if sink is None:
-        engine = AlarmEngine(rt, alarm_bus)
+        engine = AlarmEngine(rt, alarm_bus, leadership=leadership)
         pipeline.services.append(engine)
         sink = engine
     pipeline.services += central_intake(rt, sink)
-    # Live stream for the dashboard: GET /api/v1/alarms/stream (server-sent events).
+    # Live stream for the dashboard: GET /api/v1/alarms/stream (server-sent events); with a broker,
+    # fanned out to the dashboards of every instance (only the leader's engine publishes changes).
     alarm_bus.subscribe("live stream", ALARM_STREAM.publish)
+    if settings.nats_url:
+        fanout = StreamFanout(settings.nats_url, ALARM_STREAM, cluster=lambda: cluster_id(rt.engine))
+        alarm_bus.subscribe("live stream fan-out", fanout.publish)
+        pipeline.services.append(fanout)
     # Notifications: webhook / e-mail per the routes file, from an outbox (at-least-once): the engine
     # writes the rows in the transaction of the change; the bus only wakes the delivery.
     if settings.alarm_notify_file is not None:
-        notifier = Notifier(rt, load_notify_config(settings.alarm_notify_file))
+        notifier = Notifier(rt, load_notify_config(settings.alarm_notify_file), leadership=leadership)
         if engine is not None:
             engine.add_outbox("notifications", notifier.enqueue)
         alarm_bus.subscribe("notifications", notifier.on_alarm_changes)
         pipeline.services.append(notifier)
     # Ticketing: alarm changes (after commit) -> tickets opened, children attached, verify/reopen, SLA timers.
-    tickets = TicketingService(rt)
+    tickets = TicketingService(rt, leadership=leadership)
     alarm_bus.subscribe("ticketing", tickets.on_alarm_changes)
     pipeline.services.append(tickets)
+    # SSH sink: a config_changed that no service order explains is followed by an unplanned_change event.
+    ssh_sink = UnplannedChangeSink(sink, rt.sessions, grace_s=settings.provisioning_window_grace_s)
+    poller = add_collectors(pipeline, rt, sink=sink, ssh_sink=ssh_sink) if settings.role == "all" else None
+    # Provisioning: approved orders run when their change window opens (pushes report to the sink).
+    pipeline.services.append(ProvisioningService(rt, sink=sink, leadership=leadership))
+    # The API's handles: on-demand work reports exactly where the scheduled work does.
+    pipeline.handles = service_handles(rt, poller=poller, sink=sink, backup_sink=ssh_sink)
+    return pipeline
+
+
+def add_collectors(
+    pipeline: Pipeline, rt: Runtime, *, sink: ObservationSink, ssh_sink: ObservationSink
+) -> PollerService:
+    """The collectors of role ``all``: poller, trap and syslog receivers, SSH collection and backups."""
+    settings = rt.settings
     # SNMP poller: every inventory device with SNMP settings, on its interval; findings go to the sink.
     poller = PollerService(rt, sink)
     pipeline.services.append(poller)
@@ -137,15 +171,9 @@ def build_pipeline(rt: Runtime, sink: ObservationSink | None = None) -> Pipeline
             pipeline.services.append(TrapReceiverService(settings=settings, sink=sink, directory=directory))
         if settings.syslog_enabled:
             pipeline.services.append(SyslogReceiverService(settings=settings, sink=sink, directory=directory))
-    # SSH: scheduled show commands and config backups; config_changed / host_key_changed go to the sink,
-    # and a config_changed that no service order explains is followed by an unplanned_change event.
-    ssh_sink = UnplannedChangeSink(sink, rt.sessions, grace_s=settings.provisioning_window_grace_s)
+    # SSH: scheduled show commands and config backups; config_changed / host_key_changed go to the sink.
     pipeline.services.append(CliCollectorService(rt, sink=ssh_sink))
-    # Provisioning: approved orders run when their change window opens (pushes report to the sink).
-    pipeline.services.append(ProvisioningService(rt, sink=sink))
-    # The API's handles: on-demand work reports exactly where the scheduled work does.
-    pipeline.handles = service_handles(rt, poller=poller, sink=sink, backup_sink=ssh_sink)
-    return pipeline
+    return poller
 
 
 def central_intake(rt: Runtime, sink: ObservationSink) -> list[Service]:
@@ -253,15 +281,16 @@ async def run_collector(settings: Settings, *, announce: Callable[[], None] | No
 
 
 def service_handles(
-    rt: Runtime, *, poller: PollerService, sink: ObservationSink, backup_sink: ObservationSink
+    rt: Runtime, *, poller: PollerService | None, sink: ObservationSink, backup_sink: ObservationSink
 ) -> ServiceHandles:
-    """The running services as the API sees them (``api.services``)."""
+    """The running services as the API sees them (``api.services``). Without a poller (role
+    ``central``) a poll-now runs through a fresh engine in the request and no live rates exist."""
 
     async def poll(device_id: int) -> tuple[PollResult, DeviceTracker]:
         return await poll_now(rt, device_id, poller)
 
     def live_interfaces(device_id: int) -> dict[int, InterfaceState] | None:
-        tracker = poller.trackers.get(device_id)
+        tracker = poller.trackers.get(device_id) if poller is not None else None
         return tracker.last.interfaces if tracker is not None and tracker.last is not None else None
 
     def backup(device_id: int, *, actor: str) -> BackupOutcome:
@@ -290,7 +319,15 @@ def create_app(rt: Runtime, pipeline: Pipeline | None = None, *, own_pipeline: b
         finally:
             await pipeline.stop()
 
-    return create_api(rt, lifespan=lifespan, services=pipeline.handles)
+    return create_api(rt, lifespan=lifespan, services=pipeline.handles, node_status=lambda: node_status(rt, pipeline))
+
+
+def node_status(rt: Runtime, pipeline: Pipeline) -> dict[str, object]:
+    """/healthz: this instance's role and, where it runs singleton loops, its leadership."""
+    status: dict[str, object] = {"role": rt.settings.role}
+    if pipeline.leadership is not None:
+        status.update(pipeline.leadership.status())
+    return status
 
 
 def settle_heap() -> None:

@@ -17,6 +17,7 @@ def all_metadata() -> MetaData:
     import faultloop.accounts.models  # noqa: F401
     import faultloop.audit.models  # noqa: F401
     import faultloop.inbox  # noqa: F401
+    import faultloop.leader  # noqa: F401
     import inventory.models  # noqa: F401
     import provisioning.models  # noqa: F401
     import ticketing.models  # noqa: F401

@@ -5,7 +5,7 @@ file_runtime = cli_lab.file_runtime  # a runtime on its own SQLite file, with re
 
 def test_healthz(client):
     r = client.get("/healthz")
-    assert r.status_code == 200 and r.json() == {"status": "ok"}
+    assert r.status_code == 200 and r.json() == {"status": "ok", "role": "all"}
 
 
 def test_readyz_reports_database_and_migrations(client):

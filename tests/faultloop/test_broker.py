@@ -361,7 +361,7 @@ def test_central_wiring_only_with_a_nats_url(runtime, nats_settings, vault, db_e
     assert "nats link" not in names and "nats intake" not in names  # `make demo` needs no broker
     rt = Runtime(settings=nats_settings, engine=db_engine, sessions=committed, vault=vault)
     names = [s.name for s in build_pipeline(rt).services]
-    assert names[:3] == ["alarms", "nats link", "nats intake"]
+    assert names[:4] == ["leadership", "alarms", "nats link", "nats intake"]
 
     class Recorder:
         def submit_events(self, events):

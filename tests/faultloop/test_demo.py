@@ -50,7 +50,8 @@ def test_demo_serves_the_lab_inventory_with_the_printed_credentials(tmp_path):
         token = re.search(r"API token:\s+(flt_\S+)", text).group(1)
         password = re.search(r"password (\S+) \(shown once\)", text).group(1)
         base = f"http://127.0.0.1:{port}"
-        assert httpx.get(f"{base}/healthz").json() == {"status": "ok"}
+        health = httpx.get(f"{base}/healthz").json()
+        assert health == {"status": "ok", "role": "all", "election": "local", "leader": True, "epoch": 0}
         devices = httpx.get(f"{base}/api/v1/devices", headers={"Authorization": f"Bearer {token}"}).json()
         assert devices["total"] == 20
         login = httpx.post(f"{base}/api/v1/auth/token", json={"username": "admin", "password": password})

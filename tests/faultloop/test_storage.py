@@ -151,10 +151,20 @@ def test_insert_rows_stores_what_an_insert_would_on_every_backend(session):
     local = datetime(2026, 3, 1, 12, 0, tzinfo=timezone(timedelta(hours=2)))
     rows = [
         {
-            "received_at": local, "time": local + timedelta(seconds=i), "source": "trap", "device": f"r{i}",
-            "managed_object": "", "event_type": "linkDown", "severity": "major", "probable_cause": "",
-            "specific_problem": "", "description": 'tab\there, newline\nthere, back\\slash, "quote"',
-            "raw": {"ifIndex": i, "text": "ü\t\n\\"}, "processed": True, "action": "raise", "reduction_key": None,
+            "received_at": local,
+            "time": local + timedelta(seconds=i),
+            "source": "trap",
+            "device": f"r{i}",
+            "managed_object": "",
+            "event_type": "linkDown",
+            "severity": "major",
+            "probable_cause": "",
+            "specific_problem": "",
+            "description": 'tab\there, newline\nthere, back\\slash, "quote"',
+            "raw": {"ifIndex": i, "text": "ü\t\n\\"},
+            "processed": True,
+            "action": "raise",
+            "reduction_key": None,
             "alarm_id": None,
         }  # fmt: skip
         for i in range(3)

@@ -38,19 +38,31 @@ app = typer.Typer(
 def serve(
     host: Annotated[str | None, typer.Option(help="Overrides FAULTLOOP_HOST")] = None,
     port: Annotated[int | None, typer.Option(help="Overrides FAULTLOOP_PORT")] = None,
+    role: Annotated[
+        str | None,
+        typer.Option(help="all (default: everything), central (no collectors) or collector; overrides FAULTLOOP_ROLE"),
+    ] = None,
 ) -> None:
     """Run the service: HTTP API, pollers, receivers, alarm engine, ticketing."""
-    from faultloop.cmd.app import run_service
+    from faultloop.cmd.app import run_collector, run_service
 
-    overrides: dict[str, Any] = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
+    overrides: dict[str, Any] = {k: v for k, v in (("host", host), ("port", port), ("role", role)) if v is not None}
     settings = load_settings(**overrides)
     configure_logging(settings)
+    if settings.role == "collector":  # no database: devices come from central over NATS
+        where = f"http://{settings.host}:{settings.port}"
+        asyncio.run(run_collector(settings, announce=lambda: err.print(f"faultloop (collector) listening on {where}")))
+        return
     rt = build_runtime(settings)
     check_database(rt)
     database = safe_url(settings.effective_database_url)
-    err.print(f"faultloop listening on http://{settings.host}:{settings.port}  (database {database})")
+    where = f"http://{settings.host}:{settings.port}"
+
+    def announce() -> None:  # once the socket listens: a start-up error is then the only line printed
+        err.print(f"faultloop ({settings.role}) listening on {where}  (database {database})")
+
     with service_running(settings):
-        asyncio.run(run_service(rt))
+        asyncio.run(run_service(rt, announce=announce))
 
 
 # Registration order is the order of `faultloop --help`.
