@@ -125,7 +125,9 @@ def build_pipeline(rt: Runtime, sink: ObservationSink | None = None) -> Pipeline
         )
         pipeline.services.append(directory)
         if settings.trap_enabled:
-            pipeline.services.append(TrapReceiverService(settings=settings, sink=sink, directory=directory))
+            pipeline.services.append(
+                TrapReceiverService(settings=settings, sink=sink, directory=directory, sessions=rt.sessions)
+            )
         if settings.syslog_enabled:
             pipeline.services.append(SyslogReceiverService(settings=settings, sink=sink, directory=directory))
     # SSH: scheduled show commands and config backups; config_changed / host_key_changed go to the sink,
