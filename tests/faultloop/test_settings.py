@@ -35,6 +35,8 @@ def test_environment_and_toml(monkeypatch, tmp_path):
             "FAULTLOOP_DATABASE_URL (database_url): Value error, expected a sqlite",
         ),
         ({"FAULTLOOP_LOG_LEVEL": "LOUD"}, "FAULTLOOP_LOG_LEVEL"),
+        ({"FAULTLOOP_POLL_MAX_INTERFACES": "0"}, "FAULTLOOP_POLL_MAX_INTERFACES (poll_max_interfaces)"),
+        ({"FAULTLOOP_SSH_MAX_OUTPUT_BYTES": "100"}, "FAULTLOOP_SSH_MAX_OUTPUT_BYTES (ssh_max_output_bytes)"),
     ],
 )
 def test_invalid_values_name_the_setting(monkeypatch, env, expected):
