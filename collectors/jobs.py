@@ -225,16 +225,23 @@ class PollerService:
                 )
             return out
 
-    def _baselines(self, device_ids: set[int] | None) -> dict[int, tuple[bool | None, dict[int, str]]]:
-        """Per device: (reachable, {ifIndex: oper status}) as the last polls left them in the
-        database; of ``device_ids`` only (None: every device, as at the first sync)."""
+    def _baselines(
+        self, device_ids: set[int] | None
+    ) -> dict[int, tuple[bool | None, dict[int, str], dict[int, str]]]:
+        """Per device: (reachable, {ifIndex: oper status}, {ifIndex: display name}) as the last
+        polls left them in the database; of ``device_ids`` only (None: every device, as at the
+        first sync)."""
         with transaction(self.rt.sessions) as session:
             query = select(DevicePollState.device_id, DevicePollState.reachable)
             if device_ids is not None:
                 query = query.where(DevicePollState.device_id.in_(sorted(device_ids)))
             reachable = dict(session.execute(query).all())
             oper = queries.known_oper_status(session, device_ids=device_ids)
-        return {i: (reachable.get(i), oper.get(i, {})) for i in reachable.keys() | oper.keys()}
+            names = queries.known_interface_names(session, device_ids=device_ids)
+        return {
+            i: (reachable.get(i), oper.get(i, {}), names.get(i, {}))
+            for i in reachable.keys() | oper.keys() | names.keys()
+        }
 
     async def sync(self) -> None:
         """Follow the inventory: schedule new devices, drop deleted ones, apply new intervals."""
@@ -255,10 +262,10 @@ class PollerService:
             self.devices[dev.id] = dev
             tracker = self.trackers.get(dev.id)
             if tracker is None:
-                reachable, oper = baselines.get(dev.id, (None, {}))
+                reachable, oper, names = baselines.get(dev.id, (None, {}, {}))
                 tracker = self.trackers[dev.id] = DeviceTracker(
                     dev.hostname, unreachable_after=self.rt.settings.unreachable_after, reachable=reachable,
-                    baseline_oper=oper,
+                    baseline_oper=oper, names=names,
                 )  # fmt: skip
             tracker.device, tracker.site = dev.hostname, dev.site
             if self.scheduler is not None and (old is None or old.interval_s != dev.interval_s):
@@ -302,7 +309,7 @@ class PollerService:
                     s = self.rt.settings
                     result = await poll_device(
                         self.client, dev.hostname, target, now=now, cs=self.cs,
-                        max_rows=s.poll_max_rows, max_s=s.poll_max_walk_s,
+                        max_rows=s.poll_max_rows, max_s=s.poll_max_walk_s, max_interfaces=s.poll_max_interfaces,
                     )  # fmt: skip
         tracker.observe(result, now.timestamp())
         self.stats.polls += 1
@@ -350,17 +357,24 @@ class PollerService:
             if not batch:
                 return
             try:
-                await asyncio.to_thread(self._write, batch)
+                names = await asyncio.to_thread(self._write, batch)
             except Exception:
                 # The database is away: the results are lost, but the findings still go to the
                 # engine's in-memory queue, which retries its own writes and counts what it drops.
                 self.stats.write_errors += len(batch)
                 self._publish(batch, stored=False)
                 raise
+        for device_id, stored in names.items():  # committed: the next polls name ports as stored
+            tracker = self.trackers.get(device_id)
+            if tracker is not None:
+                tracker.names = stored
         self.stats.written += len(batch)
         self._publish(batch)
 
-    def _write(self, batch: list[_Pending]) -> None:
+    def _write(self, batch: list[_Pending]) -> dict[int, dict[int, str]]:
+        """Store a batch in one transaction; returns the stored display names per device."""
+        names: dict[int, dict[int, str]] = {}
+        max_interfaces = self.rt.settings.poll_max_interfaces
         with write_transaction(self.rt.sessions) as session:
             known = queries.existing_device_ids(session, (p.device_id for p in batch))
             for p in batch:
@@ -368,11 +382,17 @@ class PollerService:
                     continue
                 try:
                     with session.begin_nested():  # one bad row never loses the rest of the batch
-                        write_result(session, p.device_id, p.result, p.reachable, p.failures)
+                        stored = write_result(
+                            session, p.device_id, p.result, p.reachable, p.failures, max_interfaces=max_interfaces
+                        )
                 except (SQLAlchemyError, InvalidInput) as exc:
                     self.stats.write_errors += 1
                     log.error("storing the poll of %s failed: %s", p.result.device, type(exc).__name__)
+                else:
+                    if stored:
+                        names[p.device_id] = stored
             _store_findings(self.sink, session, [e for p in batch if p.device_id in known for e in p.result.events])
+        return names
 
     def _publish(self, batch: list[_Pending], *, stored: bool = True) -> None:
         if self.sink is None:
@@ -394,10 +414,23 @@ class PollerService:
         return await asyncio.to_thread(run)
 
 
-def write_result(session: Session, device_id: int, result: PollResult, reachable: bool | None, failures: int) -> None:
-    service.record_poll(session, device_id=device_id, result=result, reachable=reachable, failures=failures)
+def write_result(
+    session: Session,
+    device_id: int,
+    result: PollResult,
+    reachable: bool | None,
+    failures: int,
+    *,
+    max_interfaces: int | None = None,
+) -> dict[int, str]:
+    """Store one poll; returns the inventory's display name of each polled ifIndex."""
+    names = service.record_poll(
+        session, device_id=device_id, result=result, reachable=reachable, failures=failures,
+        max_interfaces=max_interfaces,
+    )  # fmt: skip
     if result.ok and result.snapshot is not None:
         service.apply_neighbors(session, device_id=device_id, neighbors=result.snapshot.neighbors, now=result.time)
+    return names
 
 
 async def poll_now(
@@ -424,25 +457,36 @@ async def poll_now(
         hostname, snmp = await asyncio.to_thread(target)
         if snmp is None:
             raise InvalidInput(f"device {hostname!r} has no SNMP settings to poll with", field="snmp")
-        tracker = DeviceTracker(hostname, unreachable_after=1)
+        def known_names() -> dict[int, str]:
+            with transaction(rt.sessions) as session:
+                return queries.known_interface_names(session, device_ids=[device_id]).get(device_id, {})
+
+        tracker = DeviceTracker(hostname, unreachable_after=1, names=await asyncio.to_thread(known_names))
         now = clock.now()
         client = SnmpClient()
         try:
             result = await poll_device(
-                client, hostname, snmp, now=now, max_rows=s.poll_max_rows, max_s=s.poll_max_walk_s
-            )
+                client, hostname, snmp, now=now, max_rows=s.poll_max_rows, max_s=s.poll_max_walk_s,
+                max_interfaces=s.poll_max_interfaces,
+            )  # fmt: skip
         finally:
             client.close()
         tracker.observe(result, now.timestamp())
 
     sink = poller.sink if poller is not None else None
 
-    def write() -> None:
+    def write() -> dict[int, str]:
         with write_transaction(rt.sessions) as session:
-            write_result(session, device_id, result, tracker.reachable, tracker.failures)
+            names = write_result(
+                session, device_id, result, tracker.reachable, tracker.failures,
+                max_interfaces=rt.settings.poll_max_interfaces,
+            )  # fmt: skip
             _store_findings(sink, session, result.events)
+        return names
 
-    await asyncio.to_thread(write)
+    names = await asyncio.to_thread(write)
+    if names:
+        tracker.names = names
     if sink is not None:
         _hand_over(sink, result.events)
     return result, tracker

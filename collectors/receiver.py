@@ -24,7 +24,7 @@ import logging
 import os
 import socket
 from collections import Counter as Tally
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -34,7 +34,8 @@ from prometheus_client import Counter, Gauge
 from sqlalchemy.orm import Session, sessionmaker
 
 from faultloop import clock
-from faultloop.events import Event, ObservationSink
+from faultloop.db import write_transaction
+from faultloop.events import DurableSink, Event, ObservationSink
 from faultloop.metrics import REGISTRY
 from faultloop.signals import ChangeSignal
 from inventory import queries
@@ -88,6 +89,24 @@ class Handled:
 
 # data, source address, receive time -> Handled; raises Malformed / Rejected / anything (counted)
 Handler = Callable[[bytes, str, datetime], Handled]
+# events -> written to the durable queue and committed (blocking, run in a thread); raises if not
+Store = Callable[[list[Event]], None]
+ACKED_REMEMBERED = 4096  # answered Informs remembered, so a retransmission is answered, not stored again
+
+
+def durable_store(sessions: sessionmaker[Session], sink: ObservationSink) -> Store | None:
+    """How a receiver makes an event durable before it acknowledges it (an SNMP Inform): the
+    sink's durable queue (the alarm engine's ``alarm_events``), committed in a transaction of its
+    own, then the sink is woken. None when the sink keeps events in memory only."""
+    if not isinstance(sink, DurableSink):
+        return None
+
+    def store(events: list[Event]) -> None:
+        with write_transaction(sessions) as session:
+            sink.store_events(session, events)
+        sink.events_stored()
+
+    return store
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +230,7 @@ class ReceiverService:
         handler: Handler,
         sink: ObservationSink,
         metrics: ReceiverMetrics,
+        store: Store | None = None,
     ) -> None:
         self.receiver = UdpReceiver(
             name=self.name,
@@ -222,6 +242,7 @@ class ReceiverService:
             queue_size=settings.receiver_queue_size,
             rate_per_source=settings.receiver_rate_per_source,
             burst_per_source=settings.receiver_burst_per_source,
+            store=store,
         )
 
     async def start(self) -> None:
@@ -247,8 +268,16 @@ class UdpReceiver:
         rate_per_source: float,
         burst_per_source: int,
         batch_size: int = 256,
+        store: Store | None = None,
     ) -> None:
         self.name = name
+        self.store = store
+        # Informs being stored (their retransmissions are not stored again) and answered ones
+        # (a retransmission gets the same answer): keyed by sender and answer, which for v1/v2c
+        # carries the request id and varbinds of the Inform
+        self._storing: set[tuple[tuple[str, int], bytes]] = set()
+        self._acked: OrderedDict[tuple[tuple[str, int], bytes], None] = OrderedDict()
+        self._store_tasks: set[asyncio.Task[None]] = set()
         self.host = host
         self.port = port
         self.handler = handler
@@ -314,6 +343,8 @@ class UdpReceiver:
                 await self._worker
             self._worker = None
         self._process_batch(len(self._queue))  # what was accepted is not silently lost
+        if self._store_tasks:  # Informs being stored: answered if their write commits
+            await asyncio.gather(*self._store_tasks, return_exceptions=True)
         if self._sock is not None:
             self._sock.close()
             self._sock = None
@@ -393,6 +424,8 @@ class UdpReceiver:
 
     def _process_batch(self, limit: int) -> None:
         events: list[Event] = []
+        replies: list[tuple[bytes, tuple[str, int]]] = []
+        informs: list[tuple[Handled, tuple[str, int]]] = []
         queue = self._queue
         for _ in range(min(limit, len(queue))):
             data, addr, received_at = queue.popleft()
@@ -404,19 +437,74 @@ class UdpReceiver:
             except Exception as exc:  # malformed input must never stop the listener
                 self._malformed(addr[0], received_at, exc)
                 continue
+            if handled.reply is not None and self.store is not None:
+                self._inform(handled, addr, informs)
+                continue
             if handled.event is not None:
                 events.append(handled.event)
-            if handled.reply is not None and self._sock is not None:
-                try:
-                    self._sock.sendto(handled.reply, addr)
-                except OSError as exc:  # a full send buffer or an unreachable sender: the sender retries
-                    log.debug("%s: reply to %s failed: %s", self.name, addr[0], exc)
+            if handled.reply is not None:
+                replies.append((handled.reply, addr))
         if events:
             if self.sink.submit_events(events):
                 self.stats["events"] += len(events)
             else:
                 self._drop("sink_refused", len(events))
+                replies = []  # not taken: the Informs among them go unanswered, their senders retry
+        for reply, addr in replies:
+            self._reply(reply, addr)
+        if informs:
+            task = asyncio.get_running_loop().create_task(self._store_informs(informs))
+            self._store_tasks.add(task)
+            task.add_done_callback(self._store_tasks.discard)
         self._depth.set(len(queue))
+
+    def _reply(self, reply: bytes, addr: tuple[str, int]) -> None:
+        if self._sock is None:
+            return
+        try:
+            self._sock.sendto(reply, addr)
+        except OSError as exc:  # a full send buffer or an unreachable sender: the sender retries
+            log.debug("%s: reply to %s failed: %s", self.name, addr[0], exc)
+
+    def _inform(self, handled: Handled, addr: tuple[str, int], informs: list[tuple[Handled, tuple[str, int]]]) -> None:
+        """An Inform is acknowledged only once its event is durable: queued for the store here;
+        a retransmission of one being stored is dropped, of one answered is answered again."""
+        assert handled.reply is not None
+        key = (addr, handled.reply)
+        if key in self._acked:
+            self.stats["inform_retransmitted"] += 1
+            self._reply(handled.reply, addr)
+            return
+        if key in self._storing:
+            self.stats["inform_retransmitted"] += 1
+            return
+        self._storing.add(key)
+        self.stats["inform_storing"] += 1
+        informs.append((handled, addr))
+
+    async def _store_informs(self, informs: list[tuple[Handled, tuple[str, int]]]) -> None:
+        assert self.store is not None
+        events = [h.event for h, _ in informs if h.event is not None]
+        try:
+            if events:
+                await asyncio.to_thread(self.store, events)
+        except Exception as exc:  # the database refused (locked, down): no answer, the sender retries
+            self._drop("store_failed", len(informs))
+            log.warning("%s: storing %d Inform(s) failed (%s); unanswered, the senders retry",
+                        self.name, len(informs), type(exc).__name__)  # fmt: skip
+            for handled, addr in informs:
+                self._storing.discard((addr, handled.reply or b""))
+            return
+        self.stats["events"] += len(events)
+        for handled, addr in informs:
+            assert handled.reply is not None
+            key = (addr, handled.reply)
+            self._storing.discard(key)
+            self._acked[key] = None
+            if len(self._acked) > ACKED_REMEMBERED:
+                self._acked.popitem(last=False)
+            self._reply(handled.reply, addr)
+        self.stats["inform_acknowledged"] += len(informs)
 
     def _drop(self, reason: str, n: int = 1) -> None:
         self.stats[f"dropped:{reason}"] += n

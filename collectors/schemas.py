@@ -11,6 +11,7 @@ class InterfaceStatusOut(BaseModel):
     name: str
     if_index: int | None
     description: str
+    alias: str = ""
     admin_status: str
     oper_status: str
     speed_mbps: int | None

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from collectors.models import DevicePollState, InterfaceSample
 from collectors.schemas import DeviceStatusOut, InterfaceStatusOut, PollSettingsIn, PollSettingsOut, SampleOut
-from collectors.snmp_poll import InterfaceState, Neighbor, PollResult
+from collectors.snmp_poll import POLL_TRUNCATED, InterfaceState, Neighbor, PollResult
 from faultloop.audit import service as audit
 from faultloop.errors import InvalidInput, NotFound
 from inventory import queries
@@ -39,8 +39,18 @@ def _state_row(session: Session, device_id: int) -> DevicePollState:
     return row
 
 
-def record_poll(session: Session, *, device_id: int, result: PollResult, reachable: bool | None, failures: int) -> None:
-    """Latest state, interface status and samples of one poll."""
+def record_poll(
+    session: Session,
+    *,
+    device_id: int,
+    result: PollResult,
+    reachable: bool | None,
+    failures: int,
+    max_interfaces: int | None = None,
+) -> dict[int, str]:
+    """Latest state, interface status and samples of one poll; returns the display name the
+    inventory keeps for each polled ifIndex (empty for a failed poll). Ports beyond
+    ``max_interfaces`` inventory rows of the device are not added (counted as truncated)."""
     row = _state_row(session, device_id)
     row.reachable = reachable
     row.consecutive_failures = failures
@@ -49,7 +59,7 @@ def record_poll(session: Session, *, device_id: int, result: PollResult, reachab
     if not result.ok or result.snapshot is None:
         row.last_error = result.error[:255]
         session.flush()
-        return
+        return {}
     snap = result.snapshot
     row.last_error = ""
     row.last_success_at = result.time
@@ -60,8 +70,10 @@ def record_poll(session: Session, *, device_id: int, result: PollResult, reachab
     row.sys_object_id = snap.sys_object_id[:255]
     row.cpu_percent = snap.cpu_percent
     row.memory_percent = snap.memory_percent
-    inventory.sync_interfaces(
+    synced = inventory.sync_interfaces(
         session,
+        max_interfaces=max_interfaces,
+        complete=not result.truncated,
         device_id=device_id,
         observed=[
             ObservedInterface(
@@ -75,8 +87,11 @@ def record_poll(session: Session, *, device_id: int, result: PollResult, reachab
             for i in snap.interfaces.values()
         ],
     )
+    if synced.refused:
+        POLL_TRUNCATED.labels(reason="interfaces").inc()
     add_samples(session, device_id=device_id, result=result)
     session.flush()
+    return synced.names
 
 
 def add_samples(session: Session, *, device_id: int, result: PollResult) -> int:
@@ -140,6 +155,7 @@ def device_status(
                 name=i.name,
                 if_index=i.if_index,
                 description=i.description,
+                alias=i.alias,
                 admin_status=i.admin_status,
                 oper_status=i.oper_status,
                 speed_mbps=i.speed_mbps,

@@ -21,6 +21,7 @@ from collectors.collection_set import HR_STORAGE_RAM, IF_STATUS, STANDARD, Colle
 from devices.snmp import Oid, SnmpClient, SnmpConfigError, SnmpError, SnmpTarget, Value
 from faultloop.events import Event, Sample
 from faultloop.metrics import REGISTRY
+from inventory.rules import display_name
 
 Rows = dict[tuple[int, ...], dict[str, Value]]  # index -> column name -> value
 COMMUNITY_VARBIND_BUDGET = 240
@@ -57,7 +58,8 @@ def table_rows(table: Table, walked: Mapping[Oid, Value]) -> Rows:
 
 POLL_TRUNCATED = Counter(
     "faultloop_poll_truncated",
-    "SNMP polls whose walk was cut short by FAULTLOOP_POLL_MAX_ROWS (rows) or FAULTLOOP_POLL_MAX_WALK_S (time)",
+    "SNMP polls cut short by FAULTLOOP_POLL_MAX_ROWS (rows), FAULTLOOP_POLL_MAX_WALK_S (time) or "
+    "FAULTLOOP_POLL_MAX_INTERFACES (interfaces: ports beyond it not kept, no inventory row made)",
     ["reason"],
     registry=REGISTRY,
 )
@@ -149,6 +151,7 @@ def interpret(scalars: Mapping[Oid, Value], walked: Mapping[Oid, Value], cs: Col
         itf.in_discards, itf.out_discards = _int(row.get("ifInDiscards")), _int(row.get("ifOutDiscards"))
         itf.discontinuity_cs = _int(x.get("ifCounterDiscontinuityTime"))
         snap.interfaces[idx[0]] = itf
+    _distinct_names(snap.interfaces)
     cpu_rows = tables.get("hrProcessorTable", {}).values()
     loads = [v for r in cpu_rows if (v := _int(r.get("hrProcessorLoad"))) is not None]
     if loads:
@@ -190,6 +193,27 @@ def interpret(scalars: Mapping[Oid, Value], walked: Mapping[Oid, Value], cs: Col
     return snap
 
 
+def _distinct_names(interfaces: Mapping[int, InterfaceState]) -> None:
+    """Devices repeat ifNames (two ``lo0``): the lowest ifIndex shows the name, each other one
+    ``<ifName>#<ifIndex>`` (the inventory's rule, ``inventory.service.display_name``), so alarms,
+    metrics and samples never mix two ports. The inventory's stored names win once known
+    (``DeviceTracker.names``)."""
+    taken: set[str] = set()
+    for idx in sorted(interfaces):
+        itf = interfaces[idx]
+        itf.name = display_name(itf.name, idx, taken)
+        taken.add(itf.name)
+
+
+def cap_interfaces(snap: Snapshot, max_interfaces: int) -> bool:
+    """Keep the ``max_interfaces`` lowest ifIndexes of a (hostile) agent's table; True if cut."""
+    if len(snap.interfaces) <= max_interfaces:
+        return False
+    keep = sorted(snap.interfaces)[:max_interfaces]
+    snap.interfaces = {idx: snap.interfaces[idx] for idx in keep}
+    return True
+
+
 @dataclass(slots=True)
 class PollResult:
     device: str
@@ -199,7 +223,9 @@ class PollResult:
     error: str = ""
     timeout: bool = False
     snapshot: Snapshot | None = None
-    truncated: str = ""  # "rows" or "time": the walk hit FAULTLOOP_POLL_MAX_ROWS / _MAX_WALK_S
+    # "rows" / "time": the walk hit FAULTLOOP_POLL_MAX_ROWS / _MAX_WALK_S; "interfaces": the agent
+    # listed more than FAULTLOOP_POLL_MAX_INTERFACES ports
+    truncated: str = ""
     events: list[Event] = field(default_factory=list)
     samples: list[Sample] = field(default_factory=list)
     invalid_samples: int = 0
@@ -220,6 +246,7 @@ class DeviceTracker:
     failures: int = 0
     reachable: bool | None = None  # None: never polled
     baseline_oper: dict[int, str] = field(default_factory=dict)  # used by the first poll only
+    names: dict[int, str] = field(default_factory=dict)  # ifIndex -> the inventory's display name
     last: Snapshot | None = None
     last_time_s: float | None = None
     last_poll: datetime | None = None
@@ -252,6 +279,7 @@ class DeviceTracker:
                 )
             return
         snap = result.snapshot
+        self._name_ports(snap)
         self._truncation(result)
         was_unreachable = self.reachable is False
         self.failures = 0
@@ -348,12 +376,31 @@ class DeviceTracker:
             Sample(self.device, "interface_oper_up", 1.0 if itf.oper_status == "up" else 0.0, result.time, labels)
         )
 
+    def _name_ports(self, snap: Snapshot) -> None:
+        """Ports the inventory knows show its display name (stable: stored by ifIndex); a new port
+        keeps the snapshot's, unless that name is the inventory's for another ifIndex."""
+        if not self.names:
+            return
+        taken = {name for idx, name in self.names.items() if idx in snap.interfaces}
+        for idx in sorted(snap.interfaces):
+            itf = snap.interfaces[idx]
+            known = self.names.get(idx)
+            if known is not None:
+                itf.name = known
+            else:
+                itf.name = display_name(itf.name, idx, taken)
+                taken.add(itf.name)
+
     def _truncation(self, result: PollResult) -> None:
         """One warning on the device while its walks are cut short, cleared by the next whole walk
         (the alarm engine keeps it as one alarm, counted per poll)."""
         if result.truncated:
             self.truncated_polls += 1
-            what, setting = ("varbinds", "ROWS") if result.truncated == "rows" else ("seconds", "WALK_S")
+            what, setting = {
+                "rows": ("varbinds", "ROWS"),
+                "time": ("seconds", "WALK_S"),
+                "interfaces": ("interfaces", "INTERFACES"),
+            }[result.truncated]
             result.events.append(
                 Event(
                     source="poll",
@@ -363,8 +410,11 @@ class DeviceTracker:
                     time=result.time,
                     probable_cause="resourceAtOrNearingCapacity",
                     specific_problem=result.truncated,
-                    description=f"SNMP walk stopped at the {what} cap (FAULTLOOP_POLL_MAX_{setting}); "
-                    "the rest of the agent's tables was not read",
+                    description=f"SNMP poll stopped at the {what} cap (FAULTLOOP_POLL_MAX_{setting}); "
+                    "the rest of the agent's tables was not read"
+                    if result.truncated != "interfaces"
+                    else "the agent lists more interfaces than FAULTLOOP_POLL_MAX_INTERFACES; "
+                    "only the lowest ifIndexes are kept",
                 )
             )
         elif self.truncated:
@@ -398,9 +448,11 @@ async def poll_device(
     cs: CollectionSet = STANDARD,
     max_rows: int | None = None,
     max_s: float | None = None,
+    max_interfaces: int | None = None,
 ) -> PollResult:
     """Poll one device; failures come back as a result, never as an exception. The walk stops at
-    ``max_rows`` varbinds or ``max_s`` seconds; what it read is used and ``truncated`` says why."""
+    ``max_rows`` varbinds or ``max_s`` seconds; what it read is used and ``truncated`` says why.
+    Of more than ``max_interfaces`` ports, the lowest ifIndexes are kept (``truncated="interfaces"``)."""
     started = time.perf_counter()
     try:
         wanted = list(cs.scalars.values())
@@ -415,6 +467,8 @@ async def poll_device(
         if not any(oid in walked for oid in wanted):
             walked.update(await client.get(target, wanted))  # agents that refuse non-repeaters
         snap = interpret({oid: walked[oid] for oid in wanted if oid in walked}, walked, cs)
+        if max_interfaces is not None and cap_interfaces(snap, max_interfaces) and not truncated:
+            truncated = "interfaces"
     except SnmpError as exc:
         return PollResult(device, False, now, time.perf_counter() - started, error=str(exc), timeout=exc.timeout)
     except SnmpConfigError as exc:

@@ -14,7 +14,11 @@ What it guarantees:
 - one session per device at a time in this process (a per-device lock), so a backup
   and a provisioning push never interleave on one box;
 - every network step is bounded by ``FAULTLOOP_SSH_TIMEOUT_S`` (TCP connect, SSH banner,
-  authentication, each command's read).
+  authentication, each command's read);
+- every command's output is bounded by ``FAULTLOOP_SSH_MAX_OUTPUT_BYTES``: a (hostile) device
+  that sends more ends the session with ``OutputTooLarge`` (nothing of that output is kept),
+  counted in ``faultloop_ssh_output_capped_total`` and raised as one ``ssh_output_capped``
+  warning on the device, cleared by its next session that ends normally.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import paramiko
+from netmiko.channel import SSHChannel
 from netmiko.exceptions import NetmikoTimeoutException, ReadException
 from netmiko.ssh_dispatcher import CLASS_MAPPER
 from paramiko.ssh_exception import AuthenticationException, SSHException
@@ -80,6 +85,57 @@ def emit(sink: ObservationSink | None, events: list[Event]) -> None:
     if not sink.submit_events(events):
         EVENTS_REFUSED.inc(len(events))
         log.warning("sink refused %d event(s) (%s)", len(events), ", ".join(e.event_type for e in events))
+
+
+SSH_OUTPUT_CAPPED = Counter(
+    "faultloop_ssh_output_capped_total",
+    "SSH commands whose output passed FAULTLOOP_SSH_MAX_OUTPUT_BYTES (session closed, output dropped)",
+    ["source"],
+    registry=REGISTRY,
+)
+_RECV_BYTES = 65535
+
+
+class OutputTooLarge(DomainError):
+    """A command's output passed FAULTLOOP_SSH_MAX_OUTPUT_BYTES; the session was closed."""
+
+    status = 502
+    title = "Device output too large"
+
+
+class _CappedChannel(SSHChannel):
+    """netmiko's SSH channel, counting the bytes of the current command's output: past the cap it
+    raises instead of reading on (netmiko would otherwise keep all a device sends in memory)."""
+
+    def __init__(self, conn: Any, encoding: str, max_bytes: int, hostname: str) -> None:
+        super().__init__(conn, encoding)
+        self.max_bytes = max_bytes
+        self.hostname = hostname
+        self.read_bytes = 0
+        self.command = ""
+        self.capped = ""  # the error, once a command passed the cap: the session is done
+
+    def start(self, command: str) -> None:
+        self.read_bytes = 0
+        self.command = command
+
+    def read_buffer(self) -> str:
+        if self.remote_conn is None:
+            raise ReadException("Attempt to read, but there is no active channel.")
+        if not self.remote_conn.recv_ready():
+            return ""
+        data = self.remote_conn.recv(_RECV_BYTES)
+        if len(data) == 0:
+            raise ReadException("Channel stream closed by remote device.")
+        self.read_bytes += len(data)
+        if self.read_bytes > self.max_bytes:
+            self.capped = (
+                f"{self.hostname}: the output of {self.command[:80]!r} passed {self.max_bytes} bytes "
+                "(FAULTLOOP_SSH_MAX_OUTPUT_BYTES); session closed, nothing of it kept"
+            )
+            self.remote_conn.close()  # the device may go on sending: stop receiving it
+            raise OutputTooLarge(self.capped)
+        return str(data.decode(self.encoding, "ignore"))
 
 
 class DeviceBusy(Conflict):
@@ -185,20 +241,52 @@ def _load_pkey(text: str) -> paramiko.PKey:
     raise InvalidInput("stored SSH private key is not an OpenSSH/PEM ed25519, ECDSA or RSA key", field="ssh")
 
 
-def _pinned_driver(device_type: str, policy: PinnedHostKeyPolicy) -> type[Any]:
-    """The netmiko driver with a paramiko client that has no known-hosts and only our policy."""
-    base = CLASS_MAPPER[device_type]
+def _pinned_driver(
+    device_type: str, policy: PinnedHostKeyPolicy, max_output_bytes: int, hostname: str = ""
+) -> type[Any]:
+    """The netmiko driver with a paramiko client that has no known-hosts and only our policy, and
+    a channel that caps each command's output at ``max_output_bytes``."""
+    base: type[Any] = CLASS_MAPPER[device_type]
 
     def _build_ssh_client(self: Any) -> paramiko.SSHClient:
         client = paramiko.SSHClient()  # nothing loaded: every offered key reaches the policy
         client.set_missing_host_key_policy(policy)
         return client
 
-    return type(f"Pinned{base.__name__}", (base,), {"_build_ssh_client": _build_ssh_client})
+    def establish_connection(self: Any, *args: Any, **kwargs: Any) -> None:
+        base.establish_connection(self, *args, **kwargs)
+        self.channel = _CappedChannel(self.remote_conn, self.encoding, max_output_bytes, hostname)
+
+    def counted(name: str) -> Any:
+        method = getattr(base, name)
+
+        def run(self: Any, *args: Any, **kwargs: Any) -> Any:
+            if isinstance(self.channel, _CappedChannel):  # one budget per command (or config set)
+                if self.channel.capped:  # a caller that went on after the cap: nothing more is sent
+                    raise OutputTooLarge(self.channel.capped)
+                command = args[0] if args else kwargs.get("command_string", name)
+                self.channel.start(command if isinstance(command, str) else name)
+            return method(self, *args, **kwargs)
+
+        return run
+
+    return type(
+        f"Pinned{base.__name__}",
+        (base,),
+        {
+            "_build_ssh_client": _build_ssh_client,
+            "establish_connection": establish_connection,
+            "send_command": counted("send_command"),
+            "send_command_timing": counted("send_command_timing"),
+            "send_config_set": counted("send_config_set"),
+        },
+    )
 
 
-def connect(target: SshTarget, policy: PinnedHostKeyPolicy, *, timeout_s: float) -> DeviceConn:
-    driver = _pinned_driver(target.device_type, policy)
+def connect(
+    target: SshTarget, policy: PinnedHostKeyPolicy, *, timeout_s: float, max_output_bytes: int = 16 * 1024 * 1024
+) -> DeviceConn:
+    driver = _pinned_driver(target.device_type, policy, max_output_bytes, target.hostname)
     params: dict[str, Any] = {
         "host": target.address,
         "port": target.port,
@@ -272,7 +360,7 @@ def device_session(
         policy = PinnedHostKeyPolicy(policy=target.host_key_policy, trusted=target.trusted_key, device=target.hostname)
         started = time.monotonic()
         try:
-            conn = connect(target, policy, timeout_s=timeout_s)
+            conn = connect(target, policy, timeout_s=timeout_s, max_output_bytes=rt.settings.ssh_max_output_bytes)
         except HostKeyError as exc:
             SSH_SESSIONS.labels(result="host_key_refused").inc()
             with write_transaction(rt) as session:
@@ -290,9 +378,51 @@ def device_session(
         try:
             yield conn
         finally:
-            conn.disconnect()
+            # judged from the channel, not from the exception: a caller may have caught it
+            channel = getattr(conn, "channel", None)
+            capped = channel.capped if isinstance(channel, _CappedChannel) else ""
+            try:
+                conn.disconnect()
+            except Exception:
+                if not capped:  # a session closed at the cap has nothing to say on the way out
+                    raise
+            finally:
+                _output_capped(sink, target, source, capped)
     finally:
         lock.release()
+
+
+# devices whose last session ended on the output cap: their next whole session clears the warning
+_capped: set[int] = set()
+_capped_guard = threading.Lock()
+
+
+def _output_capped(sink: ObservationSink | None, target: SshTarget, source: Source, capped: str) -> None:
+    with _capped_guard:
+        was_capped = target.device_id in _capped
+        if capped:
+            _capped.add(target.device_id)
+        else:
+            _capped.discard(target.device_id)
+    if capped:
+        SSH_OUTPUT_CAPPED.labels(source=source).inc()
+        emit(sink, [_output_capped_event(target, source, capped)])
+    elif was_capped:
+        emit(sink, [_output_capped_event(target, source, "")])
+
+
+
+def _output_capped_event(target: SshTarget, source: Source, detail: str) -> Event:
+    return Event(
+        source=source,
+        device=target.hostname,
+        event_type="ssh_output_capped",
+        severity="warning" if detail else "cleared",
+        time=clock.now(),
+        probable_cause="resourceAtOrNearingCapacity" if detail else "",
+        specific_problem="SSH output over FAULTLOOP_SSH_MAX_OUTPUT_BYTES" if detail else "",
+        description=detail or "SSH session ended normally again",
+    )
 
 
 def _remember_key(rt: Runtime, target: SshTarget, policy: PinnedHostKeyPolicy) -> None:

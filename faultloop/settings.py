@@ -119,6 +119,12 @@ class Settings(BaseSettings):
     poll_max_walk_s: float = Field(
         60.0, gt=0, le=3600, description="Seconds one poll's walk may take at most, however fast the agent answers."
     )
+    poll_max_interfaces: int = Field(
+        10_000,
+        ge=1,
+        le=1_000_000,
+        description="Interfaces of one device a poll keeps (lowest ifIndexes) and inventory rows polls create for it.",
+    )
     unreachable_after: int = Field(3, ge=1, le=100, description="Consecutive failed polls before unreachable.")
     sample_retention_h: float = Field(24, gt=0, le=24 * 90, description="Hours of interface samples kept for graphs.")
     backup_interval_s: int = Field(3600, ge=60, le=7 * 86400, description="Seconds between scheduled config backups.")
@@ -126,6 +132,12 @@ class Settings(BaseSettings):
     ssh_workers: int = Field(8, ge=1, le=256, description="Threads for SSH sessions (CLI collection, backups).")
     ssh_timeout_s: float = Field(
         20.0, gt=0, le=600, description="Per-device SSH timeout: connect, banner, auth and each command's read."
+    )
+    ssh_max_output_bytes: int = Field(
+        16 * 1024 * 1024,
+        ge=4096,
+        le=1024 * 1024 * 1024,
+        description="Bytes one SSH command's output may have at most; beyond, the session is closed, nothing stored.",
     )
 
     alarm_rules_file: Path | None = Field(None, description="Extra alarm rules YAML loaded on top of the defaults.")

@@ -111,14 +111,24 @@ class Device(Base):
 
 
 class Interface(Base):
+    """A port of a device. A polled port is identified by its ifIndex (one row per ifIndex); its
+    ``name`` is the display name, unique per device: the ifName, or ``<ifName>#<ifIndex>`` for a
+    port whose ifName another port of the device already shows (devices repeat names: two
+    ``lo0``). ``alias`` is the device's ifAlias as the last poll read it; ``description`` is the
+    operator's text."""
+
     __tablename__ = "interfaces"
-    __table_args__ = (UniqueConstraint("device_id", "name", name="uq_interfaces_device_name"),)
+    __table_args__ = (
+        UniqueConstraint("device_id", "name", name="uq_interfaces_device_name"),
+        UniqueConstraint("device_id", "if_index", name="uq_interfaces_device_if_index"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(100))
     if_index: Mapped[int | None] = mapped_column(Integer, nullable=True)
     description: Mapped[str] = mapped_column(String(255), default="")
+    alias: Mapped[str] = mapped_column(String(255), default="", server_default="")
     speed_mbps: Mapped[int | None] = mapped_column(Integer, nullable=True)
     admin_status: Mapped[str] = mapped_column(String(10), default="unknown")
     oper_status: Mapped[str] = mapped_column(String(10), default="unknown")

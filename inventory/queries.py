@@ -133,6 +133,7 @@ class InterfaceRecord:
     name: str
     if_index: int | None
     description: str
+    alias: str  # the device's ifAlias at the last poll
     speed_mbps: int | None
     admin_status: str
     oper_status: str
@@ -145,6 +146,7 @@ def _interface_record(i: Interface) -> InterfaceRecord:
         name=i.name,
         if_index=i.if_index,
         description=i.description,
+        alias=i.alias,
         speed_mbps=i.speed_mbps,
         admin_status=i.admin_status,
         oper_status=i.oper_status,
@@ -192,6 +194,22 @@ def known_oper_status(session: Session, *, device_ids: Iterable[int] | None = No
     return out
 
 
+def known_interface_names(session: Session, *, device_ids: Iterable[int] | None = None) -> dict[int, dict[int, str]]:
+    """Per device, {ifIndex: display name} of its interfaces that have an ifIndex (what polls and
+    alarms call each port); all devices, or only ``device_ids``."""
+    query = select(Interface.device_id, Interface.if_index, Interface.name).where(Interface.if_index.is_not(None))
+    if device_ids is not None:
+        wanted = sorted(set(device_ids))
+        if not wanted:
+            return {}
+        query = query.where(Interface.device_id.in_(wanted))
+    out: dict[int, dict[int, str]] = {}
+    for device_id, if_index, name in session.execute(query):
+        if if_index is not None:
+            out.setdefault(device_id, {})[if_index] = name
+    return out
+
+
 def revision(session: Session) -> int:
     """The inventory's change counter: it moves whenever devices, addresses or interfaces change."""
     return session.scalar(select(InventoryRevision.revision).where(InventoryRevision.id == 1)) or 0
@@ -230,7 +248,9 @@ class LinkRecord:
 
 
 def _interface_columns(i: Any) -> tuple[Any, ...]:
-    return (i.id, i.device_id, i.name, i.if_index, i.description, i.speed_mbps, i.admin_status, i.oper_status)
+    return (
+        i.id, i.device_id, i.name, i.if_index, i.description, i.alias, i.speed_mbps, i.admin_status, i.oper_status
+    )  # fmt: skip
 
 
 def links(session: Session) -> list[LinkRecord]:
@@ -243,7 +263,7 @@ def links(session: Session) -> list[LinkRecord]:
         .order_by(Link.id)
     )
     return [
-        LinkRecord(id=r[0], source=r[1], state=r[2], a=InterfaceRecord(*r[3:11]), b=InterfaceRecord(*r[11:19]))
+        LinkRecord(id=r[0], source=r[1], state=r[2], a=InterfaceRecord(*r[3:12]), b=InterfaceRecord(*r[12:21]))
         for r in session.execute(query)
     ]
 

@@ -179,10 +179,15 @@ class DeviceIn(Strict):
     @model_validator(mode="after")
     def _unique_interfaces(self) -> DeviceIn:
         seen: set[str] = set()
+        indexes: set[int] = set()
         for i, itf in enumerate(self.interfaces):
             if itf.name in seen:
                 raise ValueError(f"interfaces[{i}]: duplicate interface name {itf.name!r}")
+            if itf.if_index is not None and itf.if_index in indexes:
+                raise ValueError(f"interfaces[{i}]: duplicate if_index {itf.if_index} (one interface per ifIndex)")
             seen.add(itf.name)
+            if itf.if_index is not None:
+                indexes.add(itf.if_index)
         if self.hostname in self.parents:
             raise ValueError("parents: a device cannot depend on itself")
         return self
@@ -267,6 +272,7 @@ class InterfaceOut(Out):
     name: str
     if_index: int | None
     description: str
+    alias: str  # the device's ifAlias at the last poll
     speed_mbps: int | None
     admin_status: str
     oper_status: str

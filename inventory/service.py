@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +18,7 @@ from faultloop.signals import INVENTORY_CHANGED
 from faultloop.vault import Vault
 from inventory.errors import Conflict, Forbidden, InvalidInput, NotFound
 from inventory.models import Device, Interface, InventoryRevision, Link, Site
+from inventory.rules import display_name
 from inventory.schemas import (
     IF_STATUSES,
     DeviceIn,
@@ -418,6 +420,7 @@ def create_interface(session: Session, *, device_id: int, data: InterfaceIn, act
     device = get_device(session, device_id)
     if any(i.name == data.name for i in device.interfaces):
         raise Conflict(f"interface {data.name!r} already exists on {device.hostname}", field="name")
+    _check_if_index_free(device, data.if_index, keep=None)
     itf = Interface(device_id=device.id, **data.model_dump())
     session.add(itf)
     session.flush()
@@ -433,8 +436,21 @@ def create_interface(session: Session, *, device_id: int, data: InterfaceIn, act
     return itf
 
 
+def _check_if_index_free(device: Device, if_index: int | None, *, keep: Interface | None) -> None:
+    """One interface per ifIndex on a device (polls identify ports by it)."""
+    if if_index is None:
+        return
+    for other in device.interfaces:
+        if other.if_index == if_index and other is not keep:
+            raise Conflict(
+                f"if_index: {if_index} is already interface {other.name!r} of {device.hostname}", field="if_index"
+            )
+
+
 def update_interface(session: Session, interface_id: int, data: InterfaceUpdate, *, actor: str) -> Interface:
     itf = get_interface(session, interface_id)
+    if "if_index" in data.model_fields_set:
+        _check_if_index_free(itf.device, data.if_index, keep=itf)
     before = {"if_index": itf.if_index, "description": itf.description, "speed_mbps": itf.speed_mbps}
     for name in data.model_fields_set:
         value = getattr(data, name)
@@ -470,34 +486,80 @@ def delete_interface(session: Session, interface_id: int, *, actor: str) -> None
     _inventory_changed(session)
 
 
-def sync_interfaces(session: Session, *, device_id: int, observed: Iterable[ObservedInterface]) -> None:
-    """What a poll read from the device's IF-MIB: ifIndex, admin and oper status and speed of the
-    known interfaces (matched by ifIndex, else by name); a port the inventory does not know yet is
-    added, with ifAlias as its description (an operator's description is never overwritten)."""
-    observed = list(observed)
+@dataclass(frozen=True, slots=True)
+class InterfaceSync:
+    """What ``sync_interfaces`` did: the display name of every observed ifIndex it stored, and the
+    ports it refused to add (the device already holds ``max_interfaces`` rows)."""
+
+    names: dict[int, str]
+    refused: int = 0
+
+
+def sync_interfaces(
+    session: Session,
+    *,
+    device_id: int,
+    observed: Iterable[ObservedInterface],
+    max_interfaces: int | None = None,
+    complete: bool = True,
+) -> InterfaceSync:
+    """What a poll read from the device's IF-MIB. A port is identified by its ifIndex: a row that
+    has it keeps its name (stable, whatever the device now calls the port) and takes the status,
+    speed and ifAlias (``alias``) read. A port without one takes a row of the same name that no
+    observed ifIndex holds (an imported port learning its ifIndex, or a renumbered one), else a
+    new row: its display name is the ifName, or ``<ifName>#<ifIndex>`` when the device repeats a
+    name, its description the ifAlias (an operator's description is never overwritten). A device
+    that already holds ``max_interfaces`` rows gets no new one (counted in ``refused``). A poll
+    that read only part of the table (``complete=False``) never takes over a row that has an
+    ifIndex: the port it belongs to may just not have been read."""
+    observed = sorted(observed, key=lambda o: o.if_index)
     for itf in observed:  # checked before anything is written
         for name in ("admin_status", "oper_status"):
             if getattr(itf, name) not in IF_STATUSES:
                 raise InvalidInput(f"{name}: expected one of {', '.join(IF_STATUSES)}", field=name)
+    if max_interfaces is not None and max_interfaces < 0:
+        raise InvalidInput("max_interfaces: expected a number >= 0", field="max_interfaces")
     existing = list(session.scalars(select(Interface).where(Interface.device_id == device_id)))
     by_index = {i.if_index: i for i in existing if i.if_index is not None}
     by_name = {i.name: i for i in existing}
+    seen = {o.if_index for o in observed}
+    rows = len(existing)
+    names: dict[int, str] = {}
+    refused = 0
     changed = False
     for itf in observed:
-        row = by_index.get(itf.if_index) or by_name.get(itf.name[:100])
+        if itf.if_index in names:  # the same ifIndex twice in one walk: the first row counts
+            continue
+        row = by_index.get(itf.if_index)
+        if row is None:
+            free = by_name.get(itf.name[:100])
+            if free is not None and (free.if_index is None or (complete and free.if_index not in seen)):
+                row = free
+                if free.if_index is not None:
+                    by_index.pop(free.if_index, None)
+                by_index[itf.if_index] = row
         if row is None:  # the device has a port the inventory does not know yet
-            row = Interface(device_id=device_id, name=itf.name[:100], description=itf.alias[:255])
+            if max_interfaces is not None and rows >= max_interfaces:
+                refused += 1
+                continue
+            row = Interface(
+                device_id=device_id, name=display_name(itf.name, itf.if_index, by_name), description=itf.alias[:255]
+            )
             session.add(row)
-            by_name[row.name] = row
+            by_name[row.name] = by_index[itf.if_index] = row
+            rows += 1
         changed = changed or row.if_index != itf.if_index
         row.if_index = itf.if_index
+        row.alias = itf.alias[:255]
         row.admin_status = itf.admin_status
         row.oper_status = itf.oper_status
         if itf.speed_bps:
             row.speed_mbps = itf.speed_bps // 1_000_000
+        names[itf.if_index] = row.name
     session.flush()
     if changed:  # ifIndex -> name is what the receivers map; status and speed are not
         _inventory_changed(session)
+    return InterfaceSync(names=names, refused=refused)
 
 
 def record_lldp_links(
@@ -664,7 +726,7 @@ def import_inventory(
                     actor_is_admin=False,
                     forget_host_key=forget_host_key,
                 )
-                _merge_interfaces(device, dev_in.interfaces)
+                _merge_interfaces(session, device, dev_in.interfaces)
                 counts["devices_updated"] += 1
                 _inventory_changed(session)
         except InvalidInput as exc:
@@ -690,8 +752,22 @@ def import_inventory(
     return counts
 
 
-def _merge_interfaces(device: Device, interfaces: list[InterfaceIn]) -> None:
+def _merge_interfaces(session: Session, device: Device, interfaces: list[InterfaceIn]) -> None:
     by_name = {i.name: i for i in device.interfaces}
+    named = {i.name for i in interfaces}
+    for index, itf_in in enumerate(interfaces):  # checked before anything is written
+        holder = next((i for i in device.interfaces if i.if_index is not None and i.if_index == itf_in.if_index), None)
+        if holder is not None and holder.name != itf_in.name and holder.name not in named:
+            raise InvalidInput(
+                f"interfaces[{index}]: if_index {itf_in.if_index} is already interface {holder.name!r} "
+                f"of {device.hostname}",
+                field="interfaces",
+            )
+    moved = [by_name[i.name] for i in interfaces if i.name in by_name and by_name[i.name].if_index != i.if_index]
+    if moved:  # ports trading ifIndexes: free them first (one row per ifIndex at every step)
+        for row in moved:
+            row.if_index = None
+        session.flush()
     for itf_in in interfaces:
         current = by_name.get(itf_in.name)
         if current is None:

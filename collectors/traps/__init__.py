@@ -14,8 +14,17 @@ from pathlib import Path
 from typing import Any
 
 from prometheus_client import Counter
+from sqlalchemy.orm import Session, sessionmaker
 
-from collectors.receiver import DeviceDirectory, Handled, ReceiverMetrics, ReceiverService, Rejected, SourcePolicy
+from collectors.receiver import (
+    DeviceDirectory,
+    Handled,
+    ReceiverMetrics,
+    ReceiverService,
+    Rejected,
+    SourcePolicy,
+    durable_store,
+)
 from collectors.trapmap import TrapRule, load_trap_map
 from collectors.traps.usm import UsmUsers, load_users
 from faultloop.events import Event, ObservationSink
@@ -170,7 +179,10 @@ class TrapReceiverService(ReceiverService):
         sink: ObservationSink,
         directory: DeviceDirectory,
         trap_map_file: Path | None = None,
+        sessions: sessionmaker[Session] | None = None,
     ) -> None:
+        """``sessions``: the database the sink's durable queue lives in; with a durable sink, an
+        Inform is answered only once its event is committed there."""
         users_file = settings.trap_v3_users_file
         communities = settings.trap_communities.get_secret_value() if settings.trap_communities else ""
         self.directory = directory
@@ -188,4 +200,5 @@ class TrapReceiverService(ReceiverService):
             handler=self.handler,
             sink=sink,
             metrics=receiver_metrics(),
+            store=durable_store(sessions, sink) if sessions is not None else None,
         )

@@ -168,7 +168,9 @@ def add_collectors(
         )
         pipeline.services.append(directory)
         if settings.trap_enabled:
-            pipeline.services.append(TrapReceiverService(settings=settings, sink=sink, directory=directory))
+            pipeline.services.append(
+                TrapReceiverService(settings=settings, sink=sink, directory=directory, sessions=rt.sessions)
+            )
         if settings.syslog_enabled:
             pipeline.services.append(SyslogReceiverService(settings=settings, sink=sink, directory=directory))
     # SSH: scheduled show commands and config backups; config_changed / host_key_changed go to the sink.

@@ -105,3 +105,84 @@ def test_a_full_alarm_queue_is_counted_and_the_backup_still_stored(lab_ssh, runt
     assert backup_device(runtime, device_id, sink=RefusingSink()).status == "new_version"
     assert EVENTS_REFUSED._value.get() == before + 1
     assert _versions(session, device_id) == 2
+
+
+def test_a_device_flooding_its_output_is_cut_at_the_cap_counted_and_alarmed_once(
+    lab_ssh, sink, runtime, session, vault
+) -> None:
+    """A hostile device (thousands of ports, long descriptions) answers ``show running-config``
+    with more than FAULTLOOP_SSH_MAX_OUTPUT_BYTES: the read stops there, the session is closed,
+    nothing is stored, the cut is counted and one ssh_output_capped warning is raised on the
+    device; its next normal session clears it."""
+    import pytest
+
+    from collectors.cli_collect import CliResult, collect_device
+    from devices.ssh import SSH_OUTPUT_CAPPED, OutputTooLarge
+    from lab.model import LabInterface
+
+    lab = lab_ssh.new_device("cisco_ios", "bk-flood1")
+    device_id = add_to_inventory(session, vault, lab)
+    runtime.settings.ssh_max_output_bytes = 16 * 1024
+    lab.interfaces += [
+        LabInterface(if_index=100 + i, name=f"GigabitEthernet1/{i}", alias="hostile " * 8) for i in range(400)
+    ]
+    before = SSH_OUTPUT_CAPPED.labels(source="backup")._value.get()
+    with pytest.raises(OutputTooLarge) as exc:
+        backup_device(runtime, device_id, sink=sink)
+    assert str(exc.value) == (
+        "bk-flood1: the output of 'show running-config' passed 16384 bytes (FAULTLOOP_SSH_MAX_OUTPUT_BYTES); "
+        "session closed, nothing of it kept"
+    )
+    assert _versions(session, device_id) == 0
+    assert SSH_OUTPUT_CAPPED.labels(source="backup")._value.get() == before + 1
+    [event] = sink.events
+    assert (event.event_type, event.device, event.severity, event.source) == (
+        "ssh_output_capped",
+        "bk-flood1",
+        "warning",
+        "backup",
+    )
+    assert "FAULTLOOP_SSH_MAX_OUTPUT_BYTES" in event.description
+
+    # CLI collection reads through the same session: capped too, nothing stored
+    with pytest.raises(OutputTooLarge):
+        collect_device(runtime, device_id, sink=sink)
+    session.expire_all()
+    assert session.scalar(select(func.count()).select_from(CliResult).where(CliResult.device_id == device_id)) == 0
+    assert [e.severity for e in sink.events] == ["warning", "warning"]  # one alarm: the engine deduplicates
+
+    del lab.interfaces[3:]  # the device behaves again
+    assert backup_device(runtime, device_id, sink=sink).status == "first_version"
+    assert [(e.event_type, e.severity) for e in sink.events][-1] == ("ssh_output_capped", "cleared")
+    assert backup_device(runtime, device_id, sink=sink).status == "unchanged"
+    assert len(sink.events) == 3  # cleared once
+
+
+def test_a_caller_that_catches_the_cap_cannot_go_on_and_the_cap_is_still_reported(
+    lab_ssh, sink, runtime, session, vault
+) -> None:
+    """Provisioning turns errors into results inside the session: the cap is judged from the
+    session, so it is counted and raised all the same, and the session sends nothing more."""
+
+    from devices.ssh import SSH_OUTPUT_CAPPED, OutputTooLarge, device_session
+    from lab.model import LabInterface
+
+    lab = lab_ssh.new_device("cisco_ios", "pv-flood1")
+    device_id = add_to_inventory(session, vault, lab)
+    runtime.settings.ssh_max_output_bytes = 8 * 1024
+    lab.interfaces += [LabInterface(if_index=100 + i, name=f"GigabitEthernet1/{i}") for i in range(300)]
+    before = SSH_OUTPUT_CAPPED.labels(source="provisioning")._value.get()
+    errors = []
+    with device_session(runtime, device_id, sink=sink, source="provisioning") as conn:
+        conn.enable()
+        for command in ("show running-config", "show clock"):
+            try:
+                conn.send_command(command)
+            except OutputTooLarge as exc:
+                errors.append(str(exc))
+    assert len(errors) == 2 and errors[0] == errors[1]
+    assert errors[0].startswith("pv-flood1: the output of 'show running-config' passed 8192 bytes")
+    assert SSH_OUTPUT_CAPPED.labels(source="provisioning")._value.get() == before + 1
+    assert [(e.event_type, e.severity, e.source) for e in sink.events] == [
+        ("ssh_output_capped", "warning", "provisioning")
+    ]

@@ -565,3 +565,80 @@ def test_discards_are_read_from_their_own_columns():
     itf = interpret({}, walked).interfaces[3]
     assert (itf.in_discards, itf.out_discards, itf.in_errors, itf.out_errors) == (7, 9, 11, 13)
     assert itf.name == "xe-0/0/3" and itf.speed_bps == 10_000_000_000
+
+
+async def test_ports_that_repeat_an_ifname_are_kept_apart_by_ifindex(poller, lab, clocks, session):
+    """A device with two ``lo0`` (ifIndex 10 and 11): two inventory rows, ``lo0`` and ``lo0#11``;
+    the second one's linkDown names ``interface:lo0#11``; metrics never mix them; ifAlias of an
+    imported port follows the device while the operator's description stays."""
+    from lab.model import LabInterface
+
+    svc, sink = poller
+    core = lab.devices["core1"]
+    core.interfaces += [
+        LabInterface(if_index=10, name="lo0", alias="router id"),
+        LabInterface(if_index=11, name="lo0", alias="mgmt vrf"),
+    ]
+    core_id = ids(svc)["core1"]
+    await cycle(svc)
+    session.expire_all()
+    rows = {i.name: (i.if_index, i.alias) for i in queries.interfaces(session, core_id)}
+    assert rows["lo0"] == (10, "router id") and rows["lo0#11"] == (11, "mgmt vrf")
+    assert svc.trackers[core_id].names[11] == "lo0#11"
+    assert ("core1", 11, "lo0#11") in queries.interface_names(session)  # what a trap's ifIndex maps to
+
+    second = core.interfaces[-1]
+    second.rebase(clocks.lab(), was_up=True)
+    second.link_up = False
+    core.interfaces[0].alias = "to dist1 (changed on the device)"
+    clocks.advance(60)
+    await cycle(svc)
+    assert [(e.device, e.managed_object) for e in sink.of("linkDown")] == [("core1", "interface:lo0#11")]
+    session.expire_all()
+    gi1 = next(i for i in queries.interfaces(session, core_id) if i.name == "GigabitEthernet0/1")
+    assert gi1.alias == "to dist1 (changed on the device)" and gi1.description == "to dist1"
+
+    families = {f.name: f for f in text_string_to_metric_families(generate_latest(REGISTRY).decode())}
+    oper = {
+        s.labels["interface"]: s.value
+        for s in families["faultloop_interface_oper_up"].samples
+        if s.labels["device"] == "core1" and s.labels["interface"].startswith("lo0")
+    }
+    assert oper == {"lo0": 1.0, "lo0#11": 0.0}
+
+
+async def test_an_agent_listing_more_interfaces_than_the_cap_adds_no_rows_beyond_it(poller, lab, clocks, session):
+    """FAULTLOOP_POLL_MAX_INTERFACES: the lowest ifIndexes are kept, the rest never becomes an
+    inventory row (nor a metric); counted, one poll_truncated warning, cleared by a whole poll."""
+    from collectors.snmp_poll import POLL_TRUNCATED
+    from lab.model import LabInterface
+
+    svc, sink = poller
+    svc.rt.settings.poll_max_interfaces = 4
+    core = lab.devices["core1"]  # two ports, imported
+    core.interfaces += [LabInterface(if_index=100 + i, name=f"vlan{i}") for i in range(50)]
+    core_id = ids(svc)["core1"]
+    before = POLL_TRUNCATED.labels(reason="interfaces")._value.get()
+    await svc.poll_job(core_id)
+    await svc.flush()
+    session.expire_all()
+    assert sorted(i.if_index for i in queries.interfaces(session, core_id)) == [1, 2, 100, 101]
+    assert POLL_TRUNCATED.labels(reason="interfaces")._value.get() == before + 1
+    [warning] = sink.of("poll_truncated", "core1")
+    assert (warning.severity, warning.specific_problem) == ("warning", "interfaces")
+    assert "FAULTLOOP_POLL_MAX_INTERFACES" in warning.description
+    assert len(svc.trackers[core_id].last.interfaces) == 4
+
+    # the same hostile table again: still no rows beyond the cap (a warning per poll, one alarm)
+    clocks.advance(60)
+    await svc.poll_job(core_id)
+    await svc.flush()
+    session.expire_all()
+    assert len(queries.interfaces(session, core_id)) == 4
+    assert [e.severity for e in sink.of("poll_truncated", "core1")] == ["warning", "warning"]
+
+    del core.interfaces[4:]
+    clocks.advance(60)
+    await svc.poll_job(core_id)
+    await svc.flush()
+    assert [e.severity for e in sink.of("poll_truncated", "core1")] == ["warning", "warning", "cleared"]

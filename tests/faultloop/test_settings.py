@@ -47,6 +47,8 @@ def test_environment_and_toml(monkeypatch, tmp_path):
         ({"FAULTLOOP_NATS_URL": "http://127.0.0.1:4222"}, "FAULTLOOP_NATS_URL (nats_url): Value error, expected nats://"),
         ({"FAULTLOOP_NATS_STREAM_PREFIX": "a.b"}, "FAULTLOOP_NATS_STREAM_PREFIX (nats_stream_prefix): Value error"),
         ({"FAULTLOOP_NATS_SPOOL_MAX_MESSAGES": "5"}, "FAULTLOOP_NATS_SPOOL_MAX_MESSAGES"),
+        ({"FAULTLOOP_POLL_MAX_INTERFACES": "0"}, "FAULTLOOP_POLL_MAX_INTERFACES (poll_max_interfaces)"),
+        ({"FAULTLOOP_SSH_MAX_OUTPUT_BYTES": "100"}, "FAULTLOOP_SSH_MAX_OUTPUT_BYTES (ssh_max_output_bytes)"),
     ],
 )
 def test_invalid_values_name_the_setting(monkeypatch, env, expected):

@@ -124,3 +124,143 @@ def test_directory_and_baseline_snapshots(session, pair):
     assert queries.existing_device_ids(session, [a, b, 10_000]) == {a, b}
     assert [d.hostname for d in queries.devices_by_name(session)] == ["pe1", "pe2"]
     assert session.scalar(select(func.count()).select_from(Interface)) == 3
+
+
+# ---- ports identified by ifIndex (names repeat on real equipment) --------------------------------
+
+
+def test_ports_that_repeat_a_name_get_one_row_each_with_a_stable_display_name(session, vault):
+    dev = _device(session, vault, "mx1", "127.0.5.9", [InterfaceIn(name="lo0", description="loopback (operator)")])
+    observed = [
+        ObservedInterface(16, "lo0", "router id", "up", "up", None),
+        ObservedInterface(22, "lo0", "mgmt vrf", "up", "up", None),
+        ObservedInterface(3, "ge-0/0/0", "uplink", "up", "up", 1_000_000_000),
+    ]
+    got = service.sync_interfaces(session, device_id=dev, observed=observed)
+    assert got.names == {3: "ge-0/0/0", 16: "lo0", 22: "lo0#22"} and got.refused == 0
+    rows = {i.name: i for i in queries.interfaces(session, dev)}
+    assert {n: (r.if_index, r.alias) for n, r in rows.items()} == {
+        "ge-0/0/0": (3, "uplink"),
+        "lo0": (16, "router id"),  # the imported port learned its ifIndex
+        "lo0#22": (22, "mgmt vrf"),
+    }
+    assert rows["lo0"].description == "loopback (operator)"
+
+    # the next polls: the same rows, the same names, whatever order the walk lists them in
+    again = service.sync_interfaces(session, device_id=dev, observed=list(reversed(observed)))
+    assert again.names == got.names
+    assert session.scalar(select(func.count()).select_from(Interface).where(Interface.device_id == dev)) == 3
+    # a third lo0 with a lower ifIndex appears later: the names already given stay
+    third = service.sync_interfaces(
+        session, device_id=dev, observed=[*observed, ObservedInterface(2, "lo0", "", "up", "up")]
+    )
+    assert third.names == {**got.names, 2: "lo0#2"}
+    # a poll that read only part of the table takes over no port it did not read
+    part = service.sync_interfaces(
+        session, device_id=dev, observed=[ObservedInterface(5, "lo0", "", "up", "up")], complete=False
+    )
+    assert part.names == {5: "lo0#5"}
+    assert {i.name: i.if_index for i in queries.interfaces(session, dev)}["lo0"] == 16
+
+
+def test_a_renumbered_port_keeps_its_row_when_the_poll_read_the_whole_table(session, pair):
+    a, _b = pair
+    got = service.sync_interfaces(session, device_id=a, observed=[ObservedInterface(41, "Gi0/1", "", "up", "up")])
+    assert got.names == {41: "Gi0/1"}  # ifIndex 1 is gone: the device renumbered it (reboot)
+    assert [(i.name, i.if_index) for i in queries.interfaces(session, a) if i.name == "Gi0/1"] == [("Gi0/1", 41)]
+
+
+def test_the_device_ifalias_is_kept_in_sync_for_imported_ports_too(session, pair):
+    a, _b = pair
+    for alias in ("cust-42 circuit A", "cust-42 circuit B", ""):
+        service.sync_interfaces(session, device_id=a, observed=[ObservedInterface(1, "Gi0/1", alias, "up", "up")])
+        gi1 = next(i for i in queries.interfaces(session, a) if i.name == "Gi0/1")
+        assert (gi1.alias, gi1.description) == (alias, "to pe2 (operator)")
+
+
+def test_a_poll_creates_no_interface_rows_beyond_the_cap(session, pair):
+    a, _b = pair  # two rows already: Gi0/1 (ifIndex 1) and Gi0/2
+    observed = [ObservedInterface(i, f"ge-{i}", "", "up", "up") for i in range(1, 2001)]
+    got = service.sync_interfaces(session, device_id=a, observed=observed, max_interfaces=5)
+    assert got.refused == 2000 - 4  # Gi0/1 matched, three new rows, the rest refused
+    assert session.scalar(select(func.count()).select_from(Interface).where(Interface.device_id == a)) == 5
+    assert sorted(got.names) == [1, 2, 3, 4]
+    # known ports are still updated when the device is full
+    again = service.sync_interfaces(
+        session, device_id=a, observed=[ObservedInterface(4, "ge-4", "", "down", "down")], max_interfaces=5
+    )
+    assert again.refused == 0 and again.names == {4: "ge-4"}
+    assert session.scalar(select(func.count()).select_from(Interface).where(Interface.device_id == a)) == 5
+
+
+def test_sync_refuses_a_negative_cap_and_writes_nothing(session, pair):
+    a, _b = pair
+    before = queries.interfaces(session, a)
+    with pytest.raises(InvalidInput) as exc:
+        service.sync_interfaces(
+            session, device_id=a, observed=[ObservedInterface(9, "Gi0/9", "", "up", "up")], max_interfaces=-1
+        )
+    assert (exc.value.field, str(exc.value.detail)) == ("max_interfaces", "max_interfaces: expected a number >= 0")
+    session.expire_all()
+    assert queries.interfaces(session, a) == before
+
+
+def test_one_interface_per_ifindex_through_the_inventory_writers(session, vault, pair):
+    a, _b = pair
+    from inventory.errors import Conflict
+    from inventory.schemas import InterfaceUpdate
+
+    before = queries.interfaces(session, a)
+    with pytest.raises(Conflict) as exc:
+        service.create_interface(session, device_id=a, data=InterfaceIn(name="lo0", if_index=1), actor="t")
+    assert str(exc.value.detail) == "if_index: 1 is already interface 'Gi0/1' of pe1"
+    gi2 = next(i for i in before if i.name == "Gi0/2")
+    with pytest.raises(Conflict) as exc:
+        service.update_interface(session, gi2.id, InterfaceUpdate(if_index=1), actor="t")
+    assert exc.value.field == "if_index"
+    session.expire_all()
+    assert queries.interfaces(session, a) == before
+
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=r"interfaces\[1\]: duplicate if_index 4 \(one interface per ifIndex\)"):
+        DeviceIn(
+            hostname="x",
+            address="127.0.5.7",
+            role="core",
+            interfaces=[InterfaceIn(name="lo0", if_index=4), InterfaceIn(name="lo1", if_index=4)],
+        )
+
+
+def test_an_import_that_gives_a_port_another_ports_ifindex_is_refused_whole(session, vault, pair):
+    from inventory.schemas import InventoryDoc
+
+    a, _b = pair
+    before = queries.interfaces(session, a)
+    doc = {
+        "devices": [
+            {"hostname": "pe1", "address": "127.0.5.1", "role": "core",
+             "interfaces": [{"name": "Gi0/2", "description": "renamed"}, {"name": "lo0", "if_index": 1}]},
+        ]
+    }  # fmt: skip
+    nested = session.begin_nested()  # the caller's transaction, rolled back on the error
+    with pytest.raises(InvalidInput) as exc:
+        service.import_inventory(session, vault, InventoryDoc.model_validate(doc), actor="t")
+    assert str(exc.value.detail) == "devices[0] (pe1): interfaces[1]: if_index 1 is already interface 'Gi0/1' of pe1"
+    nested.rollback()
+    assert queries.interfaces(session, a) == before
+
+
+def test_an_import_may_swap_the_ifindexes_of_two_ports(session, vault, pair):
+    from inventory.schemas import InventoryDoc
+
+    a, _b = pair
+    service.sync_interfaces(session, device_id=a, observed=[ObservedInterface(2, "Gi0/2", "", "up", "up")])
+    doc = {
+        "devices": [
+            {"hostname": "pe1", "address": "127.0.5.1", "role": "core",
+             "interfaces": [{"name": "Gi0/1", "if_index": 2}, {"name": "Gi0/2", "if_index": 1}]},
+        ]
+    }  # fmt: skip
+    service.import_inventory(session, vault, InventoryDoc.model_validate(doc), actor="t")
+    assert {i.name: i.if_index for i in queries.interfaces(session, a)} == {"Gi0/1": 2, "Gi0/2": 1}
