@@ -35,7 +35,7 @@ def test_ios_backup_first_version_then_unchanged_then_change_with_diff_and_event
 
     first = backup_device(runtime, device_id, sink=sink)
     assert first.status == "first_version" and first.previous_id is None
-    text = backup.get_backup(session, device_id=device_id, backup_id=first.backup_id).text
+    text = backup.backup_text(vault, backup.get_backup(session, device_id=device_id, backup_id=first.backup_id))
     assert "hostname bk-ios1" in text and "interface GigabitEthernet0/1" in text
     assert "! Last configuration change at" in text  # stored raw
     assert sink.events == []  # a first version changed nothing
@@ -51,7 +51,7 @@ def test_ios_backup_first_version_then_unchanged_then_change_with_diff_and_event
     assert (changed.lines_added, changed.lines_removed) == (1, 0)
     assert _versions(session, device_id) == 2
 
-    diff = backup.diff_backups(session, device_id=device_id, backup_id=changed.backup_id)
+    diff = backup.diff_backups(session, vault, device_id=device_id, backup_id=changed.backup_id)
     plus = [line for line in diff.text.splitlines() if line.startswith("+") and not line.startswith("+++")]
     minus = [line for line in diff.text.splitlines() if line.startswith("-") and not line.startswith("---")]
     # the "Last configuration change" stamp moved too, but it is not a change
@@ -73,13 +73,15 @@ def test_junos_backup_and_committed_change(lab_ssh, host_key, sink, runtime, ses
     lab = lab_ssh.new_device("juniper_junos", "bk-jnp1")
     device_id = add_to_inventory(session, vault, lab)
     first = backup_device(runtime, device_id, sink=sink)
-    text = backup.get_backup(session, device_id=device_id, backup_id=first.backup_id).text
+    text = backup.backup_text(vault, backup.get_backup(session, device_id=device_id, backup_id=first.backup_id))
     assert "ge-0/0/0 {" in text and "host-name bk-jnp1;" in text
 
     push_config(lab, ['set interfaces ge-0/0/1 description "CUST 7"'])
     changed = backup_device(runtime, device_id, sink=sink)
     assert changed.status == "new_version"
-    diff = backup.diff_backups(session, device_id=device_id, backup_id=changed.backup_id, against=first.backup_id)
+    diff = backup.diff_backups(
+        session, vault, device_id=device_id, backup_id=changed.backup_id, against=first.backup_id
+    )
     plus = [line for line in diff.text.splitlines() if line.startswith("+") and not line.startswith("+++")]
     assert any('description "CUST 7";' in line for line in plus)
     assert not any("Last commit" in line for line in diff.text.splitlines())

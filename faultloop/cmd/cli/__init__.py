@@ -45,11 +45,15 @@ def serve(
     overrides: dict[str, Any] = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
     settings = load_settings(**overrides)
     configure_logging(settings)
-    rt = build_runtime(settings)
-    check_database(rt)
-    database = safe_url(settings.effective_database_url)
-    err.print(f"faultloop listening on http://{settings.host}:{settings.port}  (database {database})")
+    # the lock before the keys are loaded: a rotation under way finishes first, then we read its keys
     with service_running(settings):
+        from faultloop.cmd.atrest import seal_stored_configs
+
+        rt = build_runtime(settings)
+        check_database(rt)
+        database = safe_url(settings.effective_database_url)
+        err.print(f"faultloop listening on http://{settings.host}:{settings.port}  (database {database})")
+        seal_stored_configs(rt)  # what an older version stored in clear (a migration has no key)
         asyncio.run(run_service(rt))
 
 
