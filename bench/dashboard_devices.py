@@ -118,9 +118,9 @@ def seed(url: str, n_devices: int) -> tuple[int, int]:
             for m in range(60)
         ]
         s.execute(insert(InterfaceSample), samples)
-        backup.store_backup(s, device=router, text="hostname r\n!\nend\n", trigger="schedule", actor="bench")
+        backup.store_backup(s, vault, device=router, text="hostname r\n!\nend\n", trigger="schedule", actor="bench")
         newest, _old, _new = backup.store_backup(
-            s, device=router, text="hostname r\n!\nntp server 1\nend\n", trigger="schedule", actor="bench"
+            s, vault, device=router, text="hostname r\n!\nntp server 1\nend\n", trigger="schedule", actor="bench"
         )
         ids = (router.id, newest.id)
     engine.dispose()

@@ -3,7 +3,9 @@
 "Changed" compares normalized text: volatile lines that a device rewrites without any
 configuration change (IOS "! Last configuration change at", "! NVRAM config last updated",
 "ntp clock-period", Junos "## Last commit:") are dropped before hashing and diffing.
-The raw text is stored as captured. A new version raises a ``config_changed`` event
+The raw text is stored as captured, encrypted with the vault (it may hold secrets); an HMAC
+of the normalized text keyed from the vault finds unchanged captures (Fernet tokens are
+randomized, so ciphertexts never compare equal). A new version raises a ``config_changed`` event
 (source "backup") after its transaction commits; the event carries line counts and ids,
 never config text (it may hold secrets).
 """
@@ -11,8 +13,8 @@ never config text (it may hold secrets).
 from __future__ import annotations
 
 import difflib
-import hashlib
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -29,6 +31,7 @@ from faultloop.errors import InvalidInput, NotFound
 from faultloop.events import Event, ObservationSink
 from faultloop.metrics import REGISTRY
 from faultloop.runtime import Runtime
+from faultloop.vault import Vault
 from inventory import queries
 from inventory.queries import DeviceRecord
 
@@ -63,8 +66,21 @@ def normalize_config(text: str) -> str:
     return "\n".join(kept).strip("\n") + "\n"
 
 
-def config_sha256(text: str) -> str:
-    return hashlib.sha256(normalize_config(text).encode()).hexdigest()
+def config_digest(vault: Vault, text: str) -> str:
+    return vault.digest(normalize_config(text))
+
+
+def backup_text(vault: Vault, row: ConfigBackup) -> str:
+    """The stored configuration in clear (VaultError when the configured keys cannot open it)."""
+    if row.text_encrypted is not None:
+        return vault.decrypt(row.text_encrypted)
+    return row.text or ""  # stored before h15backup_0001 and not sealed yet
+
+
+def _same_config(vault: Vault, row: ConfigBackup, normalized: str) -> bool:
+    if row.digest is not None:
+        return row.digest in vault.digests(normalized)
+    return normalize_config(backup_text(vault, row)) == normalized
 
 
 def _diff_lines(old: str, new: str) -> list[str]:
@@ -89,30 +105,31 @@ def latest_backup(session: Session, device_id: int) -> ConfigBackup | None:
 
 
 def store_backup(
-    session: Session, *, device: DeviceRecord, text: str, trigger: Trigger, actor: str
+    session: Session, vault: Vault, *, device: DeviceRecord, text: str, trigger: Trigger, actor: str
 ) -> tuple[ConfigBackup, ConfigBackup | None, bool]:
     """(version, previous version, created). Unchanged text only moves ``last_seen_at`` of the latest."""
     if not text.strip():
         raise InvalidInput(f"device {device.hostname!r} returned an empty configuration", field="text")
     now = clock.now()
-    sha = config_sha256(text)
+    normalized = normalize_config(text)
     latest = latest_backup(session, device.id)
-    if latest is not None and latest.sha256 == sha:
+    if latest is not None and _same_config(vault, latest, normalized):
         latest.last_seen_at = now
         session.flush()
         return latest, None, False
-    added, removed = _count(_diff_lines(latest.text if latest else "", text))
+    added, removed = _count(_diff_lines(backup_text(vault, latest) if latest else "", text))
     row = ConfigBackup(
         device_id=device.id,
         taken_at=now,
         last_seen_at=now,
-        sha256=sha,
+        digest=vault.digest(normalized),
         size=len(text.encode()),
         lines_added=added,
         lines_removed=removed,
         trigger=trigger,
         actor=actor,
-        text=text,
+        text_encrypted=vault.encrypt(text),
+        text=None,
     )
     session.add(row)
     session.flush()
@@ -159,7 +176,9 @@ class BackupDiff:
     text: str  # unified diff of the normalized texts; "" when equal
 
 
-def diff_backups(session: Session, *, device_id: int, backup_id: int, against: int | None = None) -> BackupDiff:
+def diff_backups(
+    session: Session, vault: Vault, *, device_id: int, backup_id: int, against: int | None = None
+) -> BackupDiff:
     """Unified diff from ``against`` (default: the version before) to ``backup_id``."""
     new = get_backup(session, device_id=device_id, backup_id=backup_id)
     device = _device(session, device_id)
@@ -175,8 +194,8 @@ def diff_backups(session: Session, *, device_id: int, backup_id: int, against: i
     old_name = f"{device.hostname} backup {old.id} ({old.taken_at.isoformat()})" if old else "(nothing)"
     new_name = f"{device.hostname} backup {new.id} ({new.taken_at.isoformat()})"
     lines = difflib.unified_diff(
-        normalize_config(old.text).splitlines() if old else [],
-        normalize_config(new.text).splitlines(),
+        normalize_config(backup_text(vault, old)).splitlines() if old else [],
+        normalize_config(backup_text(vault, new)).splitlines(),
         fromfile=old_name,
         tofile=new_name,
         lineterm="",
@@ -191,13 +210,64 @@ def backup_out(row: ConfigBackup) -> dict[str, Any]:
         "device_id": row.device_id,
         "taken_at": row.taken_at,
         "last_seen_at": row.last_seen_at,
-        "sha256": row.sha256,
+        "digest": row.digest,
         "size": row.size,
         "lines_added": row.lines_added,
         "lines_removed": row.lines_removed,
         "trigger": row.trigger,
         "actor": row.actor,
     }
+
+
+# ---- at rest: sealing rows stored in clear, re-encrypting under a new key -------------------
+
+_BATCH = 100
+
+
+def _rows(session: Session, *, unsealed_only: bool) -> Iterator[ConfigBackup]:
+    """Every (or every unsealed) backup, ``_BATCH`` at a time by id, so a long history is never
+    all in memory; each batch is flushed and let go before the next is read."""
+    last = 0
+    while True:
+        query = select(ConfigBackup).where(ConfigBackup.id > last)
+        if unsealed_only:
+            query = query.where(ConfigBackup.text_encrypted.is_(None))
+        batch = list(session.scalars(query.order_by(ConfigBackup.id).limit(_BATCH)))
+        if not batch:
+            return
+        yield from batch
+        last = batch[-1].id
+        session.flush()
+        for row in batch:
+            session.expunge(row)
+
+
+def _seal(vault: Vault, row: ConfigBackup, text: str) -> None:
+    row.text_encrypted = vault.encrypt(text)
+    row.digest = config_digest(vault, text)
+    row.text = None
+
+
+def seal_backups(session: Session, vault: Vault) -> int:
+    """Encrypt the backups still stored in clear (rows from before h15backup_0001: a migration
+    has no key). Run by `faultloop db upgrade`, at service start and by `secrets rotate`."""
+    count = 0
+    for row in _rows(session, unsealed_only=True):
+        _seal(vault, row, row.text or "")
+        count += 1
+    session.flush()
+    return count
+
+
+def rotate_backups(session: Session, vault: Vault) -> int:
+    """Re-encrypt and re-digest every backup under the vault's newest key (rows still in clear
+    are sealed on the way). VaultError, and nothing changed, when one cannot be decrypted."""
+    count = 0
+    for row in _rows(session, unsealed_only=False):
+        _seal(vault, row, backup_text(vault, row))
+        count += 1
+    session.flush()
+    return count
 
 
 # ---- the job: fetch over SSH, store, emit after commit -------------------------------
@@ -239,7 +309,9 @@ def backup_device(
             text = fetch_config(conn, conn.device_type)
         with write_transaction(rt) as session:
             device = _device(session, device_id)
-            row, previous, created = store_backup(session, device=device, text=text, trigger=trigger, actor=actor)
+            row, previous, created = store_backup(
+                session, rt.vault, device=device, text=text, trigger=trigger, actor=actor
+            )
             hostname = device.hostname
             summary = backup_out(row)
     except Exception:

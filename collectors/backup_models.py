@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from faultloop.db import Base, UTCDateTime
@@ -14,8 +14,14 @@ from faultloop.db import Base, UTCDateTime
 class ConfigBackup(Base):
     """One stored version of a device's configuration; a new row only when the normalized text changed.
 
-    ``text`` may hold secrets (enable secrets, communities): API routes that return it are
-    restricted to admin, noc and provisioner.
+    The configuration may hold secrets (enable secrets, communities): it is stored encrypted
+    with the vault (``text_encrypted``; read it through ``collectors.backup.backup_text``), and
+    API routes that return it are restricted to admin, noc and provisioner. ``digest`` (an HMAC
+    keyed from the vault, of the normalized text) finds unchanged captures without decrypting.
+
+    ``text`` holds the plaintext of rows stored before migration h15backup_0001 until the first
+    `faultloop db upgrade`, service start or `secrets rotate` with the key encrypts them
+    (``seal_backups``); no new row is ever written with it.
     """
 
     __tablename__ = "config_backups"
@@ -25,13 +31,14 @@ class ConfigBackup(Base):
     taken_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # the latest capture whose normalized text equalled this version's
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    sha256: Mapped[str] = mapped_column(String(64))  # of the normalized text
+    digest: Mapped[str | None] = mapped_column(String(64), nullable=True)  # None only on a row not yet sealed
     size: Mapped[int] = mapped_column(Integer)  # bytes of the raw text
     lines_added: Mapped[int] = mapped_column(Integer, default=0)
     lines_removed: Mapped[int] = mapped_column(Integer, default=0)
     trigger: Mapped[str] = mapped_column(String(20))  # "schedule" or "on_demand"
     actor: Mapped[str] = mapped_column(String(100))
-    text: Mapped[str] = mapped_column(Text)
+    text_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    text: Mapped[str | None] = mapped_column(Text, nullable=True)  # legacy plaintext, see above
 
 
 class CliResult(Base):

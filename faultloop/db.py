@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, MetaData, Table, create_engine, event, insert
+from sqlalchemy import JSON, DateTime, MetaData, Table, create_engine, event, insert, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -216,6 +216,22 @@ def safe_url(url: str) -> str:
 def like_literal(text: str) -> str:
     """``text`` matched literally inside a LIKE pattern (escape character: backslash)."""
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def scrub_freed_space(session: Session) -> None:
+    """On SQLite, have this session's connection overwrite what it deletes or replaces with
+    zeros (``secure_delete``), so that text it moves out of a row (plaintext being encrypted)
+    does not linger in the file's free pages. PostgreSQL keeps dead tuples until VACUUM."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(text("PRAGMA secure_delete=ON"))
+
+
+def checkpoint_wal(engine: Engine) -> None:
+    """On SQLite, copy the write-ahead log into the database file and truncate it: the log keeps
+    old page images (plaintext a rewrite just scrubbed) until then."""
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

@@ -1,4 +1,4 @@
-"""Secrets at rest: SNMP communities, USM keys, SSH passwords and keys.
+"""Secrets at rest: SNMP communities, USM keys, SSH passwords and keys, stored configurations.
 
 Values are Fernet tokens (AES-128-CBC + HMAC-SHA256) under a key list, newest first.
 The key comes from ``FAULTLOOP_SECRET_KEY`` or from ``<data_dir>/secret.key``, created
@@ -8,6 +8,9 @@ only to the code that talks to a device.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import os
 from pathlib import Path
 
@@ -39,6 +42,24 @@ class Vault:
             return self._fernet.decrypt(token).decode()
         except InvalidToken:
             raise VaultError("stored secret cannot be decrypted with the configured key(s)") from None
+
+    def digest(self, text: str) -> str:
+        """HMAC-SHA256 of ``text`` under a key derived from the newest key (hex).
+
+        Equal texts give equal digests under one key, so stored copies can be compared without
+        decrypting them, and unlike a plain hash it does not let whoever holds the database
+        confirm a guessed configuration (or brute-force a short secret in a known template)."""
+        return self._digest(self.keys[0], text)
+
+    def digests(self, text: str) -> set[str]:
+        """``text``'s digest under every configured key: a row digested before a new key was put
+        in front (and ``secrets rotate`` re-digested it) still compares equal."""
+        return {self._digest(k, text) for k in self.keys}
+
+    @staticmethod
+    def _digest(key: bytes, text: str) -> str:
+        sub = hmac.new(base64.urlsafe_b64decode(key), b"faultloop-digest-v1", hashlib.sha256).digest()
+        return hmac.new(sub, text.encode(), hashlib.sha256).hexdigest()
 
     def rotate(self, token: bytes) -> bytes:
         """Re-encrypt under the newest key (no plaintext is returned)."""

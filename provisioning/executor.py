@@ -162,7 +162,7 @@ def _push_in(conn: DeviceConn, rt: Runtime, job: DeviceJob, order_id: int, resul
         if device is None:
             raise NotFound(f"device {job.device_id} not found")
         row, _prev, _created = store_backup(
-            session, device=device, text=text, trigger="on_demand", actor=f"order {order_id}"
+            session, rt.vault, device=device, text=text, trigger="on_demand", actor=f"order {order_id}"
         )
         result.backup_id = row.id
     result.backup_text = text
@@ -369,7 +369,7 @@ def _save_in(conn: DeviceConn, rt: Runtime, job: DeviceJob, order_id: int, *, te
     with write_transaction(rt) as session:
         device = queries.device(session, job.device_id)
         if device is not None:
-            store_backup(session, device=device, text=text, trigger="on_demand", actor=f"order {order_id}")
+            store_backup(session, rt.vault, device=device, text=text, trigger="on_demand", actor=f"order {order_id}")
     result.ok, result.stage = True, "done"
     return result
 

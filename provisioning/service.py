@@ -18,12 +18,13 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from collectors.backup import latest_backup
+from collectors.backup import backup_text, latest_backup
 from devices.ssh import netmiko_device_type
 from faultloop import clock
 from faultloop.audit import service as audit
 from faultloop.audit.models import AuditEntry
 from faultloop.errors import Conflict, DomainError, InvalidInput, NotFound
+from faultloop.vault import Vault
 from inventory import queries
 from inventory.queries import DeviceRecord
 from provisioning import policy, rules
@@ -375,7 +376,7 @@ def _validate(session: Session, order: ServiceOrder) -> None:
     session.flush()
 
 
-def _plan(session: Session, order: ServiceOrder) -> None:
+def _plan(session: Session, vault: Vault, order: ServiceOrder) -> None:
     st = service_type(order.service_type)
     instance = session.get(ServiceInstance, order.service_id) if order.service_id else None
     old_devices: dict[str, dict[str, Any]] = dict(instance.params.get("devices", {})) if instance else {}
@@ -395,15 +396,19 @@ def _plan(session: Session, order: ServiceOrder) -> None:
             inverse = st.render(platform, item.params, remove=True) + (st.render(platform, old) if old else [])
         backup = latest_backup(session, device.id)
         item.commands, item.inverse = commands, inverse
-        item.diff = rules.planned_diff(device.hostname, backup.text if backup else None, commands, platform)
+        running = backup_text(vault, backup) if backup else None
+        item.diff = rules.planned_diff(device.hostname, running, commands, platform)
         if backup is None:
             item.diff = f"# no config backup of {device.hostname} yet: the commands that will be sent\n" + item.diff
         item.status = "planned"
     session.flush()
 
 
-def act(session: Session, order_id: int, action: str, *, actor: str, role: str, four_eyes: bool) -> ServiceOrder:
-    """validate | plan | approve | cancel: the state table decides; each step is audited."""
+def act(
+    session: Session, order_id: int, action: str, *, actor: str, role: str, four_eyes: bool, vault: Vault
+) -> ServiceOrder:
+    """validate | plan | approve | cancel: the state table decides; each step is audited (``vault``: planning
+    reads the latest config backups)."""
     if action not in ("validate", "plan", "approve", "cancel"):
         raise InvalidInput(f"action: expected validate, plan, approve or cancel, got {action!r}", field="action")
     order = get_order(session, order_id)
@@ -412,7 +417,7 @@ def act(session: Session, order_id: int, action: str, *, actor: str, role: str, 
     if action in ("validate", "plan"):
         _validate(session, order)
         if action == "plan":
-            _plan(session, order)
+            _plan(session, vault, order)
             detail["devices"] = len(items(session, order.id))
     elif action == "approve":
         order.approved_by = actor

@@ -9,19 +9,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Depends, Query, status
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import PageDep, ServicesDep, SessionDep, UserDep
+from api.deps import PageDep, ServicesDep, SessionDep, UserDep, runtime
 from collectors import backup, cli_collect
 from devices import hostkeys
 from devices.hostkeys import HostKeyError
 from devices.ssh import emit
 from faultloop.errors import Conflict
+from faultloop.runtime import Runtime
 from inventory import service as inventory
 
 router = APIRouter(prefix="/api/v1", tags=["config"])
+RuntimeDep = Annotated[Runtime, Depends(runtime)]
 
 
 class BackupOut(BaseModel):
@@ -29,7 +31,11 @@ class BackupOut(BaseModel):
     device_id: int
     taken_at: datetime
     last_seen_at: datetime
-    sha256: str
+    digest: str | None = Field(
+        description="HMAC-SHA256 of the normalized text under a key derived from the secret key: equal for "
+        "equal configurations (under one key), reveals nothing else; null until a row stored in clear "
+        "before encryption at rest is sealed"
+    )
     size: int
     lines_added: int
     lines_removed: int
@@ -98,9 +104,14 @@ def backup_now(device_id: int, services: ServicesDep, session: SessionDep, user:
 
 
 @router.get("/devices/{device_id}/config-backups/{backup_id}", response_class=PlainTextResponse)
-def get_backup_text(device_id: int, backup_id: int, session: SessionDep, user: UserDep) -> PlainTextResponse:
+def get_backup_text(
+    device_id: int, backup_id: int, session: SessionDep, user: UserDep, rt: RuntimeDep
+) -> PlainTextResponse:
     row = backup.get_backup(session, device_id=device_id, backup_id=backup_id)
-    return PlainTextResponse(row.text, headers={"ETag": f'"{row.sha256}"', "Cache-Control": "no-store"})
+    headers = {"Cache-Control": "no-store"}
+    if row.digest:
+        headers["ETag"] = f'"{row.digest}"'
+    return PlainTextResponse(backup.backup_text(rt.vault, row), headers=headers)
 
 
 @router.get("/devices/{device_id}/config-backups/{backup_id}/diff", response_class=PlainTextResponse)
@@ -109,9 +120,10 @@ def get_backup_diff(
     backup_id: int,
     session: SessionDep,
     user: UserDep,
+    rt: RuntimeDep,
     against: Annotated[int | None, Query(ge=1, description="Backup id to diff from; default the previous")] = None,
 ) -> PlainTextResponse:
-    diff = backup.diff_backups(session, device_id=device_id, backup_id=backup_id, against=against)
+    diff = backup.diff_backups(session, rt.vault, device_id=device_id, backup_id=backup_id, against=against)
     return PlainTextResponse(
         diff.text,
         media_type="text/x-diff",

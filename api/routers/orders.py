@@ -65,6 +65,7 @@ def _act(session: Session, order_id: int, action: str, user: Any, rt: Runtime) -
         actor=user.username,
         role=str(user.role),
         four_eyes=rt.settings.provisioning_four_eyes,
+        vault=rt.vault,
     )
     return service.order_out(session, order, role=str(user.role))
 

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, get_args
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from alarms import service as alarms
 from alarms.models import Alarm
 from alarms.rules import SEVERITY_RANK
-from api.deps import PageDep, SessionDep, UserDep
+from api.deps import PageDep, SessionDep, UserDep, runtime
 from api.rbac import allowed_roles
 from api.web import topology
 from api.web.render import diff_lines, page
@@ -32,12 +32,14 @@ from collectors.models import DevicePollState
 from faultloop import clock
 from faultloop.accounts.models import Role, User
 from faultloop.errors import InvalidInput
+from faultloop.runtime import Runtime
 from inventory import queries
 from inventory import service as inventory
 from inventory.schemas import DeviceIn
 from ticketing import service as ticketing
 
 router = APIRouter(include_in_schema=False)
+RuntimeDep = Annotated[Runtime, Depends(runtime)]
 
 ROLES: tuple[str, ...] = get_args(DeviceIn.model_fields["role"].annotation)
 DIFF_ROUTE = "/ui/devices/{device_id}/config-backups/{backup_id}/diff"
@@ -412,9 +414,10 @@ def backup_diff(
     request: Request,
     session: SessionDep,
     user: UserDep,
+    rt: RuntimeDep,
     against: Annotated[int | None, Query(ge=1, description="id of the older version (default: the one before)")] = None,
 ) -> HTMLResponse:
-    diff = backup.diff_backups(session, device_id=device_id, backup_id=backup_id, against=against)
+    diff = backup.diff_backups(session, rt.vault, device_id=device_id, backup_id=backup_id, against=against)
     lines = diff_lines(diff.text)
     return page(
         request,

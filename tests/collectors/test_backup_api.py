@@ -43,7 +43,7 @@ def _stored(session, vault, name: str) -> tuple[int, list[int]]:
     device = queries.device(session, device_id)
     ids = []
     for text in (IOS_A, IOS_B):
-        row, _prev, _created = store_backup(session, device=device, text=text, trigger="schedule", actor="t")
+        row, _prev, _created = store_backup(session, vault, device=device, text=text, trigger="schedule", actor="t")
         ids.append(row.id)
     session.commit()
     return device_id, ids

@@ -57,6 +57,16 @@ def test_demo_serves_the_lab_inventory_with_the_printed_credentials(tmp_path):
         login = httpx.post(f"{base}/api/v1/auth/token", json={"username": "admin", "password": password})
         assert login.status_code == 201
         assert httpx.get(f"{base}/readyz").status_code == 200
+        # issue 15 item 7: the demo holds the service lock like `serve`; rotating under it is refused
+        key_file = tmp_path / "var" / "secret.key"
+        keys_before = key_file.read_bytes()
+        rotate = subprocess.run(
+            [sys.executable, "-m", "faultloop.cmd", "secrets", "rotate"], env=env, capture_output=True, text=True,
+            timeout=60,
+        )  # fmt: skip
+        assert rotate.returncode == 2, rotate.stderr
+        assert "a faultloop service is running on" in rotate.stderr and rotate.stderr.count("\n") == 1
+        assert key_file.read_bytes() == keys_before
         # SIGUSR1 dumps every thread's stack (for a process that will not stop) and carries on
         proc.send_signal(signal.SIGUSR1)
         deadline = time.monotonic() + 10

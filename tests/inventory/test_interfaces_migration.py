@@ -14,7 +14,8 @@ from sqlalchemy.exc import IntegrityError
 
 from faultloop import migrate
 from faultloop.db import make_engine
-from tests.conftest import BACKENDS, _pg_admin_url
+from tests.conftest import BACKENDS
+from tests.pgdb import _admin_url as _pg_admin_url
 
 
 @pytest.fixture(params=BACKENDS)

@@ -245,7 +245,7 @@ def test_an_import_that_gives_a_port_another_ports_ifindex_is_refused_whole(sess
     }  # fmt: skip
     nested = session.begin_nested()  # the caller's transaction, rolled back on the error
     with pytest.raises(InvalidInput) as exc:
-        service.import_inventory(session, vault, InventoryDoc.model_validate(doc), actor="t")
+        service.import_inventory(session, vault, InventoryDoc.model_validate(doc), actor="t", forget_host_key=lambda _d: None)
     assert str(exc.value.detail) == "devices[0] (pe1): interfaces[1]: if_index 1 is already interface 'Gi0/1' of pe1"
     nested.rollback()
     assert queries.interfaces(session, a) == before
@@ -262,5 +262,5 @@ def test_an_import_may_swap_the_ifindexes_of_two_ports(session, vault, pair):
              "interfaces": [{"name": "Gi0/1", "if_index": 2}, {"name": "Gi0/2", "if_index": 1}]},
         ]
     }  # fmt: skip
-    service.import_inventory(session, vault, InventoryDoc.model_validate(doc), actor="t")
+    service.import_inventory(session, vault, InventoryDoc.model_validate(doc), actor="t", forget_host_key=lambda _d: None)
     assert {i.name: i.if_index for i in queries.interfaces(session, a)} == {"Gi0/1": 2, "Gi0/2": 1}

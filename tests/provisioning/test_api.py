@@ -158,7 +158,9 @@ def test_planned_diff_context_only_for_config_readers(client, auth, session, vau
         "interface GigabitEthernet0/2\n description old\n"
         "username ops secret 5 MARKER-HASH\n"
     )
-    store_backup(session, device=queries.device(session, device.id), text=running, trigger="on_demand", actor="t")
+    store_backup(
+        session, vault, device=queries.device(session, device.id), text=running, trigger="on_demand", actor="t"
+    )
     session.commit()
     prov = auth("provisioner")
     client.post("/api/v1/vlan-pools", json={"name": "metro-1", "vlan_min": 300, "vlan_max": 399}, headers=prov)

@@ -69,9 +69,9 @@ def run(rt: Runtime, body: dict[str, Any]) -> Any:
     with transaction(rt.sessions) as session:
         order_id = orders.create_order(session, orders.parse_order(body), actor="pat").id
     with transaction(rt.sessions) as session:
-        orders.act(session, order_id, "plan", actor="pat", role="provisioner", four_eyes=True)
+        orders.act(session, order_id, "plan", actor="pat", role="provisioner", four_eyes=True, vault=rt.vault)
     with transaction(rt.sessions) as session:
-        orders.act(session, order_id, "approve", actor="nina", role="noc", four_eyes=True)
+        orders.act(session, order_id, "approve", actor="nina", role="noc", four_eyes=True, vault=rt.vault)
     return execute_order(rt, order_id, actor="nina", role="noc")
 
 
@@ -240,11 +240,11 @@ def test_plan_is_a_dry_run_and_a_device_in_another_order_is_busy(rt, lab_ssh, bg
         second = orders.create_order(session, orders.parse_order(body), actor="pat").id
     for oid in (first, second):
         with transaction(rt.sessions) as session:
-            order = orders.act(session, oid, "plan", actor="pat", role="provisioner", four_eyes=True)
+            order = orders.act(session, oid, "plan", actor="pat", role="provisioner", four_eyes=True, vault=rt.vault)
             diff = orders.items(session, order.id)[0].diff
             assert "+ shutdown" in diff and f" interface {lab.interfaces[1].name}" in diff
         with transaction(rt.sessions) as session:
-            orders.act(session, oid, "approve", actor="nina", role="noc", four_eyes=True)
+            orders.act(session, oid, "approve", actor="nina", role="noc", four_eyes=True, vault=rt.vault)
     assert len(lab_ssh.auth_attempts[lab.name]) == attempts  # planning opened no SSH session
     assert running_config(lab) == before
     with transaction(rt.sessions) as session:

@@ -69,23 +69,23 @@ def test_lifecycle_plan_renders_from_pool_and_four_eyes_approval(session, vault,
     _device(session, vault, "r1")
     order = orders.create_order(session, orders.parse_order(_body("r1")), actor="pat")
     assert order.state == "draft"
-    orders.act(session, order.id, "plan", actor="pat", role="provisioner", four_eyes=True)
+    orders.act(session, order.id, "plan", actor="pat", role="provisioner", four_eyes=True, vault=vault)
     item = orders.items(session, order.id)[0]
     assert item.params["vlan"] == 100  # first free VLAN of the pool
     assert item.commands[:3] == ["vlan 100", " name BIA-100", "interface GigabitEthernet0/1"]
     assert "no vlan 100" in item.inverse
     assert item.diff.startswith("# no config backup of r1 yet")
     with pytest.raises(Forbidden, match="four-eyes"):
-        orders.act(session, order.id, "approve", actor="pat", role="admin", four_eyes=True)
+        orders.act(session, order.id, "approve", actor="pat", role="admin", four_eyes=True, vault=vault)
     with pytest.raises(Forbidden, match="role 'provisioner' may not approve"):
-        orders.act(session, order.id, "approve", actor="sam", role="provisioner", four_eyes=True)
-    orders.act(session, order.id, "approve", actor="nina", role="noc", four_eyes=True)
+        orders.act(session, order.id, "approve", actor="sam", role="provisioner", four_eyes=True, vault=vault)
+    orders.act(session, order.id, "approve", actor="nina", role="noc", four_eyes=True, vault=vault)
     assert (order.state, order.approved_by) == ("approved", "nina")
     with pytest.raises(
         Conflict, match=r"'plan' is not allowed on an order in state 'approved'; allowed: cancel, execute"
     ):
-        orders.act(session, order.id, "plan", actor="pat", role="provisioner", four_eyes=True)
-    orders.act(session, order.id, "cancel", actor="pat", role="provisioner", four_eyes=True)
+        orders.act(session, order.id, "plan", actor="pat", role="provisioner", four_eyes=True, vault=vault)
+    orders.act(session, order.id, "cancel", actor="pat", role="provisioner", four_eyes=True, vault=vault)
     # a cancelled activation gives its VLAN back
     assert _count(session, VlanAllocation) == 0
     assert session.get(ServiceInstance, order.service_id).state == "cancelled"
@@ -100,8 +100,8 @@ def test_lifecycle_plan_renders_from_pool_and_four_eyes_approval(session, vault,
 def test_four_eyes_off_lets_the_author_approve(session, vault, pool) -> None:
     _device(session, vault, "r1")
     order = orders.create_order(session, orders.parse_order(_body("r1")), actor="adm")
-    orders.act(session, order.id, "plan", actor="adm", role="admin", four_eyes=False)
-    orders.act(session, order.id, "approve", actor="adm", role="admin", four_eyes=False)
+    orders.act(session, order.id, "plan", actor="adm", role="admin", four_eyes=False, vault=vault)
+    orders.act(session, order.id, "approve", actor="adm", role="admin", four_eyes=False, vault=vault)
     assert order.state == "approved"
 
 
@@ -110,13 +110,13 @@ def test_vlan_pool_conflicts_and_exhaustion(session, vault, pool) -> None:
     vlans = []
     for _ in range(3):
         order = orders.create_order(session, orders.parse_order(_body("r1")), actor="pat")
-        orders.act(session, order.id, "validate", actor="pat", role="provisioner", four_eyes=True)
+        orders.act(session, order.id, "validate", actor="pat", role="provisioner", four_eyes=True, vault=vault)
         vlans.append(orders.items(session, order.id)[0].params["vlan"])
     assert vlans == [100, 101, 102]
     order = orders.create_order(session, orders.parse_order(_body("r1")), actor="pat")
     audits = _count(session, AuditEntry)
     with pytest.raises(Conflict, match="pool 'pool-a' has no free VLAN"), session.begin_nested():
-        orders.act(session, order.id, "validate", actor="pat", role="provisioner", four_eyes=True)
+        orders.act(session, order.id, "validate", actor="pat", role="provisioner", four_eyes=True, vault=vault)
     session.expire_all()
     assert orders.get_order(session, order.id).state == "draft"
     assert (_count(session, OrderItem), _count(session, AuditEntry)) == (3, audits)
@@ -125,12 +125,12 @@ def test_vlan_pool_conflicts_and_exhaustion(session, vault, pool) -> None:
         session, orders.parse_order(_body("r1", params={"description": "x", "vlan": 101})), actor="pat"
     )
     with pytest.raises(Conflict, match="VLAN 101 of pool 'pool-a' is already allocated"), session.begin_nested():
-        orders.act(session, taken.id, "validate", actor="pat", role="provisioner", four_eyes=True)
+        orders.act(session, taken.id, "validate", actor="pat", role="provisioner", four_eyes=True, vault=vault)
     outside = orders.create_order(
         session, orders.parse_order(_body("r1", params={"description": "x", "vlan": 7})), actor="pat"
     )
     with pytest.raises(InvalidInput, match="7 is outside pool 'pool-a' \\(100-102\\)"), session.begin_nested():
-        orders.act(session, outside.id, "validate", actor="pat", role="provisioner", four_eyes=True)
+        orders.act(session, outside.id, "validate", actor="pat", role="provisioner", four_eyes=True, vault=vault)
     assert _count(session, VlanAllocation) == 3
 
 
@@ -166,7 +166,7 @@ def test_validate_refuses_a_device_without_a_template_for_its_platform(session, 
     _device(session, vault, "fw1", device_type="linux")
     order = orders.create_order(session, orders.parse_order(_body("fw1")), actor="pat")
     with pytest.raises(InvalidInput, match="business_internet has templates for cisco_ios"), session.begin_nested():
-        orders.act(session, order.id, "validate", actor="pat", role="provisioner", four_eyes=True)
+        orders.act(session, order.id, "validate", actor="pat", role="provisioner", four_eyes=True, vault=vault)
     assert _count(session, VlanAllocation) == 0 and orders.get_order(session, order.id).state == "draft"
 
 
@@ -286,6 +286,6 @@ def test_a_site_pool_serves_only_that_sites_devices(session, vault) -> None:
         pytest.raises(InvalidInput, match="r-elsewhere is not at the site of VLAN pool 'east'"),
         session.begin_nested(),
     ):
-        orders.act(session, order.id, "validate", actor="p", role="provisioner", four_eyes=True)
+        orders.act(session, order.id, "validate", actor="p", role="provisioner", four_eyes=True, vault=vault)
     assert _count(session, VlanAllocation) == 0
     assert site.id is not None

@@ -58,7 +58,9 @@ def test_config_change_without_an_order_is_unplanned_with_one_it_is_not(file_run
         }
         with transaction(rt.sessions) as session:
             order = orders.create_order(session, orders.parse_order(body), actor="pat")
-            orders.act(session, order.id, "plan", actor="pat", role="provisioner", four_eyes=True)
+            orders.act(
+                session, order.id, "plan", actor="pat", role="provisioner", four_eyes=True, vault=file_runtime.vault
+            )
             order.state = "executing"
             order_id = order.id
         sink.events.clear()
@@ -105,8 +107,12 @@ def test_an_approved_order_runs_when_its_change_window_opens(file_runtime, lab_s
             }
             with transaction(rt.sessions) as session:
                 order = orders.create_order(session, orders.parse_order(body), actor="pat")
-                orders.act(session, order.id, "plan", actor="pat", role="provisioner", four_eyes=True)
-                orders.act(session, order.id, "approve", actor="nina", role="noc", four_eyes=True)
+                orders.act(
+                    session, order.id, "plan", actor="pat", role="provisioner", four_eyes=True, vault=file_runtime.vault
+                )
+                orders.act(
+                    session, order.id, "approve", actor="nina", role="noc", four_eyes=True, vault=file_runtime.vault
+                )
                 order_id = order.id
             service = ProvisioningService(rt)
             assert due_orders(rt) == [] and service.tick() == []

@@ -116,6 +116,8 @@ def traffic(session: Session, dev: Device, interface: str, *, in_bps: float, out
     collectors.add_samples(session, device_id=dev.id, result=result)
 
 
-def config(session: Session, dev: Device, text: str, actor: str = "test") -> int:
-    row, _previous, _created = backup.store_backup(session, device=dev, text=text, trigger="on_demand", actor=actor)
+def config(session: Session, vault: Vault, dev: Device, text: str, actor: str = "test") -> int:
+    row, _previous, _created = backup.store_backup(
+        session, vault, device=dev, text=text, trigger="on_demand", actor=actor
+    )
     return row.id

@@ -72,8 +72,8 @@ def rich_device(session, vault):
     alarm = make_alarm(session, device="r1", severity="major", alarm_type="linkDown")
     other_alarm = make_alarm(session, device="r2", severity="critical")
     t = ticket(session, "r1", "r1 uplink flapping")
-    v1 = netdata.config(session, dev, CONFIG_V1)
-    v2 = netdata.config(session, dev, CONFIG_V2, actor="alice")
+    v1 = netdata.config(session, vault, dev, CONFIG_V1)
+    v2 = netdata.config(session, vault, dev, CONFIG_V2, actor="alice")
     session.commit()
     return {"dev": dev, "alarm": alarm, "other_alarm": other_alarm, "ticket": t, "v1": v1, "v2": v2}
 
@@ -192,7 +192,7 @@ def test_diff_bad_input(web, session, vault, frozen) -> None:
     data = rich_device(session, vault)
     dev = data["dev"]
     other = netdata.device(session, vault, "r2")
-    other_backup = netdata.config(session, other, "hostname r2\n")
+    other_backup = netdata.config(session, vault, other, "hostname r2\n")
     session.commit()
     client = web("admin")
     base = f"/ui/devices/{dev.id}/config-backups"
@@ -360,7 +360,7 @@ def test_device_list_and_page_queries_do_not_grow(web, session, vault, runtime, 
                 netdata.traffic(session, dev, f"Gi0/{k}", in_bps=1e6 * k, out_bps=1e5, minutes=3)
             make_alarm(session, device=dev.hostname, severity="minor")
             ticket(session, dev.hostname, f"ticket of {dev.hostname}")
-            netdata.config(session, dev, f"hostname {dev.hostname}\n")
+            netdata.config(session, vault, dev, f"hostname {dev.hostname}\n")
             devs.append(dev)
         session.commit()
         return devs

@@ -53,15 +53,19 @@ def serve(
         where = f"http://{settings.host}:{settings.port}"
         asyncio.run(run_collector(settings, announce=lambda: err.print(f"faultloop (collector) listening on {where}")))
         return
-    rt = build_runtime(settings)
-    check_database(rt)
-    database = safe_url(settings.effective_database_url)
-    where = f"http://{settings.host}:{settings.port}"
-
-    def announce() -> None:  # once the socket listens: a start-up error is then the only line printed
-        err.print(f"faultloop ({settings.role}) listening on {where}  (database {database})")
-
+    # the lock before the keys are loaded: a rotation under way finishes first, then we read its keys
     with service_running(settings):
+        from faultloop.cmd.atrest import seal_stored_configs
+
+        rt = build_runtime(settings)
+        check_database(rt)
+        database = safe_url(settings.effective_database_url)
+        where = f"http://{settings.host}:{settings.port}"
+
+        def announce() -> None:  # once the socket listens: a start-up error is then the only line printed
+            err.print(f"faultloop ({settings.role}) listening on {where}  (database {database})")
+
+        seal_stored_configs(rt)  # what an older version stored in clear (a migration has no key)
         asyncio.run(run_service(rt, announce=announce))
 
 

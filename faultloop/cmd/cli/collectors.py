@@ -111,7 +111,7 @@ def backup_cmd(
         f"stored as version {outcome.backup_id} (previous {outcome.previous_id})"
     )
     with transaction(rt.sessions) as session:
-        print(backups.diff_backups(session, device_id=device_id, backup_id=outcome.backup_id).text, end="")
+        print(backups.diff_backups(session, rt.vault, device_id=device_id, backup_id=outcome.backup_id).text, end="")
 
 
 def _backup_id(value: str, name: str) -> int:
@@ -125,18 +125,18 @@ def _backup_diff(args: list[str]) -> None:
 
     if not 1 <= len(args) <= 3:
         raise CliError("usage: faultloop backup diff DEVICE [A [B]]")
-    with tx() as (_rt, session):
+    with tx() as (rt, session):
         device = inventory.device_by_hostname(session, args[0])
         if len(args) == 1:
             latest = backups.latest_backup(session, device.id)
             if latest is None:
                 raise CliError(f"device {device.hostname!r} has no config backup yet")
-            diff = backups.diff_backups(session, device_id=device.id, backup_id=latest.id)
+            diff = backups.diff_backups(session, rt.vault, device_id=device.id, backup_id=latest.id)
         elif len(args) == 2:
-            diff = backups.diff_backups(session, device_id=device.id, backup_id=_backup_id(args[1], "A"))
+            diff = backups.diff_backups(session, rt.vault, device_id=device.id, backup_id=_backup_id(args[1], "A"))
         else:
             older, newer = _backup_id(args[1], "A"), _backup_id(args[2], "B")
-            diff = backups.diff_backups(session, device_id=device.id, backup_id=newer, against=older)
+            diff = backups.diff_backups(session, rt.vault, device_id=device.id, backup_id=newer, against=older)
     if not diff.text:
         err.print("no differences")
     print(diff.text, end="")

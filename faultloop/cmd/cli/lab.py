@@ -15,7 +15,7 @@ from faultloop.cmd.cli.common import CLI_ACTOR, cli_settings, err
 from faultloop.cmd.cli.inventory import import_doc
 from faultloop.db import transaction
 from faultloop.errors import DomainError
-from faultloop.runtime import Runtime, build_runtime, check_database, configure_logging
+from faultloop.runtime import Runtime, build_runtime, check_database, configure_logging, service_running
 from inventory.schemas import InventoryDoc
 
 DEMO_POLL_INTERVAL_S = 15.0
@@ -51,30 +51,35 @@ def demo(
     lab_control_port: Annotated[int, typer.Option(min=1, max=65535, help="lab fault-injection HTTP API")] = 8099,
 ) -> None:
     """Migrate, seed an admin, start the lab network, import it, and serve."""
+    from faultloop.cmd.atrest import seal_stored_configs
     from faultloop.cmd.demo import run_demo
 
     settings = cli_settings()
     if "poll_interval_s" not in settings.model_fields_set:  # the demo shows live rates sooner
         settings = settings.model_copy(update={"poll_interval_s": DEMO_POLL_INTERVAL_S})
     configure_logging(settings)
-    rt = build_runtime(settings)
-    check_database(rt, require_current=False)
-    migrate.upgrade(rt.engine)
-    with transaction(rt.sessions) as session:
-        password, token = seed_admin(rt, session)
-    asyncio.run(
-        run_demo(
-            rt,
-            password=password,
-            token=token,
-            generate=devices,
-            console=err,
-            import_inventory=lambda doc: _import_tx(rt, doc),
-            snmp_port=lab_snmp_port,
-            ssh_port=lab_ssh_port,
-            control_port=lab_control_port,
+    # the service lock `secrets rotate` checks, held for the demo's life and taken before the keys
+    # are loaded (a rotation under way finishes first): the demo serves like `faultloop serve`
+    with service_running(settings):
+        rt = build_runtime(settings)
+        check_database(rt, require_current=False)
+        migrate.upgrade(rt.engine)
+        seal_stored_configs(rt)
+        with transaction(rt.sessions) as session:
+            password, token = seed_admin(rt, session)
+        asyncio.run(
+            run_demo(
+                rt,
+                password=password,
+                token=token,
+                generate=devices,
+                console=err,
+                import_inventory=lambda doc: _import_tx(rt, doc),
+                snmp_port=lab_snmp_port,
+                ssh_port=lab_ssh_port,
+                control_port=lab_control_port,
+            )
         )
-    )
 
 
 def _import_tx(rt: Runtime, doc: InventoryDoc) -> dict[str, int]:

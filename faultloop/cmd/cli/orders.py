@@ -59,9 +59,9 @@ def order_plan(file: Path, actor: str = ActorOpt) -> None:
         raise CliError(f"cannot read {file}: {exc.strerror}") from None
     except yaml.YAMLError as exc:
         raise CliError(f"{file}: not YAML/JSON: {exc}") from None
-    with tx() as (_rt, session):
+    with tx() as (rt, session):
         order = orders.create_order(session, orders.parse_order(body), actor=actor)
-        orders.act(session, order.id, "plan", actor=actor, role="provisioner", four_eyes=True)
+        orders.act(session, order.id, "plan", actor=actor, role="provisioner", four_eyes=True, vault=rt.vault)
         for item in orders.items(session, order.id):
             print(item.diff, end="" if item.diff.endswith("\n") else "\n")
         order_id = order.id
@@ -75,7 +75,13 @@ def order_approve(order_id: int, actor: str = ActorOpt) -> None:
 
     with tx() as (rt, session):
         orders.act(
-            session, order_id, "approve", actor=actor, role="admin", four_eyes=rt.settings.provisioning_four_eyes
+            session,
+            order_id,
+            "approve",
+            actor=actor,
+            role="admin",
+            four_eyes=rt.settings.provisioning_four_eyes,
+            vault=rt.vault,
         )
     _print_order(order_id)
 
@@ -86,7 +92,15 @@ def order_cancel(order_id: int, actor: str = ActorOpt) -> None:
     from provisioning import service as orders
 
     with tx() as (rt, session):
-        orders.act(session, order_id, "cancel", actor=actor, role="admin", four_eyes=rt.settings.provisioning_four_eyes)
+        orders.act(
+            session,
+            order_id,
+            "cancel",
+            actor=actor,
+            role="admin",
+            four_eyes=rt.settings.provisioning_four_eyes,
+            vault=rt.vault,
+        )
     _print_order(order_id)
 
 
