@@ -17,6 +17,10 @@ from inventory.schemas import DeviceIn, InterfaceIn, ObservedInterface, Observed
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
+def _keep(_device_id: int) -> None:
+    """No SSH host key pins in these tests."""
+
+
 def _device(session, vault, hostname: str, address: str, interfaces: list[InterfaceIn]) -> int:
     data = DeviceIn(hostname=hostname, address=address, role="core", interfaces=interfaces)
     return service.create_device(session, vault, data, actor="test").id
@@ -245,7 +249,7 @@ def test_an_import_that_gives_a_port_another_ports_ifindex_is_refused_whole(sess
     }  # fmt: skip
     nested = session.begin_nested()  # the caller's transaction, rolled back on the error
     with pytest.raises(InvalidInput) as exc:
-        service.import_inventory(session, vault, InventoryDoc.model_validate(doc), actor="t", forget_host_key=lambda _d: None)
+        service.import_inventory(session, vault, InventoryDoc.model_validate(doc), actor="t", forget_host_key=_keep)
     assert str(exc.value.detail) == "devices[0] (pe1): interfaces[1]: if_index 1 is already interface 'Gi0/1' of pe1"
     nested.rollback()
     assert queries.interfaces(session, a) == before
@@ -262,5 +266,5 @@ def test_an_import_may_swap_the_ifindexes_of_two_ports(session, vault, pair):
              "interfaces": [{"name": "Gi0/1", "if_index": 2}, {"name": "Gi0/2", "if_index": 1}]},
         ]
     }  # fmt: skip
-    service.import_inventory(session, vault, InventoryDoc.model_validate(doc), actor="t", forget_host_key=lambda _d: None)
+    service.import_inventory(session, vault, InventoryDoc.model_validate(doc), actor="t", forget_host_key=_keep)
     assert {i.name: i.if_index for i in queries.interfaces(session, a)} == {"Gi0/1": 2, "Gi0/2": 1}
