@@ -6,7 +6,7 @@ plaintext (now nullable) until `faultloop db upgrade` (right after this migratio
 service's start or `faultloop secrets rotate` encrypts them (``collectors.backup.seal_backups``).
 Until then readers decrypt what is sealed and read the rest as stored.
 
-Revision ID: h15backup_0001_encrypt_config_backups
+Revision ID: h15backup_0001_sealed_backups
 Revises: 0003_config_backup
 Create Date: 2026-12-07 00:30:00
 """
@@ -14,7 +14,7 @@ Create Date: 2026-12-07 00:30:00
 import sqlalchemy as sa
 from alembic import op
 
-revision = "h15backup_0001_encrypt_config_backups"
+revision = "h15backup_0001_sealed_backups"
 down_revision = "0003_config_backup"
 branch_labels = None
 depends_on = None
