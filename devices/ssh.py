@@ -393,17 +393,19 @@ def device_session(
 
 
 # devices whose last session ended on the output cap: their next whole session clears the warning
-_capped: set[int] = set()
+# hostnames whose last session stopped at the cap (alarms are keyed by hostname; this process only:
+# after a restart the next capped session raises it again, a normal one sends no clear)
+_capped: set[str] = set()
 _capped_guard = threading.Lock()
 
 
 def _output_capped(sink: ObservationSink | None, target: SshTarget, source: Source, capped: str) -> None:
     with _capped_guard:
-        was_capped = target.device_id in _capped
+        was_capped = target.hostname in _capped
         if capped:
-            _capped.add(target.device_id)
+            _capped.add(target.hostname)
         else:
-            _capped.discard(target.device_id)
+            _capped.discard(target.hostname)
     if capped:
         SSH_OUTPUT_CAPPED.labels(source=source).inc()
         emit(sink, [_output_capped_event(target, source, capped)])
