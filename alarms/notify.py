@@ -21,7 +21,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -38,9 +37,10 @@ from faultloop.notify import (
     Message,
     NotifyConfigError,
     PermanentError,
-    attempt,
     build_channel,
+    deliver_due,
     header_text,
+    read_document,
     validate_entries,
 )
 from faultloop.runtime import Runtime
@@ -51,8 +51,6 @@ __all__ = ["Channel", "ChannelSpec", "DeliveryError", "Message", "Notifier", "Pe
 
 log = logging.getLogger("faultloop.alarms.notify")
 NOTIFY_KINDS = {"raised", "unmuted", "cleared", "escalated"}
-# the sections of the notification file; ticket_routes belong to ticketing (ticketing/notify.py)
-FILE_SECTIONS = ("channels", "routes", "ticket_routes")
 
 
 # ---- configuration -------------------------------------------------------------------------
@@ -85,25 +83,6 @@ class NotifyConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     channels: list[ChannelSpec] = []
     routes: list[RouteSpec] = []
-
-
-def read_document(text: str, *, file: str) -> tuple[dict[str, Any], list[ChannelSpec]]:
-    """The notification file as a mapping, and its channels validated (shared with ticketing)."""
-    try:
-        doc = yaml.safe_load(text) or {}
-    except yaml.YAMLError:
-        raise NotifyConfigError(file, "", "(yaml)", "not valid YAML") from None
-    if not isinstance(doc, dict):
-        raise NotifyConfigError(file, "", "(document)", "expected a mapping with channels and routes")
-    for key in doc:
-        if key not in FILE_SECTIONS:
-            raise NotifyConfigError(file, "", str(key), f"unknown section; expected {', '.join(FILE_SECTIONS)}")
-    channels = validate_entries(ChannelSpec, doc, "channels", file=file)
-    names = [c.name for c in channels]
-    for name in names:
-        if names.count(name) > 1:
-            raise NotifyConfigError(file, name, "name", "two channels have this name")
-    return doc, channels
 
 
 def parse_config(text: str, *, file: str) -> NotifyConfig:
@@ -299,40 +278,14 @@ class Notifier:
 
     def deliver_due(self, now: datetime | None = None, *, limit: int = 100) -> tuple[int, int]:
         """Send due rows, each in its own transaction; (delivered, failed)."""
-        now = now or clock.now()
-        with self.rt.sessions() as session:
-            ids = session.scalars(
-                select(Notification.id)
-                .where(
-                    Notification.delivered_at.is_(None),
-                    Notification.gave_up_at.is_(None),
-                    Notification.next_attempt_at <= now,
-                )
-                .order_by(Notification.next_attempt_at, Notification.id)
-                .limit(limit)
-            ).all()
-        delivered = failed = 0
-        for row_id in ids:
-            with fenced_transaction(self.rt.sessions, self.leadership) as session:
-                row = session.get(Notification, row_id)
-                if row is None or row.delivered_at is not None or row.gave_up_at is not None:
-                    continue
-                if self._attempt(row, now):
-                    delivered += 1
-                else:
-                    failed += 1
-        return delivered, failed
+        return deliver_due(self.rt.sessions, self.leadership, Notification, self._send, now or clock.now(),
+                           max_attempts=self.rt.settings.alarm_notify_max_attempts, limit=limit)  # fmt: skip
 
-    def _attempt(self, row: Notification, now: datetime) -> bool:
-        """Send one row; on failure schedule its retry or give it up. True when it was delivered."""
+    def _send(self, session: Session, row: Notification) -> None:
         channel = self.channels.get(row.channel)
-
-        def send() -> None:
-            if channel is None:
-                raise PermanentError(f"channel {row.channel!r} is not configured")
-            channel.send(row.id, alarm_message(row.payload))
-
-        return attempt(row, send, now, max_attempts=self.rt.settings.alarm_notify_max_attempts)
+        if channel is None:
+            raise PermanentError(f"channel {row.channel!r} is not configured")
+        channel.send(row.id, alarm_message(row.payload))
 
     def run_once(self) -> tuple[int, int]:
         if self.leadership is not None and not self.leadership.leading:

@@ -14,6 +14,7 @@ keys carry credentials: they are never logged, and errors name the host at most.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -21,6 +22,7 @@ import json
 import logging
 import smtplib
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -28,11 +30,15 @@ from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
 import httpx
+import yaml
 from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from faultloop import clock
 from faultloop.errors import InvalidInput
+from faultloop.leader import Leadership, fenced_transaction
 from faultloop.metrics import REGISTRY
 from faultloop.settings import Settings
 
@@ -398,6 +404,29 @@ def validate_entries(model: type[BaseModel], doc: dict[str, Any], key: str, *, f
     return out
 
 
+# the sections of the notification file: alarm routes (alarms/notify.py), ticket routes (ticketing/notify.py)
+FILE_SECTIONS = ("channels", "routes", "ticket_routes")
+
+
+def read_document(text: str, *, file: str) -> tuple[dict[str, Any], list[ChannelSpec]]:
+    """The notification file as a mapping, and its channels validated (shared with ticketing)."""
+    try:
+        doc = yaml.safe_load(text) or {}
+    except yaml.YAMLError:
+        raise NotifyConfigError(file, "", "(yaml)", "not valid YAML") from None
+    if not isinstance(doc, dict):
+        raise NotifyConfigError(file, "", "(document)", "expected a mapping with channels and routes")
+    for key in doc:
+        if key not in FILE_SECTIONS:
+            raise NotifyConfigError(file, "", str(key), f"unknown section; expected {', '.join(FILE_SECTIONS)}")
+    channels = validate_entries(ChannelSpec, doc, "channels", file=file)
+    names = [c.name for c in channels]
+    for name in names:
+        if names.count(name) > 1:
+            raise NotifyConfigError(file, name, "name", "two channels have this name")
+    return doc, channels
+
+
 def build_channel(spec: ChannelSpec, settings: Settings) -> Channel:
     s = settings
     if spec.type == "email":
@@ -456,3 +485,29 @@ def attempt(row: OutboxRow, send: Any, now: datetime, *, max_attempts: int) -> b
     ATTEMPTS.labels(channel=row.channel, result="delivered").inc()
     row.delivered_at = clock.now()
     return True
+
+
+def deliver_due(
+    sessions: Any, leadership: Leadership | None, model: Any, send_row: Callable[[Session, Any], None],
+    now: datetime, *, max_attempts: int, limit: int = 100,
+) -> tuple[int, int]:  # fmt: skip
+    """Send the due rows of one outbox table (``model``), each in its own fenced transaction, so one
+    bad row never holds up the others; (delivered, failed)."""
+    with sessions() as session:
+        ids = session.scalars(
+            select(model.id)
+            .where(model.delivered_at.is_(None), model.gave_up_at.is_(None), model.next_attempt_at <= now)
+            .order_by(model.next_attempt_at, model.id)
+            .limit(limit)
+        ).all()
+    delivered = failed = 0
+    for row_id in ids:
+        with fenced_transaction(sessions, leadership) as session:
+            row = session.get(model, row_id)
+            if row is None or row.delivered_at is not None or row.gave_up_at is not None:
+                continue
+            if attempt(row, functools.partial(send_row, session, row), now, max_attempts=max_attempts):
+                delivered += 1
+            else:
+                failed += 1
+    return delivered, failed
