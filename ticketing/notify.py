@@ -16,7 +16,9 @@ acknowledged and accepted, resolve on resolved, closed and cancelled.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -265,3 +267,19 @@ class TicketNotifier:
         if service.OUTBOX.get("notifications") == self.enqueue:
             del service.OUTBOX["notifications"]
         await self._worker.stop()
+
+
+@contextlib.contextmanager
+def outbox_hook(rt: Runtime) -> Iterator[TicketNotifier]:
+    """For a one-shot command that changes tickets (the CLI): its changes write their notification
+    rows like the service's; the service's leader delivers them."""
+    notifier = TicketNotifier(rt, load_config(rt.settings.alarm_notify_file))
+    previous = service.OUTBOX.get("notifications")
+    service.OUTBOX["notifications"] = notifier.enqueue
+    try:
+        yield notifier
+    finally:
+        if previous is None:
+            service.OUTBOX.pop("notifications", None)
+        else:
+            service.OUTBOX["notifications"] = previous

@@ -81,6 +81,7 @@ def ticket_transition(
     Example: faultloop ticket transition 7 cancel --set reason=duplicate
     """
     from ticketing import service as tickets
+    from ticketing.notify import outbox_hook
     from ticketing.policy import load_policy
 
     data: dict[str, Any] = {}
@@ -91,7 +92,7 @@ def ticket_transition(
         data[key] = int(value) if key == "rating" and value.isdigit() else value
     if "parts_used" in data:
         data["parts_used"] = [p for p in str(data["parts_used"]).split(",") if p]
-    with tx() as (rt, session):
+    with tx() as (rt, session), outbox_hook(rt):
         ticket = tickets.transition(
             session, policy=load_policy(rt.settings.ticket_policy_file), ticket_id=ticket_id, action=action,
             actor=tickets.Actor(CLI_ACTOR, "admin"), data=data, expected_version=version, now=clock.now(),
