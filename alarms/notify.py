@@ -15,22 +15,13 @@ send and the mark sends the row again, so receivers should dedupe on ``X-Faultlo
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 import logging
-import smtplib
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.message import EmailMessage
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
-import httpx
-import yaml
-from prometheus_client import Counter
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -39,45 +30,30 @@ from alarms.models import Alarm, Notification
 from faultloop import clock
 from faultloop.events import AlarmChange
 from faultloop.leader import Leadership, NotLeader, fenced_transaction
-from faultloop.metrics import REGISTRY
+from faultloop.notify import (
+    Channel,
+    ChannelSpec,
+    DeliveryError,
+    Message,
+    NotifyConfigError,
+    PermanentError,
+    build_channel,
+    deliver_due,
+    header_text,
+    read_document,
+    validate_entries,
+)
 from faultloop.runtime import Runtime
 from faultloop.worker import WorkerThread
 from inventory import queries as inventory
 
-log = logging.getLogger("faultloop.alarms.notify")
-RETRY_BASE_S = 10.0
-RETRY_MAX_S = 3600.0
-NOTIFY_KINDS = {"raised", "unmuted", "cleared", "escalated"}
+__all__ = ["Channel", "ChannelSpec", "DeliveryError", "Message", "Notifier", "PermanentError", "header_text"]
 
-ATTEMPTS = Counter(
-    "faultloop_notification_attempts_total", "Notification delivery attempts", ["channel", "result"], registry=REGISTRY
-)
-GAVE_UP = Counter(
-    "faultloop_notifications_given_up_total",
-    "Notifications that will never be sent (attempts ran out, or the row cannot be built)",
-    ["channel", "reason"],
-    registry=REGISTRY,
-)
+log = logging.getLogger("faultloop.alarms.notify")
+NOTIFY_KINDS = {"raised", "unmuted", "cleared", "escalated"}
 
 
 # ---- configuration -------------------------------------------------------------------------
-
-
-class ChannelSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=100)
-    type: Literal["webhook", "email"]
-    url: str | None = Field(None, pattern=r"^https?://")
-    to: list[str] = []
-    timeout_s: float = Field(10, gt=0, le=120)
-
-    @model_validator(mode="after")
-    def _fields_for_type(self) -> ChannelSpec:
-        if self.type == "webhook" and not self.url:
-            raise ValueError("a webhook channel needs url")
-        if self.type == "email" and not self.to:
-            raise ValueError("an email channel needs at least one address in to")
-        return self
 
 
 class RouteSpec(BaseModel):
@@ -111,23 +87,10 @@ class NotifyConfig(BaseModel):
 
 def parse_config(text: str, *, file: str) -> NotifyConfig:
     try:
-        doc = yaml.safe_load(text) or {}
-    except yaml.YAMLError:
-        raise RuleError(file, "", "(yaml)", "not valid YAML") from None
-    if not isinstance(doc, dict):
-        raise RuleError(file, "", "(document)", "expected a mapping with channels and routes")
-    try:
-        config = NotifyConfig.model_validate(doc)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = [str(p) for p in err["loc"]]
-        item = ""
-        if len(loc) >= 2 and loc[1].isdigit():
-            entries = doc.get(loc[0]) or []
-            index = int(loc[1])
-            name = entries[index].get("name") if index < len(entries) and isinstance(entries[index], dict) else None
-            item, loc = str(name or f"{loc[0]}[{index}]"), loc[2:]
-        raise RuleError(file, item, ".".join(loc) or "(entry)", str(err["msg"]).removeprefix("Value error, ")) from None
+        doc, channels = read_document(text, file=file)
+        config = NotifyConfig(channels=channels, routes=validate_entries(RouteSpec, doc, "routes", file=file))
+    except NotifyConfigError as exc:
+        raise RuleError(exc.file, exc.entry, exc.entry_field, exc.message) from None
     names = {c.name for c in config.channels}
     for route in config.routes:
         for channel in [*route.channels, *route.escalate_to]:
@@ -142,88 +105,6 @@ def load_config(path: Path) -> NotifyConfig:
     except OSError as exc:
         raise RuleError(str(path), "", "(file)", f"cannot read: {exc.strerror}") from None
     return parse_config(text, file=str(path))
-
-
-# ---- channels (adapters behind a Protocol; tests use a real HTTP server and a real SMTP server) --
-
-
-class Channel(Protocol):
-    def send(self, delivery_id: int, payload: dict[str, Any]) -> None:
-        """Deliver or raise: ``PermanentError`` when retrying can never help, anything else is retried."""
-        ...
-
-
-def header_text(value: object, *, limit: int = 200) -> str:
-    """Device-supplied text made safe for one header line: control characters (CR/LF among them,
-    which would end the header) become spaces, runs of white space fold, and it is cut to ``limit``."""
-    text = "".join(ch if ch.isprintable() else " " for ch in str(value))
-    return " ".join(text.split())[:limit]
-
-
-def sign(secret: bytes, timestamp: str, body: bytes) -> str:
-    return "sha256=" + hmac.new(secret, timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
-
-
-@dataclass
-class WebhookChannel:
-    url: str
-    secret: bytes | None
-    timeout_s: float = 10.0
-
-    def send(self, delivery_id: int, payload: dict[str, Any]) -> None:
-        body = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
-        timestamp = str(int(clock.now().timestamp()))
-        headers = {
-            "Content-Type": "application/json",
-            "X-Faultloop-Delivery": str(delivery_id),
-            "X-Faultloop-Timestamp": timestamp,
-        }
-        if self.secret:
-            headers["X-Faultloop-Signature"] = sign(self.secret, timestamp, body)
-        response = httpx.post(self.url, content=body, headers=headers, timeout=self.timeout_s)
-        if response.status_code >= 300:
-            raise DeliveryError(f"HTTP {response.status_code}")
-
-
-@dataclass
-class EmailChannel:
-    host: str
-    port: int
-    sender: str
-    to: list[str]
-    starttls: bool = False
-    username: str = ""
-    password: str = ""
-    timeout_s: float = 10.0
-
-    def send(self, delivery_id: int, payload: dict[str, Any]) -> None:
-        if not self.host:
-            raise DeliveryError("FAULTLOOP_SMTP_HOST is not set")
-        alarm = payload["alarm"]
-        msg = EmailMessage()
-        msg["From"] = self.sender
-        msg["To"] = ", ".join(self.to)
-        msg["Subject"] = header_text(
-            f"[faultloop] {alarm['severity'].upper()} {alarm['alarm_type']} {alarm['device']} "
-            f"{alarm['managed_object']} ({payload['reason']})"
-        )
-        msg["X-Faultloop-Delivery"] = str(delivery_id)
-        lines = [f"{k}: {v}" for k, v in alarm.items()]
-        msg.set_content(f"Alarm {payload['reason']}\n\n" + "\n".join(lines) + "\n")
-        with smtplib.SMTP(self.host, self.port, timeout=self.timeout_s) as smtp:
-            if self.starttls:
-                smtp.starttls()
-            if self.username:
-                smtp.login(self.username, self.password)
-            smtp.send_message(msg)
-
-
-class DeliveryError(Exception):
-    """The channel refused or failed this time; the row is retried."""
-
-
-class PermanentError(DeliveryError):
-    """The row can never be sent as it is (no such channel, a payload the channel cannot carry)."""
 
 
 # ---- the notifier ---------------------------------------------------------------------------------
@@ -248,6 +129,22 @@ def alarm_payload(alarm: Alarm, reason: str) -> dict[str, Any]:
             "description": alarm.description,
         },
     }
+
+
+PD_ACTIONS: dict[str, Any] = {"raised": "trigger", "unmuted": "trigger", "escalated": "trigger",
+                              "renotify": "trigger", "escalation": "trigger", "cleared": "resolve"}  # fmt: skip
+
+
+def alarm_message(payload: dict[str, Any]) -> Message:
+    """What the channels carry for one stored alarm notification (the row's payload)."""
+    alarm, reason = payload["alarm"], payload["reason"]
+    title = (f"{alarm['severity'].upper()} {alarm['alarm_type']} {alarm['device']} {alarm['managed_object']}"
+             f" ({reason})")  # fmt: skip
+    return Message(
+        title=header_text(title, limit=300), severity=alarm["severity"], source=alarm["device"],
+        facts={k: str(v) for k, v in alarm.items()}, body=payload, dedup_key=alarm["reduction_key"],
+        pd_action=PD_ACTIONS.get(reason), kind="alarm",
+    )  # fmt: skip
 
 
 class Notifier:
@@ -313,14 +210,19 @@ class Notifier:
 
     def _add(self, session: Session, alarm: Alarm, route: RouteSpec, channels: Sequence[str], reason: str) -> None:
         now = clock.now()
+        payload = alarm_payload(alarm, reason)
+        message = alarm_message(payload)
         for channel in channels:
+            adapter = self.channels.get(channel)
+            if adapter is not None and not adapter.accepts(message):
+                continue  # e.g. PagerDuty: nothing to trigger or resolve
             session.add(
                 Notification(
                     alarm_id=alarm.id,
                     channel=channel,
                     route=route.name,
                     reason=reason,
-                    payload=alarm_payload(alarm, reason),
+                    payload=payload,
                     created_at=now,
                     next_attempt_at=now,
                     attempts=0,
@@ -376,58 +278,14 @@ class Notifier:
 
     def deliver_due(self, now: datetime | None = None, *, limit: int = 100) -> tuple[int, int]:
         """Send due rows, each in its own transaction; (delivered, failed)."""
-        now = now or clock.now()
-        with self.rt.sessions() as session:
-            ids = session.scalars(
-                select(Notification.id)
-                .where(
-                    Notification.delivered_at.is_(None),
-                    Notification.gave_up_at.is_(None),
-                    Notification.next_attempt_at <= now,
-                )
-                .order_by(Notification.next_attempt_at, Notification.id)
-                .limit(limit)
-            ).all()
-        delivered = failed = 0
-        for row_id in ids:
-            with fenced_transaction(self.rt.sessions, self.leadership) as session:
-                row = session.get(Notification, row_id)
-                if row is None or row.delivered_at is not None or row.gave_up_at is not None:
-                    continue
-                if self._attempt(row, now):
-                    delivered += 1
-                else:
-                    failed += 1
-        return delivered, failed
+        return deliver_due(self.rt.sessions, self.leadership, Notification, self._send, now or clock.now(),
+                           max_attempts=self.rt.settings.alarm_notify_max_attempts, limit=limit)  # fmt: skip
 
-    def _attempt(self, row: Notification, now: datetime) -> bool:
-        """Send one row; on failure schedule its retry or give it up. True when it was delivered."""
+    def _send(self, session: Session, row: Notification) -> None:
         channel = self.channels.get(row.channel)
-        row.attempts += 1
-        try:
-            if channel is None:
-                raise PermanentError(f"channel {row.channel!r} is not configured")
-            channel.send(row.id, row.payload)
-        except Exception as exc:  # every failure is retried with back-off or given up visibly, never dropped
-            ATTEMPTS.labels(channel=row.channel, result="failed").inc()
-            row.last_error = (str(exc) if isinstance(exc, DeliveryError) else type(exc).__name__)[:500]
-            # a payload the channel cannot build (ValueError, KeyError, TypeError) fails the same way every time
-            permanent = isinstance(exc, PermanentError | ValueError | KeyError | TypeError)
-            if permanent or row.attempts >= self.rt.settings.alarm_notify_max_attempts:
-                row.gave_up_at = now
-                reason = "unsendable" if permanent else "attempts"
-                GAVE_UP.labels(channel=row.channel, reason=reason).inc()
-                log.error("notification %d via %s given up after %d attempt(s): %s", row.id, row.channel,
-                          row.attempts, row.last_error)  # fmt: skip
-                return False
-            delay = min(RETRY_BASE_S * 2 ** (row.attempts - 1), RETRY_MAX_S)
-            row.next_attempt_at = now + timedelta(seconds=delay)
-            log.warning("notification %d via %s failed (%s); retry in %.0f s", row.id, row.channel, row.last_error,
-                        delay)  # fmt: skip
-            return False
-        ATTEMPTS.labels(channel=row.channel, result="delivered").inc()
-        row.delivered_at = clock.now()
-        return True
+        if channel is None:
+            raise PermanentError(f"channel {row.channel!r} is not configured")
+        channel.send(row.id, alarm_message(row.payload))
 
     def run_once(self) -> tuple[int, int]:
         if self.leadership is not None and not self.leadership.leading:
@@ -456,23 +314,4 @@ def _device_scope(session: Session, hostname: str) -> tuple[str | None, frozense
 
 
 def build_channels(rt: Runtime, config: NotifyConfig) -> dict[str, Channel]:
-    s = rt.settings
-    secret = s.alarm_webhook_secret.get_secret_value().encode() if s.alarm_webhook_secret else None
-    password = s.smtp_password.get_secret_value() if s.smtp_password else ""
-    channels: dict[str, Channel] = {}
-    for spec in config.channels:
-        if spec.type == "webhook":
-            assert spec.url is not None
-            channels[spec.name] = WebhookChannel(spec.url, secret, spec.timeout_s)
-        else:
-            channels[spec.name] = EmailChannel(
-                s.smtp_host,
-                s.smtp_port,
-                s.smtp_from,
-                spec.to,
-                s.smtp_starttls,
-                s.smtp_username,
-                password,
-                spec.timeout_s,
-            )
-    return channels
+    return {spec.name: build_channel(spec, rt.settings) for spec in config.channels}

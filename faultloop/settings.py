@@ -162,6 +162,9 @@ class Settings(BaseSettings):
     smtp_username: str = Field("", description="SMTP user; empty: no authentication.")
     smtp_password: SecretStr | None = Field(None, description="SMTP password.")
 
+    technician_notify_allow_private: bool = Field(
+        False, description="Technician webhook addresses may point at loopback / link-local hosts."
+    )
     ticket_policy_file: Path | None = Field(
         None, description="Auto-ticketing/priority/SLA policy YAML; empty: packaged."
     )

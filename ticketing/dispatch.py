@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 from faultloop import clock
 from faultloop.accounts.models import Role, User
 from faultloop.errors import InvalidInput, NotFound
+from faultloop.notify import check_email, check_url
 from ticketing.models import TechnicianProfile, Ticket
 from ticketing.policy import FIELD_STATES
 
@@ -55,7 +56,13 @@ def upsert_profile(
     team: str = "",
     tier: int = 1,
     on_shift: bool = True,
+    notify_to: str | None = None,
+    allow_private: bool = False,
 ) -> TechnicianProfile:
+    """Create or replace a technician's profile; ``notify_to`` (an e-mail address or an http(s)
+    webhook URL, empty: none) is where a dispatch to them is announced, None keeps the stored one.
+    A webhook on a loopback or link-local host is refused unless ``allow_private``
+    (``FAULTLOOP_TECHNICIAN_NOTIFY_ALLOW_PRIVATE``)."""
     user = session.scalar(select(User).where(User.username == username))
     if user is None:
         raise NotFound(f"user {username!r} not found")
@@ -66,10 +73,30 @@ def upsert_profile(
     for name, values in (("skills", skills), ("sites", sites)):
         if any(not v.strip() or len(v) > 100 for v in values):
             raise InvalidInput(f"{name}: expected non-empty names of at most 100 characters", field=name)
+    address = None
+    if notify_to is not None:
+        try:
+            address = check_address(notify_to, allow_private=allow_private)
+        except ValueError as exc:
+            raise InvalidInput(f"notify_to: {exc}", field="notify_to") from None
     prof = profile_of(session, user.id)
     if prof is None:
         prof = TechnicianProfile(user_id=user.id, created_at=clock.now())
         session.add(prof)
     prof.skills, prof.sites, prof.team, prof.tier, prof.on_shift = list(skills), list(sites), team, tier, on_shift
+    if address is not None:
+        prof.notify_to = address
+    elif prof.notify_to is None:
+        prof.notify_to = ""
     session.flush()
     return prof
+
+
+def check_address(value: str, *, allow_private: bool) -> str:
+    """A technician's notification address: an e-mail address or an http(s) webhook URL (empty: none)."""
+    value = value.strip()
+    if not value:
+        return ""
+    if "://" in value or value.lower().startswith(("http:", "https:")):
+        return check_url(value, allow_private=allow_private)
+    return check_email(value)

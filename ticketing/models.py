@@ -123,6 +123,8 @@ class TechnicianProfile(Base):
     team: Mapped[str] = mapped_column(String(100), default="")
     tier: Mapped[int] = mapped_column(Integer, default=1)
     on_shift: Mapped[bool] = mapped_column(Boolean, default=True)
+    # where a dispatch to this technician is announced: an e-mail address or a webhook URL (empty: nowhere)
+    notify_to: Mapped[str] = mapped_column(String(1000), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
@@ -139,3 +141,29 @@ class IdempotencyKey(Base):
     status_code: Mapped[int] = mapped_column(Integer)
     response: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class TicketNotification(Base):
+    """The ticket notification outbox: one row per (ticket event, channel) or per technician notice,
+    written in the transaction of the ticket change, delivered at least once (``ticketing/notify.py``).
+
+    ``channel`` is a channel of the notification file, or ``technician`` for the notice to
+    ``recipient_id`` (its address is read from the technician's profile when it is sent).
+    """
+
+    __tablename__ = "ticket_notifications"
+    __table_args__ = (Index("ix_ticket_notifications_due", "delivered_at", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
+    channel: Mapped[str] = mapped_column(String(100))
+    route: Mapped[str] = mapped_column(String(100))
+    recipient_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    reason: Mapped[str] = mapped_column(String(20))  # created, dispatched, accepted, sla_warning, ...
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    gave_up_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

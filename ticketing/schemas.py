@@ -175,6 +175,9 @@ class TechnicianIn(BaseModel):
     team: str = Field("", max_length=100)
     tier: int = Field(1, ge=1, le=5)
     on_shift: bool = True
+    # where a dispatch to this technician is announced: an e-mail address or an http(s) webhook URL;
+    # "" removes it, absent keeps the stored one
+    notify_to: str | None = Field(None, max_length=1000)
 
 
 class TechnicianOut(BaseModel):
@@ -185,6 +188,7 @@ class TechnicianOut(BaseModel):
     tier: int
     on_shift: bool
     load: int
+    notify_to: str = Field("", description="the e-mail address, or only the scheme and host of a webhook URL")
 
 
 class MttrRow(BaseModel):

@@ -60,6 +60,24 @@ SYSTEM = Actor("system", "system")
 
 # ---- after-commit effects -------------------------------------------------------------------
 
+# Ticket events for the notification outbox: the composition root registers the ticket notifier's
+# enqueue here (ticketing/notify.py); each writer runs INSIDE the transaction of the ticket change,
+# so a change never commits without its notifications.
+TicketOutbox = Callable[[Session, Ticket, str, dict[str, Any]], None]
+OUTBOX: dict[str, TicketOutbox] = {}
+# the state machine's actions that are ticket events (the others, en_route, on_site, wait, ..., notify nobody)
+ACTION_EVENTS: dict[str, str] = {
+    "acknowledge": "acknowledged", "dispatch": "dispatched", "reassign": "dispatched", "accept": "accepted",
+    "escalate": "escalated", "resolve": "resolved", "verify": "verified", "reopen": "reopened", "close": "closed",
+    "cancel": "cancelled",
+}  # fmt: skip
+
+
+def _emit(session: Session, ticket: Ticket, event: str, detail: dict[str, Any]) -> None:
+    for write in list(OUTBOX.values()):
+        write(session, ticket, event, detail)
+
+
 Notifier = Callable[[dict[str, Any]], None]
 NOTIFIERS: list[Notifier] = []  # wiring adds channels; a breach is always logged
 
@@ -262,6 +280,7 @@ def create_manual(
     session.add(ticket)
     session.flush()
     _record(session, ticket, actor=actor, action="create", now=now, to_state="new", priority=prio, source="manual")
+    _emit(session, ticket, "created", {"source": "manual", "actor": actor.username})
     session.flush()
     after_commit(session, lambda: metrics.CREATED.labels(source="manual", priority=prio).inc())
     return ticket
@@ -311,6 +330,7 @@ def open_for_alarm(session: Session, *, policy: Policy, alarm: AlarmRecord, now:
     attach(session, ticket, alarm, role="root", now=now)
     for child in children:
         attach(session, ticket, child, role="child", now=now)
+    _emit(session, ticket, "created", {"source": "alarm", "alarm_id": alarm.id})
     session.flush()
     after_commit(session, lambda: metrics.CREATED.labels(source="alarm", priority=prio).inc())
     return ticket
@@ -359,6 +379,9 @@ def transition(
         flag_modified(ticket, "updated_at")  # bump the version even when the action changes no column
         _record(session, ticket, actor=actor, action=action, now=now, from_state=from_state, to_state=to_state,
                 **changes)  # fmt: skip
+        if action in ACTION_EVENTS:
+            detail = {**changes, "actor": actor.username, "from_state": from_state}
+            _emit(session, ticket, ACTION_EVENTS[action], detail)
         _sla_effects(session, policy, ticket, breaches, now)
     _flush(session, ticket_id, client_version=expected_version is not None)
     _observe(session, ticket, action)
@@ -533,6 +556,8 @@ def _sla_effects(session: Session, policy: Policy, ticket: Ticket, events: list[
                 elapsed_s=round(ev.elapsed_s, 1), target_s=ev.target_s)  # fmt: skip
         payload = {"ticket_id": ticket.id, "event": f"sla_{ev.kind}", "clock": ev.clock, "priority": ev.priority,
                    "elapsed_s": round(ev.elapsed_s, 1), "target_s": ev.target_s}  # fmt: skip
+        _emit(session, ticket, f"sla_{ev.kind}", {"clock": ev.clock, "elapsed_s": round(ev.elapsed_s, 1),
+                                                 "target_s": ev.target_s})  # fmt: skip
         if ev.kind == "breach":
             after_commit(session, functools.partial(_count_breach, ev.clock, ev.priority))
         after_commit(session, functools.partial(notify, payload))

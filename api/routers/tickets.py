@@ -29,6 +29,7 @@ from faultloop.runtime import Runtime
 from ticketing import dispatch, service
 from ticketing.errors import DatabaseBusy
 from ticketing.models import TechnicianProfile, Ticket
+from ticketing.notify import shown_address
 from ticketing.policy import STATES, Policy, allowed_actions, load_policy
 from ticketing.schemas import (
     AcceptIn,
@@ -343,7 +344,8 @@ def resolve(
 
 def _tech_out(session: Session, prof: TechnicianProfile, user: User, load: dict[int, int]) -> TechnicianOut:
     return TechnicianOut(username=user.username, skills=prof.skills, sites=prof.sites, team=prof.team,
-                         tier=prof.tier, on_shift=prof.on_shift, load=load.get(user.id, 0))  # fmt: skip
+                         tier=prof.tier, on_shift=prof.on_shift, load=load.get(user.id, 0),
+                         notify_to=shown_address(prof.notify_to or ""))  # fmt: skip
 
 
 @router.get("/technicians", response_model=list[TechnicianOut])
@@ -356,9 +358,12 @@ def list_technicians(session: SessionDep, user: UserDep) -> list[TechnicianOut]:
 
 
 @router.put("/technicians/{username}", response_model=TechnicianOut)
-def put_technician(username: str, data: TechnicianIn, session: SessionDep, user: UserDep) -> TechnicianOut:
+def put_technician(
+    request: Request, username: str, data: TechnicianIn, session: SessionDep, user: UserDep
+) -> TechnicianOut:
     """Create or replace the technician profile of an existing user with role technician."""
-    prof = dispatch.upsert_profile(session, username=username, **data.model_dump())
+    allow_private = request.app.state.runtime.settings.technician_notify_allow_private
+    prof = dispatch.upsert_profile(session, username=username, allow_private=allow_private, **data.model_dump())
     tech = session.get(User, prof.user_id)
     assert tech is not None
     return _tech_out(session, prof, tech, dispatch.loads(session))

@@ -53,6 +53,8 @@ from provisioning.executor import ExecutionOutcome, execute_order
 from provisioning.jobs import ProvisioningService
 from provisioning.unplanned import UnplannedChangeSink
 from ticketing.jobs import TicketingService
+from ticketing.notify import TicketNotifier
+from ticketing.notify import load_config as load_ticket_notify_config
 
 log = logging.getLogger("faultloop")
 
@@ -141,6 +143,10 @@ def build_pipeline(rt: Runtime, sink: ObservationSink | None = None) -> Pipeline
     tickets = TicketingService(rt, leadership=leadership)
     alarm_bus.subscribe("ticketing", tickets.on_alarm_changes)
     pipeline.services.append(tickets)
+    # Ticket notifications: the file's ticket_routes and each technician's own address; the rows are
+    # written in the ticket's transaction (ticketing.service.OUTBOX, hooked at start), sent by the leader.
+    ticket_notify = load_ticket_notify_config(settings.alarm_notify_file)
+    pipeline.services.append(TicketNotifier(rt, ticket_notify, leadership=leadership))
     # SSH sink: a config_changed that no service order explains is followed by an unplanned_change event.
     ssh_sink = UnplannedChangeSink(sink, rt.sessions, grace_s=settings.provisioning_window_grace_s)
     poller = add_collectors(pipeline, rt, sink=sink, ssh_sink=ssh_sink) if settings.role == "all" else None

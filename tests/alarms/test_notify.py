@@ -5,13 +5,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import random
-import threading
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from aiosmtpd.controller import Controller
 from pydantic import SecretStr
 from sqlalchemy import select
 
@@ -21,49 +17,9 @@ from alarms.notify import Notifier, parse_config
 from faultloop import clock
 from faultloop.events import Event
 from inventory.models import Device, Site
+from tests.support import Hook, smtp_server
 
 SECRET = "hook-secret-123"
-
-
-class Hook:
-    """A real HTTP server on a random 127.x address; answers with the queued status codes."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[dict[str, str], bytes]] = []
-        self.statuses: list[int] = []
-        hook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                hook.requests.append(({k.lower(): v for k, v in self.headers.items()}, body))
-                self.send_response(hook.statuses.pop(0) if hook.statuses else 200)
-                self.end_headers()
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer((f"127.{random.randint(40, 60)}.{random.randint(0, 250)}.9", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}/hook"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-class Mailbox:
-    def __init__(self) -> None:
-        self.messages: list[tuple[str, list[str], bytes]] = []
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
-        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
-        return "250 OK"
 
 
 @pytest.fixture
@@ -75,19 +31,8 @@ def hook():
 
 @pytest.fixture
 def smtp():
-    box = Mailbox()
-    host = f"127.{random.randint(40, 60)}.{random.randint(0, 250)}.25"
-    for _ in range(20):
-        controller = Controller(box, hostname=host, port=random.randint(20000, 60000))
-        try:
-            controller.start()
-            break
-        except Exception:
-            continue
-    else:
-        raise RuntimeError("no free port for the SMTP server")
-    yield box, controller.hostname, controller.port
-    controller.stop()
+    with smtp_server() as server:
+        yield server
 
 
 def config(hook_url: str, **route_extra) -> str:
@@ -95,7 +40,7 @@ def config(hook_url: str, **route_extra) -> str:
     return json.dumps(
         {
             "channels": [
-                {"name": "hook", "type": "webhook", "url": hook_url},
+                {"name": "hook", "type": "webhook", "url": hook_url, "allow_private": True},
                 {"name": "mail", "type": "email", "to": ["noc@example.net"]},
             ],
             "routes": [route],
@@ -369,3 +314,40 @@ def test_crlf_from_a_trap_varbind_cannot_break_the_mail_header(runtime, engine, 
     assert not [line for line in headers if line.lower().startswith("bcc")]
     (subject,) = [line for line in headers if line.startswith("Subject:")]
     assert subject == "Subject: [faultloop] MAJOR link_down r1 interface:Gi0/1 Bcc: thief@example.org (raised)"
+
+
+def test_pagerduty_triggers_on_raise_and_resolves_on_clear_with_the_reduction_key(
+    runtime, engine, session, hook, frozen
+):
+    hook.default = (202, {"status": "success", "message": "Event processed", "dedup_key": "x"})
+    text = json.dumps({
+        "channels": [{"name": "pd", "type": "pagerduty", "routing_key": "R0UTING", "url": hook.url,
+                      "allow_private": True}],
+        "routes": [{"name": "noc", "severities": ["critical"], "channels": ["pd"], "renotify_s": 600}],
+    })  # fmt: skip
+    notifier = make_notifier(runtime, engine, text)
+    engine.submit_events([ev("device_unreachable")])
+    engine.run_once()
+    assert notifier.deliver_due() == (1, 0)
+    frozen.advance(30)
+    engine.submit_events([ev("device_reachable", severity="cleared")])
+    engine.run_once()
+    assert notifier.deliver_due() == (1, 0)
+    trigger, resolve = hook.bodies()
+    alarm = session.scalars(select(Alarm)).one()
+    assert (trigger["event_action"], trigger["dedup_key"]) == ("trigger", alarm.reduction_key)
+    assert trigger["payload"]["severity"] == "critical" and trigger["payload"]["source"] == "r1"
+    assert resolve == {"routing_key": "R0UTING", "event_action": "resolve", "dedup_key": alarm.reduction_key}
+
+
+def test_a_loopback_webhook_needs_allow_private():
+    text = json.dumps({"channels": [{"name": "hook", "type": "webhook", "url": "http://127.0.0.1:9/h"}]})
+    with pytest.raises(RuleError) as exc:
+        parse_config(text, file="notify.yaml")
+    assert str(exc.value) == (
+        "notify.yaml: rule 'hook': field 'url': host 127.0.0.1 is a loopback address;"
+        " set allow_private: true to allow it"
+    )
+    allowed = json.loads(text)
+    allowed["channels"][0]["allow_private"] = True
+    assert parse_config(json.dumps(allowed), file="notify.yaml").channels[0].allow_private

@@ -238,7 +238,7 @@ def test_technician_profiles(client, auth, session, frozen):
     r = client.put("/api/v1/technicians/tech-p", json={"skills": ["fiber"], "sites": ["pop-1"], "tier": 2},
                    headers=auth("noc"))  # fmt: skip
     assert r.json() == {"username": "tech-p", "skills": ["fiber"], "sites": ["pop-1"], "team": "", "tier": 2,
-                        "on_shift": True, "load": 0}  # fmt: skip
+                        "on_shift": True, "load": 0, "notify_to": ""}  # fmt: skip
     r = client.put("/api/v1/technicians/notatech", json={}, headers=auth("noc"))
     assert (r.status_code, r.json()["detail"]) == (422, "user: 'notatech' has role 'viewer'; expected technician")
     assert client.put("/api/v1/technicians/nobody", json={}, headers=auth("noc")).status_code == 404

@@ -81,6 +81,7 @@ def ticket_transition(
     Example: faultloop ticket transition 7 cancel --set reason=duplicate
     """
     from ticketing import service as tickets
+    from ticketing.notify import outbox_hook
     from ticketing.policy import load_policy
 
     data: dict[str, Any] = {}
@@ -91,7 +92,7 @@ def ticket_transition(
         data[key] = int(value) if key == "rating" and value.isdigit() else value
     if "parts_used" in data:
         data["parts_used"] = [p for p in str(data["parts_used"]).split(",") if p]
-    with tx() as (rt, session):
+    with tx() as (rt, session), outbox_hook(rt):
         ticket = tickets.transition(
             session, policy=load_policy(rt.settings.ticket_policy_file), ticket_id=ticket_id, action=action,
             actor=tickets.Actor(CLI_ACTOR, "admin"), data=data, expected_version=version, now=clock.now(),
@@ -109,14 +110,18 @@ def technician_add(
     team: Annotated[str, typer.Option()] = "",
     tier: Annotated[int, typer.Option(min=1, max=5)] = 1,
     off_shift: Annotated[bool, typer.Option("--off-shift")] = False,
+    notify_to: Annotated[
+        str | None, typer.Option(help="E-mail address or http(s) webhook URL told of dispatches; '' removes it")
+    ] = None,
 ) -> None:
     """Create or replace the dispatch profile of USER (an existing user with role technician)."""
     from ticketing import dispatch
 
     split = lambda v: [x.strip() for x in v.split(",") if x.strip()]  # noqa: E731
-    with tx() as (_rt, session):
+    with tx() as (rt, session):
         prof = dispatch.upsert_profile(session, username=user, skills=split(skills), sites=split(sites), team=team,
-                                       tier=tier, on_shift=not off_shift)  # fmt: skip
+                                       tier=tier, on_shift=not off_shift, notify_to=notify_to,
+                                       allow_private=rt.settings.technician_notify_allow_private)  # fmt: skip
         summary = (
             f"technician {user}: skills {','.join(prof.skills) or '-'}, sites {','.join(prof.sites) or '-'},"
             f" tier {prof.tier}"
