@@ -24,8 +24,8 @@ needs_snmpd = pytest.mark.skipif(shutil.which("/usr/sbin/snmpd") is None, reason
 
 
 def make_service(session, customer: str, device_id: int, interface: str = "Gi0/1", *, state: str = "active",
-                 description: str = "", vlan: int | None = 100) -> int:  # fmt: skip
-    now = clock.now()
+                 description: str = "", vlan: int | None = 100, created_at=None) -> int:  # fmt: skip
+    now = created_at or clock.now()
     params = {"description": description} if description else {}
     svc = ServiceInstance(service_type="business_internet", customer=customer, state=state, params=params,
                           created_at=now, updated_at=now)  # fmt: skip
