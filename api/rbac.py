@@ -165,6 +165,11 @@ ALLOW: dict[tuple[str, str], frozenset[str]] = {
     # provisioning orders: api/web/orders.py
     ("GET", "/ui/orders"): ALL,
     ("GET", "/ui/orders/{order_id}"): ALL,
+    # service desk fault reports and service reports: api/web/desk.py
+    ("GET", "/ui/fault-reports"): SERVICE_DESK,
+    ("POST", "/ui/fault-reports"): SERVICE_DESK,
+    ("GET", "/ui/fault-reports/status"): SERVICE_DESK,
+    ("GET", "/ui/reports"): REPORT_READERS,
 }
 
 
