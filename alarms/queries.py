@@ -79,3 +79,12 @@ def active_on(session: Session, *, alarm_type: str, device: str, managed_object:
         Alarm.managed_object == managed_object,
     )  # fmt: skip
     return list(session.scalars(query.order_by(Alarm.id)))
+
+
+def active_on_devices(session: Session, hostnames: Iterable[str]) -> list[AlarmRecord]:
+    """The active alarms of these devices, on any managed object, oldest id first."""
+    wanted = sorted(set(hostnames))
+    if not wanted:
+        return []
+    query = select(*_COLUMNS).where(Alarm.state == "active", Alarm.device.in_(wanted))
+    return _records(session, query.order_by(Alarm.id))

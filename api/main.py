@@ -10,7 +10,7 @@ from fastapi.staticfiles import StaticFiles
 
 from api import problems
 from api.deps import authorize
-from api.routers import accounts, alarms, collectors, config, health, inventory, metrics, orders, tickets
+from api.routers import accounts, alarms, collectors, config, desk, health, inventory, metrics, orders, tickets
 from api.services import ServiceHandles, one_shot
 from api.web.pages import ROUTERS as PAGE_ROUTERS
 from api.web.render import STATIC_DIR
@@ -42,7 +42,7 @@ def create_api(
     app.state.login_guard = LoginGuard.from_settings(rt.settings)
     app.state.node_status = node_status if node_status is not None else (lambda: {"role": rt.settings.role})
     problems.install(app)
-    for module in (health, metrics, accounts, inventory, config, collectors, alarms, tickets, orders):
+    for module in (health, metrics, accounts, inventory, config, collectors, alarms, tickets, desk, orders):
         app.include_router(module.router)
     for router in PAGE_ROUTERS:
         app.include_router(router)

@@ -12,7 +12,10 @@ from fastapi.routing import iter_route_contexts
 from faultloop.accounts.models import Role
 
 PUBLIC = frozenset({"*"})
-ALL = frozenset(Role)
+EVERYONE = frozenset(Role)
+# every staff role: the service desk sees fault reports and service status, never alarms or tickets
+ALL = EVERYONE - {Role.servicedesk}
+SERVICE_DESK = frozenset({Role.admin, Role.noc, Role.servicedesk})
 ADMIN = frozenset({Role.admin})
 INVENTORY_WRITE = frozenset({Role.admin, Role.noc})
 OPERATORS = frozenset({Role.admin, Role.noc})
@@ -42,10 +45,10 @@ ALLOW: dict[tuple[str, str], frozenset[str]] = {
     ("PUT", "/api/v1/users/{username}/password"): ADMIN,
     ("GET", "/api/v1/users/{username}/tokens"): ADMIN,
     ("DELETE", "/api/v1/users/{username}/tokens"): ADMIN,
-    ("GET", "/api/v1/me"): ALL,
-    ("GET", "/api/v1/tokens"): ALL,
-    ("POST", "/api/v1/tokens"): ALL,
-    ("DELETE", "/api/v1/tokens/{token_id}"): ALL,
+    ("GET", "/api/v1/me"): EVERYONE,
+    ("GET", "/api/v1/tokens"): EVERYONE,
+    ("POST", "/api/v1/tokens"): EVERYONE,
+    ("DELETE", "/api/v1/tokens/{token_id}"): EVERYONE,
     ("GET", "/api/v1/audit"): OPERATORS,
     # inventory
     ("GET", "/api/v1/sites"): ALL,
@@ -110,6 +113,11 @@ ALLOW: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/v1/technicians"): OPERATORS,
     ("PUT", "/api/v1/technicians/{username}"): OPERATORS,
     ("GET", "/api/v1/reports/tickets/mttr"): REPORT_READERS,
+    # customer fault reports (the service desk: customer terms only) and service assurance reports
+    ("POST", "/api/v1/fault-reports"): SERVICE_DESK,
+    ("GET", "/api/v1/fault-reports"): SERVICE_DESK,
+    ("GET", "/api/v1/fault-reports/{ref}"): SERVICE_DESK,
+    ("GET", "/api/v1/reports/services"): REPORT_READERS,
     # service activation: the order state table decides per action (four-eyes approve by noc/admin)
     ("GET", "/api/v1/catalog"): ALL,
     ("GET", "/api/v1/catalog/{name}"): ALL,
@@ -122,14 +130,14 @@ ALLOW: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/orders/{order_id}/execute"): PROVISIONING,
     ("POST", "/api/v1/orders/{order_id}/cancel"): PROVISIONING,
     ("GET", "/api/v1/orders/{order_id}/timeline"): ALL,
-    ("GET", "/api/v1/services"): ALL,
-    ("GET", "/api/v1/services/{service_id}"): ALL,
+    ("GET", "/api/v1/services"): EVERYONE,
+    ("GET", "/api/v1/services/{service_id}"): EVERYONE,
     ("GET", "/api/v1/vlan-pools"): ALL,
     ("POST", "/api/v1/vlan-pools"): PROVISIONING,
     # --- the dashboard (api/web): HTML pages and htmx fragments, same roles as the JSON API ---
     ("GET", "/login"): PUBLIC,
     ("POST", "/login"): PUBLIC,
-    ("POST", "/logout"): ALL,
+    ("POST", "/logout"): EVERYONE,
     # alarm console (the landing page) and maintenance windows: api/web/alarms.py, api/web/maintenance.py
     ("GET", "/"): ALL,
     ("GET", "/ui/alarms/rows"): ALL,
@@ -157,6 +165,11 @@ ALLOW: dict[tuple[str, str], frozenset[str]] = {
     # provisioning orders: api/web/orders.py
     ("GET", "/ui/orders"): ALL,
     ("GET", "/ui/orders/{order_id}"): ALL,
+    # service desk fault reports and service reports: api/web/desk.py
+    ("GET", "/ui/fault-reports"): SERVICE_DESK,
+    ("POST", "/ui/fault-reports"): SERVICE_DESK,
+    ("GET", "/ui/fault-reports/status"): SERVICE_DESK,
+    ("GET", "/ui/reports"): REPORT_READERS,
 }
 
 

@@ -167,3 +167,27 @@ class TicketNotification(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_error: Mapped[str | None] = mapped_column(String(500), nullable=True)
     gave_up_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class FaultReport(Base):
+    """A fault a customer reported through the service desk, and the ticket that carries it.
+
+    ``ref`` is what the customer is told (random, not a row number: it does not reveal how many
+    reports exist, nor can it be guessed from another one). The service is named by id only:
+    the service inventory is provisioning's, and ticketing does not reach into its tables.
+    """
+
+    __tablename__ = "fault_reports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ref: Mapped[str] = mapped_column(String(20), unique=True)
+    customer: Mapped[str] = mapped_column(String(120), index=True)
+    service_id: Mapped[int] = mapped_column(Integer, index=True)
+    customer_ref: Mapped[str] = mapped_column(String(120), default="")
+    symptom: Mapped[str] = mapped_column(Text)
+    contact: Mapped[str] = mapped_column(String(200))
+    channel: Mapped[str] = mapped_column(String(10))  # phone, email, web, chat
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="RESTRICT"), index=True)
+    correlated: Mapped[bool] = mapped_column(Boolean)  # joined a ticket already open for a network fault
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

@@ -197,3 +197,75 @@ class MttrRow(BaseModel):
     resolved: int
     mttr_s: float | None
     recurrences: int
+
+
+# ---- customer fault reports (service desk) ----------------------------------------------------
+
+
+class FaultReportIn(BaseModel):
+    """A customer's fault: the service by id or by the customer's own reference for it."""
+
+    model_config = ConfigDict(extra="forbid")
+    customer: str = Field(min_length=1, max_length=120)
+    service_id: int | None = Field(None, ge=1, le=2**31 - 1)
+    customer_ref: str | None = Field(None, max_length=120)
+    symptom: str = Field(max_length=2000)
+    contact: str = Field(max_length=200)
+    channel: str = Field(max_length=10, description="phone, email, web or chat")
+
+
+class AutoTestOut(BaseModel):
+    test: str  # snmp_poll, or none
+    ran: bool
+    device: str = ""
+    interface: str = ""
+    reachable: bool | None = None
+    oper_status: str | None = None
+    admin_status: str | None = None
+    verdict: str
+
+
+class StatusStep(BaseModel):
+    status: str
+    label: str
+    at: datetime
+
+
+class FaultReportStatus(BaseModel):
+    """What the customer may be told: no ticket, alarm, device or technician details."""
+
+    ref: str
+    customer: str
+    service_id: int
+    customer_ref: str
+    symptom: str
+    channel: str
+    received_at: datetime
+    status: Literal["received", "being_repaired", "technician_on_site", "restored", "closed"]
+    status_label: str
+    updated_at: datetime
+    history: list[StatusStep]
+
+
+class FaultReportCreated(FaultReportStatus):
+    correlated: bool = Field(description="true: joined the repair of a fault the network already shows")
+    message: str
+    auto_tests: list[AutoTestOut]
+
+
+class ServiceReportRow(BaseModel):
+    """One customer or site over the period (ticketing/assurance.py says how each figure is made)."""
+
+    key: str
+    services: int
+    tickets: int
+    acknowledged: int
+    mtta_s: float | None
+    resolved: int
+    mttr_s: float | None
+    sla_met: int
+    sla_decided: int
+    sla_compliance_pct: float | None
+    downtime_s: float
+    service_s: float
+    availability_pct: float | None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.web import alarms, auth, devices, maintenance, orders, tickets
+from api.web import alarms, auth, desk, devices, maintenance, orders, tickets
 
 ROUTERS: tuple[APIRouter, ...] = (
     auth.router,
@@ -13,4 +13,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     tickets.router,
     orders.router,
     maintenance.router,
+    desk.router,
 )

@@ -22,19 +22,24 @@ TEMPLATES = Jinja2Templates(directory=HERE / "templates")  # autoescape=True for
 OPERATOR_ROLES = frozenset({Role.admin, Role.noc})
 
 # (label, href, roles that see the link)
+STAFF = frozenset(Role) - {Role.servicedesk}
 NAV: tuple[tuple[str, str, frozenset[Role]], ...] = (
-    ("Alarms", "/", frozenset(Role)),
-    ("Topology", "/ui/topology", frozenset(Role)),
-    ("Devices", "/ui/devices", frozenset(Role)),
+    ("Alarms", "/", STAFF),
+    ("Topology", "/ui/topology", STAFF),
+    ("Devices", "/ui/devices", STAFF),
     ("Tickets", "/ui/tickets", frozenset({Role.admin, Role.noc, Role.viewer})),
     ("My tickets", "/ui/my/tickets", frozenset({Role.technician})),
     ("Orders", "/ui/orders", frozenset({Role.admin, Role.noc, Role.provisioner, Role.viewer})),
-    ("Maintenance", "/ui/maintenance", frozenset(Role)),
+    ("Maintenance", "/ui/maintenance", STAFF),
+    ("Fault reports", "/ui/fault-reports", frozenset({Role.admin, Role.noc, Role.servicedesk})),
+    ("Reports", "/ui/reports", frozenset({Role.admin, Role.noc, Role.viewer})),
 )
 
 
 def landing(user: User) -> str:
-    return "/ui/my/tickets" if user.role == Role.technician else "/"
+    if user.role == Role.technician:
+        return "/ui/my/tickets"
+    return "/ui/fault-reports" if user.role == Role.servicedesk else "/"
 
 
 def csrf(request: Request) -> str:

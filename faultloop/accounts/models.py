@@ -15,6 +15,7 @@ class Role(enum.StrEnum):
     technician = "technician"
     provisioner = "provisioner"
     viewer = "viewer"
+    servicedesk = "servicedesk"  # the customer service desk: fault reports and service status only
 
 
 class User(Base):

@@ -48,6 +48,8 @@ def test_user_token_and_scripts(env):
         ["user", "add", "alice", "--role", "noc", "--password-stdin"], env, stdin="another long one\n", check=False
     )
     assert proc.returncode == 2 and "already exists" in proc.stderr
+    proc = run(["user", "add", "desk", "--role", "servicedesk", "--no-password"], env)
+    assert "user desk (servicedesk) created" in proc.stderr
 
 
 def test_user_disable_role_password_and_tokens(env):

@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
 @user_app.command("add")
 def user_add(
     name: str,
-    role: Annotated[str, typer.Option(help="admin, noc, technician, provisioner or viewer")],
+    role: Annotated[str, typer.Option(help="admin, noc, technician, provisioner, viewer or servicedesk")],
     password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin")] = False,
     no_password: Annotated[bool, typer.Option("--no-password", help="Token-only user")] = False,
 ) -> None:
