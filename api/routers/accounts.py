@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Query, status
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from api.deps import PageDep, SessionDep, UserDep, runtime
+from api.params import Id
 from faultloop.accounts import service as accounts
 from faultloop.accounts.models import Role
 from faultloop.audit import service as audit
@@ -124,7 +125,7 @@ def create_token(
 
 
 @router.delete("/tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT)
-def revoke_token(token_id: int, session: SessionDep, user: UserDep) -> None:
+def revoke_token(token_id: Id, session: SessionDep, user: UserDep) -> None:
     owned = {t.id for t in accounts.list_tokens(session, user=user)}
     if token_id not in owned and user.role is not Role.admin:
         raise Forbidden("only an admin may revoke another user's token")

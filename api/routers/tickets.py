@@ -21,6 +21,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from api.deps import PageDep, SessionDep, UserDep, runtime
+from api.params import Id
 from faultloop import clock
 from faultloop.accounts.models import User
 from faultloop.db import database_locked, writing
@@ -210,7 +211,7 @@ def create_ticket(
 
 
 @router.get("/tickets/{ticket_id}", response_model=TicketDetail)
-def get_ticket(ticket_id: int, session: SessionDep, user: UserDep, response: Response) -> TicketDetail:
+def get_ticket(ticket_id: Id, session: SessionDep, user: UserDep, response: Response) -> TicketDetail:
     actor = service.Actor.of(user)
     ticket = service.get_visible(session, ticket_id, actor)
     response.headers.update(_etag(ticket.version))
@@ -219,7 +220,7 @@ def get_ticket(ticket_id: int, session: SessionDep, user: UserDep, response: Res
 
 @router.post("/tickets/{ticket_id}/transitions", response_model=TicketDetail)
 def transition(
-    request: Request, ticket_id: int, data: TransitionIn, session: SessionDep, user: UserDep, policy: PolicyDep,
+    request: Request, ticket_id: Id, data: TransitionIn, session: SessionDep, user: UserDep, policy: PolicyDep,
     if_match: IfMatch = None, key: IdemKey = None,
 ) -> JSONResponse:  # fmt: skip
     """Apply one action of the state machine (see docs/tickets.md); an illegal one is 409 with allowed_actions."""
@@ -240,7 +241,7 @@ def transition(
 
 @router.post("/tickets/{ticket_id}/notes", status_code=201, response_model=TimelineOut)
 def add_note(
-    request: Request, ticket_id: int, data: NoteIn, session: SessionDep, user: UserDep,
+    request: Request, ticket_id: Id, data: NoteIn, session: SessionDep, user: UserDep,
     if_match: IfMatch = None, key: IdemKey = None,
 ) -> JSONResponse:  # fmt: skip
     actor = service.Actor.of(user)
@@ -256,7 +257,7 @@ def add_note(
 
 @router.get("/tickets/{ticket_id}/timeline", response_model=list[TimelineOut])
 def get_timeline(
-    ticket_id: int, session: SessionDep, user: UserDep,
+    ticket_id: Id, session: SessionDep, user: UserDep,
     format: Annotated[Literal["json", "csv"], Query(description="json or csv")] = "json",  # noqa: A002
 ) -> Any:  # fmt: skip
     service.get_visible(session, ticket_id, service.Actor.of(user))
@@ -300,7 +301,7 @@ def _tech_transition(
 
 @router.post("/me/tickets/{ticket_id}/accept", response_model=TicketDetail)
 def accept(
-    request: Request, ticket_id: int, session: SessionDep, user: UserDep, policy: PolicyDep,
+    request: Request, ticket_id: Id, session: SessionDep, user: UserDep, policy: PolicyDep,
     data: AcceptIn | None = None, if_match: IfMatch = None, key: IdemKey = None,
 ) -> JSONResponse:  # fmt: skip
     data = data or AcceptIn()
@@ -310,7 +311,7 @@ def accept(
 
 @router.post("/me/tickets/{ticket_id}/status", response_model=TicketDetail)
 def status_update(
-    request: Request, ticket_id: int, data: StatusIn, session: SessionDep, user: UserDep, policy: PolicyDep,
+    request: Request, ticket_id: Id, data: StatusIn, session: SessionDep, user: UserDep, policy: PolicyDep,
     if_match: IfMatch = None, key: IdemKey = None,
 ) -> JSONResponse:  # fmt: skip
     """en_route / on_site / update (ETA, location note) / wait (reason; pauses the SLA) / resume."""
@@ -321,7 +322,7 @@ def status_update(
 
 @router.post("/me/tickets/{ticket_id}/notes", status_code=201, response_model=TimelineOut)
 def my_note(
-    request: Request, ticket_id: int, data: NoteIn, session: SessionDep, user: UserDep,
+    request: Request, ticket_id: Id, data: NoteIn, session: SessionDep, user: UserDep,
     if_match: IfMatch = None, key: IdemKey = None,
 ) -> JSONResponse:  # fmt: skip
     return add_note(request, ticket_id, data, session, user, if_match, key)
@@ -329,7 +330,7 @@ def my_note(
 
 @router.post("/me/tickets/{ticket_id}/resolve", response_model=TicketDetail)
 def resolve(
-    request: Request, ticket_id: int, data: ResolveIn, session: SessionDep, user: UserDep, policy: PolicyDep,
+    request: Request, ticket_id: Id, data: ResolveIn, session: SessionDep, user: UserDep, policy: PolicyDep,
     if_match: IfMatch = None, key: IdemKey = None,
 ) -> JSONResponse:  # fmt: skip
     """Technician feedback: cause category, action taken, parts used, notes."""
