@@ -44,6 +44,7 @@ from faultloop.runtime import (  # noqa: F401 - re-exported: the app is where ca
 )
 from provisioning.executor import ExecutionOutcome, execute_order
 from provisioning.jobs import ProvisioningService
+from provisioning.render import catalog
 from provisioning.unplanned import UnplannedChangeSink
 from ticketing.jobs import TicketingService
 
@@ -128,6 +129,8 @@ def build_pipeline(rt: Runtime, sink: ObservationSink | None = None) -> Pipeline
     ssh_sink = UnplannedChangeSink(sink, rt.sessions, grace_s=settings.provisioning_window_grace_s)
     pipeline.services.append(CliCollectorService(rt, sink=ssh_sink))
     # Provisioning: approved orders run when their change window opens (pushes report to the sink).
+    # The catalog is loaded now: a bad catalog folder stops the start (CatalogError), not an order.
+    catalog(settings.provisioning_catalog_dir)
     pipeline.services.append(ProvisioningService(rt, sink=sink))
     # The API's handles: on-demand work reports exactly where the scheduled work does.
     pipeline.handles = service_handles(rt, poller=poller, sink=sink, backup_sink=ssh_sink)

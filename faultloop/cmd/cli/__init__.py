@@ -24,7 +24,7 @@ from faultloop.cmd.cli import orders as orders_cli
 from faultloop.cmd.cli import tickets as tickets_cli
 from faultloop.cmd.cli.common import CliError, err
 from faultloop.db import safe_url
-from faultloop.errors import DomainError
+from faultloop.errors import ConfigError, DomainError
 from faultloop.runtime import StartupError, build_runtime, check_database, configure_logging
 from faultloop.settings import SettingsError, load_settings
 from faultloop.vault import VaultError
@@ -48,8 +48,11 @@ def serve(
     rt = build_runtime(settings)
     check_database(rt)
     database = safe_url(settings.effective_database_url)
-    err.print(f"faultloop listening on http://{settings.host}:{settings.port}  (database {database})")
-    asyncio.run(run_service(rt))
+
+    def announce() -> None:  # once the socket listens: a configuration error comes out alone
+        err.print(f"faultloop listening on http://{settings.host}:{settings.port}  (database {database})")
+
+    asyncio.run(run_service(rt, announce=announce))
 
 
 # Registration order is the order of `faultloop --help`.
@@ -60,7 +63,7 @@ for module in (db_cli, accounts_cli, inventory_cli, lab_cli, collectors_cli, ala
 def main() -> None:
     try:
         app()
-    except (DomainError, CliError, SettingsError, StartupError, VaultError) as exc:
+    except (DomainError, CliError, ConfigError, SettingsError, StartupError, VaultError) as exc:
         err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise SystemExit(2) from None
     except SQLAlchemyError as exc:
