@@ -8,6 +8,7 @@ from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from api import problems
+from api.bodylimit import BodyLimit
 from api.deps import authorize
 from api.routers import accounts, alarms, collectors, config, health, inventory, metrics, orders, tickets
 from api.services import ServiceHandles, one_shot
@@ -36,5 +37,7 @@ def create_api(rt: Runtime, lifespan: Any = None, *, services: ServiceHandles | 
     for router in PAGE_ROUTERS:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    # the last added is the outermost: security headers go on every answer, the 413 included
+    app.add_middleware(BodyLimit, max_bytes=rt.settings.max_body_bytes)
     app.add_middleware(SecurityHeaders)
     return app

@@ -51,6 +51,9 @@ class Settings(BaseSettings):
         None, description="When set, GET /metrics needs Authorization: Bearer <this token>."
     )
     page_size_max: int = Field(500, ge=1, le=10_000, description="Largest page a list endpoint returns.")
+    max_body_bytes: int = Field(
+        10 * 1024 * 1024, ge=1024, le=1024**3, description="Largest request body the HTTP service reads (413 beyond)."
+    )
     trap_enabled: bool = Field(True, description="Run the SNMP trap receiver in the service process.")
     trap_host: str = Field("127.0.0.1", description="Address the trap receiver listens on (production: 0.0.0.0).")
     trap_port: int = Field(1162, ge=0, le=65535, description="UDP port of the trap receiver (production: 162).")
