@@ -171,6 +171,7 @@ class EmailChannel:
     username: str = ""
     password: str = ""
     timeout_s: float = 10.0
+    allow_plaintext_auth: bool = False
 
     def send(self, delivery_id: int, payload: dict[str, Any]) -> None:
         if not self.host:
@@ -186,9 +187,15 @@ class EmailChannel:
         msg["X-Faultloop-Delivery"] = str(delivery_id)
         lines = [f"{k}: {v}" for k, v in alarm.items()]
         msg.set_content(f"Alarm {payload['reason']}\n\n" + "\n".join(lines) + "\n")
+        if self.username and not self.starttls and not self.allow_plaintext_auth:
+            # the settings refuse this at start; checked here too, before any connection
+            raise DeliveryError("SMTP credentials need STARTTLS (FAULTLOOP_SMTP_STARTTLS=true)")
         with smtplib.SMTP(self.host, self.port, timeout=self.timeout_s) as smtp:
             if self.starttls:
-                smtp.starttls()
+                try:
+                    smtp.starttls()  # raises when the server offers no STARTTLS: nothing is sent in clear
+                except smtplib.SMTPNotSupportedError:
+                    raise DeliveryError(f"{self.host}:{self.port} offers no STARTTLS; credentials not sent") from None
             if self.username:
                 smtp.login(self.username, self.password)
             smtp.send_message(msg)
@@ -413,5 +420,6 @@ def build_channels(rt: Runtime, config: NotifyConfig) -> dict[str, Channel]:
                 s.smtp_username,
                 password,
                 spec.timeout_s,
+                s.smtp_allow_plaintext_auth,
             )
     return channels

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -105,6 +105,9 @@ class Settings(BaseSettings):
     smtp_starttls: bool = Field(False, description="Use STARTTLS before authenticating.")
     smtp_username: str = Field("", description="SMTP user; empty: no authentication.")
     smtp_password: SecretStr | None = Field(None, description="SMTP password.")
+    smtp_allow_plaintext_auth: bool = Field(
+        False, description="Allow SMTP credentials over a connection without TLS (never, unless set)."
+    )
 
     ticket_policy_file: Path | None = Field(
         None, description="Auto-ticketing/priority/SLA policy YAML; empty: packaged."
@@ -145,6 +148,15 @@ class Settings(BaseSettings):
             raise ValueError("expected a sqlite:/// or postgresql+psycopg:// URL")
         return value
 
+    @model_validator(mode="after")
+    def _smtp_credentials_over_tls(self) -> Settings:
+        if self.smtp_username and not self.smtp_starttls and not self.smtp_allow_plaintext_auth:
+            raise ValueError(
+                "smtp_username is set but FAULTLOOP_SMTP_STARTTLS is false: the SMTP password would cross the "
+                "network in clear; set FAULTLOOP_SMTP_STARTTLS=true (or FAULTLOOP_SMTP_ALLOW_PLAINTEXT_AUTH=true)"
+            )
+        return self
+
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'faultloop.db'}"
@@ -176,6 +188,8 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
-            name = ".".join(str(p) for p in err["loc"]) or "settings"
-            problems.append(f"FAULTLOOP_{name.upper()} ({name}): {err['msg']}")
+            name = ".".join(str(p) for p in err["loc"])
+            message = str(err["msg"]).removeprefix("Value error, ")
+            # a rule over several settings (no single field) names them in its message
+            problems.append(f"FAULTLOOP_{name.upper()} ({name}): {message}" if name else message)
         raise SettingsError("invalid configuration: " + "; ".join(problems)) from None

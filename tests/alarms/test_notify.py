@@ -277,3 +277,71 @@ def test_bad_notification_config_names_file_entry_and_field(text, where):
     with pytest.raises(RuleError) as exc:
         parse_config(text, file="notify.yaml")
     assert where in str(exc.value)
+
+
+class Authenticator:
+    """Records every AUTH the server receives (what a listener on the path would see)."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[bytes, bytes]] = []
+
+    def __call__(self, server, session, envelope, mechanism, auth_data):
+        from aiosmtpd.smtp import AuthResult, LoginPassword
+
+        if isinstance(auth_data, LoginPassword):
+            self.seen.append((auth_data.login, auth_data.password))
+        return AuthResult(success=True)
+
+
+@pytest.fixture
+def plain_smtp():
+    """A real SMTP server without TLS that accepts AUTH in clear (a careless or hostile relay)."""
+    box, auth = Mailbox(), Authenticator()
+    for _ in range(20):
+        controller = Controller(box, hostname="127.0.0.1", port=random.randint(20000, 60000), authenticator=auth,
+                                auth_require_tls=False)  # fmt: skip
+        try:
+            controller.start()
+            break
+        except Exception:
+            continue
+    else:
+        raise RuntimeError("no free port for the SMTP server")
+    yield box, auth, controller.hostname, controller.port
+    controller.stop()
+
+
+ALARM_PAYLOAD = {
+    "reason": "raised",
+    "alarm": {"severity": "major", "alarm_type": "linkDown", "device": "r1", "managed_object": "interface:Gi0/1"},
+}
+
+
+def test_smtp_credentials_never_go_without_tls(plain_smtp):
+    from alarms.notify import DeliveryError, EmailChannel
+
+    box, auth, host, port = plain_smtp
+    # asked for STARTTLS, the server offers none: no credentials, no mail
+    channel = EmailChannel(host, port, "f@x", ["noc@x"], starttls=True, username="u", password="marker-pw-1")
+    with pytest.raises(DeliveryError, match="offers no STARTTLS; credentials not sent"):
+        channel.send(1, ALARM_PAYLOAD)
+    # no STARTTLS configured: refused before connecting
+    channel = EmailChannel(host, port, "f@x", ["noc@x"], starttls=False, username="u", password="marker-pw-1")
+    with pytest.raises(DeliveryError, match="need STARTTLS"):
+        channel.send(2, ALARM_PAYLOAD)
+    assert auth.seen == [] and box.messages == []
+    # only when explicitly allowed does the password cross in clear (and this server does record it)
+    channel.allow_plaintext_auth = True
+    channel.send(3, ALARM_PAYLOAD)
+    assert auth.seen == [(b"u", b"marker-pw-1")] and len(box.messages) == 1
+
+
+def test_settings_refuse_smtp_credentials_without_starttls():
+    from faultloop.settings import SettingsError, load_settings
+
+    with pytest.raises(SettingsError) as exc:
+        load_settings(smtp_host="mail", smtp_username="u", smtp_password="marker-pw-1")
+    assert "FAULTLOOP_SMTP_STARTTLS" in str(exc.value) and "marker-pw-1" not in str(exc.value)
+    assert "FAULTLOOP_SETTINGS" not in str(exc.value)
+    assert load_settings(smtp_host="mail", smtp_username="u", smtp_starttls=True).smtp_starttls
+    assert load_settings(smtp_host="mail", smtp_username="u", smtp_allow_plaintext_auth=True).smtp_username == "u"
