@@ -189,7 +189,7 @@ def load_settings(**overrides: Any) -> Settings:
         problems = []
         for err in exc.errors():
             name = ".".join(str(p) for p in err["loc"])
-            message = str(err["msg"]).removeprefix("Value error, ")
             # a rule over several settings (no single field) names them in its message
-            problems.append(f"FAULTLOOP_{name.upper()} ({name}): {message}" if name else message)
+            whole = str(err["msg"]).removeprefix("Value error, ")
+            problems.append(f"FAULTLOOP_{name.upper()} ({name}): {err['msg']}" if name else whole)
         raise SettingsError("invalid configuration: " + "; ".join(problems)) from None
