@@ -12,6 +12,8 @@ from api.bodylimit import BodyLimit
 from api.deps import authorize
 from api.routers import accounts, alarms, collectors, config, health, inventory, metrics, orders, tickets
 from api.services import ServiceHandles, one_shot
+from api.web import docs as api_docs
+from api.web.docs import SWAGGER_DIR, SWAGGER_PREFIX
 from api.web.pages import ROUTERS as PAGE_ROUTERS
 from api.web.render import STATIC_DIR
 from api.web.security import SecurityHeaders
@@ -28,6 +30,9 @@ def create_api(rt: Runtime, lifespan: Any = None, *, services: ServiceHandles | 
         description="Network OSS for NOCs. Authenticate with `Authorization: Bearer <token>`; "
         "get a token from POST /api/v1/auth/token or `faultloop token create USER`.",
         dependencies=[Depends(authorize)],
+        # /docs is served by api/web/docs.py (local Swagger UI, no inline script); no ReDoc page
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.runtime = rt
     app.state.services = services if services is not None else one_shot(rt)
@@ -36,6 +41,8 @@ def create_api(rt: Runtime, lifespan: Any = None, *, services: ServiceHandles | 
         app.include_router(module.router)
     for router in PAGE_ROUTERS:
         app.include_router(router)
+    app.include_router(api_docs.router)
+    app.mount(SWAGGER_PREFIX, StaticFiles(directory=SWAGGER_DIR), name="swagger")  # before /static: first match
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     # the last added is the outermost: security headers go on every answer, the 413 included
     app.add_middleware(BodyLimit, max_bytes=rt.settings.max_body_bytes)
