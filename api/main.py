@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from api import openapi as api_openapi
 from api import problems
 from api.bodylimit import BodyLimit
 from api.deps import authorize
@@ -37,6 +38,7 @@ def create_api(rt: Runtime, lifespan: Any = None, *, services: ServiceHandles | 
     app.state.runtime = rt
     app.state.services = services if services is not None else one_shot(rt)
     problems.install(app)
+    api_openapi.install(app)
     for module in (health, metrics, accounts, inventory, config, collectors, alarms, tickets, orders):
         app.include_router(module.router)
     for router in PAGE_ROUTERS:

@@ -104,7 +104,11 @@ def get_backup_text(device_id: Id, backup_id: Id, session: SessionDep, user: Use
     return PlainTextResponse(row.text, headers={"ETag": f'"{row.sha256}"', "Cache-Control": "no-store"})
 
 
-@router.get("/devices/{device_id}/config-backups/{backup_id}/diff", response_class=PlainTextResponse)
+@router.get(
+    "/devices/{device_id}/config-backups/{backup_id}/diff",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/x-diff": {"schema": {"type": "string"}}}}},
+)
 def get_backup_diff(
     device_id: Id,
     backup_id: Id,

@@ -255,7 +255,11 @@ def add_note(
     return _write(request, session, user, key, data, effect, status_code=201)
 
 
-@router.get("/tickets/{ticket_id}/timeline", response_model=list[TimelineOut])
+@router.get(
+    "/tickets/{ticket_id}/timeline",
+    response_model=list[TimelineOut],
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
+)
 def get_timeline(
     ticket_id: Id, session: SessionDep, user: UserDep,
     format: Annotated[Literal["json", "csv"], Query(description="json or csv")] = "json",  # noqa: A002
