@@ -19,8 +19,11 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
 
 from api.rbac import PUBLIC, allowed_roles
+from provisioning.schemas import OrderIn
 
 PROBLEM_MEDIA = "application/problem+json"
 PROBLEM_SCHEMA: dict[str, Any] = {
@@ -58,6 +61,9 @@ DESCRIPTIONS = {
     503: "Database busy (SQLite): nothing was written, retry after Retry-After",
 }
 DEVICE_TALK = ("/poll", "/config-backups", "/execute")
+# Bodies a handler reads as a plain object to validate itself (the order's character gate runs
+# before its shape): documented as the model they are validated against.
+BODY_MODELS: dict[tuple[str, str], type[BaseModel]] = {("post", "/api/v1/orders"): OrderIn}
 WRITES = frozenset({"post", "put", "patch", "delete"})
 
 
@@ -82,8 +88,22 @@ def _statuses(method: str, path: str, operation: dict[str, Any]) -> set[int]:
     return statuses
 
 
+def _document_bodies(schema: dict[str, Any]) -> None:
+    schemas = schema["components"]["schemas"]
+    refs, top = models_json_schema(
+        [(model, "validation") for model in BODY_MODELS.values()], ref_template="#/components/schemas/{model}"
+    )
+    schemas.update(top.get("$defs", {}))
+    for (method, path), model in BODY_MODELS.items():
+        operation = schema.get("paths", {}).get(path, {}).get(method)
+        if operation is not None:
+            body = operation.setdefault("requestBody", {"required": True, "content": {}})
+            body["content"]["application/json"] = {"schema": refs[(model, "validation")]}
+
+
 def document_problems(schema: dict[str, Any]) -> dict[str, Any]:
     schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+    _document_bodies(schema)
     problem = {PROBLEM_MEDIA: {"schema": {"$ref": "#/components/schemas/Problem"}}}
     schemas = schema["components"]["schemas"]
     for name in ("HTTPValidationError", "ValidationError"):
