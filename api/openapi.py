@@ -22,6 +22,7 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from api.params import MAX_PAGE
 from api.rbac import PUBLIC, allowed_roles
 from provisioning.schemas import OrderIn
 
@@ -101,8 +102,19 @@ def _document_bodies(schema: dict[str, Any]) -> None:
             body["content"]["application/json"] = {"schema": refs[(model, "validation")]}
 
 
-def document_problems(schema: dict[str, Any]) -> dict[str, Any]:
+def _page_limits(schema: dict[str, Any], page_size_max: int) -> None:
+    """A page's ``limit`` is bounded by FAULTLOOP_PAGE_SIZE_MAX at run time: say that bound."""
+    for item in schema.get("paths", {}).values():
+        for operation in item.values():
+            for param in operation.get("parameters", []) if isinstance(operation, dict) else []:
+                bounds = param.get("schema", {})
+                if param.get("in") == "query" and param.get("name") == "limit" and bounds.get("maximum") == MAX_PAGE:
+                    bounds["maximum"] = page_size_max
+
+
+def document_problems(schema: dict[str, Any], *, page_size_max: int = MAX_PAGE) -> dict[str, Any]:
     schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+    _page_limits(schema, page_size_max)
     _document_bodies(schema)
     problem = {PROBLEM_MEDIA: {"schema": {"$ref": "#/components/schemas/Problem"}}}
     schemas = schema["components"]["schemas"]
@@ -128,8 +140,9 @@ def install(app: FastAPI) -> None:
                 get_openapi(
                     title=app.title, version=app.version, description=app.description, routes=app.routes,
                     tags=app.openapi_tags,
-                )  # fmt: skip
-            )
+                ),
+                page_size_max=app.state.runtime.settings.page_size_max,
+            )  # fmt: skip
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -60,3 +60,9 @@ def test_the_schema_says_what_validation_checks(client):
     device = schemas["DeviceIn"]["properties"]
     assert device["hostname"]["pattern"] == HOSTNAME_RE.pattern
     assert {s["format"] for s in device["address"]["anyOf"]} == {"ipv4", "ipv6"}
+
+
+def test_a_page_limit_documents_the_configured_maximum(client, runtime):
+    doc = client.get("/openapi.json").json()
+    limit = next(p for p in doc["paths"]["/api/v1/devices"]["get"]["parameters"] if p["name"] == "limit")
+    assert limit["schema"]["maximum"] == runtime.settings.page_size_max == 500
