@@ -16,6 +16,7 @@ import hmac
 import json
 import logging
 import smtplib
+import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -172,6 +173,7 @@ class EmailChannel:
     password: str = ""
     timeout_s: float = 10.0
     allow_plaintext_auth: bool = False
+    ca_file: str | None = None  # PEM bundle that signs the server's certificate; None: the system CAs
 
     def send(self, delivery_id: int, payload: dict[str, Any]) -> None:
         if not self.host:
@@ -192,10 +194,16 @@ class EmailChannel:
             raise DeliveryError("SMTP credentials need STARTTLS (FAULTLOOP_SMTP_STARTTLS=true)")
         with smtplib.SMTP(self.host, self.port, timeout=self.timeout_s) as smtp:
             if self.starttls:
+                # a verified certificate: TLS to whoever answers would hand the password to a man in the middle
+                context = ssl.create_default_context(cafile=self.ca_file)
                 try:
-                    smtp.starttls()  # raises when the server offers no STARTTLS: nothing is sent in clear
+                    smtp.starttls(context=context)  # raises when the server offers none: nothing sent in clear
                 except smtplib.SMTPNotSupportedError:
                     raise DeliveryError(f"{self.host}:{self.port} offers no STARTTLS; credentials not sent") from None
+                except ssl.SSLCertVerificationError as exc:
+                    raise DeliveryError(
+                        f"{self.host}:{self.port}: certificate not trusted ({exc.verify_message}); credentials not sent"
+                    ) from None
             if self.username:
                 smtp.login(self.username, self.password)
             smtp.send_message(msg)
@@ -421,5 +429,6 @@ def build_channels(rt: Runtime, config: NotifyConfig) -> dict[str, Channel]:
                 password,
                 spec.timeout_s,
                 s.smtp_allow_plaintext_auth,
+                str(s.smtp_ca_file) if s.smtp_ca_file else None,
             )
     return channels

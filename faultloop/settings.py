@@ -105,6 +105,9 @@ class Settings(BaseSettings):
     smtp_starttls: bool = Field(False, description="Use STARTTLS before authenticating.")
     smtp_username: str = Field("", description="SMTP user; empty: no authentication.")
     smtp_password: SecretStr | None = Field(None, description="SMTP password.")
+    smtp_ca_file: Path | None = Field(
+        None, description="PEM CA bundle that signs the SMTP server's certificate (STARTTLS); empty: system CAs."
+    )
     smtp_allow_plaintext_auth: bool = Field(
         False, description="Allow SMTP credentials over a connection without TLS (never, unless set)."
     )

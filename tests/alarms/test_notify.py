@@ -345,3 +345,69 @@ def test_settings_refuse_smtp_credentials_without_starttls():
     assert "FAULTLOOP_SETTINGS" not in str(exc.value)
     assert load_settings(smtp_host="mail", smtp_username="u", smtp_starttls=True).smtp_starttls
     assert load_settings(smtp_host="mail", smtp_username="u", smtp_allow_plaintext_auth=True).smtp_username == "u"
+
+
+def _self_signed(tmp_path):
+    """A certificate for 127.0.0.1 and its key, as PEM files."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "faultloop test smtp")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    cert_file, key_file = tmp_path / "smtp.crt", tmp_path / "smtp.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_file, key_file
+
+
+@pytest.fixture
+def tls_smtp(tmp_path):
+    """A real SMTP server that requires STARTTLS before AUTH, with a self-signed certificate."""
+    import ssl
+
+    cert_file, key_file = _self_signed(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_file, key_file)
+    box, auth = Mailbox(), Authenticator()
+    for _ in range(20):
+        controller = Controller(box, hostname="127.0.0.1", port=random.randint(20000, 60000), authenticator=auth,
+                                tls_context=context, require_starttls=True, auth_require_tls=True)  # fmt: skip
+        try:
+            controller.start()
+            break
+        except Exception:
+            continue
+    else:
+        raise RuntimeError("no free port for the SMTP server")
+    yield box, auth, controller.hostname, controller.port, cert_file
+    controller.stop()
+
+
+def test_starttls_verifies_the_server_certificate_before_sending_credentials(tls_smtp):
+    from alarms.notify import DeliveryError, EmailChannel
+
+    box, auth, host, port, cert_file = tls_smtp
+    untrusted = EmailChannel(host, port, "f@x", ["noc@x"], starttls=True, username="u", password="marker-pw-2")
+    with pytest.raises(DeliveryError, match="certificate not trusted.*credentials not sent"):
+        untrusted.send(1, ALARM_PAYLOAD)
+    assert auth.seen == [] and box.messages == []
+    trusted = EmailChannel(host, port, "f@x", ["noc@x"], starttls=True, username="u", password="marker-pw-2",
+                           ca_file=str(cert_file))  # fmt: skip
+    trusted.send(2, ALARM_PAYLOAD)
+    assert auth.seen == [(b"u", b"marker-pw-2")] and len(box.messages) == 1
