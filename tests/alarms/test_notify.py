@@ -73,19 +73,22 @@ def hook():
     h.close()
 
 
+def start_smtp(handler, host: str = "127.0.0.1", **options) -> Controller:
+    """A real aiosmtpd server on a free port of ``host``."""
+    for _ in range(20):
+        controller = Controller(handler, hostname=host, port=random.randint(20000, 60000), **options)
+        try:
+            controller.start()
+            return controller
+        except Exception:
+            continue
+    raise RuntimeError("no free port for the SMTP server")
+
+
 @pytest.fixture
 def smtp():
     box = Mailbox()
-    host = f"127.{random.randint(40, 60)}.{random.randint(0, 250)}.25"
-    for _ in range(20):
-        controller = Controller(box, hostname=host, port=random.randint(20000, 60000))
-        try:
-            controller.start()
-            break
-        except Exception:
-            continue
-    else:
-        raise RuntimeError("no free port for the SMTP server")
+    controller = start_smtp(box, f"127.{random.randint(40, 60)}.{random.randint(0, 250)}.25")
     yield box, controller.hostname, controller.port
     controller.stop()
 
@@ -297,16 +300,7 @@ class Authenticator:
 def plain_smtp():
     """A real SMTP server without TLS that accepts AUTH in clear (a careless or hostile relay)."""
     box, auth = Mailbox(), Authenticator()
-    for _ in range(20):
-        controller = Controller(box, hostname="127.0.0.1", port=random.randint(20000, 60000), authenticator=auth,
-                                auth_require_tls=False)  # fmt: skip
-        try:
-            controller.start()
-            break
-        except Exception:
-            continue
-    else:
-        raise RuntimeError("no free port for the SMTP server")
+    controller = start_smtp(box, authenticator=auth, auth_require_tls=False)
     yield box, auth, controller.hostname, controller.port
     controller.stop()
 
@@ -385,16 +379,7 @@ def tls_smtp(tmp_path):
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert_file, key_file)
     box, auth = Mailbox(), Authenticator()
-    for _ in range(20):
-        controller = Controller(box, hostname="127.0.0.1", port=random.randint(20000, 60000), authenticator=auth,
-                                tls_context=context, require_starttls=True, auth_require_tls=True)  # fmt: skip
-        try:
-            controller.start()
-            break
-        except Exception:
-            continue
-    else:
-        raise RuntimeError("no free port for the SMTP server")
+    controller = start_smtp(box, authenticator=auth, tls_context=context, require_starttls=True, auth_require_tls=True)
     yield box, auth, controller.hostname, controller.port, cert_file
     controller.stop()
 
