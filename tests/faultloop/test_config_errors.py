@@ -20,8 +20,9 @@ def env(tmp_path):
     e = {k: v for k, v in os.environ.items() if not k.startswith("FAULTLOOP_")}
     e.update(
         FAULTLOOP_DATA_DIR=str(tmp_path / "var"), FAULTLOOP_CONFIG=str(tmp_path / "none.toml"), COLUMNS="300",
-        # port 1: if the configuration were accepted, the start would fail on the port, not hang
-        FAULTLOOP_PORT="1", FAULTLOOP_TRAP_PORT="0", FAULTLOOP_SYSLOG_PORT="0",
+        # an address no interface has (TEST-NET-1): were the configuration accepted, the start would
+        # fail at the HTTP bind at once instead of serving (root may bind any port)
+        FAULTLOOP_HOST="192.0.2.1", FAULTLOOP_PORT="8000", FAULTLOOP_TRAP_PORT="0", FAULTLOOP_SYSLOG_PORT="0",
     )  # fmt: skip
     run(["db", "upgrade"], e)
     return e
