@@ -86,3 +86,22 @@ def test_the_readme_shows_the_users_file_shape_the_code_reads(tmp_path):
     path.write_text("\n".join(line.removeprefix("  ") for line in block.group(1).splitlines()))
     users = load_users(path)
     assert len(users) == 1 and users.find(bytes.fromhex("80001f8880aabbccdd"), b"noc-v3") is not None
+
+
+def test_an_http_address_that_cannot_be_had_is_one_line(env):
+    import socket
+
+    taken = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    try:
+        port = taken.getsockname()[1]
+        # the services start (and log it at INFO) before the HTTP socket is bound: quiet them here
+        quiet = {**env, "FAULTLOOP_LOG_LEVEL": "WARNING"}
+        proc = run(["serve"], {**quiet, "FAULTLOOP_HOST": "127.0.0.1", "FAULTLOOP_PORT": str(port)}, check=False)
+    finally:
+        taken.close()
+    line = _one_line_error(proc)
+    assert f"cannot listen on 127.0.0.1:{port} (FAULTLOOP_HOST/FAULTLOOP_PORT): Address already in use" in line
+    line = _one_line_error(run(["serve"], quiet, check=False))  # 192.0.2.1: no interface has it
+    assert "cannot listen on 192.0.2.1:8000" in line
