@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from alarms.rules import AlarmSeverity
 
 EventSeverity = Literal["critical", "major", "minor", "warning", "indeterminate", "cleared"]
+
+
+# An event's ``raw`` is stored with it: bounded so that one request cannot fill the database.
+RAW_MAX_BYTES = 65_536
+# Alertmanager alerts: Prometheus label names are short; values and annotations bounded so that
+# labels and annotations together (an event's raw) stay well inside RAW_MAX_BYTES.
+ALERT_LABELS_MAX, ALERT_LABEL_VALUE_MAX = 64, 1024
+ALERT_ANNOTATIONS_MAX, ALERT_ANNOTATION_VALUE_MAX = 32, 4096
+ALERT_TEXT_MAX_BYTES = 32_768
+LabelName = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+
+
+def _json_size(value: Any) -> int:
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str).encode())
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -29,9 +44,17 @@ class EventIn(BaseModel):
     probable_cause: str = Field("", max_length=100)
     specific_problem: str = Field("", max_length=255)
     description: str = Field("", max_length=4000)
-    raw: dict[str, Any] = {}
+    raw: dict[str, Any] = Field({}, description=f"Anything the source sent, at most {RAW_MAX_BYTES} bytes as JSON")
 
     _tz = field_validator("time")(classmethod(lambda cls, v: _aware(v)))
+
+    @field_validator("raw")
+    @classmethod
+    def _raw_size(cls, value: dict[str, Any]) -> dict[str, Any]:
+        size = _json_size(value)
+        if size > RAW_MAX_BYTES:
+            raise ValueError(f"expected at most {RAW_MAX_BYTES} bytes as JSON, got {size}")
+        return value
 
 
 class EventBatch(BaseModel):
@@ -48,11 +71,15 @@ class IngestResult(BaseModel):
 class AlertmanagerAlert(BaseModel):
     model_config = ConfigDict(extra="allow")
     status: Literal["firing", "resolved"]
-    labels: dict[str, str]
-    annotations: dict[str, str] = {}
+    labels: dict[LabelName, Annotated[str, StringConstraints(max_length=ALERT_LABEL_VALUE_MAX)]] = Field(
+        max_length=ALERT_LABELS_MAX
+    )
+    annotations: dict[LabelName, Annotated[str, StringConstraints(max_length=ALERT_ANNOTATION_VALUE_MAX)]] = Field(
+        {}, max_length=ALERT_ANNOTATIONS_MAX
+    )
     startsAt: datetime | None = None  # noqa: N815 - Alertmanager's field names
     endsAt: datetime | None = None  # noqa: N815
-    fingerprint: str = ""
+    fingerprint: str = Field("", max_length=64)
 
     @field_validator("labels")
     @classmethod
@@ -61,6 +88,15 @@ class AlertmanagerAlert(BaseModel):
             raise ValueError("expected an 'alertname' label")
         return value
 
+    @model_validator(mode="after")
+    def _text_size(self) -> AlertmanagerAlert:
+        size = _json_size(self.labels) + _json_size(self.annotations)
+        if size > ALERT_TEXT_MAX_BYTES:
+            raise ValueError(
+                f"labels and annotations: expected at most {ALERT_TEXT_MAX_BYTES} bytes together, got {size}"
+            )
+        return self
+
 
 class AlertmanagerPayload(BaseModel):
     """Alertmanager webhook payload, version 4 (the only version Alertmanager has sent so far)."""
@@ -68,8 +104,8 @@ class AlertmanagerPayload(BaseModel):
     model_config = ConfigDict(extra="allow")
     version: Literal["4"]
     status: Literal["firing", "resolved"]
-    receiver: str = ""
-    groupKey: str = ""  # noqa: N815
+    receiver: str = Field("", max_length=1024)
+    groupKey: str = Field("", max_length=8192)  # noqa: N815
     alerts: list[AlertmanagerAlert] = Field(max_length=10_000)
 
 

@@ -10,11 +10,12 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 from sqlalchemy.orm import Session
 
+from api.params import MAX_OFFSET, MAX_PAGE
 from api.rbac import PUBLIC, allowed_roles
 from api.services import ServiceHandles
 from faultloop.accounts import service as accounts
 from faultloop.accounts.models import User
-from faultloop.db import end_read_snapshot
+from faultloop.db import begin_write, end_read_snapshot
 from faultloop.errors import DomainError, Forbidden, InvalidInput, Unauthorized
 from faultloop.runtime import Runtime
 
@@ -122,6 +123,19 @@ async def current_user(user: Annotated[User | None, Depends(authorize)]) -> User
 UserDep = Annotated[User, Depends(current_user)]
 
 
+def write_session(session: SessionDep, _auth: Annotated[User | None, Depends(authorize)]) -> Session:
+    """The request's session for a handler that reads, then writes: once authorization has
+    read, the transaction that writes begins at once and waits its turn for SQLite's write
+    lock (bounded by busy_timeout), so another writer's commit between the handler's read and
+    its write cannot refuse it (``faultloop.db.begin_write``). Not for a handler that does
+    slow work (SSH, pushes) before it writes: it would hold the lock throughout."""
+    begin_write(session)
+    return session
+
+
+WriteSessionDep = Annotated[Session, Depends(write_session)]
+
+
 class PageParams:
     def __init__(self, limit: int, offset: int) -> None:
         self.limit = limit
@@ -130,8 +144,8 @@ class PageParams:
 
 async def page_params(
     rt: Annotated[Runtime, Depends(runtime)],
-    limit: Annotated[int, Query(ge=1, description="Page size")] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page size (at most FAULTLOOP_PAGE_SIZE_MAX)")] = 50,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> PageParams:
     if limit > rt.settings.page_size_max:
         raise InvalidInput(f"limit: expected at most {rt.settings.page_size_max}", field="limit")

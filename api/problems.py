@@ -38,6 +38,8 @@ def _field(loc: tuple[Any, ...]) -> str:
     parts = [str(p) for p in loc]
     if parts and parts[0] in ("body", "query", "path", "header"):
         parts = parts[1:] or parts
+    if len(parts) >= 2 and parts[-1] == "[key]":  # a refused mapping key: name where, not the key itself
+        parts = [*parts[:-2], "[key]"]
     return ".".join(parts)
 
 
@@ -68,7 +70,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        title = {404: "Not found", 405: "Method not allowed", 401: "Unauthorized", 403: "Forbidden"}.get(
+        title = {
+            404: "Not found", 405: "Method not allowed", 401: "Unauthorized", 403: "Forbidden", 413: "Payload too large"
+        }.get(
             exc.status_code, "Error"
         )
         if wants_html(request):

@@ -32,8 +32,6 @@ ALLOW: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/readyz"): PUBLIC,
     ("GET", "/openapi.json"): PUBLIC,
     ("GET", "/docs"): PUBLIC,
-    ("GET", "/docs/oauth2-redirect"): PUBLIC,
-    ("GET", "/redoc"): PUBLIC,
     ("POST", "/api/v1/auth/token"): PUBLIC,
     ("GET", "/metrics"): PUBLIC,  # Prometheus scrapes; guarded by FAULTLOOP_METRICS_TOKEN when set
     # users and tokens

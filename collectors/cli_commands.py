@@ -9,11 +9,13 @@ from typing import Any
 
 import yaml
 
+from faultloop.errors import ConfigError
+
 COMMANDS_FILE = Path(__file__).parent / "data" / "cli_commands.yaml"
 
 
-class CommandTableError(Exception):
-    pass
+class CommandTableError(ConfigError):
+    """The CLI command table is invalid; the message names the file, the platform and the command."""
 
 
 @dataclass(frozen=True)

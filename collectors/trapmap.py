@@ -24,6 +24,7 @@ from typing import Any, cast
 
 import yaml
 
+from faultloop.errors import ConfigError
 from faultloop.events import SEVERITIES, Severity
 
 DEFAULT_TRAP_MAP = Path(__file__).parent / "data" / "trap_map.yaml"
@@ -41,7 +42,7 @@ _FIELDS = {
 }
 
 
-class MappingFileError(Exception):
+class MappingFileError(ConfigError):
     """A mapping or rules file is invalid; the message names the file, the entry and the field."""
 
 

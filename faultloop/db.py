@@ -143,6 +143,20 @@ def end_read_snapshot(session: Session) -> None:
         session.commit()
 
 
+def begin_write(session: Session) -> None:
+    """End the read transaction and begin a writing one now: on SQLite ``BEGIN IMMEDIATE``,
+    which waits (up to busy_timeout) for the write lock instead of failing at the first
+    write because another connection committed after this one read. For a transaction edge
+    whose reads and writes run on different threads (an API request: FastAPI runs each
+    dependency and the handler on its own pool thread), so it cannot hold the process's
+    writer lock (``_write_turn``) across them; the database's lock orders it instead. A
+    no-op on PostgreSQL."""
+    if session.get_bind().engine.dialect.name != "sqlite":
+        return
+    session.commit()
+    session.connection(execution_options={IMMEDIATE: True})
+
+
 @contextmanager
 def _write_turn(session: Session) -> Iterator[None]:
     """SQLite has one writer at a time. A deferred transaction that read before another

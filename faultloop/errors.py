@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 
+class ConfigError(Exception):
+    """A configuration file is invalid or unreadable (trap map, SNMPv3 users, syslog rules,
+    CLI command table, service catalog). The message names the file, the entry and the
+    field, never a secret from it; a command prints it as one line and exits 2."""
+
+
 class DomainError(Exception):
     status = 400
     title = "Bad request"

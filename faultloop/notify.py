@@ -22,6 +22,7 @@ import json
 import logging
 import smtplib
 import socket
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -226,6 +227,8 @@ class EmailChannel:
     username: str = ""
     password: str = ""
     timeout_s: float = 10.0
+    allow_plaintext_auth: bool = False
+    ca_file: str | None = None  # PEM bundle that signs the server's certificate; None: the system CAs
 
     def accepts(self, message: Message) -> bool:
         return True
@@ -233,6 +236,9 @@ class EmailChannel:
     def send(self, delivery_id: int, message: Message) -> None:
         if not self.host:
             raise DeliveryError("FAULTLOOP_SMTP_HOST is not set")
+        if self.username and not self.starttls and not self.allow_plaintext_auth:
+            # the settings refuse this at start; checked here too, before any connection
+            raise DeliveryError("SMTP credentials need STARTTLS (FAULTLOOP_SMTP_STARTTLS=true)")
         msg = EmailMessage()
         msg["From"] = self.sender
         msg["To"] = ", ".join(self.to)
@@ -242,7 +248,16 @@ class EmailChannel:
         msg.set_content(f"{message.title}\n\n" + "\n".join(lines) + "\n")
         with smtplib.SMTP(self.host, self.port, timeout=self.timeout_s) as smtp:
             if self.starttls:
-                smtp.starttls()
+                # a verified certificate: TLS to whoever answers would hand the password to a man in the middle
+                context = ssl.create_default_context(cafile=self.ca_file)
+                try:
+                    smtp.starttls(context=context)  # raises when the server offers none: nothing sent in clear
+                except smtplib.SMTPNotSupportedError:
+                    raise DeliveryError(f"{self.host}:{self.port} offers no STARTTLS; credentials not sent") from None
+                except ssl.SSLCertVerificationError as exc:
+                    raise DeliveryError(
+                        f"{self.host}:{self.port}: certificate not trusted ({exc.verify_message}); credentials not sent"
+                    ) from None
             if self.username:
                 smtp.login(self.username, self.password)
             smtp.send_message(msg)
@@ -432,7 +447,8 @@ def build_channel(spec: ChannelSpec, settings: Settings) -> Channel:
     if spec.type == "email":
         password = s.smtp_password.get_secret_value() if s.smtp_password else ""
         return EmailChannel(s.smtp_host, s.smtp_port, s.smtp_from, spec.to, s.smtp_starttls, s.smtp_username,
-                            password, spec.timeout_s)  # fmt: skip
+                            password, spec.timeout_s, s.smtp_allow_plaintext_auth,
+                            str(s.smtp_ca_file) if s.smtp_ca_file else None)  # fmt: skip
     assert spec.url is not None
     if spec.type == "webhook":
         secret = s.alarm_webhook_secret.get_secret_value().encode() if s.alarm_webhook_secret else None

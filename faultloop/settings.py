@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from limits import parse_many
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -76,6 +76,9 @@ class Settings(BaseSettings):
         "central instance.",
     )  # fmt: skip
     page_size_max: int = Field(500, ge=1, le=10_000, description="Largest page a list endpoint returns.")
+    max_body_bytes: int = Field(
+        10 * 1024 * 1024, ge=1024, le=1024**3, description="Largest request body the HTTP service reads (413 beyond)."
+    )
     trap_enabled: bool = Field(True, description="Run the SNMP trap receiver in the service process.")
     trap_host: str = Field("127.0.0.1", description="Address the trap receiver listens on (production: 0.0.0.0).")
     trap_port: int = Field(1162, ge=0, le=65535, description="UDP port of the trap receiver (production: 162).")
@@ -161,6 +164,12 @@ class Settings(BaseSettings):
     smtp_starttls: bool = Field(False, description="Use STARTTLS before authenticating.")
     smtp_username: str = Field("", description="SMTP user; empty: no authentication.")
     smtp_password: SecretStr | None = Field(None, description="SMTP password.")
+    smtp_ca_file: Path | None = Field(
+        None, description="PEM CA bundle that signs the SMTP server's certificate (STARTTLS); empty: system CAs."
+    )
+    smtp_allow_plaintext_auth: bool = Field(
+        False, description="Allow SMTP credentials over a connection without TLS (never, unless set)."
+    )
 
     technician_notify_allow_private: bool = Field(
         False, description="Technician webhook addresses may point at loopback / link-local hosts."
@@ -293,6 +302,15 @@ class Settings(BaseSettings):
             raise ValueError("expected a sqlite:/// or postgresql+psycopg:// URL")
         return value
 
+    @model_validator(mode="after")
+    def _smtp_credentials_over_tls(self) -> Settings:
+        if self.smtp_username and not self.smtp_starttls and not self.smtp_allow_plaintext_auth:
+            raise ValueError(
+                "smtp_username is set but FAULTLOOP_SMTP_STARTTLS is false: the SMTP password would cross the "
+                "network in clear; set FAULTLOOP_SMTP_STARTTLS=true (or FAULTLOOP_SMTP_ALLOW_PLAINTEXT_AUTH=true)"
+            )
+        return self
+
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'faultloop.db'}"
@@ -324,6 +342,8 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
-            name = ".".join(str(p) for p in err["loc"]) or "settings"
-            problems.append(f"FAULTLOOP_{name.upper()} ({name}): {err['msg']}")
+            name = ".".join(str(p) for p in err["loc"])
+            # a rule over several settings (no single field) names them in its message
+            whole = str(err["msg"]).removeprefix("Value error, ")
+            problems.append(f"FAULTLOOP_{name.upper()} ({name}): {err['msg']}" if name else whole)
         raise SettingsError("invalid configuration: " + "; ".join(problems)) from None

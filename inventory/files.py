@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from faultloop import csvsafe
 from inventory.errors import ImportFailed
 from inventory.schemas import InventoryDoc
 
@@ -48,7 +49,16 @@ _LIST_COLUMNS = ("tags", "parents")
 
 
 class _LineLoader(yaml.SafeLoader):
-    """Records the line of every mapping and of each of its keys."""
+    """Records the line of every mapping and of each of its keys. Refuses aliases (``*name``):
+    copied out by ``_strip``, nested aliases grow exponentially (a "billion laughs" bomb of a
+    few hundred bytes would take the CPU and memory of the import)."""
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            problem = "aliases (*name) are not accepted in an inventory file; write the value out"
+            raise yaml.composer.ComposerError(None, None, problem, event.start_mark)
+        return super().compose_node(parent, index)  # type: ignore[no-any-return]
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         mapping = super().construct_mapping(node, deep=deep)
@@ -134,7 +144,7 @@ def parse_yaml(text: str, *, source: str) -> InventoryDoc:
 
 
 def _csv_row_to_device(row: dict[str, str]) -> dict[str, Any]:
-    value = {k: (v or "").strip() for k, v in row.items() if k is not None}
+    value = {k: csvsafe.restore((v or "").strip()) for k, v in row.items() if k is not None}
     device: dict[str, Any] = {}
     for key in ("hostname", "address", "site", "vendor", "platform", "device_type", "role"):
         if value.get(key):
@@ -229,5 +239,5 @@ def dump_csv(doc: dict[str, Any]) -> str:
         for key, val in (d.get("ssh") or {}).items():
             if f"ssh_{key}" in CSV_COLUMNS:
                 row[f"ssh_{key}"] = val
-        writer.writerow(row)
+        writer.writerow({k: csvsafe.neutralize(v) for k, v in row.items()})
     return out.getvalue()

@@ -9,6 +9,7 @@ from functools import lru_cache
 from typing import Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic.json_schema import JsonDict
 
 ROLES = ("core", "distribution", "access", "cpe", "server", "other")
 AUTH_PROTOCOLS = ("SHA", "SHA-224", "SHA-256", "SHA-384", "SHA-512")
@@ -141,15 +142,21 @@ def _check_tags(tags: list[str]) -> list[str]:
     return sorted(set(tags))
 
 
+# What the validators below check, said in the OpenAPI document too (a client or fuzzer reads it)
+HOSTNAME_SCHEMA: JsonDict = {"pattern": HOSTNAME_RE.pattern, "minLength": 1, "maxLength": 255}
+ADDRESS_SCHEMA: JsonDict = {"anyOf": [{"type": "string", "format": "ipv4"}, {"type": "string", "format": "ipv6"}]}
+TAG_SCHEMA: JsonDict = {"items": {"type": "string", "minLength": 1, "maxLength": 50, "pattern": r"^[^\x00-\x1f\x7f]*$"}}
+
+
 class DeviceIn(Strict):
-    hostname: str
-    address: str
+    hostname: str = Field(json_schema_extra=HOSTNAME_SCHEMA)
+    address: str = Field(json_schema_extra=ADDRESS_SCHEMA)
     site: str | None = None
     vendor: str = Field("", max_length=50)
     platform: str = Field("", max_length=50)
     device_type: str = Field("", max_length=50)
     role: Literal["core", "distribution", "access", "cpe", "server", "other"]
-    tags: list[str] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list, json_schema_extra=TAG_SCHEMA)
     collector_group: str = Field("default", pattern=r"^[A-Za-z0-9_-]{1,64}$")
     parents: list[str] = Field(default_factory=list)
     snmp: SnmpIn | None = None

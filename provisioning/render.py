@@ -27,7 +27,7 @@ from jinja2 import StrictUndefined, TemplateError, meta
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
-from faultloop.errors import InvalidInput
+from faultloop.errors import ConfigError, InvalidInput
 
 PACKAGED_CATALOG = Path(__file__).parent / "catalog"
 PLATFORMS = ("cisco_ios", "juniper_junos")
@@ -47,7 +47,7 @@ _PATTERNS: dict[str, tuple[str, str]] = {
 }
 
 
-class CatalogError(Exception):
+class CatalogError(ConfigError):
     """A catalog folder that does not load; the message names the file and the problem."""
 
 
@@ -205,7 +205,7 @@ def _sample(spec: FieldSpec) -> Any:
 
 def _load_type(folder: Path) -> ServiceType:
     name = folder.name
-    where = f"catalog {name}"
+    where = f"catalog {folder}"
     try:
         schema = yaml.safe_load((folder / "schema.yaml").read_text())
         checks = yaml.safe_load((folder / "checks.yaml").read_text()) if (folder / "checks.yaml").exists() else {}

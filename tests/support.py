@@ -93,24 +93,29 @@ class Mailbox:
         return "250 OK"
 
 
+def start_smtp(handler: Any, host: str = "127.0.0.1", **options: Any) -> Any:
+    """A real aiosmtpd server for ``handler`` on a free port of ``host`` (its Controller, started)."""
+    import random
+
+    from aiosmtpd.controller import Controller
+
+    for _ in range(20):
+        controller = Controller(handler, hostname=host, port=random.randint(20000, 60000), **options)
+        try:
+            controller.start()
+            return controller
+        except Exception:
+            continue
+    raise RuntimeError("no free port for the SMTP server")
+
+
 @contextlib.contextmanager
 def smtp_server() -> Iterator[tuple[Mailbox, str, int]]:
     """A real SMTP server (aiosmtpd) on a random 127.x address: (mailbox, host, port)."""
     import random
 
-    from aiosmtpd.controller import Controller
-
     box = Mailbox()
-    host = f"127.{random.randint(40, 60)}.{random.randint(0, 250)}.25"
-    for _ in range(20):
-        controller = Controller(box, hostname=host, port=random.randint(20000, 60000))
-        try:
-            controller.start()
-            break
-        except Exception:
-            continue
-    else:
-        raise RuntimeError("no free port for the SMTP server")
+    controller = start_smtp(box, f"127.{random.randint(40, 60)}.{random.randint(0, 250)}.25")
     try:
         yield box, controller.hostname, controller.port
     finally:

@@ -32,7 +32,8 @@ class TransitionIn(BaseModel):
     """One action of the state machine; the fields an action needs are checked by the service."""
 
     model_config = ConfigDict(extra="forbid")
-    action: str = Field(min_length=1, max_length=20)
+    # documented as the table's actions; checked by the service, whose refusal lists the allowed ones
+    action: str = Field(min_length=1, max_length=20, json_schema_extra={"enum": list(ACTIONS)})
     version: int | None = Field(None, description="The version you read; a stale one is 409 (or use If-Match)")
     diagnosis: str | None = Field(None, max_length=4000)
     fault_category: str | None = Field(None, max_length=100)

@@ -28,6 +28,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from alarms import queries as alarm_queries
 from alarms import service as alarm_notes
 from alarms.queries import AlarmRecord
+from faultloop import csvsafe
 from faultloop.accounts.models import User
 from faultloop.db import database_locked
 from faultloop.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -198,8 +199,8 @@ def timeline_csv(entries: Sequence[TicketEvent]) -> str:
     writer.writerow(TIMELINE_FIELDS)
     for e in entries:
         detail = json.dumps(e.detail, sort_keys=True, default=str)
-        writer.writerow([e.id, e.ticket_id, e.at.isoformat(), e.actor, e.action, e.from_state or "", e.to_state or "",
-                         detail])  # fmt: skip
+        row = [e.id, e.ticket_id, e.at.isoformat(), e.actor, e.action, e.from_state or "", e.to_state or "", detail]
+        writer.writerow([csvsafe.neutralize(cell) for cell in row])
     return out.getvalue()
 
 

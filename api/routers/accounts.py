@@ -6,8 +6,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from api.deps import PageDep, SessionDep, UserDep, runtime
+from api.deps import PageDep, SessionDep, UserDep, WriteSessionDep, runtime
 from api.login import password_login
+from api.params import Id
 from faultloop.accounts import service as accounts
 from faultloop.accounts.models import Role
 from faultloop.audit import service as audit
@@ -123,7 +124,7 @@ def list_users(session: SessionDep, user: UserDep) -> list[UserOut]:
 
 
 @router.post("/users", status_code=status.HTTP_201_CREATED, response_model=UserOut)
-def create_user(body: UserIn, session: SessionDep, user: UserDep) -> UserOut:
+def create_user(body: UserIn, session: WriteSessionDep, user: UserDep) -> UserOut:
     created = accounts.create_user(
         session,
         username=body.username,
@@ -135,7 +136,7 @@ def create_user(body: UserIn, session: SessionDep, user: UserDep) -> UserOut:
 
 
 @router.post("/users/{username}/disable", response_model=Revoked)
-def disable_user(username: str, session: SessionDep, user: UserDep) -> Revoked:
+def disable_user(username: str, session: WriteSessionDep, user: UserDep) -> Revoked:
     """Disable a user: every token of theirs (sessions included) is revoked at once; audited.
     409 for the last enabled admin."""
     target, revoked = accounts.set_disabled(session, username=username, disabled=True, actor=user.username)
@@ -143,14 +144,14 @@ def disable_user(username: str, session: SessionDep, user: UserDep) -> Revoked:
 
 
 @router.post("/users/{username}/enable", response_model=UserOut)
-def enable_user(username: str, session: SessionDep, user: UserDep) -> UserOut:
+def enable_user(username: str, session: WriteSessionDep, user: UserDep) -> UserOut:
     """Enable a user again (the tokens revoked on disable stay revoked); audited."""
     target, _ = accounts.set_disabled(session, username=username, disabled=False, actor=user.username)
     return UserOut.model_validate(target)
 
 
 @router.put("/users/{username}/role", response_model=UserOut)
-def set_role(username: str, body: RoleIn, session: SessionDep, user: UserDep) -> UserOut:
+def set_role(username: str, body: RoleIn, session: WriteSessionDep, user: UserDep) -> UserOut:
     """Change a user's role (holds at once for every token of theirs); audited. 409 when it would
     leave no enabled admin."""
     return UserOut.model_validate(
@@ -159,7 +160,7 @@ def set_role(username: str, body: RoleIn, session: SessionDep, user: UserDep) ->
 
 
 @router.put("/users/{username}/password", response_model=Revoked)
-def set_password(username: str, body: PasswordIn, session: SessionDep, user: UserDep) -> Revoked:
+def set_password(username: str, body: PasswordIn, session: WriteSessionDep, user: UserDep) -> Revoked:
     """Set a user's password (10 to 1,024 characters; null: none). Their dashboard sessions are
     revoked, their API tokens kept; audited (never the password)."""
     password = body.password.get_secret_value() if body.password is not None else None
@@ -168,14 +169,14 @@ def set_password(username: str, body: PasswordIn, session: SessionDep, user: Use
 
 
 @router.get("/users/{username}/tokens", response_model=list[TokenOut])
-def list_user_tokens(username: str, session: SessionDep, user: UserDep) -> list[TokenOut]:
+def list_user_tokens(username: str, session: WriteSessionDep, user: UserDep) -> list[TokenOut]:
     """Any user's tokens, revoked and expired ones included (never the tokens themselves)."""
     target = accounts.get_user(session, username)
     return [TokenOut.model_validate(t) for t in accounts.list_tokens(session, user=target)]
 
 
 @router.delete("/users/{username}/tokens", response_model=Revoked)
-def revoke_user_tokens(username: str, session: SessionDep, user: UserDep) -> Revoked:
+def revoke_user_tokens(username: str, session: WriteSessionDep, user: UserDep) -> Revoked:
     """Revoke every live token of a user (sessions included); audited one by one."""
     target = accounts.get_user(session, username)
     revoked = accounts.revoke_user_tokens(session, user=target, actor=user.username, reason="revoked by an admin")
@@ -189,7 +190,7 @@ def list_tokens(session: SessionDep, user: UserDep) -> list[TokenOut]:
 
 @router.post("/tokens", status_code=status.HTTP_201_CREATED, response_model=TokenCreated)
 def create_token(
-    body: TokenIn, request: Request, session: SessionDep, user: UserDep, rt: Annotated[Runtime, Depends(runtime)]
+    body: TokenIn, request: Request, session: WriteSessionDep, user: UserDep, rt: Annotated[Runtime, Depends(runtime)]
 ) -> TokenCreated:
     """A new API token of the caller's, made by the caller's token (revoking that one revokes
     this one too). A dashboard session may not: 403."""
@@ -205,7 +206,7 @@ def create_token(
 
 
 @router.delete("/tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT)
-def revoke_token(token_id: int, session: SessionDep, user: UserDep) -> None:
+def revoke_token(token_id: Id, session: WriteSessionDep, user: UserDep) -> None:
     owned = {t.id for t in accounts.list_tokens(session, user=user)}
     if token_id not in owned and user.role is not Role.admin:
         raise Forbidden("only an admin may revoke another user's token")

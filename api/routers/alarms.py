@@ -27,7 +27,8 @@ from alarms.schemas import (
     SeverityIn,
 )
 from alarms.stream import STREAM, STREAM_ENDED, sse
-from api.deps import PageDep, SessionDep, UserDep, runtime
+from api.deps import PageDep, SessionDep, UserDep, WriteSessionDep, runtime
+from api.params import MAX_ID, Id
 from faultloop import clock
 from faultloop.accounts import service as accounts
 from faultloop.errors import Unauthorized
@@ -106,7 +107,9 @@ async def alarm_stream(
     request: Request,
     user: UserDep,
     rt: Annotated[Runtime, Depends(runtime)],
-    limit: Annotated[int | None, Query(ge=1, description="Close after this many changes (default: never)")] = None,
+    limit: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="Close after this many changes (default: never)")
+    ] = None,
     heartbeat_s: Annotated[float, Query(ge=1, le=300)] = 15,
 ) -> StreamingResponse:
     """Server-sent events: every alarm change after its commit (`event: alarm`, JSON data).
@@ -156,49 +159,49 @@ async def alarm_stream(
 
 
 @router.get("/alarms/{alarm_id}", response_model=AlarmDetail)
-def get_alarm(alarm_id: int, session: SessionDep, user: UserDep) -> AlarmDetail:
+def get_alarm(alarm_id: Id, session: SessionDep, user: UserDep) -> AlarmDetail:
     return _detail(session, alarm_id)
 
 
 @router.post("/alarms/{alarm_id}/ack", response_model=AlarmDetail)
-def acknowledge(alarm_id: int, session: SessionDep, user: UserDep) -> AlarmDetail:
+def acknowledge(alarm_id: Id, session: WriteSessionDep, user: UserDep) -> AlarmDetail:
     service.acknowledge(session, alarm_id, actor=user.username)
     return _detail(session, alarm_id)
 
 
 @router.post("/alarms/{alarm_id}/unack", response_model=AlarmDetail)
-def unacknowledge(alarm_id: int, session: SessionDep, user: UserDep) -> AlarmDetail:
+def unacknowledge(alarm_id: Id, session: WriteSessionDep, user: UserDep) -> AlarmDetail:
     service.unacknowledge(session, alarm_id, actor=user.username)
     return _detail(session, alarm_id)
 
 
 @router.post("/alarms/{alarm_id}/comments", response_model=AlarmDetail, status_code=status.HTTP_201_CREATED)
-def comment(alarm_id: int, body: CommentIn, session: SessionDep, user: UserDep) -> AlarmDetail:
+def comment(alarm_id: Id, body: CommentIn, session: WriteSessionDep, user: UserDep) -> AlarmDetail:
     service.comment(session, alarm_id, actor=user.username, text=body.text)
     return _detail(session, alarm_id)
 
 
 @router.post("/alarms/{alarm_id}/clear", response_model=AlarmDetail)
-def clear(alarm_id: int, body: ClearIn, session: SessionDep, user: UserDep) -> AlarmDetail:
+def clear(alarm_id: Id, body: ClearIn, session: WriteSessionDep, user: UserDep) -> AlarmDetail:
     service.clear(session, alarm_id, actor=user.username, reason=body.reason)
     return _detail(session, alarm_id)
 
 
 @router.put("/alarms/{alarm_id}/severity", response_model=AlarmDetail)
-def set_severity(alarm_id: int, body: SeverityIn, session: SessionDep, user: UserDep) -> AlarmDetail:
+def set_severity(alarm_id: Id, body: SeverityIn, session: WriteSessionDep, user: UserDep) -> AlarmDetail:
     service.set_severity(session, alarm_id, actor=user.username, severity=body.severity)
     return _detail(session, alarm_id)
 
 
 @router.post("/events", response_model=IngestResult, status_code=status.HTTP_202_ACCEPTED)
-def ingest_events(body: EventBatch, session: SessionDep, user: UserDep) -> IngestResult:
+def ingest_events(body: EventBatch, session: WriteSessionDep, user: UserDep) -> IngestResult:
     """Store a batch of events (all or nothing); 202 means committed, the engine processes them next."""
     first, last = service.store_events(session, body.events, now=clock.now())
     return IngestResult(accepted=len(body.events), first_id=first, last_id=last)
 
 
 @router.post("/alertmanager", response_model=IngestResult, status_code=status.HTTP_202_ACCEPTED)
-def alertmanager(body: AlertmanagerPayload, session: SessionDep, user: UserDep) -> IngestResult:
+def alertmanager(body: AlertmanagerPayload, session: WriteSessionDep, user: UserDep) -> IngestResult:
     """Alertmanager webhook receiver (payload version 4): firing alerts raise, resolved alerts clear."""
     events = service.alertmanager_events(body, now=clock.now())
     if not events:
@@ -221,15 +224,15 @@ def list_windows(
 
 
 @router.post("/maintenance", response_model=MaintenanceOut, status_code=status.HTTP_201_CREATED)
-def create_window(body: MaintenanceIn, session: SessionDep, user: UserDep) -> MaintenanceOut:
+def create_window(body: MaintenanceIn, session: WriteSessionDep, user: UserDep) -> MaintenanceOut:
     return _window_out(service.create_window(session, body, actor=user.username))
 
 
 @router.get("/maintenance/{window_id}", response_model=MaintenanceOut)
-def get_window(window_id: int, session: SessionDep, user: UserDep) -> MaintenanceOut:
+def get_window(window_id: Id, session: SessionDep, user: UserDep) -> MaintenanceOut:
     return _window_out(service.get_window(session, window_id))
 
 
 @router.delete("/maintenance/{window_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_window(window_id: int, session: SessionDep, user: UserDep) -> None:
+def delete_window(window_id: Id, session: WriteSessionDep, user: UserDep) -> None:
     service.delete_window(session, window_id, actor=user.username)

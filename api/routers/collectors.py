@@ -8,7 +8,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from api.deps import ServicesDep, SessionDep, UserDep, runtime
+from api.deps import ServicesDep, SessionDep, UserDep, WriteSessionDep, runtime
+from api.params import Id
 from collectors import service
 from collectors.schemas import DeviceStatusOut, PollOut, PollSettingsIn, PollSettingsOut, SampleOut
 from faultloop.db import transaction
@@ -19,7 +20,7 @@ RuntimeDep = Annotated[Runtime, Depends(runtime)]
 
 
 @router.post("/devices/{device_id}/poll", response_model=PollOut)
-async def poll_device(device_id: int, services: ServicesDep, user: UserDep, rt: RuntimeDep) -> PollOut:
+async def poll_device(device_id: Id, services: ServicesDep, user: UserDep, rt: RuntimeDep) -> PollOut:
     """Poll the device now (through the running poller when there is one) and return what it saw."""
     result, tracker = await services.poll_now(device_id)
     live = tracker.last.interfaces if tracker.last is not None else {}
@@ -33,14 +34,14 @@ async def poll_device(device_id: int, services: ServicesDep, user: UserDep, rt: 
 
 
 @router.get("/devices/{device_id}/interfaces/status", response_model=DeviceStatusOut)
-def interface_status(device_id: int, services: ServicesDep, session: SessionDep, user: UserDep) -> DeviceStatusOut:
+def interface_status(device_id: Id, services: ServicesDep, session: SessionDep, user: UserDep) -> DeviceStatusOut:
     """Device state from the last poll and every interface with its status and current rates."""
     return service.device_status(session, device_id=device_id, live=services.live_interfaces(device_id))
 
 
 @router.get("/devices/{device_id}/samples", response_model=list[SampleOut])
 def list_samples(
-    device_id: int,
+    device_id: Id,
     session: SessionDep,
     user: UserDep,
     interface: Annotated[str | None, Query(description="Interface name (or sensor name)")] = None,
@@ -55,6 +56,6 @@ def list_samples(
 
 
 @router.put("/devices/{device_id}/poll-settings", response_model=PollSettingsOut)
-def set_poll_settings(device_id: int, body: PollSettingsIn, session: SessionDep, user: UserDep) -> PollSettingsOut:
+def set_poll_settings(device_id: Id, body: PollSettingsIn, session: WriteSessionDep, user: UserDep) -> PollSettingsOut:
     """Per-device interval, timeout and retries (null: the FAULTLOOP_POLL_* default); audited."""
     return service.set_poll_settings(session, device_id=device_id, data=body, actor=user.username)

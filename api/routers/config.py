@@ -13,7 +13,8 @@ from fastapi import APIRouter, Depends, Query, status
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import PageDep, ServicesDep, SessionDep, UserDep, runtime
+from api.deps import PageDep, ServicesDep, SessionDep, UserDep, WriteSessionDep, runtime
+from api.params import MAX_ID, Id
 from collectors import backup, cli_collect
 from devices import hostkeys
 from devices.hostkeys import HostKeyError
@@ -85,7 +86,7 @@ class HostKeyAccept(BaseModel):
 
 
 @router.get("/devices/{device_id}/config-backups", response_model=BackupPage)
-def list_backups(device_id: int, session: SessionDep, user: UserDep, page: PageDep) -> BackupPage:
+def list_backups(device_id: Id, session: SessionDep, user: UserDep, page: PageDep) -> BackupPage:
     rows, total = backup.list_backups(session, device_id=device_id, limit=page.limit, offset=page.offset)
     return BackupPage(
         items=[BackupOut(**backup.backup_out(r)) for r in rows], total=total, limit=page.limit, offset=page.offset
@@ -93,7 +94,7 @@ def list_backups(device_id: int, session: SessionDep, user: UserDep, page: PageD
 
 
 @router.post("/devices/{device_id}/config-backups", status_code=status.HTTP_201_CREATED, response_model=BackupRunOut)
-def backup_now(device_id: int, services: ServicesDep, session: SessionDep, user: UserDep) -> BackupRunOut:
+def backup_now(device_id: Id, services: ServicesDep, session: SessionDep, user: UserDep) -> BackupRunOut:
     inventory.get_device(session, device_id)  # 404 before any SSH
     try:
         outcome = services.backup_now(device_id, actor=user.username)
@@ -105,7 +106,7 @@ def backup_now(device_id: int, services: ServicesDep, session: SessionDep, user:
 
 @router.get("/devices/{device_id}/config-backups/{backup_id}", response_class=PlainTextResponse)
 def get_backup_text(
-    device_id: int, backup_id: int, session: SessionDep, user: UserDep, rt: RuntimeDep
+    device_id: Id, backup_id: Id, session: SessionDep, user: UserDep, rt: RuntimeDep
 ) -> PlainTextResponse:
     row = backup.get_backup(session, device_id=device_id, backup_id=backup_id)
     headers = {"Cache-Control": "no-store"}
@@ -114,14 +115,20 @@ def get_backup_text(
     return PlainTextResponse(backup.backup_text(rt.vault, row), headers=headers)
 
 
-@router.get("/devices/{device_id}/config-backups/{backup_id}/diff", response_class=PlainTextResponse)
+@router.get(
+    "/devices/{device_id}/config-backups/{backup_id}/diff",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/x-diff": {"schema": {"type": "string"}}}}},
+)
 def get_backup_diff(
-    device_id: int,
-    backup_id: int,
+    device_id: Id,
+    backup_id: Id,
     session: SessionDep,
     user: UserDep,
     rt: RuntimeDep,
-    against: Annotated[int | None, Query(ge=1, description="Backup id to diff from; default the previous")] = None,
+    against: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="Backup id to diff from; default the previous")
+    ] = None,
 ) -> PlainTextResponse:
     diff = backup.diff_backups(session, rt.vault, device_id=device_id, backup_id=backup_id, against=against)
     return PlainTextResponse(
@@ -133,7 +140,7 @@ def get_backup_diff(
 
 @router.get("/devices/{device_id}/cli", response_model=list[CliResultOut])
 def cli_results(
-    device_id: int,
+    device_id: Id,
     session: SessionDep,
     user: UserDep,
     command: Annotated[str | None, Query(max_length=200, description="One command, e.g. 'show version'")] = None,
@@ -148,14 +155,14 @@ def cli_results(
 
 
 @router.get("/devices/{device_id}/ssh-host-key", response_model=HostKeyOut)
-def get_host_key(device_id: int, session: SessionDep, user: UserDep) -> HostKeyOut:
+def get_host_key(device_id: Id, session: SessionDep, user: UserDep) -> HostKeyOut:
     device = inventory.get_device(session, device_id)
     return HostKeyOut(**hostkeys.host_key_out(device, hostkeys.get_host_key(session, device_id)))
 
 
 @router.post("/devices/{device_id}/ssh-host-key/accept", response_model=HostKeyOut)
 def accept_host_key(
-    device_id: int, body: HostKeyAccept, services: ServicesDep, session: SessionDep, user: UserDep
+    device_id: Id, body: HostKeyAccept, services: ServicesDep, session: WriteSessionDep, user: UserDep
 ) -> HostKeyOut:
     device = inventory.get_device(session, device_id)
     row = hostkeys.accept_pending(session, device=device, actor=user.username, expected_fingerprint=body.fingerprint)

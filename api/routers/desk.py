@@ -167,7 +167,11 @@ def report_csv(rows: list[dict[str, Any]]) -> str:
     return out.getvalue()
 
 
-@router.get("/reports/services", response_model=list[ServiceReportRow])
+@router.get(
+    "/reports/services",
+    response_model=list[ServiceReportRow],
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
+)
 def service_report(
     session: SessionDep,
     user: UserDep,

@@ -4,6 +4,7 @@ import hmac
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.deps import runtime
@@ -14,7 +15,12 @@ from faultloop.runtime import Runtime
 router = APIRouter(tags=["metrics"])
 
 
-@router.get("/metrics", summary="Prometheus metrics (Bearer FAULTLOOP_METRICS_TOKEN when set)")
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics (Bearer FAULTLOOP_METRICS_TOKEN when set)",
+    response_class=PlainTextResponse,
+    responses={401: {"description": "FAULTLOOP_METRICS_TOKEN is set and was not sent"}},
+)
 def metrics(request: Request, rt: Annotated[Runtime, Depends(runtime)]) -> Response:
     expected = rt.settings.metrics_token
     if expected is not None and expected.get_secret_value():

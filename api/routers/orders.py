@@ -14,7 +14,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Query
 from sqlalchemy.orm import Session
 
-from api.deps import PageDep, ServicesDep, SessionDep, UserDep, runtime
+from api.deps import PageDep, ServicesDep, SessionDep, UserDep, WriteSessionDep, runtime
+from api.params import Id
 from faultloop.db import transaction
 from faultloop.runtime import Runtime
 from provisioning import service
@@ -37,7 +38,7 @@ def get_catalog_type(name: str, user: UserDep, rt: RuntimeDep) -> CatalogTypeOut
 
 @router.post("/orders", response_model=OrderOut, status_code=201)
 def create_order(
-    session: SessionDep, user: UserDep, body: Annotated[dict[str, Any], Body(description="the order (OrderIn)")]
+    session: WriteSessionDep, user: UserDep, body: Annotated[dict[str, Any], Body(description="the order (OrderIn)")]
 ) -> OrderOut:
     """A draft order. Inputs pass the character gate (CR/LF, control characters, injection markers) first."""
     order = service.create_order(session, service.parse_order(body), actor=user.username)
@@ -53,7 +54,7 @@ def list_orders(
 
 
 @router.get("/orders/{order_id}", response_model=OrderOut)
-def get_order(order_id: int, session: SessionDep, user: UserDep) -> OrderOut:
+def get_order(order_id: Id, session: SessionDep, user: UserDep) -> OrderOut:
     return service.order_out(session, service.get_order(session, order_id), role=str(user.role))
 
 
@@ -71,28 +72,28 @@ def _act(session: Session, order_id: int, action: str, user: Any, rt: Runtime) -
 
 
 @router.post("/orders/{order_id}/validate", response_model=OrderOut)
-def validate_order(order_id: int, session: SessionDep, user: UserDep, rt: RuntimeDep) -> OrderOut:
+def validate_order(order_id: Id, session: WriteSessionDep, user: UserDep, rt: RuntimeDep) -> OrderOut:
     return _act(session, order_id, "validate", user, rt)
 
 
 @router.post("/orders/{order_id}/plan", response_model=OrderOut)
-def plan_order(order_id: int, session: SessionDep, user: UserDep, rt: RuntimeDep) -> OrderOut:
+def plan_order(order_id: Id, session: WriteSessionDep, user: UserDep, rt: RuntimeDep) -> OrderOut:
     """Dry run: render per device and diff against the latest config backup. Never touches a device."""
     return _act(session, order_id, "plan", user, rt)
 
 
 @router.post("/orders/{order_id}/approve", response_model=OrderOut)
-def approve_order(order_id: int, session: SessionDep, user: UserDep, rt: RuntimeDep) -> OrderOut:
+def approve_order(order_id: Id, session: WriteSessionDep, user: UserDep, rt: RuntimeDep) -> OrderOut:
     return _act(session, order_id, "approve", user, rt)
 
 
 @router.post("/orders/{order_id}/cancel", response_model=OrderOut)
-def cancel_order(order_id: int, session: SessionDep, user: UserDep, rt: RuntimeDep) -> OrderOut:
+def cancel_order(order_id: Id, session: WriteSessionDep, user: UserDep, rt: RuntimeDep) -> OrderOut:
     return _act(session, order_id, "cancel", user, rt)
 
 
 @router.post("/orders/{order_id}/execute", response_model=OrderOut)
-async def execute(order_id: int, services: ServicesDep, user: UserDep, rt: RuntimeDep) -> OrderOut:
+async def execute(order_id: Id, services: ServicesDep, user: UserDep, rt: RuntimeDep) -> OrderOut:
     """Push now (within the order's change window); answers with the finished order."""
     await asyncio.to_thread(services.execute_order, order_id, actor=user.username, role=str(user.role))
 
@@ -104,7 +105,7 @@ async def execute(order_id: int, services: ServicesDep, user: UserDep, rt: Runti
 
 
 @router.get("/orders/{order_id}/timeline", response_model=list[TimelineEntryOut])
-def order_timeline(order_id: int, session: SessionDep, user: UserDep) -> list[TimelineEntryOut]:
+def order_timeline(order_id: Id, session: SessionDep, user: UserDep) -> list[TimelineEntryOut]:
     return service.timeline(session, order_id)
 
 
@@ -119,7 +120,7 @@ def list_services(
 
 
 @router.get("/services/{service_id}", response_model=ServiceOut)
-def get_service(service_id: int, session: SessionDep, user: UserDep) -> ServiceOut:
+def get_service(service_id: Id, session: SessionDep, user: UserDep) -> ServiceOut:
     return service.service_out(session, service.get_service(session, service_id))
 
 
@@ -129,5 +130,5 @@ def list_vlan_pools(session: SessionDep, user: UserDep) -> list[VlanPoolOut]:
 
 
 @router.post("/vlan-pools", response_model=VlanPoolOut, status_code=201)
-def create_vlan_pool(body: VlanPoolIn, session: SessionDep, user: UserDep) -> VlanPoolOut:
+def create_vlan_pool(body: VlanPoolIn, session: WriteSessionDep, user: UserDep) -> VlanPoolOut:
     return service.pool_out(session, service.create_pool(session, body, actor=user.username))

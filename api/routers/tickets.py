@@ -21,6 +21,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from api.deps import PageDep, SessionDep, UserDep, runtime
+from api.params import Id
 from faultloop import clock
 from faultloop.accounts.models import User
 from faultloop.db import database_locked, writing
@@ -211,7 +212,7 @@ def create_ticket(
 
 
 @router.get("/tickets/{ticket_id}", response_model=TicketDetail)
-def get_ticket(ticket_id: int, session: SessionDep, user: UserDep, response: Response) -> TicketDetail:
+def get_ticket(ticket_id: Id, session: SessionDep, user: UserDep, response: Response) -> TicketDetail:
     actor = service.Actor.of(user)
     ticket = service.get_visible(session, ticket_id, actor)
     response.headers.update(_etag(ticket.version))
@@ -220,7 +221,7 @@ def get_ticket(ticket_id: int, session: SessionDep, user: UserDep, response: Res
 
 @router.post("/tickets/{ticket_id}/transitions", response_model=TicketDetail)
 def transition(
-    request: Request, ticket_id: int, data: TransitionIn, session: SessionDep, user: UserDep, policy: PolicyDep,
+    request: Request, ticket_id: Id, data: TransitionIn, session: SessionDep, user: UserDep, policy: PolicyDep,
     if_match: IfMatch = None, key: IdemKey = None,
 ) -> JSONResponse:  # fmt: skip
     """Apply one action of the state machine (see docs/tickets.md); an illegal one is 409 with allowed_actions."""
@@ -241,7 +242,7 @@ def transition(
 
 @router.post("/tickets/{ticket_id}/notes", status_code=201, response_model=TimelineOut)
 def add_note(
-    request: Request, ticket_id: int, data: NoteIn, session: SessionDep, user: UserDep,
+    request: Request, ticket_id: Id, data: NoteIn, session: SessionDep, user: UserDep,
     if_match: IfMatch = None, key: IdemKey = None,
 ) -> JSONResponse:  # fmt: skip
     actor = service.Actor.of(user)
@@ -255,9 +256,13 @@ def add_note(
     return _write(request, session, user, key, data, effect, status_code=201)
 
 
-@router.get("/tickets/{ticket_id}/timeline", response_model=list[TimelineOut])
+@router.get(
+    "/tickets/{ticket_id}/timeline",
+    response_model=list[TimelineOut],
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
+)
 def get_timeline(
-    ticket_id: int, session: SessionDep, user: UserDep,
+    ticket_id: Id, session: SessionDep, user: UserDep,
     format: Annotated[Literal["json", "csv"], Query(description="json or csv")] = "json",  # noqa: A002
 ) -> Any:  # fmt: skip
     service.get_visible(session, ticket_id, service.Actor.of(user))
@@ -301,7 +306,7 @@ def _tech_transition(
 
 @router.post("/me/tickets/{ticket_id}/accept", response_model=TicketDetail)
 def accept(
-    request: Request, ticket_id: int, session: SessionDep, user: UserDep, policy: PolicyDep,
+    request: Request, ticket_id: Id, session: SessionDep, user: UserDep, policy: PolicyDep,
     data: AcceptIn | None = None, if_match: IfMatch = None, key: IdemKey = None,
 ) -> JSONResponse:  # fmt: skip
     data = data or AcceptIn()
@@ -311,7 +316,7 @@ def accept(
 
 @router.post("/me/tickets/{ticket_id}/status", response_model=TicketDetail)
 def status_update(
-    request: Request, ticket_id: int, data: StatusIn, session: SessionDep, user: UserDep, policy: PolicyDep,
+    request: Request, ticket_id: Id, data: StatusIn, session: SessionDep, user: UserDep, policy: PolicyDep,
     if_match: IfMatch = None, key: IdemKey = None,
 ) -> JSONResponse:  # fmt: skip
     """en_route / on_site / update (ETA, location note) / wait (reason; pauses the SLA) / resume."""
@@ -322,7 +327,7 @@ def status_update(
 
 @router.post("/me/tickets/{ticket_id}/notes", status_code=201, response_model=TimelineOut)
 def my_note(
-    request: Request, ticket_id: int, data: NoteIn, session: SessionDep, user: UserDep,
+    request: Request, ticket_id: Id, data: NoteIn, session: SessionDep, user: UserDep,
     if_match: IfMatch = None, key: IdemKey = None,
 ) -> JSONResponse:  # fmt: skip
     return add_note(request, ticket_id, data, session, user, if_match, key)
@@ -330,7 +335,7 @@ def my_note(
 
 @router.post("/me/tickets/{ticket_id}/resolve", response_model=TicketDetail)
 def resolve(
-    request: Request, ticket_id: int, data: ResolveIn, session: SessionDep, user: UserDep, policy: PolicyDep,
+    request: Request, ticket_id: Id, data: ResolveIn, session: SessionDep, user: UserDep, policy: PolicyDep,
     if_match: IfMatch = None, key: IdemKey = None,
 ) -> JSONResponse:  # fmt: skip
     """Technician feedback: cause category, action taken, parts used, notes."""

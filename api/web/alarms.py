@@ -15,7 +15,8 @@ from fastapi.responses import HTMLResponse
 
 from alarms import service
 from alarms.schemas import ClearIn, CommentIn
-from api.deps import SessionDep, UserDep, runtime
+from api.deps import SessionDep, UserDep, WriteSessionDep, runtime
+from api.params import MAX_OFFSET, MAX_PAGE, Id, IdItem
 from api.web.render import page
 from faultloop.errors import InvalidInput
 from faultloop.runtime import Runtime
@@ -51,9 +52,9 @@ class ConsoleQuery:
         hide_muted: Annotated[bool, Query()] = False,
         sort: Annotated[Sort, Query()] = "severity",
         order: Annotated[Literal["asc", "desc"], Query()] = "desc",
-        limit: Annotated[int, Query(ge=1)] = 50,
-        offset: Annotated[int, Query(ge=0)] = 0,
-        expand: Annotated[list[int], Query(max_length=MAX_EXPANDED)] = [],  # noqa: B006 - FastAPI copies it
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+        expand: Annotated[list[IdItem], Query(max_length=MAX_EXPANDED)] = [],  # noqa: B006 - FastAPI copies it
     ) -> None:
         if limit > rt.settings.page_size_max:
             raise InvalidInput(f"limit: expected at most {rt.settings.page_size_max}", field="limit")
@@ -158,7 +159,7 @@ def _detail(request: Request, session: SessionDep, user: UserDep, alarm_id: int,
 
 
 @router.get("/ui/alarms/{alarm_id}", response_class=HTMLResponse)
-def alarm_detail(request: Request, alarm_id: int, session: SessionDep, user: UserDep) -> HTMLResponse:
+def alarm_detail(request: Request, alarm_id: Id, session: SessionDep, user: UserDep) -> HTMLResponse:
     return _detail(request, session, user, alarm_id)
 
 
@@ -167,14 +168,14 @@ CHANGED = {"HX-Trigger": "alarms-changed"}
 
 
 @router.post("/ui/alarms/{alarm_id}/ack", response_class=HTMLResponse)
-def acknowledge(request: Request, alarm_id: int, session: SessionDep, user: UserDep) -> HTMLResponse:
+def acknowledge(request: Request, alarm_id: Id, session: WriteSessionDep, user: UserDep) -> HTMLResponse:
     service.acknowledge(session, alarm_id, actor=user.username)
     return _detail(request, session, user, alarm_id, **CHANGED)
 
 
 @router.post("/ui/alarms/{alarm_id}/comments", response_class=HTMLResponse)
 def comment(
-    request: Request, alarm_id: int, body: Annotated[CommentIn, Form()], session: SessionDep, user: UserDep
+    request: Request, alarm_id: Id, body: Annotated[CommentIn, Form()], session: WriteSessionDep, user: UserDep
 ) -> HTMLResponse:
     service.comment(session, alarm_id, actor=user.username, text=body.text)
     return _detail(request, session, user, alarm_id, **CHANGED)
@@ -182,7 +183,7 @@ def comment(
 
 @router.post("/ui/alarms/{alarm_id}/clear", response_class=HTMLResponse)
 def clear(
-    request: Request, alarm_id: int, body: Annotated[ClearIn, Form()], session: SessionDep, user: UserDep
+    request: Request, alarm_id: Id, body: Annotated[ClearIn, Form()], session: WriteSessionDep, user: UserDep
 ) -> HTMLResponse:
     service.clear(session, alarm_id, actor=user.username, reason=body.reason)
     return _detail(request, session, user, alarm_id, **CHANGED)

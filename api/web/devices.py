@@ -23,6 +23,7 @@ from alarms import service as alarms
 from alarms.models import Alarm
 from alarms.rules import SEVERITY_RANK
 from api.deps import PageDep, SessionDep, UserDep, runtime
+from api.params import MAX_ID, Id
 from api.rbac import allowed_roles
 from api.web import topology
 from api.web.render import diff_lines, page
@@ -368,7 +369,7 @@ def can_read_configs(user: User) -> bool:
 
 
 @router.get("/ui/devices/{device_id}", response_class=HTMLResponse)
-def device_page(device_id: int, request: Request, session: SessionDep, user: UserDep) -> HTMLResponse:
+def device_page(device_id: Id, request: Request, session: SessionDep, user: UserDep) -> HTMLResponse:
     device = inventory.get_device(session, device_id)  # 404 for an unknown id
     status = collectors.device_status(session, device_id=device_id)
     status.interfaces.sort(key=lambda i: topology.natural(i.name))  # Gi0/2 before Gi0/10
@@ -409,13 +410,15 @@ def device_page(device_id: int, request: Request, session: SessionDep, user: Use
 
 @router.get(DIFF_ROUTE, response_class=HTMLResponse)
 def backup_diff(
-    device_id: int,
-    backup_id: int,
+    device_id: Id,
+    backup_id: Id,
     request: Request,
     session: SessionDep,
     user: UserDep,
     rt: RuntimeDep,
-    against: Annotated[int | None, Query(ge=1, description="id of the older version (default: the one before)")] = None,
+    against: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="id of the older version (default: the one before)")
+    ] = None,
 ) -> HTMLResponse:
     diff = backup.diff_backups(session, rt.vault, device_id=device_id, backup_id=backup_id, against=against)
     lines = diff_lines(diff.text)

@@ -18,7 +18,8 @@ from pydantic import ValidationError
 from alarms import service
 from alarms.models import MaintenanceWindow
 from alarms.schemas import MaintenanceIn
-from api.deps import SessionDep, UserDep
+from api.deps import SessionDep, UserDep, WriteSessionDep
+from api.params import Id
 from api.web.render import page
 from faultloop import clock
 from faultloop.errors import InvalidInput
@@ -77,7 +78,7 @@ def maintenance_page(
 @router.post("/ui/maintenance", response_class=HTMLResponse)
 def create_window(
     request: Request,
-    session: SessionDep,
+    session: WriteSessionDep,
     user: UserDep,
     name: Annotated[str, Form(max_length=200)] = "",
     kind: Annotated[Kind, Form()] = "once",
@@ -124,8 +125,8 @@ def create_window(
 @router.delete("/ui/maintenance/{window_id}", response_class=HTMLResponse)
 def delete_window(
     request: Request,
-    window_id: int,
-    session: SessionDep,
+    window_id: Id,
+    session: WriteSessionDep,
     user: UserDep,
     include_past: Annotated[bool, Query()] = False,
 ) -> HTMLResponse:

@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy import func, select
 
 from api.deps import PageDep, SessionDep, UserDep
+from api.params import Id
 from api.web.render import diff_lines, page
 from faultloop.errors import InvalidInput
 from inventory import queries
@@ -73,7 +74,7 @@ def orders(
 
 
 @router.get("/ui/orders/{order_id}", response_class=HTMLResponse)
-def order_page(request: Request, order_id: int, session: SessionDep, user: UserDep) -> HTMLResponse:
+def order_page(request: Request, order_id: Id, session: SessionDep, user: UserDep) -> HTMLResponse:
     order = service.get_order(session, order_id)
     out = service.order_out(session, order, role=str(user.role))
     ctx: dict[str, Any] = {

@@ -16,8 +16,6 @@ HEADERS = {
     "x-frame-options": "DENY",
     "referrer-policy": "same-origin",
 }
-# FastAPI's own API explorer pages load Swagger UI / ReDoc with inline scripts.
-CSP_EXEMPT = ("/docs", "/redoc")
 
 
 class SecurityHeaders:
@@ -28,14 +26,10 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        exempt = str(scope.get("path", "")).startswith(CSP_EXEMPT)
-
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
                 for name, value in HEADERS.items():
-                    if exempt and name == "content-security-policy":
-                        continue
                     if name not in headers:
                         headers[name] = value
             await send(message)

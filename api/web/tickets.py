@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from alarms.models import Alarm
 from api.deps import PageDep, SessionDep, UserDep
+from api.params import Id
 from api.routers.tickets import PolicyDep, commit_or_busy, run_write
 from api.web.render import page
 from faultloop import clock
@@ -407,7 +408,7 @@ def _detail_context(session: Session, policy: Policy, user: User, ticket: Ticket
 
 @router.get("/ui/tickets/{ticket_id}", response_class=HTMLResponse)
 def ticket_page(
-    request: Request, ticket_id: int, session: SessionDep, user: UserDep, policy: PolicyDep
+    request: Request, ticket_id: Id, session: SessionDep, user: UserDep, policy: PolicyDep
 ) -> HTMLResponse:
     ticket = service.get_visible(session, ticket_id, service.Actor.of(user))
     ctx = _detail_context(session, policy, user, ticket)
@@ -417,7 +418,7 @@ def ticket_page(
 
 @router.post("/ui/tickets/{ticket_id}/transitions")
 def post_transition(
-    request: Request, ticket_id: int, session: SessionDep, user: UserDep, policy: PolicyDep, form: FormDep
+    request: Request, ticket_id: Id, session: SessionDep, user: UserDep, policy: PolicyDep, form: FormDep
 ) -> Response:
     """Any action the state table allows the NOC; the fields map onto the JSON API's TransitionIn."""
     data = _parse(TransitionIn, form, TRANSITION_FIELDS)
@@ -433,7 +434,7 @@ def post_transition(
 
 
 @router.post("/ui/tickets/{ticket_id}/notes")
-def post_note(request: Request, ticket_id: int, session: SessionDep, user: UserDep, form: FormDep) -> Response:
+def post_note(request: Request, ticket_id: Id, session: SessionDep, user: UserDep, form: FormDep) -> Response:
     """A work note. No version needed: a note never conflicts with a state change (as in the JSON API,
     where the version is optional); technicians only on tickets they see, while the ticket is open."""
     text = _text(form, "text")
@@ -489,7 +490,7 @@ def _tech_write(
 
 @router.post("/ui/my/tickets/{ticket_id}/accept")
 def my_accept(
-    request: Request, ticket_id: int, session: SessionDep, user: UserDep, policy: PolicyDep, form: FormDep
+    request: Request, ticket_id: Id, session: SessionDep, user: UserDep, policy: PolicyDep, form: FormDep
 ) -> Response:
     data = _parse(AcceptIn, form, ("version",))
     return _tech_write(request, session, user, policy, ticket_id, "accept", {}, _version(data.version))
@@ -497,7 +498,7 @@ def my_accept(
 
 @router.post("/ui/my/tickets/{ticket_id}/status")
 def my_status(
-    request: Request, ticket_id: int, session: SessionDep, user: UserDep, policy: PolicyDep, form: FormDep
+    request: Request, ticket_id: Id, session: SessionDep, user: UserDep, policy: PolicyDep, form: FormDep
 ) -> Response:
     """en_route / on_site (ETA, location note), update, wait (reason; pauses the SLA), resume."""
     data = _parse(StatusIn, form, STATUS_FIELDS)
@@ -507,7 +508,7 @@ def my_status(
 
 @router.post("/ui/my/tickets/{ticket_id}/resolve")
 def my_resolve(
-    request: Request, ticket_id: int, session: SessionDep, user: UserDep, policy: PolicyDep, form: FormDep
+    request: Request, ticket_id: Id, session: SessionDep, user: UserDep, policy: PolicyDep, form: FormDep
 ) -> Response:
     """The technician's feedback: cause category, action taken, parts used, notes."""
     data = _parse(ResolveIn, form, RESOLVE_FIELDS)

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from faultloop.errors import ConfigError
 from snmpwire.usm import AUTH_PROTOCOLS, PRIV_PROTOCOLS, TIME_WINDOW_S, UsmUser
 
 log = logging.getLogger(__name__)
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 MAX_BOOTS = 2147483647
 
 
-class UsmConfigError(Exception):
+class UsmConfigError(ConfigError):
     """The users file is invalid; the message names the file, the entry and the field."""
 
 
@@ -89,7 +90,11 @@ def load_users(path: Path) -> UsmUsers:
         # the YAML error's "problem" line names a position, never the text of the file
         raise UsmConfigError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("users"), list):
-        raise UsmConfigError(f"{path}: expected a mapping with a 'users' list")
+        found = type(doc).__name__ if not isinstance(doc, dict) else f"a mapping with keys {sorted(map(str, doc))}"
+        raise UsmConfigError(
+            f"{path}: expected a mapping with a 'users' list (users: [{{user: ..., auth_protocol: ..., "
+            f"auth_password: ...}}]), found {found}"
+        )
     users = []
     for i, entry in enumerate(doc["users"], start=1):
         where = f"{path}: users entry {i}"

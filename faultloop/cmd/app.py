@@ -51,6 +51,7 @@ from faultloop.signals import INVENTORY_CHANGED
 from faultloop.transport import CentralIntake, ObservationPublisher, stream_setup
 from provisioning.executor import ExecutionOutcome, execute_order
 from provisioning.jobs import ProvisioningService
+from provisioning.render import catalog
 from provisioning.unplanned import UnplannedChangeSink
 from ticketing.jobs import TicketingService
 from ticketing.notify import TicketNotifier
@@ -151,6 +152,8 @@ def build_pipeline(rt: Runtime, sink: ObservationSink | None = None) -> Pipeline
     ssh_sink = UnplannedChangeSink(sink, rt.sessions, grace_s=settings.provisioning_window_grace_s)
     poller = add_collectors(pipeline, rt, sink=sink, ssh_sink=ssh_sink) if settings.role == "all" else None
     # Provisioning: approved orders run when their change window opens (pushes report to the sink).
+    # The catalog is loaded now: a bad catalog folder stops the start (CatalogError), not an order.
+    catalog(settings.provisioning_catalog_dir)
     pipeline.services.append(ProvisioningService(rt, sink=sink, leadership=leadership))
     # The API's handles: on-demand work reports exactly where the scheduled work does.
     pipeline.handles = service_handles(rt, poller=poller, sink=sink, backup_sink=ssh_sink)
@@ -356,6 +359,7 @@ async def serve_http(
     access_log: bool = True,
     announce: Callable[[], None] | None = None,
     closing: Callable[[], None] | None = None,
+    sock: socket.socket | None = None,
 ) -> None:
     """Serve ``app`` with uvicorn until stopped (SIGINT/SIGTERM). ``announce`` runs once the
     socket listens, so whoever reads it can connect at once; ``closing`` when shutdown begins,
@@ -380,7 +384,27 @@ async def serve_http(
     )  # fmt: skip
     server = Server(config)
     settle_heap()
-    await server.serve()
+    await server.serve(sockets=[sock] if sock is not None else None)
+
+
+def bind_http(host: str, port: int) -> socket.socket:
+    """The HTTP listening socket, bound before anything starts: an address or port that cannot
+    be had is one clear StartupError (exit 2), not the HTTP server's own exit later."""
+    try:
+        family, kind, proto, _name, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise StartupError(f"cannot listen on {host}:{port} (FAULTLOOP_HOST/FAULTLOOP_PORT): {exc}") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        reason = exc.strerror or str(exc)
+        raise StartupError(f"cannot listen on {host}:{port} (FAULTLOOP_HOST/FAULTLOOP_PORT): {reason}") from None
+    sock.set_inheritable(True)
+    return sock
 
 
 async def run_service(rt: Runtime, *, announce: Callable[[], None] | None = None) -> None:
@@ -390,14 +414,16 @@ async def run_service(rt: Runtime, *, announce: Callable[[], None] | None = None
     start-up failure ends the process with one clear message (StartupError)."""
     # `kill -USR1 <pid>`: every thread's stack to stderr (what is it doing, why won't it stop?)
     faulthandler.register(signal.SIGUSR1, all_threads=True)
-    pipeline = build_pipeline(rt)
+    pipeline = build_pipeline(rt)  # the configuration files load here: their errors come first
     await pipeline.start()
     try:
         settings = rt.settings
-        app = create_app(rt, pipeline, own_pipeline=False)
-        await serve_http(
-            app, host=settings.host, port=settings.port, log_level=settings.log_level, announce=announce,
-            closing=ALARM_STREAM.end_all,
-        )  # fmt: skip
+        # bound here, not by uvicorn: an HTTP address that cannot be had is a StartupError too
+        with bind_http(settings.host, settings.port) as sock:
+            app = create_app(rt, pipeline, own_pipeline=False)
+            await serve_http(
+                app, host=settings.host, port=settings.port, log_level=settings.log_level, announce=announce,
+                closing=ALARM_STREAM.end_all, sock=sock,
+            )  # fmt: skip
     finally:
         await pipeline.stop()

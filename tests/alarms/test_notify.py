@@ -16,8 +16,9 @@ from alarms.models import Alarm, MaintenanceWindow, Notification
 from alarms.notify import Notifier, parse_config
 from faultloop import clock
 from faultloop.events import Event
+from faultloop.notify import Message
 from inventory.models import Device, Site
-from tests.support import Hook, smtp_server
+from tests.support import Hook, Mailbox, smtp_server, start_smtp
 
 SECRET = "hook-secret-123"
 
@@ -351,3 +352,119 @@ def test_a_loopback_webhook_needs_allow_private():
     allowed = json.loads(text)
     allowed["channels"][0]["allow_private"] = True
     assert parse_config(json.dumps(allowed), file="notify.yaml").channels[0].allow_private
+
+
+class Authenticator:
+    """Records every AUTH the server receives (what a listener on the path would see)."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[bytes, bytes]] = []
+
+    def __call__(self, server, session, envelope, mechanism, auth_data):
+        from aiosmtpd.smtp import AuthResult, LoginPassword
+
+        if isinstance(auth_data, LoginPassword):
+            self.seen.append((auth_data.login, auth_data.password))
+        return AuthResult(success=True)
+
+
+@pytest.fixture
+def plain_smtp():
+    """A real SMTP server without TLS that accepts AUTH in clear (a careless or hostile relay)."""
+    box, auth = Mailbox(), Authenticator()
+    controller = start_smtp(box, authenticator=auth, auth_require_tls=False)
+    yield box, auth, controller.hostname, controller.port
+    controller.stop()
+
+
+ALARM_MESSAGE = Message(
+    title="MAJOR link_down r1 interface:Gi0/1 (raised)", severity="major", source="r1",
+    facts={"device": "r1", "managed_object": "interface:Gi0/1"}, body={"reason": "raised"},
+)  # fmt: skip
+
+
+def test_smtp_credentials_never_go_without_tls(plain_smtp):
+    from faultloop.notify import DeliveryError, EmailChannel
+
+    box, auth, host, port = plain_smtp
+    # asked for STARTTLS, the server offers none: no credentials, no mail
+    channel = EmailChannel(host, port, "f@x", ["noc@x"], starttls=True, username="u", password="marker-pw-1")
+    with pytest.raises(DeliveryError, match="offers no STARTTLS; credentials not sent"):
+        channel.send(1, ALARM_MESSAGE)
+    # no STARTTLS configured: refused before connecting
+    channel = EmailChannel(host, port, "f@x", ["noc@x"], starttls=False, username="u", password="marker-pw-1")
+    with pytest.raises(DeliveryError, match="need STARTTLS"):
+        channel.send(2, ALARM_MESSAGE)
+    assert auth.seen == [] and box.messages == []
+    # only when explicitly allowed does the password cross in clear (and this server does record it)
+    channel.allow_plaintext_auth = True
+    channel.send(3, ALARM_MESSAGE)
+    assert auth.seen == [(b"u", b"marker-pw-1")] and len(box.messages) == 1
+
+
+def test_settings_refuse_smtp_credentials_without_starttls():
+    from faultloop.settings import SettingsError, load_settings
+
+    with pytest.raises(SettingsError) as exc:
+        load_settings(smtp_host="mail", smtp_username="u", smtp_password="marker-pw-1")
+    assert "FAULTLOOP_SMTP_STARTTLS" in str(exc.value) and "marker-pw-1" not in str(exc.value)
+    assert "FAULTLOOP_SETTINGS" not in str(exc.value)
+    assert load_settings(smtp_host="mail", smtp_username="u", smtp_starttls=True).smtp_starttls
+    assert load_settings(smtp_host="mail", smtp_username="u", smtp_allow_plaintext_auth=True).smtp_username == "u"
+
+
+def _self_signed(tmp_path):
+    """A certificate for 127.0.0.1 and its key, as PEM files."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "faultloop test smtp")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    cert_file, key_file = tmp_path / "smtp.crt", tmp_path / "smtp.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_file, key_file
+
+
+@pytest.fixture
+def tls_smtp(tmp_path):
+    """A real SMTP server that requires STARTTLS before AUTH, with a self-signed certificate."""
+    import ssl
+
+    cert_file, key_file = _self_signed(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_file, key_file)
+    box, auth = Mailbox(), Authenticator()
+    controller = start_smtp(box, authenticator=auth, tls_context=context, require_starttls=True, auth_require_tls=True)
+    yield box, auth, controller.hostname, controller.port, cert_file
+    controller.stop()
+
+
+def test_starttls_verifies_the_server_certificate_before_sending_credentials(tls_smtp):
+    from faultloop.notify import DeliveryError, EmailChannel
+
+    box, auth, host, port, cert_file = tls_smtp
+    untrusted = EmailChannel(host, port, "f@x", ["noc@x"], starttls=True, username="u", password="marker-pw-2")
+    with pytest.raises(DeliveryError, match="certificate not trusted.*credentials not sent"):
+        untrusted.send(1, ALARM_MESSAGE)
+    assert auth.seen == [] and box.messages == []
+    trusted = EmailChannel(host, port, "f@x", ["noc@x"], starttls=True, username="u", password="marker-pw-2",
+                           ca_file=str(cert_file))  # fmt: skip
+    trusted.send(2, ALARM_MESSAGE)
+    assert auth.seen == [(b"u", b"marker-pw-2")] and len(box.messages) == 1

@@ -31,7 +31,14 @@ V3_USERS: dict[str, tuple[str | None, str | None, str]] = {
     "flsha512": ("SHA-512", "AES-128", "priv"),
     "flmd5": ("MD5", "AES-128", "priv"),
     "flnoauth": (None, None, "noauth"),
+    # through pysnmp's engine (cryptography's CFB and DES): the path a cryptography upgrade breaks
+    "fldes": ("SHA", "DES", "priv"),
+    "flaes192": ("SHA-256", "AES-192", "priv"),
+    "flaes256": ("SHA-512", "AES-256", "priv"),
 }
+# net-snmp's createUser names for the privacy protocols (AES-192/256 with the key extension
+# Cisco devices use, which is the one pysnmp's CFB192/256 AES speak)
+NETSNMP_PRIV = {"AES": "AES", "AES-128": "AES", "DES": "DES", "AES-192": "AES192C", "AES-256": "AES256C"}
 
 
 @dataclass
@@ -76,7 +83,7 @@ def _user_lines(name: str, auth: str | None, priv: str | None, level: str) -> st
     if auth:
         created += f' {auth} "{V3_AUTH}"'
     if priv:
-        created += f' AES "{V3_PRIV}"'
+        created += f' {NETSNMP_PRIV[priv]} "{V3_PRIV}"'
     return f"{created}\nrouser {name} {level}\n"
 
 

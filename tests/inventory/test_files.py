@@ -1,5 +1,8 @@
 """Inventory files: every error names file, line and field; imports are all or nothing."""
 
+import csv
+import io
+
 import pytest
 from sqlalchemy import func, select
 
@@ -146,3 +149,29 @@ def test_import_that_moves_a_device_forgets_its_host_key_pin(session, vault):
     service.import_inventory(session, vault, moved, actor="t", forget_host_key=forgotten.append)
     acc = service.device_by_hostname(session, "acc1")
     assert acc.address == "192.0.2.12" and forgotten == [acc.id]
+
+
+def test_a_yaml_alias_bomb_is_refused_naming_the_line():
+    """A "billion laughs" document: each level repeats the one before ten times; copied out it
+    would be 10^6 strings from a few hundred bytes."""
+    levels = ["a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    levels += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 6)]
+    text = "\n".join(levels) + "\nsites: []\ndevices: []\n"
+    with pytest.raises(ImportFailed) as exc:
+        files.parse_yaml(text, source="bomb.yaml")
+    assert "bomb.yaml line 2: not valid YAML: aliases (*name) are not accepted in an inventory file" in str(exc.value)
+
+
+def test_csv_export_neutralises_formula_prefixes_and_reads_back(session, vault):
+    hostile = CSV_GOOD.replace(",v2c,public,admin", ",v2c,=HYPERLINK(\"http://x\"),admin").replace(
+        "lab;core", "@SUM(1+1);-2+3"
+    )
+    service.import_inventory(
+        session, vault, files.parse_csv(hostile, source="x.csv"), actor="t", forget_host_key=lambda _d: None
+    )
+    dumped = files.dump_csv(service.export_inventory(session, vault, with_secrets=True))
+    cells = [cell for line in csv.reader(io.StringIO(dumped)) for cell in line]
+    assert "'=HYPERLINK(\"http://x\")" in cells and "'-2+3;@SUM(1+1)" in cells
+    assert not [c for c in cells if c[:1] in ("=", "+", "-", "@", "\t", "\r")]
+    again = files.parse_csv(dumped, source="rt.csv").devices[0]
+    assert again.tags == ["-2+3", "@SUM(1+1)"] and again.snmp.community.get_secret_value() == '=HYPERLINK("http://x")'

@@ -24,7 +24,7 @@ from faultloop.cmd.cli import orders as orders_cli
 from faultloop.cmd.cli import tickets as tickets_cli
 from faultloop.cmd.cli.common import CliError, err
 from faultloop.db import safe_url
-from faultloop.errors import DomainError
+from faultloop.errors import ConfigError, DomainError
 from faultloop.runtime import StartupError, build_runtime, check_database, configure_logging, service_running
 from faultloop.settings import SettingsError, load_settings
 from faultloop.vault import VaultError
@@ -77,7 +77,7 @@ for module in (db_cli, accounts_cli, inventory_cli, lab_cli, collectors_cli, ala
 def main() -> None:
     try:
         app()
-    except (DomainError, CliError, SettingsError, StartupError, VaultError) as exc:
+    except (DomainError, CliError, ConfigError, SettingsError, StartupError, VaultError) as exc:
         err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise SystemExit(2) from None
     except SQLAlchemyError as exc:

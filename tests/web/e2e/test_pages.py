@@ -68,3 +68,17 @@ def test_other_pages_render_under_their_csp(open_page: Callable[..., Watched]) -
         w.page.wait_for_load_state("networkidle")
         w.shot(f"page-{name}")
     w.assert_clean()
+
+
+def test_api_docs_render_from_this_server_under_the_csp(open_page: Callable[..., Watched], demo: Demo) -> None:
+    """Swagger UI in a real browser: every request goes to the service itself, the operations
+    render, and the page raises no CSP violation or console error."""
+    w = open_page()
+    requested: list[str] = []
+    w.page.on("request", lambda request: requested.append(request.url))
+    w.goto("/docs")
+    w.page.locator(".opblock").first.wait_for()
+    w.page.wait_for_load_state("networkidle")
+    w.shot("api-docs")
+    assert requested and all(url.startswith(demo.base) for url in requested), requested
+    w.assert_clean()
