@@ -142,6 +142,8 @@ class TicketOut(BaseModel):
     restore_elapsed_s: float
     response_breached: bool
     restore_breached: bool
+    sla_class: str | None = None  # the highest SLA class among the customer services it affects
+    close_reason: str = ""  # e.g. "cleared before dispatch"
 
 
 class TicketDetail(TicketOut):
@@ -193,3 +195,4 @@ class MttrRow(BaseModel):
     resolved: int
     mttr_s: float | None
     recurrences: int
+    cleared_before_dispatch: int = 0  # tickets closed because their alarms cleared before anyone acknowledged
