@@ -197,3 +197,27 @@ def test_restart_keeps_the_stored_impact_without_rewriting_it(net, session, runt
     again.run_once()
     assert published == []  # the impact read back equals the one recomputed: no change announced
     assert alarm_of(session, "acc1", "link_down").services_affected == 1
+
+
+def test_api_shows_affected_services_counts_and_filters_by_customer_and_service(net, session, client, auth):
+    engine, s = net
+    engine.submit_events(
+        [ev("device_unreachable", "agg", severity="critical"), ev("linkDown", "acc2", "interface:Gi0/5")]
+    )
+    engine.run_once()
+    h = auth("viewer")
+    agg = alarm_of(session, "agg", "device_down")
+    detail = client.get(f"/api/v1/alarms/{agg.id}", headers=h).json()
+    assert (detail["services_affected"], detail["customers_affected"]) == (3, 2)
+    assert {(a["service_id"], a["customer"], a["how"]) for a in detail["affected_services"]} == {
+        (s["s3"], "acme", "direct"), (s["s1"], "acme", "topology"), (s["s4"], "zeta", "topology"),
+    }  # fmt: skip
+    by_customer = client.get("/api/v1/alarms", params={"customer": "bolt"}, headers=h).json()
+    assert [a["device"] for a in by_customer["items"]] == ["acc2"] and by_customer["total"] == 1
+    by_service = client.get("/api/v1/alarms", params={"service_id": s["s4"]}, headers=h).json()
+    assert [a["id"] for a in by_service["items"]] == [agg.id]
+    assert client.get("/api/v1/alarms", params={"customer": "nobody"}, headers=h).json()["total"] == 0
+    bad = client.get("/api/v1/alarms", params={"service_id": 0}, headers=h)
+    assert bad.status_code == 422 and "service_id" in bad.text
+    bad = client.get("/api/v1/alarms", params={"customer": "x" * 121}, headers=h)
+    assert bad.status_code == 422 and "customer" in bad.text
