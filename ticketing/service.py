@@ -638,14 +638,23 @@ def tick(
             result.reopened.append(ticket.id)
     # 2b. self-healed: nobody acknowledged it, its alarms cleared and stayed clear for the hold-down
     if policy.auto_close_self_healed:
-        for ticket in list(session.scalars(select(Ticket).where(Ticket.state == "new", Ticket.source == "alarm"))):
-            if ticket.acknowledged_at is not None:
+        waiting = session.execute(
+            select(Ticket.id, Ticket.root_alarm_id).where(
+                Ticket.state == "new", Ticket.source == "alarm", Ticket.acknowledged_at.is_(None)
+            )
+        ).all()
+        # cheap first cut, one query per 500 tickets: only a ticket whose root alarm cleared qualifies
+        roots = alarm_queries.alarms(session, (root for _, root in waiting if root is not None))
+        cutoff = now - timedelta(seconds=hold_down_s)
+        for ticket_id, root_id in waiting:
+            root = roots.get(root_id or -1)
+            if root is None or root.state == "active" or root.cleared_at is None or root.cleared_at > cutoff:
                 continue
-            cleared = _clear_since(session, ticket)
-            if cleared is not None and (now - cleared).total_seconds() >= hold_down_s:
-                transition(session, policy=policy, ticket_id=ticket.id, action="auto_close", actor=SYSTEM, now=now,
+            cleared = _clear_since(session, get(session, ticket_id))
+            if cleared is not None and cleared <= cutoff:
+                transition(session, policy=policy, ticket_id=ticket_id, action="auto_close", actor=SYSTEM, now=now,
                            data={"how": f"linked alarms clear for {hold_down_s:.0f}s"})  # fmt: skip
-                result.self_healed.append(ticket.id)
+                result.self_healed.append(ticket_id)
     # 3. SLA clocks of every open ticket; a warning or breach is a change (version + 1), a breach escalates
     for ticket in list(session.scalars(select(Ticket).where(Ticket.state.in_(OPEN_STATES)))):
         events = sla.advance(policy, ticket, now)
