@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, insert, select, text, update
+from sqlalchemy import Table, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from alarms.flapping import FlapDetector
+from alarms.impact import ServiceIndex, ServiceSource
 from alarms.maintenance import Window, covering
-from alarms.models import Alarm, AlarmJournal, EventRecord, MaintenanceWindow
+from alarms.models import Alarm, AlarmJournal, AlarmServiceImpact, EventRecord, MaintenanceWindow
 from alarms.rules import Decision, MappingRule, RuleSet, ThresholdRule, severity_rank
 from alarms.topology import Cause, Graph, causes, interface_of, reachable
 from faultloop.db import insert_rows
@@ -34,7 +35,9 @@ log = logging.getLogger("faultloop.alarms")
 ALARMS = cast(Table, Alarm.__table__)
 EVENTS = cast(Table, EventRecord.__table__)
 JOURNAL = cast(Table, AlarmJournal.__table__)
+IMPACT = cast(Table, AlarmServiceImpact.__table__)
 ENGINE = "engine"
+MAJOR = severity_rank("major")  # an alarm this severe on a service's port takes the service down
 
 
 @dataclass(slots=True)
@@ -64,6 +67,8 @@ class ActiveAlarm:
     cleared_at: datetime | None = None
     maintenance_window: int | None = None
     groups: bool = False  # its rule groups the device's interface alarms under it
+    # customer services it affects: service id -> (how, level); None: none (most alarms)
+    impact: dict[int, tuple[str, str]] | None = None
 
 
 @dataclass
@@ -83,6 +88,8 @@ class _Batch:
     changes: list[tuple[ChangeKind, ActiveAlarm]] = field(default_factory=list)
     raising: dict[int, Event] = field(default_factory=dict)  # id(new alarm) -> the event that raised it
     topology_dirty: bool = False
+    correlated: bool = False  # the topology correlation ran in this batch
+    impact: dict[int, ActiveAlarm] = field(default_factory=dict)  # id() -> alarm whose service impact changed
 
     def touch(self, alarm: ActiveAlarm) -> None:
         self.dirty[id(alarm)] = alarm
@@ -95,9 +102,15 @@ class _Batch:
 
 
 class AlarmCore:
-    def __init__(self, rules: RuleSet, config: EngineConfig | None = None) -> None:
+    def __init__(
+        self, rules: RuleSet, config: EngineConfig | None = None, *, services: ServiceSource | None = None
+    ) -> None:
         self.rules = rules
         self.config = config or EngineConfig()
+        # where customer services come from (the composition root hands provisioning's read API in)
+        self.service_source = services
+        self.services = ServiceIndex()
+        self._impact_stale = True  # recompute every active alarm's impact in the next round
         self.active: dict[str, ActiveAlarm] = {}
         self.by_device: dict[str, set[str]] = {}
         self.flaps = FlapDetector(threshold=self.config.flap_threshold, window_s=self.config.flap_window_s)
@@ -197,6 +210,25 @@ class AlarmCore:
         self._journal_seen = session.scalar(select(func.max(AlarmJournal.id))) or 0
         self.load_topology(session)
         self.load_windows(session, now)
+        self.load_services(session)
+        impact_rows = session.execute(
+            select(AlarmServiceImpact.alarm_id, AlarmServiceImpact.service_id, AlarmServiceImpact.how,
+                   AlarmServiceImpact.level)
+            .join(Alarm, Alarm.id == AlarmServiceImpact.alarm_id).where(Alarm.state == "active")
+        )  # fmt: skip
+        for alarm_id, service_id, how, level in impact_rows:
+            found = by_id.get(alarm_id)
+            if found is not None:
+                if found.impact is None:
+                    found.impact = {}
+                found.impact[service_id] = (how, level)
+
+    def load_services(self, session: Session) -> None:
+        """Re-read the customer services (their resources); the next round recomputes every impact."""
+        if self.service_source is None:
+            return
+        self.services = ServiceIndex.of(self.service_source(session))
+        self._impact_stale = True
 
     def load_topology(self, session: Session) -> None:
         topology = inventory.topology(session)
@@ -518,17 +550,71 @@ class AlarmCore:
     # ---- topology correlation ---------------------------------------------------------------
 
     def _after(self, batch: _Batch, now: datetime) -> None:
-        if not self.graph.roots and not batch.topology_dirty:
+        if self.graph.roots or batch.topology_dirty:
+            reach = self._reach
+            if (
+                batch.topology_dirty
+                or reach is None
+                or any(
+                    a.topology == "link" or (a.device in self.graph.adjacency and a.device not in reach)
+                    for a in batch.new
+                )
+            ):
+                self._correlate(batch, now)
+        self._refresh_impact(batch)
+
+    # ---- customer service impact ------------------------------------------------------------
+
+    def _refresh_impact(self, batch: _Batch) -> None:
+        """Recompute which services the alarms affect: every active alarm after a correlation (the
+        topology part and the roots' unions may have moved), else only the batch's new alarms."""
+        if not self.services.by_device and not self._impact_stale:
             return
-        reach = self._reach
-        if (
-            batch.topology_dirty
-            or reach is None
-            or any(
-                a.topology == "link" or (a.device in self.graph.adjacency and a.device not in reach) for a in batch.new
+        full = batch.correlated or self._impact_stale
+        self._impact_stale = False
+        alarms = list(self.active.values()) if full else [a for a in batch.new if a.state == "active"]
+        if not alarms:
+            return
+        own: dict[str, dict[int, tuple[str, str]]] = {}
+        for a in alarms:
+            direct = self.services.direct(
+                device=a.device, managed_object=a.managed_object, device_failed=a.topology == "device"
             )
-        ):
-            self._correlate(batch, now)
+            if direct:
+                level = "down" if a.topology is not None or severity_rank(a.severity) >= MAJOR else "degraded"
+                own[a.key] = dict.fromkeys(direct, ("direct", level))
+        if full and self.graph.roots and self.services.by_device:
+            failed_devices, failed_links, device_alarm, link_alarms = self._failures()
+            reach = self._reach if self._reach is not None else reachable(self.graph, failed_devices, failed_links)
+            cut = [d for d in self.services.by_device if d in self.graph.adjacency and d not in reach]
+            for device, cause in causes(self.graph, failed_devices, failed_links, cut).items():
+                if cause is None:
+                    continue
+                if cause[0] == "device":
+                    culprit = device_alarm.get(str(cause[1]))
+                else:
+                    ends = sorted(link_alarms.get(int(cause[1]), []), key=lambda x: (x.device not in reach, x.device))
+                    culprit = ends[0] if ends else None
+                if culprit is None:
+                    continue
+                mine = own.setdefault(culprit.key, {})
+                for fp in self.services.by_device[device]:
+                    mine.setdefault(fp.service_id, ("topology", "down"))
+        total = {key: dict(m) for key, m in own.items()}
+        if full:  # a root cause carries the union of its children's impact
+            for a in alarms:
+                if a.parent is not None and a.key in own:
+                    carried = total.setdefault(a.parent.key, {})
+                    for sid, (_how, level) in own[a.key].items():
+                        carried.setdefault(sid, ("child", level))
+        for a in alarms:
+            wanted = total.get(a.key) or None
+            if wanted != a.impact:
+                a.impact = wanted
+                batch.impact[id(a)] = a
+                services = len(wanted or ())
+                batch.note(a, "impact", "impact", services=services,
+                           customers=self.services.customers(wanted or ()))  # fmt: skip
 
     def _failures(self) -> tuple[set[str], set[int], dict[str, ActiveAlarm], dict[int, list[ActiveAlarm]]]:
         failed_devices: set[str] = set()
@@ -548,6 +634,7 @@ class AlarmCore:
         return failed_devices, failed_links, device_alarm, link_alarms
 
     def _correlate(self, batch: _Batch, now: datetime) -> None:
+        batch.correlated = True
         failed_devices, failed_links, device_alarm, link_alarms = self._failures()
         reach = reachable(self.graph, failed_devices, failed_links)
         self._reach = reach
@@ -759,6 +846,8 @@ class AlarmCore:
             for a, new_id in zip(batch.new, ids, strict=True):
                 a.id = new_id
         self._write_updates(session, later + [a for a in batch.new if a.parent is not None])
+        if batch.impact:
+            self._write_impact(session, list(batch.impact.values()))
         new_events = []
         stored_updates = []
         for event, stored, action, key, alarm in batch.events:
@@ -808,6 +897,27 @@ class AlarmCore:
                     announced.add(id(a))
             out.append(_change(kind, a, now))
         return out
+
+    def _write_impact(self, session: Session, alarms: list[ActiveAlarm]) -> None:
+        """Replace the stored service impact of these alarms and their counts."""
+        ids = [a.id for a in alarms if a.id is not None]
+        for start in range(0, len(ids), 500):
+            session.execute(delete(IMPACT).where(IMPACT.c.alarm_id.in_(ids[start : start + 500])))
+        rows = []
+        counts = []
+        for a in alarms:
+            impact = a.impact or {}
+            for sid, (how, level) in sorted(impact.items()):
+                info = self.services.info.get(sid)
+                if info is None:
+                    continue
+                rows.append({"alarm_id": a.id, "service_id": sid, "customer": info.customer,
+                             "service_type": info.service_type, "sla_class": info.sla_class, "how": how,
+                             "level": level})  # fmt: skip
+            counts.append({"aid": a.id, "services_affected": len(impact),
+                           "customers_affected": self.services.customers(impact)})  # fmt: skip
+        insert_rows(session, IMPACT, rows)
+        session.execute(update(ALARMS).where(ALARMS.c.id == bindparam("aid")), counts)
 
     def _write_updates(self, session: Session, alarms: list[ActiveAlarm]) -> None:
         updates = []

@@ -84,6 +84,30 @@ class Alarm(Base):
     muted: Mapped[bool] = mapped_column(Boolean, default=False)
     suppression_reason: Mapped[str | None] = mapped_column(String(500), nullable=True)
     ticket_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # customer service impact (alarm_service_impact holds which): counts for the console and filters
+    services_affected: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    customers_affected: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class AlarmServiceImpact(Base):
+    """One customer service an alarm affects, as the engine last computed it (kept once the alarm clears).
+
+    ``how``: ``direct`` (a resource on the alarmed interface/VLAN/device), ``topology`` (its device is
+    reachable only through the failed element) or ``child`` (a correlated child's impact, carried by
+    the root cause). ``level``: ``down`` or ``degraded``.
+    """
+
+    __tablename__ = "alarm_service_impact"
+    __table_args__ = (Index("ix_alarm_service_impact_customer", "customer", "alarm_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    alarm_id: Mapped[int] = mapped_column(ForeignKey("alarms.id", ondelete="CASCADE"), index=True)
+    service_id: Mapped[int] = mapped_column(Integer, index=True)
+    customer: Mapped[str] = mapped_column(String(120))
+    service_type: Mapped[str] = mapped_column(String(64))
+    sla_class: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    how: Mapped[str] = mapped_column(String(10))
+    level: Mapped[str] = mapped_column(String(10))
 
 
 class AlarmJournal(Base):

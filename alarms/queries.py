@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from alarms.models import Alarm
+from alarms.models import Alarm, AlarmServiceImpact
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,11 +33,27 @@ class AlarmRecord:
     cleared_at: datetime | None
     parent_id: int | None  # the root cause it is correlated under
     muted: bool
+    services_affected: int = 0  # customer services it affects (impact), and their customers
+    customers_affected: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ImpactRecord:
+    """One customer service an alarm affects (``how``: direct, topology or child; ``level``: down or degraded)."""
+
+    alarm_id: int
+    service_id: int
+    customer: str
+    service_type: str
+    sla_class: str | None
+    how: str
+    level: str
 
 
 _COLUMNS = (
     Alarm.id, Alarm.reduction_key, Alarm.alarm_type, Alarm.device, Alarm.managed_object, Alarm.description,
     Alarm.severity, Alarm.state, Alarm.first_occurrence, Alarm.cleared_at, Alarm.parent_id, Alarm.muted,
+    Alarm.services_affected, Alarm.customers_affected,
 )  # fmt: skip
 
 
@@ -88,3 +104,18 @@ def active_on_devices(session: Session, hostnames: Iterable[str]) -> list[AlarmR
         return []
     query = select(*_COLUMNS).where(Alarm.state == "active", Alarm.device.in_(wanted))
     return _records(session, query.order_by(Alarm.id))
+
+
+def impact(session: Session, alarm_ids: Iterable[int]) -> list[ImpactRecord]:
+    """The customer services these alarms affect (as the alarm engine last computed it)."""
+    wanted = sorted(set(alarm_ids))
+    out: list[ImpactRecord] = []
+    i = AlarmServiceImpact
+    for start in range(0, len(wanted), 500):
+        query = (
+            select(i.alarm_id, i.service_id, i.customer, i.service_type, i.sla_class, i.how, i.level)
+            .where(i.alarm_id.in_(wanted[start : start + 500]))
+            .order_by(i.alarm_id, i.service_id)
+        )
+        out += [ImpactRecord(*row) for row in session.execute(query)]
+    return out

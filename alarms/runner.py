@@ -29,6 +29,7 @@ from alarms import service
 from alarms.bus import AlarmBus
 from alarms.engine import AlarmCore, EngineConfig
 from alarms.errors import RuleError
+from alarms.impact import ServiceSource
 from alarms.rules import SEVERITY_RANK, RuleSet, load_ruleset
 from faultloop import clock
 from faultloop.db import transaction, write_transaction
@@ -120,15 +121,17 @@ class AlarmEngine:
     name = "alarms"
 
     def __init__(
-        self, rt: Runtime, bus: AlarmBus, *, rules: RuleSet | None = None, leadership: Leadership | None = None
-    ) -> None:
+        self, rt: Runtime, bus: AlarmBus, *, rules: RuleSet | None = None, leadership: Leadership | None = None,
+        services: ServiceSource | None = None,
+    ) -> None:  # fmt: skip
         self.rt = rt
         self.bus = bus
         # None: this engine is the only one (tests, commands). Otherwise it processes only while this
         # instance leads, every write transaction fenced (faultloop.leader).
         self.leadership = leadership
         self._loaded_epoch: int | None = None
-        self.core = AlarmCore(rules or configured_rules(rt), engine_config(rt))
+        # services: where the customer services come from (impact); None: alarms carry no impact
+        self.core = AlarmCore(rules or configured_rules(rt), engine_config(rt), services=services)
         self._queue: deque[tuple[str, Sequence[Event] | Sequence[Sample], int]] = deque()  # kind, items, attempts
         self._queued = 0
         self._lock = threading.Lock()
@@ -279,13 +282,18 @@ class AlarmEngine:
         if self._stood_down():
             return published
         if time.monotonic() - self._last_topology >= self.rt.settings.alarm_topology_refresh_s:
-            self._in_transaction(lambda s: self.core.load_topology(s))
+            self._in_transaction(self._reload_topology)
             self._last_topology = time.monotonic()
         if time.monotonic() - self._last_purge >= 3600:
             cutoff = service.retention_cutoff(clock.now(), self.rt.settings.alarm_event_retention_days)
             self._in_transaction(lambda s: service.purge_events(s, older_than=cutoff))
             self._last_purge = time.monotonic()
         return published
+
+    def _reload_topology(self, session: Session) -> None:
+        """Links, dependencies and the customer services' resources change outside the engine."""
+        self.core.load_topology(session)
+        self.core.load_services(session)
 
     def _stood_down(self) -> bool:
         """This round was fenced (leadership lost in the middle): write nothing more."""

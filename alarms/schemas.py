@@ -138,6 +138,18 @@ class AlarmOut(BaseModel):
     muted: bool
     suppression_reason: str | None
     ticket_id: int | None
+    services_affected: int = 0  # customer services it affects (a root cause: with its children's)
+    customers_affected: int = 0
+
+
+class AffectedServiceOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    service_id: int
+    customer: str
+    service_type: str
+    sla_class: str | None
+    how: str  # direct (on the alarmed interface/VLAN/device), topology (reachable only through it), child
+    level: str  # down or degraded
 
 
 class JournalOut(BaseModel):
@@ -152,6 +164,7 @@ class JournalOut(BaseModel):
 class AlarmDetail(AlarmOut):
     journal: list[JournalOut]
     children: list[int]
+    affected_services: list[AffectedServiceOut] = []
 
 
 class AlarmPage(BaseModel):

@@ -18,7 +18,7 @@ from sqlalchemy import ColumnElement, and_, case, delete, func, insert, or_, sel
 from sqlalchemy.orm import Session, aliased
 
 from alarms.maintenance import Window, horizon_problem, validate_recurrence
-from alarms.models import Alarm, AlarmJournal, EventRecord, MaintenanceWindow
+from alarms.models import Alarm, AlarmJournal, AlarmServiceImpact, EventRecord, MaintenanceWindow
 from alarms.schemas import AlertmanagerPayload, EventIn, MaintenanceIn
 from faultloop import clock
 from faultloop.audit import service as audit
@@ -54,8 +54,16 @@ def list_alarms(
     device: str | None = None,
     root_only: bool = False,
     include_muted: bool = True,
+    customer: str | None = None,
+    service_id: int | None = None,
 ) -> tuple[list[Alarm], int]:
     query = select(Alarm)
+    if customer is not None:
+        hurt = select(AlarmServiceImpact.alarm_id).where(AlarmServiceImpact.customer == customer)
+        query = query.where(Alarm.id.in_(hurt))
+    if service_id is not None:
+        hurt = select(AlarmServiceImpact.alarm_id).where(AlarmServiceImpact.service_id == service_id)
+        query = query.where(Alarm.id.in_(hurt))
     if state:
         query = query.where(Alarm.state == state)
     if severity:
@@ -69,6 +77,11 @@ def list_alarms(
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = session.scalars(query.order_by(Alarm.last_occurrence.desc(), Alarm.id.desc()).limit(limit).offset(offset))
     return list(rows), total
+
+
+def affected_services(session: Session, alarm_id: int) -> list[AlarmServiceImpact]:
+    query = select(AlarmServiceImpact).where(AlarmServiceImpact.alarm_id == alarm_id)
+    return list(session.scalars(query.order_by(AlarmServiceImpact.customer, AlarmServiceImpact.service_id)))
 
 
 def get_alarm(session: Session, alarm_id: int) -> Alarm:

@@ -87,7 +87,7 @@ class Service(Protocol):
 # ---- alarm changes, and side effects after commit ----------------------------------------------
 
 ChangeKind = Literal[
-    "raised", "updated", "cleared", "root_cause", "correlated", "muted", "unmuted", "flapping", "escalated"
+    "raised", "updated", "cleared", "root_cause", "correlated", "muted", "unmuted", "flapping", "escalated", "impact"
 ]
 
 

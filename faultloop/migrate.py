@@ -8,8 +8,8 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import MetaData
-from sqlalchemy.engine import Engine
+from sqlalchemy import MetaData, inspect, text
+from sqlalchemy.engine import Connection, Engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -20,9 +20,27 @@ def _config() -> Config:
     return cfg
 
 
+VERSION_WIDTH = 64  # Alembic's own table holds 32 characters; one released revision id is longer
+
+
+def _wide_version_table(conn: Connection) -> None:
+    """PostgreSQL enforces the width of alembic_version.version_num (SQLite does not): create it, or
+    widen it, to hold revision ids longer than Alembic's default 32 characters."""
+    if conn.dialect.name != "postgresql":
+        return
+    if inspect(conn).has_table("alembic_version"):
+        conn.execute(text(f"ALTER TABLE alembic_version ALTER COLUMN version_num TYPE VARCHAR({VERSION_WIDTH})"))
+    else:
+        conn.execute(text(
+            f"CREATE TABLE alembic_version (version_num VARCHAR({VERSION_WIDTH}) NOT NULL, "
+            "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"
+        ))  # fmt: skip
+
+
 def upgrade(engine: Engine, revision: str = "heads") -> None:
     cfg = _config()
     with engine.begin() as conn:
+        _wide_version_table(conn)
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
 

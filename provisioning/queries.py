@@ -2,11 +2,13 @@
 
 Ticketing never imports provisioning (the two are independent); the API layer reads a
 customer's service here and hands the record to ticketing, which only knows the record's shape
-(``ticketing.desk.CustomerService``).
+(``ticketing.desk.CustomerService``); the composition root hands ``footprints`` to the alarm
+engine (service impact). Nothing here writes; callers own the session and its transaction.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -123,3 +125,46 @@ def customer_service(
     if found.state != "active":
         raise InvalidInput(f"service_id: service {found.id} is {found.state}, not active", field="service_id")
     return found
+
+
+# ---- where the active services live (the alarm engine's service impact) --------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceFootprint:
+    """One resource of an active service: where on the network the customer's service lives."""
+
+    service_id: int
+    customer: str
+    service_type: str
+    sla_class: str | None
+    device: str  # hostname
+    interface: str
+    vlan: int | None
+
+
+def footprints(
+    session: Session, *, sla_classes: Mapping[str, str | None], service_ids: Iterable[int] | None = None
+) -> list[ServiceFootprint]:
+    """The resources of the active services (``service_ids``: only those), each with its service's
+    customer and the SLA class its catalog type declares (``sla_classes``: service type -> class)."""
+    query = (
+        select(ServiceResource.service_id, ServiceInstance.customer, ServiceInstance.service_type,
+               ServiceResource.device_id, ServiceResource.interface, ServiceResource.vlan)
+        .join(ServiceInstance, ServiceInstance.id == ServiceResource.service_id)
+        .where(ServiceInstance.state == "active")
+        .order_by(ServiceResource.service_id, ServiceResource.id)
+    )  # fmt: skip
+    if service_ids is not None:
+        query = query.where(ServiceResource.service_id.in_(sorted(set(service_ids))))
+    rows = session.execute(query).all()
+    hostnames = {d.id: d.hostname for d in inventory.devices(session, ids={r.device_id for r in rows})}
+    return [
+        ServiceFootprint(
+            service_id=r.service_id, customer=r.customer, service_type=r.service_type,
+            sla_class=sla_classes.get(r.service_type), device=hostnames.get(r.device_id, ""),
+            interface=r.interface or "", vlan=r.vlan,
+        )  # fmt: skip
+        for r in rows
+        if r.device_id in hostnames
+    ]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -105,6 +106,8 @@ class ServiceType:
     show_checks: dict[str, list[dict[str, Any]]]  # platform -> [{command, expect}] (template strings)
     snmp_checks: list[dict[str, str]]
     model: type[BaseModel] = field(repr=False, default=BaseModel)
+    sla_class: str | None = None  # the ticket policy's class (gold, silver, ...) of services of this type
+    source: str = ""  # the schema file, for errors found after loading
 
     @property
     def platforms(self) -> list[str]:
@@ -265,6 +268,13 @@ def _load_type(folder: Path) -> ServiceType:
         raise CatalogError(f"{where}/schema.yaml: resources name unknown fields")
     if not isinstance(checks, dict):
         raise CatalogError(f"{where}/checks.yaml: expected a mapping")
+    sla_class = schema.get("sla_class")
+    if sla_class is not None and (
+        not isinstance(sla_class, str) or not re.fullmatch(r"[a-z][a-z0-9_-]{0,31}", sla_class)
+    ):
+        raise CatalogError(
+            f"{folder / 'schema.yaml'}: service type {name}: sla_class: expected a class name such as gold"
+        )
     st = ServiceType(
         name=name,
         description=str(schema.get("description", "")),
@@ -275,6 +285,8 @@ def _load_type(folder: Path) -> ServiceType:
         show_checks=checks.get("show") or {},
         snmp_checks=checks.get("snmp") or [],
         model=model,
+        sla_class=sla_class,
+        source=str(folder / "schema.yaml"),
     )
     # Render everything once with sample values: a template or check that fails here fails at load.
     sample = {s.name: _sample(s) for s in specs.values()}
@@ -299,6 +311,18 @@ def load_catalog(folder: Path | None = None) -> dict[str, ServiceType]:
     if not types:
         raise CatalogError(f"catalog folder {root} holds no service type")
     return types
+
+
+def check_sla_classes(types: dict[str, ServiceType], defined: Iterable[str]) -> None:
+    """Every ``sla_class`` the catalog names must be one the ticket policy defines (CatalogError naming
+    the file, the service type and the field otherwise)."""
+    known = sorted(set(defined))
+    for st in types.values():
+        if st.sla_class is not None and st.sla_class not in known:
+            raise CatalogError(
+                f"{st.source}: service type {st.name}: sla_class: {st.sla_class!r} is not defined by the ticket "
+                f"policy (defined: {', '.join(known) or 'none'})"
+            )
 
 
 _cache: dict[Path | None, dict[str, ServiceType]] = {}

@@ -80,7 +80,7 @@ class TicketingService:
                               verify_timeout_s=s.ticket_verify_timeout_s,
                               reopen_window_s=s.ticket_reopen_window_s)  # fmt: skip
         if changes:  # children correlated to a root whose ticket exists (or was just opened above)
-            service.on_alarm_changes(session, changes, now=now)
+            service.on_alarm_changes(session, changes, now=now, policy=self.policy)
         return result
 
     async def start(self) -> None:

@@ -17,6 +17,9 @@ CREATED = Counter("faultloop_tickets_created_total", "Tickets opened", ["source"
 SLA_BREACHES = Counter(
     "faultloop_ticket_sla_breaches_total", "SLA targets breached", ["clock", "priority"], registry=REGISTRY
 )
+SELF_HEALED = Counter(
+    "faultloop_tickets_self_healed_total", "Tickets closed as cleared before dispatch", ["priority"], registry=REGISTRY
+)
 _BUCKETS = (60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 259200)
 TIME_TO_ACK = Histogram(
     "faultloop_ticket_time_to_acknowledge_seconds", "Ticket created -> acknowledged", ["priority"],

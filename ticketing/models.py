@@ -73,6 +73,9 @@ class Ticket(Base):
     restore_warned: Mapped[bool] = mapped_column(Boolean, default=False)
     response_breached: Mapped[bool] = mapped_column(Boolean, default=False)
     restore_breached: Mapped[bool] = mapped_column(Boolean, default=False)
+    # the highest SLA class among the customer services its alarms affect (None: device rules apply)
+    sla_class: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    close_reason: Mapped[str] = mapped_column(String(100), default="", server_default="")
 
     __mapper_args__ = {"version_id_col": version}
 

@@ -8,6 +8,8 @@ No I/O here except reading the policy YAML in ``load_policy``.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from pathlib import Path
@@ -45,6 +47,8 @@ SLA_STOPPED_STATES = frozenset({"resolved", "verified", "closed", "cancelled"})
 NOC = frozenset({"admin", "noc"})
 FIELD = frozenset({"admin", "noc", "assignee"})
 NOC_SYSTEM = frozenset({"admin", "noc", "system"})
+SYSTEM = frozenset({"system"})
+SELF_HEALED = "cleared before dispatch"  # close reason of a ticket whose fault went away on its own
 
 
 def _t(froms: str, action: str, to: str, roles: frozenset[str], note: str = "") -> list[Transition]:
@@ -66,6 +70,7 @@ TRANSITIONS: tuple[Transition, ...] = tuple(
     + _t("on_site", "resolve", "resolved", FIELD, "feedback: cause category, action taken, parts, notes")
     + _t("resolved", "verify", "verified", NOC_SYSTEM, "automatic once linked alarms stay clear for the hold-down")
     + _t("verified", "close", "closed", NOC, "feedback rating 1-5; linked alarms archived")
+    + _t("new", "auto_close", "closed", SYSTEM, "cleared before dispatch: alarms cleared before anyone acknowledged")
     + _t("resolved verified closed", "reopen", "acknowledged", NOC_SYSTEM, "recurrence or failed verification")
     + _t(
         "new acknowledged diagnosed dispatched accepted en_route on_site waiting",
@@ -146,6 +151,17 @@ class BusinessHours:
 
 
 @dataclass(frozen=True)
+class SlaClass:
+    """A service class of the catalog (gold, silver, ...): a fault on a service of it gets this priority
+    and these SLA targets (24x7, or counted in business hours)."""
+
+    name: str
+    rank: int  # higher wins when a ticket affects services of several classes
+    priority: str
+    target: SlaTarget
+
+
+@dataclass(frozen=True)
 class Policy:
     root_cause_only: bool = True
     min_severity: str = "major"
@@ -158,6 +174,13 @@ class Policy:
     skills: dict[str, str] = field(default_factory=dict)  # alarm type -> skill a technician needs
     sla: dict[str, SlaTarget] = field(default_factory=dict)
     business_hours: BusinessHours | None = None
+    sla_classes: dict[str, SlaClass] = field(default_factory=dict)
+    auto_close_self_healed: bool = True  # close a ticket whose alarms cleared before anyone acknowledged it
+
+    def service_class(self, classes: Iterable[str | None]) -> SlaClass | None:
+        """The highest of these SLA classes the policy defines (None: no service with a class)."""
+        known = [self.sla_classes[c] for c in classes if c is not None and c in self.sla_classes]
+        return max(known, key=lambda c: (c.rank, -PRIORITIES.index(c.priority)), default=None)
 
     def opens_ticket(self, *, severity: str, parent_id: int | None, muted: bool, active_s: float) -> str | None:
         """None if the alarm opens a ticket now, else why not."""
@@ -228,6 +251,10 @@ def parse_policy(data: Any, *, source: str = "policy") -> Policy:
         if not isinstance(r, int | float) or not isinstance(s, int | float) or r <= 0 or s <= 0:
             raise fail(f"sla.{p}", "positive response_s and restore_s")
         sla[p] = SlaTarget(float(r), float(s), bool(target.get("business_hours", False)))
+    classes = _sla_classes(data.get("sla_classes"), fail)
+    auto = data.get("auto_close", {}) or {}
+    if not isinstance(auto, dict) or not isinstance(auto.get("cleared_before_dispatch", True), bool):
+        raise fail("auto_close.cleared_before_dispatch", "true or false")
     hours = None
     bh = data.get("business_hours")
     if bh:
@@ -252,7 +279,41 @@ def parse_policy(data: Any, *, source: str = "policy") -> Policy:
         skills={str(k): str(v) for k, v in skills.items()},
         sla=sla,
         business_hours=hours,
+        sla_classes=classes,
+        auto_close_self_healed=auto.get("cleared_before_dispatch", True),
     )
+
+
+def _sla_classes(raw: Any, fail: Callable[[str, str], InvalidInput]) -> dict[str, SlaClass]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise fail("sla_classes", "class name -> {rank, priority, response_s, restore_s, hours}")
+    out: dict[str, SlaClass] = {}
+    for name, spec in raw.items():
+        key = f"sla_classes.{name}"
+        if not isinstance(name, str) or not re.fullmatch(r"[a-z][a-z0-9_-]{0,31}", name):
+            raise fail(key, "a class name of lower-case letters, digits, _ and - (at most 32)")
+        if not isinstance(spec, dict):
+            raise fail(key, "a mapping {rank, priority, response_s, restore_s, hours}")
+        unknown = set(spec) - {"rank", "priority", "response_s", "restore_s", "hours"}
+        if unknown:
+            raise fail(f"{key}.{sorted(unknown)[0]}", "one of rank, priority, response_s, restore_s, hours")
+        rank = spec.get("rank")
+        if not isinstance(rank, int) or isinstance(rank, bool) or rank < 0:
+            raise fail(f"{key}.rank", "an integer >= 0 (higher wins)")
+        if spec.get("priority") not in PRIORITIES:
+            raise fail(f"{key}.priority", "P1, P2, P3 or P4")
+        for seconds in ("response_s", "restore_s"):
+            value = spec.get(seconds)
+            if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+                raise fail(f"{key}.{seconds}", "a positive number of seconds")
+        hours = spec.get("hours", "24x7")
+        if hours not in ("24x7", "business"):
+            raise fail(f"{key}.hours", "24x7 or business")
+        target = SlaTarget(float(spec["response_s"]), float(spec["restore_s"]), hours == "business")
+        out[name] = SlaClass(name=name, rank=rank, priority=spec["priority"], target=target)
+    return out
 
 
 DEFAULT_POLICY_FILE = Path(__file__).parent / "data" / "policy.yaml"

@@ -143,6 +143,8 @@ class TicketOut(BaseModel):
     restore_elapsed_s: float
     response_breached: bool
     restore_breached: bool
+    sla_class: str | None = None  # the highest SLA class among the customer services it affects
+    close_reason: str = ""  # e.g. "cleared before dispatch"
 
 
 class TicketDetail(TicketOut):
@@ -198,6 +200,7 @@ class MttrRow(BaseModel):
     resolved: int
     mttr_s: float | None
     recurrences: int
+    cleared_before_dispatch: int = 0  # tickets closed because their alarms cleared before anyone acknowledged
 
 
 # ---- customer fault reports (service desk) ----------------------------------------------------

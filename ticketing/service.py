@@ -15,7 +15,7 @@ import json
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -37,7 +37,7 @@ from inventory import queries as inventory
 from ticketing import dispatch, metrics, sla
 from ticketing.errors import DatabaseBusy, IdempotencyInProgress, StaleVersion
 from ticketing.models import IdempotencyKey, Ticket, TicketAlarm, TicketEvent
-from ticketing.policy import OPEN_STATES, PRIORITIES, SEVERITY_RANK, Policy, check
+from ticketing.policy import OPEN_STATES, PRIORITIES, SELF_HEALED, SEVERITY_RANK, Policy, SlaTarget, check
 
 log = logging.getLogger("faultloop.ticketing")
 
@@ -288,8 +288,9 @@ def create_manual(
 
 
 def _new_ticket(policy: Policy, *, title: str, description: str, severity: str, priority: str, source: str,
-                device: str, site: str, actor: Actor, now: datetime, **extra: Any) -> Ticket:  # fmt: skip
-    target = policy.target(priority)
+                device: str, site: str, actor: Actor, now: datetime, target: SlaTarget | None = None,
+                **extra: Any) -> Ticket:  # fmt: skip
+    target = target or policy.target(priority)
     return Ticket(
         title=title[:300], description=description, state="new", priority=priority, severity=severity,
         source=source, device=device, site=site, created_by=actor.username, created_at=now, updated_at=now,
@@ -313,12 +314,20 @@ def open_for_alarm(session: Session, *, policy: Policy, alarm: AlarmRecord, now:
     role, site = _device_context(session, alarm.device)
     children = alarm_queries.active_children(session, alarm.id)
     prio = policy.priority(severity=alarm.severity, role=role, site=site, impact=len(children))
+    # the customer services it hurts: their highest SLA class sets priority and targets (device rules otherwise)
+    service_class = policy.service_class(
+        r.sla_class for r in alarm_queries.impact(session, [alarm.id, *(c.id for c in children)])
+    )
+    if service_class is not None:
+        prio = service_class.priority
     what = f"{alarm.alarm_type} on {alarm.device}" + (f" {alarm.managed_object}" if alarm.managed_object else "")
     ticket = _new_ticket(
         policy, title=what, description=alarm.description[:4000], severity=alarm.severity, priority=prio,
         source="alarm", device=alarm.device, site=site, actor=SYSTEM, now=now, alarm_type=alarm.alarm_type,
         root_key=alarm.reduction_key, active_key=alarm.reduction_key, root_alarm_id=alarm.id,
         required_skill=policy.skills.get(alarm.alarm_type, ""),
+        target=service_class.target if service_class is not None else None,
+        sla_class=service_class.name if service_class is not None else None,
     )  # fmt: skip
     try:
         with session.begin_nested():  # a concurrent opener (another process) may win the unique key
@@ -453,6 +462,14 @@ def _apply(
         ticket.active_key = None
         archived = _archive_alarms(session, ticket, actor, now)
         return {"rating": rating, "alarms_archived": archived}
+    if action == "auto_close":
+        ticket.closed_at = now
+        ticket.active_key = None
+        ticket.close_reason = SELF_HEALED
+        archived = _archive_alarms(session, ticket, actor, now)
+        priority = ticket.priority
+        after_commit(session, lambda: metrics.SELF_HEALED.labels(priority=priority).inc())
+        return {"reason": SELF_HEALED, "how": _text(data, "how", max_len=200), "alarms_archived": archived}
     if action == "reopen":
         reason = _text(data, "reason", required=True, max_len=500)
         if ticket.state == "closed":
@@ -468,6 +485,7 @@ def _apply(
                 ticket.active_key = ticket.root_key
         ticket.reopen_count += 1
         ticket.resolved_at = ticket.verified_at = ticket.closed_at = None
+        ticket.close_reason = ""
         return {"reason": reason}
     if action == "cancel":
         reason = _text(data, "reason", required=True, max_len=500)
@@ -573,6 +591,16 @@ class TickResult:
     verified: list[int]
     reopened: list[int]
     escalated: list[int]
+    self_healed: list[int] = field(default_factory=list)  # closed as cleared before dispatch
+
+
+def _clear_since(session: Session, ticket: Ticket) -> datetime | None:
+    """When the last of the ticket's alarms cleared; None while one is active (or it has none)."""
+    links = linked_alarms(session, ticket.id)
+    alarms = list(alarm_queries.alarms(session, (link.alarm_id for link in links)).values())
+    if not alarms or any(a.state == "active" for a in alarms):
+        return None
+    return max((a.cleared_at for a in alarms if a.cleared_at is not None), default=None)
 
 
 def tick(
@@ -634,6 +662,25 @@ def tick(
             transition(session, policy=policy, ticket_id=ticket.id, action="reopen", actor=SYSTEM, now=now,
                        data=reason)  # fmt: skip
             result.reopened.append(ticket.id)
+    # 2b. self-healed: nobody acknowledged it, its alarms cleared and stayed clear for the hold-down
+    if policy.auto_close_self_healed:
+        waiting = session.execute(
+            select(Ticket.id, Ticket.root_alarm_id).where(
+                Ticket.state == "new", Ticket.source == "alarm", Ticket.acknowledged_at.is_(None)
+            )
+        ).all()
+        # cheap first cut, one query per 500 tickets: only a ticket whose root alarm cleared qualifies
+        roots = alarm_queries.alarms(session, (root for _, root in waiting if root is not None))
+        cutoff = now - timedelta(seconds=hold_down_s)
+        for ticket_id, root_id in waiting:
+            root = roots.get(root_id or -1)
+            if root is None or root.state == "active" or root.cleared_at is None or root.cleared_at > cutoff:
+                continue
+            cleared = _clear_since(session, get(session, ticket_id))
+            if cleared is not None and cleared <= cutoff:
+                transition(session, policy=policy, ticket_id=ticket_id, action="auto_close", actor=SYSTEM, now=now,
+                           data={"how": f"linked alarms clear for {hold_down_s:.0f}s"})  # fmt: skip
+                result.self_healed.append(ticket_id)
     # 3. SLA clocks of every open ticket; a warning or breach is a change (version + 1), a breach escalates
     for ticket in list(session.scalars(select(Ticket).where(Ticket.state.in_(OPEN_STATES)))):
         events = sla.advance(policy, ticket, now)
@@ -740,9 +787,13 @@ def _recurred(
         result.reopened.append(ticket.id)
 
 
-def on_alarm_changes(session: Session, changes: Sequence[AlarmChange], *, now: datetime) -> int:
-    """Correlated children attach to their root's ticket; returns how many links were made."""
+def on_alarm_changes(
+    session: Session, changes: Sequence[AlarmChange], *, now: datetime, policy: Policy | None = None
+) -> int:
+    """Correlated children attach to their root's ticket; returns how many links were made. With the
+    ``policy``, an open ticket whose alarms' service impact changed takes its new SLA class."""
     n = 0
+    impacted = {c.alarm_id for c in changes if c.kind in ("impact", "correlated")}
     for change in changes:
         if change.kind != "correlated" or change.parent_id is None:
             continue
@@ -756,7 +807,46 @@ def on_alarm_changes(session: Session, changes: Sequence[AlarmChange], *, now: d
         if attach(session, get(session, link.ticket_id), child, role="child", now=now):
             n += 1
     session.flush()
+    if policy is not None and impacted:
+        linked = select(TicketAlarm.ticket_id).where(TicketAlarm.alarm_id.in_(sorted(impacted)))
+        query = (
+            select(Ticket).where(Ticket.id.in_(linked), Ticket.state.in_(OPEN_STATES), Ticket.source == "alarm")
+            .order_by(Ticket.id)
+        )  # fmt: skip
+        for ticket in list(session.scalars(query)):
+            reclassify(session, policy, ticket, now=now)
     return n
+
+
+def reclassify(session: Session, policy: Policy, ticket: Ticket, *, now: datetime) -> bool:
+    """Priority and SLA targets from the highest SLA class among the services the ticket's alarms affect
+    (the device rules when none); one timeline entry when they change. True if they did."""
+    links = linked_alarms(session, ticket.id)
+    alarms = alarm_queries.alarms(session, (link.alarm_id for link in links))
+    service_class = policy.service_class(r.sla_class for r in alarm_queries.impact(session, alarms))
+    if service_class is not None:
+        priority, target, name = service_class.priority, service_class.target, service_class.name
+    else:
+        root = alarms.get(ticket.root_alarm_id or -1)
+        role, site = _device_context(session, ticket.device)
+        children = sum(1 for link in links if link.role == "child")
+        priority = policy.priority(severity=root.severity if root else ticket.severity, role=role, site=site,
+                                   impact=children)  # fmt: skip
+        target, name = policy.target(priority), None
+    if (name, priority) == (ticket.sla_class, ticket.priority):
+        return False
+    with session.no_autoflush:
+        sla.advance(policy, ticket, now)  # time so far counts against the targets it ran under
+        before = {"sla_class": ticket.sla_class, "priority": ticket.priority}
+        ticket.sla_class, ticket.priority = name, priority
+        ticket.response_target_s, ticket.restore_target_s = target.response_s, target.restore_s
+        ticket.business_hours = target.business_hours
+        ticket.updated_at = now
+        detail: dict[str, Any] = {"from": before, "sla_class": name, "priority": priority,
+                                  "response_target_s": target.response_s, "restore_target_s": target.restore_s}
+        _record(session, ticket, actor=SYSTEM, action="sla_class_changed", now=now, **detail)  # fmt: skip
+    _flush(session, ticket.id, client_version=False)
+    return True
 
 
 # ---- idempotency ---------------------------------------------------------------------------
@@ -830,15 +920,18 @@ def mttr_report(session: Session, *, by: str, since: datetime | None = None) -> 
     column = {"site": Ticket.site, "device": Ticket.device, "cause": Ticket.cause_category}.get(by)
     if column is None:
         raise InvalidInput("by: expected site, device or cause", field="by")
-    query = select(column, Ticket.created_at, Ticket.resolved_at, Ticket.reopen_count, Ticket.root_key)
+    query = select(column, Ticket.created_at, Ticket.resolved_at, Ticket.reopen_count, Ticket.root_key,
+                   Ticket.close_reason)  # fmt: skip
     if since is not None:
         query = query.where(Ticket.created_at >= since)
     groups: dict[str, dict[str, Any]] = defaultdict(
-        lambda: {"tickets": 0, "resolved": 0, "restore_s": 0.0, "reopened": 0, "keys": defaultdict(int)}
-    )
-    for name, created, resolved, reopens, key in session.execute(query):
+        lambda: {"tickets": 0, "resolved": 0, "restore_s": 0.0, "reopened": 0, "self_healed": 0,
+                 "keys": defaultdict(int)}
+    )  # fmt: skip
+    for name, created, resolved, reopens, key, close_reason in session.execute(query):
         g = groups[name or ""]
         g["tickets"] += 1
+        g["self_healed"] += close_reason == SELF_HEALED
         g["reopened"] += reopens
         if key:
             g["keys"][key] += 1
@@ -851,6 +944,6 @@ def mttr_report(session: Session, *, by: str, since: datetime | None = None) -> 
         out.append({
             "key": name, "tickets": g["tickets"], "resolved": g["resolved"],
             "mttr_s": round(g["restore_s"] / g["resolved"], 1) if g["resolved"] else None,
-            "recurrences": g["reopened"] + repeats,
+            "recurrences": g["reopened"] + repeats, "cleared_before_dispatch": g["self_healed"],
         })  # fmt: skip
     return out

@@ -13,6 +13,7 @@ from fastapi.responses import StreamingResponse
 
 from alarms import service
 from alarms.schemas import (
+    AffectedServiceOut,
     AlarmDetail,
     AlarmOut,
     AlarmPage,
@@ -47,6 +48,8 @@ def list_alarms(
     device: Annotated[str | None, Query(description="Hostname")] = None,
     root_only: Annotated[bool, Query(description="Only alarms without a parent (root causes and lone alarms)")] = False,
     include_muted: Annotated[bool, Query()] = True,
+    customer: Annotated[str | None, Query(max_length=120, description="Alarms affecting this customer")] = None,
+    service_id: Annotated[int | None, Query(ge=1, le=2**31 - 1, description="Alarms affecting this service")] = None,
 ) -> AlarmPage:
     rows, total = service.list_alarms(
         session,
@@ -57,6 +60,8 @@ def list_alarms(
         device=device,
         root_only=root_only,
         include_muted=include_muted,
+        customer=customer,
+        service_id=service_id,
     )
     return AlarmPage(
         items=[AlarmOut.model_validate(a) for a in rows], total=total, limit=page.limit, offset=page.offset
@@ -69,6 +74,7 @@ def _detail(session: SessionDep, alarm_id: int) -> AlarmDetail:
         **AlarmOut.model_validate(alarm).model_dump(),
         journal=[JournalOut.model_validate(j) for j in service.journal(session, alarm_id)],
         children=service.children(session, alarm_id),
+        affected_services=[AffectedServiceOut.model_validate(r) for r in service.affected_services(session, alarm_id)],
     )
 
 

@@ -19,9 +19,11 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from fastapi import FastAPI, Response
+from sqlalchemy.orm import Session
 
 from alarms.bus import AlarmBus
 from alarms.fanout import StreamFanout
+from alarms.impact import ServiceFootprint, ServiceSource
 from alarms.notify import Notifier
 from alarms.notify import load_config as load_notify_config
 from alarms.runner import AlarmEngine
@@ -49,13 +51,15 @@ from faultloop.runtime import (  # noqa: F401 - re-exported: the app is where ca
 from faultloop.settings import Settings
 from faultloop.signals import INVENTORY_CHANGED
 from faultloop.transport import CentralIntake, ObservationPublisher, stream_setup
+from provisioning import queries as service_inventory
 from provisioning.executor import ExecutionOutcome, execute_order
 from provisioning.jobs import ProvisioningService
-from provisioning.render import catalog
+from provisioning.render import CatalogError, catalog, check_sla_classes
 from provisioning.unplanned import UnplannedChangeSink
 from ticketing.jobs import TicketingService
 from ticketing.notify import TicketNotifier
 from ticketing.notify import load_config as load_ticket_notify_config
+from ticketing.policy import Policy, load_policy
 
 log = logging.getLogger("faultloop")
 
@@ -119,9 +123,13 @@ def build_pipeline(rt: Runtime, sink: ObservationSink | None = None) -> Pipeline
     # one is given. Its bus publishes alarm changes after each commit; ticketing, notifications and
     # the live stream subscribe here with alarm_bus.subscribe(name, callback).
     alarm_bus = AlarmBus()
+    # The ticket policy and the service catalog agree on the SLA classes before anything starts.
+    policy = load_policy(settings.ticket_policy_file)
+    sla_classes = service_sla_classes(settings, policy)
     engine: AlarmEngine | None = None
     if sink is None:
-        engine = AlarmEngine(rt, alarm_bus, leadership=leadership)
+        # customer service impact: the engine reads provisioning's service inventory through this callable
+        engine = AlarmEngine(rt, alarm_bus, leadership=leadership, services=service_source(sla_classes))
         pipeline.services.append(engine)
         sink = engine
     pipeline.services += central_intake(rt, sink)
@@ -141,7 +149,7 @@ def build_pipeline(rt: Runtime, sink: ObservationSink | None = None) -> Pipeline
         alarm_bus.subscribe("notifications", notifier.on_alarm_changes)
         pipeline.services.append(notifier)
     # Ticketing: alarm changes (after commit) -> tickets opened, children attached, verify/reopen, SLA timers.
-    tickets = TicketingService(rt, leadership=leadership)
+    tickets = TicketingService(rt, policy=policy, leadership=leadership)
     alarm_bus.subscribe("ticketing", tickets.on_alarm_changes)
     pipeline.services.append(tickets)
     # Ticket notifications: the file's ticket_routes and each technician's own address; the rows are
@@ -158,6 +166,26 @@ def build_pipeline(rt: Runtime, sink: ObservationSink | None = None) -> Pipeline
     # The API's handles: on-demand work reports exactly where the scheduled work does.
     pipeline.handles = service_handles(rt, poller=poller, sink=sink, backup_sink=ssh_sink)
     return pipeline
+
+
+def service_sla_classes(settings: Settings, policy: Policy) -> dict[str, str | None]:
+    """Service type -> SLA class of the catalog; a class the ticket policy does not define is a
+    StartupError naming the schema file, the service type and the field."""
+    try:
+        types = catalog(settings.provisioning_catalog_dir)
+        check_sla_classes(types, policy.sla_classes)
+    except CatalogError as exc:
+        raise StartupError(str(exc)) from None
+    return {name: st.sla_class for name, st in types.items()}
+
+
+def service_source(sla_classes: dict[str, str | None]) -> ServiceSource:
+    """The alarm engine's view of the customer services: provisioning's footprints, read in its session."""
+
+    def footprints(session: Session) -> list[ServiceFootprint]:
+        return list(service_inventory.footprints(session, sla_classes=sla_classes))
+
+    return footprints
 
 
 def add_collectors(

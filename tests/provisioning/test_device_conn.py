@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from collectors.backup import backup_text as stored_text  # the text is stored encrypted
 from collectors.backup import normalize_config
 from collectors.backup_models import ConfigBackup
 from devices.conn import DeviceConn
@@ -91,7 +92,7 @@ def test_push_then_rollback_through_the_protocol_restores_the_backup(lab_ssh, ru
     # the pre-change backup went through collectors.backup's store, attributed to the order
     backup = session.scalars(select(ConfigBackup).where(ConfigBackup.device_id == device_id)).one()
     assert backup.id == pushed.backup_id and backup.actor == "order 7"
-    assert normalize_config(backup.text) == before
+    assert normalize_config(stored_text(runtime.vault, backup)) == before
 
 
 def test_push_then_save_through_the_protocol_writes_memory_and_stores_the_new_config(lab_ssh, runtime, session, vault):
@@ -112,4 +113,5 @@ def test_push_then_save_through_the_protocol_writes_memory_and_stores_the_new_co
     pre, post = session.scalars(
         select(ConfigBackup).where(ConfigBackup.device_id == device_id).order_by(ConfigBackup.id)
     ).all()
-    assert "DC-SAVED" not in pre.text and " description DC-SAVED" in normalize_config(post.text)
+    pre_text, post_text = stored_text(runtime.vault, pre), stored_text(runtime.vault, post)
+    assert "DC-SAVED" not in pre_text and " description DC-SAVED" in normalize_config(post_text)

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from alarms.maintenance import Window, covering
 from alarms.models import MaintenanceWindow
 from collectors.backup import backup_device, normalize_config
+from collectors.backup import backup_text as stored_text  # the text is stored encrypted
 from collectors.backup_models import ConfigBackup
 from faultloop import clock
 from faultloop.db import transaction
@@ -188,7 +189,7 @@ def test_failing_snmp_post_check_rolls_back_to_the_backup_line_by_line(rt, lab_s
         assert item.status == "rolled_back"
         backup = session.get(ConfigBackup, item.backup_id)
         assert backup is not None
-        assert normalize_config(backup.text).splitlines() == after.splitlines()  # line by line
+        assert normalize_config(stored_text(rt.vault, backup)).splitlines() == after.splitlines()  # line by line
         # the VLAN went back to the pool and the service never became active
         assert session.scalars(select(VlanAllocation)).all() == []
     assert after.splitlines() == before.splitlines()
@@ -289,7 +290,7 @@ def test_junos_activation_commits_and_a_rejected_order_leaves_the_config_unchang
     with transaction(rt.sessions) as session:
         item = orders.items(session, outcome.order_id)[0]
         pre = session.get(ConfigBackup, item.backup_id)
-        assert pre is not None and normalize_config(pre.text) == before
+        assert pre is not None and normalize_config(stored_text(rt.vault, pre)) == before
     assert itf.alias == "ACME L2 220"
 
 
@@ -300,7 +301,7 @@ def backup_text(rt: Runtime, session: Any, hostname: str) -> str:
     device = session.scalar(select(Device).where(Device.hostname == hostname))
     row = latest_backup(session, device.id)
     assert row is not None
-    return row.text
+    return stored_text(rt.vault, row)
 
 
 def test_modify_replaces_the_description_and_vlan_and_updates_the_service(rt, lab_ssh, bg, transports) -> None:

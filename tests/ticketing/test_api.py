@@ -90,7 +90,8 @@ def test_manual_ticket_through_the_whole_flow(client, auth, session, frozen):
     assert r.headers["content-type"].startswith("text/csv") and len(rows) == len(timeline)
     assert rows[-1]["action"] == "close" and rows[-1]["to_state"] == "closed"
     report = client.get("/api/v1/reports/tickets/mttr?by=cause", headers=auth("viewer")).json()
-    assert report == [{"key": "fiber_cut", "tickets": 1, "resolved": 1, "mttr_s": 1800.0, "recurrences": 0}]
+    assert report == [{"key": "fiber_cut", "tickets": 1, "resolved": 1, "mttr_s": 1800.0, "recurrences": 0,
+                       "cleared_before_dispatch": 0}]
 
 
 def test_illegal_transition_is_409_with_allowed_actions_and_changes_nothing(client, auth, session, frozen):

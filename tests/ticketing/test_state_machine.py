@@ -34,6 +34,7 @@ VALID = {
     "resolve": {"cause_category": "power", "action_taken": "replaced PSU"},
     "verify": {},
     "close": {"rating": 3},
+    "auto_close": {},
     "reopen": {"reason": "recurred"},
     "cancel": {"reason": "duplicate"},
 }
