@@ -183,7 +183,12 @@ class WorkShare(Protocol):
     """Which of the group's devices this collector polls now (``faultloop.cmd.collector.GroupShare``)."""
 
     def assign(self) -> tuple[dict[int, PolledDevice], set[int]]:
-        """(this member's devices, the ids among them that a live member polled until now)."""
+        """(this member's devices, the ids among them to hand over with care: a live member polled
+        them until now, or this is the first share and the members may not have seen each other)."""
+        ...
+
+    async def still_mine(self, device_id: int) -> bool:
+        """Read the live members again now and say whether the device is still this member's."""
         ...
 
 
@@ -235,28 +240,42 @@ class RemotePoller(SnmpPoller):
         self.group = settings.collector_group
         self.collector = collector
         # A device taken from a live member waits until that member has seen this one (it reads
-        # the membership every heartbeat), then looks at the newest result before polling.
-        self.handover_s = 2 * settings.collector_heartbeat_s
+        # the membership every heartbeat), a poll it had begun has ended (timeout x tries) and its
+        # result is out of its spool (the writer batches for 0.5 s); then the newest result decides.
+        tries = settings.poll_retries + 1
+        self.handover_s = 2 * settings.collector_heartbeat_s + settings.poll_timeout_s * tries + 1.0
         self.taken_over = 0  # devices this collector started polling after another member
         self._fresh: set[int] = set()  # acquired, first turn not taken yet
         self._from_member: set[int] = set()
+        self._released: dict[int, DeviceTracker] = {}
         self._due_at: dict[int, datetime] = {}
 
     async def load_devices(self) -> dict[int, PolledDevice]:
         mine, from_member = self.share.assign()
-        self._from_member = from_member
+        # kept until the device's first turn is scheduled (a sync may run before the scheduler)
+        self._from_member = (self._from_member | from_member) & set(mine)
         return mine
+
+    async def sync(self) -> None:
+        before = dict(self.trackers)
+        await super().sync()
+        for device_id, tracker in before.items():  # released: remembered in case it comes back
+            if device_id not in self.trackers:
+                self._released[device_id] = tracker
 
     async def new_trackers(self, devices: dict[int, PolledDevice], new: set[int]) -> dict[int, DeviceTracker]:
         out = {}
         for device_id in new:
             self._fresh.add(device_id)
             record = await self.last_result(device_id)
-            if record is None:
+            tracker = self._released.pop(device_id, None)
+            if record is not None and (tracker is None or tracker.last_poll is None or record.time > tracker.last_poll):
+                self.taken_over += 1
+                tracker = record.tracker(unreachable_after=self.settings.unreachable_after)
+            if tracker is None or tracker.last_poll is None:
                 continue
-            self.taken_over += 1
-            out[device_id] = record.tracker(unreachable_after=self.settings.unreachable_after)
-            self._due_at[device_id] = record.time + timedelta(seconds=devices[device_id].interval_s)
+            out[device_id] = tracker
+            self._due_at[device_id] = tracker.last_poll + timedelta(seconds=devices[device_id].interval_s)
         return out
 
     def first_delay(self, dev: PolledDevice) -> float:
@@ -266,6 +285,7 @@ class RemotePoller(SnmpPoller):
         else:
             base = max(0.0, (due_at - clock.now()).total_seconds())
         if dev.id in self._from_member:
+            self._from_member.discard(dev.id)
             base = max(base, self.handover_s)
         return base + dev.interval_s * JITTER * _spread(dev.id)
 
@@ -275,6 +295,9 @@ class RemotePoller(SnmpPoller):
         if device_id not in self._fresh:
             return True
         self._fresh.discard(device_id)
+        # a stalled event loop (start-up, a long pause) may have kept the member list stale
+        if not await self.share.still_mine(device_id):
+            return False
         record = await self.last_result(device_id)
         tracker, dev = self.trackers.get(device_id), self.devices.get(device_id)
         if record is None or tracker is None or dev is None:

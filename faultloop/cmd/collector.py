@@ -349,9 +349,11 @@ class Membership:
                     self._revision = await kv.update(self.key, self.instance, last=self._revision)
             except BrokerError as exc:
                 log.error("%s", exc)
-            except Exception as exc:  # our entry expired (a long outage): claim it again
+            except Exception as exc:  # our entry expired (an outage, a stalled loop): claim it again now
                 log.warning("collector heartbeat failed: %s", type(exc).__name__)
                 self.claimed = False
+                with contextlib.suppress(Exception):
+                    await self.claim()
             with contextlib.suppress(Exception):
                 if self.link.connected:
                     await self.refresh_members()
@@ -383,8 +385,10 @@ class GroupShare:
         if not self.membership.claimed:
             return {}, set()
         members = self.membership.members | {me}
-        # Who polled each device until now: the owner under the member set of the last share (at
-        # the first one: the others). A live one hands over; a dead one's devices go at once.
+        # Who polled each device until now: the owner under the member set of the last share. A
+        # live one hands over; a dead one's devices go at once. At the first share every device is
+        # handed over carefully: members starting together may not have seen each other yet.
+        first = self._previous is None
         before = self._previous if self._previous is not None else members - {me}
         self._previous = members
         mine: dict[int, PolledDevice] = {}
@@ -395,6 +399,13 @@ class GroupShare:
                 continue
             mine[device_id] = device
             previous = rendezvous_owner(key, before)
-            if previous is not None and previous != me and previous in members:
+            if first or previous is not None and previous != me and previous in members:
                 from_member.add(device_id)
         return mine, from_member
+
+    async def still_mine(self, device_id: int) -> bool:
+        if not self.membership.link.connected:
+            return self.membership.claimed  # no fresher view to be had: keep the share
+        await self.membership.refresh_members()  # a change re-shares (the poller's sync)
+        members = self.membership.members | {self.membership.me}
+        return self.membership.claimed and rendezvous_owner(str(device_id), members) == self.membership.me

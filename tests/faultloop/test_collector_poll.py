@@ -113,6 +113,7 @@ class ResultsTap:
 
     def __init__(self) -> None:
         self.seen: list[tuple[str, str, float]] = []  # (device, collector, poll time)
+        self.failed: set[tuple[str, float]] = set()  # (device, poll time) of failed polls (retried sooner)
         self.raw: list[bytes] = []
         self.nc = None
 
@@ -123,6 +124,8 @@ class ResultsTap:
             self.raw.append(msg.data)
             record = decode_record(msg.data)
             self.seen.append((record.device, record.collector, record.time.timestamp()))
+            if not record.ok:
+                self.failed.add((record.device, record.time.timestamp()))
 
         await self.nc.subscribe(f"{stream_prefix}.results.>", cb=on)
 
@@ -247,6 +250,7 @@ def spawn_collector(s, name: str, tmp_path) -> subprocess.Popen[bytes]:
         "FAULTLOOP_POLL_RETRIES": "0", "FAULTLOOP_CONFIG": str(tmp_path / "none.toml"),
         "FAULTLOOP_LOG_LEVEL": "WARNING",
     }  # fmt: skip
+    tmp_path.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen([sys.executable, "-c", COLLECTOR_MAIN], env=env, cwd=tmp_path)
 
 
@@ -331,9 +335,10 @@ async def test_a_killed_collector_s_devices_are_polled_by_its_peer_and_taken_bac
             await part.stop()
     # never two polls of one device closer than the jittered interval allows: no double polling,
     # not at the kill, not at the return
+    # (a failed poll is retried after 1/8 of the interval by design: only turns after a good one count)
     for h in ids:
         times = sorted(t for _c, t in tap.by(h))
-        closest = min(b - a for a, b in zip(times, times[1:], strict=False))
+        closest = min(b - a for a, b in zip(times, times[1:], strict=False) if (h, a) not in tap.failed)
         assert closest > INTERVAL_S * 0.8, (h, closest, tap.by(h))
     after_return = [(h, c) for h in victims_devices for c, t in tap.by(h) if t > settle]
     assert {c for _h, c in after_return} == {victim}
