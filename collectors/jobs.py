@@ -46,7 +46,8 @@ from faultloop.errors import InvalidInput
 from faultloop.events import DurableSink, Event, ObservationSink
 from faultloop.metrics import REGISTRY
 from faultloop.runtime import Runtime
-from faultloop.vault import VaultError
+from faultloop.settings import Settings
+from faultloop.vault import Vault, VaultError
 from inventory import queries
 
 log = logging.getLogger(__name__)
@@ -93,12 +94,44 @@ class PolledDevice:
     snmp_allow_weak: bool = False
 
 
+def polled_devices(
+    session: Session, settings: Settings, *, collector_group: str | None = None
+) -> dict[int, PolledDevice]:
+    """Every device with SNMP settings (of one collector group, if given) as the poller keeps it,
+    with its own poll interval, timeout and retries where one is set (secrets still tokens)."""
+    s = settings
+    overrides = {r.device_id: r for r in session.scalars(select(DevicePollState))}
+    out = {}
+    for d in queries.devices(session, with_snmp=True, collector_group=collector_group):
+        o = overrides.get(d.id)
+        out[d.id] = PolledDevice(
+            id=d.id,
+            hostname=d.hostname,
+            site=d.site or "",
+            interval_s=(o.poll_interval_s if o and o.poll_interval_s else s.poll_interval_s),
+            timeout_s=(o.poll_timeout_s if o and o.poll_timeout_s else s.poll_timeout_s),
+            retries=(o.poll_retries if o and o.poll_retries is not None else s.poll_retries),
+            address=d.address,
+            snmp_version=d.snmp_version,
+            snmp_port=d.snmp_port,
+            snmp_community_enc=d.snmp_community_enc,
+            snmp_user=d.snmp_user,
+            snmp_auth_protocol=d.snmp_auth_protocol,
+            snmp_auth_key_enc=d.snmp_auth_key_enc,
+            snmp_priv_protocol=d.snmp_priv_protocol,
+            snmp_priv_key_enc=d.snmp_priv_key_enc,
+            snmp_allow_weak=d.snmp_allow_weak,
+        )
+    return out
+
+
 @dataclass
 class _Pending:
     device_id: int
     result: PollResult
     reachable: bool | None
     failures: int
+    tracker: DeviceTracker | None = None  # the device's memory after this poll (the collector publishes it)
 
 
 @dataclass
@@ -117,21 +150,29 @@ class PollerStopping(Exception):
     """A queued poll found the service stopping; it is dropped, not run."""
 
 
-class PollerService:
+class SnmpPoller:
+    """Scheduling, polling and batching shared by the two pollers: ``PollerService`` (one process,
+    the inventory and results in the database) and the collector role's ``RemotePoller``
+    (devices from central's directory, results published over NATS). Subclasses say where the
+    devices come from (``load_devices``), what a new device's memory starts from
+    (``new_trackers``) and where a batch of results goes (``_write`` then ``_publish``)."""
+
     name = "snmp-poller"
 
     def __init__(
         self,
-        rt: Runtime,
+        settings: Settings,
+        vault: Vault,
         sink: ObservationSink | None = None,
         *,
         collection_set: CollectionSet = STANDARD,
         sync_interval_s: float | None = None,
     ) -> None:
-        self.rt = rt
+        self.settings = settings
+        self.vault = vault
         self.sink = sink
         self.cs = collection_set
-        s = rt.settings
+        s = settings
         self.interval_s = s.poll_interval_s
         self.sync_interval_s = sync_interval_s or max(30.0, min(300.0, s.poll_interval_s))
         self.devices: dict[int, PolledDevice] = {}
@@ -143,6 +184,7 @@ class PollerService:
         self._pending: list[_Pending] = []
         self._wake = asyncio.Event()
         self._write_lock = asyncio.Lock()
+        self._sync_lock = asyncio.Lock()
         self._writer: asyncio.Task[None] | None = None
         self._stopping = False
 
@@ -164,7 +206,7 @@ class PollerService:
         self.scheduler.add_listener(self._skipped, EVENT_JOB_MAX_INSTANCES)
         self.scheduler.start()
         for dev in self.devices.values():
-            self._schedule(dev, first_delay=random.uniform(0, dev.interval_s))
+            self._schedule(dev, first_delay=self.first_delay(dev))
         self.scheduler.add_job(self.sync, IntervalTrigger(seconds=self.sync_interval_s), id="poll-sync", coalesce=True)
         self.scheduler.add_job(self.prune, IntervalTrigger(seconds=600), id="poll-prune", coalesce=True)
         self._writer = asyncio.create_task(self._write_loop(), name="poll-writer")
@@ -192,84 +234,46 @@ class PollerService:
         self.stats.skipped += 1
 
     async def _drain(self) -> None:
-        for _ in range(self.rt.settings.poll_concurrency):
+        for _ in range(self.settings.poll_concurrency):
             await self._limit.acquire()
-        for _ in range(self.rt.settings.poll_concurrency):
+        for _ in range(self.settings.poll_concurrency):
             self._limit.release()
 
-    # ------------------------------------------------------------------ inventory
-    def _load(self) -> dict[int, PolledDevice]:
-        s = self.rt.settings
-        with transaction(self.rt.sessions) as session:
-            overrides = {r.device_id: r for r in session.scalars(select(DevicePollState))}
-            out = {}
-            for d in queries.devices(session, with_snmp=True):
-                o = overrides.get(d.id)
-                out[d.id] = PolledDevice(
-                    id=d.id,
-                    hostname=d.hostname,
-                    site=d.site or "",
-                    interval_s=(o.poll_interval_s if o and o.poll_interval_s else s.poll_interval_s),
-                    timeout_s=(o.poll_timeout_s if o and o.poll_timeout_s else s.poll_timeout_s),
-                    retries=(o.poll_retries if o and o.poll_retries is not None else s.poll_retries),
-                    address=d.address,
-                    snmp_version=d.snmp_version,
-                    snmp_port=d.snmp_port,
-                    snmp_community_enc=d.snmp_community_enc,
-                    snmp_user=d.snmp_user,
-                    snmp_auth_protocol=d.snmp_auth_protocol,
-                    snmp_auth_key_enc=d.snmp_auth_key_enc,
-                    snmp_priv_protocol=d.snmp_priv_protocol,
-                    snmp_priv_key_enc=d.snmp_priv_key_enc,
-                    snmp_allow_weak=d.snmp_allow_weak,
-                )
-            return out
+    # ------------------------------------------------------------------ devices
+    async def load_devices(self) -> dict[int, PolledDevice]:
+        raise NotImplementedError
 
-    def _baselines(
-        self, device_ids: set[int] | None
-    ) -> dict[int, tuple[bool | None, dict[int, str], dict[int, str]]]:
-        """Per device: (reachable, {ifIndex: oper status}, {ifIndex: display name}) as the last
-        polls left them in the database; of ``device_ids`` only (None: every device, as at the
-        first sync)."""
-        with transaction(self.rt.sessions) as session:
-            query = select(DevicePollState.device_id, DevicePollState.reachable)
-            if device_ids is not None:
-                query = query.where(DevicePollState.device_id.in_(sorted(device_ids)))
-            reachable = dict(session.execute(query).all())
-            oper = queries.known_oper_status(session, device_ids=device_ids)
-            names = queries.known_interface_names(session, device_ids=device_ids)
-        return {
-            i: (reachable.get(i), oper.get(i, {}), names.get(i, {}))
-            for i in reachable.keys() | oper.keys() | names.keys()
-        }
+    async def new_trackers(self, devices: dict[int, PolledDevice], new: set[int]) -> dict[int, DeviceTracker]:
+        """The memory each device in ``new`` starts from (missing ones start empty)."""
+        return {}
+
+    def first_delay(self, dev: PolledDevice) -> float:
+        """Seconds until a newly scheduled device's first poll: spread over one interval."""
+        return random.uniform(0, dev.interval_s)
 
     async def sync(self) -> None:
         """Follow the inventory: schedule new devices, drop deleted ones, apply new intervals."""
-        devices = await asyncio.to_thread(self._load)
-        new = set(devices) - set(self.trackers)
-        # devices added to a running poller read only their own baselines; the first sync (and an
-        # import too large for one IN list) reads every device's in one pass
-        wanted = new if self.trackers and len(new) <= BASELINE_IDS_MAX else None
-        baselines = await asyncio.to_thread(self._baselines, wanted) if new else {}
-        for gone in set(self.devices) - set(devices):
-            self.devices.pop(gone, None)
-            self.trackers.pop(gone, None)
-            if self.scheduler is not None:
-                with contextlib.suppress(Exception):
-                    self.scheduler.remove_job(f"poll:{gone}")
-        for dev in devices.values():
-            old = self.devices.get(dev.id)
-            self.devices[dev.id] = dev
-            tracker = self.trackers.get(dev.id)
-            if tracker is None:
-                reachable, oper, names = baselines.get(dev.id, (None, {}, {}))
-                tracker = self.trackers[dev.id] = DeviceTracker(
-                    dev.hostname, unreachable_after=self.rt.settings.unreachable_after, reachable=reachable,
-                    baseline_oper=oper, names=names,
-                )  # fmt: skip
-            tracker.device, tracker.site = dev.hostname, dev.site
-            if self.scheduler is not None and (old is None or old.interval_s != dev.interval_s):
-                self._schedule(dev, first_delay=random.uniform(0, dev.interval_s))
+        async with self._sync_lock:  # a periodic sync and a pushed one never interleave
+            devices = await self.load_devices()
+            new = set(devices) - set(self.trackers)
+            trackers = await self.new_trackers(devices, new) if new else {}
+            for gone in set(self.devices) - set(devices):
+                self.devices.pop(gone, None)
+                self.trackers.pop(gone, None)
+                if self.scheduler is not None:
+                    with contextlib.suppress(Exception):
+                        self.scheduler.remove_job(f"poll:{gone}")
+            for dev in devices.values():
+                old = self.devices.get(dev.id)
+                self.devices[dev.id] = dev
+                tracker = self.trackers.get(dev.id)
+                if tracker is None:
+                    tracker = self.trackers[dev.id] = trackers.get(dev.id) or DeviceTracker(
+                        dev.hostname, unreachable_after=self.settings.unreachable_after
+                    )
+                tracker.device, tracker.site = dev.hostname, dev.site
+                if self.scheduler is not None and (old is None or old.interval_s != dev.interval_s):
+                    self._schedule(dev, first_delay=self.first_delay(dev))
 
     def _schedule(self, dev: PolledDevice, *, first_delay: float) -> None:
         assert self.scheduler is not None
@@ -287,6 +291,12 @@ class PollerService:
             next_run_time=clock.now() + timedelta(seconds=first_delay),
         )
 
+    def reschedule(self, device_id: int, *, delay_s: float) -> None:
+        """Move the next poll of a scheduled device ``delay_s`` seconds from now."""
+        if self.scheduler is not None:
+            with contextlib.suppress(Exception):
+                self.scheduler.modify_job(f"poll:{device_id}", next_run_time=clock.now() + timedelta(seconds=delay_s))
+
     # ------------------------------------------------------------------ polling
     async def poll(self, device_id: int) -> PollResult:
         """Poll one known device now, through the shared engine and the concurrency bound."""
@@ -299,14 +309,14 @@ class PollerService:
             now = clock.now()
             try:
                 # decrypted right before the request, kept only for it
-                target = snmp_target(dev, self.rt.vault, timeout_s=dev.timeout_s, retries=dev.retries)
+                target = snmp_target(dev, self.vault, timeout_s=dev.timeout_s, retries=dev.retries)
             except (VaultError, SnmpConfigError) as exc:
                 result = PollResult(dev.hostname, False, now, 0.0, error=str(exc))
             else:
                 if target is None:
                     result = PollResult(dev.hostname, False, now, 0.0, error="device has no SNMP settings")
                 else:
-                    s = self.rt.settings
+                    s = self.settings
                     result = await poll_device(
                         self.client, dev.hostname, target, now=now, cs=self.cs,
                         max_rows=s.poll_max_rows, max_s=s.poll_max_walk_s, max_interfaces=s.poll_max_interfaces,
@@ -321,24 +331,31 @@ class PollerService:
             self.stats.timeouts += int(result.timeout)
         return result
 
+    async def due(self, device_id: int) -> bool:
+        """Whether the turn that came should poll (the collector role skips a turn its group's
+        previous owner of the device already took)."""
+        return True
+
     async def poll_job(self, device_id: int) -> None:
         if device_id not in self.devices or self._stopping:
             return
         try:
+            if not await self.due(device_id):
+                return
             result = await self.poll(device_id)
         except PollerStopping:
             return
         except Exception:  # one broken device never stops the poller
             log.exception("poll of device %s failed", device_id)
             return
-        tracker = self.trackers[device_id]
-        self._pending.append(_Pending(device_id, result, tracker.reachable, tracker.failures))
+        tracker = self.trackers.get(device_id)
+        if tracker is None:  # handed to another collector while the poll ran: its result still counts
+            tracker = DeviceTracker(result.device)
+        self._pending.append(_Pending(device_id, result, tracker.reachable, tracker.failures, tracker))
         self._wake.set()
-        dev = self.devices[device_id]
-        if tracker.failures and self.scheduler is not None:
-            delay = retry_delay(tracker.failures, dev.interval_s)
-            with contextlib.suppress(Exception):
-                self.scheduler.modify_job(f"poll:{device_id}", next_run_time=clock.now() + timedelta(seconds=delay))
+        dev = self.devices.get(device_id)
+        if tracker.failures and dev is not None:
+            self.reschedule(device_id, delay_s=retry_delay(tracker.failures, dev.interval_s))
 
     # ------------------------------------------------------------------ writing
     async def _write_loop(self) -> None:
@@ -372,6 +389,80 @@ class PollerService:
         self._publish(batch)
 
     def _write(self, batch: list[_Pending]) -> dict[int, dict[int, str]]:
+        """Store or hand over a batch; returns the stored display names per device (may be empty)."""
+        raise NotImplementedError
+
+    def _publish(self, batch: list[_Pending], *, stored: bool = True) -> None:
+        if self.sink is None:
+            return
+        events = [e for p in batch for e in p.result.events]
+        samples = [s for p in batch for s in p.result.samples]
+        if not _hand_over(self.sink, events, stored=stored):
+            self.stats.dropped_events += len(events)
+        if samples:
+            self.sink.submit_samples(samples)
+
+    async def prune(self) -> int:
+        return 0
+
+
+class PollerService(SnmpPoller):
+    """The poller of one faultloop process: devices from the inventory, results into the database
+    (findings into the alarm engine's durable queue in the same transaction)."""
+
+    def __init__(
+        self,
+        rt: Runtime,
+        sink: ObservationSink | None = None,
+        *,
+        collection_set: CollectionSet = STANDARD,
+        sync_interval_s: float | None = None,
+    ) -> None:
+        super().__init__(rt.settings, rt.vault, sink, collection_set=collection_set, sync_interval_s=sync_interval_s)
+        self.rt = rt
+
+    # ------------------------------------------------------------------ inventory
+    def _load(self) -> dict[int, PolledDevice]:
+        with transaction(self.rt.sessions) as session:
+            return polled_devices(session, self.settings)
+
+    def _baselines(
+        self, device_ids: set[int] | None
+    ) -> dict[int, tuple[bool | None, dict[int, str], dict[int, str]]]:
+        """Per device: (reachable, {ifIndex: oper status}, {ifIndex: display name}) as the last
+        polls left them in the database; of ``device_ids`` only (None: every device, as at the
+        first sync)."""
+        with transaction(self.rt.sessions) as session:
+            query = select(DevicePollState.device_id, DevicePollState.reachable)
+            if device_ids is not None:
+                query = query.where(DevicePollState.device_id.in_(sorted(device_ids)))
+            reachable = dict(session.execute(query).all())
+            oper = queries.known_oper_status(session, device_ids=device_ids)
+            names = queries.known_interface_names(session, device_ids=device_ids)
+        return {
+            i: (reachable.get(i), oper.get(i, {}), names.get(i, {}))
+            for i in reachable.keys() | oper.keys() | names.keys()
+        }
+
+    async def load_devices(self) -> dict[int, PolledDevice]:
+        return await asyncio.to_thread(self._load)
+
+    async def new_trackers(self, devices: dict[int, PolledDevice], new: set[int]) -> dict[int, DeviceTracker]:
+        # devices added to a running poller read only their own baselines; the first sync (and an
+        # import too large for one IN list) reads every device's in one pass
+        wanted = new if self.trackers and len(new) <= BASELINE_IDS_MAX else None
+        baselines = await asyncio.to_thread(self._baselines, wanted)
+        out = {}
+        for device_id in new:
+            reachable, oper, names = baselines.get(device_id, (None, {}, {}))
+            out[device_id] = DeviceTracker(
+                devices[device_id].hostname, unreachable_after=self.settings.unreachable_after,
+                reachable=reachable, baseline_oper=oper, names=names,
+            )  # fmt: skip
+        return out
+
+    # ------------------------------------------------------------------ writing
+    def _write(self, batch: list[_Pending]) -> dict[int, dict[int, str]]:
         """Store a batch in one transaction; returns the stored display names per device."""
         names: dict[int, dict[int, str]] = {}
         max_interfaces = self.rt.settings.poll_max_interfaces
@@ -394,18 +485,8 @@ class PollerService:
             _store_findings(self.sink, session, [e for p in batch if p.device_id in known for e in p.result.events])
         return names
 
-    def _publish(self, batch: list[_Pending], *, stored: bool = True) -> None:
-        if self.sink is None:
-            return
-        events = [e for p in batch for e in p.result.events]
-        samples = [s for p in batch for s in p.result.samples]
-        if not _hand_over(self.sink, events, stored=stored):
-            self.stats.dropped_events += len(events)
-        if samples:
-            self.sink.submit_samples(samples)
-
     async def prune(self) -> int:
-        cutoff = clock.now() - timedelta(hours=self.rt.settings.sample_retention_h)
+        cutoff = clock.now() - timedelta(hours=self.settings.sample_retention_h)
 
         def run() -> int:
             with write_transaction(self.rt.sessions) as session:
@@ -512,7 +593,7 @@ def _hand_over(sink: ObservationSink, events: list[Event], *, stored: bool = Tru
 
 
 # ---------------------------------------------------------------------- metrics
-_ACTIVE: set[PollerService] = set()
+_ACTIVE: set[SnmpPoller] = set()
 
 
 class PollMetrics(Collector):

@@ -34,11 +34,19 @@ from collectors.backup import BackupOutcome, backup_device
 from collectors.cli_collect import CliCollectorService
 from collectors.jobs import PollerService, poll_now
 from collectors.receiver import DeviceDirectory
+from collectors.remote import RemotePoller, ResultsIntake, last_result_reader
 from collectors.snmp_poll import DeviceTracker, InterfaceState, PollResult
 from collectors.syslog import SyslogReceiverService
 from collectors.traps import TrapReceiverService
 from faultloop.broker import BrokerError, BrokerLink, Publisher, Spool
-from faultloop.cmd.collector import DirectoryPublisher, Membership, RemoteDirectory, collector_name
+from faultloop.cmd.collector import (
+    DirectoryPublisher,
+    GroupShare,
+    Membership,
+    RemoteDirectory,
+    collector_name,
+    collector_secrets,
+)
 from faultloop.events import DurableSink, ObservationSink, Service
 from faultloop.leader import Leadership, cluster_id, leadership_for
 from faultloop.runtime import (  # noqa: F401 - re-exported: the app is where callers look for them
@@ -228,10 +236,13 @@ def central_intake(rt: Runtime, sink: ObservationSink) -> list[Service]:
     except BrokerError as exc:
         raise StartupError(str(exc)) from None
     stream_setup(link, settings)
-    services: list[Service] = [link, CentralIntake(link, rt.sessions, sink, settings)]
+    # events and samples into the alarm engine; poll results into the inventory and poll state
+    services: list[Service] = [
+        link, CentralIntake(link, rt.sessions, sink, settings), ResultsIntake(link, rt.sessions, sink, settings)
+    ]  # fmt: skip
     if settings.collector_key is not None:  # remote collectors learn their group's devices from here
         try:
-            services.append(DirectoryPublisher(link, rt.sessions, settings))
+            services.append(DirectoryPublisher(link, rt.sessions, settings, vault=rt.vault))
         except BrokerError as exc:
             raise StartupError(str(exc)) from None
     return services
@@ -248,16 +259,19 @@ class CollectorProcess:
 
 
 def build_collector(settings: Settings) -> CollectorProcess:
-    """The collector role: no database. Its group's device directory comes from central over NATS
-    (encrypted with FAULTLOOP_COLLECTOR_KEY); the trap and syslog receivers publish their events
-    through an on-disk spool, so an unreachable NATS or central only makes it degraded.
-    A setting that cannot work is a ``StartupError`` naming it."""
+    """The collector role: no database. Its group's device directory, SNMP credentials included,
+    comes from central over NATS (encrypted with FAULTLOOP_COLLECTOR_KEY); the SNMP poller polls
+    this member's share of the group's devices (rendezvous hashing over the live members), and it
+    and the trap and syslog receivers publish through an on-disk spool, so an unreachable NATS or
+    central only makes it degraded. A setting that cannot work is a ``StartupError`` naming it."""
     if not settings.nats_url:
         raise StartupError("FAULTLOOP_NATS_URL: empty; the collector role needs the broker")
     name = collector_name(settings)
     try:
         link = BrokerLink(settings, client_name=f"faultloop-collector-{settings.collector_group}-{name}")
         directory = RemoteDirectory(link, settings)
+        # the SNMP secrets in the directory are tokens under the collector key, decrypted per request
+        collector_vault = collector_secrets(settings)
     except BrokerError as exc:
         raise StartupError(str(exc)) from None
     stream_setup(link, settings)
@@ -269,7 +283,12 @@ def build_collector(settings: Settings) -> CollectorProcess:
     publisher = Publisher(link, spool, batch_size=settings.nats_batch_size)
     sink = ObservationPublisher(publisher, settings, group=settings.collector_group, collector=name)
     membership = Membership(link, settings)
-    pipeline = Pipeline([link, publisher, membership, directory])
+    poller = RemotePoller(
+        settings, collector_vault, publisher=publisher, sink=sink, share=GroupShare(directory, membership),
+        last_result=last_result_reader(link, settings, settings.collector_group), collector=name,
+    )  # fmt: skip
+    membership.on_change(poller.sync)  # a member joining or expiring re-shares at once
+    pipeline = Pipeline([link, publisher, membership, directory, poller])
     if settings.trap_enabled:
         pipeline.services.append(TrapReceiverService(settings=settings, sink=sink, directory=directory))
     if settings.syslog_enabled:
@@ -288,6 +307,8 @@ def build_collector(settings: Settings) -> CollectorProcess:
             "spooled": len(spool),
             "spool_dropped": spool.dropped,
             "devices": len(directory.hostnames),
+            "members": sorted(membership.members),
+            "polled_devices": len(poller.devices),
         }
 
     app = FastAPI(title="faultloop collector", docs_url=None, redoc_url=None, openapi_url=None)

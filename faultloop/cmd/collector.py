@@ -13,19 +13,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import socket
 import uuid
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import nats.js.errors
 from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy.orm import Session, sessionmaker
 
+from collectors.jobs import PolledDevice, polled_devices
 from collectors.receiver import DeviceDirectory
 from faultloop.broker import BrokerError, BrokerLink
 from faultloop.settings import Settings
+from faultloop.vault import Vault, VaultError
 from inventory import queries
 
 log = logging.getLogger("faultloop.collector")
@@ -45,6 +49,13 @@ def directory_cipher(settings: Settings) -> Fernet:
         ) from None
 
 
+def collector_secrets(settings: Settings) -> Vault:
+    """The collector's decryptor of the SNMP secrets in its directory (the collector key)."""
+    directory_cipher(settings)  # names the setting when it is empty or not a key
+    assert settings.collector_key is not None
+    return Vault([settings.collector_key.get_secret_value().strip().encode()])
+
+
 def collector_name(settings: Settings) -> str:
     return settings.collector_name or socket.gethostname().split(".")[0].replace(".", "_")
 
@@ -61,9 +72,61 @@ async def _kv(link: BrokerLink, bucket: str, *, ttl: float | None = None) -> Any
         return await js.create_key_value(bucket=bucket, history=1, ttl=ttl)
 
 
-def encode_directory(cipher: Fernet, devices: list[tuple[str, str]], interfaces: list[tuple[str, int, str]]) -> bytes:
-    doc = {"devices": sorted(devices), "interfaces": sorted(interfaces)}
+SECRET_FIELDS = ("snmp_community_enc", "snmp_auth_key_enc", "snmp_priv_key_enc")
+POLL_FIELDS = (
+    "id", "hostname", "site", "interval_s", "timeout_s", "retries", "address", "snmp_version", "snmp_port",
+    "snmp_user", "snmp_auth_protocol", "snmp_priv_protocol", "snmp_allow_weak", *SECRET_FIELDS,
+)  # fmt: skip
+
+
+def encode_directory(
+    cipher: Fernet,
+    devices: list[tuple[str, str]],
+    interfaces: list[tuple[str, int, str]],
+    poll: list[dict[str, Any]] | None = None,
+) -> bytes:
+    """The group's entry: sorted JSON encrypted with the collector key. ``poll`` entries carry
+    their SNMP secrets as Fernet tokens under that key too (decrypted only right before a request)."""
+    doc = {"devices": sorted(devices), "interfaces": sorted(interfaces), "poll": poll or []}
     return cipher.encrypt(json.dumps(doc, separators=(",", ":")).encode())
+
+
+def poll_entry(device: PolledDevice, *, vault: Vault, cipher: Fernet) -> dict[str, Any]:
+    """One device's poll settings for the directory: secrets moved from central's key to the
+    collector key (plaintext only in memory, for the time of the re-encryption)."""
+    entry: dict[str, Any] = {name: getattr(device, name) for name in POLL_FIELDS}
+    for name in SECRET_FIELDS:
+        token = entry[name]
+        entry[name] = cipher.encrypt(vault.decrypt(token).encode()).decode() if token else None
+    return entry
+
+
+def polled_device(entry: Any) -> PolledDevice:
+    """A directory poll entry as the poller keeps it; ``ValueError`` naming a bad field."""
+    if not isinstance(entry, dict):
+        raise ValueError(f"poll entry: expected an object, got {type(entry).__name__}")
+    missing = [name for name in POLL_FIELDS if name not in entry]
+    if missing:
+        raise ValueError(f"poll entry: missing field {missing[0]!r}")
+    values = {name: entry[name] for name in POLL_FIELDS}
+    for name in SECRET_FIELDS:
+        values[name] = values[name].encode() if isinstance(values[name], str) else None
+    if not isinstance(values["id"], int) or not isinstance(values["hostname"], str):
+        raise ValueError("poll entry: field 'id' or 'hostname' has the wrong type")
+    return PolledDevice(**values)
+
+
+def rendezvous_owner(key: str, members: Iterable[str]) -> str | None:
+    """Highest-random-weight (rendezvous) hashing: the member that owns ``key``. Every member
+    computes the same answer from the same member set; a member leaving moves only its own keys,
+    one joining takes about 1/n of everyone's."""
+    best: tuple[int, str] | None = None
+    for member in members:
+        digest = hashlib.blake2b(f"{member}\x00{key}".encode(), digest_size=8).digest()
+        weight = (int.from_bytes(digest, "big"), member)
+        if best is None or weight > best:
+            best = weight
+    return best[1] if best is not None else None
 
 
 class DirectoryPublisher:
@@ -71,34 +134,49 @@ class DirectoryPublisher:
 
     name = "collector directory"
 
-    def __init__(self, link: BrokerLink, sessions: sessionmaker[Session], settings: Settings) -> None:
+    def __init__(self, link: BrokerLink, sessions: sessionmaker[Session], settings: Settings, *, vault: Vault) -> None:
         self.link = link
         self.sessions = sessions
         self.settings = settings
+        self.vault = vault
         self.cipher = directory_cipher(settings)
-        self.published: dict[str, bytes] = {}  # group -> plaintext last put (to skip unchanged ones)
+        # group -> digest of what was last put (central's tokens, no plaintext): unchanged ones are skipped
+        self.published: dict[str, bytes] = {}
         self._task: asyncio.Task[None] | None = None
 
-    def _load(self) -> dict[str, tuple[list[tuple[str, str]], list[tuple[str, int, str]]]]:
+    def _load(self) -> dict[str, tuple[list[tuple[str, str]], list[tuple[str, int, str]], list[PolledDevice]]]:
         with self.sessions() as session:
             return {
                 g: (
                     queries.device_addresses(session, collector_group=g),
                     queries.interface_names(session, collector_group=g),
+                    list(polled_devices(session, self.settings, collector_group=g).values()),
                 )
                 for g in queries.collector_groups(session)
             }
+
+    def _poll_entries(self, group: str, devices: list[PolledDevice]) -> list[dict[str, Any]]:
+        entries = []
+        for device in devices:
+            try:
+                entries.append(poll_entry(device, vault=self.vault, cipher=self.cipher))
+            except VaultError as exc:  # one unreadable secret never keeps the group's others from polling
+                log.error("device %s left out of group %s's poll directory: %s", device.hostname, group, exc)
+        return entries
 
     async def publish_once(self) -> int:
         groups = await asyncio.to_thread(self._load)
         kv = await _kv(self.link, _bucket(self.settings, "directory"))
         changed = 0
-        for group, (devices, interfaces) in groups.items():
-            plain = json.dumps([sorted(devices), sorted(interfaces)]).encode()
-            if self.published.get(group) == plain:
+        for group, (devices, interfaces, polled) in groups.items():
+            digest = hashlib.sha256(
+                json.dumps([sorted(devices), sorted(interfaces), [repr(d) for d in polled]]).encode()
+            ).digest()
+            if self.published.get(group) == digest:
                 continue
-            await kv.put(group, encode_directory(self.cipher, devices, interfaces))
-            self.published[group] = plain
+            entries = await asyncio.to_thread(self._poll_entries, group, polled)
+            await kv.put(group, encode_directory(self.cipher, devices, interfaces, entries))
+            self.published[group] = digest
             changed += 1
         return changed
 
@@ -131,6 +209,7 @@ class RemoteDirectory(DeviceDirectory):
         self.link = link
         self.settings = settings
         self.cipher = directory_cipher(settings)
+        self.poll: dict[int, PolledDevice] = {}  # the group's devices to poll (secrets: collector-key tokens)
         self._revision: int | None = None
 
     async def fetch(self) -> bool:
@@ -156,6 +235,15 @@ class RemoteDirectory(DeviceDirectory):
         self.by_address = by_address
         self.hostnames = {h for h, _a in doc["devices"]}
         self.interfaces = {(h, int(i)): n for h, i, n in doc["interfaces"]}
+        poll: dict[int, PolledDevice] = {}
+        for raw in doc.get("poll", []):
+            try:
+                device = polled_device(raw)
+            except (ValueError, TypeError) as exc:
+                log.error("group %s's directory: %s", self.settings.collector_group, exc)
+                continue
+            poll[device.id] = device
+        self.poll = poll
         self._revision = entry.revision
         log.info("device directory of group %s: %d devices", self.settings.collector_group, len(self.hostnames))
         return True
@@ -187,9 +275,46 @@ class Membership:
         self.settings = settings
         self.key = f"{settings.collector_group}.{collector_name(settings)}"
         self.instance = uuid.uuid4().hex.encode()
+        self.me = collector_name(settings)
         self.claimed = False
+        self.members: frozenset[str] = frozenset()  # live names in this group, as last read
         self._revision = 0
         self._task: asyncio.Task[None] | None = None
+        self._on_change: list[Callable[[], Awaitable[Any]]] = []
+
+    def on_change(self, callback: Callable[[], Awaitable[Any]]) -> None:
+        """An async callable run when the set of live members changes (the poller's re-share)."""
+        self._on_change.append(callback)
+
+    async def read_members(self) -> frozenset[str]:
+        """The names alive in this group now: entries expire three heartbeats after the last one
+        (JetStream max age) and are deleted on a clean stop."""
+        kv = await _kv(self.link, _bucket(self.settings, "members"), ttl=self._ttl())
+        group = self.settings.collector_group
+        watcher = await kv.watch(f"{group}.*", ignore_deletes=True, meta_only=True)
+        names = set()
+        try:
+            async for entry in watcher:
+                if entry is None:  # the end of what the bucket holds now
+                    break
+                names.add(entry.key[len(group) + 1 :])
+        finally:
+            await watcher.stop()
+        return frozenset(names)
+
+    async def refresh_members(self) -> None:
+        members = await self.read_members()
+        if self.claimed:
+            members |= {self.me}
+        if members == self.members:
+            return
+        log.info("collector group %s: members %s", self.settings.collector_group, ", ".join(sorted(members)))
+        self.members = members
+        for callback in self._on_change:
+            try:
+                await callback()
+            except Exception as exc:
+                log.error("after a membership change: %s: %s", type(exc).__name__, exc)
 
     def _ttl(self) -> float:
         return self.settings.collector_heartbeat_s * MISSED_HEARTBEATS
@@ -208,6 +333,7 @@ class Membership:
     async def start(self) -> None:
         if self.link.connected:
             await self.claim()  # a name already taken stops the start here
+            await self.refresh_members()
         self._task = asyncio.create_task(self._beat(), name="collector heartbeat")
 
     async def _beat(self) -> None:
@@ -218,14 +344,19 @@ class Membership:
                     continue
                 if not self.claimed:
                     await self.claim()
-                    continue
-                kv = await _kv(self.link, _bucket(self.settings, "members"), ttl=self._ttl())
-                self._revision = await kv.update(self.key, self.instance, last=self._revision)
+                else:
+                    kv = await _kv(self.link, _bucket(self.settings, "members"), ttl=self._ttl())
+                    self._revision = await kv.update(self.key, self.instance, last=self._revision)
             except BrokerError as exc:
                 log.error("%s", exc)
-            except Exception as exc:  # our entry expired (a long outage): claim it again
+            except Exception as exc:  # our entry expired (an outage, a stalled loop): claim it again now
                 log.warning("collector heartbeat failed: %s", type(exc).__name__)
                 self.claimed = False
+                with contextlib.suppress(Exception):
+                    await self.claim()
+            with contextlib.suppress(Exception):
+                if self.link.connected:
+                    await self.refresh_members()
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -237,3 +368,44 @@ class Membership:
                 kv = await _kv(self.link, _bucket(self.settings, "members"), ttl=self._ttl())
                 await kv.delete(self.key)
         self.claimed = False
+
+
+class GroupShare:
+    """This collector's share of its group's devices: rendezvous hashing of device ids over the
+    live members (``Membership.members``). Until its name is claimed it polls nothing (the others
+    hold its share); while NATS is unreachable the last member set, and so the share, holds."""
+
+    def __init__(self, directory: RemoteDirectory, membership: Membership) -> None:
+        self.directory = directory
+        self.membership = membership
+        self._previous: frozenset[str] | None = None
+
+    def assign(self) -> tuple[dict[int, PolledDevice], set[int]]:
+        me = self.membership.me
+        if not self.membership.claimed:
+            return {}, set()
+        members = self.membership.members | {me}
+        # Who polled each device until now: the owner under the member set of the last share. A
+        # live one hands over; a dead one's devices go at once. At the first share every device is
+        # handed over carefully: members starting together may not have seen each other yet.
+        first = self._previous is None
+        before = self._previous if self._previous is not None else members - {me}
+        self._previous = members
+        mine: dict[int, PolledDevice] = {}
+        from_member: set[int] = set()
+        for device_id, device in self.directory.poll.items():
+            key = str(device_id)
+            if rendezvous_owner(key, members) != me:
+                continue
+            mine[device_id] = device
+            previous = rendezvous_owner(key, before)
+            if first or previous is not None and previous != me and previous in members:
+                from_member.add(device_id)
+        return mine, from_member
+
+    async def still_mine(self, device_id: int) -> bool:
+        if not self.membership.link.connected:
+            return self.membership.claimed  # no fresher view to be had: keep the share
+        await self.membership.refresh_members()  # a change re-shares (the poller's sync)
+        members = self.membership.members | {self.membership.me}
+        return self.membership.claimed and rendezvous_owner(str(device_id), members) == self.membership.me

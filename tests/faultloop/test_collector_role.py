@@ -97,7 +97,7 @@ async def start_central(s, db_engine, vault):
     link = BrokerLink(s, client_name="central")
     stream_setup(link, s)
     intake = CentralIntake(link, sessions, AlarmEngine(rt, AlarmBus()), s)
-    directory = DirectoryPublisher(link, sessions, s)
+    directory = DirectoryPublisher(link, sessions, s, vault=vault)
     for part in (link, intake):
         await part.start()
     await directory.publish_once()

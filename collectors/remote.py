@@ -1,0 +1,336 @@
+"""The SNMP poller of the collector role, and central's side of its results (issue 14).
+
+A collector has no database. ``RemotePoller`` polls the devices its group's directory (from
+central, over NATS) names and the group's work share gives it, with the same poll code as the
+single process (``collectors.jobs.SnmpPoller``). After each batch it puts into its on-disk spool:
+
+- one *poll result* per poll on ``<prefix>.results.<group>.<device id>``: the poll's outcome,
+  the device's state for central to store (interfaces, system fields, LLDP neighbours, samples
+  for graphs) and the poller's memory of the device (reachability, consecutive failures, the
+  last good snapshot with its counters);
+- the poll's events on the events stream (``faultloop.transport.ObservationPublisher``).
+
+Central's ``ResultsIntake`` consumes the results stream: it claims each message id in
+``broker_inbox`` and applies the result with the single process's writer
+(``collectors.jobs.write_result``: ``inventory.service.sync_interfaces`` etc.) in ONE transaction,
+then acknowledges; so each result is applied exactly once. Samples go to the alarm engine's
+threshold rules after the commit.
+
+A collector that takes a device over from another member of its group (the member stopped, was
+killed, or the device's share moved to a returning member) starts the device's memory from the
+last poll result in the stream, and polls it when the previous owner's next turn would have come,
+never sooner: no double polling, no lost reachability or link state at a handover.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any, Literal, Protocol
+
+import nats.js.errors
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from collectors.collection_set import STANDARD, CollectionSet
+from collectors.jobs import JITTER, PolledDevice, SnmpPoller, _Pending, write_result
+from collectors.snmp_poll import DeviceTracker, PollResult, Snapshot
+from faultloop import clock, inbox
+from faultloop.broker import BrokerLink, Delivery, Publisher, PullConsumer, stream_name, subject
+from faultloop.db import write_transaction
+from faultloop.errors import InvalidInput
+from faultloop.events import ObservationSink, Sample, sample_from_wire, sample_to_wire
+from faultloop.settings import Settings
+from faultloop.vault import Vault
+from inventory import queries
+
+log = logging.getLogger("faultloop.collector.poller")
+
+WIRE_VERSION = 1
+
+
+class PollRecord(BaseModel):
+    """One poll as it travels from a collector to central (JSON on the results stream)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    v: Literal[1] = 1
+    device_id: int = Field(ge=1)
+    device: str = Field(min_length=1, max_length=255)
+    collector: str = Field("", max_length=64)  # the member of the group that polled
+    ok: bool
+    time: AwareDatetime
+    duration_s: float = Field(ge=0)
+    error: str = Field("", max_length=2000)
+    timeout: bool = False
+    truncated: Literal["", "rows", "time"] = ""
+    reachable: bool | None = None  # the poller's view after this poll
+    failures: int = Field(0, ge=0)
+    snapshot: Snapshot | None = None  # this poll's snapshot when ok, else the last good one
+    last_time_s: float | None = None  # when that snapshot was taken (rates continue from it)
+    samples: list[dict[str, Any]] = Field(default_factory=list)
+
+    def result(self) -> PollResult:
+        """The ``PollResult`` central stores (``write_result``); a bad sample is a ``ValueError``."""
+        return PollResult(
+            device=self.device, ok=self.ok, time=self.time, duration_s=self.duration_s, error=self.error,
+            timeout=self.timeout, snapshot=self.snapshot if self.ok else None, truncated=self.truncated,
+            samples=[sample_from_wire(s) for s in self.samples],
+        )  # fmt: skip
+
+    def tracker(self, *, unreachable_after: int) -> DeviceTracker:
+        """The poller's memory of the device as this poll left it (a collector taking it over)."""
+        t = DeviceTracker(
+            self.device, unreachable_after=unreachable_after, failures=self.failures, reachable=self.reachable
+        )
+        t.last, t.last_time_s, t.last_poll, t.truncated = self.snapshot, self.last_time_s, self.time, self.truncated
+        return t
+
+
+def encode_record(device_id: int, result: PollResult, tracker: DeviceTracker, *, collector: str = "") -> bytes:
+    doc = {
+        "v": WIRE_VERSION, "device_id": device_id, "device": result.device, "collector": collector, "ok": result.ok,
+        "time": result.time, "duration_s": result.duration_s, "error": result.error[:2000],
+        "timeout": result.timeout, "truncated": result.truncated, "reachable": tracker.reachable,
+        "failures": tracker.failures, "snapshot": tracker.last, "last_time_s": tracker.last_time_s,
+        "samples": [sample_to_wire(s) for s in result.samples],
+    }  # fmt: skip
+    return PollRecord.model_validate(doc).model_dump_json().encode()
+
+
+def decode_record(data: bytes) -> PollRecord:
+    """A results message, or ``ValueError`` naming what is wrong (the consumer drops it, counted)."""
+    try:
+        record = PollRecord.model_validate_json(data)
+        record.result()  # the samples decode too
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first["loc"]) or "message"
+        raise ValueError(f"poll result: field {where!r}: {first['msg']}") from None
+    return record
+
+
+def results_subject(settings: Settings, group: str, device_id: int) -> str:
+    return subject(settings.nats_stream_prefix, "results", group, str(device_id))
+
+
+# ---- central ----------------------------------------------------------------------------------
+
+
+class ResultsIntake:
+    """Central's durable consumer of the results stream: each poll result applied exactly once."""
+
+    name = "nats poll results intake"
+
+    def __init__(
+        self, link: BrokerLink, sessions: sessionmaker[Session], sink: ObservationSink, settings: Settings,
+        *, durable: str = "central",
+    ) -> None:  # fmt: skip
+        self.sessions = sessions
+        self.sink = sink
+        self.applied = 0
+        self.duplicates = 0
+        self.unknown = 0  # results of devices central no longer has (deleted, renamed)
+        self.max_interfaces = settings.poll_max_interfaces  # no rows beyond it, as for local polls
+        prefix = settings.nats_stream_prefix
+        self.consumer: PullConsumer[PollRecord] = PullConsumer(
+            link, stream=stream_name(prefix, "results"), durable=f"{durable}-results",
+            filter_subject=f"{prefix}.results.>", decode=decode_record, handle=self.apply,
+            batch_size=settings.nats_batch_size,
+        )  # fmt: skip
+
+    def apply(self, deliveries: list[Delivery[PollRecord]]) -> None:
+        """Claim the ids and store the new results in one transaction (then the consumer acks)."""
+        fresh: list[PollRecord] = []
+        with write_transaction(self.sessions) as session:
+            new = inbox.claim(session, (d.msg_id for d in deliveries), now=clock.now())
+            records = []
+            for d in deliveries:
+                key = d.msg_id[: inbox.MSG_ID_MAX]
+                if key in new:
+                    new.discard(key)  # a second copy inside the same batch is a duplicate too
+                    records.append(d.value)
+            names = {r.id: r.hostname for r in queries.devices(session, ids={r.device_id for r in records})}
+            for record in records:
+                if names.get(record.device_id) != record.device:
+                    self.unknown += 1
+                    continue
+                try:
+                    with session.begin_nested():  # one bad result never loses the rest of the batch
+                        write_result(session, record.device_id, record.result(), record.reachable, record.failures,
+                                     max_interfaces=self.max_interfaces)  # fmt: skip
+                except (SQLAlchemyError, InvalidInput, ValueError) as exc:
+                    log.error("storing the poll of %s failed: %s", record.device, type(exc).__name__)
+                    continue
+                fresh.append(record)
+        self.applied += len(fresh)
+        self.duplicates += len(deliveries) - len(records)
+        samples: list[Sample] = [s for r in fresh if r.ok for s in r.result().samples]
+        if samples:  # threshold rules, after the commit (in memory, like the single process's)
+            self.sink.submit_samples(samples)
+
+    async def start(self) -> None:
+        await self.consumer.start()
+
+    async def stop(self) -> None:
+        await self.consumer.stop()
+
+
+# ---- the collector ------------------------------------------------------------------------------
+
+
+class WorkShare(Protocol):
+    """Which of the group's devices this collector polls now (``faultloop.cmd.collector.GroupShare``)."""
+
+    def assign(self) -> tuple[dict[int, PolledDevice], set[int]]:
+        """(this member's devices, the ids among them to hand over with care: a live member polled
+        them until now, or this is the first share and the members may not have seen each other)."""
+        ...
+
+    async def still_mine(self, device_id: int) -> bool:
+        """Read the live members again now and say whether the device is still this member's."""
+        ...
+
+
+LastResult = Callable[[int], Awaitable[PollRecord | None]]
+
+
+def last_result_reader(link: BrokerLink, settings: Settings, group: str) -> LastResult:
+    """The newest poll result of a device of ``group`` in the results stream (None: none kept)."""
+    stream = stream_name(settings.nats_stream_prefix, "results")
+
+    async def read(device_id: int) -> PollRecord | None:
+        if not link.connected:
+            return None
+        try:
+            msg = await link.jetstream().get_last_msg(stream, results_subject(settings, group, device_id))
+        except nats.js.errors.NotFoundError:
+            return None
+        try:
+            return decode_record(msg.data or b"")
+        except ValueError as exc:
+            log.warning("last poll result of device %s unreadable: %s", device_id, exc)
+            return None
+
+    return read
+
+
+class RemotePoller(SnmpPoller):
+    """The collector's poller: its share of the group's devices, results into the spool."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        vault: Vault,
+        *,
+        publisher: Publisher,
+        sink: ObservationSink,
+        share: WorkShare,
+        last_result: LastResult,
+        collector: str,
+        collection_set: CollectionSet = STANDARD,
+    ) -> None:
+        # Re-read the share every heartbeat: a member that joins or expires is seen within one.
+        super().__init__(
+            settings, vault, sink, collection_set=collection_set, sync_interval_s=settings.collector_heartbeat_s
+        )
+        self.publisher = publisher
+        self.share = share
+        self.last_result = last_result
+        self.group = settings.collector_group
+        self.collector = collector
+        # A device taken from a live member waits until that member has seen this one (it reads
+        # the membership every heartbeat), a poll it had begun has ended (timeout x tries) and its
+        # result is out of its spool (the writer batches for 0.5 s); then the newest result decides.
+        tries = settings.poll_retries + 1
+        self.handover_s = 2 * settings.collector_heartbeat_s + settings.poll_timeout_s * tries + 1.0
+        self.taken_over = 0  # devices this collector started polling after another member
+        self._fresh: set[int] = set()  # acquired, first turn not taken yet
+        self._from_member: set[int] = set()
+        self._released: dict[int, DeviceTracker] = {}
+        self._due_at: dict[int, datetime] = {}
+
+    async def load_devices(self) -> dict[int, PolledDevice]:
+        mine, from_member = self.share.assign()
+        # kept until the device's first turn is scheduled (a sync may run before the scheduler)
+        self._from_member = (self._from_member | from_member) & set(mine)
+        return mine
+
+    async def sync(self) -> None:
+        before = dict(self.trackers)
+        await super().sync()
+        for device_id, tracker in before.items():  # released: remembered in case it comes back
+            if device_id not in self.trackers:
+                self._released[device_id] = tracker
+
+    async def new_trackers(self, devices: dict[int, PolledDevice], new: set[int]) -> dict[int, DeviceTracker]:
+        out = {}
+        for device_id in new:
+            self._fresh.add(device_id)
+            record = await self.last_result(device_id)
+            tracker = self._released.pop(device_id, None)
+            if record is not None and (tracker is None or tracker.last_poll is None or record.time > tracker.last_poll):
+                self.taken_over += 1
+                tracker = record.tracker(unreachable_after=self.settings.unreachable_after)
+            if tracker is None or tracker.last_poll is None:
+                continue
+            out[device_id] = tracker
+            self._due_at[device_id] = tracker.last_poll + timedelta(seconds=devices[device_id].interval_s)
+        return out
+
+    def first_delay(self, dev: PolledDevice) -> float:
+        due_at = self._due_at.pop(dev.id, None)
+        if due_at is None:  # never polled by the group: spread the first turns over a tenth of the interval
+            base = 0.0
+        else:
+            base = max(0.0, (due_at - clock.now()).total_seconds())
+        if dev.id in self._from_member:
+            self._from_member.discard(dev.id)
+            base = max(base, self.handover_s)
+        return base + dev.interval_s * JITTER * _spread(dev.id)
+
+    async def due(self, device_id: int) -> bool:
+        """The first turn of an acquired device: if its previous owner polled it meanwhile, take
+        over that memory and wait for the turn after it instead of polling twice."""
+        if device_id not in self._fresh:
+            return True
+        self._fresh.discard(device_id)
+        # a stalled event loop (start-up, a long pause) may have kept the member list stale
+        if not await self.share.still_mine(device_id):
+            return False
+        record = await self.last_result(device_id)
+        tracker, dev = self.trackers.get(device_id), self.devices.get(device_id)
+        if record is None or tracker is None or dev is None:
+            return True
+        if tracker.last_poll is None or record.time > tracker.last_poll:
+            self.trackers[device_id] = record.tracker(unreachable_after=self.settings.unreachable_after)
+            self.trackers[device_id].site = dev.site
+        wait = (record.time + timedelta(seconds=dev.interval_s * (1 - JITTER)) - clock.now()).total_seconds()
+        if wait > 0:
+            self.reschedule(device_id, delay_s=wait + dev.interval_s * JITTER * _spread(device_id))
+            return False
+        return True
+
+    def _write(self, batch: list[_Pending]) -> dict[int, dict[int, str]]:
+        """Into the spool, in order: the results, then the events (published when NATS takes them).
+        The display names are central's to store: none come back here."""
+        messages = []
+        for p in batch:
+            tracker = p.tracker or DeviceTracker(p.result.device)
+            data = encode_record(p.device_id, p.result, tracker, collector=self.collector)
+            messages.append((results_subject(self.settings, self.group, p.device_id), data))
+        self.publisher.submit(messages)
+        events = [e for p in batch for e in p.result.events]
+        if events and self.sink is not None:
+            self.sink.submit_events(events)
+        return {}
+
+    def _publish(self, batch: Sequence[_Pending], *, stored: bool = True) -> None:
+        """Nothing more: events went into the spool with the results, samples travel in them."""
+
+
+def _spread(device_id: int) -> float:
+    """A stable fraction in [0, 1) per device, so acquired devices do not all fire at once."""
+    return (device_id * 0.6180339887498949) % 1.0
