@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+import nats.errors
 import nats.js.errors
 from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy.orm import Session, sessionmaker
@@ -33,6 +34,8 @@ from faultloop.vault import Vault, VaultError
 from inventory import queries
 
 log = logging.getLogger("faultloop.collector")
+
+READ_QUIET_S = 2.0  # a member list read ends after this long without an entry (see read_members)
 
 MISSED_HEARTBEATS = 3
 
@@ -294,7 +297,15 @@ class Membership:
         watcher = await kv.watch(f"{group}.*", ignore_deletes=True, meta_only=True)
         names = set()
         try:
-            async for entry in watcher:
+            while True:
+                # nats-py ends the initial values with None, but never when the last pending entry
+                # expires (max age) before it is delivered: a quiet moment ends the read instead,
+                # and the next heartbeat reads again
+                try:
+                    entry = await watcher.updates(timeout=READ_QUIET_S)
+                except nats.errors.TimeoutError:
+                    log.warning("member list of %s read without its end marker", group)
+                    break
                 if entry is None:  # the end of what the bucket holds now
                     break
                 names.add(entry.key[len(group) + 1 :])
