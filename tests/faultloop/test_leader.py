@@ -203,8 +203,8 @@ def test_a_stale_leader_does_not_start_a_due_order_and_the_new_leader_does(engin
         }  # fmt: skip
         with transaction(rt.sessions) as session:
             order = orders.create_order(session, orders.parse_order(body), actor="pat")
-            orders.act(session, order.id, "plan", actor="pat", role="provisioner", four_eyes=True)
-            orders.act(session, order.id, "approve", actor="nina", role="noc", four_eyes=True)
+            orders.act(session, order.id, "plan", actor="pat", role="provisioner", four_eyes=True, vault=rt.vault)
+            orders.act(session, order.id, "approve", actor="nina", role="noc", four_eyes=True, vault=rt.vault)
             order_id = order.id
         a, b = pair
         a.step()
@@ -234,8 +234,9 @@ def test_a_stale_leader_delivers_no_notification_and_the_new_leader_does(engine,
         leader = Notifier(rt, parse_config(config(hook.url), file="notify.yaml"), leadership=b)
         bus.subscribe("notifications", leader.on_alarm_changes)
         alarms = AlarmEngine(rt, bus, leadership=b)
+        alarms.add_outbox("notifications", leader.enqueue)
         alarms.submit_events([ev("device_unreachable", device="r9")])
-        assert [c.kind for c in alarms.run_once()] == ["raised"]  # its outbox row is written after commit
+        assert [c.kind for c in alarms.run_once()] == ["raised"]  # its outbox row is written with the change
         assert stale.run_once() == (0, 0) and not a.leading  # fenced: nothing sent, nothing marked
         assert hook.requests == []
         assert leader.run_once() == (1, 0)
