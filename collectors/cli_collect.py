@@ -36,6 +36,7 @@ from faultloop.errors import DomainError, NotFound
 from faultloop.events import ObservationSink
 from faultloop.metrics import REGISTRY
 from faultloop.runtime import Runtime
+from faultloop.worker import stop_task
 from inventory import queries
 
 log = logging.getLogger("faultloop.collectors.cli")
@@ -251,11 +252,7 @@ class CliCollectorService:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+            await stop_task(self._task)
             self._task = None
         pool, self.pool = self.pool, None
         if pool is not None:

@@ -38,6 +38,7 @@ from faultloop.db import write_transaction
 from faultloop.events import DurableSink, Event, ObservationSink
 from faultloop.metrics import REGISTRY
 from faultloop.signals import ChangeSignal
+from faultloop.worker import stop_task
 from inventory import queries
 
 log = logging.getLogger(__name__)
@@ -330,17 +331,13 @@ class UdpReceiver:
 
     async def stop(self) -> None:
         if self._drops_watch is not None:
-            self._drops_watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._drops_watch
+            await stop_task(self._drops_watch)
             self._drops_watch = None
         if self._sock is not None:
             asyncio.get_running_loop().remove_reader(self._sock.fileno())
             self.count_socket_drops()
         if self._worker is not None:
-            self._worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._worker
+            await stop_task(self._worker)
             self._worker = None
         self._process_batch(len(self._queue))  # what was accepted is not silently lost
         if self._store_tasks:  # Informs being stored: answered if their write commits
@@ -635,9 +632,7 @@ class DeviceDirectory:
             self.changes.unsubscribe(self.inventory_changed)
         self._loop = None
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_task(self._task)
             self._task = None
 
     def device_for(self, address: str) -> str:

@@ -41,6 +41,7 @@ from prometheus_client import Counter, Gauge
 
 from faultloop.metrics import REGISTRY
 from faultloop.settings import Settings
+from faultloop.worker import stop_task
 
 log = logging.getLogger("faultloop.broker")
 
@@ -255,9 +256,7 @@ class BrokerLink:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+            await stop_task(self._task)
         if self.nc is not None:
             with contextlib.suppress(Exception):
                 await self.nc.close()
@@ -413,9 +412,7 @@ class Publisher:
             return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._drained(), drain_s)
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        await stop_task(self._task)
         self._task = None
 
     async def _drained(self) -> None:
@@ -516,9 +513,7 @@ class PullConsumer(Generic[T]):
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_task(self._task)
             self._task = None
 
     async def _subscribe(self) -> Any:

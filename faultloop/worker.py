@@ -1,4 +1,5 @@
-"""A background worker thread: one round of work every few seconds, or at once when woken.
+"""Background work: a worker thread (one round every few seconds, or at once when woken) and
+``stop_task``, the one way an asyncio background task is stopped.
 
 The alarm engine, the notifier and the ticketing service each own one. Their rounds are
 blocking database work, so they run beside the event loop, not on it. A round that fails
@@ -13,6 +14,28 @@ import logging
 import threading
 from collections.abc import Callable
 from typing import Any
+
+STOP_GRACE_S = 10.0
+
+
+async def stop_task(task: asyncio.Task[Any] | None, *, what: str = "", grace_s: float = STOP_GRACE_S) -> None:
+    """Cancel a background task and wait until it has ended. The cancel is repeated: nats-py
+    swallows a CancelledError that lands inside some of its calls (and ``asyncio.wait_for`` can
+    on Python 3.11), and a task that lost its one cancel loops on, leaving ``stop`` waiting for
+    ever. A task still running after ``grace_s`` is logged and left behind; its failure, if it
+    failed, is logged, not raised (the stop goes on)."""
+    if task is None:
+        return
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace_s
+    while not task.done():
+        if loop.time() >= deadline:
+            logging.getLogger(__name__).error("%s did not stop within %g s", what or task.get_name(), grace_s)
+            return
+        task.cancel()
+        await asyncio.wait({task}, timeout=0.2)
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        logging.getLogger(__name__).error("%s ended with %s: %s", what or task.get_name(), type(exc).__name__, exc)
 
 
 class WorkerThread:

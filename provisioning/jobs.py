@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from sqlalchemy import select
@@ -14,6 +13,7 @@ from faultloop.errors import DomainError
 from faultloop.events import ObservationSink
 from faultloop.leader import Leadership, NotLeader
 from faultloop.runtime import Runtime
+from faultloop.worker import stop_task
 from provisioning.executor import ExecutionOutcome, execute_order
 from provisioning.models import ServiceOrder
 
@@ -85,7 +85,5 @@ class ProvisioningService:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_task(self._task)
             self._task = None

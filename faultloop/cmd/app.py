@@ -15,7 +15,7 @@ import gc
 import logging
 import signal
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 
 from fastapi import FastAPI, Response
@@ -426,6 +426,16 @@ async def serve_http(
             if closing is not None:
                 closing()
             await super().shutdown(sockets=sockets)
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            # uvicorn raises the stopping signal again once HTTP is down; asyncio.run's SIGINT
+            # handler would then cancel the main task in the middle of the pipeline's orderly stop
+            # (queues drained, spools closed). The signal has been acted on: HTTP stopped, the
+            # caller stops the rest and the process exits 0.
+            with super().capture_signals():
+                yield
+                self._captured_signals.clear()
 
     config = uvicorn.Config(
         app, host=host, port=port, log_level=log_level.lower(), access_log=access_log,

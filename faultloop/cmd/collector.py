@@ -31,6 +31,7 @@ from collectors.receiver import DeviceDirectory
 from faultloop.broker import BrokerError, BrokerLink
 from faultloop.settings import Settings
 from faultloop.vault import Vault, VaultError
+from faultloop.worker import stop_task
 from inventory import queries
 
 log = logging.getLogger("faultloop.collector")
@@ -197,9 +198,7 @@ class DirectoryPublisher:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_task(self._task)
 
 
 class RemoteDirectory(DeviceDirectory):
@@ -371,9 +370,7 @@ class Membership:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_task(self._task)
         if self.claimed and self.link.connected:
             with contextlib.suppress(Exception):
                 kv = await _kv(self.link, _bucket(self.settings, "members"), ttl=self._ttl())

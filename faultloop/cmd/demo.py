@@ -13,6 +13,7 @@ from rich.console import Console
 
 import lab as lab_package
 from faultloop.runtime import Runtime
+from faultloop.worker import stop_task
 from inventory import files
 from inventory.schemas import InventoryDoc
 
@@ -83,9 +84,7 @@ async def run_demo(
         await run_service(rt, announce=announce)
     finally:
         if background is not None:
-            background.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await background
+            await stop_task(background)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(lab.stop(), timeout=10)
         console.print("demo stopped")
