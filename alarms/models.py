@@ -14,6 +14,7 @@ from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, 
 from sqlalchemy.orm import Mapped, mapped_column
 
 from faultloop.db import Base, UTCDateTime
+from faultloop.notify import OutboxColumns
 
 
 class EventRecord(Base):
@@ -144,7 +145,7 @@ class MaintenanceWindow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
-class Notification(Base):
+class Notification(OutboxColumns, Base):
     """The notification outbox: one row per (alarm change, channel), deleted never, delivered at least once.
 
     A row is marked delivered only after the channel accepted it; a crash in between sends
@@ -154,16 +155,5 @@ class Notification(Base):
     __tablename__ = "alarm_notifications"
     __table_args__ = (Index("ix_alarm_notifications_due", "delivered_at", "next_attempt_at"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
     alarm_id: Mapped[int] = mapped_column(ForeignKey("alarms.id", ondelete="CASCADE"), index=True)
-    channel: Mapped[str] = mapped_column(String(100))
-    route: Mapped[str] = mapped_column(String(100))
     reason: Mapped[str] = mapped_column(String(20))  # raised, cleared, unmuted, escalated, renotify, escalation
-    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    last_error: Mapped[str | None] = mapped_column(String(500), nullable=True)
-    # set when the row will never be sent: its attempts ran out, or it cannot be built (last_error says why)
-    gave_up_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
