@@ -165,10 +165,8 @@ def apply(
     _record(session, ticket, actor=SYSTEM, action=ACTION, now=now, result=result, attempt=due.attempt,
             attempts=policy.service_check_attempts, services=[_detail(r) for r in answers])  # fmt: skip
     if failed:
-        reasons = [
-            f"{_label(r)}: {c.device} {c.problem or c.check} (read {c.read!r})" for r in failed for c in r.checks
-            if not c.ok
-        ]  # fmt: skip
+        reasons = [f"{_label(r)}: {c.device} {c.problem or c.check}{_read(c)}" for r in failed for c in r.checks
+                   if not c.ok]  # fmt: skip
         _reopen(session, policy, ticket, f"service verification failed: {'; '.join(reasons)}", now)
         return "reopened"
     if unchecked:
@@ -184,6 +182,13 @@ def apply(
     transition(session, policy=policy, ticket_id=ticket.id, action="verify", actor=SYSTEM, now=now,
                data={"how": how[:200]})  # fmt: skip
     return "verified"
+
+
+def _read(check: CheckRecord) -> str:
+    """What was read, for the reopen reason when it is short (a command's output stays in the entry)."""
+    if len(check.read) <= 80 and "\n" not in check.read:
+        return f" (read {check.read!r})"
+    return " (the output read is in the service_check entry)"
 
 
 def _reopen(session: Session, policy: Policy, ticket: Ticket, reason: str, now: datetime) -> None:
