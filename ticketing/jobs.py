@@ -112,11 +112,12 @@ class TicketingService:
     def _check_services(self, due: list[CheckDue], result: service.TickResult) -> None:
         assert self.service_checker is not None
         wanted = sorted({sid for d in due for sid in d.service_ids})
+        no_answer = verify.NO_ANSWER
         try:  # one call for the round: a device shared by several tickets is read once
             reports = list(self.service_checker(wanted))
-        except Exception:  # a checker bug must not stop the SLA timers; the next round tries again
+        except Exception as exc:  # counts as a round that could not check (bounded by the attempts)
             log.exception("service checks failed for tickets %s", [d.ticket_id for d in due])
-            return
+            reports, no_answer = [], f"the service checks failed: {type(exc).__name__}"
         now = clock.now()
         outcomes: list[str] = []
         try:
@@ -125,8 +126,10 @@ class TicketingService:
                     reports_of = [r for r in reports if r.service_id in d.service_ids]
                     try:
                         with session.begin_nested():
-                            outcome = verify.apply(session, policy=self.policy, due=d, reports=reports_of, now=now,
-                                                   hold_down_s=self.rt.settings.ticket_hold_down_s)  # fmt: skip
+                            outcome = verify.apply(
+                                session, policy=self.policy, due=d, reports=reports_of, now=now,
+                                hold_down_s=self.rt.settings.ticket_hold_down_s, no_answer=no_answer,
+                            )  # fmt: skip
                     except DomainError as exc:  # e.g. changed meanwhile by someone else: the next round decides
                         log.warning("service check outcome of ticket %d not written: %s", d.ticket_id, exc)
                         continue

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from alarms import queries as alarm_queries
@@ -80,14 +80,17 @@ class ServiceChecker(Protocol):
     def __call__(self, service_ids: Sequence[int]) -> Sequence[ServiceReport]: ...
 
 
+NO_ANSWER = "the service checker gave no answer for this service"
+
+
 @dataclass(frozen=True)
 class _NoAnswer:
     service_id: int
+    problems: tuple[str, ...]
     customer: str = ""
     service_type: str = ""
     outcome: str = "unchecked"
     checks: tuple[CheckRecord, ...] = ()
-    problems: tuple[str, ...] = ("the service checker gave no answer for this service",)
 
 
 @dataclass(frozen=True)
@@ -110,10 +113,13 @@ def affected_services(session: Session, ticket_id: int) -> list[int]:
 
 
 def rounds(session: Session, ticket: Ticket) -> list[TicketEvent]:
-    """The service check entries since the ticket was (last) resolved, oldest first."""
-    since = ticket.resolved_at or ticket.created_at
+    """The service check entries since the ticket was (last) resolved, oldest first (by entry, not
+    by time: a reopen and a new resolution may carry the very time of the last check)."""
+    resolved = session.scalar(
+        select(func.max(TicketEvent.id)).where(TicketEvent.ticket_id == ticket.id, TicketEvent.action == "resolve")
+    )
     query = select(TicketEvent).where(
-        TicketEvent.ticket_id == ticket.id, TicketEvent.action == ACTION, TicketEvent.at >= since
+        TicketEvent.ticket_id == ticket.id, TicketEvent.action == ACTION, TicketEvent.id > (resolved or 0)
     )
     return list(session.scalars(query.order_by(TicketEvent.id)))
 
@@ -146,10 +152,11 @@ def _detail(report: ServiceReport) -> dict[str, Any]:
 
 def apply(
     session: Session, *, policy: Policy, due: CheckDue, reports: Sequence[ServiceReport], now: datetime,
-    hold_down_s: float,
+    hold_down_s: float, no_answer: str = NO_ANSWER,
 ) -> str:  # fmt: skip
     """Write the round's outcome for one ticket: ``verified``, ``reopened``, ``retry`` (a device
-    could not be read; attempts left) or ``stale`` (the ticket moved on meanwhile: nothing written)."""
+    could not be read; attempts left) or ``stale`` (the ticket moved on meanwhile: nothing written).
+    A service without a report counts as unchecked, for ``no_answer``."""
     ticket = session.get(Ticket, due.ticket_id)
     if ticket is None or ticket.state != "resolved" or ticket.resolved_at != due.resolved_at:
         return "stale"
@@ -157,7 +164,7 @@ def apply(
     if any(a.state == "active" for a in alarm_queries.alarms(session, links).values()):
         return "stale"  # the fault came back while the devices were read: the tick handles it
     by_id = {r.service_id: r for r in reports}
-    answers: list[ServiceReport] = [by_id.get(sid) or _NoAnswer(sid) for sid in due.service_ids]
+    answers: list[ServiceReport] = [by_id.get(sid) or _NoAnswer(sid, (no_answer,)) for sid in due.service_ids]
     failed = [r for r in answers if r.outcome == "failed"]
     unchecked = [r for r in answers if r.outcome == "unchecked"]
     result = "failed" if failed else "unchecked" if unchecked else "passed"

@@ -33,6 +33,8 @@ from faultloop.runtime import Runtime
 from faultloop.settings import Settings
 from faultloop.vault import Vault
 from lab.model import LabDevice
+from provisioning import queries as service_inventory
+from provisioning.models import ServiceInstance
 from provisioning.verify import ServiceVerifier
 from tests.collectors import cli_lab
 from tests.collectors.cli_lab import push_config
@@ -41,7 +43,7 @@ from tests.pgdb import scratch_database
 from tests.provisioning.lab import add_device, lab_device
 from tests.provisioning.test_lab_orders import run as run_order
 from tests.support import Hook
-from ticketing import service
+from ticketing import desk, service
 from ticketing.jobs import TicketingService
 from ticketing.models import Ticket, TicketEvent, TicketNotification
 from ticketing.notify import TicketNotifier, parse_config
@@ -110,15 +112,19 @@ class Loop:
         self.frozen.advance(self.tickets.policy.min_active_s)
         [ticket_id] = self.tickets.run_once().opened
         self.act(ticket_id, "acknowledge", NOC)
+        self.repair(ticket_id)
+        self.event("linkUp", "cleared")
+        assert self.tickets.run_once().service_checked == []  # clear, but not yet for the hold-down
+        self.frozen.advance(self.rt.settings.ticket_hold_down_s)
+        return ticket_id
+
+    def repair(self, ticket_id: int) -> None:
+        """An acknowledged ticket diagnosed, dispatched, repaired on site and resolved."""
         self.act(ticket_id, "diagnose", NOC, diagnosis="port down", fault_category="transmission")
         self.act(ticket_id, "dispatch", NOC, team="field")
         for action in ("accept", "on_site"):
             self.act(ticket_id, action, FIELD)
         self.act(ticket_id, "resolve", FIELD, cause_category="hardware", action_taken="replaced the SFP")
-        self.event("linkUp", "cleared")
-        assert self.tickets.run_once().service_checked == []  # clear, but not yet for the hold-down
-        self.frozen.advance(self.rt.settings.ticket_hold_down_s)
-        return ticket_id
 
     def ticket(self, ticket_id: int) -> Ticket:
         with transaction(self.rt.sessions) as session:
@@ -276,3 +282,31 @@ def test_a_bad_verify_services_policy_names_the_field(raw: Any, field: str, expe
     with pytest.raises(InvalidInput) as err:
         parse_policy({"verify_services": raw}, source="policy.yaml")
     assert err.value.field == field and str(err.value.detail) == f"policy.yaml: {field}: expected {expected}"
+
+
+def test_a_customer_reported_fault_is_verified_on_its_service(loop: Loop) -> None:
+    """No alarm at all: the ticket affects the service its fault report names. The VLAN is missing
+    (the customer's complaint); a repair that does not put it back reopens, one that does verifies."""
+    push_config(loop.lab, [f"interface {loop.interface}", "no switchport access vlan 120"])
+    with transaction(loop.rt.sessions) as session:
+        [sid] = session.scalars(select(ServiceInstance.id).where(ServiceInstance.customer == "ACME")).all()
+        record = service_inventory.customer_service(session, customer="ACME", service_id=sid)
+        report = desk.check_report({"symptom": "no traffic", "contact": "+41 00", "channel": "phone"})
+        outcome = desk.report_fault(session, policy=loop.tickets.policy, service=record, report=report,
+                                    customer_ref="", actor=Actor("desk", "servicedesk"), now=clock.now())  # fmt: skip
+        tid = outcome.ticket.id
+        assert not outcome.correlated
+    loop.act(tid, "acknowledge", NOC)
+    loop.repair(tid)  # ... but nobody put the VLAN back
+    assert loop.tickets.run_once().service_checked == []  # the hold-down holds for a customer's ticket too
+    loop.frozen.advance(loop.rt.settings.ticket_hold_down_s)
+    assert loop.tickets.run_once().reopened == [tid]
+    assert "no line matches '^ switchport access vlan 120$'" in loop.timeline(tid)[-1].detail["reason"]
+
+    push_config(loop.lab, [f"interface {loop.interface}", "switchport access vlan 120"])
+    loop.repair(tid)
+    loop.frozen.advance(loop.rt.settings.ticket_hold_down_s)
+    assert loop.tickets.run_once().verified == [tid]
+    checks = _checks(loop, tid)
+    assert [(c["result"], c["attempt"]) for c in checks] == [("failed", 1), ("passed", 1)]  # counted per resolution
+    assert [c["services"][0]["service_id"] for c in checks] == [sid, sid]
