@@ -310,3 +310,23 @@ def test_a_customer_reported_fault_is_verified_on_its_service(loop: Loop) -> Non
     checks = _checks(loop, tid)
     assert [(c["result"], c["attempt"]) for c in checks] == [("failed", 1), ("passed", 1)]  # counted per resolution
     assert [c["services"][0]["service_id"] for c in checks] == [sid, sid]
+
+
+def test_a_ticket_changed_while_its_devices_are_read_is_left_alone(loop: Loop) -> None:
+    """The devices are read between two transactions: the NOC can reopen the ticket meanwhile (on
+    SQLite that write would wait for the lock if a transaction were held), and then the outcome of
+    the stale check writes nothing."""
+    tid = loop.resolved_and_cleared()
+    verifier = ServiceVerifier(loop.rt)
+
+    def checker(service_ids: Any) -> Any:
+        loop.act(tid, "reopen", NOC, reason="customer says still down")
+        return verifier(service_ids)
+
+    loop.tickets.service_checker = checker
+    result = loop.tickets.run_once()
+    assert (result.service_checked, result.verified, result.reopened) == ([tid], [], [])
+    ticket = loop.ticket(tid)
+    assert (ticket.state, ticket.reopen_count) == ("acknowledged", 1)
+    assert _checks(loop, tid) == []
+    assert [e.actor for e in loop.timeline(tid) if e.action == "reopen"] == ["nina"]
