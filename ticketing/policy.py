@@ -68,7 +68,10 @@ TRANSITIONS: tuple[Transition, ...] = tuple(
     + _t("on_site", "wait", "waiting", FIELD, "waiting for parts or access: SLA clock paused")
     + _t("waiting", "resume", "on_site", FIELD)
     + _t("on_site", "resolve", "resolved", FIELD, "feedback: cause category, action taken, parts, notes")
-    + _t("resolved", "verify", "verified", NOC_SYSTEM, "automatic once linked alarms stay clear for the hold-down")
+    + _t(
+        "resolved", "verify", "verified", NOC_SYSTEM,
+        "automatic once linked alarms stay clear for the hold-down and affected services pass their checks",
+    )
     + _t("verified", "close", "closed", NOC, "feedback rating 1-5; linked alarms archived")
     + _t("new", "auto_close", "closed", SYSTEM, "cleared before dispatch: alarms cleared before anyone acknowledged")
     + _t("resolved verified closed", "reopen", "acknowledged", NOC_SYSTEM, "recurrence or failed verification")
