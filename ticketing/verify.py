@@ -138,6 +138,16 @@ def _label(report: ServiceReport) -> str:
     return f"service {report.service_id}" + (f" ({what})" if what else "")
 
 
+def _summary(report: ServiceReport) -> str:
+    """One line per service for the timeline: what passed, or what failed, or why nothing could be read."""
+    if report.outcome == "failed":
+        return f"{_label(report)} failed: " + ", ".join(f"{c.device} {c.problem or c.check}" for c in report.checks
+                                                       if not c.ok)  # fmt: skip
+    if report.outcome in ("unchecked", "skipped"):
+        return f"{_label(report)} {report.outcome}: {', '.join(report.problems)}"
+    return f"{_label(report)} passed {sum(1 for c in report.checks if c.ok)} checks"
+
+
 def _detail(report: ServiceReport) -> dict[str, Any]:
     return {
         "service_id": report.service_id,
@@ -169,8 +179,10 @@ def apply(
     unchecked = [r for r in answers if r.outcome == "unchecked"]
     result = "failed" if failed else "unchecked" if unchecked else "passed"
     passed_checks = sum(1 for r in answers for c in r.checks if c.ok)
-    _record(session, ticket, actor=SYSTEM, action=ACTION, now=now, result=result, attempt=due.attempt,
-            attempts=policy.service_check_attempts, services=[_detail(r) for r in answers])  # fmt: skip
+    summary = "; ".join(_summary(r) for r in answers)
+    _record(session, ticket, actor=SYSTEM, action=ACTION, now=now, result=result, summary=summary[:1000],
+            attempt=due.attempt, attempts=policy.service_check_attempts,
+            services=[_detail(r) for r in answers])  # fmt: skip
     if failed:
         reasons = [f"{_label(r)}: {c.device} {c.problem or c.check}{_read(c)}" for r in failed for c in r.checks
                    if not c.ok]  # fmt: skip

@@ -173,6 +173,7 @@ def test_a_service_that_passes_its_checks_again_is_verified(loop: Loop) -> None:
     assert loop.ticket(tid).state == "verified"
     [check] = _checks(loop, tid)
     assert (check["result"], check["attempt"]) == ("passed", 1)
+    assert check["summary"].endswith("(ACME business_internet) passed 4 checks")
     [svc] = check["services"]
     assert (svc["customer"], svc["service_type"], svc["outcome"], svc["failed"]) == (
         "ACME", "business_internet", "passed", []
@@ -202,6 +203,7 @@ def test_a_shut_port_reopens_with_what_was_read_and_notifies(loop: Loop) -> None
         assert (ticket.state, ticket.reopen_count) == ("acknowledged", 1)
         [check] = _checks(loop, tid)
         assert check["result"] == "failed"
+        assert check["summary"].endswith(f"failed: sv-acc1 {loop.interface}: oper_status is 'down', expected 'up'")
         [svc] = check["services"]
         assert {"device": "sv-acc1", "check": f"{loop.interface} oper_status is 'up'", "read": "down"} in svc["failed"]
         reopen = loop.timeline(tid)[-1]
