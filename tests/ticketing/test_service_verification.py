@@ -138,20 +138,16 @@ class Loop:
             return list(session.scalars(query))
 
 
-@pytest.fixture
-def loop(rt: Runtime, lab_ssh: Any, bg: Any, transports: list[Any]) -> Iterator[Loop]:
+def _loop(rt: Runtime, lab_ssh: Any, bg: Any, transports: list[Any], device_type: str,
+          order: dict[str, Any]) -> Iterator[Loop]:  # fmt: skip
     frozen = clock.FrozenClock(clock.now().replace(microsecond=0))
     with clock.use(frozen):
-        lab, transport = lab_device(lab_ssh, bg, "sv-acc1")
+        lab, transport = lab_device(lab_ssh, bg, "sv-acc1", device_type=device_type)
         transports.append(transport)
         with transaction(rt.sessions) as session:
             add_device(session, rt.vault, lab)
         itf = lab.interfaces[1].name
-        outcome = run_order(rt, {
-            "service_type": "business_internet", "customer": "ACME",
-            "params": {"vlan": 120, "description": "ACME-42 BIA"},
-            "targets": [{"device": lab.name, "params": {"interface": itf}}],
-        })  # fmt: skip
+        outcome = run_order(rt, {**order, "targets": [{"device": lab.name, "params": {"interface": itf}}]})
         assert outcome.state == "completed", outcome.message
         # past the maintenance window the order opened over the port (its linkDown would be muted)
         frozen.advance(rt.settings.provisioning_window_grace_s + 60)
@@ -160,6 +156,22 @@ def loop(rt: Runtime, lab_ssh: Any, bg: Any, transports: list[Any]) -> Iterator[
         engine.load()
         tickets = TicketingService(rt, policy=policy, service_checker=ServiceVerifier(rt))
         yield Loop(rt, lab, itf, engine, tickets, frozen)
+
+
+@pytest.fixture
+def loop(rt: Runtime, lab_ssh: Any, bg: Any, transports: list[Any]) -> Iterator[Loop]:
+    """A business_internet service (VLAN 120, "ACME-42 BIA") on an IOS lab device's Gi0/1."""
+    order = {"service_type": "business_internet", "customer": "ACME",
+             "params": {"vlan": 120, "description": "ACME-42 BIA"}}  # fmt: skip
+    yield from _loop(rt, lab_ssh, bg, transports, "cisco_ios", order)
+
+
+@pytest.fixture
+def junos_loop(rt: Runtime, lab_ssh: Any, bg: Any, transports: list[Any]) -> Iterator[Loop]:
+    """An l2_vlan service (VLAN 220, "ACME L2 220") on a Junos lab device's ge-0/0/1."""
+    order = {"service_type": "l2_vlan", "customer": "ACME",
+             "params": {"vlan": 220, "vlan_name": "ACME-220", "description": "ACME L2 220"}}  # fmt: skip
+    yield from _loop(rt, lab_ssh, bg, transports, "juniper_junos", order)
 
 
 def _checks(loop: Loop, ticket_id: int) -> list[dict[str, Any]]:
@@ -332,3 +344,16 @@ def test_a_ticket_changed_while_its_devices_are_read_is_left_alone(loop: Loop) -
     assert (ticket.state, ticket.reopen_count) == ("acknowledged", 1)
     assert _checks(loop, tid) == []
     assert [e.actor for e in loop.timeline(tid) if e.action == "reopen"] == ["nina"]
+
+
+def test_a_junos_service_whose_description_was_deleted_reopens(junos_loop: Loop) -> None:
+    loop = junos_loop
+    tid = loop.resolved_and_cleared()
+    push_config(loop.lab, [f"delete interfaces {loop.interface} description"])
+    assert loop.tickets.run_once().reopened == [tid]
+    [check] = _checks(loop, tid)
+    [svc] = check["services"]
+    assert (svc["service_type"], svc["passed"]) == ("l2_vlan", [])
+    assert svc["failed"] == [{"device": "sv-acc1", "check": f"{loop.interface} if_alias is 'ACME L2 220'", "read": ""}]
+    reason = loop.timeline(tid)[-1].detail["reason"]
+    assert f"{loop.interface}: if_alias is '', expected 'ACME L2 220' (read '')" in reason
