@@ -39,15 +39,13 @@ from provisioning.render import ShowCheck, SnmpCheck, service_type
 
 log = logging.getLogger("faultloop.provisioning")
 
-OUTCOMES = ("passed", "failed", "unchecked", "skipped")
-
 
 @dataclass(frozen=True)
 class ServiceCheckReport:
     """The verdict on one service. ``outcome``: ``passed`` (every check held), ``failed`` (one did
     not: ``checks`` say which and what was read), ``unchecked`` (a device could not be read, or the
     service's type is not in the catalog: ``problems`` say why), ``skipped`` (nothing to verify: the
-    service is terminated or gone)."""
+    service is terminated or gone, or records no device parameters)."""
 
     service_id: int
     customer: str
@@ -129,8 +127,15 @@ class ServiceVerifier:
                         sid, instance.customer, instance.service_type, "unchecked", problems=(exc.detail,)
                     )
                     continue
+                recorded = dict((instance.params or {}).get("devices", {}))
+                if not recorded:  # nothing says what its checks are on which device: not "passed"
+                    plan.reports[sid] = ServiceCheckReport(
+                        sid, instance.customer, instance.service_type, "skipped",
+                        problems=("the service records no device parameters, nothing to check",),
+                    )  # fmt: skip
+                    continue
                 device_ids: list[int] = []
-                for key, params in dict((instance.params or {}).get("devices", {})).items():
+                for key, params in recorded.items():
                     device_id = int(key)
                     dp = plan.devices.get(device_id)
                     if dp is None:

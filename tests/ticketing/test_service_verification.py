@@ -357,3 +357,15 @@ def test_a_junos_service_whose_description_was_deleted_reopens(junos_loop: Loop)
     assert svc["failed"] == [{"device": "sv-acc1", "check": f"{loop.interface} if_alias is 'ACME L2 220'", "read": ""}]
     reason = loop.timeline(tid)[-1].detail["reason"]
     assert f"{loop.interface}: if_alias is '', expected 'ACME L2 220' (read '')" in reason
+
+
+def test_a_terminated_service_is_not_checked(loop: Loop) -> None:
+    tid = loop.resolved_and_cleared()
+    with transaction(loop.rt.sessions) as session:
+        [instance] = session.scalars(select(ServiceInstance)).all()
+        instance.state = "terminated"  # as a terminate order leaves it (its port may be shut now)
+    push_config(loop.lab, [f"interface {loop.interface}", "shutdown"])
+    assert loop.tickets.run_once().verified == [tid]
+    [check] = _checks(loop, tid)
+    assert check["result"] == "passed" and check["services"][0]["outcome"] == "skipped"
+    assert check["summary"].endswith("skipped: service is terminated, nothing to verify")
