@@ -64,6 +64,7 @@ from provisioning.executor import ExecutionOutcome, execute_order
 from provisioning.jobs import ProvisioningService
 from provisioning.render import CatalogError, catalog, check_sla_classes
 from provisioning.unplanned import UnplannedChangeSink
+from provisioning.verify import ServiceVerifier
 from ticketing.jobs import TicketingService
 from ticketing.notify import TicketNotifier
 from ticketing.notify import load_config as load_ticket_notify_config
@@ -157,7 +158,9 @@ def build_pipeline(rt: Runtime, sink: ObservationSink | None = None) -> Pipeline
         alarm_bus.subscribe("notifications", notifier.on_alarm_changes)
         pipeline.services.append(notifier)
     # Ticketing: alarm changes (after commit) -> tickets opened, children attached, verify/reopen, SLA timers.
-    tickets = TicketingService(rt, policy=policy, leadership=leadership)
+    # A resolved ticket that affected customer services is verified only when they pass their catalog
+    # checks again: provisioning's verifier reads the devices (SSH, SNMP) as activation does.
+    tickets = TicketingService(rt, policy=policy, leadership=leadership, service_checker=ServiceVerifier(rt, sink=sink))
     alarm_bus.subscribe("ticketing", tickets.on_alarm_changes)
     pipeline.services.append(tickets)
     # Ticket notifications: the file's ticket_routes and each technician's own address; the rows are

@@ -9,6 +9,8 @@ import pytest
 
 from faultloop.cmd.app import StartupError, build_pipeline
 from faultloop.leader import LocalLeadership, PgLeadership
+from provisioning.verify import ServiceVerifier
+from ticketing.jobs import TicketingService
 
 COLLECTORS = {"snmp-poller", "device directory", "trap receiver", "syslog receiver", "cli-collector"}
 SINGLETONS = {"leadership", "alarms", "ticketing", "provisioning"}
@@ -26,6 +28,9 @@ def test_role_all_runs_everything_as_before(runtime):
     # PostgreSQL: elected among the instances sharing the database; SQLite (one process): always the leader
     expected = PgLeadership if runtime.engine.dialect.name == "postgresql" else LocalLeadership
     assert isinstance(pipeline.leadership, expected)
+    # resolved tickets are verified on their customer services too: provisioning's checker, handed in here
+    [tickets] = [s for s in pipeline.services if isinstance(s, TicketingService)]
+    assert isinstance(tickets.service_checker, ServiceVerifier) and tickets.service_checker.rt is runtime
 
 
 def test_role_central_runs_no_collector(runtime):
