@@ -288,7 +288,9 @@ def build_collector(settings: Settings) -> CollectorProcess:
         last_result=last_result_reader(link, settings, settings.collector_group), collector=name,
     )  # fmt: skip
     membership.on_change(poller.sync)  # a member joining or expiring re-shares at once
-    pipeline = Pipeline([link, publisher, membership, directory, poller])
+    membership.on_settle(poller.settle)  # ... and says so once it let go of what it gave away
+    # stopped in reverse: the poller's last results leave the spool before the name is released
+    pipeline = Pipeline([link, membership, publisher, directory, poller])
     if settings.trap_enabled:
         pipeline.services.append(TrapReceiverService(settings=settings, sink=sink, directory=directory))
     if settings.syslog_enabled:
