@@ -206,3 +206,21 @@ def test_collector_settings_that_cannot_work_name_the_setting(base, update, expe
         update = {"collector_key": _secret(update["collector_key"])}
     with pytest.raises(StartupError, match=expected):
         build_collector(base.model_copy(update=update))
+
+
+def test_the_collector_s_metrics_need_the_metrics_token_when_set(base):
+    """docker-compose publishes no collector port, but the collector's /metrics answers anyone who
+    reaches it: with FAULTLOOP_METRICS_TOKEN set it wants the same bearer token as central's."""
+    from fastapi.testclient import TestClient
+
+    token = "m-" + uuid.uuid4().hex
+    client = TestClient(build_collector(base.model_copy(update={"metrics_token": _secret(token)})).app)
+    refused = client.get("/metrics")
+    assert refused.status_code == 401
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    assert refused.json()["detail"] == "metrics need Authorization: Bearer <FAULTLOOP_METRICS_TOKEN>"
+    assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    ok = client.get("/metrics", headers={"Authorization": f"Bearer {token}"})
+    assert ok.status_code == 200 and "faultloop_" in ok.text
+    open_client = TestClient(build_collector(base).app)  # no token set: open, as central's
+    assert open_client.get("/metrics").status_code == 200
