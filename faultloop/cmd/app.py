@@ -313,6 +313,8 @@ def build_collector(settings: Settings) -> CollectorProcess:
             "devices": len(directory.hostnames),
             "members": sorted(membership.members),
             "polled_devices": len(poller.devices),
+            # devices taken from a live member that never said it let go of them (README "Scaling out")
+            "unconfirmed_handovers": poller.unconfirmed_handovers,
         }
 
     app = FastAPI(title="faultloop collector", docs_url=None, redoc_url=None, openapi_url=None)

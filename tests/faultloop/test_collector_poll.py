@@ -150,6 +150,7 @@ async def test_the_collector_polls_its_group_and_central_stores_the_results_once
         await until(lambda: results.applied >= 2 * len(ids), what="two polls of every lab device applied")
         health = process.health()
         assert health["status"] == "ok" and health["polled_devices"] == len(ids) and health["members"] == ["c1"]
+        assert health["unconfirmed_handovers"] == 0
         # the same result delivered again (a lost ack) changes nothing
         record = decode_record(tap.raw[0])
         before = results.applied
