@@ -12,13 +12,15 @@ from __future__ import annotations
 import contextlib
 import faulthandler
 import gc
+import hmac
 import logging
 import signal
 import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
 from alarms.bus import AlarmBus
@@ -291,7 +293,9 @@ def build_collector(settings: Settings) -> CollectorProcess:
         last_result=last_result_reader(link, settings, settings.collector_group), collector=name,
     )  # fmt: skip
     membership.on_change(poller.sync)  # a member joining or expiring re-shares at once
-    pipeline = Pipeline([link, publisher, membership, directory, poller])
+    membership.on_settle(poller.settle)  # ... and says so once it let go of what it gave away
+    # stopped in reverse: the poller's last results leave the spool before the name is released
+    pipeline = Pipeline([link, membership, publisher, directory, poller])
     if settings.trap_enabled:
         pipeline.services.append(TrapReceiverService(settings=settings, sink=sink, directory=directory))
     if settings.syslog_enabled:
@@ -312,6 +316,8 @@ def build_collector(settings: Settings) -> CollectorProcess:
             "devices": len(directory.hostnames),
             "members": sorted(membership.members),
             "polled_devices": len(poller.devices),
+            # devices taken from a live member that never said it let go of them (README "Scaling out")
+            "unconfirmed_handovers": poller.unconfirmed_handovers,
         }
 
     app = FastAPI(title="faultloop collector", docs_url=None, redoc_url=None, openapi_url=None)
@@ -321,11 +327,20 @@ def build_collector(settings: Settings) -> CollectorProcess:
         return health()
 
     @app.get("/metrics")
-    def metrics() -> Response:
+    def metrics(request: Request) -> Response:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
         from faultloop.metrics import REGISTRY
 
+        # the same bearer token as central's /metrics (docker-compose's Prometheus sends it to both)
+        expected = settings.metrics_token.get_secret_value() if settings.metrics_token is not None else ""
+        if expected:
+            given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+            if not hmac.compare_digest(given.encode(), expected.encode()):
+                detail = "metrics need Authorization: Bearer <FAULTLOOP_METRICS_TOKEN>"
+                body = {"type": "about:blank", "title": "Unauthorized", "status": 401, "detail": detail,
+                        "instance": "/metrics"}  # fmt: skip
+                return JSONResponse(body, status_code=401, media_type="application/problem+json")
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     return CollectorProcess(pipeline=pipeline, app=app, health=health)
