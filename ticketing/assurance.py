@@ -152,6 +152,8 @@ class _StateBook:
         for p in alarm_queries.state_history(session, service_ids=[s.id for s in services], start=start, end=end):
             self.periods[p.service_id].append(p)
         self.windows: list[Window] = alarm_queries.maintenance_windows(session, start=start, end=end)
+        self.start, self.end = start, end
+        self._active: dict[int, list[tuple[datetime, datetime]]] = {}  # window id -> its stretches in the period
         device_ids = {r.device_id for s in services for r in s.resources}
         self.tags = {d.id: d.tags for d in inventory.devices(session, ids=device_ids)} if self.windows else {}
 
@@ -165,7 +167,11 @@ class _StateBook:
                            self.tags.get(r.device_id, ()))
                 for r in service.resources
             ):  # fmt: skip
-                maintenance += intervals(w, begin, finish)
+                if w.id not in self._active:
+                    self._active[w.id] = intervals(w, self.start, self.end)
+                maintenance += [
+                    (max(a, begin), min(b, finish)) for a, b in self._active[w.id] if b > begin and a < finish
+                ]
         in_maintenance = _union_seconds(list(maintenance))
         spent: dict[str, float] = {}
         for state in ("down", "degraded"):
