@@ -961,15 +961,19 @@ class AlarmCore:
                 del self.service_states[sid]
             if new is not None:
                 opening.append((sid, new[0], new[1]))
-        if closing:
-            session.execute(update(STATES).where(STATES.c.id.in_(closing)).values(ended_at=now))
-        for sid, state, alarm_id in opening:
-            info = self.services.info.get(sid)
-            row_id = session.execute(
-                insert(STATES).values(service_id=sid, customer=info.customer if info else "", state=state,
-                                      started_at=now, ended_at=None, alarm_id=alarm_id).returning(STATES.c.id)
-            ).scalar_one()  # fmt: skip
-            self.service_states[sid] = (state, row_id)
+        for at in range(0, len(closing), 500):
+            session.execute(update(STATES).where(STATES.c.id.in_(closing[at : at + 500])).values(ended_at=now))
+        if opening:
+            rows = [
+                {"service_id": sid, "customer": info.customer if (info := self.services.info.get(sid)) else "",
+                 "state": state, "started_at": now, "ended_at": None, "alarm_id": alarm_id}
+                for sid, state, alarm_id in opening
+            ]  # fmt: skip
+            result = session.execute(
+                insert(STATES).returning(STATES.c.id, sort_by_parameter_order=True), rows
+            )
+            for (sid, state, _alarm_id), row_id in zip(opening, result.scalars(), strict=True):
+                self.service_states[sid] = (state, row_id)
         self._states_dirty = False
 
     def _write_updates(self, session: Session, alarms: list[ActiveAlarm]) -> None:
