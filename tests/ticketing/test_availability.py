@@ -66,9 +66,9 @@ def outage(runtime, session):
         engine = AlarmEngine(runtime, AlarmBus(), services=lambda s: services_read.footprints(s, sla_classes=SLA))
         engine.load()
 
-        def event(event_type, severity):
-            return Event(source="trap", device="av-1", event_type=event_type, severity=severity, time=clock.now(),
-                         managed_object="interface:Gi0/1")  # fmt: skip
+        def event(event_type, severity, device="av-1", port="Gi0/1"):
+            return Event(source="trap", device=device, event_type=event_type, severity=severity, time=clock.now(),
+                         managed_object=f"interface:{port}")  # fmt: skip
 
         engine.submit_events([event("linkDown", "major")])
         engine.run_once()
@@ -77,6 +77,13 @@ def outage(runtime, session):
             engine.run_once()
         c.advance(7200 - 4 * 900)
         engine.submit_events([event("linkUp", "cleared")])
+        engine.run_once()
+        # the second service's port: CRC errors (minor) for 45 minutes on Feb 15: degraded, still available
+        c.advance((datetime(2026, 2, 15, 10, 0, tzinfo=UTC) - clock.now()).total_seconds())
+        engine.submit_events([event("crc_errors", "minor", "av-2", "Gi0/3")])
+        engine.run_once()
+        c.advance(45 * 60)
+        engine.submit_events([event("crc_errors", "cleared", "av-2", "Gi0/3")])
         engine.run_once()
         c.advance((datetime(2026, 3, 1, tzinfo=UTC) - clock.now()).total_seconds())  # both months are over
         yield {"one": one, "two": two, "clock": c}
@@ -110,6 +117,7 @@ def test_per_service_per_month_with_maintenance_excluded(client, auth, outage):
     assert ("2026-01", str(outage["two"])) not in rows
     two = rows[("2026-02", str(outage["two"]))]
     assert (two["service_minutes"], two["down_minutes"], two["availability_pct"]) == (19 * 1440, 0, 100.0)
+    assert two["degraded_minutes"] == 45 and two["sla_class"] == "silver"
 
 
 def test_per_customer_per_month_and_csv(client, auth, outage):
@@ -118,7 +126,7 @@ def test_per_customer_per_month_and_csv(client, auth, outage):
     feb = rows[1]
     assert (feb["service_minutes"], feb["maintenance_minutes"], feb["down_minutes"]) == (FEB_MIN + 19 * 1440, 300, 30)
     assert feb["availability_pct"] == round(100 * (1 - 30 / (FEB_MIN - 300 + 19 * 1440)), 4) == 99.9555
-    assert feb["service_type"] is None and feb["sla_class"] is None
+    assert feb["service_type"] is None and feb["sla_class"] is None and feb["degraded_minutes"] == 45
 
     r = _get(client, auth("admin"), start="2026-02", end="2026-02", by="customer", format="csv")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
@@ -127,7 +135,7 @@ def test_per_customer_per_month_and_csv(client, auth, outage):
     assert table[0] == ["month", "key", "customer", "services", "service_type", "sla_class", "service_minutes",
                         "maintenance_minutes", "down_minutes", "degraded_minutes", "availability_pct"]  # fmt: skip
     by_key = {row[1]: row for row in table[1:]}
-    assert by_key["ACME"][8] == "30.0" and by_key["ACME"][10] == "99.9555"
+    assert (by_key["ACME"][8], by_key["ACME"][9], by_key["ACME"][10]) == ("30.0", "45.0", "99.9555")
     assert "'=HYPERLINK(\"x\")" in by_key  # a formula is never a formula in the spreadsheet
 
 
@@ -141,7 +149,8 @@ def test_service_report_per_sla_class_carries_the_state_history(client, auth, ou
     assert (gold["services"], gold["service_s"], gold["maintenance_s"], gold["down_s"]) == (
         1, FEB_MIN * 60.0, 300 * 60.0, 30 * 60.0)  # fmt: skip
     assert gold["service_availability_pct"] == 99.925
-    assert rows["silver"]["services"] == 2 and rows["silver"]["service_availability_pct"] == 100.0
+    silver = rows["silver"]
+    assert (silver["services"], silver["degraded_s"], silver["service_availability_pct"]) == (2, 45 * 60.0, 100.0)
     csv_text = _get(client, auth("noc"), "/api/v1/reports/services", by="sla_class", start=start, end=end,
                     format="csv").text  # fmt: skip
     table = list(csv.reader(io.StringIO(csv_text)))
