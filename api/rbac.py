@@ -169,6 +169,8 @@ ALLOW: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/ui/fault-reports"): SERVICE_DESK,
     ("GET", "/ui/fault-reports/status"): SERVICE_DESK,
     ("GET", "/ui/reports"): REPORT_READERS,
+    # customer services with their operational state: api/web/services.py
+    ("GET", "/ui/services"): EVERYONE,
 }
 
 

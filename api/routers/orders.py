@@ -119,7 +119,7 @@ def order_timeline(order_id: Id, session: SessionDep, user: UserDep) -> list[Tim
     return service.timeline(session, order_id)
 
 
-def _with_oper_state(session: Session, services: list[ServiceOut]) -> list[ServiceOut]:
+def with_oper_state(session: Session, services: list[ServiceOut]) -> list[ServiceOut]:
     """The services with their operational state (the alarm engine's open state periods)."""
     current = alarm_queries.current_states(session, (s.id for s in services))
     out = []
@@ -143,14 +143,14 @@ def list_services(
     ] = None,
 ) -> list[ServiceOut]:
     found = [service.service_out(session, s) for s in service.list_services(session, customer=customer, state=state)]
-    found = _with_oper_state(session, found)
+    found = with_oper_state(session, found)
     return [s for s in found if oper_state is None or s.oper_state == oper_state]
 
 
 @router.get("/services/{service_id}", response_model=ServiceDetailOut)
 def get_service(service_id: Id, session: SessionDep, user: UserDep) -> ServiceDetailOut:
     """The service, its operational state and its last 100 degraded/down periods (newest first)."""
-    (found,) = _with_oper_state(session, [service.service_out(session, service.get_service(session, service_id))])
+    (found,) = with_oper_state(session, [service.service_out(session, service.get_service(session, service_id))])
     history = alarm_queries.state_history(session, service_ids=[service_id], limit=100)
     return ServiceDetailOut(
         **found.model_dump(),
