@@ -168,3 +168,16 @@ def test_a_cleared_alarm_counts_for_nothing(net, session):
     engine.submit_events([ev("linkUp", "acc1", "interface:Gi0/5", severity="cleared")])
     engine.run_once()
     assert s["s1"] not in queries.current_states(session)
+
+
+def test_impaired_services_metric(net, frozen):
+    from alarms.runner import ACTIVE
+    from faultloop.metrics import REGISTRY
+
+    engine, _s = net
+    engine.submit_events([ev("device_unreachable", "agg", severity="critical"),
+                          ev("crc_errors", "acc2", "interface:Gi0/5", severity="minor")])  # fmt: skip
+    engine.run_once()
+    ACTIVE.core = engine.core
+    assert REGISTRY.get_sample_value("faultloop_services_impaired", {"state": "down"}) == 3
+    assert REGISTRY.get_sample_value("faultloop_services_impaired", {"state": "degraded"}) == 1
