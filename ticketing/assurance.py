@@ -1,5 +1,6 @@
 """Service assurance figures over a period: MTTA, MTTR, SLA compliance and availability of
-customer services, per customer or per site.
+customer services, per customer, per site or per service class (the catalog's ``sla_class`` of
+the service's type, handed in by the caller; a type without one groups under ``""``).
 
 Which tickets hurt which service:
 - a ticket carrying a customer's fault report hurts the reported service;
@@ -16,9 +17,6 @@ Per group (a service spanning two sites counts under both):
 - availability: 1 - downtime / service time. A service's downtime is the union of its tickets'
   outages (created -> resolved, or still open) within the period; its service time is the part
   of the period it existed (from creation; a terminated service until its last change).
-
-- per service class (``by=sla_class``): the class the catalog gives the service's type (the
-  caller hands the service type -> class map in; a type without one is ``""``).
 
 From the service state history the alarm engine keeps (``alarms.queries.state_history``):
 - ``maintenance_s``: the part of the service time inside a maintenance window covering one of the
