@@ -111,6 +111,35 @@ class AlarmServiceImpact(Base):
     level: Mapped[str] = mapped_column(String(10))
 
 
+class ServiceStatePeriod(Base):
+    """One stretch of time a customer service was not up: ``degraded`` or ``down`` from ``started_at``
+    until ``ended_at`` (None while it lasts). The alarm engine derives it from the active alarms'
+    service impact and writes it in the transaction of the change; a service with no open row is up.
+    ``alarm_id``: the worst active alarm that caused it when the period began (no foreign key:
+    alarm retention must not erase the availability history). One open row per service (partial
+    unique index)."""
+
+    __tablename__ = "service_state_history"
+    __table_args__ = (
+        Index(
+            "uq_service_state_open",
+            "service_id",
+            unique=True,
+            sqlite_where=text("ended_at IS NULL"),
+            postgresql_where=text("ended_at IS NULL"),
+        ),
+        Index("ix_service_state_history_service_time", "service_id", "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    service_id: Mapped[int] = mapped_column(Integer)
+    customer: Mapped[str] = mapped_column(String(120), index=True)
+    state: Mapped[str] = mapped_column(String(10))  # degraded, down
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    alarm_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
 class AlarmJournal(Base):
     """Every change of an alarm: who (``engine`` or a user), what, when, and the details."""
 
