@@ -312,7 +312,7 @@ def connect(
     return conn
 
 
-def _host_key_event(target: SshTarget, exc: HostKeyChanged, source: Source) -> Event:
+def host_key_event(target: SshTarget, exc: HostKeyChanged, source: Source) -> Event:
     return Event(
         source=source,
         device=target.hostname,
@@ -398,7 +398,7 @@ def target_session(
         SSH_SESSIONS.labels(result="host_key_refused").inc()
         key_refused(exc.offered)
         if isinstance(exc, HostKeyChanged):
-            emit(sink, [_host_key_event(target, exc, source)])
+            emit(sink, [host_key_event(target, exc, source)])
         raise
     except (OSError, EOFError, SSHException, ReadException, ValueError) as exc:
         SSH_SESSIONS.labels(result="failed").inc()

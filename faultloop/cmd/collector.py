@@ -28,11 +28,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from collectors.jobs import PolledDevice, polled_devices
 from collectors.receiver import DeviceDirectory
+from collectors.remote_ssh import SshDevice, ssh_device, ssh_entry, ssh_records
+from devices.hostkeys import OfferedKey
 from faultloop.broker import BrokerError, BrokerLink
 from faultloop.settings import Settings
 from faultloop.vault import Vault, VaultError
 from faultloop.worker import stop_task
 from inventory import queries
+from inventory.queries import DeviceRecord
 
 log = logging.getLogger("faultloop.collector")
 
@@ -76,6 +79,10 @@ async def _kv(link: BrokerLink, bucket: str, *, ttl: float | None = None) -> Any
         return await js.create_key_value(bucket=bucket, history=1, ttl=ttl)
 
 
+_GroupData = tuple[
+    list[tuple[str, str]], list[tuple[str, int, str]], list[PolledDevice], list[tuple[DeviceRecord, OfferedKey | None]]
+]
+
 SECRET_FIELDS = ("snmp_community_enc", "snmp_auth_key_enc", "snmp_priv_key_enc")
 POLL_FIELDS = (
     "id", "hostname", "site", "interval_s", "timeout_s", "retries", "address", "snmp_version", "snmp_port",
@@ -88,10 +95,12 @@ def encode_directory(
     devices: list[tuple[str, str]],
     interfaces: list[tuple[str, int, str]],
     poll: list[dict[str, Any]] | None = None,
+    ssh: list[dict[str, Any]] | None = None,
 ) -> bytes:
     """The group's entry: sorted JSON encrypted with the collector key. ``poll`` entries carry
-    their SNMP secrets as Fernet tokens under that key too (decrypted only right before a request)."""
-    doc = {"devices": sorted(devices), "interfaces": sorted(interfaces), "poll": poll or []}
+    their SNMP secrets, ``ssh`` entries their SSH password / private key (and central's pinned host
+    key) as Fernet tokens under that key too (decrypted only right before a request or session)."""
+    doc = {"devices": sorted(devices), "interfaces": sorted(interfaces), "poll": poll or [], "ssh": ssh or []}
     return cipher.encrypt(json.dumps(doc, separators=(",", ":")).encode())
 
 
@@ -148,16 +157,26 @@ class DirectoryPublisher:
         self.published: dict[str, bytes] = {}
         self._task: asyncio.Task[None] | None = None
 
-    def _load(self) -> dict[str, tuple[list[tuple[str, str]], list[tuple[str, int, str]], list[PolledDevice]]]:
+    def _load(self) -> dict[str, _GroupData]:
         with self.sessions() as session:
             return {
                 g: (
                     queries.device_addresses(session, collector_group=g),
                     queries.interface_names(session, collector_group=g),
                     list(polled_devices(session, self.settings, collector_group=g).values()),
+                    ssh_records(session, collector_group=g),
                 )
                 for g in queries.collector_groups(session)
             }
+
+    def _ssh_entries(self, group: str, devices: list[tuple[DeviceRecord, OfferedKey | None]]) -> list[dict[str, Any]]:
+        entries = []
+        for device, pinned in devices:
+            try:
+                entries.append(ssh_entry(device, pinned, vault=self.vault, cipher=self.cipher))
+            except VaultError as exc:  # one unreadable secret never keeps the group's others from their backups
+                log.error("device %s left out of group %s's SSH directory: %s", device.hostname, group, exc)
+        return entries
 
     def _poll_entries(self, group: str, devices: list[PolledDevice]) -> list[dict[str, Any]]:
         entries = []
@@ -172,14 +191,16 @@ class DirectoryPublisher:
         groups = await asyncio.to_thread(self._load)
         kv = await _kv(self.link, _bucket(self.settings, "directory"))
         changed = 0
-        for group, (devices, interfaces, polled) in groups.items():
+        for group, (devices, interfaces, polled, ssh) in groups.items():
             digest = hashlib.sha256(
-                json.dumps([sorted(devices), sorted(interfaces), [repr(d) for d in polled]]).encode()
-            ).digest()
+                json.dumps([sorted(devices), sorted(interfaces), [repr(d) for d in polled], [repr(x) for x in ssh]])
+                .encode()
+            ).digest()  # fmt: skip
             if self.published.get(group) == digest:
                 continue
             entries = await asyncio.to_thread(self._poll_entries, group, polled)
-            await kv.put(group, encode_directory(self.cipher, devices, interfaces, entries))
+            ssh_entries = await asyncio.to_thread(self._ssh_entries, group, ssh)
+            await kv.put(group, encode_directory(self.cipher, devices, interfaces, entries, ssh_entries))
             self.published[group] = digest
             changed += 1
         return changed
@@ -212,6 +233,7 @@ class RemoteDirectory(DeviceDirectory):
         self.settings = settings
         self.cipher = directory_cipher(settings)
         self.poll: dict[int, PolledDevice] = {}  # the group's devices to poll (secrets: collector-key tokens)
+        self.ssh: dict[int, SshDevice] = {}  # the group's SSH devices (secrets: collector-key tokens)
         self._revision: int | None = None
 
     async def fetch(self) -> bool:
@@ -246,6 +268,15 @@ class RemoteDirectory(DeviceDirectory):
                 continue
             poll[device.id] = device
         self.poll = poll
+        ssh: dict[int, SshDevice] = {}
+        for raw in doc.get("ssh", []):
+            try:
+                ssh_dev = ssh_device(raw)
+            except ValueError as exc:
+                log.error("group %s's directory: %s", self.settings.collector_group, exc)
+                continue
+            ssh[ssh_dev.id] = ssh_dev
+        self.ssh = ssh
         self._revision = entry.revision
         log.info("device directory of group %s: %d devices", self.settings.collector_group, len(self.hostnames))
         return True
@@ -410,6 +441,14 @@ class GroupShare:
             if first or previous is not None and previous != me and previous in members:
                 from_member.add(device_id)
         return mine, from_member
+
+    def owns(self, device_id: int) -> bool:
+        """Whether this member serves the device now (the SSH work's share: the poller's hashing,
+        over the member list as last read; nothing before the name is claimed)."""
+        if not self.membership.claimed:
+            return False
+        members = self.membership.members | {self.membership.me}
+        return rendezvous_owner(str(device_id), members) == self.membership.me
 
     async def still_mine(self, device_id: int) -> bool:
         if not self.membership.link.connected:
