@@ -485,6 +485,7 @@ class RemoteSshWork:
         self._next: dict[str, datetime] = {}
         self.published = 0
         self.requests = 0
+        self._requests: set[asyncio.Task[None]] = set()
 
     # -- one session ---------------------------------------------------------------------------
 
@@ -618,6 +619,13 @@ class RemoteSshWork:
     # -- on demand -----------------------------------------------------------------------------
 
     async def _on_request(self, msg: Any) -> None:
+        # nats-py runs one subscription's callbacks one after the other: a backup (seconds) must
+        # not hold up the requests behind it
+        task = asyncio.create_task(self._answer(msg), name="ssh request")
+        self._requests.add(task)
+        task.add_done_callback(self._requests.discard)
+
+    async def _answer(self, msg: Any) -> None:
         try:
             doc = json.loads(msg.data)
             device_id = int(doc["device_id"])
@@ -677,6 +685,8 @@ class RemoteSshWork:
             with contextlib.suppress(Exception):
                 await self._sub.unsubscribe()
             self._sub = None
+        for task in list(self._requests):
+            await stop_task(task)
         pool, self.pool = self.pool, None
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)

@@ -30,12 +30,12 @@ from collectors.remote_ssh import (
     ssh_device,
 )
 from devices import hostkeys
-from devices.hostkeys import OfferedKey
+from devices.hostkeys import HostKeyError, OfferedKey
 from devices.models import SshHostKey
 from faultloop import clock
 from faultloop.broker import BrokerLink, Delivery
 from faultloop.cmd.app import build_collector, served_by_collectors, service_handles
-from faultloop.cmd.collector import DirectoryPublisher
+from faultloop.cmd.collector import DirectoryPublisher, rendezvous_owner
 from faultloop.db import make_sessionmaker, transaction
 from faultloop.inbox import InboxEntry
 from faultloop.runtime import Runtime
@@ -245,6 +245,11 @@ async def test_a_changed_host_key_is_refused_by_the_collector_before_login_kept_
                 return row.pending_fingerprint if row is not None else None
 
         await until(lambda: pending() == fingerprint(other), what="the refused key kept pending at central")
+        # backup now through the API's handle: the collector's refusal, a HostKeyError (the API's 409)
+        with pytest.raises(HostKeyError, match="SSH host key changed"):
+            await asyncio.to_thread(central.handles.backup_now, device_id, actor="alice")
+        assert len(lab_ssh.auth_attempts[ios.name]) == attempts_before
+        await until(lambda: central.events.stored >= 2, what="the second refusal's event stored")
     finally:
         await process.pipeline.stop()
         await central.stop()
@@ -252,7 +257,8 @@ async def test_a_changed_host_key_is_refused_by_the_collector_before_login_kept_
         row = hostkeys.get_host_key(session, device_id)
         assert row.fingerprint == fingerprint(host_key)  # the pin did not move
         events = list(session.scalars(select(EventRecord).where(EventRecord.device == ios.name)))
-        assert [(e.event_type, e.severity) for e in events] == [("host_key_changed", "major")]
+        # one event per refused session (the alarm engine keeps one alarm per key)
+        assert [(e.event_type, e.severity) for e in events] == [("host_key_changed", "major")] * 2
         assert session.scalar(select(ConfigBackup.id).where(ConfigBackup.device_id == device_id)) is not None
 
 
@@ -282,6 +288,35 @@ async def test_backup_now_is_asked_of_the_owning_collector_and_reported_like_a_l
         await central.stop()
     with central.sessions() as session:
         assert len(session.scalars(select(ConfigBackup).where(ConfigBackup.device_id == device_id)).all()) == 1
+
+
+async def test_two_collectors_of_a_group_each_take_their_rendezvous_share(ssh_base, ssh_devices, db_engine, vault):
+    labs, ids = ssh_devices
+    central = Central(ssh_base, db_engine, vault)
+    await central.start()
+    tap = Tap()
+    await tap.start(ssh_base.nats_stream_prefix)
+    c1 = build_collector(ssh_base)
+    c2 = build_collector(ssh_base.model_copy(update={"collector_name": "c2", "data_dir": ssh_base.data_dir / "c2"}))
+    await c1.pipeline.start()
+    await c2.pipeline.start()
+    try:
+        w1, w2 = ssh_work(c1), ssh_work(c2)
+        await until(lambda: c1.health()["members"] == c2.health()["members"] == ["c1", "c2"], what="both members seen")
+        await until(lambda: len(w1.mine()) + len(w2.mine()) == 2, what="the devices shared")
+        owners = {d: rendezvous_owner(str(d), ["c1", "c2"]) for d in ids.values()}
+        assert {d.id for d in w1.mine()} == {d for d, o in owners.items() if o == "c1"}
+        assert {d.id for d in w2.mine()} == {d for d, o in owners.items() if o == "c2"}
+        await asyncio.gather(asyncio.to_thread(w1.run_backups), asyncio.to_thread(w2.run_backups))
+        await until(lambda: central.ssh.applied >= 2, what="one backup of each device stored")
+    finally:
+        await c2.pipeline.stop()
+        await c1.pipeline.stop()
+        await tap.stop()
+        await central.stop()
+    decode = ssh_decoder(Fernet(ssh_base.collector_key.get_secret_value().encode()))
+    by = sorted((r.device_id, r.collector) for r in map(decode, tap.raw) if r.kind == "backup")
+    assert by == sorted(owners.items())  # each device once, by its owner
 
 
 def test_central_schedules_no_ssh_for_groups_its_collectors_serve(ssh_base, ssh_devices, db_engine, vault, lab_ssh):
