@@ -46,7 +46,7 @@ from inventory.schemas import DeviceIn
 from lab.ssh import LAB_SSH_USERNAME
 from tests.collectors import cli_lab
 from tests.collectors.cli_lab import RecordingSink
-from tests.faultloop.natslab import SHARED_URL, until
+from tests.faultloop.natslab import SHARED_URL, NatsServer, until
 from tests.faultloop.test_collector_role import base, group, key, prefix, streams  # noqa: F401 - fixtures
 
 bg, host_key, lab_ssh = cli_lab.bg, cli_lab.host_key, cli_lab.lab_ssh
@@ -317,6 +317,37 @@ async def test_two_collectors_of_a_group_each_take_their_rendezvous_share(ssh_ba
     decode = ssh_decoder(Fernet(ssh_base.collector_key.get_secret_value().encode()))
     by = sorted((r.device_id, r.collector) for r in map(decode, tap.raw) if r.kind == "backup")
     assert by == sorted(owners.items())  # each device once, by its owner
+
+
+async def test_backups_taken_while_nats_is_down_are_spooled_and_stored_once_after(
+    ssh_base, ssh_devices, db_engine, vault, tmp_path
+):
+    labs, ids = ssh_devices
+    server = NatsServer(tmp_path / "nats")
+    server.start()
+    s = ssh_base.model_copy(update={"nats_url": server.url})
+    central = Central(s, db_engine, vault)
+    await central.start()
+    process = build_collector(s)
+    await process.pipeline.start()
+    try:
+        work = ssh_work(process)
+        await until(lambda: len(work.mine()) == 2, what="the share read from the directory")
+        server.kill()
+        await until(lambda: process.health()["nats"] == "unreachable", what="the collector sees NATS gone")
+        results = await asyncio.to_thread(work.run_backups)  # the devices are reachable, NATS is not
+        assert all(r.ok for r in results), results
+        assert process.health()["spooled"] >= 2 and process.health()["status"] == "degraded"
+        server.start()  # same port and store: the streams and the durable consumer are still there
+        await until(lambda: central.ssh.applied >= 2, timeout=60, what="the spooled backups stored after the return")
+        await until(lambda: process.health()["spooled"] == 0, what="the spool drained")
+    finally:
+        await process.pipeline.stop()
+        await central.stop()
+        server.stop()
+    with central.sessions() as session:
+        for device_id in ids.values():
+            assert len(session.scalars(select(ConfigBackup).where(ConfigBackup.device_id == device_id)).all()) == 1
 
 
 def test_central_schedules_no_ssh_for_groups_its_collectors_serve(ssh_base, ssh_devices, db_engine, vault, lab_ssh):
