@@ -295,8 +295,12 @@ class SshIntake:
 
     def _apply_one(self, session: Session, device: DeviceRecord, record: SshRecord) -> tuple[str, list[Event]]:
         if record.kind == "hostkey" or record.refused:
-            if record.key is not None:  # refused by the collector: kept pending for an admin
-                hostkeys.record_pending(session, device_id=device.id, offered=record.key.offered())
+            trusted = hostkeys.trusted_key(hostkeys.get_host_key(session, device.id))
+            offered = record.key.offered() if record.key is not None else None
+            # refused by the collector: kept pending for an admin (unless central trusts it by now:
+            # the collector's directory predates an admin's acceptance)
+            if offered is not None and not (trusted is not None and trusted.same_key(offered)):
+                hostkeys.record_pending(session, device_id=device.id, offered=offered)
             return "stored", []
         refusal = self._check_key(session, device, record)
         if refusal is not None:

@@ -403,6 +403,11 @@ def test_central_refuses_a_result_whose_session_key_is_not_the_pinned_one(ssh_ba
     with transaction(sessions) as session:
         row = hostkeys.get_host_key(session, device_id)
         assert (row.fingerprint, row.trusted_by, row.pending_fingerprint) == ("SHA256:pinned", "tofu", "SHA256:other")
+    # a key a collector refused with an old directory, which central trusts by now, is not made pending
+    stale = _record(device_id, name, pinned, refused=True).model_copy(update={"kind": "hostkey", "text": ""})
+    intake.apply([Delivery("x", f"d-{uuid.uuid4().hex}", stale)])
+    with transaction(sessions) as session:
+        assert hostkeys.get_host_key(session, device_id).pending_fingerprint == "SHA256:other"
         assert len(session.scalars(select(ConfigBackup).where(ConfigBackup.device_id == device_id)).all()) == 1
 
 
