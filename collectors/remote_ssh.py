@@ -634,8 +634,11 @@ class RemoteSshWork:
             doc = json.loads(msg.data)
             device_id = int(doc["device_id"])
             actor = str(doc.get("actor") or "api")[:255]
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, AttributeError):
             log.error("dropped an on-demand request on %s that does not parse", msg.subject)
+            error = "request: expected a JSON object with an integer 'device_id' (and 'actor')"
+            with contextlib.suppress(Exception):
+                await msg.respond(json.dumps({"collector": self.collector, "error": error}).encode())
             return
         dev = self.devices().get(device_id)
         if dev is None or not self.owns(device_id):

@@ -5,6 +5,7 @@ NATS server with JetStream, and central's consumers writing the test database.""
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from datetime import UTC, datetime
 
@@ -348,6 +349,22 @@ async def test_backups_taken_while_nats_is_down_are_spooled_and_stored_once_afte
     with central.sessions() as session:
         for device_id in ids.values():
             assert len(session.scalars(select(ConfigBackup).where(ConfigBackup.device_id == device_id)).all()) == 1
+
+
+@pytest.mark.parametrize("payload", [b"not json", b"[1, 2]", b'{"device_id": "x"}', b'{"actor": "alice"}'])
+async def test_a_malformed_backup_request_gets_an_error_naming_the_field(ssh_base, payload, caplog):
+    process = build_collector(ssh_base)
+    await process.pipeline.start()
+    nc = await nats.connect(SHARED_URL)
+    try:
+        reply = await nc.request(f"{ssh_base.nats_stream_prefix}.sshreq.{ssh_base.collector_group}", payload, timeout=5)
+    finally:
+        await nc.close()
+        await process.pipeline.stop()
+    answer = json.loads(reply.data)
+    assert answer["error"] == "request: expected a JSON object with an integer 'device_id' (and 'actor')"
+    assert answer["collector"] == "c1" and "msg_id" not in answer
+    assert "on-demand request on " + f"{ssh_base.nats_stream_prefix}.sshreq." in caplog.text
 
 
 def test_central_schedules_no_ssh_for_groups_its_collectors_serve(ssh_base, ssh_devices, db_engine, vault, lab_ssh):
