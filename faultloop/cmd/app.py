@@ -285,8 +285,9 @@ class CollectorProcess:
 def build_collector(settings: Settings) -> CollectorProcess:
     """The collector role: no database. Its group's device directory, SNMP credentials included,
     comes from central over NATS (encrypted with FAULTLOOP_COLLECTOR_KEY); the SNMP poller polls
-    this member's share of the group's devices (rendezvous hashing over the live members), and it
-    and the trap and syslog receivers publish through an on-disk spool, so an unreachable NATS or
+    this member's share of the group's devices (rendezvous hashing over the live members), the SSH
+    work backs up and collects the same share (``collectors.remote_ssh``), and they and the trap
+    and syslog receivers publish through an on-disk spool, so an unreachable NATS or
     central only makes it degraded. A setting that cannot work is a ``StartupError`` naming it."""
     if not settings.nats_url:
         raise StartupError("FAULTLOOP_NATS_URL: empty; the collector role needs the broker")

@@ -1,7 +1,8 @@
 """The collector role (issue 14): a process at a remote site without a database of its own.
 
 Central publishes, per collector group, the group's device directory (address -> hostname,
-ifIndex -> interface name) into the JetStream KV bucket ``<PREFIX>_DIRECTORY``, encrypted with
+ifIndex -> interface name, the SNMP poll entries, the SSH entries with their pinned host keys;
+secrets as tokens under the collector key) into the JetStream KV bucket ``<PREFIX>_DIRECTORY``, encrypted with
 ``FAULTLOOP_COLLECTOR_KEY`` (Fernet): no plaintext on the wire or at rest in JetStream. A collector
 reads its group's entry with the same key, runs the trap and syslog receivers against it, and
 publishes their events through the on-disk spool (``faultloop.broker``). Its name is claimed in
