@@ -238,8 +238,15 @@ class SshIntake:
     def __init__(
         self, link: BrokerLink, sessions: sessionmaker[Session], sink: ObservationSink | None, settings: Settings,
         *, vault: Vault, cipher: Fernet, durable: str = "central",
+        store_events: Callable[[Session, list[Event]], None] | None = None,
+        events_stored: Callable[[], None] | None = None,
     ) -> None:  # fmt: skip
         self.link = link
+        # with ``store_events`` (the alarm engine's durable queue) the events a result raises are
+        # stored in the transaction that stores the result (exactly once), ``events_stored`` wakes
+        # the engine after the commit; without it they go to ``sink`` after the commit
+        self.store_events = store_events
+        self.events_stored = events_stored
         self.loop: asyncio.AbstractEventLoop | None = None  # the link's loop (on-demand requests go through it)
         self.sessions = sessions
         self.sink = sink
@@ -282,6 +289,8 @@ class SshIntake:
                     continue
                 outcomes[outcome] += 1
                 events.extend(raised)
+            if events and self.store_events is not None:
+                self.store_events(session, events)
         for outcome, n in outcomes.items():
             if n:
                 REMOTE_SSH.labels(outcome=outcome).inc(n)
@@ -291,7 +300,10 @@ class SshIntake:
         self.duplicates += len(deliveries) - len(records)
         if len(deliveries) - len(records):
             REMOTE_SSH.labels(outcome="duplicate").inc(len(deliveries) - len(records))
-        emit(self.sink, events)
+        if self.store_events is None:
+            emit(self.sink, events)
+        elif events and self.events_stored is not None:
+            self.events_stored()
 
     def _apply_one(self, session: Session, device: DeviceRecord, record: SshRecord) -> tuple[str, list[Event]]:
         if record.kind == "hostkey" or record.refused:

@@ -50,7 +50,7 @@ from faultloop.cmd.collector import (
     directory_cipher,
 )
 from faultloop.db import transaction
-from faultloop.events import DurableSink, ObservationSink, Service
+from faultloop.events import DurableSink, Event, ObservationSink, Service
 from faultloop.leader import Leadership, cluster_id, leadership_for
 from faultloop.runtime import (  # noqa: F401 - re-exported: the app is where callers look for them
     Runtime,
@@ -67,7 +67,7 @@ from provisioning import queries as service_inventory
 from provisioning.executor import ExecutionOutcome, execute_order
 from provisioning.jobs import ProvisioningService
 from provisioning.render import CatalogError, catalog, check_sla_classes
-from provisioning.unplanned import UnplannedChangeSink
+from provisioning.unplanned import UnplannedChangeSink, explained_by_order, unplanned_event
 from ticketing.jobs import TicketingService
 from ticketing.notify import TicketNotifier
 from ticketing.notify import load_config as load_ticket_notify_config
@@ -240,6 +240,22 @@ def served_by_collectors(settings: Settings) -> Callable[[str], bool] | None:
     return lambda group: group != "default"
 
 
+def unplanned_checked(sink: DurableSink, *, grace_s: float) -> Callable[[Session, list[Event]], None]:
+    """``sink.store_events`` with what ``UnplannedChangeSink`` adds: an ``unplanned_change`` after
+    each ``config_changed`` that no service order explains, read in the same transaction."""
+
+    def store(session: Session, events: list[Event]) -> None:
+        extra = [
+            unplanned_event(e)
+            for e in events
+            if e.source == "backup" and e.event_type == "config_changed"
+            and not explained_by_order(session, e.device, grace_s=grace_s)
+        ]  # fmt: skip
+        sink.store_events(session, [*events, *extra])
+
+    return store
+
+
 def central_intake(
     rt: Runtime, sink: ObservationSink, *, ssh_sink: ObservationSink | None = None
 ) -> list[Service]:
@@ -267,8 +283,14 @@ def central_intake(
             cipher = directory_cipher(settings)
         except BrokerError as exc:
             raise StartupError(str(exc)) from None
-        # config backups and show commands read by collectors, sealed with the vault here
-        services.append(SshIntake(link, rt.sessions, ssh_sink or sink, settings, vault=rt.vault, cipher=cipher))
+        # config backups and show commands read by collectors, sealed with the vault here; their events
+        # (config_changed, then unplanned_change when no order explains it; host_key_changed) go into the
+        # engine's durable queue in the transaction that stores them
+        services.append(SshIntake(
+            link, rt.sessions, ssh_sink or sink, settings, vault=rt.vault, cipher=cipher,
+            store_events=unplanned_checked(sink, grace_s=settings.provisioning_window_grace_s),
+            events_stored=sink.events_stored,
+        ))  # fmt: skip
     return services
 
 

@@ -35,7 +35,7 @@ from devices.hostkeys import HostKeyError, OfferedKey
 from devices.models import SshHostKey
 from faultloop import clock
 from faultloop.broker import BrokerLink, Delivery
-from faultloop.cmd.app import build_collector, served_by_collectors, service_handles
+from faultloop.cmd.app import build_collector, served_by_collectors, service_handles, unplanned_checked
 from faultloop.cmd.collector import DirectoryPublisher, rendezvous_owner
 from faultloop.db import make_sessionmaker, transaction
 from faultloop.inbox import InboxEntry
@@ -426,6 +426,33 @@ def test_central_refuses_a_result_whose_session_key_is_not_the_pinned_one(ssh_ba
     with transaction(sessions) as session:
         assert hostkeys.get_host_key(session, device_id).pending_fingerprint == "SHA256:other"
         assert len(session.scalars(select(ConfigBackup).where(ConfigBackup.device_id == device_id)).all()) == 1
+
+
+def test_central_stores_a_remote_config_change_and_its_events_in_one_transaction_once(
+    ssh_base, ssh_devices, db_engine, vault
+):
+    """As the composition root wires it: config_changed (and unplanned_change, no order explains it)
+    into the alarm engine's durable queue with the backup; a redelivery stores neither again."""
+    labs, ids = ssh_devices
+    name, device_id = labs[1].name, ids[labs[1].name]
+    pinned = OfferedKey("ssh-ed25519", "AAAAC3NzaC1lZDI1NTE5AAAAIPinnedPinnedPinnedPinnedPinnedPinnedPinned",
+                        "SHA256:pinned")  # fmt: skip
+    sessions = make_sessionmaker(db_engine)
+    engine = AlarmEngine(Runtime(settings=ssh_base, engine=db_engine, sessions=sessions, vault=vault), AlarmBus())
+    intake = SshIntake(BrokerLink(ssh_base, client_name="unused"), sessions, None, ssh_base, vault=vault,
+                       cipher=Fernet(ssh_base.collector_key.get_secret_value().encode()),
+                       store_events=unplanned_checked(engine, grace_s=60),
+                       events_stored=engine.events_stored)  # fmt: skip
+    intake.apply([Delivery("x", f"e-{uuid.uuid4().hex}", _record(device_id, name, pinned, trust=True))])
+    changed = _record(device_id, name, pinned).model_copy(update={"text": "hostname x\n!\ninterface Gi0/2\n"})
+    delivery = Delivery("x", f"f-{uuid.uuid4().hex}", changed)
+    intake.apply([delivery])
+    intake.apply([delivery])  # redelivered (the ack was lost)
+    assert intake.applied == 2 and intake.duplicates == 1
+    with transaction(sessions) as session:
+        events = session.scalars(select(EventRecord).where(EventRecord.device == name)).all()
+        assert sorted(e.event_type for e in events) == ["config_changed", "unplanned_change"]
+        assert len(session.scalars(select(ConfigBackup).where(ConfigBackup.device_id == device_id)).all()) == 2
 
 
 def test_a_result_under_another_key_or_malformed_is_a_clear_error(ssh_base):
