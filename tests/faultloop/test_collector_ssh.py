@@ -264,7 +264,7 @@ async def test_a_changed_host_key_is_refused_by_the_collector_before_login_kept_
 
 
 async def test_backup_now_is_asked_of_the_owning_collector_and_reported_like_a_local_one(
-    ssh_base, ssh_devices, db_engine, vault
+    ssh_base, ssh_devices, db_engine, vault, lab_ssh
 ):
     labs, ids = ssh_devices
     device_id = ids[labs[1].name]
@@ -282,9 +282,11 @@ async def test_backup_now_is_asked_of_the_owning_collector_and_reported_like_a_l
         assert (again.status, again.backup_id, again.previous_id) == ("unchanged", first.backup_id, None)
     finally:
         await process.pipeline.stop()
+    attempts = len(lab_ssh.auth_attempts[labs[1].name])
     try:  # no collector of the group runs now: a clear error, and central opened no SSH session itself
         with pytest.raises(RemoteBackupError, match=r"collector group '.*': no collector of the group answered"):
             await asyncio.to_thread(central.handles.backup_now, device_id, actor="alice")
+        assert len(lab_ssh.auth_attempts[labs[1].name]) == attempts
     finally:
         await central.stop()
     with central.sessions() as session:
