@@ -312,6 +312,8 @@ async def test_two_collectors_of_a_group_each_take_their_rendezvous_share(ssh_ba
         assert {d.id for d in w2.mine()} == {d for d, o in owners.items() if o == "c2"}
         await asyncio.gather(asyncio.to_thread(w1.run_backups), asyncio.to_thread(w2.run_backups))
         await until(lambda: central.ssh.applied >= 2, what="one backup of each device stored")
+        await c2.pipeline.stop()  # c2 leaves: c1 serves the whole group from its next member read
+        await until(lambda: len(w1.mine()) == 2, what="c2's devices taken over by c1")
     finally:
         await c2.pipeline.stop()
         await c1.pipeline.stop()
