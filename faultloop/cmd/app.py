@@ -48,6 +48,7 @@ from faultloop.cmd.collector import (
     collector_name,
     collector_secrets,
     directory_cipher,
+    served_by_collectors,
 )
 from faultloop.db import transaction
 from faultloop.events import DurableSink, Event, ObservationSink, Service
@@ -227,17 +228,6 @@ def add_collectors(
     # Not for the devices of groups whose collectors do it (served_by_collectors).
     pipeline.services.append(CliCollectorService(rt, sink=ssh_sink, remote_group=served_by_collectors(settings)))
     return poller
-
-
-def served_by_collectors(settings: Settings) -> Callable[[str], bool] | None:
-    """Which collector groups' SSH work (config backups, CLI collection, on-demand backups) the
-    collectors do, so central never opens SSH sessions to them: with a broker and a collector key
-    (central publishes the group directories), every group but ``default``. The ``default`` group
-    stays with the process of role ``all``; role ``central`` schedules no SSH work at all. None:
-    no collectors, everything is local."""
-    if not settings.nats_url or settings.collector_key is None:
-        return None
-    return lambda group: group != "default"
 
 
 def unplanned_checked(sink: DurableSink, *, grace_s: float) -> Callable[[Session, list[Event]], None]:

@@ -64,6 +64,17 @@ def collector_secrets(settings: Settings) -> Vault:
     return Vault([settings.collector_key.get_secret_value().strip().encode()])
 
 
+def served_by_collectors(settings: Settings) -> Callable[[str], bool] | None:
+    """Which collector groups' SSH work (config backups, CLI collection, on-demand backups) the
+    collectors do, so central never opens SSH sessions to them: with a broker and a collector key
+    (central publishes the group directories), every group but ``default``. The ``default`` group
+    stays with the process of role ``all``; role ``central`` schedules no SSH work at all. None:
+    no collectors, everything is local."""
+    if not settings.nats_url or settings.collector_key is None:
+        return None
+    return lambda group: group != "default"
+
+
 def collector_name(settings: Settings) -> str:
     return settings.collector_name or socket.gethostname().split(".")[0].replace(".", "_")
 
