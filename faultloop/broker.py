@@ -46,7 +46,7 @@ from faultloop.worker import stop_task
 log = logging.getLogger("faultloop.broker")
 
 MSG_ID = "Nats-Msg-Id"
-STREAM_KINDS = ("events", "samples", "results")
+STREAM_KINDS = ("events", "samples", "results", "ssh")
 
 PUBLISHED = Counter("faultloop_broker_published_total", "Messages acknowledged by JetStream", registry=REGISTRY)
 SPOOLED = Gauge("faultloop_broker_spool_messages", "Messages waiting in the local spool", ["spool"], registry=REGISTRY)

@@ -1,7 +1,8 @@
 """The collector role (issue 14): a process at a remote site without a database of its own.
 
 Central publishes, per collector group, the group's device directory (address -> hostname,
-ifIndex -> interface name) into the JetStream KV bucket ``<PREFIX>_DIRECTORY``, encrypted with
+ifIndex -> interface name, the SNMP poll entries, the SSH entries with their pinned host keys;
+secrets as tokens under the collector key) into the JetStream KV bucket ``<PREFIX>_DIRECTORY``, encrypted with
 ``FAULTLOOP_COLLECTOR_KEY`` (Fernet): no plaintext on the wire or at rest in JetStream. A collector
 reads its group's entry with the same key, runs the trap and syslog receivers against it, and
 publishes their events through the on-disk spool (``faultloop.broker``). Its name is claimed in
@@ -29,11 +30,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from collectors.jobs import PolledDevice, polled_devices
 from collectors.receiver import DeviceDirectory
+from collectors.remote_ssh import SshDevice, ssh_device, ssh_entry, ssh_records
+from devices.hostkeys import OfferedKey
 from faultloop.broker import BrokerError, BrokerLink
 from faultloop.settings import Settings
 from faultloop.vault import Vault, VaultError
 from faultloop.worker import stop_task
 from inventory import queries
+from inventory.queries import DeviceRecord
 
 log = logging.getLogger("faultloop.collector")
 
@@ -61,6 +65,17 @@ def collector_secrets(settings: Settings) -> Vault:
     return Vault([settings.collector_key.get_secret_value().strip().encode()])
 
 
+def served_by_collectors(settings: Settings) -> Callable[[str], bool] | None:
+    """Which collector groups' SSH work (config backups, CLI collection, on-demand backups) the
+    collectors do, so central never opens SSH sessions to them: with a broker and a collector key
+    (central publishes the group directories), every group but ``default``. The ``default`` group
+    stays with the process of role ``all``; role ``central`` schedules no SSH work at all. None:
+    no collectors, everything is local."""
+    if not settings.nats_url or settings.collector_key is None:
+        return None
+    return lambda group: group != "default"
+
+
 def collector_name(settings: Settings) -> str:
     return settings.collector_name or socket.gethostname().split(".")[0].replace(".", "_")
 
@@ -77,6 +92,10 @@ async def _kv(link: BrokerLink, bucket: str, *, ttl: float | None = None) -> Any
         return await js.create_key_value(bucket=bucket, history=1, ttl=ttl)
 
 
+_GroupData = tuple[
+    list[tuple[str, str]], list[tuple[str, int, str]], list[PolledDevice], list[tuple[DeviceRecord, OfferedKey | None]]
+]
+
 SECRET_FIELDS = ("snmp_community_enc", "snmp_auth_key_enc", "snmp_priv_key_enc")
 POLL_FIELDS = (
     "id", "hostname", "site", "interval_s", "timeout_s", "retries", "address", "snmp_version", "snmp_port",
@@ -89,10 +108,12 @@ def encode_directory(
     devices: list[tuple[str, str]],
     interfaces: list[tuple[str, int, str]],
     poll: list[dict[str, Any]] | None = None,
+    ssh: list[dict[str, Any]] | None = None,
 ) -> bytes:
     """The group's entry: sorted JSON encrypted with the collector key. ``poll`` entries carry
-    their SNMP secrets as Fernet tokens under that key too (decrypted only right before a request)."""
-    doc = {"devices": sorted(devices), "interfaces": sorted(interfaces), "poll": poll or []}
+    their SNMP secrets, ``ssh`` entries their SSH password / private key (and central's pinned host
+    key) as Fernet tokens under that key too (decrypted only right before a request or session)."""
+    doc = {"devices": sorted(devices), "interfaces": sorted(interfaces), "poll": poll or [], "ssh": ssh or []}
     return cipher.encrypt(json.dumps(doc, separators=(",", ":")).encode())
 
 
@@ -149,16 +170,26 @@ class DirectoryPublisher:
         self.published: dict[str, bytes] = {}
         self._task: asyncio.Task[None] | None = None
 
-    def _load(self) -> dict[str, tuple[list[tuple[str, str]], list[tuple[str, int, str]], list[PolledDevice]]]:
+    def _load(self) -> dict[str, _GroupData]:
         with self.sessions() as session:
             return {
                 g: (
                     queries.device_addresses(session, collector_group=g),
                     queries.interface_names(session, collector_group=g),
                     list(polled_devices(session, self.settings, collector_group=g).values()),
+                    ssh_records(session, collector_group=g),
                 )
                 for g in queries.collector_groups(session)
             }
+
+    def _ssh_entries(self, group: str, devices: list[tuple[DeviceRecord, OfferedKey | None]]) -> list[dict[str, Any]]:
+        entries = []
+        for device, pinned in devices:
+            try:
+                entries.append(ssh_entry(device, pinned, vault=self.vault, cipher=self.cipher))
+            except VaultError as exc:  # one unreadable secret never keeps the group's others from their backups
+                log.error("device %s left out of group %s's SSH directory: %s", device.hostname, group, exc)
+        return entries
 
     def _poll_entries(self, group: str, devices: list[PolledDevice]) -> list[dict[str, Any]]:
         entries = []
@@ -173,14 +204,16 @@ class DirectoryPublisher:
         groups = await asyncio.to_thread(self._load)
         kv = await _kv(self.link, _bucket(self.settings, "directory"))
         changed = 0
-        for group, (devices, interfaces, polled) in groups.items():
+        for group, (devices, interfaces, polled, ssh) in groups.items():
             digest = hashlib.sha256(
-                json.dumps([sorted(devices), sorted(interfaces), [repr(d) for d in polled]]).encode()
-            ).digest()
+                json.dumps([sorted(devices), sorted(interfaces), [repr(d) for d in polled], [repr(x) for x in ssh]])
+                .encode()
+            ).digest()  # fmt: skip
             if self.published.get(group) == digest:
                 continue
             entries = await asyncio.to_thread(self._poll_entries, group, polled)
-            await kv.put(group, encode_directory(self.cipher, devices, interfaces, entries))
+            ssh_entries = await asyncio.to_thread(self._ssh_entries, group, ssh)
+            await kv.put(group, encode_directory(self.cipher, devices, interfaces, entries, ssh_entries))
             self.published[group] = digest
             changed += 1
         return changed
@@ -213,6 +246,7 @@ class RemoteDirectory(DeviceDirectory):
         self.settings = settings
         self.cipher = directory_cipher(settings)
         self.poll: dict[int, PolledDevice] = {}  # the group's devices to poll (secrets: collector-key tokens)
+        self.ssh: dict[int, SshDevice] = {}  # the group's SSH devices (secrets: collector-key tokens)
         self._revision: int | None = None
 
     async def fetch(self) -> bool:
@@ -247,6 +281,15 @@ class RemoteDirectory(DeviceDirectory):
                 continue
             poll[device.id] = device
         self.poll = poll
+        ssh: dict[int, SshDevice] = {}
+        for raw in doc.get("ssh", []):
+            try:
+                ssh_dev = ssh_device(raw)
+            except ValueError as exc:
+                log.error("group %s's directory: %s", self.settings.collector_group, exc)
+                continue
+            ssh[ssh_dev.id] = ssh_dev
+        self.ssh = ssh
         self._revision = entry.revision
         log.info("device directory of group %s: %d devices", self.settings.collector_group, len(self.hostnames))
         return True
@@ -508,6 +551,14 @@ class GroupShare:
 
     def may_poll(self) -> bool:
         return self.membership.lease_valid()
+
+    def owns(self, device_id: int) -> bool:
+        """Whether this member serves the device now (the SSH work's share: the poller's hashing,
+        over the member list as last read; nothing before the name is claimed)."""
+        if not self.membership.claimed:
+            return False
+        members = self.membership.members | {self.membership.me}
+        return rendezvous_owner(str(device_id), members) == self.membership.me
 
     async def still_mine(self, device_id: int) -> bool:
         if not self.membership.link.connected:

@@ -117,3 +117,23 @@ def test_serve_with_an_unreachable_broker_stops_with_one_line(env, tmp_path):
     assert f"cannot start live stream fan-out: cannot reach NATS at nats://127.0.0.1:{port} (FAULTLOOP_NATS_URL)" in (
         proc.stderr
     )
+
+
+def test_with_collectors_central_leaves_their_groups_ssh_to_them(runtime):
+    """Role all with a broker and a collector key: the collectors' SSH results are consumed, and the
+    local SSH schedule skips every group but default (faultloop.cmd.app.served_by_collectors)."""
+    from cryptography.fernet import Fernet
+    from pydantic import SecretStr
+
+    from collectors.cli_collect import CliCollectorService
+
+    def cli(pipeline):
+        return next(s for s in pipeline.services if isinstance(s, CliCollectorService))
+
+    assert cli(build_pipeline(runtime)).remote_group is None  # no broker: everything is local
+    runtime.settings.nats_url = "nats://127.0.0.1:4222"
+    runtime.settings.collector_key = SecretStr(Fernet.generate_key().decode())
+    pipeline = build_pipeline(runtime)
+    assert "nats ssh results intake" in names(pipeline)
+    remote = cli(pipeline).remote_group
+    assert remote is not None and remote("east") and not remote("default")
