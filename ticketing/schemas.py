@@ -9,6 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ticketing.policy import ACTIONS
 
+REPORT_CHANNELS = ("phone", "email", "web", "chat")
+# no C0 control but tab and newline, no DEL, no C1 control (a JSON Schema pattern for the documents)
+_NO_CONTROL = "^[^\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f]*$"
+
 Priority = Literal["P1", "P2", "P3", "P4"]
 
 
@@ -213,9 +217,13 @@ class FaultReportIn(BaseModel):
     customer: str = Field(min_length=1, max_length=120)
     service_id: int | None = Field(None, ge=1, le=2**31 - 1)
     customer_ref: str | None = Field(None, max_length=120)
-    symptom: str = Field(max_length=2000)
-    contact: str = Field(max_length=200)
-    channel: str = Field(max_length=10, description="phone, email, web or chat")
+    # desk.check_report's rules, written into the document: not blank, no control characters
+    # but newline and tab (the check is str.isprintable; the pattern names the C0/C1 controls), a channel
+    symptom: str = Field(max_length=2000, json_schema_extra={"allOf": [{"pattern": r"\S"}, {"pattern": _NO_CONTROL}]})
+    contact: str = Field(max_length=200, json_schema_extra={"allOf": [{"pattern": r"\S"}, {"pattern": _NO_CONTROL}]})
+    channel: str = Field(
+        max_length=10, description="phone, email, web or chat", json_schema_extra={"enum": list(REPORT_CHANNELS)}
+    )
 
 
 class AutoTestOut(BaseModel):
