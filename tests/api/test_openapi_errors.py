@@ -100,6 +100,10 @@ def test_the_schema_states_the_rules_the_fuzzer_found_unwritten(client):
     assert if_match["schema"]["type"] == "string" and "anyOf" not in if_match["schema"]  # a header is never null
     assert re.match(if_match["schema"]["pattern"], 'W/"12"') and not re.match(if_match["schema"]["pattern"], "null")
     assert all(schemas["LinkIn"]["properties"][end]["minLength"] == 1 for end in ("a_device", "b_interface"))
+    needs = {tuple(r["if"]["properties"]["action"]["enum"]): r["then"] for r in schemas["TransitionIn"]["allOf"]}
+    assert needs[("diagnose",)]["required"] == ["diagnosis", "fault_category"]
+    assert needs[("wait", "reopen", "cancel")]["required"] == ["reason"]
+    assert needs[("close",)]["properties"]["rating"] == {"type": "integer", "minimum": 1, "maximum": 5}
 
 
 def test_bodies_the_document_now_refuses_are_refused_by_the_service_too(client, auth):
