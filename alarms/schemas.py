@@ -189,8 +189,37 @@ class SeverityIn(BaseModel):
     severity: AlarmSeverity
 
 
+def _given(name: str, kind: str) -> dict[str, Any]:
+    """``name`` is present and counts: a string that is not empty (the model reads "" as not given)."""
+    return {
+        "required": [name],
+        "properties": {name: {"type": kind, "minLength": 1} if kind == "string" else {"type": kind}},
+    }
+
+
+# _consistent's rules, written into the document (JSON Schema 2020-12, as OpenAPI 3.1 reads it): a
+# scope, rrule or cron but not both, duration_s for a recurring window and ends_at for a one-off.
+# What a schema cannot say (ends_at after starts_at, a bounded recurrence) stays a 422 naming the field.
+_MAINTENANCE_RULES: dict[str, Any] = {
+    "allOf": [
+        {
+            "anyOf": [
+                {"required": [name], "properties": {name: {"minItems": 1}}}
+                for name in ("devices", "sites", "tags", "interfaces")
+            ]
+        },
+        {"not": {"allOf": [_given("rrule", "string"), _given("cron", "string")]}},
+        {
+            "if": {"anyOf": [_given("rrule", "string"), _given("cron", "string")]},
+            "then": _given("duration_s", "integer"),
+            "else": _given("ends_at", "string"),
+        },
+    ]
+}
+
+
 class MaintenanceIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_MAINTENANCE_RULES)
     name: str = Field(min_length=1, max_length=200)
     starts_at: datetime
     ends_at: datetime | None = None
@@ -200,7 +229,9 @@ class MaintenanceIn(BaseModel):
     devices: list[str] = []
     sites: list[str] = []
     tags: list[str] = []
-    interfaces: list[str] = Field([], description="hostname:interface")
+    interfaces: list[str] = Field(
+        [], description="hostname:interface", json_schema_extra={"items": {"type": "string", "pattern": ":"}}
+    )
     reason: str = Field("", max_length=500)
 
     _tz = field_validator("starts_at", "ends_at")(classmethod(lambda cls, v: _aware(v)))

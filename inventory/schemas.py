@@ -245,10 +245,12 @@ class SiteIn(Strict):
 
 
 class LinkIn(Strict):
-    a_device: str
-    a_interface: str
-    b_device: str
-    b_interface: str
+    """Both ends name a device of the inventory and one of its interfaces (422 naming the end otherwise)."""
+
+    a_device: str = Field(json_schema_extra={"minLength": 1, "maxLength": 255}, examples=["core1"])
+    a_interface: str = Field(json_schema_extra={"minLength": 1, "maxLength": 100}, examples=["GigabitEthernet0/1"])
+    b_device: str = Field(json_schema_extra={"minLength": 1, "maxLength": 255}, examples=["dist1"])
+    b_interface: str = Field(json_schema_extra={"minLength": 1, "maxLength": 100}, examples=["GigabitEthernet0/1"])
     source: Literal["manual", "discovered"] = "manual"
 
 

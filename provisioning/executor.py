@@ -288,7 +288,11 @@ def push_device(
                 if hold.wait() == "save":
                     final = _guarded(job, "save", lambda: _save_in(conn, rt, job, order_id, text=after))
                 else:
-                    final = _guarded(job, "rollback", lambda: _rollback_in(conn, job, result.backup_text or ""))
+                    final = _guarded(
+                        job,
+                        "rollback",
+                        lambda: _rollback_in(conn, rt, job, result.backup_text or "", order_id=order_id),
+                    )
     except Exception as exc:
         if not reported:
             result.ok = False
@@ -421,8 +425,12 @@ def _save_in(conn: DeviceConn, rt: Runtime, job: DeviceJob, order_id: int, *, te
     return result
 
 
-def _rollback_in(conn: DeviceConn, job: DeviceJob, backup_text: str) -> DeviceResult:
-    """Bring the device back to its pre-change backup and compare line by line."""
+def _rollback_in(conn: DeviceConn, rt: Runtime, job: DeviceJob, backup_text: str, *, order_id: int) -> DeviceResult:
+    """Bring the device back to its pre-change backup and compare line by line.
+
+    When lines still differ, the configuration after the rollback is stored as a backup (encrypted,
+    readable by config readers only) and the message gives counts and that backup's id: a message is
+    shown to every role and stored in clear, so it never quotes configuration lines."""
     result = DeviceResult(job.device_id, job.hostname, ok=False, stage="rollback", touched=True)
     _enable(conn, job.platform)
     current = fetch_config(conn, conn.device_type)
@@ -441,7 +449,16 @@ def _rollback_in(conn: DeviceConn, job: DeviceJob, backup_text: str) -> DeviceRe
     mismatch = rules.config_mismatch(backup_text, current)
     if mismatch:
         changed = [line for line in mismatch if line[:1] in "+-" and not line.startswith(("+++", "---"))]
-        result.message = f"rollback left {len(changed)} line(s) different from the backup: {changed[:5]}"
+        after: int | None = None
+        with write_transaction(rt) as session:
+            device = queries.device(session, job.device_id)
+            if device is not None:
+                row, _prev, _created = store_backup(
+                    session, rt.vault, device=device, text=current, trigger="on_demand", actor=f"order {order_id}"
+                )
+                after = row.id
+        where = f"; the configuration after the rollback is backup #{after}" if after is not None else ""
+        result.message = f"rollback left {len(changed)} line(s) different from the pre-change backup{where}"
         ROLLBACKS.labels(result="mismatch").inc()
     else:
         result.ok, result.message = True, "restored: running configuration equals the pre-change backup"
@@ -457,10 +474,10 @@ def save_device(rt: Runtime, job: DeviceJob, *, order_id: int) -> DeviceResult:
     return _guarded(job, "save", run)
 
 
-def rollback_device(rt: Runtime, job: DeviceJob, backup_text: str) -> DeviceResult:
+def rollback_device(rt: Runtime, job: DeviceJob, backup_text: str, *, order_id: int) -> DeviceResult:
     def run() -> DeviceResult:
         with device_session(rt, job.device_id, source="provisioning") as conn:
-            return _rollback_in(conn, job, backup_text)
+            return _rollback_in(conn, rt, job, backup_text, order_id=order_id)
 
     return _guarded(job, "rollback", run)
 
@@ -633,7 +650,9 @@ def execute_order(
         finals = _parallel(rt, lambda j: save_device(rt, j, order_id=order_id), jobs)
     else:
         touched = [j for j in jobs if by_id[j.device_id].touched and by_id[j.device_id].backup_text is not None]
-        finals = _parallel(rt, lambda j: rollback_device(rt, j, by_id[j.device_id].backup_text or ""), touched)
+        finals = _parallel(
+            rt, lambda j: rollback_device(rt, j, by_id[j.device_id].backup_text or "", order_id=order_id), touched
+        )
     phase("save_or_rollback")
     if not failed:
         failed_saves = [r for r in finals if not r.ok]

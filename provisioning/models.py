@@ -3,7 +3,9 @@ resources, VLAN pools and allocations.
 
 VLAN allocation is decided by the database: ``vlan_allocations`` has a unique constraint on
 (pool_id, vlan), so two concurrent orders can never hold the same VLAN of one pool.
-Order records hold rendered configuration lines and summaries, never credentials.
+Order records hold rendered configuration lines and summaries, never credentials. The planned
+diff of an item holds running configuration around the changed lines (which may hold secrets): it
+is stored encrypted with the vault, like config backups.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from faultloop.db import Base, UTCDateTime
@@ -90,7 +92,14 @@ class ServiceOrder(Base):
 
 
 class OrderItem(Base):
-    """One device of an order: what is sent, its inverse, the planned diff and the outcome."""
+    """One device of an order: what is sent, its inverse, the planned diff and the outcome.
+
+    The planned diff's context lines are the device's running configuration: the diff is stored
+    encrypted with the vault (``diff_encrypted``; read it through ``provisioning.service.item_diff``).
+    ``diff`` holds the plaintext of diffs planned before migration h15fin_0001 until `faultloop db
+    upgrade`, the service's start or `secrets rotate` encrypts them (``seal_order_diffs``); no new
+    row is written with it. ``message`` never quotes configuration lines (only counts and ids).
+    """
 
     __tablename__ = "service_order_items"
     __table_args__ = (UniqueConstraint("order_id", "device_id", name="uq_service_order_items_order_device"),)
@@ -102,7 +111,8 @@ class OrderItem(Base):
     params: Mapped[dict[str, Any]] = mapped_column(JSON)
     commands: Mapped[list[str]] = mapped_column(JSON, default=list)
     inverse: Mapped[list[str]] = mapped_column(JSON, default=list)
-    diff: Mapped[str] = mapped_column(Text, default="")
+    diff: Mapped[str] = mapped_column(Text, default="")  # legacy plaintext, see above
+    diff_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     backup_id: Mapped[int | None] = mapped_column(Integer, nullable=True)  # pre-change backup
     status: Mapped[str] = mapped_column(String(20), default="pending")
     message: Mapped[str] = mapped_column(Text, default="")

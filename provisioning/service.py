@@ -10,7 +10,7 @@ is its timeline.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from pydantic import ValidationError
@@ -185,7 +185,17 @@ def _hostnames(session: Session, device_ids: Iterable[int]) -> dict[int, str]:
     return {d.id: d.hostname for d in queries.devices(session, ids=device_ids)}
 
 
-def order_out(session: Session, order: ServiceOrder, *, role: str | None = None) -> OrderOut:
+def item_diff(vault: Vault, item: OrderItem) -> str:
+    """The planned diff of one item in clear (encrypted at rest; a diff planned before
+    h15fin_0001 and not sealed yet is read as stored)."""
+    if item.diff_encrypted is not None:
+        return vault.decrypt(item.diff_encrypted)
+    return item.diff or ""
+
+
+def order_out(session: Session, order: ServiceOrder, *, vault: Vault, role: str | None = None) -> OrderOut:
+    """The order as the API shows it to ``role`` (None: the CLI operator). A role that may not read
+    configuration text gets each planned diff without its context lines (unchanged running config)."""
     order_items = items(session, order.id)
     hostnames = _hostnames(session, (i.device_id for i in order_items))
     return OrderOut(
@@ -215,7 +225,7 @@ def order_out(session: Session, order: ServiceOrder, *, role: str | None = None)
                 params=i.params,
                 commands=i.commands,
                 inverse=i.inverse,
-                diff=i.diff if policy.reads_config(role) else rules.changed_lines_only(i.diff or ""),
+                diff=_diff_for(role, item_diff(vault, i)),
                 backup_id=i.backup_id,
                 status=i.status,
                 message=i.message,
@@ -223,6 +233,10 @@ def order_out(session: Session, order: ServiceOrder, *, role: str | None = None)
             for i in order_items
         ],
     )
+
+
+def _diff_for(role: str | None, diff: str) -> str:
+    return diff if policy.reads_config(role) else rules.changed_lines_only(diff)
 
 
 _PUBLIC = frozenset({"validate", "plan", "approve", "execute", "cancel"})
@@ -397,9 +411,10 @@ def _plan(session: Session, vault: Vault, order: ServiceOrder) -> None:
         backup = latest_backup(session, device.id)
         item.commands, item.inverse = commands, inverse
         running = backup_text(vault, backup) if backup else None
-        item.diff = rules.planned_diff(device.hostname, running, commands, platform)
+        diff = rules.planned_diff(device.hostname, running, commands, platform)
         if backup is None:
-            item.diff = f"# no config backup of {device.hostname} yet: the commands that will be sent\n" + item.diff
+            diff = f"# no config backup of {device.hostname} yet: the commands that will be sent\n" + diff
+        item.diff_encrypted, item.diff = vault.encrypt(diff), ""
         item.status = "planned"
     session.flush()
 
@@ -541,3 +556,51 @@ def service_out(session: Session, instance: ServiceInstance) -> ServiceOut:
             for r in resources
         ],
     )
+
+
+# ---- at rest: sealing diffs stored in clear, re-encrypting under a new key ------------------
+
+_BATCH = 100
+
+
+def _item_rows(session: Session, *, unsealed_only: bool) -> Iterator[OrderItem]:
+    """Every (or every unsealed) order item with a diff, ``_BATCH`` at a time by id; each batch is
+    flushed and let go before the next is read."""
+    last = 0
+    while True:
+        query = select(OrderItem).where(OrderItem.id > last)
+        if unsealed_only:
+            query = query.where(OrderItem.diff_encrypted.is_(None), OrderItem.diff != "")
+        else:
+            query = query.where((OrderItem.diff_encrypted.is_not(None)) | (OrderItem.diff != ""))
+        batch = list(session.scalars(query.order_by(OrderItem.id).limit(_BATCH)))
+        if not batch:
+            return
+        yield from batch
+        last = batch[-1].id
+        session.flush()
+        for row in batch:
+            session.expunge(row)
+
+
+def seal_order_diffs(session: Session, vault: Vault) -> int:
+    """Encrypt the planned diffs still stored in clear (planned before h15fin_0001: a migration
+    has no key). Run by `faultloop db upgrade`, at service start and by `secrets rotate`."""
+    count = 0
+    for item in _item_rows(session, unsealed_only=True):
+        item.diff_encrypted, item.diff = vault.encrypt(item.diff), ""
+        count += 1
+    session.flush()
+    return count
+
+
+def rotate_order_diffs(session: Session, vault: Vault) -> int:
+    """Re-encrypt every planned diff under the vault's newest key (diffs still in clear are sealed
+    on the way). VaultError, and nothing changed by the caller's transaction, when one cannot be
+    decrypted."""
+    count = 0
+    for item in _item_rows(session, unsealed_only=False):
+        item.diff_encrypted, item.diff = vault.encrypt(item_diff(vault, item)), ""
+        count += 1
+    session.flush()
+    return count

@@ -34,9 +34,10 @@ from faultloop.events import after_commit
 from ticketing import metrics
 from ticketing.models import FaultReport, Ticket, TicketAlarm, TicketEvent
 from ticketing.policy import OPEN_STATES, Policy
+from ticketing.schemas import REPORT_CHANNELS
 from ticketing.service import SYSTEM, Actor, _device_context, _new_ticket, _record, _text, open_for_alarm, transition
 
-CHANNELS = ("phone", "email", "web", "chat")
+CHANNELS = REPORT_CHANNELS  # the schema documents them (ticketing.schemas)
 
 # a ticket's state as the customer is told it
 CUSTOMER_STATUS: dict[str, str] = {

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ticketing.policy import ACTIONS
+from ticketing.service import CAUSE_CATEGORIES
+
+REPORT_CHANNELS = ("phone", "email", "web", "chat")
+# no C0 control but tab and newline, no DEL, no C1 control (a JSON Schema pattern for the documents)
+_NO_CONTROL = "^[^\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f]*$"
 
 Priority = Literal["P1", "P2", "P3", "P4"]
 
@@ -28,10 +33,47 @@ class TicketIn(BaseModel):
     site: str = Field("", max_length=100)
 
 
+def _when(actions: tuple[str, ...], then: dict[str, Any]) -> dict[str, Any]:
+    return {"if": {"properties": {"action": {"enum": list(actions)}}, "required": ["action"]}, "then": then}
+
+
+def _text_given(*names: str) -> dict[str, Any]:
+    return {"required": list(names), "properties": {n: {"type": "string", "pattern": r"\S"} for n in names}}
+
+
+# The fields each action needs (ticketing.service._apply), written into the document; what no schema
+# can say (the ticket's state, a technician that exists) stays a 409 / 422 naming the field.
+_TRANSITION_RULES: dict[str, Any] = {
+    "allOf": [
+        _when(("diagnose",), _text_given("diagnosis", "fault_category")),
+        _when(("wait", "reopen", "cancel"), _text_given("reason")),
+        _when(
+            ("resolve",),
+            {
+                "required": ["cause_category", "action_taken"],
+                "properties": {
+                    "cause_category": {"enum": list(CAUSE_CATEGORIES)},
+                    "action_taken": {"type": "string", "pattern": r"\S"},
+                    "parts_used": {"anyOf": [{"type": "null"}, {"items": {"minLength": 1, "maxLength": 100}}]},
+                },
+            },
+        ),
+        _when(
+            ("close",),
+            {"required": ["rating"], "properties": {"rating": {"type": "integer", "minimum": 1, "maximum": 5}}},
+        ),
+        _when(
+            ("update",),
+            {"anyOf": [{"required": [n], "properties": {n: {"type": "string"}}} for n in ("eta", "location_note")]},
+        ),
+    ]
+}
+
+
 class TransitionIn(BaseModel):
     """One action of the state machine; the fields an action needs are checked by the service."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_TRANSITION_RULES)
     # documented as the table's actions; checked by the service, whose refusal lists the allowed ones
     action: str = Field(min_length=1, max_length=20, json_schema_extra={"enum": list(ACTIONS)})
     version: int | None = Field(None, description="The version you read; a stale one is 409 (or use If-Match)")
@@ -213,9 +255,13 @@ class FaultReportIn(BaseModel):
     customer: str = Field(min_length=1, max_length=120)
     service_id: int | None = Field(None, ge=1, le=2**31 - 1)
     customer_ref: str | None = Field(None, max_length=120)
-    symptom: str = Field(max_length=2000)
-    contact: str = Field(max_length=200)
-    channel: str = Field(max_length=10, description="phone, email, web or chat")
+    # desk.check_report's rules, written into the document: not blank, no control characters
+    # but newline and tab (the check is str.isprintable; the pattern names the C0/C1 controls), a channel
+    symptom: str = Field(max_length=2000, json_schema_extra={"allOf": [{"pattern": r"\S"}, {"pattern": _NO_CONTROL}]})
+    contact: str = Field(max_length=200, json_schema_extra={"allOf": [{"pattern": r"\S"}, {"pattern": _NO_CONTROL}]})
+    channel: str = Field(
+        max_length=10, description="phone, email, web or chat", json_schema_extra={"enum": list(REPORT_CHANNELS)}
+    )
 
 
 class AutoTestOut(BaseModel):

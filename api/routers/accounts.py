@@ -5,6 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic.json_schema import JsonDict
 
 from api.deps import PageDep, SessionDep, UserDep, WriteSessionDep, runtime
 from api.login import password_login
@@ -51,11 +52,16 @@ class TokenOut(BaseModel):
     revoked_at: datetime | None
 
 
+# What accounts.service checks, written into the document (the service keeps its own messages).
+_USERNAME_DOC: JsonDict = {"minLength": 1, "pattern": accounts.USERNAME_RE.pattern}
+_PASSWORD_DOC: JsonDict = {"minLength": accounts.MIN_PASSWORD}
+
+
 class UserIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    username: str = Field(..., max_length=64)
+    username: str = Field(..., max_length=64, json_schema_extra=_USERNAME_DOC)
     role: Role
-    password: SecretStr | None = Field(None, max_length=accounts.MAX_PASSWORD)
+    password: SecretStr | None = Field(None, max_length=accounts.MAX_PASSWORD, json_schema_extra=_PASSWORD_DOC)
 
 
 class RoleIn(BaseModel):
@@ -66,7 +72,10 @@ class RoleIn(BaseModel):
 class PasswordIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     password: SecretStr | None = Field(
-        ..., max_length=accounts.MAX_PASSWORD, description="null: no password (a token-only user)"
+        ...,
+        max_length=accounts.MAX_PASSWORD,
+        description="null: no password (a token-only user)",
+        json_schema_extra=_PASSWORD_DOC,
     )
 
 

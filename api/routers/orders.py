@@ -48,24 +48,31 @@ def get_catalog_type(name: str, user: UserDep, rt: RuntimeDep) -> CatalogTypeOut
 
 @router.post("/orders", response_model=OrderOut, status_code=201)
 def create_order(
-    session: WriteSessionDep, user: UserDep, body: Annotated[dict[str, Any], Body(description="the order (OrderIn)")]
+    session: WriteSessionDep,
+    user: UserDep,
+    rt: RuntimeDep,
+    body: Annotated[dict[str, Any], Body(description="the order (OrderIn)")]
 ) -> OrderOut:
     """A draft order. Inputs pass the character gate (CR/LF, control characters, injection markers) first."""
     order = service.create_order(session, service.parse_order(body), actor=user.username)
-    return service.order_out(session, order, role=str(user.role))
+    return service.order_out(session, order, vault=rt.vault, role=str(user.role))
 
 
 @router.get("/orders", response_model=list[OrderOut])
 def list_orders(
-    session: SessionDep, user: UserDep, page: PageDep, state: Annotated[str | None, Query(max_length=20)] = None
+    session: SessionDep,
+    user: UserDep,
+    page: PageDep,
+    rt: RuntimeDep,
+    state: Annotated[str | None, Query(max_length=20)] = None,
 ) -> list[OrderOut]:
     rows = service.list_orders(session, state=state, limit=page.limit, offset=page.offset)
-    return [service.order_out(session, o, role=str(user.role)) for o in rows]
+    return [service.order_out(session, o, vault=rt.vault, role=str(user.role)) for o in rows]
 
 
 @router.get("/orders/{order_id}", response_model=OrderOut)
-def get_order(order_id: Id, session: SessionDep, user: UserDep) -> OrderOut:
-    return service.order_out(session, service.get_order(session, order_id), role=str(user.role))
+def get_order(order_id: Id, session: SessionDep, user: UserDep, rt: RuntimeDep) -> OrderOut:
+    return service.order_out(session, service.get_order(session, order_id), vault=rt.vault, role=str(user.role))
 
 
 def _act(session: Session, order_id: int, action: str, user: Any, rt: Runtime) -> OrderOut:
@@ -78,7 +85,7 @@ def _act(session: Session, order_id: int, action: str, user: Any, rt: Runtime) -
         four_eyes=rt.settings.provisioning_four_eyes,
         vault=rt.vault,
     )
-    return service.order_out(session, order, role=str(user.role))
+    return service.order_out(session, order, vault=rt.vault, role=str(user.role))
 
 
 @router.post("/orders/{order_id}/validate", response_model=OrderOut)
@@ -109,7 +116,9 @@ async def execute(order_id: Id, services: ServicesDep, user: UserDep, rt: Runtim
 
     def read() -> OrderOut:
         with transaction(rt.sessions) as session:
-            return service.order_out(session, service.get_order(session, order_id), role=str(user.role))
+            return service.order_out(
+                session, service.get_order(session, order_id), vault=rt.vault, role=str(user.role)
+            )
 
     return await asyncio.to_thread(read)
 

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel
+from pydantic.json_schema import JsonDict
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
@@ -52,7 +53,17 @@ from ticketing.schemas import (
 
 router = APIRouter(prefix="/api/v1", tags=["tickets"])
 
-IfMatch = Annotated[str | None, Header(alias="If-Match", description='The ETag you read, e.g. "3"')]
+
+def _etag_header(schema: JsonDict) -> None:
+    """A header is a string or absent (never JSON null), in the form _version accepts."""
+    schema.pop("anyOf", None)
+    schema.update(type="string", pattern=r'^\s*(W/)?"?[0-9]+"?\s*$')
+
+
+IfMatch = Annotated[
+    str | None,
+    Header(alias="If-Match", description='The ETag you read, e.g. "3"', json_schema_extra=_etag_header),
+]
 IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", description="Makes a retried POST safe")]
 
 
@@ -77,7 +88,7 @@ assert set(StateQ.__args__) == set(STATES)  # type: ignore[attr-defined]
 def _version(if_match: str | None, body_version: int | None) -> int | None:
     if if_match is not None:
         raw = if_match.strip().removeprefix("W/").strip('"')
-        if not raw.isdigit():
+        if not (raw.isascii() and raw.isdigit()):  # str.isdigit alone takes "²", which int() refuses
             raise InvalidInput('If-Match: expected the ticket\'s ETag, e.g. "3"', field="If-Match")
         if body_version is not None and body_version != int(raw):
             raise InvalidInput("version: differs from If-Match; send one of them", field="version")

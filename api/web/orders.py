@@ -8,20 +8,22 @@ from collections import defaultdict
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy import func, select
 
-from api.deps import PageDep, SessionDep, UserDep
+from api.deps import PageDep, SessionDep, UserDep, runtime
 from api.params import Id
 from api.web.render import diff_lines, page
 from faultloop.errors import InvalidInput
+from faultloop.runtime import Runtime
 from inventory import queries
 from provisioning import service
 from provisioning.models import OrderItem, ServiceOrder
 from provisioning.policy import STATES
 
 router = APIRouter(include_in_schema=False)
+RuntimeDep = Annotated[Runtime, Depends(runtime)]
 
 
 @router.get("/ui/orders", response_class=HTMLResponse)
@@ -74,9 +76,10 @@ def orders(
 
 
 @router.get("/ui/orders/{order_id}", response_class=HTMLResponse)
-def order_page(request: Request, order_id: Id, session: SessionDep, user: UserDep) -> HTMLResponse:
+def order_page(request: Request, order_id: Id, session: SessionDep, user: UserDep, rt: RuntimeDep) -> HTMLResponse:
     order = service.get_order(session, order_id)
-    out = service.order_out(session, order, role=str(user.role))
+    # the same view as the JSON API: diffs without context lines for roles that may not read config
+    out = service.order_out(session, order, vault=rt.vault, role=str(user.role))
     ctx: dict[str, Any] = {
         "order": out,
         "request_doc": order.request,

@@ -301,7 +301,7 @@ def test_rows_stored_in_clear_before_the_migration_are_sealed(tmp_path) -> None:
     cmd = [sys.executable, "-m", "faultloop.cmd", "db", "upgrade"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert "encrypted 1 config backup(s) stored in clear" in proc.stderr
+    assert "encrypted 1 stored config(s) kept in clear" in proc.stderr
     with transaction(rt.sessions) as session:
         row = backup.latest_backup(session, 1)
         assert row is not None and row.text is None and row.digest is not None

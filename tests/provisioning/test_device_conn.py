@@ -83,7 +83,7 @@ def test_push_then_rollback_through_the_protocol_restores_the_backup(lab_ssh, ru
         _push_in(conn, runtime, job, 7, pushed)
         assert (pushed.ok, pushed.stage, pushed.touched) == (True, "pushed", True), pushed.message
         assert "DC-ROLLBACK" in running_config(lab)
-        restored = _rollback_in(conn, job, pushed.backup_text or "")
+        restored = _rollback_in(conn, runtime, job, pushed.backup_text or "", order_id=7)
 
     assert restored.ok, restored.message
     assert restored.message == "restored: running configuration equals the pre-change backup"
@@ -115,3 +115,24 @@ def test_push_then_save_through_the_protocol_writes_memory_and_stores_the_new_co
     ).all()
     pre_text, post_text = stored_text(runtime.vault, pre), stored_text(runtime.vault, post)
     assert "DC-SAVED" not in pre_text and " description DC-SAVED" in normalize_config(post_text)
+
+
+def test_an_incomplete_rollback_names_counts_and_a_backup_never_config_lines(lab_ssh, runtime, session, vault):
+    """Issue 15 item 6: an item's message is shown to every role and stored in clear, so the lines a
+    rollback could not restore are kept in an (encrypted) backup of the configuration after it."""
+    lab = lab_ssh.new_device("cisco_ios", "dc-rb-left")
+    device_id = add_device(session, vault, lab, snmp=False)
+    job = _job(device_id, lab, "DC-LEFT")
+    # a pre-change backup the device cannot return to: it has no GigabitEthernet0/99 and refuses the section
+    unreachable = running_config(lab) + "interface GigabitEthernet0/99\n description Rb-Secret-5e1c\n"
+    with device_session(runtime, device_id, source="provisioning") as real:
+        left = _rollback_in(ProtocolOnly(real), runtime, job, unreachable, order_id=9)
+
+    assert (left.ok, left.stage) == (False, "rollback")
+    after = session.scalars(select(ConfigBackup).where(ConfigBackup.device_id == device_id)).one()
+    assert left.message == (
+        "rollback left 2 line(s) different from the pre-change backup; "
+        f"the configuration after the rollback is backup #{after.id}"
+    )
+    assert "Rb-Secret" not in left.message and "GigabitEthernet0/99" not in left.message
+    assert after.actor == "order 9" and normalize_config(stored_text(runtime.vault, after)) == running_config(lab)

@@ -148,7 +148,7 @@ def test_activation_changes_running_config_and_snmp_then_terminate_removes_it(rt
         # pre-change and post-change backups were stored; no secret in the order record
         backups = session.scalars(select(ConfigBackup).where(ConfigBackup.device_id == device_id)).all()
         assert len(backups) == 2
-        assert LAB_SSH_PASSWORD not in str(orders.order_out(session, order).model_dump())
+        assert LAB_SSH_PASSWORD not in str(orders.order_out(session, order, vault=rt.vault).model_dump())
         service_id = service.id
 
     outcome = run(
@@ -242,7 +242,7 @@ def test_plan_is_a_dry_run_and_a_device_in_another_order_is_busy(rt, lab_ssh, bg
     for oid in (first, second):
         with transaction(rt.sessions) as session:
             order = orders.act(session, oid, "plan", actor="pat", role="provisioner", four_eyes=True, vault=rt.vault)
-            diff = orders.items(session, order.id)[0].diff
+            diff = orders.item_diff(rt.vault, orders.items(session, order.id)[0])
             assert "+ shutdown" in diff and f" interface {lab.interfaces[1].name}" in diff
         with transaction(rt.sessions) as session:
             orders.act(session, oid, "approve", actor="nina", role="noc", four_eyes=True, vault=rt.vault)

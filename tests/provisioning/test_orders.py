@@ -74,7 +74,8 @@ def test_lifecycle_plan_renders_from_pool_and_four_eyes_approval(session, vault,
     assert item.params["vlan"] == 100  # first free VLAN of the pool
     assert item.commands[:3] == ["vlan 100", " name BIA-100", "interface GigabitEthernet0/1"]
     assert "no vlan 100" in item.inverse
-    assert item.diff.startswith("# no config backup of r1 yet")
+    assert orders.item_diff(vault, item).startswith("# no config backup of r1 yet")
+    assert item.diff == "" and item.diff_encrypted is not None  # stored encrypted (issue 15 item 6)
     with pytest.raises(Forbidden, match="four-eyes"):
         orders.act(session, order.id, "approve", actor="pat", role="admin", four_eyes=True, vault=vault)
     with pytest.raises(Forbidden, match="role 'provisioner' may not approve"):

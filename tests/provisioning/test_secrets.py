@@ -19,7 +19,7 @@ bg, host_key, lab_ssh, file_runtime = cli_lab.bg, cli_lab.host_key, cli_lab.lab_
 MARKER = "Marker-Secret-7f3a9c"
 
 
-def test_marker_password_never_leaks_from_a_rolled_back_order(file_runtime, lab_ssh, caplog, tmp_path, vault) -> None:
+def test_marker_password_never_leaks_from_a_rolled_back_order(file_runtime, lab_ssh, caplog, tmp_path) -> None:
     rt = file_runtime
     rt.settings = rt.settings.model_copy(update={"ssh_timeout_s": 15, "provisioning_check_timeout_s": 2})
     lab = lab_ssh.new_device("cisco_ios", "pv-secret1", password=MARKER)
@@ -33,8 +33,8 @@ def test_marker_password_never_leaks_from_a_rolled_back_order(file_runtime, lab_
             "targets": [{"device": lab.name, "params": {"interface": "GigabitEthernet0/7"}}],
         }  # rejected
         order = orders.create_order(session, orders.parse_order(body), actor="pat")
-        orders.act(session, order.id, "plan", actor="pat", role="provisioner", four_eyes=True, vault=vault)
-        orders.act(session, order.id, "approve", actor="nina", role="noc", four_eyes=True, vault=vault)
+        orders.act(session, order.id, "plan", actor="pat", role="provisioner", four_eyes=True, vault=rt.vault)
+        orders.act(session, order.id, "approve", actor="nina", role="noc", four_eyes=True, vault=rt.vault)
         token = make_token(session, "viewer1", "viewer")
     outcome = execute_order(rt, order.id, actor="nina", role="noc")
     assert outcome.state == "rolled_back", outcome.message

@@ -90,8 +90,16 @@ def test_manual_ticket_through_the_whole_flow(client, auth, session, frozen):
     assert r.headers["content-type"].startswith("text/csv") and len(rows) == len(timeline)
     assert rows[-1]["action"] == "close" and rows[-1]["to_state"] == "closed"
     report = client.get("/api/v1/reports/tickets/mttr?by=cause", headers=auth("viewer")).json()
-    assert report == [{"key": "fiber_cut", "tickets": 1, "resolved": 1, "mttr_s": 1800.0, "recurrences": 0,
-                       "cleared_before_dispatch": 0}]
+    assert report == [
+        {
+            "key": "fiber_cut",
+            "tickets": 1,
+            "resolved": 1,
+            "mttr_s": 1800.0,
+            "recurrences": 0,
+            "cleared_before_dispatch": 0,
+        }
+    ]
 
 
 def test_illegal_transition_is_409_with_allowed_actions_and_changes_nothing(client, auth, session, frozen):
@@ -200,6 +208,10 @@ def test_stale_version_is_409_and_etag_round_trip(client, auth, session, frozen)
     assert r.status_code == 409
     r = client.post(f"/api/v1/tickets/{tid}/transitions", json={"action": "cancel", "reason": "dup"},
                     headers={**auth("noc"), "If-Match": "banana"})  # fmt: skip
+    assert (r.status_code, r.json()["field"]) == (422, "If-Match")
+    # a Unicode digit passes str.isdigit but not int(): a 422 naming the header, not a 500
+    r = client.post(f"/api/v1/tickets/{tid}/transitions", json={"action": "cancel", "reason": "dup"},
+                    headers={**auth("noc"), "If-Match": '"\u00b2"'.encode()})  # fmt: skip
     assert (r.status_code, r.json()["field"]) == (422, "If-Match")
     session.expire_all()
     assert session.get(Ticket, tid).state == "acknowledged"

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import select
+
 from faultloop import clock
 from inventory import service as inventory
 from inventory.schemas import DeviceIn
@@ -113,3 +115,68 @@ def test_hostile_strings_in_orders_render_inert(web, session):
     assert kinds[:3] == [("file", "--- running"), ("file", "+++ planned"), ("hunk", "@@ -1 +1,2 @@")]
     assert ("add", f"+interface {XSS}") in kinds and ("del", f"-{XSS}") in kinds
     assert page.all(tag="img") == [] and page.one("order-customer").text == XSS[:120]
+
+
+def test_planned_diff_context_stays_encrypted_and_hidden_from_roles_without_config_access(
+    web, client, auth, session, vault
+):
+    """Issue 15 item 6: the context lines of a planned diff are the device's running config (here a
+    community and a password hash). The row holds them only encrypted; a viewer or technician gets
+    the changed lines alone, through the JSON API and on the dashboard page."""
+    from collectors.backup import store_backup
+    from inventory import queries
+
+    device = inventory.create_device(
+        session,
+        vault,
+        DeviceIn.model_validate(
+            {"hostname": "sw8", "address": "127.0.0.18", "role": "access", "device_type": "cisco_ios"}
+        ),
+        actor="t",
+    )
+    running = (
+        "hostname sw8\n"
+        "snmp-server community CTX-COMMUNITY RO\n"
+        "interface GigabitEthernet0/2\n description old-port\n"
+        "username ops secret 5 CTX-HASH\n"
+    )
+    store_backup(session, vault, device=queries.device(session, device.id), text=running, trigger="on_demand",
+                 actor="t")  # fmt: skip
+    session.commit()
+    prov = auth("provisioner")
+    client.post("/api/v1/vlan-pools", json={"name": "metro-1", "vlan_min": 300, "vlan_max": 399}, headers=prov)
+    body = {
+        "service_type": "l2_vlan", "customer": "ACME", "params": {"vlan_name": "ACME-L2", "description": "ACME L2"},
+        "targets": [{"device": "sw8", "params": {"interface": "GigabitEthernet0/2"}}], "vlan_pool": "metro-1",
+    }  # fmt: skip
+    order_id = client.post("/api/v1/orders", json=body, headers=prov).json()["id"]
+    r = client.post(f"/api/v1/orders/{order_id}/plan", headers=prov)
+    assert r.status_code == 200, r.text
+    full = r.json()["items"][0]["diff"]
+    context = [line for line in full.splitlines() if line.startswith(" ")]
+    assert " snmp-server community CTX-COMMUNITY RO" in context and " username ops secret 5 CTX-HASH" in context
+
+    # the row: no plaintext diff, and the token is not the text in another encoding
+    session.expire_all()
+    stored = session.execute(
+        select(OrderItem.diff, OrderItem.diff_encrypted).where(OrderItem.order_id == order_id)
+    ).one()
+    assert stored.diff == "" and stored.diff_encrypted is not None
+    assert b"CTX-" not in stored.diff_encrypted and "CTX-" not in stored.diff_encrypted.decode("latin-1")
+    assert vault.decrypt(stored.diff_encrypted) == full
+
+    for role in ("viewer", "technician"):
+        api = client.get(f"/api/v1/orders/{order_id}", headers=auth(role))
+        assert api.status_code == 200 and "CTX-" not in api.text, role
+        diff = api.json()["items"][0]["diff"]
+        assert "+vlan 300" in diff.splitlines() and not [line for line in diff.splitlines() if line.startswith(" ")]
+        html = web(role).get(f"/ui/orders/{order_id}")
+        assert html.status_code == 200 and "CTX-" not in html.text, role
+        spans = dom(html.text).one("order-diff").all(tag="span")
+        assert "+vlan 300" in [s.text for s in spans]
+        assert [s.text for s in spans if s.attrs["class"] not in ("add", "del", "file", "hunk")] == [], role
+    # a config reader sees the context on the page as in the API
+    noc_page = dom(web("noc").get(f"/ui/orders/{order_id}").text).one("order-diff")
+    assert ("ctx", "snmp-server community CTX-COMMUNITY RO") in [
+        (s.attrs["class"], s.text.strip()) for s in noc_page.all(tag="span")
+    ]

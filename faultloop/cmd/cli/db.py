@@ -12,6 +12,7 @@ from faultloop.runtime import Runtime, no_service_running
 from faultloop.settings import Settings
 from faultloop.vault import finish_key_file, key_from_env, prepend_key_file
 from inventory import service as inventory
+from provisioning import service as orders
 
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 secrets_app = typer.Typer(no_args_is_help=True, help="Secrets at rest.")
@@ -32,7 +33,7 @@ def db_upgrade() -> None:
     err.print(f"database at {safe_url(rt.settings.effective_database_url)} is at {migrate.current_revision(rt.engine)}")
     sealed = seal_stored_configs(rt)  # rows an older version stored in clear: the migration had no key
     if sealed:
-        err.print(f"encrypted {sealed} config backup(s) stored in clear")
+        err.print(f"encrypted {sealed} stored config(s) kept in clear")
 
 
 @db_app.command("current")
@@ -63,7 +64,7 @@ def _rotate_all(rt: Runtime) -> tuple[int, int]:
     with transaction(rt.sessions, write=True) as session:
         scrub_freed_space(session)
         count = inventory.rotate_secrets(session, rt.vault)
-        configs = backup.rotate_backups(session, rt.vault)
+        configs = backup.rotate_backups(session, rt.vault) + orders.rotate_order_diffs(session, rt.vault)
     checkpoint_wal(rt.engine)
     return count, configs
 
@@ -75,7 +76,7 @@ def _rotate(settings: Settings) -> None:
             raise CliError('FAULTLOOP_SECRET_KEY holds one key; set it to "NEW,OLD" to rotate')
         count, configs = _rotate_all(rt)
         err.print(
-            f"re-encrypted {count} secret(s) and {configs} config backup(s) under the first key; "
+            f"re-encrypted {count} secret(s) and {configs} stored configuration(s) under the first key; "
             "now remove the old key from FAULTLOOP_SECRET_KEY"
         )
         return
@@ -84,5 +85,6 @@ def _rotate(settings: Settings) -> None:
     count, configs = _rotate_all(rt)
     finish_key_file(settings, keys)
     err.print(
-        f"re-encrypted {count} secret(s) and {configs} config backup(s) under a new key in {settings.secret_key_file}"
+        f"re-encrypted {count} secret(s) and {configs} stored configuration(s) "
+        f"under a new key in {settings.secret_key_file}"
     )

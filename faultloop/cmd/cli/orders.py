@@ -34,8 +34,8 @@ ActorOpt = typer.Option(CLI_ACTOR, "--actor", help="Name recorded in the order's
 def _print_order(order_id: int) -> None:
     from provisioning import service as orders
 
-    with tx() as (_rt, session):
-        view = orders.order_out(session, orders.get_order(session, order_id))
+    with tx() as (rt, session):
+        view = orders.order_out(session, orders.get_order(session, order_id), vault=rt.vault)
     out.print(
         f"order {view.id}: {view.action} {escape(view.service_type)} for {escape(view.customer)}"
         f" - [bold]{view.state}[/bold]" + (f" (service {view.service_id})" if view.service_id else "")
@@ -63,7 +63,8 @@ def order_plan(file: Path, actor: str = ActorOpt) -> None:
         order = orders.create_order(session, orders.parse_order(body), actor=actor)
         orders.act(session, order.id, "plan", actor=actor, role="provisioner", four_eyes=True, vault=rt.vault)
         for item in orders.items(session, order.id):
-            print(item.diff, end="" if item.diff.endswith("\n") else "\n")
+            diff = orders.item_diff(rt.vault, item)
+            print(diff, end="" if diff.endswith("\n") else "\n")
         order_id = order.id
     err.print(f"order {order_id} planned; approve with `faultloop order approve {order_id} --actor NAME`")
 
