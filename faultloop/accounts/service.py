@@ -49,7 +49,7 @@ class LoginFailed(Unauthorized):
 
 
 def create_user(session: Session, *, username: str, role: str, password: str | None, actor: str) -> User:
-    if not USERNAME_RE.match(username):
+    if not USERNAME_RE.fullmatch(username):
         raise InvalidInput(
             "username: expected 1-64 characters of letters, digits, '.', '_', '@', '-'", field="username"
         )

@@ -161,3 +161,15 @@ def test_revoking_a_token_revokes_the_tokens_it_made(client, session):
         assert client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"}).status_code == 401
     reasons = [e.after["reason"] for e in _audit(session, "token.revoke")]
     assert reasons == ["revoked", f"made by token {rows['script']['id']}", f"made by token {rows['script']['id']}"]
+
+
+def test_a_username_with_a_trailing_newline_is_refused(session):
+    """`$` matches before a trailing newline: the whole name must match, not its first line."""
+    import pytest
+
+    from faultloop.errors import InvalidInput
+
+    for name in ("alice\n", "alice\nbob", "\nalice"):
+        with pytest.raises(InvalidInput, match="username: expected 1-64 characters"):
+            accounts.create_user(session, username=name, role="noc", password=None, actor="test")
+    assert session.scalar(select(func.count()).select_from(User).where(User.username.like("%alice%"))) == 0
