@@ -340,16 +340,266 @@ class Tap:
             await self.nc.close()
 
 
-async def run(args: argparse.Namespace, tmp: Path, central_url: str, single_url: str) -> None:  # noqa: C901, PLR0915
-    from cryptography.fernet import Fernet
+async def measure_polling(args: argparse.Namespace, tap: Tap, procs: list[Proc], collectors: list[Proc],
+                          centrals: list[Proc], labs: list[Proc], rss: dict[str, float]) -> None:  # fmt: skip
+    demand = args.devices * 60 / args.interval
+    while not tap.rows:
+        await asyncio.sleep(0.2)
+    first = tap.rows[0][0]
+    start = first + args.interval / 2
+    end = start + args.interval * args.window
+    print(f"polling: first result; measuring from +{args.interval / 2:.0f} s for {end - start:.0f} s "
+          f"({args.window:g} interval{'s' if args.window != 1 else ''})", flush=True)  # fmt: skip
+    await asyncio.sleep(max(0.0, start - time.time()))
+    cpu0 = {p.name: proc_cpu_s(p.pid) for p in procs}
+    t0 = time.time()
+    await asyncio.sleep(max(0.0, end - time.time()))
+    wall = time.time() - t0
+    cpu = {p.name: (proc_cpu_s(p.pid) - cpu0[p.name]) / wall for p in procs}
+    window = [r for r in tap.rows if start <= r[0] < end]
+    burst = [r for r in tap.rows if r[0] < first + args.interval / 2]
+    polls = len(window)
+    timeouts = sum(1 for r in window if r[3])
+    failed = sum(1 for r in window if not r[2])
+    devices_seen = len({r[1] for r in window})
+    coll_cpu = sum(cpu[c.name] for c in collectors) * wall
+    by_minute: dict[int, int] = {}
+    for r in window:
+        by_minute[int((r[0] - start) // 60)] = by_minute.get(int((r[0] - start) // 60), 0) + 1
+    print(
+        f"polling ({args.devices} devices, {args.interval:g} s interval, demand {demand:.0f} polls/min): "
+        f"sustained {polls * 60 / wall:.0f} device polls/min ({polls * 60 / wall / demand:.2f}x demand; "
+        f"{devices_seen} distinct devices in the window), timeouts {100 * timeouts / max(polls, 1):.2f} %, "
+        f"failed {100 * failed / max(polls, 1):.2f} %; busiest minute {max(by_minute.values(), default=0)} polls; "
+        f"first-turn burst {len(burst)} polls in {args.interval / 2:.0f} s with "
+        f"{100 * sum(1 for r in burst if r[3]) / max(len(burst), 1):.2f} % timeouts",
+        flush=True,
+    )
+    print(
+        f"collector CPU: {1000 * coll_cpu / max(polls, 1):.2f} ms per poll (both collectors, "
+        f"{', '.join(f'{c.name} {cpu[c.name]:.3f} cores' for c in collectors)}); centrals "
+        f"{', '.join(f'{c.name} {cpu[c.name]:.3f}' for c in centrals)} cores; lab slices "
+        f"{sum(cpu[lab.name] for lab in labs):.3f} cores",
+        flush=True,
+    )
+    rss.update({p.name: rss_mb(p.pid) for p in procs})
+
+
+async def measure_faults(args: argparse.Namespace, topo: Any, labs: list[Proc], db: Any, flood_names: set[str]) -> None:
+    from sqlalchemy import func, select
+
+    from alarms.models import Alarm
+
+    lab_of = {}
+    for i, lab in enumerate(labs):
+        lo, hi = i * args.devices // args.labs, (i + 1) * args.devices // args.labs
+        for d in topo.devices[lo:hi]:
+            lab_of[d.name] = lab
+    candidates = [d for d in topo.devices if d.name not in flood_names and any(x.oper_up for x in d.interfaces)]
+    random.shuffle(candidates)
+    latencies: list[float] = []
+    missed = 0
+    for d in candidates[: args.faults]:
+        lab = lab_of[d.name]
+        assert lab.popen.stdin is not None and lab.popen.stdout is not None
+        lab.popen.stdin.write(f"cut {d.name}\n")
+        lab.popen.stdin.flush()
+        cut_at = float(lab.popen.stdout.readline().split()[1])
+        query = select(func.count()).where(Alarm.device == d.name, Alarm.state == "active")
+        seen = None
+        while time.time() < cut_at + 30:
+            with db.connect() as conn:
+                if conn.scalar(query):
+                    seen = time.time()
+                    break
+            await asyncio.sleep(0.02)
+        if seen is None:
+            missed += 1
+        else:
+            latencies.append(seen - cut_at)
+        await asyncio.sleep(0.2)
+    print(
+        f"fault -> alarm row (lab link cut -> linkDown trap -> collector -> JetStream -> central -> alarms, "
+        f"{len(latencies)} faults, {missed} not seen in 30 s): p50 {1000 * pct(latencies, 0.5):.0f} ms, "
+        f"p99 {1000 * pct(latencies, 0.99):.0f} ms, max {1000 * max(latencies, default=float('nan')):.0f} ms "
+        f"(database polled every 20 ms)",
+        flush=True,
+    )
+
+
+async def measure_floods(args: argparse.Namespace, tmp: Path, flood: list[Any], common: dict[str, str],
+                         central_url: str,
+                         single_url: str, trap_ports: list[int], collectors: list[Proc], centrals: list[Proc],
+                         procs: list[Proc], rss: dict[str, float]) -> None:  # fmt: skip
+    from sqlalchemy import func, select
+
+    from alarms.models import EventRecord
+    from faultloop.db import make_engine
+
+    sources = [(d.address, d.interfaces[0].if_index) for d in flood]
+    (tmp / "sources.json").write_text(json.dumps(sources))
+
+    async def flood_into(url: str, targets: list[int], label: str) -> tuple[float, float, int]:
+        eng = make_engine(url)
+        with eng.connect() as conn:
+            base_id = conn.scalar(select(func.coalesce(func.max(EventRecord.id), 0))) or 0
+        sender = subprocess.Popen(
+            [sys.executable, "-m", "bench.scale", "send", "--sources", str(tmp / "sources.json"),
+             "--targets", ",".join(f"127.0.0.1:{p}" for p in targets), "--count", str(args.events),
+             "--rate", str(args.rate)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert sender.stdin is not None and sender.stdout is not None
+        sender.stdout.readline()
+        sender.stdin.write("go\n")
+        sender.stdin.flush()
+        t_start = time.time()
+        stored = done = 0
+        last_change = t_start
+        t_stored = t_done = t_start
+        count = select(func.count(), func.count().filter(EventRecord.processed.is_(True))).where(
+            EventRecord.id > base_id, EventRecord.source == "trap"
+        )
+        while time.time() - last_change < args.settle:
+            await asyncio.sleep(0.25)
+            with eng.connect() as conn:
+                row = conn.execute(count).one()
+            now = time.time()
+            if row[0] != stored:
+                stored, t_stored, last_change = row[0], now, now
+            if row[1] != done:
+                done, t_done, last_change = row[1], now, now
+            if done >= args.events:
+                break
+        sent_line = sender.stdout.readline().split()
+        sender.wait(10)
+        eng.dispose()
+        send_s = float(sent_line[2]) if len(sent_line) == 3 else float("nan")
+        stored_rate = stored / max(t_stored - t_start, 1e-9)
+        done_rate = done / max(t_done - t_start, 1e-9)
+        print(
+            f"flood {label}: {args.events} traps offered at {args.rate:g}/s (sent in {send_s:.1f} s), "
+            f"{stored} events stored ({100 * stored / args.events:.1f} %) at {stored_rate:.0f}/s, "
+            f"{done} processed into alarms at {done_rate:.0f} events/s "
+            f"(first trap -> last row {t_done - t_start:.1f} s)",
+            flush=True,
+        )
+        return stored_rate, done_rate, done
+
+    f_cpu0 = {p.name: proc_cpu_s(p.pid) for p in collectors + centrals}
+    c_stored, c_done, c_n = await flood_into(central_url, trap_ports, "2 collectors -> JetStream -> central")
+    f_cpu = {n: proc_cpu_s(p.pid) - f_cpu0[n] for n, p in ((p.name, p) for p in collectors + centrals)}
+    print(
+        "flood CPU: " + ", ".join(f"{n} {v:.1f} s" for n, v in f_cpu.items())
+        + f" ({1e6 * sum(f_cpu.values()) / max(c_n, 1):.0f} us per event, all four)",
+        flush=True,
+    )  # fmt: skip
+    single_trap = free_port(socket.SOCK_DGRAM)
+    single = serve(
+        "single", "all", {**common, "FAULTLOOP_DATABASE_URL": single_url, "FAULTLOOP_TRAP_PORT": str(single_trap),
+                          "FAULTLOOP_SYSLOG_ENABLED": "false"}, tmp
+    )  # fmt: skip
+    procs.append(single)
+    healthz(single)
+    await asyncio.sleep(2)  # its receivers load the device directory right after start
+    s0 = proc_cpu_s(single.pid)
+    s_stored, s_done, s_n = await flood_into(single_url, [single_trap], "single process (--role all)")
+    print(
+        f"flood ratio: scale-out path {c_done / max(s_done, 1e-9):.2f}x the single process's processed events/s "
+        f"(single process CPU {1e6 * (proc_cpu_s(single.pid) - s0) / max(s_n, 1):.0f} us per event)",
+        flush=True,
+    )
+    rss["single"] = rss_mb(single.pid)
+    single.stop()
+
+
+async def measure_storm(args: argparse.Namespace, tmp: Path, storm: dict[str, Any], nats_url: str, prefix: str,
+                        secret: str, db: Any) -> None:  # fmt: skip
     from sqlalchemy import func, select
 
     from alarms.models import Alarm, EventRecord
+    from faultloop.broker import BrokerLink, Publisher, Spool
+    from faultloop.events import Event
+    from faultloop.settings import Settings
+    from faultloop.transport import ObservationPublisher
+    from ticketing.models import Ticket
+    from ticketing.policy import OPEN_STATES
+
+    s = Settings(
+        nats_url=nats_url, nats_stream_prefix=prefix, data_dir=tmp, secret_key=secret,
+        collector_group=STORM_GROUP,
+    )  # fmt: skip
+    link = BrokerLink(s, client_name="bench-storm")
+    await link.start()
+    publisher = Publisher(link, Spool(tmp / "storm-spool.sqlite", max_messages=100_000), batch_size=500)
+    await publisher.start()
+    sink = ObservationPublisher(publisher, s, group=STORM_GROUP, collector="storm-sim")
+    below = [d["hostname"] for d in storm["devices"][2:]]
+    half = len(below) // 2
+
+    def down(host: str) -> Event:
+        return Event("poll", host, "device_unreachable", "critical", datetime.now(UTC), "")
+
+    def storm_state() -> tuple[int, int, int, int]:
+        with db.connect() as conn:
+            like = Alarm.device.like("storm-%")
+            roots = conn.scalar(select(func.count()).where(like, Alarm.state == "active", Alarm.root_cause))
+            children = conn.scalar(select(func.count()).where(like, Alarm.state == "active",
+                                                              Alarm.parent_id.is_not(None)))  # fmt: skip
+            active = conn.scalar(select(func.count()).where(like, Alarm.state == "active"))
+            tickets = conn.scalar(select(func.count()).where(Ticket.device.like("storm-%"),
+                                                             Ticket.state.in_(OPEN_STATES)))  # fmt: skip
+        return int(roots or 0), int(children or 0), int(active or 0), int(tickets or 0)
+
+    chunks = [[down(h) for h in below[i : i + 100]] for i in range(0, half, 100)]
+    chunks.append([Event("trap", "storm-gw", "linkDown", "major", datetime.now(UTC), "interface:Gi0/1")])
+    chunks.append([down("storm-core")])
+    chunks += [[down(h) for h in below[i : i + 100]] for i in range(half, len(below), 100)]
+    total = sum(len(c) for c in chunks)
+    pause = 2.0 / max(len(chunks), 1)
+    for chunk in chunks:
+        sink.submit_events([replace(e, time=datetime.now(UTC)) for e in chunk])
+        await asyncio.sleep(pause)
+    last_symptom = time.time()
+    while publisher.published < total and time.time() < last_symptom + 30:
+        await asyncio.sleep(0.01)
+    published_at = time.time()
+    expected_alarms = total  # one alarm per device below the core, the core's, the gateway's link
+    done_at = None
+    state = storm_state()
+    while time.time() < last_symptom + 60:
+        state = storm_state()
+        if state[0] == 1 and state[3] >= 1 and state[2] >= expected_alarms and state[1] == state[2] - 1:
+            done_at = time.time()
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(1.0)
+    after = storm_state()
+    verdict = f"{done_at - last_symptom:.2f} s" if done_at else "NOT within 60 s"
+    print(
+        f"storm (core router down, {len(below)} devices below it, {total} symptoms over 2 s on JetStream): "
+        f"1 root + {expected_alarms - 1} correlated + 1 ticket {verdict} after the last symptom "
+        f"(published {published_at - last_symptom:.2f} s after it); 1 s later: {after[0]} root cause(s), "
+        f"{after[1]} correlated, {after[2]} active, {after[3]} open ticket(s)",
+        flush=True,
+    )
+    with db.connect() as conn:
+        seen = conn.execute(
+            select(EventRecord.event_type, EventRecord.action, func.count())
+            .where(EventRecord.device.like("storm-%"))
+            .group_by(EventRecord.event_type, EventRecord.action)
+        ).all()
+    print(f"storm events at central: {sorted(tuple(r) for r in seen)}; published {publisher.published}/{total}")
+    await publisher.stop()
+    await link.stop()
+
+
+async def run(args: argparse.Namespace, tmp: Path, central_url: str, single_url: str) -> None:  # noqa: C901, PLR0915
+    from cryptography.fernet import Fernet
+
     from faultloop.db import make_engine
     from lab.inventory_out import inventory_dict
     from lab.topology import generate_topology
-    from ticketing.models import Ticket
-    from ticketing.policy import OPEN_STATES
 
     procs: list[Proc] = []
     nats_popen, nats_url = start_nats(tmp)
@@ -444,233 +694,23 @@ async def run(args: argparse.Namespace, tmp: Path, central_url: str, single_url:
             lab.extra["devices"] = int(line[1])
         for c in collectors:
             healthz(c)
-        print(f"processes: 2 centrals, 2 collectors, {args.labs} lab slices, NATS (own, {nats_url}), PostgreSQL",
-              flush=True)
-
-        # ---- 1. polling
-        demand = args.devices * 60 / args.interval
-        while not tap.rows:
-            await asyncio.sleep(0.2)
-        first = tap.rows[0][0]
-        start = first + args.interval / 2
-        end = start + args.interval * args.window
-        print(f"polling: first result; measuring from +{args.interval / 2:.0f} s for {end - start:.0f} s "
-              f"({args.window:g} interval{'s' if args.window != 1 else ''})", flush=True)  # fmt: skip
-        await asyncio.sleep(max(0.0, start - time.time()))
-        cpu0 = {p.name: proc_cpu_s(p.pid) for p in procs}
-        t0 = time.time()
-        await asyncio.sleep(max(0.0, end - time.time()))
-        wall = time.time() - t0
-        cpu = {p.name: (proc_cpu_s(p.pid) - cpu0[p.name]) / wall for p in procs}
-        window = [r for r in tap.rows if start <= r[0] < end]
-        burst = [r for r in tap.rows if r[0] < first + args.interval / 2]
-        polls = len(window)
-        timeouts = sum(1 for r in window if r[3])
-        failed = sum(1 for r in window if not r[2])
-        devices_seen = len({r[1] for r in window})
-        coll_cpu = sum(cpu[c.name] for c in collectors) * wall
-        by_minute: dict[int, int] = {}
-        for r in window:
-            by_minute[int((r[0] - start) // 60)] = by_minute.get(int((r[0] - start) // 60), 0) + 1
         print(
-            f"polling ({args.devices} devices, {args.interval:g} s interval, demand {demand:.0f} polls/min): "
-            f"sustained {polls * 60 / wall:.0f} device polls/min ({polls * 60 / wall / demand:.2f}x demand; "
-            f"{devices_seen} distinct devices in the window), timeouts {100 * timeouts / max(polls, 1):.2f} %, "
-            f"failed {100 * failed / max(polls, 1):.2f} %; busiest minute {max(by_minute.values(), default=0)} polls; "
-            f"first-turn burst {len(burst)} polls in {args.interval / 2:.0f} s with "
-            f"{100 * sum(1 for r in burst if r[3]) / max(len(burst), 1):.2f} % timeouts",
+            f"processes: 2 centrals, 2 collectors, {args.labs} lab slices, NATS (own, {nats_url}), PostgreSQL",
             flush=True,
         )
-        print(
-            f"collector CPU: {1000 * coll_cpu / max(polls, 1):.2f} ms per poll (both collectors, "
-            f"{', '.join(f'{c.name} {cpu[c.name]:.3f} cores' for c in collectors)}); centrals "
-            f"{', '.join(f'{c.name} {cpu[c.name]:.3f}' for c in centrals)} cores; lab slices "
-            f"{sum(cpu[lab.name] for lab in labs):.3f} cores",
-            flush=True,
-        )
-        rss = {p.name: rss_mb(p.pid) for p in procs}
 
-        # ---- 2. fault -> alarm row
+        rss: dict[str, float] = {}
+        if "polling" not in args.skip:
+            await measure_polling(args, tap, procs, collectors, centrals, labs, rss)
+
         db = make_engine(central_url)
-        lab_of = {}
-        for i, lab in enumerate(labs):
-            lo, hi = i * args.devices // args.labs, (i + 1) * args.devices // args.labs
-            for d in topo.devices[lo:hi]:
-                lab_of[d.name] = lab
-        candidates = [d for d in topo.devices if d.name not in flood_names and any(x.oper_up for x in d.interfaces)]
-        random.shuffle(candidates)
-        latencies: list[float] = []
-        missed = 0
-        for d in candidates[: args.faults]:
-            lab = lab_of[d.name]
-            assert lab.popen.stdin is not None and lab.popen.stdout is not None
-            lab.popen.stdin.write(f"cut {d.name}\n")
-            lab.popen.stdin.flush()
-            cut_at = float(lab.popen.stdout.readline().split()[1])
-            query = select(func.count()).where(Alarm.device == d.name, Alarm.state == "active")
-            seen = None
-            while time.time() < cut_at + 30:
-                with db.connect() as conn:
-                    if conn.scalar(query):
-                        seen = time.time()
-                        break
-                await asyncio.sleep(0.02)
-            if seen is None:
-                missed += 1
-            else:
-                latencies.append(seen - cut_at)
-            await asyncio.sleep(0.2)
-        print(
-            f"fault -> alarm row (lab link cut -> linkDown trap -> collector -> JetStream -> central -> alarms, "
-            f"{len(latencies)} faults, {missed} not seen in 30 s): p50 {1000 * pct(latencies, 0.5):.0f} ms, "
-            f"p99 {1000 * pct(latencies, 0.99):.0f} ms, max {1000 * max(latencies, default=float('nan')):.0f} ms "
-            f"(database polled every 20 ms)",
-            flush=True,
-        )
+        if "faults" not in args.skip:
+            await measure_faults(args, topo, labs, db, flood_names)
 
-        # ---- 3. event flood: two collectors -> JetStream -> central, then one --role all process
-        sources = [(d.address, d.interfaces[0].if_index) for d in flood]
-        (tmp / "sources.json").write_text(json.dumps(sources))
-
-        async def flood_into(url: str, targets: list[int], label: str) -> tuple[float, float, int]:
-            eng = make_engine(url)
-            with eng.connect() as conn:
-                base_id = conn.scalar(select(func.coalesce(func.max(EventRecord.id), 0))) or 0
-            sender = subprocess.Popen(
-                [sys.executable, "-m", "bench.scale", "send", "--sources", str(tmp / "sources.json"),
-                 "--targets", ",".join(f"127.0.0.1:{p}" for p in targets), "--count", str(args.events),
-                 "--rate", str(args.rate)],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-            )  # fmt: skip
-            assert sender.stdin is not None and sender.stdout is not None
-            sender.stdout.readline()
-            sender.stdin.write("go\n")
-            sender.stdin.flush()
-            t_start = time.time()
-            stored = done = 0
-            last_change = t_start
-            t_stored = t_done = t_start
-            count = select(func.count(), func.count().filter(EventRecord.processed.is_(True))).where(
-                EventRecord.id > base_id, EventRecord.source == "trap"
-            )
-            while time.time() - last_change < args.settle:
-                await asyncio.sleep(0.25)
-                with eng.connect() as conn:
-                    row = conn.execute(count).one()
-                now = time.time()
-                if row[0] != stored:
-                    stored, t_stored, last_change = row[0], now, now
-                if row[1] != done:
-                    done, t_done, last_change = row[1], now, now
-                if done >= args.events:
-                    break
-            sent_line = sender.stdout.readline().split()
-            sender.wait(10)
-            eng.dispose()
-            send_s = float(sent_line[2]) if len(sent_line) == 3 else float("nan")
-            stored_rate = stored / max(t_stored - t_start, 1e-9)
-            done_rate = done / max(t_done - t_start, 1e-9)
-            print(
-                f"flood {label}: {args.events} traps offered at {args.rate:g}/s (sent in {send_s:.1f} s), "
-                f"{stored} events stored ({100 * stored / args.events:.1f} %) at {stored_rate:.0f}/s, "
-                f"{done} processed into alarms at {done_rate:.0f} events/s "
-                f"(first trap -> last row {t_done - t_start:.1f} s)",
-                flush=True,
-            )
-            return stored_rate, done_rate, done
-
-        f_cpu0 = {p.name: proc_cpu_s(p.pid) for p in collectors + centrals}
-        c_stored, c_done, c_n = await flood_into(central_url, trap_ports, "2 collectors -> JetStream -> central")
-        f_cpu = {n: proc_cpu_s(p.pid) - f_cpu0[n] for n, p in ((p.name, p) for p in collectors + centrals)}
-        print(
-            "flood CPU: " + ", ".join(f"{n} {v:.1f} s" for n, v in f_cpu.items())
-            + f" ({1e6 * sum(f_cpu.values()) / max(c_n, 1):.0f} us per event, all four)",
-            flush=True,
-        )  # fmt: skip
-        single_trap = free_port(socket.SOCK_DGRAM)
-        single = serve(
-            "single", "all", {**common, "FAULTLOOP_DATABASE_URL": single_url, "FAULTLOOP_TRAP_PORT": str(single_trap),
-                              "FAULTLOOP_SYSLOG_ENABLED": "false"}, tmp
-        )  # fmt: skip
-        procs.append(single)
-        healthz(single)
-        await asyncio.sleep(2)  # its receivers load the device directory right after start
-        s0 = proc_cpu_s(single.pid)
-        s_stored, s_done, s_n = await flood_into(single_url, [single_trap], "single process (--role all)")
-        print(
-            f"flood ratio: scale-out path {c_done / max(s_done, 1e-9):.2f}x the single process's processed events/s "
-            f"(single process CPU {1e6 * (proc_cpu_s(single.pid) - s0) / max(s_n, 1):.0f} us per event)",
-            flush=True,
-        )
-        rss["single"] = rss_mb(single.pid)
-        single.stop()
-
-        # ---- 4. storm: core router down with --storm devices below it
-        from faultloop.broker import BrokerLink, Publisher, Spool
-        from faultloop.events import Event
-        from faultloop.settings import Settings
-        from faultloop.transport import ObservationPublisher
-
-        s = Settings(
-            nats_url=nats_url, nats_stream_prefix=prefix, data_dir=tmp, secret_key=secret,
-            collector_group=STORM_GROUP,
-        )  # fmt: skip
-        link = BrokerLink(s, client_name="bench-storm")
-        await link.start()
-        publisher = Publisher(link, Spool(tmp / "storm-spool.sqlite", max_messages=100_000), batch_size=500)
-        await publisher.start()
-        sink = ObservationPublisher(publisher, s, group=STORM_GROUP, collector="storm-sim")
-        below = [d["hostname"] for d in storm["devices"][2:]]
-        half = len(below) // 2
-
-        def down(host: str) -> Event:
-            return Event("poller", host, "device_unreachable", "critical", datetime.now(UTC), "")
-
-        def storm_state() -> tuple[int, int, int, int]:
-            with db.connect() as conn:
-                like = Alarm.device.like("storm-%")
-                roots = conn.scalar(select(func.count()).where(like, Alarm.state == "active", Alarm.root_cause))
-                children = conn.scalar(select(func.count()).where(like, Alarm.state == "active",
-                                                                  Alarm.parent_id.is_not(None)))  # fmt: skip
-                active = conn.scalar(select(func.count()).where(like, Alarm.state == "active"))
-                tickets = conn.scalar(select(func.count()).where(Ticket.device.like("storm-%"),
-                                                                 Ticket.state.in_(OPEN_STATES)))  # fmt: skip
-            return int(roots or 0), int(children or 0), int(active or 0), int(tickets or 0)
-
-        chunks = [[down(h) for h in below[i : i + 100]] for i in range(0, half, 100)]
-        chunks.append([Event("trap", "storm-gw", "linkDown", "major", datetime.now(UTC), "interface:Gi0/1")])
-        chunks.append([down("storm-core")])
-        chunks += [[down(h) for h in below[i : i + 100]] for i in range(half, len(below), 100)]
-        total = sum(len(c) for c in chunks)
-        pause = 2.0 / max(len(chunks), 1)
-        for chunk in chunks:
-            sink.submit_events([replace(e, time=datetime.now(UTC)) for e in chunk])
-            await asyncio.sleep(pause)
-        last_symptom = time.time()
-        while publisher.published < total and time.time() < last_symptom + 30:
-            await asyncio.sleep(0.01)
-        published_at = time.time()
-        expected_alarms = total  # one alarm per device below the core, the core's, the gateway's link
-        done_at = None
-        state = storm_state()
-        while time.time() < last_symptom + 60:
-            state = storm_state()
-            if state[0] == 1 and state[3] >= 1 and state[2] >= expected_alarms and state[1] == state[2] - 1:
-                done_at = time.time()
-                break
-            await asyncio.sleep(0.05)
-        await asyncio.sleep(1.0)
-        after = storm_state()
-        verdict = f"{done_at - last_symptom:.2f} s" if done_at else "NOT within 60 s"
-        print(
-            f"storm (core router down, {len(below)} devices below it, {total} symptoms over 2 s on JetStream): "
-            f"1 root + {expected_alarms - 1} correlated + 1 ticket {verdict} after the last symptom "
-            f"(published {published_at - last_symptom:.2f} s after it); 1 s later: {after[0]} root cause(s), "
-            f"{after[1]} correlated, {after[2]} active, {after[3]} open ticket(s)",
-            flush=True,
-        )
-        await publisher.stop()
-        await link.stop()
+        if "flood" not in args.skip:
+            await measure_floods(args, tmp, flood, common, central_url, single_url, trap_ports, collectors, centrals,
+                                 procs, rss)  # fmt: skip
+        await measure_storm(args, tmp, storm, nats_url, prefix, secret, db)
         db.dispose()
 
         # ---- 5. memory
@@ -725,8 +765,10 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--rate", type=float, default=20_000, help="offered traps per second in each flood")
     ap.add_argument("--settle", type=float, default=15.0, help="a flood ends after this long without a new row")
     ap.add_argument("--storm", type=int, default=2000, help="devices below the failing core router")
+    ap.add_argument("--skip", default="", help="comma-separated phases left out: polling, faults, flood")
     ap.add_argument("--quick", action="store_true", help="200 devices, 20 s interval, 5,000 traps, storm 200")
     args = ap.parse_args(argv)
+    args.skip = {p.strip() for p in args.skip.split(",") if p.strip()}
     if args.quick:
         args.devices, args.interval, args.labs, args.faults = 200, 20.0, 2, 5
         args.events, args.rate, args.storm, args.settle = 5000, 5000, 200, 8.0
