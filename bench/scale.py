@@ -483,7 +483,7 @@ async def measure_floods(args: argparse.Namespace, tmp: Path, flood: list[Any], 
         count = select(func.count(), func.count().filter(EventRecord.processed.is_(True))).where(
             EventRecord.id > base_id, EventRecord.source == "trap"
         )
-        while time.time() - last_change < args.settle:
+        while time.time() - last_change < args.settle and time.time() - t_start < args.flood_max_s:
             await asyncio.sleep(0.25)
             with eng.connect() as conn:
                 row = conn.execute(count).one()
@@ -557,7 +557,7 @@ async def measure_storm(args: argparse.Namespace, tmp: Path, storm: dict[str, An
     publisher = Publisher(link, Spool(tmp / "storm-spool.sqlite", max_messages=100_000), batch_size=500)
     await publisher.start()
     sink = ObservationPublisher(publisher, s, group=STORM_GROUP, collector="storm-sim")
-    below = [d["hostname"] for d in storm["devices"][2:]]
+    below = [d["hostname"] for d in storm["devices"][2:] + storm["rest"]]
     half = len(below) // 2
 
     def down(host: str) -> Event:
@@ -785,6 +785,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--events", type=int, default=100_000, help="traps in each flood")
     ap.add_argument("--rate", type=float, default=20_000, help="offered traps per second in each flood")
     ap.add_argument("--settle", type=float, default=15.0, help="a flood ends after this long without a new row")
+    ap.add_argument("--flood-max-s", type=float, default=240.0, help="a flood's measurement ends after this long")
     ap.add_argument("--storm", type=int, default=2000, help="devices below the failing core router")
     ap.add_argument("--min-active", type=float, default=3.0, help="ticket policy open.min_active_s (shipped: 60)")
     ap.add_argument("--import-workers", type=int, default=6, help="processes importing the inventory at once")
