@@ -35,7 +35,10 @@ FIGURES = [
 ]
 
 
-@pytest.mark.skipif(not (shutil.which("nats-server") or os.path.exists("/usr/sbin/nats-server")), reason="no nats-server")
+HAVE_NATS = bool(shutil.which("nats-server") or os.path.exists("/usr/sbin/nats-server"))
+
+
+@pytest.mark.skipif(not HAVE_NATS, reason="no nats-server")
 def test_the_scale_bench_runs_small_and_prints_every_figure():
     out = subprocess.run(
         [sys.executable, "-m", "bench.scale", "--devices", "30", "--interval", "4", "--labs", "2", "--faults", "2",
