@@ -1,7 +1,8 @@
 """Scale-out benchmark (issue 14): lab slices, two collectors, two centrals on PostgreSQL, in one run.
 
     python -m bench.scale [--devices 10000] [--interval 300] [--labs 4] [--events 100000] [--storm 2000]
-    python -m bench.scale --quick          (200 devices, 20 s interval, small flood and storm: ~2 min)
+    python -m bench.scale --quick          (200 devices, 20 s interval, small flood and storm: 3-7 min)
+    python -m bench.scale --quick --skip polling,faults,flood     (the storm alone)
 
 Every part is a real process on this machine, talking over loopback:
 
