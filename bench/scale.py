@@ -798,7 +798,8 @@ def main(argv: list[str]) -> int:
         quick = {"devices": 200, "interval": 20.0, "labs": 2, "faults": 5, "events": 5000, "rate": 5000.0,
                  "storm": 200, "settle": 8.0}  # fmt: skip
         for name, value in quick.items():
-            if getattr(args, name) == ap.get_default(name):
+            given = any(a == f"--{name}" or a.startswith(f"--{name}=") for a in argv)
+            if not given:
                 setattr(args, name, value)
     from bench.scratch import scratch_postgres
 
