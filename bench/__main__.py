@@ -7,7 +7,7 @@ import sys
 
 BENCHES = [
     "lab_snmp", "traps", "snmp_walk", "config_backup", "fleet", "alarms", "orders", "tickets", "console",
-    "dashboard_devices",
+    "dashboard_devices", "scale",
 ]  # fmt: skip
 
 
