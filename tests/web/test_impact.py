@@ -82,7 +82,7 @@ def test_console_rows_say_how_many_services_and_customers_each_alarm_hurts(web, 
                        alarm_of(session, "acc2", "link_down"))  # fmt: skip
     assert (agg.services_affected, agg.customers_affected) == (4, 3)  # acme twice, zeta, the hostile one
     noc = web("noc")
-    html = noc.get("/?state=all&expand=%d" % agg.id).text
+    html = noc.get(f"/?state=all&expand={agg.id}").text
     chips = impact_chips(html)
     assert chips[agg.id] == "4 services / 3 customers"
     assert chips[port.id] == "1 service / 1 customer"
