@@ -242,9 +242,18 @@ class CustomerLoop:
             who = f" to {t['assignee']} (on shift, site, skill, least load)" if step["action"] == "dispatch" else ""
             self.say(f"ticket #{tid} {t['state']} by {NOC_OPERATOR}{who}")
         tech = t.get("assignee")
+        if t["state"] == "dispatched" and tech not in {x.username for x in TECHNICIANS}:
+            # the pick chose someone the script cannot act for (a real technician added to the demo):
+            # hand it to the demo's technician for the site, as a NOC operator would
+            mine = next((x for x in TECHNICIANS if t.get("site") in x.sites), TECHNICIANS[0])
+            await asyncio.sleep(self.step_s)
+            t = await self._call(http, "POST", f"/api/v1/tickets/{tid}/transitions", noc,
+                                 json={"action": "reassign", "technician": mine.username, "version": t["version"]})
+            self.say(f"ticket #{tid} reassigned by {NOC_OPERATOR} from {tech} to {t['assignee']}")
+            tech = t.get("assignee")
         token = self.crew.tokens.get(tech or "")
-        if token is None:
-            raise LoopError(f"ticket {tid} is {t['state']} with {tech!r}, not a demo technician")
+        if token is None or t["state"] != "dispatched":
+            raise LoopError(f"ticket {tid} is {t['state']} with {tech!r}, not dispatched to a demo technician")
         # the technician's phone app: accept, on the way, on site, repair, resolve
         now = datetime.now(UTC)
         tech_steps: list[tuple[str, dict[str, Any]]] = [
