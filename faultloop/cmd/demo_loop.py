@@ -41,6 +41,7 @@ log = logging.getLogger("faultloop.demo")
 
 DEMO_ACTOR = "demo"
 NOC_OPERATOR = "noc-demo"
+FIELD_STATES = frozenset({"dispatched", "accepted", "en_route", "on_site", "waiting"})  # with a technician
 VLAN_POOL = {"name": "demo-metro", "vlan_min": 2100, "vlan_max": 2199}
 
 
@@ -242,7 +243,7 @@ class CustomerLoop:
             who = f" to {t['assignee']} (on shift, site, skill, least load)" if step["action"] == "dispatch" else ""
             self.say(f"ticket #{tid} {t['state']} by {NOC_OPERATOR}{who}")
         tech = t.get("assignee")
-        if t["state"] == "dispatched" and tech not in {x.username for x in TECHNICIANS}:
+        if t["state"] in FIELD_STATES and tech not in {x.username for x in TECHNICIANS}:
             # the pick chose someone the script cannot act for (a real technician added to the demo):
             # hand it to the demo's technician for the site, as a NOC operator would
             mine = next((x for x in TECHNICIANS if t.get("site") in x.sites), TECHNICIANS[0])
@@ -252,17 +253,19 @@ class CustomerLoop:
             self.say(f"ticket #{tid} reassigned by {NOC_OPERATOR} from {tech} to {t['assignee']}")
             tech = t.get("assignee")
         token = self.crew.tokens.get(tech or "")
-        if token is None or t["state"] != "dispatched":
-            raise LoopError(f"ticket {tid} is {t['state']} with {tech!r}, not dispatched to a demo technician")
-        # the technician's phone app: accept, on the way, on site, repair, resolve
-        now = datetime.now(UTC)
-        tech_steps: list[tuple[str, dict[str, Any]]] = [
-            ("accept", {}),
-            ("status", {"status": "en_route", "eta": (now + timedelta(minutes=20)).isoformat(),
-                        "location_note": "van 3, leaving the depot"}),
-            ("status", {"status": "on_site", "location_note": f"at {c.device}'s cabinet"}),
-        ]  # fmt: skip
-        for path, body in tech_steps:
+        if token is None or t["state"] not in FIELD_STATES:
+            raise LoopError(f"ticket {tid} is {t['state']} with {tech!r}, not with a demo technician")
+        # the technician's phone app, from wherever the ticket is (a demo stopped mid-round left it
+        # there): accept, on the way, on site, then repair and resolve
+        eta = (datetime.now(UTC) + timedelta(minutes=20)).isoformat()
+        tech_steps: dict[str, tuple[str, dict[str, Any]]] = {
+            "dispatched": ("accept", {}),
+            "accepted": ("status", {"status": "en_route", "eta": eta, "location_note": "van 3, leaving the depot"}),
+            "en_route": ("status", {"status": "on_site", "location_note": f"at {c.device}'s cabinet"}),
+            "waiting": ("status", {"status": "resume"}),
+        }
+        while t["state"] in tech_steps:
+            path, body = tech_steps[t["state"]]
             await asyncio.sleep(self.step_s)
             t = await self._call(http, "POST", f"/api/v1/me/tickets/{tid}/{path}", token,
                                  json={**body, "version": t["version"]})  # fmt: skip
