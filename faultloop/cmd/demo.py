@@ -54,7 +54,10 @@ async def run_demo(
         for device in topology.devices:  # every lab device listens on its own address, on these ports
             device.snmp_port, device.ssh_port = snmp_port, ssh_port
     trap_receiver = ("127.0.0.1", settings.trap_port)
-    lab = LabNetwork(topology, trap_receivers=[trap_receiver], control_port=control_port)
+    # the lab's SSH host key is kept in the data directory, as `faultloop lab up` keeps it: the service
+    # pins host keys (TOFU), and a new key on every run would refuse every SSH session of a second run
+    lab = LabNetwork(topology, trap_receivers=[trap_receiver], control_port=control_port,
+                     host_key_path=Path(settings.data_dir) / "lab-ssh-host-key")  # fmt: skip
     await lab.start()
     background = loop_task = None
     url = f"http://{settings.host}:{settings.port}"

@@ -181,29 +181,46 @@ class CustomerLoop:
 
     async def provision(self, http: httpx.AsyncClient) -> None:
         """A VLAN pool, then one order per demo customer that has no active service yet."""
-        admin, noc = self.admin_token, self.crew.tokens[NOC_OPERATOR]
+        admin = self.admin_token
         pools = await self._call(http, "GET", "/api/v1/vlan-pools", admin)
         if not any(p["name"] == VLAN_POOL["name"] for p in pools):
             await self._call(http, "POST", "/api/v1/vlan-pools", admin, json=VLAN_POOL)
         for c in CUSTOMERS:
             active = await self._call(http, "GET", "/api/v1/services", admin,
                                       params={"customer": c.name, "state": "active"})  # fmt: skip
-            if active:
+            target = [{"device": c.device, "params": {"interface": c.interface}}]
+            if not active:
+                body = {"service_type": c.service_type, "customer": c.name, "vlan_pool": VLAN_POOL["name"],
+                        "params": c.params, "targets": target}  # fmt: skip
+                done = await self._order(http, body, c)
+                self.say(f"order #{done['id']}: {c.service_type} for {c.name} on {c.device} {c.interface} pushed"
+                         f" over SSH and verified: service #{done['service_id']} active")  # fmt: skip
+            elif not self._on_the_lab(c, active[0]):
+                # the lab starts afresh every run (its devices keep no configuration): put it back
+                body = {"action": "modify", "service_id": active[0]["id"], "service_type": c.service_type,
+                        "customer": c.name, "params": c.params, "targets": target}  # fmt: skip
+                done = await self._order(http, body, c)
+                self.say(f"order #{done['id']}: service #{active[0]['id']} of {c.name} ({c.service_type}) put back"
+                         f" on {c.device} {c.interface}, the lab having started afresh")  # fmt: skip
+            else:
                 self.say(f"service #{active[0]['id']} of {c.name} ({c.service_type}) is active")
-                continue
-            body = {
-                "service_type": c.service_type, "customer": c.name, "vlan_pool": VLAN_POOL["name"],
-                "params": c.params, "targets": [{"device": c.device, "params": {"interface": c.interface}}],
-            }  # fmt: skip
-            order = await self._call(http, "POST", "/api/v1/orders", admin, json=body)
-            oid = order["id"]
-            await self._call(http, "POST", f"/api/v1/orders/{oid}/plan", admin)
-            await self._call(http, "POST", f"/api/v1/orders/{oid}/approve", noc)  # four eyes: another person
-            done = await self._call(http, "POST", f"/api/v1/orders/{oid}/execute", admin)
-            if done["state"] != "completed":
-                raise LoopError(f"order {oid} for {c.name} ended {done['state']}: {done.get('result')}")
-            self.say(f"order #{oid}: {c.service_type} for {c.name} on {c.device} {c.interface} pushed over SSH "
-                     f"and verified: service #{done['service_id']} active")  # fmt: skip
+
+    def _on_the_lab(self, c: DemoCustomer, service: dict[str, Any]) -> bool:
+        """Does the lab device carry the service's configuration (its port description and VLAN)?"""
+        port = next((i for i in self.lab.devices[c.device].interfaces if i.name == c.interface), None)
+        vlans = {r["vlan"] for r in service["resources"] if r["interface"] == c.interface}
+        return port is not None and port.alias == c.params["description"] and port.access_vlan in vlans
+
+    async def _order(self, http: httpx.AsyncClient, body: dict[str, Any], c: DemoCustomer) -> dict[str, Any]:
+        """Create, plan, approve (four eyes: another person) and execute one order; it must complete."""
+        admin, noc = self.admin_token, self.crew.tokens[NOC_OPERATOR]
+        oid = (await self._call(http, "POST", "/api/v1/orders", admin, json=body))["id"]
+        await self._call(http, "POST", f"/api/v1/orders/{oid}/plan", admin)
+        await self._call(http, "POST", f"/api/v1/orders/{oid}/approve", noc)
+        done: dict[str, Any] = await self._call(http, "POST", f"/api/v1/orders/{oid}/execute", admin)
+        if done["state"] != "completed":
+            raise LoopError(f"order {oid} for {c.name} ended {done['state']}: {done.get('result')}")
+        return done
 
     async def round(self, http: httpx.AsyncClient, c: DemoCustomer) -> None:
         admin, noc = self.admin_token, self.crew.tokens[NOC_OPERATOR]
