@@ -24,8 +24,10 @@ RUN pip install . && mkdir -p /srv/faultloop/var && chown faultloop /srv/faultlo
 USER faultloop
 ENV FAULTLOOP_HOST=0.0.0.0 FAULTLOOP_PORT=8000 FAULTLOOP_DATA_DIR=/srv/faultloop/var
 EXPOSE 8000
-# SNMP traps (FAULTLOOP_TRAP_PORT; docker-compose maps the host's 162 here)
+# SNMP traps and syslog (FAULTLOOP_TRAP_PORT, FAULTLOOP_SYSLOG_PORT; docker-compose maps the host's 162
+# and 514 here)
 EXPOSE 1162/udp
+EXPOSE 1514/udp
 HEALTHCHECK --interval=30s --timeout=5s CMD python -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)" || exit 1
 # Migrate, then serve: the service refuses to start on a schema it does not expect.
 CMD ["sh", "-c", "faultloop db upgrade && exec faultloop serve"]

@@ -21,9 +21,9 @@ from sqlalchemy import Table, bindparam, delete, func, insert, select, text, upd
 from sqlalchemy.orm import Session
 
 from alarms.flapping import FlapDetector
-from alarms.impact import ServiceIndex, ServiceSource
+from alarms.impact import ServiceIndex, ServiceSource, service_states
 from alarms.maintenance import Window, covering
-from alarms.models import Alarm, AlarmJournal, AlarmServiceImpact, EventRecord, MaintenanceWindow
+from alarms.models import Alarm, AlarmJournal, AlarmServiceImpact, EventRecord, MaintenanceWindow, ServiceStatePeriod
 from alarms.rules import Decision, MappingRule, RuleSet, ThresholdRule, severity_rank
 from alarms.topology import Cause, Graph, causes, interface_of, reachable
 from faultloop.db import insert_rows
@@ -36,6 +36,7 @@ ALARMS = cast(Table, Alarm.__table__)
 EVENTS = cast(Table, EventRecord.__table__)
 JOURNAL = cast(Table, AlarmJournal.__table__)
 IMPACT = cast(Table, AlarmServiceImpact.__table__)
+STATES = cast(Table, ServiceStatePeriod.__table__)
 ENGINE = "engine"
 MAJOR = severity_rank("major")  # an alarm this severe on a service's port takes the service down
 
@@ -111,6 +112,9 @@ class AlarmCore:
         self.service_source = services
         self.services = ServiceIndex()
         self._impact_stale = True  # recompute every active alarm's impact in the next round
+        # the services that are not up: service id -> (degraded | down, id of its open history row)
+        self.service_states: dict[int, tuple[str, int]] = {}
+        self._states_dirty = True  # re-derive the services' states from the active alarms' impact
         self.active: dict[str, ActiveAlarm] = {}
         self.by_device: dict[str, set[str]] = {}
         self.flaps = FlapDetector(threshold=self.config.flap_threshold, window_s=self.config.flap_window_s)
@@ -222,6 +226,12 @@ class AlarmCore:
                 if found.impact is None:
                     found.impact = {}
                 found.impact[service_id] = (how, level)
+        open_periods = session.execute(
+            select(ServiceStatePeriod.service_id, ServiceStatePeriod.state, ServiceStatePeriod.id)
+            .where(ServiceStatePeriod.ended_at.is_(None))
+        )  # fmt: skip
+        self.service_states = {sid: (state, row_id) for sid, state, row_id in open_periods}
+        self._states_dirty = True  # reconcile with the alarms as loaded in the first round
 
     def load_services(self, session: Session) -> None:
         """Re-read the customer services (their resources); the next round recomputes every impact."""
@@ -340,6 +350,7 @@ class AlarmCore:
             if alarm is not None and severity_rank(severity) > severity_rank(alarm.severity):
                 previous, alarm.severity = alarm.severity, severity
                 batch.note(alarm, "escalated", "escalated", **{"from": previous, "to": severity, "by": "duration"})
+                self._severity_moved(alarm)
         for alarm in [a for a in timed if a.flapping and a.state == "active"]:
             if self.flaps.stable(alarm.key, now):
                 alarm.flapping = False
@@ -374,8 +385,9 @@ class AlarmCore:
                     indexed.state = "cleared"
                     if indexed.topology is not None or indexed.root_cause or indexed.parent is not None:
                         batch.topology_dirty = True
-                else:
+                elif indexed.severity != row.severity:
                     indexed.severity = row.severity
+                    self._severity_moved(indexed)
             kind: ChangeKind = "cleared" if action == "cleared" else "updated"
             out.append(
                 AlarmChange(
@@ -445,6 +457,7 @@ class AlarmCore:
         if target is not None and severity_rank(target) > severity_rank(alarm.severity):
             previous, alarm.severity = alarm.severity, target
             batch.note(alarm, "escalated", "escalated", **{"from": previous, "to": target, "by": "count"})
+            self._severity_moved(alarm)
 
     def _raise(self, batch: _Batch, event: Event, decision: Decision, rule: MappingRule | None) -> ActiveAlarm:
         alarm = ActiveAlarm(
@@ -612,9 +625,15 @@ class AlarmCore:
             if wanted != a.impact:
                 a.impact = wanted
                 batch.impact[id(a)] = a
+                self._states_dirty = True
                 services = len(wanted or ())
                 batch.note(a, "impact", "impact", services=services,
                            customers=self.services.customers(wanted or ()))  # fmt: skip
+
+    def _severity_moved(self, alarm: ActiveAlarm) -> None:
+        """A service's level on its alarm follows the severity (major and up: down): recompute."""
+        if alarm.impact:
+            self._impact_stale = True
 
     def _failures(self) -> tuple[set[str], set[int], dict[str, ActiveAlarm], dict[int, list[ActiveAlarm]]]:
         failed_devices: set[str] = set()
@@ -778,6 +797,8 @@ class AlarmCore:
         if self.active.get(alarm.key) is alarm:
             del self.active[alarm.key]
             self._correlated.discard(alarm.key)
+            if alarm.impact:
+                self._states_dirty = True
         keys = self.by_device.get(alarm.device)
         if keys is not None:
             keys.discard(alarm.key)
@@ -801,8 +822,9 @@ class AlarmCore:
                 self._unindex(alarm)
                 alarm.state = "cleared"
                 self._reach = None if alarm.topology else self._reach
-            else:
+            elif alarm.severity != state[0]:
                 alarm.severity = state[0]
+                self._severity_moved(alarm)
 
     def _flush(self, session: Session, batch: _Batch, now: datetime) -> list[AlarmChange]:
         new_ids = {id(a) for a in batch.new}
@@ -848,6 +870,8 @@ class AlarmCore:
         self._write_updates(session, later + [a for a in batch.new if a.parent is not None])
         if batch.impact:
             self._write_impact(session, list(batch.impact.values()))
+        if self._states_dirty:
+            self._write_states(session, now)
         new_events = []
         stored_updates = []
         for event, stored, action, key, alarm in batch.events:
@@ -918,6 +942,39 @@ class AlarmCore:
                            "customers_affected": self.services.customers(impact)})  # fmt: skip
         insert_rows(session, IMPACT, rows)
         session.execute(update(ALARMS).where(ALARMS.c.id == bindparam("aid")), counts)
+
+    def _write_states(self, session: Session, now: datetime) -> None:
+        """Re-derive each service's state from the active alarms' impact; a change closes the
+        service's open history row and opens one for the new state (none when it is up again)."""
+        wanted = service_states(
+            (a.id, a.impact) for a in self.active.values() if a.impact and a.id is not None and a.state == "active"
+        )
+        closing: list[int] = []
+        opening: list[tuple[int, str, int]] = []
+        for sid in sorted(set(wanted) | set(self.service_states)):
+            new = wanted.get(sid)
+            old = self.service_states.get(sid)
+            if (new and new[0]) == (old and old[0]):
+                continue
+            if old is not None:
+                closing.append(old[1])
+                del self.service_states[sid]
+            if new is not None:
+                opening.append((sid, new[0], new[1]))
+        for at in range(0, len(closing), 500):
+            session.execute(update(STATES).where(STATES.c.id.in_(closing[at : at + 500])).values(ended_at=now))
+        if opening:
+            rows = [
+                {"service_id": sid, "customer": info.customer if (info := self.services.info.get(sid)) else "",
+                 "state": state, "started_at": now, "ended_at": None, "alarm_id": alarm_id}
+                for sid, state, alarm_id in opening
+            ]  # fmt: skip
+            result = session.execute(
+                insert(STATES).returning(STATES.c.id, sort_by_parameter_order=True), rows
+            )
+            for (sid, state, _alarm_id), row_id in zip(opening, result.scalars(), strict=True):
+                self.service_states[sid] = (state, row_id)
+        self._states_dirty = False
 
     def _write_updates(self, session: Session, alarms: list[ActiveAlarm]) -> None:
         updates = []

@@ -13,7 +13,7 @@ with one uplink left is not impacted). A root cause carries the union of its chi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -94,3 +94,29 @@ def vlan_of(managed_object: str) -> int | None:
     if sep and kind == "vlan" and value.isdigit():
         return int(value)
     return None
+
+
+# ---- a service's operational state, from the impact of the active alarms ------------------------
+
+STATES = ("up", "degraded", "down")
+STATE_RANK = {state: rank for rank, state in enumerate(STATES)}
+
+
+def service_states(impacts: Iterable[tuple[int, Mapping[int, tuple[str, str]]]]) -> dict[int, tuple[str, int]]:
+    """{service id: (state, alarm id)} over the impact of the *active* alarms given as (alarm id,
+    {service id: (how, level)}): a service is ``down`` when any active alarm's impact on it is
+    ``down``, else ``degraded`` when one is ``degraded``; a service absent from the answer is ``up``.
+    The alarm named is the lowest id among those giving the worst level (stable across rounds)."""
+    worst: dict[int, tuple[str, int]] = {}
+    for alarm_id, impact in impacts:
+        for service_id, (_how, level) in impact.items():
+            if level not in ("down", "degraded"):
+                continue
+            found = worst.get(service_id)
+            if (
+                found is None
+                or STATE_RANK[level] > STATE_RANK[found[0]]
+                or (level == found[0] and alarm_id < found[1])
+            ):
+                worst[service_id] = (level, alarm_id)
+    return worst

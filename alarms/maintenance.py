@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
+from typing import Any
 
 from croniter import CroniterBadCronError, CroniterBadDateError, croniter
 from dateutil.rrule import rrulestr
@@ -278,14 +279,14 @@ def _period_start(freq: str, index: int, wkst: int, tz: object) -> datetime:
     return datetime(index, 1, 1, tzinfo=tz)  # type: ignore[arg-type]
 
 
-def _rrule_last(rrule: str, starts_at: datetime, duration: timedelta, t: datetime) -> datetime | None:
+def _rule_from(rrule: str, starts_at: datetime, earliest: datetime) -> Any:
+    """The rule, started at the in-phase period just before ``earliest`` (None: never matches)."""
     anchored = _anchored_text(rrule, starts_at)
     if anchored is None:
         return None
     text, freq, interval, wkst = anchored
     dtstart = starts_at
     if text:
-        earliest = t - duration  # an occurrence starting at or before this has ended by t
         first = _period_index(freq, starts_at, wkst)
         index = _period_index(freq, earliest, wkst)
         index -= (index - first) % interval
@@ -293,9 +294,59 @@ def _rrule_last(rrule: str, starts_at: datetime, duration: timedelta, t: datetim
             dtstart = _period_start(freq, index, wkst, starts_at.tzinfo)
         else:
             text = rrule
-    rule = rrulestr(text or rrule, dtstart=dtstart)
-    occurrence: datetime | None = rule.before(t, inc=True)  # type: ignore[union-attr]
+    return rrulestr(text or rrule, dtstart=dtstart)
+
+
+def _rrule_last(rrule: str, starts_at: datetime, duration: timedelta, t: datetime) -> datetime | None:
+    # an occurrence starting at or before t - duration has ended by t
+    rule = _rule_from(rrule, starts_at, t - duration)
+    if rule is None:
+        return None
+    occurrence: datetime | None = rule.before(t, inc=True)
     return occurrence
+
+
+def intervals(window: Window, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+    """The stretches of [start, end) during which the window is active, merged and in order: at every
+    instant t, ``t`` lies in one of them exactly when ``window.active_at(t)``. A recurring window's
+    occurrences are enumerated from the in-phase period just before ``start - duration`` (the same
+    anchoring as ``active_at``), so the cost follows the period asked for, not the window's age."""
+    lo = max(start, window.starts_at)
+    hi = end if window.ends_at is None else min(end, window.ends_at)
+    if hi <= lo:
+        return []
+    if window.rrule is None and window.cron is None:
+        return [(lo, hi)]
+    duration = timedelta(seconds=window.duration_s or 0)
+    if duration <= timedelta(0):
+        return []
+    starts: list[datetime] = []
+    if window.rrule is not None:
+        rule = _rule_from(window.rrule, window.starts_at, lo - duration)
+        if rule is not None:
+            starts = list(rule.between(lo - duration, hi, inc=True))
+    elif _cron_problem(window.cron or "") is None:
+        it = croniter(window.cron, lo - duration)
+        while True:
+            try:
+                at: datetime = it.get_next(datetime)
+            except CroniterBadDateError:
+                break
+            if at >= hi:
+                break
+            starts.append(at)
+    merged: list[tuple[datetime, datetime]] = []
+    for at in sorted(starts):
+        if at < window.starts_at:
+            continue
+        begin, finish = max(at, lo), min(at + duration, hi)
+        if finish <= begin:
+            continue
+        if merged and begin <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], finish))
+        else:
+            merged.append((begin, finish))
+    return merged
 
 
 def _cron_problem(cron: str) -> str | None:

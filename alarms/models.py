@@ -14,6 +14,7 @@ from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, 
 from sqlalchemy.orm import Mapped, mapped_column
 
 from faultloop.db import Base, UTCDateTime
+from faultloop.notify import OutboxColumns
 
 
 class EventRecord(Base):
@@ -110,6 +111,35 @@ class AlarmServiceImpact(Base):
     level: Mapped[str] = mapped_column(String(10))
 
 
+class ServiceStatePeriod(Base):
+    """One stretch of time a customer service was not up: ``degraded`` or ``down`` from ``started_at``
+    until ``ended_at`` (None while it lasts). The alarm engine derives it from the active alarms'
+    service impact and writes it in the transaction of the change; a service with no open row is up.
+    ``alarm_id``: the worst active alarm that caused it when the period began (no foreign key:
+    alarm retention must not erase the availability history). One open row per service (partial
+    unique index)."""
+
+    __tablename__ = "service_state_history"
+    __table_args__ = (
+        Index(
+            "uq_service_state_open",
+            "service_id",
+            unique=True,
+            sqlite_where=text("ended_at IS NULL"),
+            postgresql_where=text("ended_at IS NULL"),
+        ),
+        Index("ix_service_state_history_service_time", "service_id", "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    service_id: Mapped[int] = mapped_column(Integer)
+    customer: Mapped[str] = mapped_column(String(120), index=True)
+    state: Mapped[str] = mapped_column(String(10))  # degraded, down
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    alarm_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
 class AlarmJournal(Base):
     """Every change of an alarm: who (``engine`` or a user), what, when, and the details."""
 
@@ -144,7 +174,7 @@ class MaintenanceWindow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
-class Notification(Base):
+class Notification(OutboxColumns, Base):
     """The notification outbox: one row per (alarm change, channel), deleted never, delivered at least once.
 
     A row is marked delivered only after the channel accepted it; a crash in between sends
@@ -154,16 +184,5 @@ class Notification(Base):
     __tablename__ = "alarm_notifications"
     __table_args__ = (Index("ix_alarm_notifications_due", "delivered_at", "next_attempt_at"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
     alarm_id: Mapped[int] = mapped_column(ForeignKey("alarms.id", ondelete="CASCADE"), index=True)
-    channel: Mapped[str] = mapped_column(String(100))
-    route: Mapped[str] = mapped_column(String(100))
     reason: Mapped[str] = mapped_column(String(20))  # raised, cleared, unmuted, escalated, renotify, escalation
-    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    last_error: Mapped[str | None] = mapped_column(String(500), nullable=True)
-    # set when the row will never be sent: its attempts ran out, or it cannot be built (last_error says why)
-    gave_up_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

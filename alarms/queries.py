@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from alarms.models import Alarm, AlarmServiceImpact
+from alarms.maintenance import Window
+from alarms.models import Alarm, AlarmServiceImpact, MaintenanceWindow, ServiceStatePeriod
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,3 +143,76 @@ def active_impact_by_object(session: Session) -> list[ObjectImpact]:
         .distinct()
     )
     return [ObjectImpact(*row) for row in session.execute(query)]
+
+
+# ---- customer services' operational state (derived by the engine from the impact) ---------------
+
+
+@dataclass(frozen=True, slots=True)
+class StatePeriod:
+    """A stretch of time a service was ``degraded`` or ``down``; ``ended_at`` None while it lasts."""
+
+    service_id: int
+    state: str
+    started_at: datetime
+    ended_at: datetime | None
+    alarm_id: int | None
+
+
+_PERIOD = (ServiceStatePeriod.service_id, ServiceStatePeriod.state, ServiceStatePeriod.started_at,
+           ServiceStatePeriod.ended_at, ServiceStatePeriod.alarm_id)  # fmt: skip
+
+
+def current_states(session: Session, service_ids: Iterable[int] | None = None) -> dict[int, StatePeriod]:
+    """{service id: its open period} of the services that are not up (``service_ids``: only those)."""
+    query = select(*_PERIOD).where(ServiceStatePeriod.ended_at.is_(None))
+    if service_ids is None:
+        return {row[0]: StatePeriod(*row) for row in session.execute(query)}
+    wanted = sorted(set(service_ids))
+    out: dict[int, StatePeriod] = {}
+    for start in range(0, len(wanted), 500):
+        chunk = query.where(ServiceStatePeriod.service_id.in_(wanted[start : start + 500]))
+        out.update({row[0]: StatePeriod(*row) for row in session.execute(chunk)})
+    return out
+
+
+def state_history(
+    session: Session,
+    *,
+    service_ids: Iterable[int] | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    limit: int | None = None,
+) -> list[StatePeriod]:
+    """The periods that overlap [start, end) (either bound open when None), newest first."""
+    query = select(*_PERIOD)
+    if start is not None:
+        query = query.where(or_(ServiceStatePeriod.ended_at.is_(None), ServiceStatePeriod.ended_at > start))
+    if end is not None:
+        query = query.where(ServiceStatePeriod.started_at < end)
+    query = query.order_by(ServiceStatePeriod.started_at.desc(), ServiceStatePeriod.id.desc())
+    if service_ids is None:
+        return [StatePeriod(*row) for row in session.execute(query.limit(limit))]
+    wanted = sorted(set(service_ids))
+    out: list[StatePeriod] = []
+    for at in range(0, len(wanted), 500):
+        chunk = query.where(ServiceStatePeriod.service_id.in_(wanted[at : at + 500]))
+        out += [StatePeriod(*row) for row in session.execute(chunk.limit(limit))]
+    out.sort(key=lambda p: p.started_at, reverse=True)
+    return out[:limit] if limit is not None else out
+
+
+def maintenance_windows(session: Session, *, start: datetime, end: datetime) -> list[Window]:
+    """The maintenance windows that may be active somewhere in [start, end), as the engine evaluates them."""
+    rows = session.scalars(
+        select(MaintenanceWindow)
+        .where(MaintenanceWindow.starts_at < end)
+        .where(or_(MaintenanceWindow.ends_at.is_(None), MaintenanceWindow.ends_at > start))
+        .order_by(MaintenanceWindow.id)
+    )
+    return [
+        Window(id=w.id, name=w.name, starts_at=w.starts_at, ends_at=w.ends_at, rrule=w.rrule, cron=w.cron,
+               duration_s=w.duration_s, devices=frozenset(w.devices or ()), sites=frozenset(w.sites or ()),
+               tags=frozenset(w.tags or ()), interfaces=frozenset(w.interfaces or ()))  # fmt: skip
+        for w in rows
+    ]

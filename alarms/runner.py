@@ -77,6 +77,16 @@ class _ActiveAlarms(Collector):
         for severity, n in counts.items():
             family.add_metric([severity], n)
         yield family
+        services = GaugeMetricFamily(
+            "faultloop_services_impaired", "Customer services degraded or down (service state)", labels=["state"]
+        )
+        states = {"degraded": 0, "down": 0}
+        if core is not None:
+            for state, _row in list(core.service_states.values()):
+                states[state] = states.get(state, 0) + 1
+        for state, n in states.items():
+            services.add_metric([state], n)
+        yield services
 
 
 ACTIVE = _ActiveAlarms()

@@ -9,7 +9,8 @@ statuses it can return, each with the ``Problem`` schema under ``application/pro
   public operation with a body (the password login);
 - 404 when a path names a row (or a body names other rows);
 - 400 and 413 with a request body (unparsable; over FAULTLOOP_MAX_BODY_BYTES);
-- 409 and 503 for writes (a conflict or an illegal transition; SQLite busy past its wait);
+- 409 and 503 for writes (a conflict or an illegal transition; SQLite busy past its wait, or the
+  PostgreSQL server unreachable: any route may answer 503 then, documented on the writes);
 - 502 where the handler talks to a device (poll, config backup, order execution).
 """
 
@@ -59,7 +60,7 @@ DESCRIPTIONS = {
     413: "Request body over FAULTLOOP_MAX_BODY_BYTES",
     422: "A parameter or field refused; `errors` names each",
     502: "The device did not answer (SNMP/SSH)",
-    503: "Database busy (SQLite): nothing was written, retry after Retry-After",
+    503: "Database busy (SQLite) or unavailable (PostgreSQL down): nothing was written, retry after Retry-After",
 }
 DEVICE_TALK = ("/poll", "/config-backups", "/execute")
 # Bodies a handler reads as a plain object to validate itself (the order's character gate runs

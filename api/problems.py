@@ -11,15 +11,17 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.web.render import html_error, wants_html
-from faultloop.db import database_locked
+from faultloop.db import database_locked, database_unavailable
 from faultloop.errors import DomainError
 
 log = logging.getLogger("faultloop.api")
 PROBLEM = "application/problem+json"
+# a PostgreSQL restart takes seconds; a client retrying sooner only adds load
+DATABASE_UNAVAILABLE_RETRY_AFTER_S = 5
 
 
 def problem(status: int, title: str, detail: str, request: Request, **extra: Any) -> JSONResponse:
@@ -82,17 +84,29 @@ def install(app: FastAPI) -> None:
             response.headers.update(exc.headers)
         return response
 
-    @app.exception_handler(OperationalError)
-    async def database_error(request: Request, exc: OperationalError) -> Response:
-        if not database_locked(exc):
+    @app.exception_handler(DBAPIError)
+    async def database_error(request: Request, exc: DBAPIError) -> Response:
+        if database_unavailable(exc):
+            # PostgreSQL down, restarting or unreachable: the transaction did not commit, nothing was
+            # stored. The type only in the log: driver text carries host names and ports.
+            log.warning("database unavailable on %s %s (%s)", request.method, request.url.path, type(exc.orig).__name__)
+            title = "Database unavailable"
+            detail = "the database cannot be reached; nothing was stored, retry"
+            retry_after = DATABASE_UNAVAILABLE_RETRY_AFTER_S
+        elif isinstance(exc, OperationalError) and database_locked(exc):
+            # SQLite: another writer held the lock past busy_timeout, or committed after this request
+            # read (its snapshot can no longer write). Nothing was written: the client may retry.
+            title = "Database busy"
+            detail = "the database is busy with another write; this request was rolled back, retry"
+            retry_after = 1
+        else:
             return await unexpected(request, exc)
-        # SQLite: another writer held the lock past busy_timeout, or committed after this request
-        # read (its snapshot can no longer write). Nothing was written: the client may retry.
-        title, detail = "Database busy", "the database is busy with another write; this request was rolled back, retry"
+        response: Response
         if wants_html(request):
-            return html_error(request, 503, title, detail)
-        response = problem(503, title, detail, request)
-        response.headers["Retry-After"] = "1"
+            response = html_error(request, 503, title, detail)
+        else:
+            response = problem(503, title, detail, request)
+        response.headers["Retry-After"] = str(retry_after)
         return response
 
     @app.exception_handler(Exception)

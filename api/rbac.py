@@ -116,6 +116,7 @@ ALLOW: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/v1/fault-reports"): SERVICE_DESK,
     ("GET", "/api/v1/fault-reports/{ref}"): SERVICE_DESK,
     ("GET", "/api/v1/reports/services"): REPORT_READERS,
+    ("GET", "/api/v1/reports/availability"): REPORT_READERS,
     # service activation: the order state table decides per action (four-eyes approve by noc/admin)
     ("GET", "/api/v1/catalog"): ALL,
     ("GET", "/api/v1/catalog/{name}"): ALL,
@@ -168,6 +169,8 @@ ALLOW: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/ui/fault-reports"): SERVICE_DESK,
     ("GET", "/ui/fault-reports/status"): SERVICE_DESK,
     ("GET", "/ui/reports"): REPORT_READERS,
+    # customer services with their operational state: api/web/services.py
+    ("GET", "/ui/services"): EVERYONE,
 }
 
 

@@ -16,6 +16,7 @@ import difflib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
 from prometheus_client import Counter
@@ -105,12 +106,14 @@ def latest_backup(session: Session, device_id: int) -> ConfigBackup | None:
 
 
 def store_backup(
-    session: Session, vault: Vault, *, device: DeviceRecord, text: str, trigger: Trigger, actor: str
+    session: Session, vault: Vault, *, device: DeviceRecord, text: str, trigger: Trigger, actor: str,
+    taken_at: datetime | None = None,
 ) -> tuple[ConfigBackup, ConfigBackup | None, bool]:
-    """(version, previous version, created). Unchanged text only moves ``last_seen_at`` of the latest."""
+    """(version, previous version, created). Unchanged text only moves ``last_seen_at`` of the latest.
+    ``taken_at``: when the text was captured (a collector's capture, stored later); default now."""
     if not text.strip():
         raise InvalidInput(f"device {device.hostname!r} returned an empty configuration", field="text")
-    now = clock.now()
+    now = taken_at or clock.now()
     normalized = normalize_config(text)
     latest = latest_backup(session, device.id)
     if latest is not None and _same_config(vault, latest, normalized):

@@ -70,14 +70,15 @@ def parse(device_type: str, command: str, output: str) -> list[dict[str, Any]] |
 
 
 def store_result(
-    session: Session, *, device_id: int, command: str, output: str, parsed: list[dict[str, Any]] | None
+    session: Session, *, device_id: int, command: str, output: str, parsed: list[dict[str, Any]] | None,
+    taken_at: datetime | None = None,
 ) -> CliResult:
-    """Keep the latest result per device and command."""
+    """Keep the latest result per device and command (``taken_at``: when it was collected; default now)."""
     row = session.scalar(select(CliResult).where(CliResult.device_id == device_id, CliResult.command == command))
     if row is None:
         row = CliResult(device_id=device_id, command=command)
         session.add(row)
-    row.taken_at, row.output, row.parsed = clock.now(), output, parsed
+    row.taken_at, row.output, row.parsed = taken_at or clock.now(), output, parsed
     session.flush()
     return row
 
@@ -207,13 +208,16 @@ def _wait_all(futures: list[concurrent.futures.Future[Any]], timeout_s: float) -
     all_done.wait(timeout_s)
 
 
-def ssh_device_ids(session: Session) -> list[int]:
-    """Devices with SSH credentials and a platform in the command table."""
+def ssh_device_ids(session: Session, *, remote_group: Callable[[str], bool] | None = None) -> list[int]:
+    """Devices with SSH credentials and a platform in the command table (but those of a group
+    ``remote_group`` says its collectors serve)."""
     table = command_table()
     return [
         d.id
         for d in queries.devices(session, with_ssh=True)
-        if (d.ssh_password_enc or d.ssh_private_key_enc) and netmiko_device_type(d) in table
+        if (d.ssh_password_enc or d.ssh_private_key_enc)
+        and netmiko_device_type(d) in table
+        and not (remote_group is not None and remote_group(d.collector_group))
     ]
 
 
@@ -230,8 +234,13 @@ class CliCollectorService:
 
     name = "cli-collector"
 
-    def __init__(self, rt: Runtime, *, sink: ObservationSink | None, tick_s: float = 5.0) -> None:
+    def __init__(
+        self, rt: Runtime, *, sink: ObservationSink | None, tick_s: float = 5.0,
+        remote_group: Callable[[str], bool] | None = None,
+    ) -> None:  # fmt: skip
         self.rt = rt
+        # groups whose collectors do the SSH work (faultloop.cmd.app.served_by_collectors): not here
+        self.remote_group = remote_group
         self.sink = sink
         self.tick_s = tick_s
         self.pool: concurrent.futures.ThreadPoolExecutor | None = None
@@ -281,7 +290,7 @@ class CliCollectorService:
         assert self.pool is not None, "service not started"
         if device_ids is None:
             with transaction(self.rt.sessions) as session:
-                device_ids = ssh_device_ids(session)
+                device_ids = ssh_device_ids(session, remote_group=self.remote_group)
         return run_cycle(
             self.pool,
             device_ids,
@@ -294,7 +303,7 @@ class CliCollectorService:
         assert self.pool is not None, "service not started"
         if device_ids is None:
             with transaction(self.rt.sessions) as session:
-                device_ids = ssh_device_ids(session)
+                device_ids = ssh_device_ids(session, remote_group=self.remote_group)
         return run_cycle(
             self.pool,
             device_ids,

@@ -331,6 +331,11 @@ class SnmpPoller:
             self.stats.timeouts += int(result.timeout)
         return result
 
+    def released_tracker(self, device_id: int) -> DeviceTracker | None:
+        """The memory of a device handed to another collector while its poll ran (the collector
+        role): its result carries it to the new owner."""
+        return None
+
     async def due(self, device_id: int) -> bool:
         """Whether the turn that came should poll (the collector role skips a turn its group's
         previous owner of the device already took)."""
@@ -348,8 +353,8 @@ class SnmpPoller:
         except Exception:  # one broken device never stops the poller
             log.exception("poll of device %s failed", device_id)
             return
-        tracker = self.trackers.get(device_id)
-        if tracker is None:  # handed to another collector while the poll ran: its result still counts
+        tracker = self.trackers.get(device_id) or self.released_tracker(device_id)
+        if tracker is None:  # deleted while the poll ran: its result still counts
             tracker = DeviceTracker(result.device)
         self._pending.append(_Pending(device_id, result, tracker.reachable, tracker.failures, tracker))
         self._wake.set()

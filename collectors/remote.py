@@ -19,12 +19,18 @@ threshold rules after the commit.
 A collector that takes a device over from another member of its group (the member stopped, was
 killed, or the device's share moved to a returning member) starts the device's memory from the
 last poll result in the stream, and polls it when the previous owner's next turn would have come,
-never sooner: no double polling, no lost reachability or link state at a handover.
+never sooner: no double polling, no lost reachability or link state at a handover. From a member
+still alive it takes a device only once that member has said, in its membership entry, that it
+settled on a member set naming the taker: it stopped polling what it gave up, waited for the polls
+of those devices already running, and published their results (``RemotePoller.settle``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
@@ -35,7 +41,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from collectors.collection_set import STANDARD, CollectionSet
-from collectors.jobs import JITTER, PolledDevice, SnmpPoller, _Pending, write_result
+from collectors.jobs import JITTER, PolledDevice, PollerStopping, SnmpPoller, _Pending, write_result
 from collectors.snmp_poll import DeviceTracker, PollResult, Snapshot
 from faultloop import clock, inbox
 from faultloop.broker import BrokerLink, Delivery, Publisher, PullConsumer, stream_name, subject
@@ -184,9 +190,20 @@ class ResultsIntake:
 class WorkShare(Protocol):
     """Which of the group's devices this collector polls now (``faultloop.cmd.collector.GroupShare``)."""
 
-    def assign(self) -> tuple[dict[int, PolledDevice], set[int]]:
-        """(this member's devices, the ids among them to hand over with care: a live member polled
-        them until now, or this is the first share and the members may not have seen each other)."""
+    def assign(self) -> tuple[dict[int, PolledDevice], dict[int, str]]:
+        """(this member's devices, {device id: the member that polled it until now} for those
+        taken over: from a live member once it let go of them, from a dead one at once; at a first
+        share the owner among the others is taken as that member)."""
+        ...
+
+    def released_by(self, member: str) -> bool:
+        """Whether ``member`` has stopped polling what this collector took from it (it settled on a
+        member set with this collector in it, its last results published), or is gone."""
+        ...
+
+    def may_poll(self) -> bool:
+        """Whether this member's name is surely still alive (its heartbeat not overdue), so that no
+        other member polls its share yet."""
         ...
 
     async def still_mine(self, device_id: int) -> bool:
@@ -241,21 +258,30 @@ class RemotePoller(SnmpPoller):
         self.last_result = last_result
         self.group = settings.collector_group
         self.collector = collector
-        # A device taken from a live member waits until that member has seen this one (it reads
-        # the membership every heartbeat), a poll it had begun has ended (timeout x tries) and its
-        # result is out of its spool (the writer batches for 0.5 s); then the newest result decides.
+        # A device taken from a live member waits until that member says it let go of it (its
+        # membership entry names this collector; ``WorkShare.released_by``). One that never says
+        # so while alive (hung, an older release) is taken after this long, counted and logged.
         tries = settings.poll_retries + 1
-        self.handover_s = 2 * settings.collector_heartbeat_s + settings.poll_timeout_s * tries + 1.0
+        self.fence_timeout_s = 3 * settings.collector_heartbeat_s + settings.poll_timeout_s * tries
+        # A member that died (or stalled past its heartbeat timeout) stopped starting polls one
+        # heartbeat before its entry expired (``Membership.lease_valid``); one it began just before
+        # ends and has its result in the stream this long after that (the writer batches 0.5 s).
+        self.dead_grace_s = max(0.0, settings.poll_timeout_s * tries + 1.0 - settings.collector_heartbeat_s)
         self.taken_over = 0  # devices this collector started polling after another member
+        self.unconfirmed_handovers = 0  # taken from a live member that never said it let go
         self._fresh: set[int] = set()  # acquired, first turn not taken yet
-        self._from_member: set[int] = set()
+        self._from_member: dict[int, str] = {}  # acquired from this live member, not yet released by it
+        self._fence_since: dict[int, float] = {}  # first turn that found the device not yet released
         self._released: dict[int, DeviceTracker] = {}
+        self._given_up: set[int] = set()  # released since the membership entry last said so
+        self._polling: Counter[int] = Counter()  # polls running now, per device
+        self._poll_ended = asyncio.Event()
         self._due_at: dict[int, datetime] = {}
 
     async def load_devices(self) -> dict[int, PolledDevice]:
         mine, from_member = self.share.assign()
-        # kept until the device's first turn is scheduled (a sync may run before the scheduler)
-        self._from_member = (self._from_member | from_member) & set(mine)
+        # kept until the device's first turn has passed the fence (a sync may run before the scheduler)
+        self._from_member = {d: m for d, m in (self._from_member | from_member).items() if d in mine}
         return mine
 
     async def sync(self) -> None:
@@ -264,6 +290,47 @@ class RemotePoller(SnmpPoller):
         for device_id, tracker in before.items():  # released: remembered in case it comes back
             if device_id not in self.trackers:
                 self._released[device_id] = tracker
+                self._given_up.add(device_id)
+
+    def released_tracker(self, device_id: int) -> DeviceTracker | None:
+        return self._released.get(device_id)
+
+    async def poll(self, device_id: int) -> PollResult:
+        # A device given up while its turn waited (the fence check reads NATS) is not polled: the
+        # membership entry may already say it was let go.
+        if device_id not in self.devices:
+            raise PollerStopping
+        self._polling[device_id] += 1
+        try:
+            return await super().poll(device_id)
+        finally:
+            self._polling[device_id] -= 1
+            if self._polling[device_id] <= 0:
+                del self._polling[device_id]
+            self._poll_ended.set()
+
+    async def settle(self) -> bool:
+        """True once the devices given up at the last re-shares are polled no more and the results
+        of their last polls have left the spool (``Membership.on_settle``: then the membership
+        entry says so, and their new owners poll them from those results). False: not within a
+        poll's bound (a hung walk, NATS away), asked again at the next heartbeat."""
+        given_up = set(self._given_up)
+        if not given_up:
+            return True
+        s = self.settings
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + s.poll_max_walk_s + s.poll_timeout_s * (s.poll_retries + 1)
+        while any(d in self._polling for d in given_up):
+            self._poll_ended.clear()
+            try:
+                await asyncio.wait_for(self._poll_ended.wait(), max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                return False
+        await self.flush()  # the poll job queued the result before it ended: into the spool now
+        if not await self.publisher.caught_up(max(0.0, deadline - loop.time())):
+            return False
+        self._given_up -= given_up
+        return True
 
     async def new_trackers(self, devices: dict[int, PolledDevice], new: set[int]) -> dict[int, DeviceTracker]:
         out = {}
@@ -271,13 +338,21 @@ class RemotePoller(SnmpPoller):
             self._fresh.add(device_id)
             record = await self.last_result(device_id)
             tracker = self._released.pop(device_id, None)
+            self._given_up.discard(device_id)
             if record is not None and (tracker is None or tracker.last_poll is None or record.time > tracker.last_poll):
                 self.taken_over += 1
                 tracker = record.tracker(unreachable_after=self.settings.unreachable_after)
+            interval = timedelta(seconds=devices[device_id].interval_s)
+            if tracker is not None and device_id in self._polling:
+                # given up and taken back while its poll still runs (a lost and re-claimed name):
+                # that poll completes this memory and is the turn to count from
+                out[device_id] = tracker
+                self._due_at[device_id] = clock.now() + interval
+                continue
             if tracker is None or tracker.last_poll is None:
                 continue
             out[device_id] = tracker
-            self._due_at[device_id] = tracker.last_poll + timedelta(seconds=devices[device_id].interval_s)
+            self._due_at[device_id] = tracker.last_poll + interval
         return out
 
     def first_delay(self, dev: PolledDevice) -> float:
@@ -286,23 +361,43 @@ class RemotePoller(SnmpPoller):
             base = 0.0
         else:
             base = max(0.0, (due_at - clock.now()).total_seconds())
-        if dev.id in self._from_member:
-            self._from_member.discard(dev.id)
-            base = max(base, self.handover_s)
+        if dev.id in self._from_member:  # its first turn re-reads the newest result (``due``)
+            base = max(base, self.dead_grace_s)
         return base + dev.interval_s * JITTER * _spread(dev.id)
 
     async def due(self, device_id: int) -> bool:
-        """The first turn of an acquired device: if its previous owner polled it meanwhile, take
-        over that memory and wait for the turn after it instead of polling twice."""
+        """The first turn of an acquired device: wait until its previous owner, if alive, says it let
+        go of it; then, if that owner polled it meanwhile, take over that memory and wait for the
+        turn after its last poll instead of polling twice."""
+        if not self.share.may_poll():
+            self.reschedule(device_id, delay_s=self.settings.collector_heartbeat_s)
+            return False
         if device_id not in self._fresh:
-            return True
-        self._fresh.discard(device_id)
+            return self._spaced(device_id)
         # a stalled event loop (start-up, a long pause) may have kept the member list stale
         if not await self.share.still_mine(device_id):
+            self._fresh.discard(device_id)
             return False
+        dev = self.devices.get(device_id)
+        if dev is None:
+            return False
+        previous = self._from_member.get(device_id)
+        if previous is not None and not self.share.released_by(previous):
+            since = self._fence_since.setdefault(device_id, time.monotonic())
+            if time.monotonic() - since < self.fence_timeout_s + dev.interval_s:
+                self.reschedule(device_id, delay_s=self.settings.collector_heartbeat_s)
+                return False
+            self.unconfirmed_handovers += 1
+            log.warning(
+                "device %s: taken from %s, which is alive but has not said it let go of it; polled anyway",
+                dev.hostname, previous,
+            )  # fmt: skip
+        self._fresh.discard(device_id)
+        self._from_member.pop(device_id, None)
+        self._fence_since.pop(device_id, None)
         record = await self.last_result(device_id)
-        tracker, dev = self.trackers.get(device_id), self.devices.get(device_id)
-        if record is None or tracker is None or dev is None:
+        tracker = self.trackers.get(device_id)
+        if record is None or tracker is None:
             return True
         if tracker.last_poll is None or record.time > tracker.last_poll:
             self.trackers[device_id] = record.tracker(unreachable_after=self.settings.unreachable_after)
@@ -312,6 +407,19 @@ class RemotePoller(SnmpPoller):
             self.reschedule(device_id, delay_s=wait + dev.interval_s * JITTER * _spread(device_id))
             return False
         return True
+
+    def _spaced(self, device_id: int) -> bool:
+        """A turn that comes sooner than the jittered interval after the last good poll (the
+        scheduler catching up on turns a stalled event loop made late) waits for its time: one
+        device is never polled twice in one interval. A failed poll's early retries still go."""
+        tracker, dev = self.trackers.get(device_id), self.devices.get(device_id)
+        if tracker is None or dev is None or tracker.last_poll is None or tracker.failures:
+            return True
+        wait = (tracker.last_poll + timedelta(seconds=dev.interval_s * (1 - JITTER)) - clock.now()).total_seconds()
+        if wait <= 0:
+            return True
+        self.reschedule(device_id, delay_s=wait + dev.interval_s * JITTER * _spread(device_id))
+        return False
 
     def _write(self, batch: list[_Pending]) -> dict[int, dict[int, str]]:
         """Into the spool, in order: the results, then the events (published when NATS takes them).

@@ -28,7 +28,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -312,7 +312,7 @@ def connect(
     return conn
 
 
-def _host_key_event(target: SshTarget, exc: HostKeyChanged, source: Source) -> Event:
+def host_key_event(target: SshTarget, exc: HostKeyChanged, source: Source) -> Event:
     return Event(
         source=source,
         device=target.hostname,
@@ -357,39 +357,69 @@ def device_session(
     try:
         with transaction(rt.sessions) as session:
             target = load_target(session, rt.vault, device_id)
-        policy = PinnedHostKeyPolicy(policy=target.host_key_policy, trusted=target.trusted_key, device=target.hostname)
-        started = time.monotonic()
-        try:
-            conn = connect(target, policy, timeout_s=timeout_s, max_output_bytes=rt.settings.ssh_max_output_bytes)
-        except HostKeyError as exc:
-            SSH_SESSIONS.labels(result="host_key_refused").inc()
+
+        def refused(offered: OfferedKey) -> None:
             with write_transaction(rt) as session:
-                hostkeys.record_pending(session, device_id=device_id, offered=exc.offered)
-            if isinstance(exc, HostKeyChanged):
-                emit(sink, [_host_key_event(target, exc, source)])
-            raise
-        except (OSError, EOFError, SSHException, ReadException, ValueError) as exc:
-            SSH_SESSIONS.labels(result="failed").inc()
-            _remember_key(rt, target, policy)  # a key verified before a failed login is still a key seen
-            raise DeviceUnreachable(_describe(exc, target)) from None
-        SSH_CONNECT_SECONDS.observe(time.monotonic() - started)
-        SSH_SESSIONS.labels(result="ok").inc()
-        _remember_key(rt, target, policy)
-        try:
+                hostkeys.record_pending(session, device_id=device_id, offered=offered)
+
+        def seen(offered: OfferedKey, trust: bool) -> None:
+            with write_transaction(rt) as session:
+                hostkeys.record_seen(session, device_id=device_id, offered=offered, trust=trust)
+
+        with target_session(
+            target, timeout_s=timeout_s, max_output_bytes=rt.settings.ssh_max_output_bytes, sink=sink,
+            source=source, key_seen=seen, key_refused=refused,
+        ) as conn:  # fmt: skip
             yield conn
-        finally:
-            # judged from the channel, not from the exception: a caller may have caught it
-            channel = getattr(conn, "channel", None)
-            capped = channel.capped if isinstance(channel, _CappedChannel) else ""
-            try:
-                conn.disconnect()
-            except Exception:
-                if not capped:  # a session closed at the cap has nothing to say on the way out
-                    raise
-            finally:
-                _output_capped(sink, target, source, capped)
     finally:
         lock.release()
+
+
+@contextmanager
+def target_session(
+    target: SshTarget,
+    *,
+    timeout_s: float,
+    max_output_bytes: int,
+    sink: ObservationSink | None,
+    source: Source,
+    key_seen: Callable[[OfferedKey, bool], None],
+    key_refused: Callable[[OfferedKey], None],
+) -> Iterator[DeviceConn]:
+    """The session itself, without a database: what ``device_session`` does after reading the
+    target, and what a collector does with a target from its group's directory. ``key_seen``
+    records a verified key (trust: a first key under TOFU), ``key_refused`` a refused one (kept
+    pending); a changed key also raises ``host_key_changed`` to ``sink``."""
+    policy = PinnedHostKeyPolicy(policy=target.host_key_policy, trusted=target.trusted_key, device=target.hostname)
+    started = time.monotonic()
+    try:
+        conn = connect(target, policy, timeout_s=timeout_s, max_output_bytes=max_output_bytes)
+    except HostKeyError as exc:
+        SSH_SESSIONS.labels(result="host_key_refused").inc()
+        key_refused(exc.offered)
+        if isinstance(exc, HostKeyChanged):
+            emit(sink, [host_key_event(target, exc, source)])
+        raise
+    except (OSError, EOFError, SSHException, ReadException, ValueError) as exc:
+        SSH_SESSIONS.labels(result="failed").inc()
+        _remember_key(target, policy, key_seen)  # a key verified before a failed login is still a key seen
+        raise DeviceUnreachable(_describe(exc, target)) from None
+    SSH_CONNECT_SECONDS.observe(time.monotonic() - started)
+    SSH_SESSIONS.labels(result="ok").inc()
+    _remember_key(target, policy, key_seen)
+    try:
+        yield conn
+    finally:
+        # judged from the channel, not from the exception: a caller may have caught it
+        channel = getattr(conn, "channel", None)
+        capped = channel.capped if isinstance(channel, _CappedChannel) else ""
+        try:
+            conn.disconnect()
+        except Exception:
+            if not capped:  # a session closed at the cap has nothing to say on the way out
+                raise
+        finally:
+            _output_capped(sink, target, source, capped)
 
 
 # devices whose last session ended on the output cap: their next whole session clears the warning
@@ -427,8 +457,7 @@ def _output_capped_event(target: SshTarget, source: Source, detail: str) -> Even
     )
 
 
-def _remember_key(rt: Runtime, target: SshTarget, policy: PinnedHostKeyPolicy) -> None:
+def _remember_key(target: SshTarget, policy: PinnedHostKeyPolicy, key_seen: Callable[[OfferedKey, bool], None]) -> None:
     if policy.offered is None or target.host_key_policy == "off":
         return
-    with write_transaction(rt) as session:
-        hostkeys.record_seen(session, device_id=target.device_id, offered=policy.offered, trust=policy.trusted_now)
+    key_seen(policy.offered, policy.trusted_now)

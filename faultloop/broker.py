@@ -46,7 +46,7 @@ from faultloop.worker import stop_task
 log = logging.getLogger("faultloop.broker")
 
 MSG_ID = "Nats-Msg-Id"
-STREAM_KINDS = ("events", "samples", "results")
+STREAM_KINDS = ("events", "samples", "results", "ssh")
 
 PUBLISHED = Counter("faultloop_broker_published_total", "Messages acknowledged by JetStream", registry=REGISTRY)
 SPOOLED = Gauge("faultloop_broker_spool_messages", "Messages waiting in the local spool", ["spool"], registry=REGISTRY)
@@ -345,6 +345,12 @@ class Spool:
                 self._db.execute("SELECT seq, subject, msg_id, payload FROM spool ORDER BY seq LIMIT ?", (limit,))
             )
 
+    def seq_range(self) -> tuple[int, int] | None:
+        """(oldest, newest) sequence number held, or None when empty."""
+        with self._lock:
+            low, high = self._db.execute("SELECT min(seq), max(seq) FROM spool").fetchone()
+        return None if low is None else (int(low), int(high))
+
     def remove_through(self, seq: int) -> None:
         with self._lock:
             removed = self._db.execute("DELETE FROM spool WHERE seq <= ?", (seq,)).rowcount
@@ -414,6 +420,24 @@ class Publisher:
             await asyncio.wait_for(self._drained(), drain_s)
         await stop_task(self._task)
         self._task = None
+
+    async def caught_up(self, timeout_s: float) -> bool:
+        """Whether everything submitted before this call has left the spool (acknowledged by
+        JetStream, or dropped as the oldest when full) within ``timeout_s``; what is submitted
+        meanwhile is not waited for."""
+        held = await asyncio.to_thread(self.spool.seq_range)
+        if held is None:
+            return True
+        mark = held[1]
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while True:
+            held = await asyncio.to_thread(self.spool.seq_range)
+            if held is None or held[0] > mark:
+                return True
+            if asyncio.get_running_loop().time() >= deadline:
+                return False
+            self._wake.set()
+            await asyncio.sleep(0.05)
 
     async def _drained(self) -> None:
         while len(self.spool) and self.link.connected:

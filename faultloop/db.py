@@ -135,6 +135,23 @@ def database_locked(exc: OperationalError) -> bool:
     return "locked" in str(exc.orig).lower()
 
 
+# PostgreSQL error classes that mean "the server cannot be used now", not "this statement is wrong":
+# 08 connection exceptions, 57P01-57P03 (admin/crash shutdown, cannot connect now).
+_UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03")
+
+
+def database_unavailable(exc: DBAPIError) -> bool:
+    """The database server is unreachable, restarting or cut the connection (a client-side driver
+    error with no SQLSTATE, or one of the classes above): the statement did not run, retry later.
+    SQLite errors carry no SQLSTATE and are never this (its busy case is ``database_locked``)."""
+    if exc.connection_invalidated:
+        return True
+    if not hasattr(exc.orig, "sqlstate"):  # not a PostgreSQL (psycopg) error
+        return False
+    state: str | None = getattr(exc.orig, "sqlstate", None)
+    return state is None or state.startswith(_UNAVAILABLE_SQLSTATES)
+
+
 def end_read_snapshot(session: Session) -> None:
     """On SQLite, end a read-only transaction so that the next statement sees the newest
     data and may write (see ``writing``); nothing has been written yet, so this commits nothing.

@@ -34,10 +34,11 @@ import httpx
 import yaml
 from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import JSON, Integer, String, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from faultloop import clock
+from faultloop.db import UTCDateTime
 from faultloop.errors import InvalidInput
 from faultloop.leader import Leadership, fenced_transaction
 from faultloop.metrics import REGISTRY
@@ -472,6 +473,24 @@ class OutboxRow(Protocol):
     delivered_at: datetime | None
     last_error: str | None
     gave_up_at: datetime | None
+
+
+class OutboxColumns:
+    """The columns every notification outbox table shares (alarm and ticket notifications): what
+    ``attempt`` and ``deliver_due`` read and write. A table adds its key, its subject's foreign key
+    and the index ``(delivered_at, next_attempt_at)`` that ``deliver_due`` scans."""
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(100))
+    route: Mapped[str] = mapped_column(String(100))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    # set when the row will never be sent: its attempts ran out, or it cannot be built (last_error says why)
+    gave_up_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 def attempt(row: OutboxRow, send: Any, now: datetime, *, max_attempts: int) -> bool:

@@ -179,34 +179,28 @@ def devices_by_name(session: Session, *, site: str | None = None) -> list[Device
 def known_oper_status(session: Session, *, device_ids: Iterable[int] | None = None) -> dict[int, dict[int, str]]:
     """Per device, {ifIndex: oper status} of the interfaces whose status a poll has set (not
     "unknown"); all devices, or only ``device_ids``."""
-    query = select(Interface.device_id, Interface.if_index, Interface.oper_status).where(
-        Interface.if_index.is_not(None), Interface.oper_status != "unknown"
-    )
-    if device_ids is not None:
-        wanted = sorted(set(device_ids))
-        if not wanted:
-            return {}
-        query = query.where(Interface.device_id.in_(wanted))
-    out: dict[int, dict[int, str]] = {}
-    for device_id, if_index, status in session.execute(query):
-        if if_index is not None:
-            out.setdefault(device_id, {})[if_index] = status
-    return out
+    return _per_if_index(session, Interface.oper_status, device_ids, Interface.oper_status != "unknown")
 
 
 def known_interface_names(session: Session, *, device_ids: Iterable[int] | None = None) -> dict[int, dict[int, str]]:
     """Per device, {ifIndex: display name} of its interfaces that have an ifIndex (what polls and
     alarms call each port); all devices, or only ``device_ids``."""
-    query = select(Interface.device_id, Interface.if_index, Interface.name).where(Interface.if_index.is_not(None))
+    return _per_if_index(session, Interface.name, device_ids)
+
+
+def _per_if_index(
+    session: Session, column: Any, device_ids: Iterable[int] | None, *where: Any
+) -> dict[int, dict[int, str]]:
+    """{device id: {ifIndex: column}} over the interfaces that have an ifIndex."""
+    query = select(Interface.device_id, Interface.if_index, column).where(Interface.if_index.is_not(None), *where)
     if device_ids is not None:
         wanted = sorted(set(device_ids))
         if not wanted:
             return {}
         query = query.where(Interface.device_id.in_(wanted))
     out: dict[int, dict[int, str]] = {}
-    for device_id, if_index, name in session.execute(query):
-        if if_index is not None:
-            out.setdefault(device_id, {})[if_index] = name
+    for device_id, if_index, value in session.execute(query):
+        out.setdefault(device_id, {})[if_index] = value
     return out
 
 

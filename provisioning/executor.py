@@ -117,18 +117,71 @@ def _enable(conn: DeviceConn, platform: str) -> None:
         conn.enable()
 
 
+@dataclass(frozen=True)
+class CheckOutcome:
+    """One expectation of a catalog check, as read from the device: activation's post-checks and a
+    ticket's service verification (``provisioning.verify``) judge the same outcomes."""
+
+    device: str  # hostname
+    check: str  # what was expected, in words
+    ok: bool
+    read: str  # what the device said: the matching line, the value, or an excerpt of the output
+    problem: str = ""  # the failure as activation reports it ("" when ok)
+
+
+READ_EXCERPT = 300  # characters of a command's output kept as what was read
+
+
+def show_outcomes(hostname: str, check: ShowCheck, output: str) -> list[CheckOutcome]:
+    """Each expected regex of a show check against the command's output."""
+    outcomes = []
+    for pattern in check.expect:
+        found = re.search(pattern, output, re.MULTILINE)
+        if found:
+            line_start = output.rfind("\n", 0, found.start()) + 1
+            line_end = output.find("\n", found.end())
+            read = output[line_start : line_end if line_end >= 0 else len(output)].strip()
+        else:
+            read = output.strip()[:READ_EXCERPT]
+        outcomes.append(
+            CheckOutcome(
+                device=hostname, check=f"{check.command!r} has a line matching {pattern!r}", ok=found is not None,
+                read=read, problem="" if found else f"{check.command!r}: no line matches {pattern!r}",
+            )  # fmt: skip
+        )
+    return outcomes
+
+
+def snmp_outcomes(hostname: str, check: SnmpCheck, state: dict[str, str] | None) -> list[CheckOutcome]:
+    """An SNMP check against the interface's state as read (None: the interface is not in ifName/ifDescr)."""
+    if state is None:
+        problem = f"{check.interface}: not in ifName/ifDescr"
+        return [CheckOutcome(device=hostname, check=f"{check.interface} exists", ok=False, read="", problem=problem)]
+    outcomes = []
+    for key in ("if_alias", "admin_status", "oper_status"):
+        wanted = getattr(check, key)
+        if wanted is None:
+            continue
+        ok = state[key] == wanted
+        outcomes.append(
+            CheckOutcome(
+                device=hostname, check=f"{check.interface} {key} is {wanted!r}", ok=ok, read=state[key],
+                problem="" if ok else f"{check.interface}: {key} is {state[key]!r}, expected {wanted!r}",
+            )  # fmt: skip
+        )
+    return outcomes
+
+
 def _show_checks(conn: DeviceConn, checks: Sequence[ShowCheck], timeout_s: float) -> str | None:
     """None when every expectation matched; else what did not, after retrying until the timeout."""
     deadline = time.monotonic() + timeout_s
     while True:
-        failures = []
-        for check in checks:
-            output = str(conn.send_command(check.command))
-            failures += [
-                f"{check.command!r}: no line matches {pattern!r}"
-                for pattern in check.expect
-                if not re.search(pattern, output, re.MULTILINE)
-            ]
+        failures = [
+            outcome.problem
+            for check in checks
+            for outcome in show_outcomes("", check, str(conn.send_command(check.command)))
+            if not outcome.ok
+        ]
         if not failures or time.monotonic() >= deadline:
             return "; ".join(failures) or None
         time.sleep(1.0)
@@ -267,7 +320,7 @@ def _guarded(job: DeviceJob, stage: str, fn: Callable[[], DeviceResult]) -> Devi
         )
 
 
-async def _interface_state(client: SnmpClient, target: SnmpTarget, ifname: str) -> dict[str, str] | None:
+async def interface_state(client: SnmpClient, target: SnmpTarget, ifname: str) -> dict[str, str] | None:
     names = await client.walk(target, [IF_NAME, IF_DESCR])
     index = next(
         (
@@ -298,17 +351,11 @@ async def _snmp_device(
         failures = []
         for check in checks:
             try:
-                state = await _interface_state(client, target, check.interface)
+                state = await interface_state(client, target, check.interface)
             except Exception as exc:  # timeouts and agent errors are a failed check, retried
                 failures.append(f"{check.interface}: SNMP {type(exc).__name__}")
                 continue
-            if state is None:
-                failures.append(f"{check.interface}: not in ifName/ifDescr")
-                continue
-            for key in ("if_alias", "admin_status", "oper_status"):
-                wanted = getattr(check, key)
-                if wanted is not None and state[key] != wanted:
-                    failures.append(f"{check.interface}: {key} is {state[key]!r}, expected {wanted!r}")
+            failures += [outcome.problem for outcome in snmp_outcomes("", check, state) if not outcome.ok]
         if not failures or time.monotonic() >= deadline:
             return "; ".join(failures) or None
         await asyncio.sleep(1.0)

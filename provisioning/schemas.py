@@ -110,6 +110,24 @@ class ServiceOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     resources: list[ResourceOut]
+    # operational state from the active alarms' impact (the alarm engine keeps it; the API fills it in)
+    oper_state: Literal["up", "degraded", "down"] = "up"
+    oper_state_since: datetime | None = None  # when the current degraded/down period began
+    oper_state_alarm_id: int | None = None  # the worst active alarm when it began
+
+
+class StatePeriodOut(BaseModel):
+    """A period the service was degraded or down (``to`` None while it lasts)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+    state: Literal["degraded", "down"]
+    from_: datetime = Field(alias="from")
+    to: datetime | None
+    alarm_id: int | None
+
+
+class ServiceDetailOut(ServiceOut):
+    state_history: list[StatePeriodOut] = []  # newest first, at most the last 100 periods
 
 
 class VlanPoolIn(BaseModel):

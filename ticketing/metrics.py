@@ -20,6 +20,12 @@ SLA_BREACHES = Counter(
 SELF_HEALED = Counter(
     "faultloop_tickets_self_healed_total", "Tickets closed as cleared before dispatch", ["priority"], registry=REGISTRY
 )
+SERVICE_CHECKS = Counter(
+    "faultloop_ticket_service_checks_total",
+    "Service verification rounds of resolved tickets by outcome (verified, reopened, retry, stale)",
+    ["outcome"],
+    registry=REGISTRY,
+)
 _BUCKETS = (60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 259200)
 TIME_TO_ACK = Histogram(
     "faultloop_ticket_time_to_acknowledge_seconds", "Ticket created -> acknowledged", ["priority"],

@@ -18,6 +18,7 @@ from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String,
 from sqlalchemy.orm import Mapped, mapped_column
 
 from faultloop.db import Base, UTCDateTime
+from faultloop.notify import OutboxColumns
 
 
 class Ticket(Base):
@@ -146,7 +147,7 @@ class IdempotencyKey(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
-class TicketNotification(Base):
+class TicketNotification(OutboxColumns, Base):
     """The ticket notification outbox: one row per (ticket event, channel) or per technician notice,
     written in the transaction of the ticket change, delivered at least once (``ticketing/notify.py``).
 
@@ -157,19 +158,9 @@ class TicketNotification(Base):
     __tablename__ = "ticket_notifications"
     __table_args__ = (Index("ix_ticket_notifications_due", "delivered_at", "next_attempt_at"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
-    channel: Mapped[str] = mapped_column(String(100))
-    route: Mapped[str] = mapped_column(String(100))
     recipient_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     reason: Mapped[str] = mapped_column(String(20))  # created, dispatched, accepted, sla_warning, ...
-    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    last_error: Mapped[str | None] = mapped_column(String(500), nullable=True)
-    gave_up_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class FaultReport(Base):

@@ -68,7 +68,10 @@ TRANSITIONS: tuple[Transition, ...] = tuple(
     + _t("on_site", "wait", "waiting", FIELD, "waiting for parts or access: SLA clock paused")
     + _t("waiting", "resume", "on_site", FIELD)
     + _t("on_site", "resolve", "resolved", FIELD, "feedback: cause category, action taken, parts, notes")
-    + _t("resolved", "verify", "verified", NOC_SYSTEM, "automatic once linked alarms stay clear for the hold-down")
+    + _t(
+        "resolved", "verify", "verified", NOC_SYSTEM,
+        "automatic once linked alarms stay clear for the hold-down and affected services pass their checks",
+    )
     + _t("verified", "close", "closed", NOC, "feedback rating 1-5; linked alarms archived")
     + _t("new", "auto_close", "closed", SYSTEM, "cleared before dispatch: alarms cleared before anyone acknowledged")
     + _t("resolved verified closed", "reopen", "acknowledged", NOC_SYSTEM, "recurrence or failed verification")
@@ -176,6 +179,10 @@ class Policy:
     business_hours: BusinessHours | None = None
     sla_classes: dict[str, SlaClass] = field(default_factory=dict)
     auto_close_self_healed: bool = True  # close a ticket whose alarms cleared before anyone acknowledged it
+    # before verifying a resolved ticket, the services it affected pass their catalog checks again
+    verify_services: bool = True
+    service_check_attempts: int = 3  # rounds a device may be unreadable before the ticket reopens
+    service_check_retry_s: float = 60.0  # between those rounds
 
     def service_class(self, classes: Iterable[str | None]) -> SlaClass | None:
         """The highest of these SLA classes the policy defines (None: no service with a class)."""
@@ -255,6 +262,7 @@ def parse_policy(data: Any, *, source: str = "policy") -> Policy:
     auto = data.get("auto_close", {}) or {}
     if not isinstance(auto, dict) or not isinstance(auto.get("cleared_before_dispatch", True), bool):
         raise fail("auto_close.cleared_before_dispatch", "true or false")
+    verify = _verify_services(data.get("verify_services", True), fail)
     hours = None
     bh = data.get("business_hours")
     if bh:
@@ -281,7 +289,31 @@ def parse_policy(data: Any, *, source: str = "policy") -> Policy:
         business_hours=hours,
         sla_classes=classes,
         auto_close_self_healed=auto.get("cleared_before_dispatch", True),
+        verify_services=verify[0],
+        service_check_attempts=verify[1],
+        service_check_retry_s=verify[2],
     )
+
+
+def _verify_services(raw: Any, fail: Callable[[str, str], InvalidInput]) -> tuple[bool, int, float]:
+    """``verify_services``: true / false, or {enabled, attempts, retry_s}."""
+    if isinstance(raw, bool):
+        return raw, 3, 60.0
+    if not isinstance(raw, dict):
+        raise fail("verify_services", "true, false or a mapping {enabled, attempts, retry_s}")
+    unknown = set(raw) - {"enabled", "attempts", "retry_s"}
+    if unknown:
+        raise fail(f"verify_services.{sorted(unknown)[0]}", "one of enabled, attempts, retry_s")
+    enabled = raw.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise fail("verify_services.enabled", "true or false")
+    attempts = raw.get("attempts", 3)
+    if not isinstance(attempts, int) or isinstance(attempts, bool) or not 1 <= attempts <= 100:
+        raise fail("verify_services.attempts", "an integer 1..100")
+    retry = raw.get("retry_s", 60)
+    if not isinstance(retry, int | float) or isinstance(retry, bool) or not 0 <= retry <= 86400:
+        raise fail("verify_services.retry_s", "a number of seconds 0..86400")
+    return enabled, attempts, float(retry)
 
 
 def _sla_classes(raw: Any, fail: Callable[[str, str], InvalidInput]) -> dict[str, SlaClass]:

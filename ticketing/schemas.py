@@ -273,3 +273,25 @@ class ServiceReportRow(BaseModel):
     downtime_s: float
     service_s: float
     availability_pct: float | None
+    # from the service state history, maintenance excluded (ticketing/assurance.py)
+    maintenance_s: float = 0.0
+    down_s: float = 0.0
+    degraded_s: float = 0.0
+    service_availability_pct: float | None = None
+
+
+class AvailabilityRow(BaseModel):
+    """One service (``key``: its id) or customer over one calendar month (UTC), from the service state
+    history: minutes it existed, in maintenance, down and degraded outside maintenance."""
+
+    month: str
+    key: str
+    customer: str
+    services: int
+    service_type: str | None
+    sla_class: str | None
+    service_minutes: float
+    maintenance_minutes: float
+    down_minutes: float
+    degraded_minutes: float
+    availability_pct: float | None

@@ -592,6 +592,7 @@ class TickResult:
     reopened: list[int]
     escalated: list[int]
     self_healed: list[int] = field(default_factory=list)  # closed as cleared before dispatch
+    service_checked: list[int] = field(default_factory=list)  # resolved tickets whose services were checked
 
 
 def _clear_since(session: Session, ticket: Ticket) -> datetime | None:
@@ -603,9 +604,14 @@ def _clear_since(session: Session, ticket: Ticket) -> datetime | None:
     return max((a.cleared_at for a in alarms if a.cleared_at is not None), default=None)
 
 
+# Asked before a resolved ticket is verified on its alarms: True when it is not verified now
+# (its services are checked first, ``ticketing.verify``); the tick then leaves it resolved.
+DeferVerify = Callable[[Session, Ticket, datetime], bool]
+
+
 def tick(
     session: Session, *, policy: Policy, now: datetime, hold_down_s: float, verify_timeout_s: float,
-    reopen_window_s: float,
+    reopen_window_s: float, defer_verify: DeferVerify | None = None,
 ) -> TickResult:  # fmt: skip
     result = TickResult([], [], [], [])
     # 1. alarms that qualify now (root cause, severe, unmuted, active long enough) and have no open ticket
@@ -653,6 +659,8 @@ def tick(
             last_clear = max((a.cleared_at for a in alarms if a.cleared_at is not None), default=ticket.resolved_at)
             since = max(last_clear or now, ticket.resolved_at or now)
             if (now - since).total_seconds() >= hold_down_s:
+                if defer_verify is not None and defer_verify(session, ticket, now):
+                    continue
                 transition(session, policy=policy, ticket_id=ticket.id, action="verify", actor=SYSTEM, now=now,
                            data={"how": f"linked alarms clear for {hold_down_s:.0f}s"})  # fmt: skip
                 result.verified.append(ticket.id)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
@@ -25,15 +26,23 @@ from fastapi.responses import PlainTextResponse
 from api.deps import PageDep, ServicesDep, SessionDep, UserDep, runtime
 from api.routers.tickets import PolicyDep
 from api.services import ServiceHandles
-from faultloop import clock
+from faultloop import clock, csvsafe
 from faultloop.accounts.models import User
 from faultloop.db import transaction
 from faultloop.errors import DomainError, InvalidInput
 from faultloop.runtime import Runtime
 from provisioning import queries as service_inventory
+from provisioning.render import catalog
 from ticketing import assurance, desk
 from ticketing.policy import Policy
-from ticketing.schemas import AutoTestOut, FaultReportCreated, FaultReportIn, FaultReportStatus, ServiceReportRow
+from ticketing.schemas import (
+    AutoTestOut,
+    AvailabilityRow,
+    FaultReportCreated,
+    FaultReportIn,
+    FaultReportStatus,
+    ServiceReportRow,
+)
 from ticketing.service import Actor
 
 router = APIRouter(prefix="/api/v1", tags=["service desk"])
@@ -158,13 +167,44 @@ def period(start: datetime | None, end: datetime | None) -> tuple[datetime, date
     return start, end
 
 
-def report_csv(rows: list[dict[str, Any]]) -> str:
+def report_csv(rows: list[dict[str, Any]], fields: tuple[str, ...] = assurance.FIELDS) -> str:
+    """The rows as CSV, every cell a spreadsheet would run as a formula neutralised (faultloop.csvsafe)."""
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(assurance.FIELDS)
+    writer.writerow(fields)
     for row in rows:
-        writer.writerow(["" if row[f] is None else assurance.csv_safe(row[f]) for f in assurance.FIELDS])
+        writer.writerow(["" if row[f] is None else csvsafe.neutralize(row[f]) for f in fields])
     return out.getvalue()
+
+
+def sla_classes(rt: Runtime) -> dict[str, str | None]:
+    """Service type -> the SLA class the catalog gives it."""
+    return {name: st.sla_class for name, st in catalog(rt.settings.provisioning_catalog_dir).items()}
+
+
+MAX_MONTHS = 12
+
+
+def _month(name: str, text: str) -> tuple[int, int]:
+    match = re.fullmatch(r"(\d{4})-(\d{2})", text.strip())
+    if match is None or not 1 <= int(match[2]) <= 12 or not 2000 <= int(match[1]) <= 9998:
+        raise InvalidInput(f"{name}: expected a month as YYYY-MM (e.g. 2026-03)", field=name)
+    return int(match[1]), int(match[2])
+
+
+def months(start: str | None, end: str | None) -> tuple[datetime, datetime]:
+    """[first day of ``start``, first day after ``end``) in UTC: ``end`` defaults to the current month,
+    ``start`` to ``end``; start after end, or more than 12 months, is refused naming ``start``."""
+    now = clock.now().astimezone(UTC)
+    last = _month("end", end) if end else (now.year, now.month)
+    first = _month("start", start) if start else last
+    if first > last:
+        raise InvalidInput("start: expected a month at or before end", field="start")
+    count = (last[0] - first[0]) * 12 + last[1] - first[1] + 1
+    if count > MAX_MONTHS:
+        raise InvalidInput(f"start: expected at most {MAX_MONTHS} months from start to end", field="start")
+    following = (last[0] + last[1] // 12, last[1] % 12 + 1)
+    return datetime(*first, 1, tzinfo=UTC), datetime(*following, 1, tzinfo=UTC)
 
 
 @router.get(
@@ -175,18 +215,48 @@ def report_csv(rows: list[dict[str, Any]]) -> str:
 def service_report(
     session: SessionDep,
     user: UserDep,
-    by: Annotated[Literal["customer", "site"], Query()] = "customer",
+    rt: RuntimeDep,
+    by: Annotated[Literal["customer", "site", "sla_class"], Query()] = "customer",
     start: Annotated[datetime | None, Query(description="ISO 8601 with timezone; default end - 30 days")] = None,
     end: Annotated[datetime | None, Query(description="ISO 8601 with timezone; default now")] = None,
     format: Annotated[Literal["json", "csv"], Query()] = "json",  # noqa: A002 - the query parameter's name
 ) -> Any:
-    """MTTA, MTTR, SLA compliance and availability of customer services, per customer or per site."""
+    """MTTA, MTTR, SLA compliance and availability of customer services, per customer, site or service class."""
     begin, finish = period(start, end)
     rows = assurance.service_report(session, services=service_inventory.services(session), by=by, start=begin,
-                                    end=finish, now=clock.now())  # fmt: skip
+                                    end=finish, now=clock.now(), sla_classes=sla_classes(rt))  # fmt: skip
     if format == "csv":
         name = f"service-report-{by}-{begin:%Y%m%d}-{finish:%Y%m%d}.csv"
         return PlainTextResponse(report_csv(rows), media_type="text/csv",
                                  headers={"Content-Disposition": f'attachment; filename="{name}"'})  # fmt: skip
     return [ServiceReportRow(**row) for row in rows]
 
+
+
+@router.get(
+    "/reports/availability",
+    response_model=list[AvailabilityRow],
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
+)
+def availability_report(
+    session: SessionDep,
+    user: UserDep,
+    rt: RuntimeDep,
+    by: Annotated[Literal["service", "customer"], Query()] = "service",
+    start: Annotated[str | None, Query(max_length=7, description="First month, YYYY-MM (UTC); default end")] = None,
+    end: Annotated[str | None, Query(max_length=7, description="Last month, YYYY-MM (UTC); default this month")] = None,
+    customer: Annotated[str | None, Query(min_length=1, max_length=120, description="Only this customer")] = None,
+    format: Annotated[Literal["json", "csv"], Query()] = "json",  # noqa: A002 - the query parameter's name
+) -> Any:
+    """Availability per service or per customer for each month: minutes in service, in maintenance, down and
+    degraded (outside maintenance), from the service state history; availability = 1 - down / (service -
+    maintenance)."""
+    begin, finish = months(start, end)
+    rows = assurance.availability_report(session, services=service_inventory.services(session, customer=customer),
+                                         sla_classes=sla_classes(rt), by=by, start=begin, end=finish,
+                                         now=clock.now())  # fmt: skip
+    if format == "csv":
+        name = f"availability-{by}-{begin:%Y%m}-{finish - timedelta(days=1):%Y%m}.csv"
+        return PlainTextResponse(report_csv(rows, assurance.AVAILABILITY_FIELDS), media_type="text/csv",
+                                 headers={"Content-Disposition": f'attachment; filename="{name}"'})  # fmt: skip
+    return [AvailabilityRow(**row) for row in rows]

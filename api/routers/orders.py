@@ -9,18 +9,28 @@ answers when the order has finished (completed, rolled_back or failed).
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Query
 from sqlalchemy.orm import Session
 
+from alarms import queries as alarm_queries
 from api.deps import PageDep, ServicesDep, SessionDep, UserDep, WriteSessionDep, runtime
 from api.params import Id
 from faultloop.db import transaction
 from faultloop.runtime import Runtime
 from provisioning import service
 from provisioning.render import catalog, service_type
-from provisioning.schemas import CatalogTypeOut, OrderOut, ServiceOut, TimelineEntryOut, VlanPoolIn, VlanPoolOut
+from provisioning.schemas import (
+    CatalogTypeOut,
+    OrderOut,
+    ServiceDetailOut,
+    ServiceOut,
+    StatePeriodOut,
+    TimelineEntryOut,
+    VlanPoolIn,
+    VlanPoolOut,
+)  # fmt: skip
 
 router = APIRouter(prefix="/api/v1", tags=["provisioning"])
 RuntimeDep = Annotated[Runtime, Depends(runtime)]
@@ -109,19 +119,44 @@ def order_timeline(order_id: Id, session: SessionDep, user: UserDep) -> list[Tim
     return service.timeline(session, order_id)
 
 
+def with_oper_state(session: Session, services: list[ServiceOut]) -> list[ServiceOut]:
+    """The services with their operational state (the alarm engine's open state periods)."""
+    current = alarm_queries.current_states(session, (s.id for s in services))
+    out = []
+    for s in services:
+        period = current.get(s.id)
+        if period is not None:
+            s = s.model_copy(update={"oper_state": period.state, "oper_state_since": period.started_at,
+                                     "oper_state_alarm_id": period.alarm_id})  # fmt: skip
+        out.append(s)
+    return out
+
+
 @router.get("/services", response_model=list[ServiceOut])
 def list_services(
     session: SessionDep,
     user: UserDep,
     customer: Annotated[str | None, Query(max_length=120)] = None,
     state: Annotated[str | None, Query(max_length=20)] = None,
+    oper_state: Annotated[
+        Literal["up", "degraded", "down"] | None, Query(description="Only services in this operational state")
+    ] = None,
 ) -> list[ServiceOut]:
-    return [service.service_out(session, s) for s in service.list_services(session, customer=customer, state=state)]
+    found = [service.service_out(session, s) for s in service.list_services(session, customer=customer, state=state)]
+    found = with_oper_state(session, found)
+    return [s for s in found if oper_state is None or s.oper_state == oper_state]
 
 
-@router.get("/services/{service_id}", response_model=ServiceOut)
-def get_service(service_id: Id, session: SessionDep, user: UserDep) -> ServiceOut:
-    return service.service_out(session, service.get_service(session, service_id))
+@router.get("/services/{service_id}", response_model=ServiceDetailOut)
+def get_service(service_id: Id, session: SessionDep, user: UserDep) -> ServiceDetailOut:
+    """The service, its operational state and its last 100 degraded/down periods (newest first)."""
+    (found,) = with_oper_state(session, [service.service_out(session, service.get_service(session, service_id))])
+    history = alarm_queries.state_history(session, service_ids=[service_id], limit=100)
+    return ServiceDetailOut(
+        **found.model_dump(),
+        state_history=[StatePeriodOut.model_validate({"state": p.state, "from": p.started_at, "to": p.ended_at,
+                                                      "alarm_id": p.alarm_id}) for p in history],
+    )  # fmt: skip
 
 
 @router.get("/vlan-pools", response_model=list[VlanPoolOut])

@@ -8,7 +8,7 @@ The reports page draws its bars as server-rendered SVG (no script, no CDN).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse
 from pydantic import ValidationError
 
 from api.deps import ServicesDep, SessionDep, UserDep, runtime
-from api.routers.desk import file_report, period
+from api.routers.desk import file_report, period, sla_classes
 from api.routers.tickets import PolicyDep
 from api.web.maintenance import _invalid
 from api.web.render import page
@@ -114,26 +114,44 @@ def _date(text: str, name: str) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def _month_span(begin: datetime, finish: datetime) -> dict[str, str]:
+    """The availability CSV's query for the months of [begin, finish), at most the last 12."""
+    last = finish - timedelta(microseconds=1)
+    first = (begin.year, begin.month)
+    earliest = (last.year - (1 if last.month < 12 else 0), last.month % 12 + 1)
+    first = max(first, earliest)
+    return {"by": "customer", "start": f"{first[0]:04d}-{first[1]:02d}", "end": f"{last:%Y-%m}", "format": "csv"}
+
+
 @router.get("/ui/reports", response_class=HTMLResponse)
 def reports_page(
     request: Request,
     session: SessionDep,
     user: UserDep,
-    by: Annotated[Literal["customer", "site"], Query()] = "customer",
+    rt: RuntimeDep,
+    by: Annotated[Literal["customer", "site", "sla_class"], Query()] = "customer",
     start: Annotated[str, Query(max_length=40)] = "",
     end: Annotated[str, Query(max_length=40)] = "",
 ) -> HTMLResponse:
     begin, finish = period(_date(start, "start"), _date(end, "end"))
-    rows = assurance.service_report(session, services=service_inventory.services(session), by=by, start=begin,
-                                    end=finish, now=clock.now())  # fmt: skip
+    services = service_inventory.services(session)
+    classes = sla_classes(rt)
+    now = clock.now()
+    rows = assurance.service_report(session, services=services, by=by, start=begin, end=finish, now=now,
+                                    sla_classes=classes)  # fmt: skip
+    monthly = assurance.availability_report(session, services=services, sla_classes=classes, by="customer",
+                                            start=begin, end=finish, now=now)  # fmt: skip
     mttr_peak = max([r["mttr_s"] or 0.0 for r in rows] + [1.0])
     charts = [
-        ("Availability", "availability", bars(rows, "availability_pct", scale=100.0, fmt="{:.3f} %")),
+        ("Availability (tickets)", "availability", bars(rows, "availability_pct", scale=100.0, fmt="{:.3f} %")),
+        ("Service availability (state history, maintenance excluded)", "state",
+         bars(rows, "service_availability_pct", scale=100.0, fmt="{:.3f} %")),
         ("SLA compliance", "sla", bars(rows, "sla_compliance_pct", scale=100.0, fmt="{:.1f} %")),
         ("MTTR", "mttr", bars(rows, "mttr_s", scale=mttr_peak, fmt="{:.0f} s")),
     ]
     query = {"by": by, "start": begin.isoformat(), "end": finish.isoformat()}
     return page(request, "reports.html", user, rows=rows, by=by, start=begin, end=finish, charts=charts,
                 bar_w=BAR_W, bar_h=BAR_H, label_w=LABEL_W, chart_h=max(1, len(rows)) * (BAR_H + 6),
-                csv_url="/api/v1/reports/services?" + urlencode({**query, "format": "csv"}),
+                csv_url="/api/v1/reports/services?" + urlencode({**query, "format": "csv"}), monthly=monthly,
+                monthly_csv_url="/api/v1/reports/availability?" + urlencode(_month_span(begin, finish)),
                 start_value=start or f"{begin:%Y-%m-%d}", end_value=end)  # fmt: skip

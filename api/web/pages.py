@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.web import alarms, auth, desk, devices, maintenance, orders, tickets
+from api.web import alarms, auth, desk, devices, maintenance, orders, services, tickets
 
 ROUTERS: tuple[APIRouter, ...] = (
     auth.router,
@@ -14,4 +14,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     orders.router,
     maintenance.router,
     desk.router,
+    services.router,
 )

@@ -30,6 +30,7 @@ NAV: tuple[tuple[str, str, frozenset[Role]], ...] = (
     ("Tickets", "/ui/tickets", frozenset({Role.admin, Role.noc, Role.viewer})),
     ("My tickets", "/ui/my/tickets", frozenset({Role.technician})),
     ("Orders", "/ui/orders", frozenset({Role.admin, Role.noc, Role.provisioner, Role.viewer})),
+    ("Services", "/ui/services", frozenset(Role) - {Role.technician}),
     ("Maintenance", "/ui/maintenance", STAFF),
     ("Fault reports", "/ui/fault-reports", frozenset({Role.admin, Role.noc, Role.servicedesk})),
     ("Reports", "/ui/reports", frozenset({Role.admin, Role.noc, Role.viewer})),

@@ -12,13 +12,15 @@ from __future__ import annotations
 import contextlib
 import faulthandler
 import gc
+import hmac
 import logging
 import signal
 import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
 from alarms.bus import AlarmBus
@@ -35,6 +37,7 @@ from collectors.cli_collect import CliCollectorService
 from collectors.jobs import PollerService, poll_now
 from collectors.receiver import DeviceDirectory
 from collectors.remote import RemotePoller, ResultsIntake, last_result_reader
+from collectors.remote_ssh import RemoteBackupError, RemoteSshWork, SshIntake, remote_backup_now
 from collectors.snmp_poll import DeviceTracker, InterfaceState, PollResult
 from collectors.syslog import SyslogReceiverService
 from collectors.traps import TrapReceiverService
@@ -46,8 +49,11 @@ from faultloop.cmd.collector import (
     RemoteDirectory,
     collector_name,
     collector_secrets,
+    directory_cipher,
+    served_by_collectors,
 )
-from faultloop.events import DurableSink, ObservationSink, Service
+from faultloop.db import transaction
+from faultloop.events import DurableSink, Event, ObservationSink, Service
 from faultloop.leader import Leadership, cluster_id, leadership_for
 from faultloop.runtime import (  # noqa: F401 - re-exported: the app is where callers look for them
     Runtime,
@@ -59,11 +65,13 @@ from faultloop.runtime import (  # noqa: F401 - re-exported: the app is where ca
 from faultloop.settings import Settings
 from faultloop.signals import INVENTORY_CHANGED
 from faultloop.transport import CentralIntake, ObservationPublisher, stream_setup
+from inventory import queries as inventory_queries
 from provisioning import queries as service_inventory
 from provisioning.executor import ExecutionOutcome, execute_order
 from provisioning.jobs import ProvisioningService
 from provisioning.render import CatalogError, catalog, check_sla_classes
-from provisioning.unplanned import UnplannedChangeSink
+from provisioning.unplanned import UnplannedChangeSink, explained_by_order, unplanned_event
+from provisioning.verify import ServiceVerifier
 from ticketing.jobs import TicketingService
 from ticketing.notify import TicketNotifier
 from ticketing.notify import load_config as load_ticket_notify_config
@@ -140,7 +148,9 @@ def build_pipeline(rt: Runtime, sink: ObservationSink | None = None) -> Pipeline
         engine = AlarmEngine(rt, alarm_bus, leadership=leadership, services=service_source(sla_classes))
         pipeline.services.append(engine)
         sink = engine
-    pipeline.services += central_intake(rt, sink)
+    # SSH sink: a config_changed that no service order explains is followed by an unplanned_change event.
+    ssh_sink = UnplannedChangeSink(sink, rt.sessions, grace_s=settings.provisioning_window_grace_s)
+    pipeline.services += central_intake(rt, sink, ssh_sink=ssh_sink)
     # Live stream for the dashboard: GET /api/v1/alarms/stream (server-sent events); with a broker,
     # fanned out to the dashboards of every instance (only the leader's engine publishes changes).
     alarm_bus.subscribe("live stream", ALARM_STREAM.publish)
@@ -157,22 +167,23 @@ def build_pipeline(rt: Runtime, sink: ObservationSink | None = None) -> Pipeline
         alarm_bus.subscribe("notifications", notifier.on_alarm_changes)
         pipeline.services.append(notifier)
     # Ticketing: alarm changes (after commit) -> tickets opened, children attached, verify/reopen, SLA timers.
-    tickets = TicketingService(rt, policy=policy, leadership=leadership)
+    # A resolved ticket that affected customer services is verified only when they pass their catalog
+    # checks again: provisioning's verifier reads the devices (SSH, SNMP) as activation does.
+    tickets = TicketingService(rt, policy=policy, leadership=leadership, service_checker=ServiceVerifier(rt, sink=sink))
     alarm_bus.subscribe("ticketing", tickets.on_alarm_changes)
     pipeline.services.append(tickets)
     # Ticket notifications: the file's ticket_routes and each technician's own address; the rows are
     # written in the ticket's transaction (ticketing.service.OUTBOX, hooked at start), sent by the leader.
     ticket_notify = load_ticket_notify_config(settings.alarm_notify_file)
     pipeline.services.append(TicketNotifier(rt, ticket_notify, leadership=leadership))
-    # SSH sink: a config_changed that no service order explains is followed by an unplanned_change event.
-    ssh_sink = UnplannedChangeSink(sink, rt.sessions, grace_s=settings.provisioning_window_grace_s)
     poller = add_collectors(pipeline, rt, sink=sink, ssh_sink=ssh_sink) if settings.role == "all" else None
     # Provisioning: approved orders run when their change window opens (pushes report to the sink).
     # The catalog is loaded now: a bad catalog folder stops the start (CatalogError), not an order.
     catalog(settings.provisioning_catalog_dir)
     pipeline.services.append(ProvisioningService(rt, sink=sink, leadership=leadership))
     # The API's handles: on-demand work reports exactly where the scheduled work does.
-    pipeline.handles = service_handles(rt, poller=poller, sink=sink, backup_sink=ssh_sink)
+    remote_ssh = next((s for s in pipeline.services if isinstance(s, SshIntake)), None)
+    pipeline.handles = service_handles(rt, poller=poller, sink=sink, backup_sink=ssh_sink, remote_ssh=remote_ssh)
     return pipeline
 
 
@@ -219,13 +230,34 @@ def add_collectors(
         if settings.syslog_enabled:
             pipeline.services.append(SyslogReceiverService(settings=settings, sink=sink, directory=directory))
     # SSH: scheduled show commands and config backups; config_changed / host_key_changed go to the sink.
-    pipeline.services.append(CliCollectorService(rt, sink=ssh_sink))
+    # Not for the devices of groups whose collectors do it (served_by_collectors).
+    pipeline.services.append(CliCollectorService(rt, sink=ssh_sink, remote_group=served_by_collectors(settings)))
     return poller
 
 
-def central_intake(rt: Runtime, sink: ObservationSink) -> list[Service]:
+def unplanned_checked(sink: DurableSink, *, grace_s: float) -> Callable[[Session, list[Event]], None]:
+    """``sink.store_events`` with what ``UnplannedChangeSink`` adds: an ``unplanned_change`` after
+    each ``config_changed`` that no service order explains, read in the same transaction."""
+
+    def store(session: Session, events: list[Event]) -> None:
+        extra = [
+            unplanned_event(e)
+            for e in events
+            if e.source == "backup" and e.event_type == "config_changed"
+            and not explained_by_order(session, e.device, grace_s=grace_s)
+        ]  # fmt: skip
+        sink.store_events(session, [*events, *extra])
+
+    return store
+
+
+def central_intake(
+    rt: Runtime, sink: ObservationSink, *, ssh_sink: ObservationSink | None = None
+) -> list[Service]:
     """With FAULTLOOP_NATS_URL set: the link to NATS and the consumers that feed what collectors
-    publish into ``sink`` (the alarm engine's durable queue; commit, then ack). Empty: no broker."""
+    publish into ``sink`` (the alarm engine's durable queue; commit, then ack); with a collector
+    key, the group directories and the collectors' SSH results (their events into ``ssh_sink``,
+    default ``sink``). Empty: no broker."""
     settings = rt.settings
     if not settings.nats_url:
         return []
@@ -243,8 +275,17 @@ def central_intake(rt: Runtime, sink: ObservationSink) -> list[Service]:
     if settings.collector_key is not None:  # remote collectors learn their group's devices from here
         try:
             services.append(DirectoryPublisher(link, rt.sessions, settings, vault=rt.vault))
+            cipher = directory_cipher(settings)
         except BrokerError as exc:
             raise StartupError(str(exc)) from None
+        # config backups and show commands read by collectors, sealed with the vault here; their events
+        # (config_changed, then unplanned_change when no order explains it; host_key_changed) go into the
+        # engine's durable queue in the transaction that stores them
+        services.append(SshIntake(
+            link, rt.sessions, ssh_sink or sink, settings, vault=rt.vault, cipher=cipher,
+            store_events=unplanned_checked(sink, grace_s=settings.provisioning_window_grace_s),
+            events_stored=sink.events_stored,
+        ))  # fmt: skip
     return services
 
 
@@ -261,8 +302,9 @@ class CollectorProcess:
 def build_collector(settings: Settings) -> CollectorProcess:
     """The collector role: no database. Its group's device directory, SNMP credentials included,
     comes from central over NATS (encrypted with FAULTLOOP_COLLECTOR_KEY); the SNMP poller polls
-    this member's share of the group's devices (rendezvous hashing over the live members), and it
-    and the trap and syslog receivers publish through an on-disk spool, so an unreachable NATS or
+    this member's share of the group's devices (rendezvous hashing over the live members), the SSH
+    work backs up and collects the same share (``collectors.remote_ssh``), and they and the trap
+    and syslog receivers publish through an on-disk spool, so an unreachable NATS or
     central only makes it degraded. A setting that cannot work is a ``StartupError`` naming it."""
     if not settings.nats_url:
         raise StartupError("FAULTLOOP_NATS_URL: empty; the collector role needs the broker")
@@ -283,12 +325,20 @@ def build_collector(settings: Settings) -> CollectorProcess:
     publisher = Publisher(link, spool, batch_size=settings.nats_batch_size)
     sink = ObservationPublisher(publisher, settings, group=settings.collector_group, collector=name)
     membership = Membership(link, settings)
+    share = GroupShare(directory, membership)
     poller = RemotePoller(
-        settings, collector_vault, publisher=publisher, sink=sink, share=GroupShare(directory, membership),
+        settings, collector_vault, publisher=publisher, sink=sink, share=share,
         last_result=last_result_reader(link, settings, settings.collector_group), collector=name,
     )  # fmt: skip
     membership.on_change(poller.sync)  # a member joining or expiring re-shares at once
-    pipeline = Pipeline([link, publisher, membership, directory, poller])
+    membership.on_settle(poller.settle)  # ... and says so once it let go of what it gave away
+    # SSH: backups and show commands of the same share, results encrypted into the spool
+    ssh_work = RemoteSshWork(
+        settings, collector_vault, link=link, publisher=publisher, sink=sink, cipher=directory.cipher,
+        devices=lambda: directory.ssh, owns=share.owns, collector=name,
+    )  # fmt: skip
+    # stopped in reverse: the last results leave the spool before the name is released
+    pipeline = Pipeline([link, membership, publisher, directory, poller, ssh_work])
     if settings.trap_enabled:
         pipeline.services.append(TrapReceiverService(settings=settings, sink=sink, directory=directory))
     if settings.syslog_enabled:
@@ -309,6 +359,9 @@ def build_collector(settings: Settings) -> CollectorProcess:
             "devices": len(directory.hostnames),
             "members": sorted(membership.members),
             "polled_devices": len(poller.devices),
+            # devices taken from a live member that never said it let go of them (README "Scaling out")
+            "unconfirmed_handovers": poller.unconfirmed_handovers,
+            "ssh_devices": len(ssh_work.mine()),
         }
 
     app = FastAPI(title="faultloop collector", docs_url=None, redoc_url=None, openapi_url=None)
@@ -318,11 +371,20 @@ def build_collector(settings: Settings) -> CollectorProcess:
         return health()
 
     @app.get("/metrics")
-    def metrics() -> Response:
+    def metrics(request: Request) -> Response:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
         from faultloop.metrics import REGISTRY
 
+        # the same bearer token as central's /metrics (docker-compose's Prometheus sends it to both)
+        expected = settings.metrics_token.get_secret_value() if settings.metrics_token is not None else ""
+        if expected:
+            given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+            if not hmac.compare_digest(given.encode(), expected.encode()):
+                detail = "metrics need Authorization: Bearer <FAULTLOOP_METRICS_TOKEN>"
+                body = {"type": "about:blank", "title": "Unauthorized", "status": 401, "detail": detail,
+                        "instance": "/metrics"}  # fmt: skip
+                return JSONResponse(body, status_code=401, media_type="application/problem+json")
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     return CollectorProcess(pipeline=pipeline, app=app, health=health)
@@ -341,10 +403,14 @@ async def run_collector(settings: Settings, *, announce: Callable[[], None] | No
 
 
 def service_handles(
-    rt: Runtime, *, poller: PollerService | None, sink: ObservationSink, backup_sink: ObservationSink
+    rt: Runtime, *, poller: PollerService | None, sink: ObservationSink, backup_sink: ObservationSink,
+    remote_ssh: SshIntake | None = None,
 ) -> ServiceHandles:
     """The running services as the API sees them (``api.services``). Without a poller (role
-    ``central``) a poll-now runs through a fresh engine in the request and no live rates exist."""
+    ``central``) a poll-now runs through a fresh engine in the request and no live rates exist.
+    A backup-now of a device whose group collectors serve (``served_by_collectors``) is asked of
+    the group's owning collector over NATS and waits until central stored what it read."""
+    remote_group = served_by_collectors(rt.settings) if remote_ssh is not None else None
 
     async def poll(device_id: int) -> tuple[PollResult, DeviceTracker]:
         return await poll_now(rt, device_id, poller)
@@ -354,6 +420,17 @@ def service_handles(
         return tracker.last.interfaces if tracker is not None and tracker.last is not None else None
 
     def backup(device_id: int, *, actor: str) -> BackupOutcome:
+        if remote_ssh is not None and remote_group is not None:
+            with transaction(rt.sessions) as session:
+                device = inventory_queries.device(session, device_id)
+            if device is not None and remote_group(device.collector_group):
+                if remote_ssh.loop is None:
+                    raise RemoteBackupError(f"device {device.hostname!r}: the link to the collectors is not started")
+                return remote_backup_now(
+                    remote_ssh.link, remote_ssh.loop, rt.sessions, rt.settings, device_id=device.id,
+                    hostname=device.hostname, group=device.collector_group, actor=actor,
+                    wait_s=rt.settings.ssh_timeout_s * 4 + 10,
+                )  # fmt: skip
         return backup_device(rt, device_id, sink=backup_sink, trigger="on_demand", actor=actor)
 
     def execute(order_id: int, *, actor: str, role: str) -> ExecutionOutcome:

@@ -1,7 +1,8 @@
 """The collector role (issue 14): a process at a remote site without a database of its own.
 
 Central publishes, per collector group, the group's device directory (address -> hostname,
-ifIndex -> interface name) into the JetStream KV bucket ``<PREFIX>_DIRECTORY``, encrypted with
+ifIndex -> interface name, the SNMP poll entries, the SSH entries with their pinned host keys;
+secrets as tokens under the collector key) into the JetStream KV bucket ``<PREFIX>_DIRECTORY``, encrypted with
 ``FAULTLOOP_COLLECTOR_KEY`` (Fernet): no plaintext on the wire or at rest in JetStream. A collector
 reads its group's entry with the same key, runs the trap and syslog receivers against it, and
 publishes their events through the on-disk spool (``faultloop.broker``). Its name is claimed in
@@ -17,6 +18,7 @@ import hashlib
 import json
 import logging
 import socket
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
@@ -28,11 +30,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from collectors.jobs import PolledDevice, polled_devices
 from collectors.receiver import DeviceDirectory
+from collectors.remote_ssh import SshDevice, ssh_device, ssh_entry, ssh_records
+from devices.hostkeys import OfferedKey
 from faultloop.broker import BrokerError, BrokerLink
 from faultloop.settings import Settings
 from faultloop.vault import Vault, VaultError
 from faultloop.worker import stop_task
 from inventory import queries
+from inventory.queries import DeviceRecord
 
 log = logging.getLogger("faultloop.collector")
 
@@ -60,6 +65,17 @@ def collector_secrets(settings: Settings) -> Vault:
     return Vault([settings.collector_key.get_secret_value().strip().encode()])
 
 
+def served_by_collectors(settings: Settings) -> Callable[[str], bool] | None:
+    """Which collector groups' SSH work (config backups, CLI collection, on-demand backups) the
+    collectors do, so central never opens SSH sessions to them: with a broker and a collector key
+    (central publishes the group directories), every group but ``default``. The ``default`` group
+    stays with the process of role ``all``; role ``central`` schedules no SSH work at all. None:
+    no collectors, everything is local."""
+    if not settings.nats_url or settings.collector_key is None:
+        return None
+    return lambda group: group != "default"
+
+
 def collector_name(settings: Settings) -> str:
     return settings.collector_name or socket.gethostname().split(".")[0].replace(".", "_")
 
@@ -76,6 +92,10 @@ async def _kv(link: BrokerLink, bucket: str, *, ttl: float | None = None) -> Any
         return await js.create_key_value(bucket=bucket, history=1, ttl=ttl)
 
 
+_GroupData = tuple[
+    list[tuple[str, str]], list[tuple[str, int, str]], list[PolledDevice], list[tuple[DeviceRecord, OfferedKey | None]]
+]
+
 SECRET_FIELDS = ("snmp_community_enc", "snmp_auth_key_enc", "snmp_priv_key_enc")
 POLL_FIELDS = (
     "id", "hostname", "site", "interval_s", "timeout_s", "retries", "address", "snmp_version", "snmp_port",
@@ -88,10 +108,12 @@ def encode_directory(
     devices: list[tuple[str, str]],
     interfaces: list[tuple[str, int, str]],
     poll: list[dict[str, Any]] | None = None,
+    ssh: list[dict[str, Any]] | None = None,
 ) -> bytes:
     """The group's entry: sorted JSON encrypted with the collector key. ``poll`` entries carry
-    their SNMP secrets as Fernet tokens under that key too (decrypted only right before a request)."""
-    doc = {"devices": sorted(devices), "interfaces": sorted(interfaces), "poll": poll or []}
+    their SNMP secrets, ``ssh`` entries their SSH password / private key (and central's pinned host
+    key) as Fernet tokens under that key too (decrypted only right before a request or session)."""
+    doc = {"devices": sorted(devices), "interfaces": sorted(interfaces), "poll": poll or [], "ssh": ssh or []}
     return cipher.encrypt(json.dumps(doc, separators=(",", ":")).encode())
 
 
@@ -148,16 +170,26 @@ class DirectoryPublisher:
         self.published: dict[str, bytes] = {}
         self._task: asyncio.Task[None] | None = None
 
-    def _load(self) -> dict[str, tuple[list[tuple[str, str]], list[tuple[str, int, str]], list[PolledDevice]]]:
+    def _load(self) -> dict[str, _GroupData]:
         with self.sessions() as session:
             return {
                 g: (
                     queries.device_addresses(session, collector_group=g),
                     queries.interface_names(session, collector_group=g),
                     list(polled_devices(session, self.settings, collector_group=g).values()),
+                    ssh_records(session, collector_group=g),
                 )
                 for g in queries.collector_groups(session)
             }
+
+    def _ssh_entries(self, group: str, devices: list[tuple[DeviceRecord, OfferedKey | None]]) -> list[dict[str, Any]]:
+        entries = []
+        for device, pinned in devices:
+            try:
+                entries.append(ssh_entry(device, pinned, vault=self.vault, cipher=self.cipher))
+            except VaultError as exc:  # one unreadable secret never keeps the group's others from their backups
+                log.error("device %s left out of group %s's SSH directory: %s", device.hostname, group, exc)
+        return entries
 
     def _poll_entries(self, group: str, devices: list[PolledDevice]) -> list[dict[str, Any]]:
         entries = []
@@ -172,14 +204,16 @@ class DirectoryPublisher:
         groups = await asyncio.to_thread(self._load)
         kv = await _kv(self.link, _bucket(self.settings, "directory"))
         changed = 0
-        for group, (devices, interfaces, polled) in groups.items():
+        for group, (devices, interfaces, polled, ssh) in groups.items():
             digest = hashlib.sha256(
-                json.dumps([sorted(devices), sorted(interfaces), [repr(d) for d in polled]]).encode()
-            ).digest()
+                json.dumps([sorted(devices), sorted(interfaces), [repr(d) for d in polled], [repr(x) for x in ssh]])
+                .encode()
+            ).digest()  # fmt: skip
             if self.published.get(group) == digest:
                 continue
             entries = await asyncio.to_thread(self._poll_entries, group, polled)
-            await kv.put(group, encode_directory(self.cipher, devices, interfaces, entries))
+            ssh_entries = await asyncio.to_thread(self._ssh_entries, group, ssh)
+            await kv.put(group, encode_directory(self.cipher, devices, interfaces, entries, ssh_entries))
             self.published[group] = digest
             changed += 1
         return changed
@@ -212,6 +246,7 @@ class RemoteDirectory(DeviceDirectory):
         self.settings = settings
         self.cipher = directory_cipher(settings)
         self.poll: dict[int, PolledDevice] = {}  # the group's devices to poll (secrets: collector-key tokens)
+        self.ssh: dict[int, SshDevice] = {}  # the group's SSH devices (secrets: collector-key tokens)
         self._revision: int | None = None
 
     async def fetch(self) -> bool:
@@ -246,6 +281,15 @@ class RemoteDirectory(DeviceDirectory):
                 continue
             poll[device.id] = device
         self.poll = poll
+        ssh: dict[int, SshDevice] = {}
+        for raw in doc.get("ssh", []):
+            try:
+                ssh_dev = ssh_device(raw)
+            except ValueError as exc:
+                log.error("group %s's directory: %s", self.settings.collector_group, exc)
+                continue
+            ssh[ssh_dev.id] = ssh_dev
+        self.ssh = ssh
         self._revision = entry.revision
         log.info("device directory of group %s: %d devices", self.settings.collector_group, len(self.hostnames))
         return True
@@ -268,7 +312,14 @@ class RemoteDirectory(DeviceDirectory):
 
 
 class Membership:
-    """This collector's name in its group: claimed once, kept by heartbeats, released on stop."""
+    """This collector's name in its group: claimed once, kept by heartbeats, released on stop.
+
+    Its entry's value says which member set this collector's poller has *settled* on
+    (``{"instance": ..., "sees": [names]}``): after a change of the live members it re-shares (the
+    ``on_change`` callbacks), then waits for the ``settle`` hook (polls of the devices it gave up
+    have ended and their results are out of its spool) before it writes the new set. A member that
+    takes a device over from a live one polls it only once that one's entry names it
+    (``GroupShare.released_by``): the hand-back is fenced per device, not timed."""
 
     name = "collector membership"
 
@@ -276,25 +327,42 @@ class Membership:
         self.link = link
         self.settings = settings
         self.key = f"{settings.collector_group}.{collector_name(settings)}"
-        self.instance = uuid.uuid4().hex.encode()
+        self.instance = uuid.uuid4().hex
         self.me = collector_name(settings)
         self.claimed = False
         self.members: frozenset[str] = frozenset()  # live names in this group, as last read
+        self.views: dict[str, frozenset[str] | None] = {}  # each live member's settled set (None: unknown)
+        self.settled: frozenset[str] = frozenset()  # the set this collector's entry says it settled on
+        self._shared: frozenset[str] = frozenset()  # the set the last re-share (on_change) ran with
         self._revision = 0
+        self._lease_from: float | None = None  # monotonic time the last entry write was sent
         self._task: asyncio.Task[None] | None = None
+        self._settling: asyncio.Task[None] | None = None
+        self._refresh_lock = asyncio.Lock()
+        self._write_lock = asyncio.Lock()
         self._on_change: list[Callable[[], Awaitable[Any]]] = []
+        self._settle: Callable[[], Awaitable[bool]] | None = None
 
     def on_change(self, callback: Callable[[], Awaitable[Any]]) -> None:
         """An async callable run when the set of live members changes (the poller's re-share)."""
         self._on_change.append(callback)
 
-    async def read_members(self) -> frozenset[str]:
-        """The names alive in this group now: entries expire three heartbeats after the last one
-        (JetStream max age) and are deleted on a clean stop."""
+    def on_settle(self, settle: Callable[[], Awaitable[bool]]) -> None:
+        """An async callable saying (True) that the devices given up at the last re-share are no
+        longer polled and their last results are published; False: not yet, asked again later."""
+        self._settle = settle
+
+    def _value(self) -> bytes:
+        return json.dumps({"instance": self.instance, "sees": sorted(self.settled)}).encode()
+
+    async def read_members(self) -> dict[str, frozenset[str] | None]:
+        """The names alive in this group now, each with the member set it has settled on (None
+        when its entry does not say: an older collector). Entries expire three heartbeats after
+        the last one (JetStream max age) and are deleted on a clean stop."""
         kv = await _kv(self.link, _bucket(self.settings, "members"), ttl=self._ttl())
         group = self.settings.collector_group
-        watcher = await kv.watch(f"{group}.*", ignore_deletes=True, meta_only=True)
-        names = set()
+        watcher = await kv.watch(f"{group}.*", ignore_deletes=True)
+        views: dict[str, frozenset[str] | None] = {}
         try:
             while True:
                 # nats-py ends the initial values with None, but never when the last pending entry
@@ -307,37 +375,84 @@ class Membership:
                     break
                 if entry is None:  # the end of what the bucket holds now
                     break
-                names.add(entry.key[len(group) + 1 :])
+                views[entry.key[len(group) + 1 :]] = _settled_set(entry.value)
         finally:
             await watcher.stop()
-        return frozenset(names)
+        return views
 
     async def refresh_members(self) -> None:
-        members = await self.read_members()
-        if self.claimed:
-            members |= {self.me}
-        if members == self.members:
-            return
-        log.info("collector group %s: members %s", self.settings.collector_group, ", ".join(sorted(members)))
-        self.members = members
-        for callback in self._on_change:
+        async with self._refresh_lock:  # one re-share at a time, in the order the lists were read
+            views = await self.read_members()
+            members = frozenset(views)
+            if self.claimed:
+                members |= {self.me}
+            self.views = views
+            if members != self.members:
+                log.info("collector group %s: members %s", self.settings.collector_group, ", ".join(sorted(members)))
+                self.members = members
+                for callback in self._on_change:
+                    try:
+                        await callback()
+                    except Exception as exc:
+                        log.error("after a membership change: %s: %s", type(exc).__name__, exc)
+            self._shared = members
+        if self.claimed and self.settled != self._shared and (self._settling is None or self._settling.done()):
+            self._settling = asyncio.create_task(self._settle_and_say(), name="collector settle")
+
+    async def _settle_and_say(self) -> None:
+        """Once the poller has let go of what the last re-share gave away, say so in the entry."""
+        while self.claimed and self.settled != self._shared:
+            target = self._shared
             try:
-                await callback()
+                done = await self._settle() if self._settle is not None else True
             except Exception as exc:
-                log.error("after a membership change: %s: %s", type(exc).__name__, exc)
+                log.error("settling the collector's share failed: %s: %s", type(exc).__name__, exc)
+                done = False
+            if not done:
+                return  # the next heartbeat's refresh asks again
+            if self._shared != target:
+                continue  # another re-share ran meanwhile: settle that one too
+            self.settled = target
+            try:
+                await self._write()
+            except Exception as exc:  # the heartbeat writes it (or claims the name again) next
+                log.warning("collector entry update failed: %s", type(exc).__name__)
+            return
+
+    async def _write(self) -> None:
+        async with self._write_lock:
+            kv = await _kv(self.link, _bucket(self.settings, "members"), ttl=self._ttl())
+            sent = time.monotonic()
+            self._revision = await kv.update(self.key, self._value(), last=self._revision)
+            self._lease_from = sent
+
+    def lease_valid(self) -> bool:
+        """Whether this collector's entry is surely still alive in the bucket: its last write was sent
+        less than the heartbeat timeout minus one heartbeat ago. A collector whose event loop stalled
+        past that may already be taken for dead by the others, who poll its devices then: it polls
+        nothing until its heartbeat has run again. While NATS is unreachable it keeps its share (the
+        others cannot see it, and it cannot tell; double polling in a partition, better than none)."""
+        if not self.link.connected:
+            return self.claimed
+        if not self.claimed or self._lease_from is None:
+            return False
+        return time.monotonic() < self._lease_from + self._ttl() - self.settings.collector_heartbeat_s
 
     def _ttl(self) -> float:
         return self.settings.collector_heartbeat_s * MISSED_HEARTBEATS
 
     async def claim(self) -> None:
         kv = await _kv(self.link, _bucket(self.settings, "members"), ttl=self._ttl())
-        try:
-            self._revision = await kv.create(self.key, self.instance)
-        except nats.js.errors.KeyWrongLastSequenceError:
-            raise BrokerError(
-                f"FAULTLOOP_COLLECTOR_NAME: a collector named {collector_name(self.settings)!r} is already "
-                f"running in group {self.settings.collector_group!r}"
-            ) from None
+        async with self._write_lock:
+            sent = time.monotonic()
+            try:
+                self._revision = await kv.create(self.key, self._value())
+            except nats.js.errors.KeyWrongLastSequenceError:
+                raise BrokerError(
+                    f"FAULTLOOP_COLLECTOR_NAME: a collector named {collector_name(self.settings)!r} is already "
+                    f"running in group {self.settings.collector_group!r}"
+                ) from None
+            self._lease_from = sent
         self.claimed = True
 
     async def start(self) -> None:
@@ -355,8 +470,7 @@ class Membership:
                 if not self.claimed:
                     await self.claim()
                 else:
-                    kv = await _kv(self.link, _bucket(self.settings, "members"), ttl=self._ttl())
-                    self._revision = await kv.update(self.key, self.instance, last=self._revision)
+                    await self._write()
             except BrokerError as exc:
                 log.error("%s", exc)
             except Exception as exc:  # our entry expired (an outage, a stalled loop): claim it again now
@@ -371,11 +485,25 @@ class Membership:
     async def stop(self) -> None:
         if self._task is not None:
             await stop_task(self._task)
+        if self._settling is not None:
+            await stop_task(self._settling)
         if self.claimed and self.link.connected:
             with contextlib.suppress(Exception):
                 kv = await _kv(self.link, _bucket(self.settings, "members"), ttl=self._ttl())
                 await kv.delete(self.key)
         self.claimed = False
+
+
+def _settled_set(value: bytes | None) -> frozenset[str] | None:
+    """The member set a member's entry says it settled on; None when it does not say."""
+    try:
+        doc = json.loads(value or b"")
+    except ValueError:
+        return None
+    sees = doc.get("sees") if isinstance(doc, dict) else None
+    if not isinstance(sees, list) or not all(isinstance(name, str) for name in sees):
+        return None
+    return frozenset(sees)
 
 
 class GroupShare:
@@ -388,28 +516,49 @@ class GroupShare:
         self.membership = membership
         self._previous: frozenset[str] | None = None
 
-    def assign(self) -> tuple[dict[int, PolledDevice], set[int]]:
+    def assign(self) -> tuple[dict[int, PolledDevice], dict[int, str]]:
         me = self.membership.me
         if not self.membership.claimed:
-            return {}, set()
+            # its name lost (an expired entry): the others may have taken its devices; when it is
+            # claimed again, each is handed back like at a first share
+            self._previous = None
+            return {}, {}
         members = self.membership.members | {me}
         # Who polled each device until now: the owner under the member set of the last share. A
-        # live one hands over; a dead one's devices go at once. At the first share every device is
-        # handed over carefully: members starting together may not have seen each other yet.
-        first = self._previous is None
+        # live one lets go first; a dead one's devices go at once. At the first share it is the
+        # owner among the others: members starting together may not have seen each other yet.
         before = self._previous if self._previous is not None else members - {me}
         self._previous = members
         mine: dict[int, PolledDevice] = {}
-        from_member: set[int] = set()
+        from_member: dict[int, str] = {}
         for device_id, device in self.directory.poll.items():
             key = str(device_id)
             if rendezvous_owner(key, members) != me:
                 continue
             mine[device_id] = device
             previous = rendezvous_owner(key, before)
-            if first or previous is not None and previous != me and previous in members:
-                from_member.add(device_id)
+            if previous is not None and previous != me:
+                from_member[device_id] = previous  # alive: it lets go first; dead: at once
         return mine, from_member
+
+    def released_by(self, member: str) -> bool:
+        """Whether ``member`` has let go of what it polled of this collector's share: it is no longer
+        alive, or its entry says it settled on a member set with this collector in it."""
+        if member not in self.membership.members:
+            return True
+        view = self.membership.views.get(member)
+        return view is not None and self.membership.me in view
+
+    def may_poll(self) -> bool:
+        return self.membership.lease_valid()
+
+    def owns(self, device_id: int) -> bool:
+        """Whether this member serves the device now (the SSH work's share: the poller's hashing,
+        over the member list as last read; nothing before the name is claimed)."""
+        if not self.membership.claimed:
+            return False
+        members = self.membership.members | {self.membership.me}
+        return rendezvous_owner(str(device_id), members) == self.membership.me
 
     async def still_mine(self, device_id: int) -> bool:
         if not self.membership.link.connected:

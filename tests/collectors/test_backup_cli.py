@@ -94,3 +94,35 @@ def test_backup_diff_and_hostkey_accept(env, tmp_path, lab_ssh):
         ("backup", "host_key_changed", "major", False),
         ("api", "host_key_changed", "cleared", False),
     ]
+
+
+def test_backup_of_a_collector_groups_device_is_refused_naming_the_group(env, tmp_path, lab_ssh):
+    """With collectors (a broker and a collector key) a group other than default is theirs: the CLI
+    opens no SSH session to it and says where a backup comes from."""
+    from cryptography.fernet import Fernet
+
+    from inventory import service as inventory
+    from inventory.schemas import DeviceIn
+    from lab.ssh import LAB_SSH_PASSWORD, LAB_SSH_USERNAME
+
+    rt = build_runtime(Settings(data_dir=tmp_path / "var"))
+    lab = lab_ssh.new_device("cisco_ios", "cli-east1")
+    with transaction(rt.sessions) as session:
+        row = inventory.create_device(session, rt.vault, DeviceIn.model_validate({
+            "hostname": lab.name, "address": lab.address, "role": "access", "platform": "ios",
+            "device_type": "cisco_ios", "collector_group": "east",
+            "ssh": {"port": lab.ssh_port, "username": LAB_SSH_USERNAME, "password": LAB_SSH_PASSWORD},
+        }), actor="test")  # fmt: skip
+        device_id = row.id
+    rt.engine.dispose()
+    key = Fernet.generate_key().decode()
+    remote = {**env, "FAULTLOOP_NATS_URL": "nats://127.0.0.1:4222", "FAULTLOOP_COLLECTOR_KEY": key}
+    proc = run(["backup", "cli-east1"], remote, check=False)
+    assert proc.returncode != 0
+    assert (
+        f"cli-east1: in collector group 'east', whose collectors take its backups; ask for one through the API "
+        f"(POST /api/v1/devices/{device_id}/config-backups)" in proc.stderr
+    )
+    assert lab_ssh.auth_attempts["cli-east1"] == []  # no session was opened
+    # without collectors the same device is backed up here, as before
+    assert "cli-east1: first backup stored as version 1" in run(["backup", "cli-east1"], env).stderr

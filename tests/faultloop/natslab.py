@@ -96,7 +96,7 @@ async def delete_streams(url: str, prefix: str) -> None:
     nc = await nats.connect(url)
     try:
         js = nc.jetstream()
-        for kind in ("events", "samples", "results"):
+        for kind in ("events", "samples", "results", "ssh"):
             with contextlib.suppress(Exception):
                 await js.delete_stream(f"{prefix}_{kind}".upper())
         with contextlib.suppress(Exception):

@@ -372,3 +372,30 @@ def test_central_wiring_only_with_a_nats_url(runtime, nats_settings, vault, db_e
 
     with pytest.raises(StartupError, match="FAULTLOOP_NATS_URL: central needs a durable sink"):
         central_intake(rt, Recorder())
+
+
+async def test_caught_up_says_whether_what_was_spooled_before_has_been_published(tmp_path, settings, prefix):
+    """The collector's hand-over waits on this (``RemotePoller.settle``): False while NATS is away,
+    True once everything spooled before the call is acknowledged by JetStream."""
+    device = f"natst-{unique_prefix()}"
+    server = NatsServer(tmp_path / "js")  # not started yet: nothing listens on its port
+    s = settings.model_copy(update={"nats_url": server.url, "nats_stream_prefix": prefix})
+    link = BrokerLink(s, client_name="collector", retry_s=0.1)
+    stream_setup(link, s)
+    publisher = Publisher(link, Spool(tmp_path / "spool.sqlite", max_messages=10_000), retry_s=0.1)
+    sink = ObservationPublisher(publisher, s, group="default", collector="c1")
+    await link.start()
+    await publisher.start()
+    try:
+        assert await publisher.caught_up(0.1)  # nothing spooled: nothing to wait for
+        for i in range(5):
+            sink.submit_events([event(device, i)])
+        assert not await publisher.caught_up(0.3)
+        assert len(publisher.spool) == 5
+        server.start()
+        assert await publisher.caught_up(30)
+        assert len(publisher.spool) == 0 and publisher.published == 5
+    finally:
+        await publisher.stop()
+        await link.stop()
+        server.stop()

@@ -3,6 +3,7 @@ central (alarm engine durable queue on the test database): no database on the co
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import uuid
 
@@ -206,3 +207,79 @@ def test_collector_settings_that_cannot_work_name_the_setting(base, update, expe
         update = {"collector_key": _secret(update["collector_key"])}
     with pytest.raises(StartupError, match=expected):
         build_collector(base.model_copy(update=update))
+
+
+def test_the_collector_s_metrics_need_the_metrics_token_when_set(base):
+    """docker-compose publishes no collector port, but the collector's /metrics answers anyone who
+    reaches it: with FAULTLOOP_METRICS_TOKEN set it wants the same bearer token as central's."""
+    from fastapi.testclient import TestClient
+
+    token = "m-" + uuid.uuid4().hex
+    client = TestClient(build_collector(base.model_copy(update={"metrics_token": _secret(token)})).app)
+    refused = client.get("/metrics")
+    assert refused.status_code == 401
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    assert refused.json()["detail"] == "metrics need Authorization: Bearer <FAULTLOOP_METRICS_TOKEN>"
+    assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    ok = client.get("/metrics", headers={"Authorization": f"Bearer {token}"})
+    assert ok.status_code == 200 and "faultloop_" in ok.text
+    open_client = TestClient(build_collector(base).app)  # no token set: open, as central's
+    assert open_client.get("/metrics").status_code == 200
+
+
+async def test_a_member_says_it_let_go_only_once_its_poller_settled_and_stops_when_its_heartbeat_is_overdue(
+    base, streams
+):
+    """The per-device fence of the hand-back (README "Scaling out"): c1's entry names c2 only after
+    c1's settle hook (its poller let go of c2's devices and published their last results) says so;
+    until then c2 takes nothing from c1. A member whose heartbeat is overdue polls nothing."""
+    from faultloop.cmd.collector import GroupShare, Membership, RemoteDirectory
+    from faultloop.worker import stop_task
+
+    s1, s2 = base, base.model_copy(update={"collector_name": "c2"})
+    links = [BrokerLink(s, client_name=f"test-{s.collector_name}") for s in (s1, s2)]
+    for link in links:
+        await link.start()
+    let_go = asyncio.Event()
+    let_go.set()
+    settles = []
+
+    async def settle() -> bool:
+        settles.append(len(c1.members))
+        await let_go.wait()
+        return True
+
+    c1, c2 = Membership(links[0], s1), Membership(links[1], s2)
+    c1.on_settle(settle)
+    share2 = GroupShare(RemoteDirectory(links[1], s2), c2)
+    try:
+        await c1.start()
+        await until(lambda: c1.settled == {"c1"}, what="c1 settled alone")
+        let_go.clear()  # c1's poller is still busy with what it gives up
+        await c2.start()
+        await c1.refresh_members()
+        assert c1.members == {"c1", "c2"} and c1.settled == {"c1"}
+        await c2.refresh_members()
+        assert c2.views["c1"] == {"c1"}
+        assert not share2.released_by("c1")  # alive and still polling c2's share: c2 waits
+        let_go.set()
+        await until(lambda: c1.settled == {"c1", "c2"}, what="c1 settled on both")
+        await c2.refresh_members()
+        assert c2.views["c1"] == {"c1", "c2"} and share2.released_by("c1")
+        assert settles[-1] == 2
+        # c1's heartbeat stops (a stalled loop): it stops polling before its entry expires
+        assert c1.lease_valid()
+        await stop_task(c1._task)  # type: ignore[arg-type]
+        await until(lambda: not c1.lease_valid(), what="c1's lease runs out")
+        # then its entry expires and c2 no longer waits for it (a dead member lets go of everything)
+        async def c1_gone() -> bool:
+            await c2.refresh_members()
+            return "c1" not in c2.members
+
+        await until(c1_gone, what="c1's entry expired")
+        assert share2.released_by("c1")
+    finally:
+        await c2.stop()
+        await c1.stop()
+        for link in links:
+            await link.stop()

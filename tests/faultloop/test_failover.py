@@ -152,9 +152,10 @@ def settled(sessions, keys: int):
 
 
 @contextmanager
-def cluster_env(url: str, sessions, tmp_path: Path) -> Iterator[tuple[Callable[[str], Central], str]]:
+def cluster_env(url: str, sessions, tmp_path: Path, **extra: str) -> Iterator[tuple[Callable[[str], Central], str]]:
     """(start(name) -> a running central on ``url``, an API token of a NOC user); every central
-    started is stopped at the end, and none may have logged a traceback."""
+    started is stopped at the end, and none may have logged a traceback. ``extra``: more (or
+    other) FAULTLOOP_* settings for every central."""
     with transaction(sessions) as session:
         user = accounts.create_user(session, username="noc1", role="noc", password=None, actor="test")
         _row, token = accounts.create_token(session, user=user, name="test", ttl_days=1, actor="test")
@@ -174,6 +175,7 @@ def cluster_env(url: str, sessions, tmp_path: Path) -> Iterator[tuple[Callable[[
         FAULTLOOP_NATS_URL="nats://127.0.0.1:4222",
         COLUMNS="200",
     )
+    env.update(extra)
     started: list[Central] = []
 
     def start(name: str) -> Central:

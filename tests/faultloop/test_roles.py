@@ -9,6 +9,8 @@ import pytest
 
 from faultloop.cmd.app import StartupError, build_pipeline
 from faultloop.leader import LocalLeadership, PgLeadership
+from provisioning.verify import ServiceVerifier
+from ticketing.jobs import TicketingService
 
 COLLECTORS = {"snmp-poller", "device directory", "trap receiver", "syslog receiver", "cli-collector"}
 SINGLETONS = {"leadership", "alarms", "ticketing", "provisioning"}
@@ -26,6 +28,9 @@ def test_role_all_runs_everything_as_before(runtime):
     # PostgreSQL: elected among the instances sharing the database; SQLite (one process): always the leader
     expected = PgLeadership if runtime.engine.dialect.name == "postgresql" else LocalLeadership
     assert isinstance(pipeline.leadership, expected)
+    # resolved tickets are verified on their customer services too: provisioning's checker, handed in here
+    [tickets] = [s for s in pipeline.services if isinstance(s, TicketingService)]
+    assert isinstance(tickets.service_checker, ServiceVerifier) and tickets.service_checker.rt is runtime
 
 
 def test_role_central_runs_no_collector(runtime):
@@ -112,3 +117,23 @@ def test_serve_with_an_unreachable_broker_stops_with_one_line(env, tmp_path):
     assert f"cannot start live stream fan-out: cannot reach NATS at nats://127.0.0.1:{port} (FAULTLOOP_NATS_URL)" in (
         proc.stderr
     )
+
+
+def test_with_collectors_central_leaves_their_groups_ssh_to_them(runtime):
+    """Role all with a broker and a collector key: the collectors' SSH results are consumed, and the
+    local SSH schedule skips every group but default (faultloop.cmd.app.served_by_collectors)."""
+    from cryptography.fernet import Fernet
+    from pydantic import SecretStr
+
+    from collectors.cli_collect import CliCollectorService
+
+    def cli(pipeline):
+        return next(s for s in pipeline.services if isinstance(s, CliCollectorService))
+
+    assert cli(build_pipeline(runtime)).remote_group is None  # no broker: everything is local
+    runtime.settings.nats_url = "nats://127.0.0.1:4222"
+    runtime.settings.collector_key = SecretStr(Fernet.generate_key().decode())
+    pipeline = build_pipeline(runtime)
+    assert "nats ssh results intake" in names(pipeline)
+    remote = cli(pipeline).remote_group
+    assert remote is not None and remote("east") and not remote("default")

@@ -82,8 +82,13 @@ def test_reports_page_draws_svg_bars_and_links_the_csv(web, session, frozen):  #
     assert r.status_code == 200, r.text
     assert "default-src 'self'" in r.headers["content-security-policy"]
     html = r.text
-    for chart in ("availability", "sla", "mttr"):
+    for chart in ("availability", "state", "sla", "mttr"):
         assert f'data-testid="chart-{chart}"' in html
+    assert 'class="bar state" x="160" y="0" width="360.0"' in html  # never down in its state history
+    # two customers over the two months the period touches (Feb 28 to Mar 2)
+    assert html.count('data-testid="availability-row"') == 4 and 'data-testid="availability-csv"' in html
+    assert "<td>2026-02</td>" in html and "<td>2026-03</td>" in html
+    assert "/api/v1/reports/availability?by=customer&amp;start=" in html
     assert html.count('data-testid="report-row"') == 2
     assert "<script>window.__xss" not in html and "&lt;script&gt;" in html
     assert 'class="bar availability" x="160" y="0" width="360.0"' in html  # 100 % of the bar
@@ -96,3 +101,16 @@ def test_reports_page_draws_svg_bars_and_links_the_csv(web, session, frozen):  #
     assert r.status_code == 422 and "start: expected a date" in r.text
     csv_text = noc.get("/api/v1/reports/services", params={"format": "csv", "start": start.isoformat()}).text
     assert csv_text.splitlines()[0].startswith("key,services,tickets")
+
+
+def test_reports_page_per_service_class(web, session, frozen):  # noqa: F811
+    start = clock.now() - timedelta(days=2)
+    dev = make_device(session, "web-cls", site="pop-8")
+    make_service(session, "ACME", dev.id, created_at=start)  # business_internet: gold in the packaged catalog
+    viewer = web("viewer")
+    r = viewer.get("/ui/reports", params={"by": "sla_class", "start": f"{start:%Y-%m-%d}"})
+    assert r.status_code == 200, r.text
+    assert '<option value="sla_class" selected>' in r.text and "<th>service class</th>" in r.text
+    assert ">gold<" in r.text and r.text.count('data-testid="report-row"') == 1
+    r = viewer.get("/ui/reports", params={"by": "device"}, headers=HX)
+    assert r.status_code == 422 and "by" in r.text

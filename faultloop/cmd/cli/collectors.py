@@ -93,9 +93,18 @@ def backup_cmd(
         return
     if len(args) != 1:
         raise CliError("usage: faultloop backup DEVICE | faultloop backup diff DEVICE [A [B]]")
+    from faultloop.cmd.collector import served_by_collectors
+
     rt = open_runtime()
     with transaction(rt.sessions) as session:
-        device_id = inventory.device_by_hostname(session, args[0]).id
+        device = inventory.device_by_hostname(session, args[0])
+        device_id, group = device.id, device.collector_group
+    remote = served_by_collectors(rt.settings)
+    if remote is not None and remote(group):  # never an SSH session from here to a collector group's device
+        raise CliError(
+            f"{args[0]}: in collector group {group!r}, whose collectors take its backups; ask for one through "
+            f"the API (POST /api/v1/devices/{device_id}/config-backups), which goes to the group's collector"
+        )
     try:
         outcome = backups.backup_device(rt, device_id, sink=DurableEventSink(rt), trigger="on_demand", actor=CLI_ACTOR)
     except HostKeyError as exc:
