@@ -13,7 +13,7 @@ service's own public API over HTTP, as a NOC console and a technician's phone ap
    dispatches without naming anyone (the auto-pick: on shift, site, skill, least load); the
    technician, with their own token, accepts, goes en route, arrives, repairs the port (the lab
    restores it) and resolves with feedback; the system verifies the ticket once the alarms stayed
-   clear for the hold-down (and the service checks pass, where ticketing re-checks services).
+   clear for the hold-down and the customer's service passes its catalog checks again.
 
 Every step is one line on the demo's console, so a newcomer can follow the loop.
 """
@@ -296,7 +296,7 @@ class CustomerLoop:
         t = await self._call(http, "POST", f"/api/v1/me/tickets/{tid}/resolve", token,
                              json={**feedback, "version": t["version"]})  # fmt: skip
         self.say(f"ticket #{tid} resolved by {tech}; the system verifies it once its alarms stay clear"
-                 " for the hold-down")  # fmt: skip
+                 f" for the hold-down and {c.name}'s service passes its checks again")  # fmt: skip
 
         async def verified() -> dict[str, Any] | None:
             got = await ticket()

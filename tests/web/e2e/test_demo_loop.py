@@ -2,7 +2,8 @@
 customers' services with provisioning orders on the lab, cuts a customer's port, and drives the
 ticket through the public API as the NOC and the technician would, to verified. The page a
 newcomer watches shows it: the alarm with its customer impact, the ticket with the customer's SLA
-priority, its timeline of people, and the technician, logged in with the printed password, sees it."""
+priority, its timeline of people and the service checks passing before verification; and the
+technician, logged in with the printed password, sees it."""
 
 from __future__ import annotations
 
@@ -39,14 +40,18 @@ def test_the_demo_drives_a_customer_fault_to_a_verified_ticket(open_page: Callab
     orders = {o["customer"]: o for o in demo.ok("GET", "/api/v1/orders", params={"limit": 100})}
     assert orders[CUSTOMER]["state"] == "completed" and orders["Contoso Retail"]["state"] == "completed"
     # who did what: the NOC operator, the technician with their own token, the system's verification
-    timeline = [(e["action"], e["actor"], e["to_state"]) for e in demo.ok("GET", f"/api/v1/tickets/{tid}/timeline")]
-    steps = [(a, who) for a, who, _ in timeline if a in ("acknowledge", "diagnose", "dispatch", "accept",
-                                                          "en_route", "on_site", "resolve", "verify")]  # fmt: skip
+    entries = demo.ok("GET", f"/api/v1/tickets/{tid}/timeline")
+    timeline = [(e["action"], e["actor"], e["to_state"]) for e in entries]
+    steps = [(a, who) for a, who, _ in timeline if a in ("acknowledge", "diagnose", "dispatch", "accept", "en_route",
+                                                          "on_site", "resolve", "service_check", "verify")]  # fmt: skip
     tech = ticket["assignee"]
     assert tech in ("tech-ana", "tech-ben")
     assert steps == [("acknowledge", "noc-demo"), ("diagnose", "noc-demo"), ("dispatch", "noc-demo"),
                      ("accept", tech), ("en_route", tech), ("on_site", tech), ("resolve", tech),
-                     ("verify", "system")], timeline  # fmt: skip
+                     ("service_check", "system"), ("verify", "system")], timeline  # fmt: skip
+    # verified because the alarms stayed clear AND the customer's service passed its catalog checks again
+    (check,) = [e for e in entries if e["action"] == "service_check"]
+    assert check["detail"]["result"] == "passed", check
     # the console told the story, and no SSH connection line flooded it
     last = f"ticket #{tid} verified: {CUSTOMER}'s service is back"
     wait_until(lambda: last in demo.output, 15, "the loop's line for the verified ticket")  # it polls every 2 s
