@@ -210,12 +210,15 @@ def test_topology_map_marks_devices_and_links_whose_alarms_hurt_customers(web, n
     page = dom(html)
     devices = {d.hostname: d.id for d in inventory_queries.devices(session)}
     nodes = {int(n.attrs["data-device-id"]): n for n in page.all("topo-node")}
-    agg, acc2, core = nodes[devices["agg"]], nodes[devices["acc2"]], nodes[devices["core"]]
-    assert "impact" in agg.attrs["class"].split() and agg.one("topo-node-impact").attrs["data-services"] == "3"
-    assert agg.one("topo-node-impact").attrs["data-customers"] == "3"
+    agg, core = nodes[devices["agg"]], nodes[devices["core"]]
+    # the counts sit beside the nodes (outside their links: a node's click target stays its circle)
+    counts = {int(t.attrs["data-device-id"]): t for t in page.all("topo-node-impact")}
+    assert set(counts) == {devices["agg"], devices["acc2"]}
+    assert "impact" in agg.attrs["class"].split() and counts[devices["agg"]].attrs["data-services"] == "3"
+    assert counts[devices["agg"]].attrs["data-customers"] == "3"
     assert "affects 3 services / 3 customers" in agg.one(tag="title").text
-    assert acc2.one("topo-node-impact").text.strip() == "1 svc"
-    assert "impact" not in core.attrs["class"].split() and core.all("topo-node-impact") == []
+    assert counts[devices["acc2"]].text.strip() == "1 svc"
+    assert "impact" not in core.attrs["class"].split() and agg.all("topo-node-impact") == []
     marked = [e for e in page.all("topo-link") if "impact" in e.attrs["class"].split()]
     assert [e.attrs["data-services"] for e in marked] == ["3"]  # agg d1 - acc1 u
     assert "its alarms affect 3 services / 3 customers" in marked[0].one(tag="title").text
