@@ -122,6 +122,29 @@ def impact(session: Session, alarm_ids: Iterable[int]) -> list[ImpactRecord]:
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class ObjectImpact:
+    """A customer service hurt by an active, unmuted alarm on ``device`` / ``managed_object``."""
+
+    device: str
+    managed_object: str
+    service_id: int
+    customer: str
+
+
+def active_impact_by_object(session: Session) -> list[ObjectImpact]:
+    """For the topology map: which services the active, unmuted alarms hurt, per alarmed object
+    (one statement; as many rows as distinct object/service pairs)."""
+    i = AlarmServiceImpact
+    query = (
+        select(Alarm.device, Alarm.managed_object, i.service_id, i.customer)
+        .join(i, i.alarm_id == Alarm.id)
+        .where(Alarm.state == "active", Alarm.muted.is_(False), Alarm.device != "")
+        .distinct()
+    )
+    return [ObjectImpact(*row) for row in session.execute(query)]
+
+
 # ---- customer services' operational state (derived by the engine from the impact) ---------------
 
 

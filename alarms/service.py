@@ -205,6 +205,7 @@ class ConsoleFilter:
     device: str | None = None
     q: str | None = None
     hide_muted: bool = False
+    customer: str | None = None  # only alarms that affect a service of this customer (impact)
 
 
 @dataclass
@@ -252,6 +253,10 @@ def _console_where(
         where.append(or_(*(c.ilike(pattern, escape="\\") for c in columns)))
     if f.hide_muted:
         where.append(a.muted.is_(False))
+    if f.customer:
+        # an uncorrelated IN over the impact table's (customer, alarm_id) index: no extra statement
+        hurt = select(AlarmServiceImpact.alarm_id).where(AlarmServiceImpact.customer == f.customer)
+        where.append(a.id.in_(hurt))
     return where
 
 
@@ -362,6 +367,7 @@ class ConsoleDetail:
     parent: ConsoleRow | None
     children: list[ConsoleRow]  # every correlated child, active ones first
     journal: list[AlarmJournal]
+    affected: list[AlarmServiceImpact] = field(default_factory=list)  # the customer services it hurts
 
 
 def console_detail(session: Session, alarm_id: int, *, children_limit: int = 500) -> ConsoleDetail:
@@ -374,7 +380,8 @@ def console_detail(session: Session, alarm_id: int, *, children_limit: int = 500
     row = by_id[alarm.id]
     row.children = len(kids)
     parent = by_id.get(alarm.parent_id) if alarm.parent_id is not None else None
-    return ConsoleDetail(row=row, parent=parent, children=kids, journal=journal(session, alarm_id))
+    affected = affected_services(session, alarm_id) if alarm.services_affected else []
+    return ConsoleDetail(row=row, parent=parent, children=kids, journal=journal(session, alarm_id), affected=affected)
 
 
 # ---- event ingest (the durable queue) -------------------------------------------------------

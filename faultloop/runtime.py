@@ -60,7 +60,9 @@ def configure_logging(settings: Settings) -> None:
     )
     # asyncssh logs every listener and connection at INFO; the lab opens hundreds.
     logging.getLogger("asyncssh").setLevel(max(logging.WARNING, logging.getLogger().level))
-    for noisy in ("alembic", "apscheduler"):
+    # paramiko (under netmiko) logs every SSH connection at INFO ("Connected (version 2.0, ...)",
+    # "Authentication (password) successful!"): config backups and orders open many.
+    for noisy in ("alembic", "apscheduler", "paramiko"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
 
 

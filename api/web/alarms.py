@@ -49,6 +49,7 @@ class ConsoleQuery:
         site: Annotated[str, Query(max_length=100)] = "",
         device: Annotated[str, Query(max_length=255)] = "",
         q: Annotated[str, Query(max_length=200)] = "",
+        customer: Annotated[str, Query(max_length=120)] = "",
         hide_muted: Annotated[bool, Query()] = False,
         sort: Annotated[Sort, Query()] = "severity",
         order: Annotated[Literal["asc", "desc"], Query()] = "desc",
@@ -60,6 +61,7 @@ class ConsoleQuery:
             raise InvalidInput(f"limit: expected at most {rt.settings.page_size_max}", field="limit")
         self.state, self.severity, self.site, self.device = state, severity, site.strip(), device.strip()
         self.q, self.hide_muted, self.sort, self.order = q.strip(), hide_muted, sort, order
+        self.customer = customer.strip()
         self.limit, self.offset, self.expand = limit, offset, list(dict.fromkeys(expand))
 
     @property
@@ -71,6 +73,7 @@ class ConsoleQuery:
             device=self.device or None,
             q=self.q or None,
             hide_muted=self.hide_muted,
+            customer=self.customer or None,
         )
 
     def params(self, **changes: Any) -> list[tuple[str, str]]:
@@ -81,6 +84,7 @@ class ConsoleQuery:
             "site": self.site,
             "device": self.device,
             "q": self.q,
+            "customer": self.customer,
             "hide_muted": self.hide_muted,
             "sort": self.sort,
             "order": self.order,

@@ -19,9 +19,11 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from alarms import queries as alarm_queries
 from alarms import service as alarms
 from alarms.models import Alarm
 from alarms.rules import SEVERITY_RANK
+from alarms.topology import interface_of
 from api.deps import PageDep, SessionDep, UserDep, runtime
 from api.params import MAX_ID, Id
 from api.rbac import allowed_roles
@@ -137,6 +139,8 @@ class MapNode:
     severity: str | None
     alarm_count: int
     reachable: bool | None
+    services_hurt: int = 0  # customer services its active alarms affect
+    customers_hurt: int = 0
 
     @property
     def fill(self) -> str:
@@ -146,6 +150,8 @@ class MapNode:
     def css(self) -> str:
         parts = [f"sev-{self.severity}" if self.severity else "sev-none"]
         parts.append({True: "reachable", False: "unreachable", None: "unpolled"}[self.reachable])
+        if self.services_hurt:
+            parts.append("impact")
         return " ".join(parts)
 
     @property
@@ -154,7 +160,14 @@ class MapNode:
         where = " · ".join(p for p in (self.site or "no site", self.role, kind) if p)
         reach = {True: "reachable", False: "UNREACHABLE", None: "not polled yet"}[self.reachable]
         alarm = f"{self.alarm_count} active alarm(s), worst {self.severity}" if self.severity else "no active alarms"
-        return f"{self.hostname}\n{where}\n{reach}\n{alarm}"
+        text = f"{self.hostname}\n{where}\n{reach}\n{alarm}"
+        if self.services_hurt:
+            text += f"\naffects {_services(self.services_hurt, self.customers_hurt)}"
+        return text
+
+
+def _services(services: int, customers: int) -> str:
+    return f"{services} service{'' if services == 1 else 's'} / {customers} customer{'' if customers == 1 else 's'}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +178,23 @@ class MapEdge:
     y2: float
     css: str
     tooltip: str
+    services_hurt: int = 0  # customer services the alarms on its two ends affect
+    mx: float = 0.0  # where its impact count is drawn
+    my: float = 0.0
+
+
+def _impact_maps(
+    session: Session,
+) -> tuple[dict[str, dict[int, str]], dict[tuple[str, str], dict[int, str]]]:
+    """Services (id -> customer) hurt by the active alarms, per device and per (device, interface)."""
+    by_device: dict[str, dict[int, str]] = defaultdict(dict)
+    by_port: dict[tuple[str, str], dict[int, str]] = defaultdict(dict)
+    for hit in alarm_queries.active_impact_by_object(session):
+        by_device[hit.device][hit.service_id] = hit.customer
+        port = interface_of(hit.managed_object)
+        if port is not None:
+            by_port[(hit.device, port)][hit.service_id] = hit.customer
+    return by_device, by_port
 
 
 @router.get("/ui/topology", response_class=HTMLResponse)
@@ -180,6 +210,7 @@ def topology_page(
     reach = reachability(session)
     alarm = alarm_summaries(session)
     links = queries.links(session)
+    hurt_devices, hurt_ports = _impact_maps(session)
     geo = topology.layout(
         [topology.NodeIn(d.id, d.hostname, d.role, d.site) for d in devices],
         [topology.EdgeIn(link.id, link.a.device_id, link.b.device_id) for link in links],
@@ -190,6 +221,7 @@ def topology_page(
         p = geo.nodes[d.id]
         s = alarm.get(d.hostname, AlarmSummary())
         r = reach.get(d.id, Reach())
+        hurt = hurt_devices.get(d.hostname, {})
         nodes.append(
             MapNode(
                 d.id,
@@ -204,6 +236,8 @@ def topology_page(
                 s.worst,
                 s.count,
                 r.reachable,
+                len(hurt),
+                len(set(hurt.values())),
             )  # fmt: skip
         )
     by_id = {link.id: link for link in links}
@@ -212,14 +246,21 @@ def topology_page(
         link = by_id[e.key]
         a, b = link.a, link.b
         down = "down" in (a.oper_status, b.oper_status)
+        hurt = {**hurt_ports.get((names[a.device_id], a.name), {}), **hurt_ports.get((names[b.device_id], b.name), {})}
         css = " ".join(
-            c for c in ("link", "link-down" if down else "link-up", "stale" if link.state != "active" else "") if c
-        )
+            c
+            for c in ("link", "link-down" if down else "link-up", "stale" if link.state != "active" else "",
+                      "impact" if hurt else "")
+            if c
+        )  # fmt: skip
         tip = (
             f"{names[a.device_id]} {a.name} ({a.oper_status}) ↔ "
             f"{names[b.device_id]} {b.name} ({b.oper_status})\n{link.source} link, {link.state}"
         )
-        edges.append(MapEdge(e.x1, e.y1, e.x2, e.y2, css, tip))
+        if hurt:
+            tip += f"\nits alarms affect {_services(len(hurt), len(set(hurt.values())))}"
+        mx, my = (e.x1 + e.x2) / 2, (e.y1 + e.y2) / 2
+        edges.append(MapEdge(e.x1, e.y1, e.x2, e.y2, css, tip, len(hurt), mx, my))
     edges.sort(key=lambda e: "link-down" in e.css)  # down links drawn last, on top
     counts = {
         "devices": len(nodes),
@@ -227,6 +268,8 @@ def topology_page(
         "alarmed": sum(1 for n in nodes if n.severity),
         "links": len(edges),
         "links_down": sum(1 for e in edges if "link-down" in e.css),
+        "impacting": sum(1 for n in nodes if n.services_hurt) + sum(1 for e in edges if e.services_hurt),
+        "services_hurt": len({sid for hurt in hurt_devices.values() for sid in hurt}),
     }
     return page(
         request,

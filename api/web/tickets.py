@@ -23,7 +23,9 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from alarms import queries as alarm_queries
 from alarms.models import Alarm
+from alarms.queries import ImpactRecord
 from api.deps import PageDep, SessionDep, UserDep
 from api.params import Id
 from api.routers.tickets import PolicyDep, commit_or_busy, run_write
@@ -381,6 +383,23 @@ def board(
 # ---- one ticket ---------------------------------------------------------------------------------
 
 
+_HOW_RANK = {"direct": 0, "topology": 1, "child": 2}
+
+
+def _affected(session: Session, alarm_ids: list[int]) -> list[ImpactRecord]:
+    """The customer services the ticket's alarms affect, one row per service (the most direct
+    way it is hurt, ``down`` before ``degraded``), by customer."""
+    def rank(r: ImpactRecord) -> tuple[bool, int]:
+        return (r.level != "down", _HOW_RANK.get(r.how, 3))
+
+    best: dict[int, ImpactRecord] = {}
+    for r in alarm_queries.impact(session, alarm_ids) if alarm_ids else []:
+        seen = best.get(r.service_id)
+        if seen is None or rank(r) < rank(seen):
+            best[r.service_id] = r
+    return sorted(best.values(), key=lambda r: (r.customer, r.service_id))
+
+
 def _detail_context(session: Session, policy: Policy, user: User, ticket: Ticket) -> dict[str, Any]:
     actor = service.Actor.of(user)
     is_assignee = service.is_assignee(session, ticket, actor)
@@ -393,6 +412,7 @@ def _detail_context(session: Session, policy: Policy, user: User, ticket: Ticket
         "t": ticket,
         "card": card,
         "links": [(lk, alarms.get(lk.alarm_id)) for lk in links],
+        "affected": _affected(session, [lk.alarm_id for lk in links]),
         "events": service.timeline(session, ticket.id),
         # technicians act from their phone view (/ui/my/tickets); the NOC acts here
         "actions": actions if operator else [],

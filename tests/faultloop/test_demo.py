@@ -103,3 +103,60 @@ def test_demo_serves_the_lab_inventory_with_the_printed_credentials(tmp_path):
     assert not stream.is_alive() and ": connected" in streamed  # it was open, and it was ended
     assert "demo stopped" in "".join(lines)
     assert "Traceback" not in "".join(lines)
+
+
+def _run_demo_until(env, *needles: str, timeout_s: float = 180) -> str:
+    """Start the demo, wait until every needle is in its output, stop it with SIGINT (exit code 0)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "faultloop.cmd", "demo", "--lab-snmp-port", str(_free_port(socket.SOCK_DGRAM)),
+         "--lab-ssh-port", str(_free_port()), "--lab-control-port", str(_free_port())],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not all(n in "".join(lines) for n in needles):
+            assert proc.poll() is None, "".join(lines)
+            assert time.monotonic() < deadline, f"no {needles} in:\n" + "".join(lines)
+            time.sleep(0.5)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        reader.join(timeout=5)
+    text = "".join(lines)
+    assert proc.returncode == 0, text
+    assert "Traceback" not in text and "HostKeyChanged" not in text
+    return text
+
+
+def test_a_second_demo_run_puts_the_customer_services_back_on_the_fresh_lab(tmp_path):
+    """Issue 16 item 7: the demo orders its customers' services on the lab; the lab keeps no configuration
+    between runs, so a second run (same data directory, same pinned SSH host key) puts it back with a
+    modify order, and the technicians' passwords are printed on the first run only."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FAULTLOOP_")}
+    env.update(
+        FAULTLOOP_DATA_DIR=str(tmp_path / "var"),
+        FAULTLOOP_CONFIG=str(tmp_path / "none.toml"),
+        FAULTLOOP_PORT=str(_free_port()),
+        FAULTLOOP_TRAP_PORT=str(_free_port(socket.SOCK_DGRAM)),
+        FAULTLOOP_SYSLOG_PORT=str(_free_port(socket.SOCK_DGRAM)),
+        COLUMNS="250",
+    )
+    first = _run_demo_until(env, "order #2: l2_vlan for Contoso Retail on acc2 GigabitEthernet0/3 pushed over SSH")
+    assert "order #1: business_internet for Northwind Bank on acc5 GigabitEthernet0/3 pushed over SSH" in first
+    assert re.search(r"technician:\s+user tech-ana, password \S+ \(shown once", first)
+    assert re.search(r"technician:\s+user tech-ben, password \S+ \(shown once", first)
+    assert "paramiko" not in first  # SSH sessions to the lab opened, their INFO lines quieted
+    second = _run_demo_until(
+        env,
+        "order #3: service #1 of Northwind Bank (business_internet) put back on acc5 GigabitEthernet0/3",
+        "order #4: service #2 of Contoso Retail (l2_vlan) put back on acc2 GigabitEthernet0/3",
+    )
+    assert "technician:  user tech-ana (password unchanged from the first demo run)" in second
+    assert "shown once" not in second

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 from typing import Annotated
 
@@ -19,6 +20,14 @@ from faultloop.runtime import Runtime, build_runtime, check_database, configure_
 from inventory.schemas import InventoryDoc
 
 DEMO_POLL_INTERVAL_S = 15.0
+# The demo's loop is watched by a newcomer: a fault runs from alarm to verified ticket in a few
+# minutes. These apply unless the settings name them.
+DEMO_SETTINGS: dict[str, float] = {
+    "poll_interval_s": DEMO_POLL_INTERVAL_S,  # live rates sooner
+    "ticket_hold_down_s": 30.0,  # a repaired fault is verified after 30 s clear (default 5 min)
+    "provisioning_window_grace_s": 10,  # the orders' maintenance windows close soon after activation
+    "alarm_topology_refresh_s": 10.0,  # the alarm engine sees the new services soon
+}
 
 
 def register(app: typer.Typer) -> None:
@@ -53,11 +62,14 @@ def demo(
     """Migrate, seed an admin, start the lab network, import it, and serve."""
     from faultloop.cmd.atrest import seal_stored_configs
     from faultloop.cmd.demo import run_demo
+    from faultloop.cmd.demo_loop import seed_crew
 
     settings = cli_settings()
-    if "poll_interval_s" not in settings.model_fields_set:  # the demo shows live rates sooner
-        settings = settings.model_copy(update={"poll_interval_s": DEMO_POLL_INTERVAL_S})
+    unset = {k: v for k, v in DEMO_SETTINGS.items() if k not in settings.model_fields_set}
+    settings = settings.model_copy(update=unset)
     configure_logging(settings)
+    # the demo's loop calls the service over HTTP every few seconds: its lines, not each request
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
     # the service lock `secrets rotate` checks, held for the demo's life and taken before the keys
     # are loaded (a rotation under way finishes first): the demo serves like `faultloop serve`
     with service_running(settings):
@@ -67,6 +79,7 @@ def demo(
         seal_stored_configs(rt)
         with transaction(rt.sessions) as session:
             password, token = seed_admin(rt, session)
+            crew = seed_crew(rt, session) if not devices else None
         asyncio.run(
             run_demo(
                 rt,
@@ -78,6 +91,7 @@ def demo(
                 snmp_port=lab_snmp_port,
                 ssh_port=lab_ssh_port,
                 control_port=lab_control_port,
+                crew=crew,
             )
         )
 
