@@ -105,7 +105,7 @@ def test_alarm_detail_lists_the_affected_services_with_the_customers_escaped(web
     rows = {int(r.attrs["data-service-id"]): r for r in page.all("affected-service")}
     assert set(rows) == {s["s1"], s["s3"], s["s4"], s["hostile"]}
     assert rows[s["s3"]].one("customer-link").attrs["href"] == "/?customer=acme&state=all"
-    assert rows[s["s1"]].one("service-link").attrs["href"] == f"/api/v1/services/{s['s1']}"
+    assert rows[s["s1"]].one("service-link").attrs["href"] == f"/ui/services?customer=acme#service-{s['s1']}"
     assert "down (topology)" in rows[s["s1"]].text and "down (direct)" in rows[s["s3"]].text
     assert "gold" in rows[s["s1"]].text  # its SLA class
     assert HOSTILE not in html and "&lt;script&gt;alert(&#34;cust&#34;)&lt;/script&gt;" in html
@@ -179,7 +179,7 @@ def test_ticket_page_shows_the_affected_services_and_customers_linked(web, net, 
     rows = {int(r.attrs["data-service-id"]): r for r in section.all("affected-service")}
     assert set(rows) == {s["s1"], s["s4"], s["hostile"]}
     assert rows[s["s1"]].one("customer-link").attrs["href"] == "/?customer=acme&state=all"
-    assert rows[s["s4"]].one("service-link").attrs["href"] == f"/api/v1/services/{s['s4']}"
+    assert rows[s["s4"]].one("service-link").attrs["href"] == f"/ui/services?customer=zeta#service-{s['s4']}"
     assert "zeta" in rows[s["s4"]].text and "silver" in rows[s["s4"]].text
     assert HOSTILE not in html and "&lt;script&gt;alert(&#34;cust&#34;)&lt;/script&gt;" in html
     # a ticket whose alarms hurt nobody says so

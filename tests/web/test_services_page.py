@@ -37,6 +37,7 @@ def test_services_page_shows_states_worst_first_and_filters(web, session, frozen
     assert "down (1)</option>" in html and "up (1)</option>" in html
     assert "<script>window.__xss" not in html and "&lt;script&gt;" in html
     assert 'href="/ui/services"' in html  # in the navigation
+    assert f'<tr id="service-{down}" data-testid="service-row"' in html  # the anchor impact tables link to
     only = noc.get("/ui/services", params={"oper_state": "degraded"}).text
     assert only.count('data-testid="service-row"') == 1 and "Bravo" in only
     bad = noc.get("/ui/services", params={"oper_state": "sideways"}, headers={"hx-request": "true"})
