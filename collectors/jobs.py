@@ -9,8 +9,9 @@
   interval, and recovery is seen within one interval.
 * Results are written in batches (one transaction per flush, in a worker thread);
   events and samples go to the ``ObservationSink`` only after that commit.
-* Device state for Prometheus is read from memory by a custom collector, so a deleted
-  device disappears from ``/metrics`` at the next inventory sync.
+* Device state for Prometheus is read from memory at scrape time (``collectors.exposition``:
+  text rendered per device once per poll), so a deleted device disappears from ``/metrics``
+  at the next inventory sync.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, timedelta
 from typing import Any
@@ -28,13 +28,11 @@ from apscheduler.events import EVENT_JOB_MAX_INSTANCES
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client import Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.registry import Collector
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from collectors import service
+from collectors import exposition, service
 from collectors.collection_set import STANDARD, CollectionSet
 from collectors.models import DevicePollState
 from collectors.snmp_poll import DeviceTracker, PollResult, poll_device
@@ -44,7 +42,7 @@ from faultloop import clock
 from faultloop.db import transaction, write_transaction
 from faultloop.errors import InvalidInput
 from faultloop.events import DurableSink, Event, ObservationSink
-from faultloop.metrics import REGISTRY
+from faultloop.metrics import REGISTRY, add_text_source
 from faultloop.runtime import Runtime
 from faultloop.settings import Settings
 from faultloop.vault import Vault, VaultError
@@ -167,8 +165,11 @@ class SnmpPoller:
         *,
         collection_set: CollectionSet = STANDARD,
         sync_interval_s: float | None = None,
+        collector: str = "",
     ) -> None:
         self.settings = settings
+        self.collector = collector  # the ``collector`` label of this poller's series
+        self.series = exposition.SeriesCache(collector)
         self.vault = vault
         self.sink = sink
         self.cs = collection_set
@@ -417,8 +418,12 @@ class PollerService(SnmpPoller):
         *,
         collection_set: CollectionSet = STANDARD,
         sync_interval_s: float | None = None,
+        collector: str = "",
     ) -> None:
-        super().__init__(rt.settings, rt.vault, sink, collection_set=collection_set, sync_interval_s=sync_interval_s)
+        super().__init__(
+            rt.settings, rt.vault, sink, collection_set=collection_set, sync_interval_s=sync_interval_s,
+            collector=collector,
+        )  # fmt: skip
         self.rt = rt
 
     # ------------------------------------------------------------------ inventory
@@ -596,85 +601,17 @@ def _hand_over(sink: ObservationSink, events: list[Event], *, stored: bool = Tru
 _ACTIVE: set[SnmpPoller] = set()
 
 
-class PollMetrics(Collector):
-    """Current device and interface state of every running poller, read at scrape time."""
-
-    def collect(self) -> Iterator[Any]:
-        up = GaugeMetricFamily(
-            "faultloop_device_up", "1 when the device answered its last SNMP poll", labels=["device", "site"]
+def poll_exposition() -> str:
+    """Current device and interface state of every running poller, read at scrape time (from the
+    per-device lines each poller keeps, re-rendered for the devices polled since the last scrape)."""
+    services = list(_ACTIVE)
+    fleet = None
+    if services:
+        fleet = (
+            float(sum(s.client.dropped_datagrams for s in services if s.client is not None)),
+            float(sum(s.stats.skipped for s in services)),
         )
-        cpu = GaugeMetricFamily("faultloop_device_cpu_percent", "Average hrProcessorLoad", labels=["device", "site"])
-        mem = GaugeMetricFamily("faultloop_device_memory_percent", "RAM used (hrStorage)", labels=["device", "site"])
-        dur = GaugeMetricFamily(
-            "faultloop_poll_duration_seconds", "Duration of the last poll", labels=["device", "site"]
-        )
-        errs = CounterMetricFamily("faultloop_poll_errors", "Failed polls", labels=["device", "site"])
-        invalid = CounterMetricFamily(
-            "faultloop_poll_invalid_samples", "Rates dropped as above interface speed", labels=["device", "site"]
-        )
-        il = ["device", "interface", "site"]
-        in_bps = GaugeMetricFamily("faultloop_interface_in_bits_per_second", "Inbound rate", labels=il)
-        out_bps = GaugeMetricFamily("faultloop_interface_out_bits_per_second", "Outbound rate", labels=il)
-        in_oct = CounterMetricFamily("faultloop_interface_in_octets", "ifHCInOctets / ifInOctets", labels=il)
-        out_oct = CounterMetricFamily("faultloop_interface_out_octets", "ifHCOutOctets / ifOutOctets", labels=il)
-        in_err = CounterMetricFamily("faultloop_interface_in_errors", "ifInErrors", labels=il)
-        out_err = CounterMetricFamily("faultloop_interface_out_errors", "ifOutErrors", labels=il)
-        in_disc = CounterMetricFamily("faultloop_interface_in_discards", "ifInDiscards", labels=il)
-        out_disc = CounterMetricFamily("faultloop_interface_out_discards", "ifOutDiscards", labels=il)
-        speed = GaugeMetricFamily(
-            "faultloop_interface_speed_bits_per_second", "Interface speed: ifHighSpeed x 10^6, else ifSpeed", labels=il
-        )
-        oper = GaugeMetricFamily("faultloop_interface_oper_up", "1 when ifOperStatus is up", labels=il)
-        dropped = CounterMetricFamily(
-            "faultloop_snmp_dropped_datagrams", "Malformed, unsolicited or spoofed SNMP answers dropped"
-        )
-        coalesced = CounterMetricFamily(
-            "faultloop_poll_coalesced", "Poll turns skipped because the previous poll of the device was still running"
-        )
-        services = list(_ACTIVE)
-        dropped.add_metric([], sum(s.client.dropped_datagrams for s in services if s.client is not None))
-        coalesced.add_metric([], sum(s.stats.skipped for s in services))
-        for svc in services:
-            for tracker in list(svc.trackers.values()):
-                if tracker.reachable is None:
-                    continue
-                dl = [tracker.device, tracker.site]
-                up.add_metric(dl, 1.0 if tracker.reachable else 0.0)
-                dur.add_metric(dl, tracker.last_duration_s)
-                errs.add_metric(dl, tracker.poll_errors)
-                invalid.add_metric(dl, tracker.invalid_samples)
-                snap = tracker.last
-                if snap is None or not tracker.reachable:
-                    continue
-                if snap.cpu_percent is not None:
-                    cpu.add_metric(dl, snap.cpu_percent)
-                if snap.memory_percent is not None:
-                    mem.add_metric(dl, snap.memory_percent)
-                for itf in snap.interfaces.values():
-                    labels = [tracker.device, itf.name, tracker.site]
-                    oper.add_metric(labels, 1.0 if itf.oper_status == "up" else 0.0)
-                    if itf.speed_bps:  # 0 or unknown: no utilisation to divide by
-                        speed.add_metric(labels, float(itf.speed_bps))
-                    for fam, value in (
-                        (in_bps, itf.in_bps),
-                        (out_bps, itf.out_bps),
-                        (in_oct, itf.in_octets),
-                        (out_oct, itf.out_octets),
-                        (in_err, itf.in_errors),
-                        (out_err, itf.out_errors),
-                        (in_disc, itf.in_discards),
-                        (out_disc, itf.out_discards),
-                    ):
-                        if value is not None:
-                            fam.add_metric(labels, float(value))
-        yield from (up, cpu, mem, dur, errs, invalid, in_bps, out_bps, in_oct, out_oct, in_err, out_err)
-        yield from (in_disc, out_disc, speed, oper)
-        if services:
-            yield from (dropped, coalesced)
-
-    def describe(self) -> Iterator[Any]:
-        return iter(())
+    return exposition.render(((s.series, s.trackers) for s in services), fleet)
 
 
-POLL_METRICS = PollMetrics()
-REGISTRY.register(POLL_METRICS)
+add_text_source(poll_exposition)

@@ -234,8 +234,9 @@ class RemotePoller(SnmpPoller):
     ) -> None:
         # Re-read the share every heartbeat: a member that joins or expires is seen within one.
         super().__init__(
-            settings, vault, sink, collection_set=collection_set, sync_interval_s=settings.collector_heartbeat_s
-        )
+            settings, vault, sink, collection_set=collection_set, sync_interval_s=settings.collector_heartbeat_s,
+            collector=collector,
+        )  # fmt: skip
         self.publisher = publisher
         self.share = share
         self.last_result = last_result

@@ -18,7 +18,7 @@ import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
 from sqlalchemy.orm import Session
 
 from alarms.bus import AlarmBus
@@ -49,6 +49,7 @@ from faultloop.cmd.collector import (
 )
 from faultloop.events import DurableSink, ObservationSink, Service
 from faultloop.leader import Leadership, cluster_id, leadership_for
+from faultloop.metrics import metrics_token_ok
 from faultloop.runtime import (  # noqa: F401 - re-exported: the app is where callers look for them
     Runtime,
     StartupError,
@@ -202,7 +203,8 @@ def add_collectors(
     """The collectors of role ``all``: poller, trap and syslog receivers, SSH collection and backups."""
     settings = rt.settings
     # SNMP poller: every inventory device with SNMP settings, on its interval; findings go to the sink.
-    poller = PollerService(rt, sink)
+    # its series carry the collector label like a collector's (FAULTLOOP_COLLECTOR_NAME, else the host)
+    poller = PollerService(rt, sink, collector=collector_name(settings))
     pipeline.services.append(poller)
     if settings.trap_enabled or settings.syslog_enabled:
         # one address -> device directory, refreshed from the inventory, shared by both receivers
@@ -318,12 +320,13 @@ def build_collector(settings: Settings) -> CollectorProcess:
         return health()
 
     @app.get("/metrics")
-    def metrics() -> Response:
-        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+    def metrics(request: Request) -> Response:
+        # a plain def: FastAPI runs it in a worker thread, so a scrape never holds the event loop
+        from faultloop.metrics import CONTENT_TYPE, exposition
 
-        from faultloop.metrics import REGISTRY
-
-        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+        if not metrics_token_ok(settings, request.headers.get("authorization", "")):
+            return Response("metrics need Authorization: Bearer <FAULTLOOP_METRICS_TOKEN>\n", status_code=401)
+        return Response(exposition(), media_type=CONTENT_TYPE)
 
     return CollectorProcess(pipeline=pipeline, app=app, health=health)
 

@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 
 import pytest
-from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
@@ -19,7 +18,7 @@ from collectors.jobs import PollerService, retry_delay
 from collectors.models import DevicePollState, InterfaceSample
 from faultloop import clock as fl_clock
 from faultloop.events import Event, Sample
-from faultloop.metrics import REGISTRY
+from faultloop.metrics import REGISTRY, exposition
 from inventory import queries
 from inventory import service as inventory
 from inventory.models import Interface, Link
@@ -199,7 +198,7 @@ async def test_rates_events_unreachable_recovery_and_links(poller, lab, clocks, 
         .where(InterfaceSample.device_id == by_name["core1"], InterfaceSample.metric == "interface_in_bits_per_second")
     )
     assert n_samples >= 2 * 8  # 2 interfaces x every poll after the first
-    families = {f.name: f for f in text_string_to_metric_families(generate_latest(REGISTRY).decode())}
+    families = {f.name: f for f in text_string_to_metric_families(exposition().decode())}
     up = {s.labels["device"]: s.value for s in families["faultloop_device_up"].samples}
     assert up == {"core1": 1.0, "dist1": 1.0, "acc1": 1.0}
     bps = {
@@ -408,7 +407,7 @@ async def test_deleted_device_leaves_metrics_and_the_schedule(poller, session, r
     session.commit()
     await svc.sync()
     assert victim not in svc.devices
-    text = generate_latest(REGISTRY).decode()
+    text = exposition().decode()
     assert 'device="acc1"' not in text and 'device="core1"' in text
 
 
@@ -525,7 +524,7 @@ async def test_dashboard_series_speed_discards_and_poll_histogram(poller, lab, c
     clocks.advance(60)
     await cycle(svc)
     assert polls("ok") - ok_before == 6  # 3 devices x 2 cycles
-    families = {f.name: f for f in text_string_to_metric_families(generate_latest(REGISTRY).decode())}
+    families = {f.name: f for f in text_string_to_metric_families(exposition().decode())}
     speed = {
         (s.labels["device"], s.labels["interface"]): s.value
         for s in families["faultloop_interface_speed_bits_per_second"].samples
@@ -598,7 +597,7 @@ async def test_ports_that_repeat_an_ifname_are_kept_apart_by_ifindex(poller, lab
     gi1 = next(i for i in queries.interfaces(session, core_id) if i.name == "GigabitEthernet0/1")
     assert gi1.alias == "to dist1 (changed on the device)" and gi1.description == "to dist1"
 
-    families = {f.name: f for f in text_string_to_metric_families(generate_latest(REGISTRY).decode())}
+    families = {f.name: f for f in text_string_to_metric_families(exposition().decode())}
     oper = {
         s.labels["interface"]: s.value
         for s in families["faultloop_interface_oper_up"].samples
