@@ -257,12 +257,15 @@ def spawn_collector(s, name: str, tmp_path, *, port: int | None = None) -> subpr
     return subprocess.Popen([sys.executable, "-c", COLLECTOR_MAIN], env=env, cwd=tmp_path)
 
 
-def exposed_devices(port: int) -> set[str]:
-    """The devices a collector's /metrics shows (faultloop_device_up series)."""
+def exposed_devices(port: int) -> set[str] | None:
+    """The devices a collector's /metrics shows (faultloop_device_up series); None: not serving yet."""
     try:
-        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        response = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
     except httpx.HTTPError:
-        return set()
+        return None
+    if response.status_code != 200:
+        return None
+    text = response.text
     return {
         s.labels["device"] for f in text_string_to_metric_families(text) if f.name == "faultloop_device_up"
         for s in f.samples
@@ -292,16 +295,20 @@ async def test_a_killed_collector_s_devices_are_polled_by_its_peer_and_taken_bac
             return all(any(c == share[h] for c, _t in tap.by(h)) for h in ids)
 
         await until(shared, timeout=60, what="each device polled by its rendezvous owner")
-        # each collector's /metrics: its own devices only, each series labelled with its name
+        # each collector's /metrics: its own devices only (the victim has at least one), each series
+        # labelled with its name
         for name, port in ports.items():
-            await until(lambda n=name, p=port: exposed_devices(p) == {h for h, o in share.items() if o == n},
+            mine = {h for h, o in share.items() if o == name}
+            await until(lambda p=port, m=mine: exposed_devices(p) == m,
                         timeout=30, what=f"{name}'s /metrics showing its share")  # fmt: skip
-            text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
-            promtool_check_metrics(text)
-            per_device = [s for f in text_string_to_metric_families(text) for s in f.samples
+            response = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
+            assert response.status_code == 200
+            promtool_check_metrics(response.text)
+            per_device = [s for f in text_string_to_metric_families(response.text) for s in f.samples
                           if "device" in s.labels]  # fmt: skip
-            assert per_device and {s.labels["collector"] for s in per_device} == {name}
-            assert any(s.name == "faultloop_interface_in_octets_total" for s in per_device)
+            assert {s.labels["collector"] for s in per_device} == ({name} if mine else set())
+            assert {s.labels["device"] for s in per_device} == mine
+            assert bool(mine) == any(s.name == "faultloop_interface_in_octets_total" for s in per_device)
         # a link on one of the victim's devices goes down: one linkDown, from the victim
         device = lab.devices[next(k for k, v in names.items() if v == victims_devices[0])]
         lab.cut_link(device, device.interfaces[0], True)
