@@ -1,8 +1,9 @@
-"""The SNMP poller as a background service: APScheduler jobs per device, one engine.
+"""The SNMP poller as a background service: one timer per device, one engine.
 
 * One ``SnmpClient`` (one UDP socket for v1/v2c, one for v3) for every device.
-* One APScheduler interval job per device, with jitter (10 % of the interval) so a
-  thousand devices do not fire together, ``coalesce=True`` and ``max_instances=1`` so a
+* One turn per device and interval on the event loop's timers (``TurnScheduler``), with
+  jitter (10 % of the interval) so a thousand devices do not fire together; a turn that
+  comes while the device's previous poll still runs is skipped and counted (coalesced), so a
   slow poll never piles up; a semaphore bounds how many devices are polled at once.
 * A failed poll is retried sooner (1/8, 1/4, 1/2 of the interval), then every interval:
   N consecutive failures are reached quickly, a dead device costs one request per
@@ -20,13 +21,11 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, timedelta
+from datetime import timedelta
 from typing import Any
 
-from apscheduler.events import EVENT_JOB_MAX_INSTANCES
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client import Histogram
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
@@ -144,6 +143,103 @@ class PollerStats:
     per_device: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class _Turn:
+    interval_s: float
+    jitter_s: float
+    at: float = 0.0  # the event loop's time of the next turn
+    handle: asyncio.TimerHandle | None = None
+
+
+class TurnScheduler:
+    """Each device's turns on one event-loop timer (``loop.call_at``): what the poller needs of a
+    scheduler, without APScheduler's per-run bookkeeping (job store, datetime triggers, events,
+    executor), which cost about 1 ms CPU per poll. The next turn comes ``interval_s`` plus
+    ``uniform(0, jitter_s)`` after the previous one; a turn that comes while the device's previous
+    run is still going is skipped and counted (``on_skip``): runs never pile up. A loop stalled past
+    a turn runs it once, late, then keeps the interval from there."""
+
+    def __init__(self, run: Callable[[int], Awaitable[None]], *, on_skip: Callable[[], None]) -> None:
+        self._run = run
+        self._on_skip = on_skip
+        self._turns: dict[int, _Turn] = {}
+        self._busy: set[int] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.running = False
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.running = True
+        for key, turn in self._turns.items():
+            self._arm(key, turn, turn.at)
+
+    def pause(self) -> None:
+        """No more turns (runs going on finish); ``start`` resumes."""
+        self.running = False
+        for turn in self._turns.values():
+            if turn.handle is not None:
+                turn.handle.cancel()
+                turn.handle = None
+
+    def add(self, key: int, *, interval_s: float, jitter_s: float, first_delay_s: float) -> None:
+        """Schedule ``key`` (replacing its turns if it had some), first turn ``first_delay_s`` from now."""
+        self.remove(key)
+        turn = self._turns[key] = _Turn(interval_s, jitter_s)
+        self._arm(key, turn, self._now() + first_delay_s)
+
+    def move(self, key: int, *, delay_s: float) -> None:
+        """Move the next turn of ``key`` to ``delay_s`` seconds from now."""
+        turn = self._turns.get(key)
+        if turn is not None:
+            if turn.handle is not None:
+                turn.handle.cancel()
+            self._arm(key, turn, self._now() + delay_s)
+
+    def remove(self, key: int) -> None:
+        turn = self._turns.pop(key, None)
+        if turn is not None and turn.handle is not None:
+            turn.handle.cancel()
+
+    def turns(self) -> dict[int, tuple[float, float, float]]:
+        """key -> (interval, jitter, seconds until its next turn)."""
+        now = self._now()
+        return {k: (t.interval_s, t.jitter_s, t.at - now) for k, t in self._turns.items()}
+
+    async def idle(self) -> None:
+        """Wait for the runs going on to end."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    def _now(self) -> float:
+        return (self._loop or asyncio.get_running_loop()).time()
+
+    def _arm(self, key: int, turn: _Turn, at: float) -> None:
+        turn.at = at
+        if self.running and self._loop is not None:
+            turn.handle = self._loop.call_at(at, self._fire, key, turn)
+
+    def _fire(self, key: int, turn: _Turn) -> None:
+        if self._turns.get(key) is not turn or not self.running or self._loop is None:
+            return
+        now = self._loop.time()
+        after = turn.at + turn.interval_s + random.uniform(0, turn.jitter_s)
+        self._arm(key, turn, after if after > now else now + turn.interval_s)
+        if key in self._busy:  # its previous run is still going: coalesced
+            self._on_skip()
+            return
+        self._busy.add(key)
+        task = self._loop.create_task(self._run_one(key))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run_one(self, key: int) -> None:
+        try:
+            await self._run(key)
+        finally:
+            self._busy.discard(key)
+
+
 class PollerStopping(Exception):
     """A queued poll found the service stopping; it is dropped, not run."""
 
@@ -180,7 +276,8 @@ class SnmpPoller:
         self.trackers: dict[int, DeviceTracker] = {}
         self.stats = PollerStats()
         self.client: SnmpClient | None = None
-        self.scheduler: AsyncIOScheduler | None = None
+        self.scheduler: TurnScheduler | None = None
+        self._periodic: list[asyncio.Task[None]] = []
         self._limit = asyncio.Semaphore(s.poll_concurrency)
         self._pending: list[_Pending] = []
         self._wake = asyncio.Event()
@@ -198,31 +295,41 @@ class SnmpPoller:
 
     async def start(self) -> None:
         await self.open()
-        self.scheduler = AsyncIOScheduler(timezone=UTC)
-        # A poll still running when its next turn comes is coalesced, not piled up: count it
-        # instead of APScheduler's warning per occurrence.
-        logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
-        # ... and not one INFO line per poll (thousands a minute)
-        logging.getLogger("apscheduler.executors").setLevel(logging.WARNING)
-        self.scheduler.add_listener(self._skipped, EVENT_JOB_MAX_INSTANCES)
+        self.scheduler = TurnScheduler(self.poll_job, on_skip=self._skipped)
         self.scheduler.start()
         for dev in self.devices.values():
             self._schedule(dev, first_delay=self.first_delay(dev))
-        self.scheduler.add_job(self.sync, IntervalTrigger(seconds=self.sync_interval_s), id="poll-sync", coalesce=True)
-        self.scheduler.add_job(self.prune, IntervalTrigger(seconds=600), id="poll-prune", coalesce=True)
+        self._periodic = [
+            asyncio.create_task(self._every(self.sync_interval_s, self.sync), name="poll-sync"),
+            asyncio.create_task(self._every(600, self.prune), name="poll-prune"),
+        ]
         self._writer = asyncio.create_task(self._write_loop(), name="poll-writer")
+
+    async def _every(self, seconds: float, job: Callable[[], Awaitable[Any]]) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await job()
+            except Exception:
+                log.exception("poller job %s failed", getattr(job, "__name__", job))
 
     async def stop(self) -> None:
         self._stopping = True
         _ACTIVE.discard(self)
         if self.scheduler is not None:
             self.scheduler.pause()
+        for task in self._periodic:
+            task.cancel()
+        for task in self._periodic:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
         # Let polls in flight finish (each is bounded by its timeout and retries) before the
-        # engine closes; APScheduler's shutdown would cancel them mid-request.
+        # engine closes.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._drain(), 30)
         if self.scheduler is not None:
-            self.scheduler.shutdown(wait=False)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.scheduler.idle(), 30)
         if self._writer is not None:
             self._wake.set()
             with contextlib.suppress(Exception):
@@ -231,7 +338,7 @@ class SnmpPoller:
         if self.client is not None:
             self.client.close()
 
-    def _skipped(self, _event: Any) -> None:
+    def _skipped(self) -> None:
         self.stats.skipped += 1
 
     async def _drain(self) -> None:
@@ -262,8 +369,7 @@ class SnmpPoller:
                 self.devices.pop(gone, None)
                 self.trackers.pop(gone, None)
                 if self.scheduler is not None:
-                    with contextlib.suppress(Exception):
-                        self.scheduler.remove_job(f"poll:{gone}")
+                    self.scheduler.remove(gone)
             for dev in devices.values():
                 old = self.devices.get(dev.id)
                 self.devices[dev.id] = dev
@@ -278,25 +384,17 @@ class SnmpPoller:
 
     def _schedule(self, dev: PolledDevice, *, first_delay: float) -> None:
         assert self.scheduler is not None
-        self.scheduler.add_job(
-            self.poll_job,
-            # APScheduler adds uniform(0, jitter) to each turn: shorten the base by half of it so
-            # the mean interval is the configured one.
-            IntervalTrigger(seconds=dev.interval_s * (1 - JITTER / 2), jitter=dev.interval_s * JITTER),
-            args=[dev.id],
-            id=f"poll:{dev.id}",
-            replace_existing=True,
-            coalesce=True,
-            max_instances=1,
-            misfire_grace_time=max(1, int(dev.interval_s)),
-            next_run_time=clock.now() + timedelta(seconds=first_delay),
-        )
+        # the jitter adds uniform(0, jitter) to each turn: the base is shortened by half of it so
+        # the mean interval is the configured one
+        self.scheduler.add(
+            dev.id, interval_s=dev.interval_s * (1 - JITTER / 2), jitter_s=dev.interval_s * JITTER,
+            first_delay_s=first_delay,
+        )  # fmt: skip
 
     def reschedule(self, device_id: int, *, delay_s: float) -> None:
         """Move the next poll of a scheduled device ``delay_s`` seconds from now."""
         if self.scheduler is not None:
-            with contextlib.suppress(Exception):
-                self.scheduler.modify_job(f"poll:{device_id}", next_run_time=clock.now() + timedelta(seconds=delay_s))
+            self.scheduler.move(device_id, delay_s=delay_s)
 
     # ------------------------------------------------------------------ polling
     async def poll(self, device_id: int) -> PollResult:

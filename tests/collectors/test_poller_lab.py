@@ -6,6 +6,7 @@ The lab's clock and faultloop's clock move together by hand: no sleeping."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 
@@ -433,7 +434,7 @@ def test_retry_delay_backs_off_then_polls_every_interval():
     assert [retry_delay(n, 80) for n in range(6)] == [80, 10, 20, 40, 80, 80]
 
 
-async def test_start_schedules_one_jittered_coalescing_job_per_device(runtime, session):
+async def test_start_schedules_one_jittered_turn_per_device(runtime, session):
     from inventory.schemas import DeviceIn
 
     for i in range(3):
@@ -459,17 +460,61 @@ async def test_start_schedules_one_jittered_coalescing_job_per_device(runtime, s
     await svc.start()
     try:
         assert svc.scheduler is not None
-        jobs = {j.id: j for j in svc.scheduler.get_jobs() if j.id.startswith("poll:")}
-        assert len(jobs) == 3  # the device without SNMP settings is not polled
-        for job in jobs.values():
-            assert job.coalesce is True and job.max_instances == 1
-            assert job.trigger.jitter == pytest.approx(360)
-            assert job.trigger.interval.total_seconds() == pytest.approx(3600 - 180)
-        first_runs = sorted(j.next_run_time for j in jobs.values())
+        turns = svc.scheduler.turns()
+        assert len(turns) == 3  # the device without SNMP settings is not polled
+        for interval, jitter, _next in turns.values():
+            assert jitter == pytest.approx(360)
+            assert interval == pytest.approx(3600 - 180)
+        first_runs = sorted(t[2] for t in turns.values())
         assert first_runs[0] != first_runs[-1]  # spread over the interval, not all at once
+        assert all(0 <= t <= 3600 for t in first_runs)
     finally:
         await svc.stop()
     assert svc.scheduler.running is False
+
+
+async def test_a_turn_that_comes_while_the_previous_poll_runs_is_skipped_and_counted():
+    """TurnScheduler: turns every interval (plus jitter) on the event loop's timers; a device whose
+    previous run still goes on is skipped (coalesced) and counted, never run twice at once; a moved
+    turn comes at its new time; a removed device has no more turns."""
+    from collectors.jobs import TurnScheduler
+
+    runs: dict[int, int] = {1: 0, 2: 0, 3: 0}
+    in_flight = {1: 0, 2: 0, 3: 0}
+    most = {1: 0, 2: 0, 3: 0}
+    release = asyncio.Event()
+    skipped = []
+
+    async def run(key: int) -> None:
+        runs[key] += 1
+        in_flight[key] += 1
+        most[key] = max(most[key], in_flight[key])
+        try:
+            if key == 1:  # slow: outlives several of its turns
+                await release.wait()
+        finally:
+            in_flight[key] -= 1
+
+    turns = TurnScheduler(run, on_skip=lambda: skipped.append(1))
+    turns.start()
+    turns.add(1, interval_s=0.02, jitter_s=0.0, first_delay_s=0.0)
+    turns.add(2, interval_s=0.02, jitter_s=0.01, first_delay_s=0.0)
+    turns.add(3, interval_s=3600, jitter_s=0.0, first_delay_s=3600)
+    turns.move(3, delay_s=0.0)
+    while runs[2] < 5 or runs[3] < 1 or len(skipped) < 3:
+        await asyncio.sleep(0.01)
+    assert runs[1] == 1 and most[1] == 1  # never twice at once: the turns meanwhile were skipped
+    assert runs[3] == 1 and 3599 < turns.turns()[3][2] <= 3600  # next turn an interval later
+    turns.remove(2)
+    seen = runs[2]
+    release.set()
+    while runs[1] < 2:
+        await asyncio.sleep(0.01)
+    turns.pause()
+    await turns.idle()
+    after = dict(runs)
+    await asyncio.sleep(0.1)
+    assert runs == after and runs[2] in (seen, seen + 1)  # paused: no more turns; removed: none after
 
 
 async def test_one_unstorable_result_does_not_lose_the_rest_of_the_batch(runtime, session):
