@@ -505,6 +505,21 @@ class SnmpPoller:
         return 0
 
 
+FULL_WRITE_EVERY = 10  # stored polls between two full reconciliations of a device's interfaces and links
+
+
+@dataclass
+class _Stored:
+    """What the last full write of one device's poll stored, and the inventory revision then."""
+
+    revision: int
+    interfaces: tuple[tuple[Any, ...], ...]  # (ifIndex, name, alias, admin, oper, speed) as read
+    names: dict[int, str]  # the display names stored for them
+    neighbors: tuple[tuple[Any, ...], ...]  # the LLDP table as read
+    link_ids: list[int]  # the discovered links it gave
+    left: int  # polls still written the short way before the next full one
+
+
 class PollerService(SnmpPoller):
     """The poller of one faultloop process: devices from the inventory, results into the database
     (findings into the alarm engine's durable queue in the same transaction)."""
@@ -523,6 +538,7 @@ class PollerService(SnmpPoller):
             collector=collector,
         )  # fmt: skip
         self.rt = rt
+        self._stored: dict[int, _Stored] = {}  # written by the writer thread, one batch at a time
 
     # ------------------------------------------------------------------ inventory
     def _load(self) -> dict[int, PolledDevice]:
@@ -566,27 +582,83 @@ class PollerService(SnmpPoller):
 
     # ------------------------------------------------------------------ writing
     def _write(self, batch: list[_Pending]) -> dict[int, dict[int, str]]:
-        """Store a batch in one transaction; returns the stored display names per device."""
-        names: dict[int, dict[int, str]] = {}
-        max_interfaces = self.rt.settings.poll_max_interfaces
+        """Store a batch in one transaction; returns the stored display names per device.
+
+        The whole batch goes under one savepoint; when one poll cannot be stored, the batch is
+        stored again with a savepoint per poll, so that one never loses the rest. A device whose
+        interfaces and LLDP table read the same as at its last stored poll, with the inventory
+        unchanged since, has its interface rows left as they are and its links marked seen in one
+        UPDATE (``_Stored``); every ``FULL_WRITE_EVERY``-th poll is reconciled in full anyway."""
         with write_transaction(self.rt.sessions) as session:
             known = queries.existing_device_ids(session, (p.device_id for p in batch))
-            for p in batch:
-                if p.device_id not in known:  # deleted since the poll
-                    continue
-                try:
-                    with session.begin_nested():  # one bad row never loses the rest of the batch
-                        stored = write_result(
-                            session, p.device_id, p.result, p.reachable, p.failures, max_interfaces=max_interfaces
-                        )
-                except (SQLAlchemyError, InvalidInput) as exc:
-                    self.stats.write_errors += 1
-                    log.error("storing the poll of %s failed: %s", p.result.device, type(exc).__name__)
-                else:
-                    if stored:
-                        names[p.device_id] = stored
-            _store_findings(self.sink, session, [e for p in batch if p.device_id in known for e in p.result.events])
+            rows = [p for p in batch if p.device_id in known]  # not the ones deleted since their poll
+            revision = queries.revision(session)
+            states = service.load_states(session, [p.device_id for p in rows])
+            try:
+                with session.begin_nested():
+                    names, memos = self._store(session, rows, revision, isolate=False)
+            except (SQLAlchemyError, InvalidInput):
+                names, memos = self._store(session, rows, revision, isolate=True)
+            _store_findings(self.sink, session, [e for p in rows for e in p.result.events])
+            del states
+        for device_id, memo in memos.items():  # committed
+            if memo is None:
+                self._stored.pop(device_id, None)
+            else:
+                self._stored[device_id] = memo
         return names
+
+    def _store(
+        self, session: Session, rows: list[_Pending], revision: int, *, isolate: bool
+    ) -> tuple[dict[int, dict[int, str]], dict[int, _Stored | None]]:
+        names: dict[int, dict[int, str]] = {}
+        memos: dict[int, _Stored | None] = {}
+        for p in rows:
+            try:
+                with session.begin_nested() if isolate else contextlib.nullcontext():
+                    stored, memo = self._store_one(session, p, revision)
+            except (SQLAlchemyError, InvalidInput) as exc:
+                if not isolate:
+                    raise
+                self.stats.write_errors += 1
+                log.error("storing the poll of %s failed: %s", p.result.device, type(exc).__name__)
+                memos[p.device_id] = None
+                continue
+            if memo is not None:
+                memos[p.device_id] = memo
+            if stored:
+                names[p.device_id] = stored
+        return names, memos
+
+    def _store_one(self, session: Session, p: _Pending, revision: int) -> tuple[dict[int, str], _Stored | None]:
+        result, max_interfaces = p.result, self.settings.poll_max_interfaces
+        snap = result.snapshot
+        if not result.ok or snap is None:
+            failed = write_result(session, p.device_id, result, p.reachable, p.failures, max_interfaces=max_interfaces)
+            return failed, None
+        prev = self._stored.get(p.device_id)
+        interfaces = tuple(
+            (i.if_index, i.name, i.alias, i.admin_status, i.oper_status, i.speed_bps) for i in snap.interfaces.values()
+        )
+        neighbors = tuple((n.local_if_index, n.local_port, n.remote_name, n.remote_port) for n in snap.neighbors)
+        fresh = prev is not None and prev.revision == revision and prev.left > 0 and not result.truncated
+        same_interfaces = fresh and prev is not None and prev.interfaces == interfaces
+        stored = service.record_poll(
+            session, device_id=p.device_id, result=result, reachable=p.reachable, failures=p.failures,
+            max_interfaces=max_interfaces, stored_names=prev.names if same_interfaces and prev is not None else None,
+        )  # fmt: skip
+        same_neighbors = (
+            fresh and prev is not None and prev.neighbors == neighbors
+            and service.touch_neighbors(session, link_ids=prev.link_ids, now=result.time) == len(set(prev.link_ids))
+        )  # fmt: skip
+        if same_neighbors and prev is not None:
+            link_ids = prev.link_ids
+        else:
+            link_ids = service.apply_neighbors(
+                session, device_id=p.device_id, neighbors=snap.neighbors, now=result.time
+            )
+        left = prev.left - 1 if same_interfaces and same_neighbors and prev is not None else FULL_WRITE_EVERY
+        return stored, _Stored(revision, interfaces, stored, neighbors, link_ids, left)
 
     async def prune(self) -> int:
         cutoff = clock.now() - timedelta(hours=self.settings.sample_retention_h)

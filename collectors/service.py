@@ -30,6 +30,14 @@ METRICS = (
 )
 
 
+def load_states(session: Session, device_ids: Sequence[int]) -> list[DevicePollState]:
+    """The state rows of these devices in one SELECT, so the ``record_poll`` of each finds its row
+    in the session (keep the returned list while writing: the session holds its rows weakly)."""
+    if not device_ids:
+        return []
+    return list(session.scalars(select(DevicePollState).where(DevicePollState.device_id.in_(sorted(device_ids)))))
+
+
 def _state_row(session: Session, device_id: int) -> DevicePollState:
     row = session.get(DevicePollState, device_id)
     if row is None:
@@ -47,10 +55,14 @@ def record_poll(
     reachable: bool | None,
     failures: int,
     max_interfaces: int | None = None,
+    stored_names: dict[int, str] | None = None,
 ) -> dict[int, str]:
     """Latest state, interface status and samples of one poll; returns the display name the
     inventory keeps for each polled ifIndex (empty for a failed poll). Ports beyond
-    ``max_interfaces`` inventory rows of the device are not added (counted as truncated)."""
+    ``max_interfaces`` inventory rows of the device are not added (counted as truncated).
+    ``stored_names``: the caller knows the interface rows already hold what this poll read (the
+    same interfaces as a poll it stored, the inventory unchanged since): they are not synced again
+    and these names are returned."""
     row = _state_row(session, device_id)
     row.reachable = reachable
     row.consecutive_failures = failures
@@ -70,6 +82,10 @@ def record_poll(
     row.sys_object_id = snap.sys_object_id[:255]
     row.cpu_percent = snap.cpu_percent
     row.memory_percent = snap.memory_percent
+    if stored_names is not None:
+        add_samples(session, device_id=device_id, result=result)
+        session.flush()
+        return stored_names
     synced = inventory.sync_interfaces(
         session,
         max_interfaces=max_interfaces,
@@ -126,6 +142,11 @@ def apply_neighbors(session: Session, *, device_id: int, neighbors: Sequence[Nei
         ],
         now=now,
     )
+
+
+def touch_neighbors(session: Session, *, link_ids: Sequence[int], now: datetime) -> int:
+    """Links of LLDP tables unchanged since the poll that stored them: seen again ``now``."""
+    return inventory.touch_lldp_links(session, link_ids=link_ids, now=now)
 
 
 def prune_samples(session: Session, *, older_than: datetime) -> int:

@@ -686,3 +686,60 @@ async def test_an_agent_listing_more_interfaces_than_the_cap_adds_no_rows_beyond
     await svc.poll_job(core_id)
     await svc.flush()
     assert [e.severity for e in sink.of("poll_truncated", "core1")] == ["warning", "warning", "cleared"]
+
+
+async def test_unchanged_ports_and_lldp_are_written_the_short_way_and_reconciled_when_the_inventory_moves(
+    poller, lab, clocks, session
+):
+    """A poll that reads the same ports and LLDP table as the last stored one leaves the interface
+    rows alone and marks its links seen with one UPDATE; a link deleted meanwhile comes back at the
+    next poll, a port whose status changed is written, and every FULL_WRITE_EVERY-th poll is full."""
+    from collectors import jobs
+
+    svc, _sink = poller
+    by_name = ids(svc)
+    core = by_name["core1"]
+    await cycle(svc)
+    clocks.advance(60)
+    await cycle(svc)
+    memo = svc._stored[core]
+    assert memo.link_ids and memo.left == jobs.FULL_WRITE_EVERY - 1  # the second poll took the short way
+
+    def seen_at() -> dict[int, datetime]:
+        session.expire_all()
+        return {lk.id: lk.last_seen_at for lk in session.scalars(select(Link))}
+
+    before = seen_at()
+    clocks.advance(60)
+    await cycle(svc)
+    after = seen_at()
+    assert set(after) == set(before) and all(after[i] > before[i] for i in before)  # still seen each poll
+
+    # the operator deletes a discovered link: the short UPDATE misses it, the full path brings it back
+    victim = memo.link_ids[0]
+    inventory.delete_link(session, victim, actor="test")
+    session.commit()
+    clocks.advance(60)
+    await cycle(svc)
+    session.expire_all()
+    assert session.scalar(select(func.count()).select_from(Link)) == 2
+    assert svc._stored[core].left == jobs.FULL_WRITE_EVERY
+
+    # a port going down is a different read: written (oper status), its LLDP link goes stale
+    lab.faults.apply("link_down", {"device": "dist1", "interface": "GigabitEthernet0/2"})
+    clocks.advance(60)
+    await cycle(svc)
+    session.expire_all()
+    itf = session.scalar(select(Interface).where(Interface.device_id == by_name["dist1"], Interface.if_index == 2))
+    assert itf is not None and itf.oper_status == "down"
+    assert sorted(lk.state for lk in session.scalars(select(Link))) == ["active", "stale"]
+
+    # after FULL_WRITE_EVERY short writes a device is reconciled in full again
+    start = svc._stored[core].left
+    lefts = []
+    for _ in range(jobs.FULL_WRITE_EVERY + 1):
+        clocks.advance(60)
+        await cycle(svc)
+        lefts.append(svc._stored[core].left)
+    assert all(b == (a - 1 if a > 0 else jobs.FULL_WRITE_EVERY) for a, b in zip([start, *lefts], lefts, strict=False))
+    assert lefts.count(jobs.FULL_WRITE_EVERY) == 1  # one full write in the run of short ones
