@@ -609,16 +609,17 @@ def record_lldp_links(
 
 
 def touch_lldp_links(session: Session, *, link_ids: Sequence[int], now: datetime) -> int:
-    """Discovered links a poll saw again through an LLDP table that did not change since the poll
-    that stored them (``record_lldp_links``): active, last seen ``now``, in one UPDATE. Returns the
-    number of links updated (fewer than asked: some were deleted meanwhile)."""
+    """Links a poll saw again through an LLDP table that did not change since the poll that stored
+    them (the ids ``record_lldp_links`` returned, discovered or entered by hand): active, last seen
+    ``now``, in one UPDATE. Returns the number of links updated (fewer than asked: some were
+    deleted meanwhile)."""
     if now.tzinfo is None:
         raise InvalidInput("now: expected a timestamp with a timezone", field="now")
     if not link_ids:
         return 0
     done = session.execute(
         update(Link)
-        .where(Link.id.in_(sorted(set(link_ids))), Link.source == "discovered")
+        .where(Link.id.in_(sorted(set(link_ids))))
         .values(state="active", last_seen_at=now)
         .execution_options(synchronize_session=False)
     )
