@@ -520,6 +520,15 @@ class _Stored:
     left: int  # polls still written the short way before the next full one
 
 
+@dataclass
+class _Batch:
+    """A batch's short writes, stored together at its end."""
+
+    links: set[int]  # of the link ids the batch's devices last stored, those still in the inventory
+    samples: list[dict[str, Any]] = field(default_factory=list)
+    seen: list[tuple[int, Any]] = field(default_factory=list)  # (link id, seen at)
+
+
 class PollerService(SnmpPoller):
     """The poller of one faultloop process: devices from the inventory, results into the database
     (findings into the alarm engine's durable queue in the same transaction)."""
@@ -613,10 +622,16 @@ class PollerService(SnmpPoller):
     ) -> tuple[dict[int, dict[int, str]], dict[int, _Stored | None]]:
         names: dict[int, dict[int, str]] = {}
         memos: dict[int, _Stored | None] = {}
+        # the short writes of the whole batch: their samples and links in one statement each (not
+        # when isolating polls: each then writes its own under its savepoint)
+        batch: _Batch | None = None
+        if not isolate:
+            wanted = [i for p in rows if (m := self._stored.get(p.device_id)) is not None for i in m.link_ids]
+            batch = _Batch(links=service.existing_links(session, wanted))
         for p in rows:
             try:
                 with session.begin_nested() if isolate else contextlib.nullcontext():
-                    stored, memo = self._store_one(session, p, revision)
+                    stored, memo = self._store_one(session, p, revision, batch)
             except (SQLAlchemyError, InvalidInput) as exc:
                 if not isolate:
                     raise
@@ -628,9 +643,15 @@ class PollerService(SnmpPoller):
                 memos[p.device_id] = memo
             if stored:
                 names[p.device_id] = stored
+        if batch is not None:
+            service.insert_samples(session, batch.samples)
+            service.touch_neighbors(session, batch.seen)
+            session.flush()
         return names, memos
 
-    def _store_one(self, session: Session, p: _Pending, revision: int) -> tuple[dict[int, str], _Stored | None]:
+    def _store_one(
+        self, session: Session, p: _Pending, revision: int, batch: _Batch | None
+    ) -> tuple[dict[int, str], _Stored | None]:
         result, max_interfaces = p.result, self.settings.poll_max_interfaces
         snap = result.snapshot
         if not result.ok or snap is None:
@@ -646,11 +667,17 @@ class PollerService(SnmpPoller):
         stored = service.record_poll(
             session, device_id=p.device_id, result=result, reachable=p.reachable, failures=p.failures,
             max_interfaces=max_interfaces, stored_names=prev.names if same_interfaces and prev is not None else None,
+            sample_rows=batch.samples if batch is not None else None,
         )  # fmt: skip
-        same_neighbors = (
-            fresh and prev is not None and prev.neighbors == neighbors
-            and service.touch_neighbors(session, link_ids=prev.link_ids, now=result.time) == len(set(prev.link_ids))
-        )  # fmt: skip
+        same_neighbors = fresh and prev is not None and prev.neighbors == neighbors
+        if same_neighbors and prev is not None:
+            if batch is not None:  # links deleted since: the full way, which finds them again
+                same_neighbors = all(i in batch.links for i in prev.link_ids)
+                if same_neighbors:
+                    batch.seen.extend((i, result.time) for i in prev.link_ids)
+            else:
+                same_neighbors = len(service.existing_links(session, prev.link_ids)) == len(set(prev.link_ids))
+                service.touch_neighbors(session, [(i, result.time) for i in prev.link_ids] if same_neighbors else [])
         if same_neighbors and prev is not None:
             link_ids = prev.link_ids
         else:

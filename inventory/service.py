@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, cast, func, or_, select, update
+from sqlalchemy import String, bindparam, cast, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -608,22 +608,22 @@ def record_lldp_links(
     return [link.id for link in seen]
 
 
-def touch_lldp_links(session: Session, *, link_ids: Sequence[int], now: datetime) -> int:
-    """Links a poll saw again through an LLDP table that did not change since the poll that stored
-    them (the ids ``record_lldp_links`` returned, discovered or entered by hand): active, last seen
-    ``now``, in one UPDATE. Returns the number of links updated (fewer than asked: some were
-    deleted meanwhile)."""
-    if now.tzinfo is None:
-        raise InvalidInput("now: expected a timestamp with a timezone", field="now")
-    if not link_ids:
-        return 0
-    done = session.execute(
-        update(Link)
-        .where(Link.id.in_(sorted(set(link_ids))))
-        .values(state="active", last_seen_at=now)
-        .execution_options(synchronize_session=False)
+def touch_lldp_links(session: Session, *, seen: Sequence[tuple[int, datetime]]) -> None:
+    """Links polls saw again through LLDP tables that did not change since the polls that stored
+    them (ids ``record_lldp_links`` returned, discovered or entered by hand), as (link id, seen at):
+    active, last seen then, in one executemany UPDATE. A link deleted meanwhile is skipped (the
+    caller checks with ``queries.existing_link_ids`` first)."""
+    for _link_id, at in seen:
+        if at.tzinfo is None:
+            raise InvalidInput("now: expected a timestamp with a timezone", field="now")
+    if not seen:
+        return
+    session.flush()
+    table: Any = Link.__table__  # Core: one executemany, no ORM bookkeeping per row
+    session.connection().execute(
+        update(table).where(table.c.id == bindparam("link_id")).values(state="active", last_seen_at=bindparam("at")),
+        [{"link_id": link_id, "at": at} for link_id, at in seen],
     )
-    return int(getattr(done, "rowcount", 0) or 0)
 
 
 # ---- links -------------------------------------------------------------------------
