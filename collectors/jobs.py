@@ -505,7 +505,7 @@ class SnmpPoller:
         return 0
 
 
-FULL_WRITE_EVERY = 10  # stored polls between two full reconciliations of a device's interfaces and links
+FULL_WRITE_EVERY = 30  # stored polls between two full reconciliations of a device's interfaces and links
 
 
 @dataclass
