@@ -14,7 +14,7 @@ In one run on one machine:
    credentials from NATS, results published to JetStream through its spool) polls the same
    devices; its process CPU per poll (results counted on NATS);
 4. this process imports the same topology into a fresh SQLite inventory and runs the
-   real ``PollerService`` (APScheduler jobs with jitter, concurrency bound, batched
+   real ``PollerService`` (a timer per device with jitter, concurrency bound, batched
    writes to the database, Prometheus collector) with ``--interval`` seconds per device:
    sustained device polls per minute, timeouts %, poller CPU (cores), lab CPU, poller
    RSS; the demand is N * 60 / interval polls per minute;
