@@ -615,6 +615,8 @@ class PollerService(SnmpPoller):
                 self._stored.pop(device_id, None)
             else:
                 self._stored[device_id] = memo
+        for gone in set(self._stored) - set(list(self.devices)):  # deleted devices: forgotten
+            self._stored.pop(gone, None)
         return names
 
     def _store(
