@@ -114,3 +114,23 @@ def test_a_poll_moves_the_tracker_so_its_series_are_rendered_again():
 def test_the_whole_exposition_has_no_family_twice():
     names = [f.name for f in text_string_to_metric_families(whole_exposition().decode())]
     assert len(names) == len(set(names)) and "faultloop_device_up" in names
+
+
+def test_the_collector_s_metrics_want_the_metrics_token_when_one_is_set(tmp_path):
+    from cryptography.fernet import Fernet
+    from fastapi.testclient import TestClient
+
+    from faultloop.cmd.app import build_collector
+    from faultloop.settings import Settings
+
+    settings = Settings(
+        data_dir=tmp_path, nats_url="nats://127.0.0.1:4222", collector_key=Fernet.generate_key().decode(),
+        collector_name="c9", metrics_token="s3cret-token-for-scrapes", trap_enabled=False, syslog_enabled=False,
+    )  # fmt: skip
+    process = build_collector(settings)  # not started: the route needs no broker
+    client = TestClient(process.app)
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    ok = client.get("/metrics", headers={"Authorization": "Bearer s3cret-token-for-scrapes"})
+    assert ok.status_code == 200 and "faultloop_device_up" in ok.text
+    promtool_check_metrics(ok.text)
