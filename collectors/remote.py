@@ -25,6 +25,7 @@ never sooner: no double polling, no lost reachability or link state at a handove
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
@@ -304,6 +305,7 @@ class RemotePoller(SnmpPoller):
         record = await self.last_result(device_id)
         tracker, dev = self.trackers.get(device_id), self.devices.get(device_id)
         if record is None or tracker is None or dev is None:
+            self._rebase(device_id)
             return True
         if tracker.last_poll is None or record.time > tracker.last_poll:
             self.trackers[device_id] = record.tracker(unreachable_after=self.settings.unreachable_after)
@@ -312,7 +314,17 @@ class RemotePoller(SnmpPoller):
         if wait > 0:
             self.reschedule(device_id, delay_s=wait + dev.interval_s * JITTER * _spread(device_id))
             return False
+        self._rebase(device_id)
         return True
+
+    def _rebase(self, device_id: int) -> None:
+        """The first turn of an acquired device polls now, after the reads above (NATS round trips,
+        slow on a loaded host): its next turn comes an interval after now, not after the planned
+        turn, or the two polls would be closer than the interval."""
+        dev = self.devices.get(device_id)
+        if dev is not None:
+            jitter = dev.interval_s * JITTER
+            self.reschedule(device_id, delay_s=dev.interval_s - jitter / 2 + random.uniform(0, jitter))
 
     def _write(self, batch: list[_Pending]) -> dict[int, dict[int, str]]:
         """Into the spool, in order: the results, then the events (published when NATS takes them).
