@@ -6,7 +6,7 @@ import importlib
 import sys
 
 BENCHES = [
-    "lab_snmp", "traps", "snmp_walk", "config_backup", "fleet", "alarms", "orders", "tickets", "console",
+    "lab_snmp", "traps", "snmp_walk", "config_backup", "fleet", "metrics", "alarms", "orders", "tickets", "console",
     "dashboard_devices", "scale",
 ]  # fmt: skip
 

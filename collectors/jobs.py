@@ -1,16 +1,18 @@
-"""The SNMP poller as a background service: APScheduler jobs per device, one engine.
+"""The SNMP poller as a background service: one timer per device, one engine.
 
 * One ``SnmpClient`` (one UDP socket for v1/v2c, one for v3) for every device.
-* One APScheduler interval job per device, with jitter (10 % of the interval) so a
-  thousand devices do not fire together, ``coalesce=True`` and ``max_instances=1`` so a
+* One turn per device and interval on the event loop's timers (``TurnScheduler``), with
+  jitter (10 % of the interval) so a thousand devices do not fire together; a turn that
+  comes while the device's previous poll still runs is skipped and counted (coalesced), so a
   slow poll never piles up; a semaphore bounds how many devices are polled at once.
 * A failed poll is retried sooner (1/8, 1/4, 1/2 of the interval), then every interval:
   N consecutive failures are reached quickly, a dead device costs one request per
   interval, and recovery is seen within one interval.
 * Results are written in batches (one transaction per flush, in a worker thread);
   events and samples go to the ``ObservationSink`` only after that commit.
-* Device state for Prometheus is read from memory by a custom collector, so a deleted
-  device disappears from ``/metrics`` at the next inventory sync.
+* Device state for Prometheus is read from memory at scrape time (``collectors.exposition``:
+  text rendered per device once per poll), so a deleted device disappears from ``/metrics``
+  at the next inventory sync.
 """
 
 from __future__ import annotations
@@ -19,22 +21,17 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, timedelta
+from datetime import timedelta
 from typing import Any
 
-from apscheduler.events import EVENT_JOB_MAX_INSTANCES
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client import Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.registry import Collector
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from collectors import service
+from collectors import exposition, service
 from collectors.collection_set import STANDARD, CollectionSet
 from collectors.models import DevicePollState
 from collectors.snmp_poll import DeviceTracker, PollResult, poll_device
@@ -44,7 +41,7 @@ from faultloop import clock
 from faultloop.db import transaction, write_transaction
 from faultloop.errors import InvalidInput
 from faultloop.events import DurableSink, Event, ObservationSink
-from faultloop.metrics import REGISTRY
+from faultloop.metrics import REGISTRY, add_text_source
 from faultloop.runtime import Runtime
 from faultloop.settings import Settings
 from faultloop.vault import Vault, VaultError
@@ -146,6 +143,103 @@ class PollerStats:
     per_device: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class _Turn:
+    interval_s: float
+    jitter_s: float
+    at: float = 0.0  # the event loop's time of the next turn
+    handle: asyncio.TimerHandle | None = None
+
+
+class TurnScheduler:
+    """Each device's turns on one event-loop timer (``loop.call_at``): what the poller needs of a
+    scheduler, without APScheduler's per-run bookkeeping (job store, datetime triggers, events,
+    executor), which cost about 1 ms CPU per poll. The next turn comes ``interval_s`` plus
+    ``uniform(0, jitter_s)`` after the previous one; a turn that comes while the device's previous
+    run is still going is skipped and counted (``on_skip``): runs never pile up. A loop stalled past
+    a turn runs it once, late, then keeps the interval from there."""
+
+    def __init__(self, run: Callable[[int], Awaitable[None]], *, on_skip: Callable[[], None]) -> None:
+        self._run = run
+        self._on_skip = on_skip
+        self._turns: dict[int, _Turn] = {}
+        self._busy: set[int] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.running = False
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.running = True
+        for key, turn in self._turns.items():
+            self._arm(key, turn, turn.at)
+
+    def pause(self) -> None:
+        """No more turns (runs going on finish); ``start`` resumes."""
+        self.running = False
+        for turn in self._turns.values():
+            if turn.handle is not None:
+                turn.handle.cancel()
+                turn.handle = None
+
+    def add(self, key: int, *, interval_s: float, jitter_s: float, first_delay_s: float) -> None:
+        """Schedule ``key`` (replacing its turns if it had some), first turn ``first_delay_s`` from now."""
+        self.remove(key)
+        turn = self._turns[key] = _Turn(interval_s, jitter_s)
+        self._arm(key, turn, self._now() + first_delay_s)
+
+    def move(self, key: int, *, delay_s: float) -> None:
+        """Move the next turn of ``key`` to ``delay_s`` seconds from now."""
+        turn = self._turns.get(key)
+        if turn is not None:
+            if turn.handle is not None:
+                turn.handle.cancel()
+            self._arm(key, turn, self._now() + delay_s)
+
+    def remove(self, key: int) -> None:
+        turn = self._turns.pop(key, None)
+        if turn is not None and turn.handle is not None:
+            turn.handle.cancel()
+
+    def turns(self) -> dict[int, tuple[float, float, float]]:
+        """key -> (interval, jitter, seconds until its next turn)."""
+        now = self._now()
+        return {k: (t.interval_s, t.jitter_s, t.at - now) for k, t in self._turns.items()}
+
+    async def idle(self) -> None:
+        """Wait for the runs going on to end."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    def _now(self) -> float:
+        return (self._loop or asyncio.get_running_loop()).time()
+
+    def _arm(self, key: int, turn: _Turn, at: float) -> None:
+        turn.at = at
+        if self.running and self._loop is not None:
+            turn.handle = self._loop.call_at(at, self._fire, key, turn)
+
+    def _fire(self, key: int, turn: _Turn) -> None:
+        if self._turns.get(key) is not turn or not self.running or self._loop is None:
+            return
+        now = self._loop.time()
+        after = turn.at + turn.interval_s + random.uniform(0, turn.jitter_s)
+        self._arm(key, turn, after if after > now else now + turn.interval_s)
+        if key in self._busy:  # its previous run is still going: coalesced
+            self._on_skip()
+            return
+        self._busy.add(key)
+        task = self._loop.create_task(self._run_one(key))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run_one(self, key: int) -> None:
+        try:
+            await self._run(key)
+        finally:
+            self._busy.discard(key)
+
+
 class PollerStopping(Exception):
     """A queued poll found the service stopping; it is dropped, not run."""
 
@@ -167,8 +261,11 @@ class SnmpPoller:
         *,
         collection_set: CollectionSet = STANDARD,
         sync_interval_s: float | None = None,
+        collector: str = "",
     ) -> None:
         self.settings = settings
+        self.collector = collector  # the ``collector`` label of this poller's series
+        self.series = exposition.SeriesCache(collector)
         self.vault = vault
         self.sink = sink
         self.cs = collection_set
@@ -179,7 +276,8 @@ class SnmpPoller:
         self.trackers: dict[int, DeviceTracker] = {}
         self.stats = PollerStats()
         self.client: SnmpClient | None = None
-        self.scheduler: AsyncIOScheduler | None = None
+        self.scheduler: TurnScheduler | None = None
+        self._periodic: list[asyncio.Task[None]] = []
         self._limit = asyncio.Semaphore(s.poll_concurrency)
         self._pending: list[_Pending] = []
         self._wake = asyncio.Event()
@@ -197,31 +295,41 @@ class SnmpPoller:
 
     async def start(self) -> None:
         await self.open()
-        self.scheduler = AsyncIOScheduler(timezone=UTC)
-        # A poll still running when its next turn comes is coalesced, not piled up: count it
-        # instead of APScheduler's warning per occurrence.
-        logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
-        # ... and not one INFO line per poll (thousands a minute)
-        logging.getLogger("apscheduler.executors").setLevel(logging.WARNING)
-        self.scheduler.add_listener(self._skipped, EVENT_JOB_MAX_INSTANCES)
+        self.scheduler = TurnScheduler(self.poll_job, on_skip=self._skipped)
         self.scheduler.start()
         for dev in self.devices.values():
             self._schedule(dev, first_delay=self.first_delay(dev))
-        self.scheduler.add_job(self.sync, IntervalTrigger(seconds=self.sync_interval_s), id="poll-sync", coalesce=True)
-        self.scheduler.add_job(self.prune, IntervalTrigger(seconds=600), id="poll-prune", coalesce=True)
+        self._periodic = [
+            asyncio.create_task(self._every(self.sync_interval_s, self.sync), name="poll-sync"),
+            asyncio.create_task(self._every(600, self.prune), name="poll-prune"),
+        ]
         self._writer = asyncio.create_task(self._write_loop(), name="poll-writer")
+
+    async def _every(self, seconds: float, job: Callable[[], Awaitable[Any]]) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await job()
+            except Exception:
+                log.exception("poller job %s failed", getattr(job, "__name__", job))
 
     async def stop(self) -> None:
         self._stopping = True
         _ACTIVE.discard(self)
         if self.scheduler is not None:
             self.scheduler.pause()
+        for task in self._periodic:
+            task.cancel()
+        for task in self._periodic:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
         # Let polls in flight finish (each is bounded by its timeout and retries) before the
-        # engine closes; APScheduler's shutdown would cancel them mid-request.
+        # engine closes.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._drain(), 30)
         if self.scheduler is not None:
-            self.scheduler.shutdown(wait=False)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.scheduler.idle(), 30)
         if self._writer is not None:
             self._wake.set()
             with contextlib.suppress(Exception):
@@ -230,7 +338,7 @@ class SnmpPoller:
         if self.client is not None:
             self.client.close()
 
-    def _skipped(self, _event: Any) -> None:
+    def _skipped(self) -> None:
         self.stats.skipped += 1
 
     async def _drain(self) -> None:
@@ -261,8 +369,7 @@ class SnmpPoller:
                 self.devices.pop(gone, None)
                 self.trackers.pop(gone, None)
                 if self.scheduler is not None:
-                    with contextlib.suppress(Exception):
-                        self.scheduler.remove_job(f"poll:{gone}")
+                    self.scheduler.remove(gone)
             for dev in devices.values():
                 old = self.devices.get(dev.id)
                 self.devices[dev.id] = dev
@@ -277,25 +384,17 @@ class SnmpPoller:
 
     def _schedule(self, dev: PolledDevice, *, first_delay: float) -> None:
         assert self.scheduler is not None
-        self.scheduler.add_job(
-            self.poll_job,
-            # APScheduler adds uniform(0, jitter) to each turn: shorten the base by half of it so
-            # the mean interval is the configured one.
-            IntervalTrigger(seconds=dev.interval_s * (1 - JITTER / 2), jitter=dev.interval_s * JITTER),
-            args=[dev.id],
-            id=f"poll:{dev.id}",
-            replace_existing=True,
-            coalesce=True,
-            max_instances=1,
-            misfire_grace_time=max(1, int(dev.interval_s)),
-            next_run_time=clock.now() + timedelta(seconds=first_delay),
-        )
+        # the jitter adds uniform(0, jitter) to each turn: the base is shortened by half of it so
+        # the mean interval is the configured one
+        self.scheduler.add(
+            dev.id, interval_s=dev.interval_s * (1 - JITTER / 2), jitter_s=dev.interval_s * JITTER,
+            first_delay_s=first_delay,
+        )  # fmt: skip
 
     def reschedule(self, device_id: int, *, delay_s: float) -> None:
         """Move the next poll of a scheduled device ``delay_s`` seconds from now."""
         if self.scheduler is not None:
-            with contextlib.suppress(Exception):
-                self.scheduler.modify_job(f"poll:{device_id}", next_run_time=clock.now() + timedelta(seconds=delay_s))
+            self.scheduler.move(device_id, delay_s=delay_s)
 
     # ------------------------------------------------------------------ polling
     async def poll(self, device_id: int) -> PollResult:
@@ -411,6 +510,30 @@ class SnmpPoller:
         return 0
 
 
+FULL_WRITE_EVERY = 30  # stored polls between two full reconciliations of a device's interfaces and links
+
+
+@dataclass
+class _Stored:
+    """What the last full write of one device's poll stored, and the inventory revision then."""
+
+    revision: int
+    interfaces: tuple[tuple[Any, ...], ...]  # (ifIndex, name, alias, admin, oper, speed) as read
+    names: dict[int, str]  # the display names stored for them
+    neighbors: tuple[tuple[Any, ...], ...]  # the LLDP table as read
+    link_ids: list[int]  # the discovered links it gave
+    left: int  # polls still written the short way before the next full one
+
+
+@dataclass
+class _Batch:
+    """A batch's short writes, stored together at its end."""
+
+    links: set[int]  # of the link ids the batch's devices last stored, those still in the inventory
+    samples: list[dict[str, Any]] = field(default_factory=list)
+    seen: list[tuple[int, Any]] = field(default_factory=list)  # (link id, seen at)
+
+
 class PollerService(SnmpPoller):
     """The poller of one faultloop process: devices from the inventory, results into the database
     (findings into the alarm engine's durable queue in the same transaction)."""
@@ -422,9 +545,14 @@ class PollerService(SnmpPoller):
         *,
         collection_set: CollectionSet = STANDARD,
         sync_interval_s: float | None = None,
+        collector: str = "",
     ) -> None:
-        super().__init__(rt.settings, rt.vault, sink, collection_set=collection_set, sync_interval_s=sync_interval_s)
+        super().__init__(
+            rt.settings, rt.vault, sink, collection_set=collection_set, sync_interval_s=sync_interval_s,
+            collector=collector,
+        )  # fmt: skip
         self.rt = rt
+        self._stored: dict[int, _Stored] = {}  # written by the writer thread, one batch at a time
 
     # ------------------------------------------------------------------ inventory
     def _load(self) -> dict[int, PolledDevice]:
@@ -468,27 +596,103 @@ class PollerService(SnmpPoller):
 
     # ------------------------------------------------------------------ writing
     def _write(self, batch: list[_Pending]) -> dict[int, dict[int, str]]:
-        """Store a batch in one transaction; returns the stored display names per device."""
-        names: dict[int, dict[int, str]] = {}
-        max_interfaces = self.rt.settings.poll_max_interfaces
+        """Store a batch in one transaction; returns the stored display names per device.
+
+        The whole batch goes under one savepoint; when one poll cannot be stored, the batch is
+        stored again with a savepoint per poll, so that one never loses the rest. A device whose
+        interfaces and LLDP table read the same as at its last stored poll, with the inventory
+        unchanged since, has its interface rows left as they are and its links marked seen in one
+        UPDATE (``_Stored``); every ``FULL_WRITE_EVERY``-th poll is reconciled in full anyway."""
         with write_transaction(self.rt.sessions) as session:
             known = queries.existing_device_ids(session, (p.device_id for p in batch))
-            for p in batch:
-                if p.device_id not in known:  # deleted since the poll
-                    continue
-                try:
-                    with session.begin_nested():  # one bad row never loses the rest of the batch
-                        stored = write_result(
-                            session, p.device_id, p.result, p.reachable, p.failures, max_interfaces=max_interfaces
-                        )
-                except (SQLAlchemyError, InvalidInput) as exc:
-                    self.stats.write_errors += 1
-                    log.error("storing the poll of %s failed: %s", p.result.device, type(exc).__name__)
-                else:
-                    if stored:
-                        names[p.device_id] = stored
-            _store_findings(self.sink, session, [e for p in batch if p.device_id in known for e in p.result.events])
+            rows = [p for p in batch if p.device_id in known]  # not the ones deleted since their poll
+            revision = queries.revision(session)
+            states = service.load_states(session, [p.device_id for p in rows])
+            try:
+                with session.begin_nested():
+                    names, memos = self._store(session, rows, revision, isolate=False)
+            except (SQLAlchemyError, InvalidInput):
+                names, memos = self._store(session, rows, revision, isolate=True)
+            _store_findings(self.sink, session, [e for p in rows for e in p.result.events])
+            del states
+        for device_id, memo in memos.items():  # committed
+            if memo is None:
+                self._stored.pop(device_id, None)
+            else:
+                self._stored[device_id] = memo
+        for gone in set(self._stored) - set(list(self.devices)):  # deleted devices: forgotten
+            self._stored.pop(gone, None)
         return names
+
+    def _store(
+        self, session: Session, rows: list[_Pending], revision: int, *, isolate: bool
+    ) -> tuple[dict[int, dict[int, str]], dict[int, _Stored | None]]:
+        names: dict[int, dict[int, str]] = {}
+        memos: dict[int, _Stored | None] = {}
+        # the short writes of the whole batch: their samples and links in one statement each (not
+        # when isolating polls: each then writes its own under its savepoint)
+        batch: _Batch | None = None
+        if not isolate:
+            wanted = [i for p in rows if (m := self._stored.get(p.device_id)) is not None for i in m.link_ids]
+            batch = _Batch(links=service.existing_links(session, wanted))
+        for p in rows:
+            try:
+                with session.begin_nested() if isolate else contextlib.nullcontext():
+                    stored, memo = self._store_one(session, p, revision, batch)
+            except (SQLAlchemyError, InvalidInput) as exc:
+                if not isolate:
+                    raise
+                self.stats.write_errors += 1
+                log.error("storing the poll of %s failed: %s", p.result.device, type(exc).__name__)
+                memos[p.device_id] = None
+                continue
+            if memo is not None:
+                memos[p.device_id] = memo
+            if stored:
+                names[p.device_id] = stored
+        if batch is not None:
+            service.insert_samples(session, batch.samples)
+            service.touch_neighbors(session, batch.seen)
+            session.flush()
+        return names, memos
+
+    def _store_one(
+        self, session: Session, p: _Pending, revision: int, batch: _Batch | None
+    ) -> tuple[dict[int, str], _Stored | None]:
+        result, max_interfaces = p.result, self.settings.poll_max_interfaces
+        snap = result.snapshot
+        if not result.ok or snap is None:
+            failed = write_result(session, p.device_id, result, p.reachable, p.failures, max_interfaces=max_interfaces)
+            return failed, None
+        prev = self._stored.get(p.device_id)
+        interfaces = tuple(
+            (i.if_index, i.name, i.alias, i.admin_status, i.oper_status, i.speed_bps) for i in snap.interfaces.values()
+        )
+        neighbors = tuple((n.local_if_index, n.local_port, n.remote_name, n.remote_port) for n in snap.neighbors)
+        fresh = prev is not None and prev.revision == revision and prev.left > 0 and not result.truncated
+        same_interfaces = fresh and prev is not None and prev.interfaces == interfaces
+        stored = service.record_poll(
+            session, device_id=p.device_id, result=result, reachable=p.reachable, failures=p.failures,
+            max_interfaces=max_interfaces, stored_names=prev.names if same_interfaces and prev is not None else None,
+            sample_rows=batch.samples if batch is not None else None,
+        )  # fmt: skip
+        same_neighbors = fresh and prev is not None and prev.neighbors == neighbors
+        if same_neighbors and prev is not None:
+            if batch is not None:  # links deleted since: the full way, which finds them again
+                same_neighbors = all(i in batch.links for i in prev.link_ids)
+                if same_neighbors:
+                    batch.seen.extend((i, result.time) for i in prev.link_ids)
+            else:
+                same_neighbors = len(service.existing_links(session, prev.link_ids)) == len(set(prev.link_ids))
+                service.touch_neighbors(session, [(i, result.time) for i in prev.link_ids] if same_neighbors else [])
+        if same_neighbors and prev is not None:
+            link_ids = prev.link_ids
+        else:
+            link_ids = service.apply_neighbors(
+                session, device_id=p.device_id, neighbors=snap.neighbors, now=result.time
+            )
+        left = prev.left - 1 if same_interfaces and same_neighbors and prev is not None else FULL_WRITE_EVERY
+        return stored, _Stored(revision, interfaces, stored, neighbors, link_ids, left)
 
     async def prune(self) -> int:
         cutoff = clock.now() - timedelta(hours=self.settings.sample_retention_h)
@@ -601,85 +805,17 @@ def _hand_over(sink: ObservationSink, events: list[Event], *, stored: bool = Tru
 _ACTIVE: set[SnmpPoller] = set()
 
 
-class PollMetrics(Collector):
-    """Current device and interface state of every running poller, read at scrape time."""
-
-    def collect(self) -> Iterator[Any]:
-        up = GaugeMetricFamily(
-            "faultloop_device_up", "1 when the device answered its last SNMP poll", labels=["device", "site"]
+def poll_exposition() -> str:
+    """Current device and interface state of every running poller, read at scrape time (from the
+    per-device lines each poller keeps, re-rendered for the devices polled since the last scrape)."""
+    services = list(_ACTIVE)
+    fleet = None
+    if services:
+        fleet = (
+            float(sum(s.client.dropped_datagrams for s in services if s.client is not None)),
+            float(sum(s.stats.skipped for s in services)),
         )
-        cpu = GaugeMetricFamily("faultloop_device_cpu_percent", "Average hrProcessorLoad", labels=["device", "site"])
-        mem = GaugeMetricFamily("faultloop_device_memory_percent", "RAM used (hrStorage)", labels=["device", "site"])
-        dur = GaugeMetricFamily(
-            "faultloop_poll_duration_seconds", "Duration of the last poll", labels=["device", "site"]
-        )
-        errs = CounterMetricFamily("faultloop_poll_errors", "Failed polls", labels=["device", "site"])
-        invalid = CounterMetricFamily(
-            "faultloop_poll_invalid_samples", "Rates dropped as above interface speed", labels=["device", "site"]
-        )
-        il = ["device", "interface", "site"]
-        in_bps = GaugeMetricFamily("faultloop_interface_in_bits_per_second", "Inbound rate", labels=il)
-        out_bps = GaugeMetricFamily("faultloop_interface_out_bits_per_second", "Outbound rate", labels=il)
-        in_oct = CounterMetricFamily("faultloop_interface_in_octets", "ifHCInOctets / ifInOctets", labels=il)
-        out_oct = CounterMetricFamily("faultloop_interface_out_octets", "ifHCOutOctets / ifOutOctets", labels=il)
-        in_err = CounterMetricFamily("faultloop_interface_in_errors", "ifInErrors", labels=il)
-        out_err = CounterMetricFamily("faultloop_interface_out_errors", "ifOutErrors", labels=il)
-        in_disc = CounterMetricFamily("faultloop_interface_in_discards", "ifInDiscards", labels=il)
-        out_disc = CounterMetricFamily("faultloop_interface_out_discards", "ifOutDiscards", labels=il)
-        speed = GaugeMetricFamily(
-            "faultloop_interface_speed_bits_per_second", "Interface speed: ifHighSpeed x 10^6, else ifSpeed", labels=il
-        )
-        oper = GaugeMetricFamily("faultloop_interface_oper_up", "1 when ifOperStatus is up", labels=il)
-        dropped = CounterMetricFamily(
-            "faultloop_snmp_dropped_datagrams", "Malformed, unsolicited or spoofed SNMP answers dropped"
-        )
-        coalesced = CounterMetricFamily(
-            "faultloop_poll_coalesced", "Poll turns skipped because the previous poll of the device was still running"
-        )
-        services = list(_ACTIVE)
-        dropped.add_metric([], sum(s.client.dropped_datagrams for s in services if s.client is not None))
-        coalesced.add_metric([], sum(s.stats.skipped for s in services))
-        for svc in services:
-            for tracker in list(svc.trackers.values()):
-                if tracker.reachable is None:
-                    continue
-                dl = [tracker.device, tracker.site]
-                up.add_metric(dl, 1.0 if tracker.reachable else 0.0)
-                dur.add_metric(dl, tracker.last_duration_s)
-                errs.add_metric(dl, tracker.poll_errors)
-                invalid.add_metric(dl, tracker.invalid_samples)
-                snap = tracker.last
-                if snap is None or not tracker.reachable:
-                    continue
-                if snap.cpu_percent is not None:
-                    cpu.add_metric(dl, snap.cpu_percent)
-                if snap.memory_percent is not None:
-                    mem.add_metric(dl, snap.memory_percent)
-                for itf in snap.interfaces.values():
-                    labels = [tracker.device, itf.name, tracker.site]
-                    oper.add_metric(labels, 1.0 if itf.oper_status == "up" else 0.0)
-                    if itf.speed_bps:  # 0 or unknown: no utilisation to divide by
-                        speed.add_metric(labels, float(itf.speed_bps))
-                    for fam, value in (
-                        (in_bps, itf.in_bps),
-                        (out_bps, itf.out_bps),
-                        (in_oct, itf.in_octets),
-                        (out_oct, itf.out_octets),
-                        (in_err, itf.in_errors),
-                        (out_err, itf.out_errors),
-                        (in_disc, itf.in_discards),
-                        (out_disc, itf.out_discards),
-                    ):
-                        if value is not None:
-                            fam.add_metric(labels, float(value))
-        yield from (up, cpu, mem, dur, errs, invalid, in_bps, out_bps, in_oct, out_oct, in_err, out_err)
-        yield from (in_disc, out_disc, speed, oper)
-        if services:
-            yield from (dropped, coalesced)
-
-    def describe(self) -> Iterator[Any]:
-        return iter(())
+    return exposition.render(((s.series, s.trackers) for s in services), fleet)
 
 
-POLL_METRICS = PollMetrics()
-REGISTRY.register(POLL_METRICS)
+add_text_source(poll_exposition)

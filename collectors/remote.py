@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
@@ -251,8 +252,9 @@ class RemotePoller(SnmpPoller):
     ) -> None:
         # Re-read the share every heartbeat: a member that joins or expires is seen within one.
         super().__init__(
-            settings, vault, sink, collection_set=collection_set, sync_interval_s=settings.collector_heartbeat_s
-        )
+            settings, vault, sink, collection_set=collection_set, sync_interval_s=settings.collector_heartbeat_s,
+            collector=collector,
+        )  # fmt: skip
         self.publisher = publisher
         self.share = share
         self.last_result = last_result
@@ -398,6 +400,7 @@ class RemotePoller(SnmpPoller):
         record = await self.last_result(device_id)
         tracker = self.trackers.get(device_id)
         if record is None or tracker is None:
+            self._rebase(device_id)
             return True
         if tracker.last_poll is None or record.time > tracker.last_poll:
             self.trackers[device_id] = record.tracker(unreachable_after=self.settings.unreachable_after)
@@ -406,6 +409,7 @@ class RemotePoller(SnmpPoller):
         if wait > 0:
             self.reschedule(device_id, delay_s=wait + dev.interval_s * JITTER * _spread(device_id))
             return False
+        self._rebase(device_id)
         return True
 
     def _spaced(self, device_id: int) -> bool:
@@ -420,6 +424,15 @@ class RemotePoller(SnmpPoller):
             return True
         self.reschedule(device_id, delay_s=wait + dev.interval_s * JITTER * _spread(device_id))
         return False
+
+    def _rebase(self, device_id: int) -> None:
+        """The first turn of an acquired device polls now, after the reads above (NATS round trips,
+        slow on a loaded host): its next turn comes an interval after now, not after the planned
+        turn, or the two polls would be closer than the interval."""
+        dev = self.devices.get(device_id)
+        if dev is not None:
+            jitter = dev.interval_s * JITTER
+            self.reschedule(device_id, delay_s=dev.interval_s - jitter / 2 + random.uniform(0, jitter))
 
     def _write(self, batch: list[_Pending]) -> dict[int, dict[int, str]]:
         """Into the spool, in order: the results, then the events (published when NATS takes them).

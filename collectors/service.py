@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
@@ -12,6 +13,7 @@ from collectors.models import DevicePollState, InterfaceSample
 from collectors.schemas import DeviceStatusOut, InterfaceStatusOut, PollSettingsIn, PollSettingsOut, SampleOut
 from collectors.snmp_poll import POLL_TRUNCATED, InterfaceState, Neighbor, PollResult
 from faultloop.audit import service as audit
+from faultloop.db import insert_rows
 from faultloop.errors import InvalidInput, NotFound
 from inventory import queries
 from inventory import service as inventory
@@ -28,6 +30,14 @@ METRICS = (
     "device_memory_percent",
     "device_sensor_value",
 )
+
+
+def load_states(session: Session, device_ids: Sequence[int]) -> list[DevicePollState]:
+    """The state rows of these devices in one SELECT, so the ``record_poll`` of each finds its row
+    in the session (keep the returned list while writing: the session holds its rows weakly)."""
+    if not device_ids:
+        return []
+    return list(session.scalars(select(DevicePollState).where(DevicePollState.device_id.in_(sorted(device_ids)))))
 
 
 def _state_row(session: Session, device_id: int) -> DevicePollState:
@@ -47,10 +57,15 @@ def record_poll(
     reachable: bool | None,
     failures: int,
     max_interfaces: int | None = None,
+    stored_names: dict[int, str] | None = None,
+    sample_rows: list[dict[str, Any]] | None = None,
 ) -> dict[int, str]:
     """Latest state, interface status and samples of one poll; returns the display name the
     inventory keeps for each polled ifIndex (empty for a failed poll). Ports beyond
-    ``max_interfaces`` inventory rows of the device are not added (counted as truncated)."""
+    ``max_interfaces`` inventory rows of the device are not added (counted as truncated).
+    ``stored_names``: the caller knows the interface rows already hold what this poll read (the
+    same interfaces as a poll it stored, the inventory unchanged since): they are not synced again
+    and these names are returned."""
     row = _state_row(session, device_id)
     row.reachable = reachable
     row.consecutive_failures = failures
@@ -70,6 +85,13 @@ def record_poll(
     row.sys_object_id = snap.sys_object_id[:255]
     row.cpu_percent = snap.cpu_percent
     row.memory_percent = snap.memory_percent
+    if stored_names is not None and sample_rows is not None:
+        sample_rows.extend(_sample_rows(device_id, result))
+        return stored_names
+    if stored_names is not None:
+        add_samples(session, device_id=device_id, result=result)
+        session.flush()
+        return stored_names
     synced = inventory.sync_interfaces(
         session,
         max_interfaces=max_interfaces,
@@ -94,8 +116,8 @@ def record_poll(
     return synced.names
 
 
-def add_samples(session: Session, *, device_id: int, result: PollResult) -> int:
-    rows = [
+def _sample_rows(device_id: int, result: PollResult) -> list[dict[str, Any]]:
+    return [
         {
             "device_id": device_id,
             "interface": s.labels.get("interface", s.labels.get("sensor", ""))[:100],
@@ -105,9 +127,19 @@ def add_samples(session: Session, *, device_id: int, result: PollResult) -> int:
         }
         for s in result.samples
     ]
+
+
+def add_samples(session: Session, *, device_id: int, result: PollResult) -> int:
+    rows = _sample_rows(device_id, result)
     if rows:
         session.execute(insert(InterfaceSample), rows)
     return len(rows)
+
+
+def insert_samples(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Sample rows of many polls in one statement (COPY on PostgreSQL)."""
+    table: Any = InterfaceSample.__table__
+    insert_rows(session, table, rows)
 
 
 def apply_neighbors(session: Session, *, device_id: int, neighbors: Sequence[Neighbor], now: datetime) -> list[int]:
@@ -126,6 +158,15 @@ def apply_neighbors(session: Session, *, device_id: int, neighbors: Sequence[Nei
         ],
         now=now,
     )
+
+
+def touch_neighbors(session: Session, seen: Sequence[tuple[int, datetime]]) -> None:
+    """Links of LLDP tables unchanged since the polls that stored them: (link id, seen at)."""
+    inventory.touch_lldp_links(session, seen=seen)
+
+
+def existing_links(session: Session, link_ids: Iterable[int]) -> set[int]:
+    return queries.existing_link_ids(session, link_ids)
 
 
 def prune_samples(session: Session, *, older_than: datetime) -> int:

@@ -256,9 +256,16 @@ class DeviceTracker:
     reboots: int = 0
     truncated: str = ""  # the last poll's walk was cut short ("rows" / "time")
     truncated_polls: int = 0
+    observed: int = 0  # polls folded in: /metrics re-renders a device's series when it moves
 
     def observe(self, result: PollResult, time_s: float) -> None:
         """Fold one poll into the memory; add its events, samples and rates to ``result``."""
+        try:
+            self._observe(result, time_s)
+        finally:
+            self.observed += 1
+
+    def _observe(self, result: PollResult, time_s: float) -> None:
         self.last_poll = result.time
         self.last_duration_s = result.duration_s
         if not result.ok or result.snapshot is None:

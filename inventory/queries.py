@@ -167,6 +167,14 @@ def existing_device_ids(session: Session, ids: Iterable[int]) -> set[int]:
     return set(session.scalars(select(Device.id).where(Device.id.in_(wanted))))
 
 
+def existing_link_ids(session: Session, ids: Iterable[int]) -> set[int]:
+    """Which of these link ids are still in the inventory (one query)."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return set()
+    return set(session.scalars(select(Link.id).where(Link.id.in_(wanted))))
+
+
 def devices_by_name(session: Session, *, site: str | None = None) -> list[DeviceRecord]:
     """Devices ordered by hostname in the database's collation (as the pages list them);
     ``site`` narrows to one site by name."""

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, cast, func, or_, select, update
+from sqlalchemy import String, bindparam, cast, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -606,6 +606,24 @@ def record_lldp_links(
                 link.state = "stale"
     session.flush()
     return [link.id for link in seen]
+
+
+def touch_lldp_links(session: Session, *, seen: Sequence[tuple[int, datetime]]) -> None:
+    """Links polls saw again through LLDP tables that did not change since the polls that stored
+    them (ids ``record_lldp_links`` returned, discovered or entered by hand), as (link id, seen at):
+    active, last seen then, in one executemany UPDATE. A link deleted meanwhile is skipped (the
+    caller checks with ``queries.existing_link_ids`` first)."""
+    for _link_id, at in seen:
+        if at.tzinfo is None:
+            raise InvalidInput("now: expected a timestamp with a timezone", field="now")
+    if not seen:
+        return
+    session.flush()
+    table: Any = Link.__table__  # Core: one executemany, no ORM bookkeeping per row
+    session.connection().execute(
+        update(table).where(table.c.id == bindparam("link_id")).values(state="active", last_seen_at=bindparam("at")),
+        [{"link_id": link_id, "at": at} for link_id, at in seen],
+    )
 
 
 # ---- links -------------------------------------------------------------------------

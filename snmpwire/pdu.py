@@ -240,9 +240,28 @@ def encode_pdu(tag: int, request_id: int, f1: int, f2: int, varbinds: Iterable[b
     return tlv(tag, enc_int(request_id) + enc_int(f1) + enc_int(f2) + tlv(SEQUENCE, b"".join(varbinds)))
 
 
+# A poller asks for the same OIDs at every poll of every device (the collection set's columns, the
+# same first indexes): each one's encoded request varbind is kept instead of encoded again (it was
+# about a third of the poller's codec CPU). Bounded: emptied when full.
+_NULL_VARBINDS: dict[tuple[int, ...], bytes] = {}
+NULL_VARBINDS_MAX = 50_000
+
+
+def null_varbind(oid: Sequence[int]) -> bytes:
+    """``oid`` with a NULL value, encoded (what GET / GETNEXT / GETBULK requests carry)."""
+    key = tuple(oid)
+    encoded = _NULL_VARBINDS.get(key)
+    if encoded is None:
+        encoded = varbind(enc_oid(key), NULL_VALUE)
+        if len(_NULL_VARBINDS) >= NULL_VARBINDS_MAX:
+            _NULL_VARBINDS.clear()
+        _NULL_VARBINDS[key] = encoded
+    return encoded
+
+
 def encode_request(tag: int, request_id: int, oids: Sequence[Oid], a: int = 0, b: int = 0) -> bytes:
     """A GET / GETNEXT (a = b = 0) or GETBULK (a = non-repeaters, b = max-repetitions) PDU."""
-    return encode_pdu(tag, request_id, a, b, [varbind(enc_oid(tuple(o)), NULL_VALUE) for o in oids])
+    return encode_pdu(tag, request_id, a, b, [null_varbind(o) for o in oids])
 
 
 def encode_community(version: int, community: bytes, pdu: bytes) -> bytes:

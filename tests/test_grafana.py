@@ -602,7 +602,8 @@ def _exprs_by_title(path: Path) -> dict[str, list[str]]:
 
 def _grafana_to_prometheus(expr: str) -> str:
     """What Grafana sends: its variables filled in (1 s scrapes here, so a 10 s rate window)."""
-    return expr.replace("$__rate_interval", "10s").replace("$__range", "1h").replace("$site", ".*")
+    filled = expr.replace("$__rate_interval", "10s").replace("$__range", "1h")
+    return filled.replace("$site", ".*").replace("$collector", ".*")
 
 
 def test_a_real_prometheus_scrapes_faultloop_and_evaluates_every_panel(tmp_path):

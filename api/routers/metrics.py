@@ -1,15 +1,13 @@
 from __future__ import annotations
 
-import hmac
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import PlainTextResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.deps import runtime
 from faultloop.errors import Unauthorized
-from faultloop.metrics import REGISTRY
+from faultloop.metrics import CONTENT_TYPE, exposition, metrics_token_ok
 from faultloop.runtime import Runtime
 
 router = APIRouter(tags=["metrics"])
@@ -22,9 +20,7 @@ router = APIRouter(tags=["metrics"])
     responses={401: {"description": "FAULTLOOP_METRICS_TOKEN is set and was not sent"}},
 )
 def metrics(request: Request, rt: Annotated[Runtime, Depends(runtime)]) -> Response:
-    expected = rt.settings.metrics_token
-    if expected is not None and expected.get_secret_value():
-        given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-        if not hmac.compare_digest(given.encode(), expected.get_secret_value().encode()):
-            raise Unauthorized("metrics need Authorization: Bearer <FAULTLOOP_METRICS_TOKEN>")
-    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+    if not metrics_token_ok(rt.settings, request.headers.get("authorization", "")):
+        raise Unauthorized("metrics need Authorization: Bearer <FAULTLOOP_METRICS_TOKEN>")
+    # a plain def: FastAPI runs it in a worker thread, so a scrape never holds the event loop
+    return Response(exposition(), media_type=CONTENT_TYPE)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import faulthandler
 import gc
-import hmac
 import logging
 import signal
 import socket
@@ -55,6 +54,7 @@ from faultloop.cmd.collector import (
 from faultloop.db import transaction
 from faultloop.events import DurableSink, Event, ObservationSink, Service
 from faultloop.leader import Leadership, cluster_id, leadership_for
+from faultloop.metrics import metrics_token_ok
 from faultloop.runtime import (  # noqa: F401 - re-exported: the app is where callers look for them
     Runtime,
     StartupError,
@@ -213,7 +213,8 @@ def add_collectors(
     """The collectors of role ``all``: poller, trap and syslog receivers, SSH collection and backups."""
     settings = rt.settings
     # SNMP poller: every inventory device with SNMP settings, on its interval; findings go to the sink.
-    poller = PollerService(rt, sink)
+    # its series carry the collector label like a collector's (FAULTLOOP_COLLECTOR_NAME, else the host)
+    poller = PollerService(rt, sink, collector=collector_name(settings))
     pipeline.services.append(poller)
     if settings.trap_enabled or settings.syslog_enabled:
         # one address -> device directory, refreshed from the inventory, shared by both receivers
@@ -372,20 +373,16 @@ def build_collector(settings: Settings) -> CollectorProcess:
 
     @app.get("/metrics")
     def metrics(request: Request) -> Response:
-        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-
-        from faultloop.metrics import REGISTRY
+        # a plain def: FastAPI runs it in a worker thread, so a scrape never holds the event loop
+        from faultloop.metrics import CONTENT_TYPE, exposition
 
         # the same bearer token as central's /metrics (docker-compose's Prometheus sends it to both)
-        expected = settings.metrics_token.get_secret_value() if settings.metrics_token is not None else ""
-        if expected:
-            given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-            if not hmac.compare_digest(given.encode(), expected.encode()):
-                detail = "metrics need Authorization: Bearer <FAULTLOOP_METRICS_TOKEN>"
-                body = {"type": "about:blank", "title": "Unauthorized", "status": 401, "detail": detail,
-                        "instance": "/metrics"}  # fmt: skip
-                return JSONResponse(body, status_code=401, media_type="application/problem+json")
-        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+        if not metrics_token_ok(settings, request.headers.get("authorization", "")):
+            detail = "metrics need Authorization: Bearer <FAULTLOOP_METRICS_TOKEN>"
+            body = {"type": "about:blank", "title": "Unauthorized", "status": 401, "detail": detail,
+                    "instance": "/metrics"}  # fmt: skip
+            return JSONResponse(body, status_code=401, media_type="application/problem+json")
+        return Response(exposition(), media_type=CONTENT_TYPE)
 
     return CollectorProcess(pipeline=pipeline, app=app, health=health)
 

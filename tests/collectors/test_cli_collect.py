@@ -6,7 +6,6 @@ import asyncio
 from datetime import UTC, datetime
 
 import pytest
-from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
@@ -20,7 +19,7 @@ from devices.ssh import DeviceBusy, device_session
 from faultloop import clock
 from faultloop.clock import FrozenClock
 from faultloop.db import transaction
-from faultloop.metrics import REGISTRY
+from faultloop.metrics import exposition
 from inventory import service as inventory
 from inventory.models import Device
 from tests.collectors import cli_lab
@@ -253,7 +252,7 @@ async def test_due_work_runs_on_tick_and_device_lock_serializes_sessions(lab_ssh
                         pass
         finally:
             await service.stop()
-    families = {f.name: f for f in text_string_to_metric_families(generate_latest(REGISTRY).decode())}
+    families = {f.name: f for f in text_string_to_metric_families(exposition().decode())}
     results = {s.labels["result"] for s in families["faultloop_config_backups"].samples}
     assert "new_version" in results
     assert any(s.labels.get("result") == "ok" for s in families["faultloop_ssh_sessions"].samples)

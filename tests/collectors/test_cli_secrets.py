@@ -8,7 +8,6 @@ import logging
 import asyncssh
 import pytest
 from fastapi.testclient import TestClient
-from prometheus_client import generate_latest
 
 from api.main import create_api
 from api.services import one_shot
@@ -17,7 +16,7 @@ from collectors.cli_collect import collect_device
 from devices.hostkeys import HostKeyChanged
 from devices.ssh import DeviceUnreachable
 from faultloop.db import transaction
-from faultloop.metrics import REGISTRY
+from faultloop.metrics import exposition
 from inventory.models import Device
 from tests.collectors import cli_lab
 from tests.collectors.cli_lab import add_to_inventory
@@ -79,7 +78,7 @@ def test_ssh_password_never_leaks(file_runtime, lab_ssh, sink, caplog, tmp_path)
         "logs": caplog.text,
         "events": repr(sink.events),
         "api": "\n".join(bodies),
-        "metrics": generate_latest(REGISTRY).decode(),
+        "metrics": exposition().decode(),
         "db": db_bytes.decode("latin-1"),
     }
     assert len(sink.events) == 2  # host_key_changed twice (job, then the API's backup)

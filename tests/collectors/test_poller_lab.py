@@ -6,11 +6,11 @@ The lab's clock and faultloop's clock move together by hand: no sleeping."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 
 import pytest
-from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
@@ -19,7 +19,7 @@ from collectors.jobs import PollerService, retry_delay
 from collectors.models import DevicePollState, InterfaceSample
 from faultloop import clock as fl_clock
 from faultloop.events import Event, Sample
-from faultloop.metrics import REGISTRY
+from faultloop.metrics import REGISTRY, exposition
 from inventory import queries
 from inventory import service as inventory
 from inventory.models import Interface, Link
@@ -199,7 +199,7 @@ async def test_rates_events_unreachable_recovery_and_links(poller, lab, clocks, 
         .where(InterfaceSample.device_id == by_name["core1"], InterfaceSample.metric == "interface_in_bits_per_second")
     )
     assert n_samples >= 2 * 8  # 2 interfaces x every poll after the first
-    families = {f.name: f for f in text_string_to_metric_families(generate_latest(REGISTRY).decode())}
+    families = {f.name: f for f in text_string_to_metric_families(exposition().decode())}
     up = {s.labels["device"]: s.value for s in families["faultloop_device_up"].samples}
     assert up == {"core1": 1.0, "dist1": 1.0, "acc1": 1.0}
     bps = {
@@ -408,7 +408,7 @@ async def test_deleted_device_leaves_metrics_and_the_schedule(poller, session, r
     session.commit()
     await svc.sync()
     assert victim not in svc.devices
-    text = generate_latest(REGISTRY).decode()
+    text = exposition().decode()
     assert 'device="acc1"' not in text and 'device="core1"' in text
 
 
@@ -434,7 +434,7 @@ def test_retry_delay_backs_off_then_polls_every_interval():
     assert [retry_delay(n, 80) for n in range(6)] == [80, 10, 20, 40, 80, 80]
 
 
-async def test_start_schedules_one_jittered_coalescing_job_per_device(runtime, session):
+async def test_start_schedules_one_jittered_turn_per_device(runtime, session):
     from inventory.schemas import DeviceIn
 
     for i in range(3):
@@ -460,17 +460,61 @@ async def test_start_schedules_one_jittered_coalescing_job_per_device(runtime, s
     await svc.start()
     try:
         assert svc.scheduler is not None
-        jobs = {j.id: j for j in svc.scheduler.get_jobs() if j.id.startswith("poll:")}
-        assert len(jobs) == 3  # the device without SNMP settings is not polled
-        for job in jobs.values():
-            assert job.coalesce is True and job.max_instances == 1
-            assert job.trigger.jitter == pytest.approx(360)
-            assert job.trigger.interval.total_seconds() == pytest.approx(3600 - 180)
-        first_runs = sorted(j.next_run_time for j in jobs.values())
+        turns = svc.scheduler.turns()
+        assert len(turns) == 3  # the device without SNMP settings is not polled
+        for interval, jitter, _next in turns.values():
+            assert jitter == pytest.approx(360)
+            assert interval == pytest.approx(3600 - 180)
+        first_runs = sorted(t[2] for t in turns.values())
         assert first_runs[0] != first_runs[-1]  # spread over the interval, not all at once
+        assert all(0 <= t <= 3600 for t in first_runs)
     finally:
         await svc.stop()
     assert svc.scheduler.running is False
+
+
+async def test_a_turn_that_comes_while_the_previous_poll_runs_is_skipped_and_counted():
+    """TurnScheduler: turns every interval (plus jitter) on the event loop's timers; a device whose
+    previous run still goes on is skipped (coalesced) and counted, never run twice at once; a moved
+    turn comes at its new time; a removed device has no more turns."""
+    from collectors.jobs import TurnScheduler
+
+    runs: dict[int, int] = {1: 0, 2: 0, 3: 0}
+    in_flight = {1: 0, 2: 0, 3: 0}
+    most = {1: 0, 2: 0, 3: 0}
+    release = asyncio.Event()
+    skipped = []
+
+    async def run(key: int) -> None:
+        runs[key] += 1
+        in_flight[key] += 1
+        most[key] = max(most[key], in_flight[key])
+        try:
+            if key == 1:  # slow: outlives several of its turns
+                await release.wait()
+        finally:
+            in_flight[key] -= 1
+
+    turns = TurnScheduler(run, on_skip=lambda: skipped.append(1))
+    turns.start()
+    turns.add(1, interval_s=0.02, jitter_s=0.0, first_delay_s=0.0)
+    turns.add(2, interval_s=0.02, jitter_s=0.01, first_delay_s=0.0)
+    turns.add(3, interval_s=3600, jitter_s=0.0, first_delay_s=3600)
+    turns.move(3, delay_s=0.0)
+    while runs[2] < 5 or runs[3] < 1 or len(skipped) < 3:
+        await asyncio.sleep(0.01)
+    assert runs[1] == 1 and most[1] == 1  # never twice at once: the turns meanwhile were skipped
+    assert runs[3] == 1 and 3599 < turns.turns()[3][2] <= 3600  # next turn an interval later
+    turns.remove(2)
+    seen = runs[2]
+    release.set()
+    while runs[1] < 2:
+        await asyncio.sleep(0.01)
+    turns.pause()
+    await turns.idle()
+    after = dict(runs)
+    await asyncio.sleep(0.1)
+    assert runs == after and runs[2] in (seen, seen + 1)  # paused: no more turns; removed: none after
 
 
 async def test_one_unstorable_result_does_not_lose_the_rest_of_the_batch(runtime, session):
@@ -525,7 +569,7 @@ async def test_dashboard_series_speed_discards_and_poll_histogram(poller, lab, c
     clocks.advance(60)
     await cycle(svc)
     assert polls("ok") - ok_before == 6  # 3 devices x 2 cycles
-    families = {f.name: f for f in text_string_to_metric_families(generate_latest(REGISTRY).decode())}
+    families = {f.name: f for f in text_string_to_metric_families(exposition().decode())}
     speed = {
         (s.labels["device"], s.labels["interface"]): s.value
         for s in families["faultloop_interface_speed_bits_per_second"].samples
@@ -598,7 +642,7 @@ async def test_ports_that_repeat_an_ifname_are_kept_apart_by_ifindex(poller, lab
     gi1 = next(i for i in queries.interfaces(session, core_id) if i.name == "GigabitEthernet0/1")
     assert gi1.alias == "to dist1 (changed on the device)" and gi1.description == "to dist1"
 
-    families = {f.name: f for f in text_string_to_metric_families(generate_latest(REGISTRY).decode())}
+    families = {f.name: f for f in text_string_to_metric_families(exposition().decode())}
     oper = {
         s.labels["interface"]: s.value
         for s in families["faultloop_interface_oper_up"].samples
@@ -642,3 +686,60 @@ async def test_an_agent_listing_more_interfaces_than_the_cap_adds_no_rows_beyond
     await svc.poll_job(core_id)
     await svc.flush()
     assert [e.severity for e in sink.of("poll_truncated", "core1")] == ["warning", "warning", "cleared"]
+
+
+async def test_unchanged_ports_and_lldp_are_written_the_short_way_and_reconciled_when_the_inventory_moves(
+    poller, lab, clocks, session
+):
+    """A poll that reads the same ports and LLDP table as the last stored one leaves the interface
+    rows alone and marks its links seen with one UPDATE; a link deleted meanwhile comes back at the
+    next poll, a port whose status changed is written, and every FULL_WRITE_EVERY-th poll is full."""
+    from collectors import jobs
+
+    svc, _sink = poller
+    by_name = ids(svc)
+    core = by_name["core1"]
+    await cycle(svc)
+    clocks.advance(60)
+    await cycle(svc)
+    memo = svc._stored[core]
+    assert memo.link_ids and memo.left == jobs.FULL_WRITE_EVERY - 1  # the second poll took the short way
+
+    def seen_at() -> dict[int, datetime]:
+        session.expire_all()
+        return {lk.id: lk.last_seen_at for lk in session.scalars(select(Link))}
+
+    before = seen_at()
+    clocks.advance(60)
+    await cycle(svc)
+    after = seen_at()
+    assert set(after) == set(before) and all(after[i] > before[i] for i in before)  # still seen each poll
+
+    # the operator deletes a discovered link: the short UPDATE misses it, the full path brings it back
+    victim = memo.link_ids[0]
+    inventory.delete_link(session, victim, actor="test")
+    session.commit()
+    clocks.advance(60)
+    await cycle(svc)
+    session.expire_all()
+    assert session.scalar(select(func.count()).select_from(Link)) == 2
+    assert svc._stored[core].left == jobs.FULL_WRITE_EVERY
+
+    # a port going down is a different read: written (oper status), its LLDP link goes stale
+    lab.faults.apply("link_down", {"device": "dist1", "interface": "GigabitEthernet0/2"})
+    clocks.advance(60)
+    await cycle(svc)
+    session.expire_all()
+    itf = session.scalar(select(Interface).where(Interface.device_id == by_name["dist1"], Interface.if_index == 2))
+    assert itf is not None and itf.oper_status == "down"
+    assert sorted(lk.state for lk in session.scalars(select(Link))) == ["active", "stale"]
+
+    # after FULL_WRITE_EVERY short writes a device is reconciled in full again
+    start = svc._stored[core].left
+    lefts = []
+    for _ in range(jobs.FULL_WRITE_EVERY + 1):
+        clocks.advance(60)
+        await cycle(svc)
+        lefts.append(svc._stored[core].left)
+    assert all(b == (a - 1 if a > 0 else jobs.FULL_WRITE_EVERY) for a, b in zip([start, *lefts], lefts, strict=False))
+    assert lefts.count(jobs.FULL_WRITE_EVERY) == 1  # one full write in the run of short ones

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from collectors.receiver import DeviceDirectory, ReceiverError
@@ -24,7 +23,7 @@ from collectors.trapmap import MappingFileError, load_trap_map
 from collectors.traps import TrapReceiverService
 from collectors.traps.usm import UsmConfigError, load_users
 from faultloop import clock
-from faultloop.metrics import REGISTRY
+from faultloop.metrics import exposition
 from faultloop.settings import Settings
 from inventory import service as inventory
 from inventory.schemas import DeviceIn, InterfaceIn
@@ -386,7 +385,7 @@ async def test_v3_rejections_are_counted_by_reason_and_never_log_secrets(make_rx
     assert metric("faultloop_traps_dropped_total", reason="unknown_user") == before["unknown_user"] + 2
     for secret in (AUTH_PASS, PRIV_PASS, "wrong-auth-pass", "wrong-priv-pass"):
         assert secret not in caplog.text
-        assert secret not in generate_latest(REGISTRY).decode()
+        assert secret not in exposition().decode()
 
 
 def _signed(user: bytes, engine: bytes, boots: int = 1, etime: int = 10) -> bytes:
@@ -554,7 +553,7 @@ async def test_metrics_are_exposed_in_prometheus_format(make_rx):
         s.sendto(v2c_trap("1.3.6.1.6.3.1.1.5.1", "m"), (host, port))
         s.sendto(b"\xff", (host, port))
     await rx.wait_datagrams(2)
-    families = {f.name: f for f in text_string_to_metric_families(generate_latest(REGISTRY).decode())}
+    families = {f.name: f for f in text_string_to_metric_families(exposition().decode())}
     received = {
         s.labels["version"]: s.value for s in families["faultloop_traps_received"].samples if s.name.endswith("_total")
     }

@@ -14,8 +14,10 @@ import time
 import uuid
 from collections import Counter
 
+import httpx
 import nats
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import delete, select
 
 from alarms.bus import AlarmBus
@@ -38,6 +40,7 @@ from inventory.schemas import InventoryDoc
 from lab.inventory_out import inventory_dict
 from lab.network import LabNetwork
 from lab.usm import LAB_V3_AUTH_PASS, LAB_V3_PRIV_PASS
+from tests.collectors.test_exposition import promtool_check_metrics
 from tests.faultloop.natslab import SHARED_URL, free_port, until
 from tests.faultloop.test_collector_role import base, group, key, prefix, streams  # noqa: F401 - fixtures
 from tests.lab.conftest import small_topology
@@ -239,13 +242,13 @@ asyncio.run(run_collector(Settings()))
 """
 
 
-def spawn_collector(s, name: str, tmp_path) -> subprocess.Popen[bytes]:
+def spawn_collector(s, name: str, tmp_path, *, port: int | None = None) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "FAULTLOOP_NATS_URL": s.nats_url, "FAULTLOOP_NATS_STREAM_PREFIX": s.nats_stream_prefix,
         "FAULTLOOP_COLLECTOR_KEY": s.collector_key.get_secret_value(), "FAULTLOOP_COLLECTOR_GROUP": s.collector_group,
         "FAULTLOOP_COLLECTOR_NAME": name, "FAULTLOOP_COLLECTOR_HEARTBEAT_S": str(HEARTBEAT_S),
-        "FAULTLOOP_DATA_DIR": str(tmp_path / name), "FAULTLOOP_PORT": str(free_port()),
+        "FAULTLOOP_DATA_DIR": str(tmp_path / name), "FAULTLOOP_PORT": str(port or free_port()),
         "FAULTLOOP_TRAP_ENABLED": "false", "FAULTLOOP_SYSLOG_ENABLED": "false",
         "FAULTLOOP_RECEIVER_DIRECTORY_REFRESH_S": "0.5", "FAULTLOOP_POLL_TIMEOUT_S": "0.5",
         "FAULTLOOP_POLL_RETRIES": "0", "FAULTLOOP_CONFIG": str(tmp_path / "none.toml"),
@@ -253,6 +256,21 @@ def spawn_collector(s, name: str, tmp_path) -> subprocess.Popen[bytes]:
     }  # fmt: skip
     tmp_path.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen([sys.executable, "-c", COLLECTOR_MAIN], env=env, cwd=tmp_path)
+
+
+def exposed_devices(port: int) -> set[str] | None:
+    """The devices a collector's /metrics shows (faultloop_device_up series); None: not serving yet."""
+    try:
+        response = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
+    except httpx.HTTPError:
+        return None
+    if response.status_code != 200:
+        return None
+    text = response.text
+    return {
+        s.labels["device"] for f in text_string_to_metric_families(text) if f.name == "faultloop_device_up"
+        for s in f.samples
+    }  # fmt: skip
 
 
 def owners(ids: dict[str, int], members: list[str]) -> dict[str, str]:
@@ -270,13 +288,28 @@ async def test_a_killed_collector_s_devices_are_polled_by_its_peer_and_taken_bac
     parts, results, sessions = await start_central(poll_base, db_engine, vault)
     tap = ResultsTap()
     await tap.start(poll_base.nats_stream_prefix)
-    procs = {name: spawn_collector(poll_base, name, tmp_path) for name in ("c1", "c2")}
+    ports = {name: free_port() for name in ("c1", "c2")}
+    procs = {name: spawn_collector(poll_base, name, tmp_path, port=ports[name]) for name in ("c1", "c2")}
     try:
         # both polling their own share, each device by its owner only
         def shared() -> bool:
             return all(any(c == share[h] for c, _t in tap.by(h)) for h in ids)
 
         await until(shared, timeout=60, what="each device polled by its rendezvous owner")
+        # each collector's /metrics: its own devices only (the victim has at least one), each series
+        # labelled with its name
+        for name, port in ports.items():
+            mine = {h for h, o in share.items() if o == name}
+            await until(lambda p=port, m=mine: exposed_devices(p) == m,
+                        timeout=30, what=f"{name}'s /metrics showing its share")  # fmt: skip
+            response = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
+            assert response.status_code == 200
+            promtool_check_metrics(response.text)
+            per_device = [s for f in text_string_to_metric_families(response.text) for s in f.samples
+                          if "device" in s.labels]  # fmt: skip
+            assert {s.labels["collector"] for s in per_device} == ({name} if mine else set())
+            assert {s.labels["device"] for s in per_device} == mine
+            assert bool(mine) == any(s.name == "faultloop_interface_in_octets_total" for s in per_device)
         # a link on one of the victim's devices goes down: one linkDown, from the victim
         device = lab.devices[next(k for k, v in names.items() if v == victims_devices[0])]
         lab.cut_link(device, device.interfaces[0], True)

@@ -217,3 +217,23 @@ def test_trailing_bytes_after_the_message_or_the_pdu_are_refused():
     padded = ber.tlv(ber.SEQUENCE, ber.enc_int(1) + ber.enc_octets(b"pub") + inner + b"\x05\x00")
     with pytest.raises(ber.BerError, match="trailing bytes after the PDU"):
         pdu.decode_response(padded)
+
+
+def test_request_varbinds_from_the_cache_are_the_encoded_oids_and_bad_oids_still_refused():
+    from snmpwire import pdu as pdu_module
+    from snmpwire.ber import enc_oid
+
+    oids = [(1, 3, 6, 1, 2, 1, 2, 2, 1, 10, 7), (1, 3, 6, 1, 2, 1, 31, 1, 1, 1, 6, 2**32 - 1)]
+    expected = pdu_module.encode_pdu(0xA5, 9, 0, 25, [pdu_module.varbind(enc_oid(o), b"\x05\x00") for o in oids])
+    assert pdu_module.encode_request(0xA5, 9, oids, 0, 25) == expected
+    assert pdu_module.encode_request(0xA5, 9, [list(o) for o in oids], 0, 25) == expected  # served from the cache
+    for _ in range(2):
+        with pytest.raises(ValueError, match="not an encodable OID"):
+            pdu_module.encode_request(0xA0, 1, [(1, 3, 6, 2**32)])
+    pdu_module._NULL_VARBINDS.clear()
+    pdu_module.NULL_VARBINDS_MAX, saved = 1, pdu_module.NULL_VARBINDS_MAX
+    try:
+        assert pdu_module.encode_request(0xA5, 9, oids, 0, 25) == expected  # bounded: emptied when full
+        assert len(pdu_module._NULL_VARBINDS) == 1
+    finally:
+        pdu_module.NULL_VARBINDS_MAX = saved
