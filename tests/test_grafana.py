@@ -651,7 +651,10 @@ def test_a_real_prometheus_scrapes_faultloop_and_evaluates_every_panel(tmp_path)
             token = tmp_path / "token"
             token.write_text(METRICS_TOKEN + "\n")
             job["authorization"]["credentials_file"] = str(token)
-            job["static_configs"][0]["targets"] = [target]
+            # the test server stands in for the first target block (the centrals); the collector
+            # blocks of the compose layout name hosts that do not exist here
+            job["static_configs"] = [{**job["static_configs"][0], "targets": [target]}]
+            job.pop("file_sd_configs", None)
             (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
             listen = f"{host}:{_free_port(host)}"
             log = (tmp_path / "prometheus.log").open("w")
