@@ -336,6 +336,8 @@ class Membership:
         self._shared: frozenset[str] = frozenset()  # the set the last re-share (on_change) ran with
         self._revision = 0
         self._lease_from: float | None = None  # monotonic time the last entry write was sent
+        self._read_from: float | None = None  # monotonic time the last complete member read began
+        self._reading: asyncio.Task[None] | None = None  # the member read callers of ``fresh_members`` share
         self._task: asyncio.Task[None] | None = None
         self._settling: asyncio.Task[None] | None = None
         self._refresh_lock = asyncio.Lock()
@@ -380,9 +382,21 @@ class Membership:
             await watcher.stop()
         return views
 
+    async def fresh_members(self) -> None:
+        """The member list read at most one heartbeat ago: answered from memory when it is, else one
+        read shared by every caller waiting meanwhile. Each read is a JetStream consumer (a KV watch):
+        a device's first turn asks this, and thousands of devices must not make thousands of reads."""
+        if self._read_from is not None and time.monotonic() - self._read_from < self.settings.collector_heartbeat_s:
+            return
+        if self._reading is None or self._reading.done():
+            self._reading = asyncio.create_task(self.refresh_members(), name="collector member read")
+        await asyncio.shield(self._reading)
+
     async def refresh_members(self) -> None:
         async with self._refresh_lock:  # one re-share at a time, in the order the lists were read
+            began = time.monotonic()
             views = await self.read_members()
+            self._read_from = began
             members = frozenset(views)
             if self.claimed:
                 members |= {self.me}
@@ -487,6 +501,8 @@ class Membership:
             await stop_task(self._task)
         if self._settling is not None:
             await stop_task(self._settling)
+        if self._reading is not None:
+            await stop_task(self._reading)
         if self.claimed and self.link.connected:
             with contextlib.suppress(Exception):
                 kv = await _kv(self.link, _bucket(self.settings, "members"), ttl=self._ttl())
@@ -563,6 +579,7 @@ class GroupShare:
     async def still_mine(self, device_id: int) -> bool:
         if not self.membership.link.connected:
             return self.membership.claimed  # no fresher view to be had: keep the share
-        await self.membership.refresh_members()  # a change re-shares (the poller's sync)
+        # at most one member read per heartbeat for all devices (a change re-shares: the poller's sync)
+        await self.membership.fresh_members()
         members = self.membership.members | {self.membership.me}
         return self.membership.claimed and rendezvous_owner(str(device_id), members) == self.membership.me

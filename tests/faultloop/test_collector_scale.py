@@ -1,0 +1,108 @@
+"""The collector role at scale (issue 14, defects the scale benchmark found), against the shared NATS
+server with JetStream: many directory devices on a silent UDP port (no agent answers; what is counted
+is the collector's own NATS work, seen from the server's side)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import nats
+import pytest
+from cryptography.fernet import Fernet
+
+from collectors.remote import RemotePoller
+from faultloop.cmd.app import build_collector
+from faultloop.cmd.collector import encode_directory
+from tests.faultloop.natslab import SHARED_URL, until
+from tests.faultloop.test_collector_role import base, group, key, prefix, streams  # noqa: F401 - fixtures
+
+pytestmark = pytest.mark.usefixtures("streams")
+
+
+@pytest.fixture
+def silent_port():
+    """A bound UDP port that never answers (and sends no ICMP error): every poll times out."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        yield s.getsockname()[1]
+
+
+def poll_entries(n: int, port: int, cipher: Fernet, *, first_id: int = 1) -> list[dict]:
+    community = cipher.encrypt(b"public").decode()
+    return [
+        {
+            "id": i, "hostname": f"scale-{i}", "site": "s", "interval_s": 2.0, "timeout_s": 0.3, "retries": 0,
+            "address": "127.0.0.1", "snmp_version": "v2c", "snmp_port": port, "snmp_community_enc": community,
+            "snmp_auth_key_enc": None, "snmp_priv_key_enc": None, "snmp_user": None, "snmp_auth_protocol": None,
+            "snmp_priv_protocol": None, "snmp_allow_weak": False,
+        }  # fmt: skip
+        for i in range(first_id, first_id + n)
+    ]
+
+
+async def put_directory(s, entries: list[dict]) -> None:
+    cipher = Fernet(s.collector_key.get_secret_value().encode())
+    devices = [(e["hostname"], e["address"]) for e in entries]
+    nc = await nats.connect(SHARED_URL)
+    try:
+        js = nc.jetstream()
+        bucket = f"{s.nats_stream_prefix}_DIRECTORY".upper()
+        try:
+            kv = await js.key_value(bucket)
+        except Exception:
+            kv = await js.create_key_value(bucket=bucket, history=1)
+        await kv.put(s.collector_group, encode_directory(cipher, devices, [], entries))
+    finally:
+        await nc.close()
+
+
+class ConsumerCount:
+    """The server's own advisories: one ``$JS.EVENT.ADVISORY.CONSUMER.CREATED`` per consumer created
+    on the members bucket's stream."""
+
+    def __init__(self, s) -> None:
+        self.stream = f"KV_{s.nats_stream_prefix}_MEMBERS".upper()
+        self.created = 0
+        self.nc = None
+
+    async def start(self) -> None:
+        self.nc = await nats.connect(SHARED_URL)
+
+        async def on(_msg) -> None:
+            self.created += 1
+
+        await self.nc.subscribe(f"$JS.EVENT.ADVISORY.CONSUMER.CREATED.{self.stream}.>", cb=on)
+        await self.nc.flush()
+
+    async def stop(self) -> None:
+        if self.nc is not None:
+            await self.nc.close()
+
+
+def poller_of(process) -> RemotePoller:
+    return next(p for p in process.pipeline.services if isinstance(p, RemotePoller))
+
+
+async def test_first_turns_of_many_devices_open_no_consumer_per_device(base, silent_port):  # noqa: F811
+    n = 300
+    s = base.model_copy(update={"poll_concurrency": 400, "collector_heartbeat_s": 1.0})
+    cipher = Fernet(s.collector_key.get_secret_value().encode())
+    await put_directory(s, poll_entries(n, silent_port, cipher))
+    count = ConsumerCount(s)
+    await count.start()
+    process = build_collector(s)
+    await process.pipeline.start()
+    try:
+        poller = poller_of(process)
+        assert len(poller.devices) == n  # one member: the whole group is its share
+        # every device's first turn has passed (its first poll ran, a timeout)
+        await until(lambda: poller.stats.polls >= n, timeout=30, what="a first poll of every device")
+        await asyncio.sleep(0.2)
+        created = count.created
+    finally:
+        await process.pipeline.stop()
+        await count.stop()
+    # the member list is read once per heartbeat (and per membership change), not once per device:
+    # a few seconds of heartbeats, nowhere near one consumer per device
+    assert 1 <= created < 30, f"{created} consumers for {n} devices"
