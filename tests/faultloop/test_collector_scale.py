@@ -11,6 +11,7 @@ import nats
 import pytest
 from cryptography.fernet import Fernet
 
+from collectors.jobs import DeviceLeft
 from collectors.remote import RemotePoller
 from faultloop.cmd.app import build_collector
 from faultloop.cmd.collector import encode_directory
@@ -106,3 +107,43 @@ async def test_first_turns_of_many_devices_open_no_consumer_per_device(base, sil
     # the member list is read once per heartbeat (and per membership change), not once per device:
     # a few seconds of heartbeats, nowhere near one consumer per device
     assert 1 <= created < 30, f"{created} consumers for {n} devices"
+
+
+def directory_of(process):
+    from faultloop.cmd.collector import RemoteDirectory
+
+    return next(p for p in process.pipeline.services if isinstance(p, RemoteDirectory))
+
+
+async def test_a_device_that_leaves_the_share_while_its_turn_is_due_is_not_polled(base, silent_port, caplog):  # noqa: F811
+    # one poll at a time: device 2's turn waits for device 1's poll (0.3 s timeout) to end
+    s = base.model_copy(update={"poll_concurrency": 1, "poll_interval_s": 600.0})
+    cipher = Fernet(s.collector_key.get_secret_value().encode())
+    entries = [{**e, "interval_s": 600.0} for e in poll_entries(3, silent_port, cipher)]
+    await put_directory(s, entries)
+    process = build_collector(s)
+    await process.pipeline.start()
+    try:
+        poller, directory = poller_of(process), directory_of(process)
+        assert set(poller.devices) == {1, 2, 3}
+        assert poller.scheduler is not None and poller.scheduler.get_job("poll:2") is not None
+        first = asyncio.create_task(poller.poll_job(1))
+        await until(lambda: poller._limit.locked(), what="device 1's poll holding the only slot")
+        due = asyncio.create_task(poller.poll_job(2))
+        await until(lambda: 2 in poller._polling, what="device 2's turn waiting for a slot")
+        # device 2 leaves the group's directory (so the share) while its turn waits
+        await put_directory(s, [e for e in entries if e["id"] != 2])
+        await directory.fetch()
+        await poller.sync()
+        assert 2 not in poller.devices and poller.scheduler.get_job("poll:2") is None  # its job went with it
+        await asyncio.wait_for(asyncio.gather(first, due), 10)
+        assert poller.stats.polls == 1, "device 2 was polled after it left the share"
+        # a job of a device that left, firing anyway, is a no-op: no poll, no error
+        caplog.clear()
+        await poller.poll_job(2)
+        with pytest.raises(DeviceLeft):  # the shared poll code itself (was a KeyError)
+            await super(RemotePoller, poller).poll(2)
+        assert poller.stats.polls == 1
+        assert not [r for r in caplog.records if r.levelname == "ERROR"]
+    finally:
+        await process.pipeline.stop()
