@@ -249,6 +249,11 @@ class RemoteDirectory(DeviceDirectory):
         self.ssh: dict[int, SshDevice] = {}  # the group's SSH devices (secrets: collector-key tokens)
         self._revision: int | None = None
 
+    @property
+    def loaded(self) -> bool:
+        """Whether central's entry for the group has been read and applied (at least once)."""
+        return self._revision is not None
+
     async def fetch(self) -> bool:
         """Read and apply the group's entry; False when central has published none yet.
         A wrong key is a ``BrokerError`` naming FAULTLOOP_COLLECTOR_KEY."""
@@ -538,6 +543,10 @@ class GroupShare:
             # its name lost (an expired entry): the others may have taken its devices; when it is
             # claimed again, each is handed back like at a first share
             self._previous = None
+            return {}, {}
+        if not self.directory.loaded:
+            # nothing to share yet (the membership's first read re-shares before the directory is
+            # read): the first real share must still count its devices as the others' until now
             return {}, {}
         members = self.membership.members | {me}
         # Who polled each device until now: the owner under the member set of the last share. A

@@ -147,3 +147,34 @@ async def test_a_device_that_leaves_the_share_while_its_turn_is_due_is_not_polle
         assert not [r for r in caplog.records if r.levelname == "ERROR"]
     finally:
         await process.pipeline.stop()
+
+
+async def test_a_member_joining_a_live_one_polls_nothing_of_its_share_until_that_one_lets_go(base, silent_port):  # noqa: F811
+    from faultloop.broker import BrokerLink
+    from faultloop.cmd.collector import Membership, rendezvous_owner
+
+    n = 40
+    s = base.model_copy(update={"collector_heartbeat_s": 0.5})
+    cipher = Fernet(s.collector_key.get_secret_value().encode())
+    await put_directory(s, poll_entries(n, silent_port, cipher))
+    # c2: a live member that polled the whole group until now and never says it let go (its entry
+    # keeps naming only itself)
+    s2 = s.model_copy(update={"collector_name": "c2"})
+    link = BrokerLink(s2, client_name="c2")
+    await link.start()
+    other = Membership(link, s2)
+    await other.start()
+    process = build_collector(s)  # c1 joins
+    await process.pipeline.start()
+    try:
+        poller = poller_of(process)
+        mine = {i for i in range(1, n + 1) if rendezvous_owner(str(i), ["c1", "c2"]) == "c1"}
+        assert mine and set(poller.devices) == mine
+        # its share is fenced: taken from c2, which is alive and has not said it let go
+        assert set(poller._from_member) == mine and set(poller._from_member.values()) == {"c2"}
+        await asyncio.sleep(2.0)  # every first turn has come (within a tenth of the 2 s interval)
+        assert poller.stats.polls == 0
+    finally:
+        await process.pipeline.stop()
+        await other.stop()
+        await link.stop()
