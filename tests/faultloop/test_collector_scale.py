@@ -8,6 +8,7 @@ import asyncio
 import socket
 
 import nats
+import nats.js.errors
 import pytest
 from cryptography.fernet import Fernet
 
@@ -178,3 +179,63 @@ async def test_a_member_joining_a_live_one_polls_nothing_of_its_share_until_that
         await process.pipeline.stop()
         await other.stop()
         await link.stop()
+
+
+async def test_a_group_directory_larger_than_max_payload_reaches_the_collector_whole(base, silent_port):  # noqa: F811
+    from faultloop.cmd.collector import put_group_entry
+
+    n = 3500
+    s = base.model_copy(update={"poll_interval_s": 600.0})
+    cipher = Fernet(s.collector_key.get_secret_value().encode())
+    entries = [{**e, "interval_s": 600.0} for e in poll_entries(n, silent_port, cipher)]
+    devices = [(e["hostname"], f"10.{e['id'] // 65536}.{e['id'] // 256 % 256}.{e['id'] % 256}") for e in entries]
+    interfaces = [(e["hostname"], i, f"GigabitEthernet0/{i}") for e in entries for i in range(1, 5)]
+    blob = encode_directory(cipher, devices, interfaces, entries)
+    nc = await nats.connect(SHARED_URL)
+    try:
+        assert len(blob) > nc.max_payload == 1024 * 1024  # the shared server's default limit
+        js = nc.jetstream()
+        bucket = f"{s.nats_stream_prefix}_DIRECTORY".upper()
+        kv = await js.create_key_value(bucket=bucket, history=1)
+        with pytest.raises(Exception, match="(?i)payload"):  # as one value it cannot be published
+            await kv.put(s.collector_group, blob)
+        # the publisher's way (as DirectoryPublisher.publish_once does): chunks under max_payload
+        chunks = await put_group_entry(kv, s.collector_group, blob, max_payload=nc.max_payload)
+        assert chunks >= 2
+    finally:
+        await nc.close()
+    process = build_collector(s)
+    await process.pipeline.start()
+    try:
+        directory = directory_of(process)
+        assert len(directory.poll) == n and len(directory.hostnames) == n
+        assert len(directory.interfaces) == 4 * n
+        assert set(poller_of(process).devices) == set(range(1, n + 1))  # alone in the group: all its share
+    finally:
+        await process.pipeline.stop()
+
+
+async def test_a_chunked_directory_read_while_it_is_rewritten_is_refused_and_a_shrunk_one_leaves_no_chunk(base):  # noqa: F811
+    from faultloop.cmd.collector import DirectoryChanging, get_group_entry, put_group_entry
+
+    s = base
+    nc = await nats.connect(SHARED_URL)
+    try:
+        kv = await nc.jetstream().create_key_value(bucket=f"{s.nats_stream_prefix}_DIRECTORY".upper(), history=1)
+        group = s.collector_group
+        first = bytes(range(256)) * 40  # 10,240 bytes, chunks of 1,024 with a small max_payload
+        assert await put_group_entry(kv, group, first, max_payload=1024) == 10
+        revision, value = await get_group_entry(kv, group)
+        assert value == first
+        assert await get_group_entry(kv, group, known=revision) == (revision, None)  # chunks not read again
+        await kv.put(f"{group}.3", b"x" * 1024)  # central half-way through rewriting it
+        with pytest.raises(DirectoryChanging):
+            await get_group_entry(kv, group)
+        # it shrinks to one value: the chunks go
+        assert await put_group_entry(kv, group, b"small", max_payload=1024) == 0
+        assert (await get_group_entry(kv, group))[1] == b"small"
+        for n in range(10):
+            with pytest.raises(nats.js.errors.KeyNotFoundError):
+                await kv.get(f"{group}.{n}")
+    finally:
+        await nc.close()
