@@ -239,3 +239,57 @@ async def test_a_chunked_directory_read_while_it_is_rewritten_is_refused_and_a_s
                 await kv.get(f"{group}.{n}")
     finally:
         await nc.close()
+
+
+@pytest.fixture
+def many_devices(db_engine, vault, group):  # noqa: F811
+    """3,200 devices with SNMP settings in this test's collector group (committed; removed afterwards)."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import delete
+
+    from faultloop.db import make_sessionmaker, transaction
+    from inventory.models import Device
+
+    sessions = make_sessionmaker(db_engine)
+    community = vault.encrypt("public-community-of-a-long-name")
+    now = datetime.now(UTC)
+    names = [f"natst-big-{group}-{i:05d}" for i in range(3200)]
+    with transaction(sessions) as session:
+        session.add_all(
+            Device(hostname=h, address=f"10.9.{i // 250}.{i % 250 + 1}", role="access", collector_group=group,
+                   snmp_version="v2c", snmp_community_enc=community, created_at=now, updated_at=now)
+            for i, h in enumerate(names)
+        )  # fmt: skip
+    yield names
+    with db_engine.begin() as conn:
+        conn.execute(delete(Device).where(Device.hostname.in_(names)))
+
+
+async def test_central_publishes_a_group_of_thousands_of_devices_and_its_collector_gets_them_all(
+    base, many_devices, db_engine, vault  # noqa: F811
+):
+    from faultloop.broker import BrokerLink
+    from faultloop.cmd.collector import DirectoryPublisher
+    from faultloop.db import make_sessionmaker
+
+    s = base.model_copy(update={"poll_interval_s": 600.0})
+    link = BrokerLink(s, client_name="central")
+    await link.start()
+    try:
+        assert link.nc is not None and link.nc.max_payload == 1024 * 1024
+        assert await DirectoryPublisher(link, make_sessionmaker(db_engine), s, vault=vault).publish_once() == 1
+        entry = await (await link.jetstream().key_value(f"{s.nats_stream_prefix}_DIRECTORY".upper())).get(
+            s.collector_group
+        )
+        assert entry.value is not None and entry.value.startswith(b'{"v":2,')  # a manifest: it was chunked
+    finally:
+        await link.stop()
+    process = build_collector(s)
+    await process.pipeline.start()
+    try:
+        directory = directory_of(process)
+        assert directory.hostnames == set(many_devices) and len(directory.poll) == len(many_devices)
+        assert len(poller_of(process).devices) == len(many_devices)
+    finally:
+        await process.pipeline.stop()
