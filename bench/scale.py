@@ -676,6 +676,8 @@ async def run(args: argparse.Namespace, tmp: Path, central_url: str, single_url:
             FAULTLOOP_ALARM_POLLER_DEVICES="storm-gw",
             FAULTLOOP_RECEIVER_QUEUE_SIZE="50000",
         )
+        if args.poll_concurrency is not None:
+            common["FAULTLOOP_POLL_CONCURRENCY"] = str(args.poll_concurrency)
         cluster = {
             **common,
             "FAULTLOOP_NATS_URL": nats_url,
@@ -791,6 +793,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--min-active", type=float, default=3.0, help="ticket policy open.min_active_s (shipped: 60)")
     ap.add_argument("--import-workers", type=int, default=6, help="processes importing the inventory at once")
     ap.add_argument("--skip", default="", help="comma-separated phases left out: polling, faults, flood")
+    ap.add_argument("--poll-concurrency", type=int, default=None,
+                    help="FAULTLOOP_POLL_CONCURRENCY of the collectors and the single process (default: the setting's)")
     ap.add_argument("--quick", action="store_true", help="200 devices, 20 s interval, 5,000 traps, storm 200")
     args = ap.parse_args(argv)
     args.skip = {p.strip() for p in args.skip.split(",") if p.strip()}

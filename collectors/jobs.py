@@ -244,6 +244,11 @@ class PollerStopping(Exception):
     """A queued poll found the service stopping; it is dropped, not run."""
 
 
+class DeviceLeft(PollerStopping):
+    """A poll's device is no longer in the poller's table (deleted, moved out of its share) by the
+    time its turn came or got a slot; it is dropped, not run."""
+
+
 class SnmpPoller:
     """Scheduling, polling and batching shared by the two pollers: ``PollerService`` (one process,
     the inventory and results in the database) and the collector role's ``RemotePoller``
@@ -399,12 +404,19 @@ class SnmpPoller:
     # ------------------------------------------------------------------ polling
     async def poll(self, device_id: int) -> PollResult:
         """Poll one known device now, through the shared engine and the concurrency bound."""
-        dev = self.devices[device_id]
-        tracker = self.trackers[device_id]
+        dev, tracker = self.devices.get(device_id), self.trackers.get(device_id)
+        if dev is None or tracker is None:
+            raise DeviceLeft(device_id)
         assert self.client is not None
         async with self._limit:
             if self._stopping:
                 raise PollerStopping
+            # the wait for a slot can be long (thousands of devices due at once): a device that left
+            # meanwhile (an inventory sync, a re-share giving it to another member) is not polled
+            # (one that changed meanwhile is polled with its new settings)
+            dev, tracker = self.devices.get(device_id), self.trackers.get(device_id)
+            if dev is None or tracker is None:
+                raise DeviceLeft(device_id)
             now = clock.now()
             try:
                 # decrypted right before the request, kept only for it
@@ -733,7 +745,8 @@ async def poll_now(
     """
     if poller is not None and device_id in poller.devices:
         result = await poller.poll(device_id)
-        tracker = poller.trackers[device_id]
+        # the device may have left the poller's table while the poll ran (an inventory sync)
+        tracker = poller.trackers.get(device_id) or DeviceTracker(result.device)
     else:
         s = rt.settings
 

@@ -42,7 +42,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from collectors.collection_set import STANDARD, CollectionSet
-from collectors.jobs import JITTER, PolledDevice, PollerStopping, SnmpPoller, _Pending, write_result
+from collectors.jobs import JITTER, DeviceLeft, PolledDevice, SnmpPoller, _Pending, write_result
 from collectors.snmp_poll import DeviceTracker, PollResult, Snapshot
 from faultloop import clock, inbox
 from faultloop.broker import BrokerLink, Delivery, Publisher, PullConsumer, stream_name, subject
@@ -301,7 +301,7 @@ class RemotePoller(SnmpPoller):
         # A device given up while its turn waited (the fence check reads NATS) is not polled: the
         # membership entry may already say it was let go.
         if device_id not in self.devices:
-            raise PollerStopping
+            raise DeviceLeft(device_id)
         self._polling[device_id] += 1
         try:
             return await super().poll(device_id)

@@ -117,6 +117,99 @@ def encode_directory(
     return cipher.encrypt(json.dumps(doc, separators=(",", ":")).encode())
 
 
+# A group's entry larger than one message (NATS's max_payload, 1 MB by default: a few thousand
+# devices) is split: its chunks go under ``<group>.<n>`` and the key ``<group>`` holds a manifest
+# (plain JSON: chunk count, size and SHA-256 of the whole encrypted entry; no secret in it). A
+# reader assembles the chunks and checks the digest, so a set read while central rewrites it is
+# refused and read again, never applied half old, half new. A group that fits keeps one value.
+MANIFEST_VERSION = 2
+PAYLOAD_HEADROOM = 4096  # of max_payload, for the subject and headers of a KV put
+MANIFEST_RETRIES = 3
+
+
+def chunk_size(max_payload: int) -> int:
+    return max(1024, max_payload - PAYLOAD_HEADROOM)
+
+
+def _manifest(value: bytes | None) -> dict[str, Any] | None:
+    """The manifest of a chunked entry; None for a one-value entry (a Fernet token)."""
+    if not value or not value.startswith(b"{"):
+        return None
+    try:
+        doc = json.loads(value)
+    except ValueError:
+        return None
+    if not isinstance(doc, dict) or doc.get("v") != MANIFEST_VERSION:
+        return None
+    if not isinstance(doc.get("chunks"), int) or not isinstance(doc.get("sha256"), str):
+        return None
+    return doc
+
+
+async def _chunk_count(kv: Any, group: str) -> int:
+    try:
+        entry = await kv.get(group)
+    except nats.js.errors.KeyNotFoundError:
+        return 0
+    manifest = _manifest(entry.value)
+    return int(manifest["chunks"]) if manifest is not None else 0
+
+
+async def put_group_entry(kv: Any, group: str, blob: bytes, *, max_payload: int) -> int:
+    """Put a group's encrypted entry, chunked when it is larger than one message may be (the server's
+    ``max_payload``); returns the number of chunks (0: one value). Chunks are written before the
+    manifest naming them; chunks the new entry no longer uses are purged after it."""
+    size = chunk_size(max_payload)
+    before = await _chunk_count(kv, group)
+    if len(blob) <= size:
+        await kv.put(group, blob)
+        count = 0
+    else:
+        parts = [blob[i : i + size] for i in range(0, len(blob), size)]
+        for n, part in enumerate(parts):
+            await kv.put(f"{group}.{n}", part)
+        count = len(parts)
+        manifest = {
+            "v": MANIFEST_VERSION, "chunks": count, "size": len(blob), "sha256": hashlib.sha256(blob).hexdigest()
+        }  # fmt: skip
+        await kv.put(group, json.dumps(manifest, separators=(",", ":")).encode())
+    for n in range(count, before):
+        with contextlib.suppress(nats.js.errors.KeyNotFoundError):
+            await kv.purge(f"{group}.{n}")
+    return count
+
+
+class DirectoryChanging(Exception):
+    """The chunks read do not match the manifest (central rewrote the entry meanwhile)."""
+
+
+async def get_group_entry(kv: Any, group: str, *, known: int | None = None) -> tuple[int, bytes | None] | None:
+    """(manifest or value revision, the whole encrypted entry) of a group; None when there is none,
+    (``known``, None) when its revision is still ``known`` (its chunks are not read again).
+    A chunked entry is assembled and checked against its manifest's digest, read again when central
+    rewrote it meanwhile; ``DirectoryChanging`` when it kept changing."""
+    for _attempt in range(MANIFEST_RETRIES):
+        try:
+            entry = await kv.get(group)
+        except nats.js.errors.KeyNotFoundError:
+            return None
+        manifest = _manifest(entry.value)
+        if manifest is None:
+            return entry.revision, entry.value
+        if entry.revision == known:
+            return entry.revision, None
+        chunks = []
+        try:
+            for n in range(int(manifest["chunks"])):
+                chunks.append((await kv.get(f"{group}.{n}")).value or b"")
+        except nats.js.errors.KeyNotFoundError:
+            continue
+        blob = b"".join(chunks)
+        if len(blob) == manifest.get("size") and hashlib.sha256(blob).hexdigest() == manifest["sha256"]:
+            return entry.revision, blob
+    raise DirectoryChanging(f"group {group}'s directory kept changing while it was read")
+
+
 def poll_entry(device: PolledDevice, *, vault: Vault, cipher: Fernet) -> dict[str, Any]:
     """One device's poll settings for the directory: secrets moved from central's key to the
     collector key (plaintext only in memory, for the time of the re-encryption)."""
@@ -213,7 +306,10 @@ class DirectoryPublisher:
                 continue
             entries = await asyncio.to_thread(self._poll_entries, group, polled)
             ssh_entries = await asyncio.to_thread(self._ssh_entries, group, ssh)
-            await kv.put(group, encode_directory(self.cipher, devices, interfaces, entries, ssh_entries))
+            blob = encode_directory(self.cipher, devices, interfaces, entries, ssh_entries)
+            # every message under the server's max_payload (1 MB by default): a large group is chunked
+            max_payload = self.link.nc.max_payload if self.link.nc is not None else 1024 * 1024
+            await put_group_entry(kv, group, blob, max_payload=max_payload)
             self.published[group] = digest
             changed += 1
         return changed
@@ -249,18 +345,27 @@ class RemoteDirectory(DeviceDirectory):
         self.ssh: dict[int, SshDevice] = {}  # the group's SSH devices (secrets: collector-key tokens)
         self._revision: int | None = None
 
+    @property
+    def loaded(self) -> bool:
+        """Whether central's entry for the group has been read and applied (at least once)."""
+        return self._revision is not None
+
     async def fetch(self) -> bool:
         """Read and apply the group's entry; False when central has published none yet.
         A wrong key is a ``BrokerError`` naming FAULTLOOP_COLLECTOR_KEY."""
         kv = await _kv(self.link, _bucket(self.settings, "directory"))
         try:
-            entry = await kv.get(self.settings.collector_group)
-        except nats.js.errors.KeyNotFoundError:
+            got = await get_group_entry(kv, self.settings.collector_group, known=self._revision)
+        except DirectoryChanging as exc:
+            log.warning("%s; read again at the next refresh", exc)
+            return self._revision is not None
+        if got is None:
             return False
-        if entry.revision == self._revision or entry.value is None:
+        revision, value = got
+        if revision == self._revision or value is None:
             return True
         try:
-            doc = json.loads(self.cipher.decrypt(entry.value))
+            doc = json.loads(self.cipher.decrypt(value))
         except InvalidToken:
             raise BrokerError(
                 f"FAULTLOOP_COLLECTOR_KEY: cannot decrypt the device directory central published for group "
@@ -290,7 +395,7 @@ class RemoteDirectory(DeviceDirectory):
                 continue
             ssh[ssh_dev.id] = ssh_dev
         self.ssh = ssh
-        self._revision = entry.revision
+        self._revision = revision
         log.info("device directory of group %s: %d devices", self.settings.collector_group, len(self.hostnames))
         return True
 
@@ -336,6 +441,8 @@ class Membership:
         self._shared: frozenset[str] = frozenset()  # the set the last re-share (on_change) ran with
         self._revision = 0
         self._lease_from: float | None = None  # monotonic time the last entry write was sent
+        self._read_from: float | None = None  # monotonic time the last complete member read began
+        self._reading: asyncio.Task[None] | None = None  # the member read callers of ``fresh_members`` share
         self._task: asyncio.Task[None] | None = None
         self._settling: asyncio.Task[None] | None = None
         self._refresh_lock = asyncio.Lock()
@@ -380,9 +487,21 @@ class Membership:
             await watcher.stop()
         return views
 
+    async def fresh_members(self) -> None:
+        """The member list read at most one heartbeat ago: answered from memory when it is, else one
+        read shared by every caller waiting meanwhile. Each read is a JetStream consumer (a KV watch):
+        a device's first turn asks this, and thousands of devices must not make thousands of reads."""
+        if self._read_from is not None and time.monotonic() - self._read_from < self.settings.collector_heartbeat_s:
+            return
+        if self._reading is None or self._reading.done():
+            self._reading = asyncio.create_task(self.refresh_members(), name="collector member read")
+        await asyncio.shield(self._reading)
+
     async def refresh_members(self) -> None:
         async with self._refresh_lock:  # one re-share at a time, in the order the lists were read
+            began = time.monotonic()
             views = await self.read_members()
+            self._read_from = began
             members = frozenset(views)
             if self.claimed:
                 members |= {self.me}
@@ -487,6 +606,8 @@ class Membership:
             await stop_task(self._task)
         if self._settling is not None:
             await stop_task(self._settling)
+        if self._reading is not None:
+            await stop_task(self._reading)
         if self.claimed and self.link.connected:
             with contextlib.suppress(Exception):
                 kv = await _kv(self.link, _bucket(self.settings, "members"), ttl=self._ttl())
@@ -522,6 +643,10 @@ class GroupShare:
             # its name lost (an expired entry): the others may have taken its devices; when it is
             # claimed again, each is handed back like at a first share
             self._previous = None
+            return {}, {}
+        if not self.directory.loaded:
+            # nothing to share yet (the membership's first read re-shares before the directory is
+            # read): the first real share must still count its devices as the others' until now
             return {}, {}
         members = self.membership.members | {me}
         # Who polled each device until now: the owner under the member set of the last share. A
@@ -563,6 +688,7 @@ class GroupShare:
     async def still_mine(self, device_id: int) -> bool:
         if not self.membership.link.connected:
             return self.membership.claimed  # no fresher view to be had: keep the share
-        await self.membership.refresh_members()  # a change re-shares (the poller's sync)
+        # at most one member read per heartbeat for all devices (a change re-shares: the poller's sync)
+        await self.membership.fresh_members()
         members = self.membership.members | {self.membership.me}
         return self.membership.claimed and rendezvous_owner(str(device_id), members) == self.membership.me
