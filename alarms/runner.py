@@ -152,6 +152,11 @@ class AlarmEngine:
         self._outboxes: list[tuple[str, Outbox]] = []
         self._retry_at: datetime | None = None  # a refused batch is not tried again before this (faultloop.clock)
         self._failures = 0  # consecutive refused batches (the back-off's exponent)
+        # Events per transaction, at most alarm_batch_size: halved when a batch rolls back (a round
+        # that outlasted the fence's idle-in-transaction timeout, twice the lease, is ended by the
+        # server: retrying the same size would fail forever) or runs past the round budget, doubled
+        # back while batches finish well within it.
+        self._limit: int | None = None
         self._loaded = False
         self._last_topology = 0.0
         self._last_purge = 0.0
@@ -269,7 +274,9 @@ class AlarmEngine:
             batch = self._take()
             if batch is None:
                 break
+            started = time.perf_counter()
             result = self._in_transaction(lambda s, b=batch: self._process(s, b[:2]))  # type: ignore[misc]
+            self._sized(None if result is FAILED else time.perf_counter() - started)
             if result is FAILED:
                 # The database may be out for a while: keep the batch (the queue's bound still holds for
                 # new work) and try again after a back-off, for as long as the outage lasts.
@@ -280,15 +287,12 @@ class AlarmEngine:
                 break
             self._failures, self._retry_at = 0, None
             published += result
-        for work in (
-            self._process_pending,
-            lambda s: self.core.tick(s, clock.now()),
-        ):
-            if self._stood_down():
-                return published
-            result = self._in_transaction(work)
-            if result is not FAILED:
-                published += result
+        published += self._drain_pending()
+        if self._stood_down():
+            return published
+        result = self._in_transaction(lambda s: self.core.tick(s, clock.now()))
+        if result is not FAILED:
+            published += result
         if self._stood_down():
             return published
         if time.monotonic() - self._last_topology >= self.rt.settings.alarm_topology_refresh_s:
@@ -328,13 +332,56 @@ class AlarmEngine:
             batch = self._take()
         self._loaded = False
 
+    def _drain_pending(self) -> list[AlarmChange]:
+        """The durable queue, batch after batch while full batches come back, for up to one tick (a
+        flood drains without waiting a tick per batch); a batch that rolls back is retried at once
+        with half the size, down to one event."""
+        published: list[AlarmChange] = []
+        deadline = time.monotonic() + self.rt.settings.alarm_tick_s  # timers still run once a tick
+        while not self._stood_down():
+            size = self._size()
+            started = time.perf_counter()
+            result = self._in_transaction(self._process_pending)
+            failed = result is FAILED
+            self._sized(None if failed else time.perf_counter() - started)
+            if failed:
+                if size <= 1 or self._stood_down() or time.monotonic() > deadline:
+                    break
+                continue
+            published += result
+            if self.core.last_pending < size or time.monotonic() > deadline:
+                break
+        return published
+
     def _process_pending(self, session: Any) -> list[AlarmChange]:
         changes = self.core.process_pending(session, clock.now(), limit=self._size())
         EVENTS.inc(self.core.last_pending)
         return changes
 
     def _size(self) -> int:
-        return self.rt.settings.alarm_batch_size
+        configured = self.rt.settings.alarm_batch_size
+        if self._limit is None or self._limit > configured:
+            return configured
+        return self._limit
+
+    def _budget_s(self) -> float | None:
+        """How long one batch's transaction may take: a quarter of the lease (the fence ends an
+        idle transaction after twice the lease); None when not fenced by a lease."""
+        lease = getattr(self.leadership, "lease_s", None)
+        return float(lease) / 4 if lease else None
+
+    def _sized(self, took_s: float | None) -> None:
+        """Adapt the batch size: None: the batch rolled back; otherwise how long it took."""
+        size = self._size()
+        budget = self._budget_s()
+        if took_s is None:
+            if size > 1:
+                self._limit = max(1, size // 2)
+                log.warning("alarm batches shrink to %d events after a rollback", self._limit)
+        elif budget is not None and took_s > budget and size > 1:
+            self._limit = max(1, size // 2)
+        elif (budget is None or took_s < budget / 4) and self._limit is not None:
+            self._limit = size * 2 if size * 2 < self.rt.settings.alarm_batch_size else None
 
     def _take(self) -> tuple[list[Event], list[Sample], int] | None:
         events: list[Event] = []

@@ -172,6 +172,13 @@ def ticket_attached(session: Session, *, alarm_id: int, ticket_id: int) -> None:
     session.execute(update(Alarm).where(Alarm.id == alarm_id).values(ticket_id=ticket_id))
 
 
+def tickets_attached(session: Session, *, alarm_ids: Sequence[int], ticket_id: int) -> None:
+    """``ticket_attached`` for many alarms at once."""
+    ids = sorted(set(alarm_ids))
+    for start in range(0, len(ids), 1000):
+        session.execute(update(Alarm).where(Alarm.id.in_(ids[start : start + 1000])).values(ticket_id=ticket_id))
+
+
 def ticket_archived(session: Session, *, alarm_id: int, ticket_id: int, actor: str, at: datetime) -> bool:
     """Journal, once, that closing ticket ``ticket_id`` archived the alarm: False when it was noted
     before or the alarm is gone."""

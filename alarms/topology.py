@@ -78,40 +78,95 @@ def causes(
     to the reachable part (or a failed root) is its own cause: a root cause.
     """
     reach = reachable(graph, failed_devices, failed_links)
+    search = _Search(graph, reach, failed_devices, failed_links)
     result: dict[str, Cause | None] = {}
     for device in devices:
         if device in reach or device not in graph.adjacency or not graph.roots:
             result[device] = None
             continue
-        result[device] = _nearest_cause(graph, device, reach, failed_devices, failed_links)
+        result[device] = search.nearest_cause(device)
     return result
 
 
-def _nearest_cause(
-    graph: Graph, start: str, reach: set[str], failed_devices: set[str], failed_links: set[int]
-) -> Cause | None:
-    seen = {start}
-    queue = deque([start])
-    while queue:
-        node = queue.popleft()
-        if node in failed_devices and node in graph.roots:
-            return ("device", node)
-        candidates: list[Cause] = []
-        for edge in sorted(graph.adjacency.get(node, ()), key=lambda e: (e.neighbor, e.link_id or 0)):
-            if edge.neighbor in reach:
-                if node in failed_devices:
-                    candidates.append(("device", node))
-                if edge.link_id is not None and edge.link_id in failed_links:
-                    candidates.append(("link", edge.link_id))
-        if candidates:
-            # A failed device beats its own links: the links of a dead box are symptoms.
-            devices = [c for c in candidates if c[0] == "device"]
-            return devices[0] if devices else candidates[0]
-        for edge in sorted(graph.adjacency.get(node, ()), key=lambda e: e.neighbor):
-            if edge.neighbor not in seen and edge.neighbor not in reach:
-                seen.add(edge.neighbor)
-                queue.append(edge.neighbor)
-    return None
+class _Search:
+    """The nearest-cause searches of one correlation, sharing what does not depend on the start.
+
+    Each search is breadth first from its device over unreachable devices (neighbours in name
+    order); the first node with a boundary failure (a failed root, or a failed device or link
+    next to what the poller reaches) gives the cause. One BFS from the boundary gives every
+    unreachable device's distance to it, and a search follows only neighbours one hop nearer:
+    it finds the same node as the full search (each node of the full search that precedes that
+    one at its depth, or discovers it, lies on such a path), without walking the whole cut-off
+    part. A storm of 2,000 devices below a core router walked every sibling of every device,
+    O(n^2): seconds per correlation round."""
+
+    def __init__(self, graph: Graph, reach: set[str], failed_devices: set[str], failed_links: set[int]) -> None:
+        self.graph = graph
+        self.reach = reach
+        self.failed_devices = failed_devices
+        self.failed_links = failed_links
+        self._candidates: dict[str, list[Cause]] = {}
+        self._nearer: dict[str, list[str]] = {}
+        self.distance: dict[str, int] = {}
+        queue: deque[str] = deque()
+        for node in graph.adjacency:
+            if node in reach:
+                continue
+            if (node in failed_devices and node in graph.roots) or self.candidates(node):
+                self.distance[node] = 0
+                queue.append(node)
+        while queue:
+            node = queue.popleft()
+            for edge in graph.adjacency.get(node, ()):
+                if edge.neighbor not in self.distance and edge.neighbor not in reach:
+                    self.distance[edge.neighbor] = self.distance[node] + 1
+                    queue.append(edge.neighbor)
+
+    def candidates(self, node: str) -> list[Cause]:
+        found = self._candidates.get(node)
+        if found is None:
+            found = []
+            for edge in sorted(self.graph.adjacency.get(node, ()), key=lambda e: (e.neighbor, e.link_id or 0)):
+                if edge.neighbor in self.reach:
+                    if node in self.failed_devices:
+                        found.append(("device", node))
+                    if edge.link_id is not None and edge.link_id in self.failed_links:
+                        found.append(("link", edge.link_id))
+            self._candidates[node] = found
+        return found
+
+    def nearer(self, node: str) -> list[str]:
+        """The neighbours one hop nearer the boundary, in the full search's order."""
+        found = self._nearer.get(node)
+        if found is None:
+            want = self.distance[node] - 1
+            found = [
+                e.neighbor
+                for e in sorted(self.graph.adjacency.get(node, ()), key=lambda e: e.neighbor)
+                if self.distance.get(e.neighbor) == want
+            ]
+            self._nearer[node] = found
+        return found
+
+    def nearest_cause(self, start: str) -> Cause | None:
+        if start not in self.distance:
+            return None  # no failure on the way to the poller: nothing explains it
+        seen = {start}
+        queue = deque([start])
+        while queue:
+            node = queue.popleft()
+            if node in self.failed_devices and node in self.graph.roots:
+                return ("device", node)
+            candidates = self.candidates(node)
+            if candidates:
+                # A failed device beats its own links: the links of a dead box are symptoms.
+                devices = [c for c in candidates if c[0] == "device"]
+                return devices[0] if devices else candidates[0]
+            for neighbor in self.nearer(node):
+                if neighbor not in seen:
+                    seen.add(neighbor)
+                    queue.append(neighbor)
+        return None
 
 
 def interface_of(managed_object: str) -> str | None:

@@ -591,12 +591,21 @@ async def measure_storm(args: argparse.Namespace, tmp: Path, storm: dict[str, An
     expected_alarms = total  # one alarm per device below the core, the core's, the gateway's link
     done_at = None
     state = storm_state()
+    first: dict[str, float] = {}  # when each part of the outcome was first seen (where the time goes)
     while time.time() < last_symptom + 60:
         state = storm_state()
+        seen_at = time.time() - last_symptom
+        for part, reached in (("all alarms", state[2] >= expected_alarms), ("root", state[0] >= 1),
+                              ("ticket", state[3] >= 1),
+                              ("all correlated", state[2] >= expected_alarms and state[1] == state[2] - 1)):
+            if reached:
+                first.setdefault(part, seen_at)
         if state[0] == 1 and state[3] == 1 and state[2] >= expected_alarms and state[1] == state[2] - 1:
             done_at = time.time()
             break
         await asyncio.sleep(0.05)
+    print("storm timeline (s after the last symptom): "
+          + ", ".join(f"{part} {at:.2f}" for part, at in sorted(first.items(), key=lambda x: x[1])), flush=True)
     await asyncio.sleep(5.0)
     after = storm_state()
     verdict = f"{done_at - last_symptom:.2f} s" if done_at else "NOT within 60 s"

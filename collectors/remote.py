@@ -38,6 +38,7 @@ from typing import Any, Literal, Protocol
 
 import nats.js.errors
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -56,6 +57,8 @@ from inventory import queries
 log = logging.getLogger("faultloop.collector.poller")
 
 WIRE_VERSION = 1
+# pg_advisory_xact_lock key of the results apply: "flt" "res" as one bigint (per database)
+RESULTS_LOCK_KEY = 0x666C74_726573
 
 
 class PollRecord(BaseModel):
@@ -149,9 +152,16 @@ class ResultsIntake:
         )  # fmt: skip
 
     def apply(self, deliveries: list[Delivery[PollRecord]]) -> None:
-        """Claim the ids and store the new results in one transaction (then the consumer acks)."""
+        """Claim the ids and store the new results in one transaction (then the consumer acks); on
+        PostgreSQL the instances' applies take turns (a transaction advisory lock)."""
         fresh: list[PollRecord] = []
         with write_transaction(self.sessions) as session:
+            # Every central consumes the shared results consumer: two batches applied at once collided
+            # (the same device's first poll state or interface rows inserted twice, deadlocks between
+            # batches taking devices in different orders, a redelivered id claimed twice) and lost
+            # results. One apply at a time across the instances, from the claim to the commit.
+            if session.get_bind().dialect.name == "postgresql":
+                session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": RESULTS_LOCK_KEY})
             new = inbox.claim(session, (d.msg_id for d in deliveries), now=clock.now())
             records = []
             for d in deliveries:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, CursorResult, func, select, update
+from sqlalchemy import ColumnElement, CursorResult, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified, set_committed_value
@@ -338,12 +338,33 @@ def open_for_alarm(session: Session, *, policy: Policy, alarm: AlarmRecord, now:
     _record(session, ticket, actor=SYSTEM, action="create", now=now, to_state="new", priority=prio,
             source="alarm", alarm_id=alarm.id, reduction_key=alarm.reduction_key)  # fmt: skip
     attach(session, ticket, alarm, role="root", now=now)
-    for child in children:
-        attach(session, ticket, child, role="child", now=now)
+    _attach_to_new(session, ticket, [c for c in children if c.id != alarm.id], role="child", now=now)
     _emit(session, ticket, "created", {"source": "alarm", "alarm_id": alarm.id})
     session.flush()
     after_commit(session, lambda: metrics.CREATED.labels(source="alarm", priority=prio).inc())
     return ticket
+
+
+def _attach_to_new(
+    session: Session, ticket: Ticket, alarms: Sequence[AlarmRecord], *, role: str, now: datetime
+) -> None:
+    """``attach`` of many alarms to a ticket just created (none of them linked yet), in bulk: one
+    storm's ticket took 2,000 attaches of four round trips each, seconds before it committed."""
+    if not alarms:
+        return
+    session.flush()  # the ticket's own rows first
+    session.execute(
+        insert(TicketAlarm),
+        [{"ticket_id": ticket.id, "alarm_id": a.id, "reduction_key": a.reduction_key, "role": role, "attached_at": now,
+          "archived_at": None} for a in alarms],
+    )  # fmt: skip
+    session.execute(
+        insert(TicketEvent),
+        [{"ticket_id": ticket.id, "at": now, "actor": SYSTEM.username, "action": "alarm_attached", "from_state": None,
+          "to_state": None, "detail": {"alarm_id": a.id, "role": role, "reduction_key": a.reduction_key}}
+         for a in alarms],
+    )  # fmt: skip
+    alarm_notes.tickets_attached(session, alarm_ids=[a.id for a in alarms], ticket_id=ticket.id)
 
 
 def attach(session: Session, ticket: Ticket, alarm: AlarmRecord, *, role: str, now: datetime) -> bool:
@@ -802,17 +823,25 @@ def on_alarm_changes(
     ``policy``, an open ticket whose alarms' service impact changed takes its new SLA class."""
     n = 0
     impacted = {c.alarm_id for c in changes if c.kind in ("impact", "correlated")}
+    # A storm correlates thousands of children under one root: its ticket is looked up once per
+    # round, and a child is read only when there is a ticket to attach it to (two queries per child
+    # made a ticketing round of a 2,000-device storm take seconds, delaying the root's ticket).
+    tickets_of: dict[int, int | None] = {}
     for change in changes:
         if change.kind != "correlated" or change.parent_id is None:
             continue
-        link = session.scalar(
-            select(TicketAlarm).join(Ticket, Ticket.id == TicketAlarm.ticket_id)
-            .where(TicketAlarm.alarm_id == change.parent_id, Ticket.state.in_(OPEN_STATES))
-        )  # fmt: skip
-        child = alarm_queries.alarm(session, change.alarm_id)
-        if link is None or child is None:
+        if change.parent_id not in tickets_of:
+            tickets_of[change.parent_id] = session.scalar(
+                select(TicketAlarm.ticket_id).join(Ticket, Ticket.id == TicketAlarm.ticket_id)
+                .where(TicketAlarm.alarm_id == change.parent_id, Ticket.state.in_(OPEN_STATES)).limit(1)
+            )  # fmt: skip
+        ticket_id = tickets_of[change.parent_id]
+        if ticket_id is None:
             continue
-        if attach(session, get(session, link.ticket_id), child, role="child", now=now):
+        child = alarm_queries.alarm(session, change.alarm_id)
+        if child is None:
+            continue
+        if attach(session, get(session, ticket_id), child, role="child", now=now):
             n += 1
     session.flush()
     if policy is not None and impacted:

@@ -25,7 +25,8 @@ CHILD = textwrap.dedent(
     from faultloop.cmd.app import build_runtime
     from faultloop.settings import Settings
 
-    rt = build_runtime(Settings(database_url=sys.argv[1], data_dir=sys.argv[2], alarm_batch_size=25))
+    rt = build_runtime(Settings(database_url=sys.argv[1], data_dir=sys.argv[2], alarm_batch_size=25,
+                                alarm_tick_s=0.05))  # a round drains batches for up to one tick
     engine = AlarmEngine(rt, AlarmBus())
     engine.load()
     while True:

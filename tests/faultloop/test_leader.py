@@ -13,6 +13,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
+from alarms import service as alarm_service
 from alarms.bus import AlarmBus
 from alarms.models import Alarm, EventRecord
 from alarms.notify import Notifier, parse_config
@@ -243,3 +244,43 @@ def test_a_stale_leader_delivers_no_notification_and_the_new_leader_does(engine,
         assert len(hook.requests) == 1
     finally:
         hook.close()
+
+
+def test_a_leader_whose_rounds_outlast_the_idle_timeout_shrinks_them_and_drains_the_durable_queue(
+    engine, pair, settings, vault
+):
+    """Scale bench, issue 14: during a flood the leader's round of a full batch spent longer between
+    two statements than the fence's idle_in_transaction_session_timeout (twice the lease); the server
+    ended the session ("the connection is lost"), the batch rolled back, and the next round tried
+    the same batch again: the durable queue never drained. A round that fails now retries with
+    half the batch, so the leader keeps leading and processes everything, each event once."""
+    a, _b = pair
+    a.step()
+    assert a.leading
+    settings.alarm_batch_size = 2000
+    sessions = make_sessionmaker(engine)
+    rt = Runtime(settings=settings, engine=engine, sessions=sessions, vault=vault)
+    alarms = AlarmEngine(rt, AlarmBus(), leadership=a)
+
+    def slow_hook(session, changes):  # work between statements: 3 ms per change, 6 s for a full batch
+        time.sleep(0.003 * len(changes))
+
+    alarms.add_outbox("slow", slow_hook)
+    flood = [
+        Event("syslog", "r1", "link_down", "major", clock.now(), managed_object=f"Gi0/{i}") for i in range(2000)
+    ]
+    with transaction(sessions, write=True) as session:
+        alarm_service.store_events(session, flood, now=clock.now())
+
+    def pending():
+        with transaction(sessions) as session:
+            return session.scalar(select(func.count()).where(EventRecord.processed.is_(False)))
+
+    for _ in range(5):
+        alarms.run_once()
+        if pending() == 0:
+            break
+    assert pending() == 0, "the durable queue did not drain"
+    assert a.leading
+    with transaction(sessions) as session:
+        assert session.scalar(select(func.count()).select_from(Alarm).where(Alarm.state == "active")) == 2000
