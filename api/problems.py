@@ -24,7 +24,19 @@ PROBLEM = "application/problem+json"
 DATABASE_UNAVAILABLE_RETRY_AFTER_S = 5
 
 
+TMF_PREFIX = "/tmf-api/"
+
+
+def tmf_error(status: int, reason: str, message: str, **extra: Any) -> JSONResponse:
+    """The TM Forum ``Error`` resource (TMF630): what every /tmf-api/ route answers on failure."""
+    body = {"@type": "Error", "code": str(status), "reason": reason, "message": message, "status": str(status),
+            **extra}  # fmt: skip
+    return JSONResponse(body, status_code=status)
+
+
 def problem(status: int, title: str, detail: str, request: Request, **extra: Any) -> JSONResponse:
+    if request.url.path.startswith(TMF_PREFIX):
+        return tmf_error(status, title, detail, **extra)
     body = {
         "type": "about:blank",
         "title": title,
@@ -66,6 +78,8 @@ def install(app: FastAPI) -> None:
             for e in exc.errors()
         ]
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        if request.url.path.startswith(TMF_PREFIX):  # TMF630: a malformed request is a 400
+            return tmf_error(400, "Invalid input", detail, errors=errors)
         if wants_html(request):
             return html_error(request, 422, "Invalid input", detail)
         return problem(422, "Invalid input", detail, request, errors=errors)

@@ -13,8 +13,9 @@ from faultloop.accounts.models import Role
 
 PUBLIC = frozenset({"*"})
 EVERYONE = frozenset(Role)
-# every staff role: the service desk sees fault reports and service status, never alarms or tickets
-ALL = EVERYONE - {Role.servicedesk}
+# every staff role: the service desk sees fault reports and service status, never alarms or tickets;
+# the northbound integration role (oss) reaches the TM Forum APIs (/tmf-api/...) and its own tokens only
+ALL = EVERYONE - {Role.servicedesk, Role.oss}
 SERVICE_DESK = frozenset({Role.admin, Role.noc, Role.servicedesk})
 ADMIN = frozenset({Role.admin})
 INVENTORY_WRITE = frozenset({Role.admin, Role.noc})
@@ -26,6 +27,10 @@ REPORT_READERS = frozenset({Role.admin, Role.noc, Role.viewer})
 ORDER_AUTHORS = frozenset({Role.admin, Role.provisioner})
 PROVISIONING = frozenset({Role.admin, Role.noc, Role.provisioner})
 BOARD_READERS = frozenset({Role.admin, Role.noc, Role.viewer})
+# the TM Forum Open APIs: the integration role and the NOC roles that may do the same in the JSON API
+TMF_READERS = frozenset({Role.admin, Role.noc, Role.oss})
+TMF_WRITERS = frozenset({Role.admin, Role.noc, Role.oss})
+TMF_ORDER_WRITERS = frozenset({Role.admin, Role.provisioner, Role.oss})
 
 ALLOW: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/healthz"): PUBLIC,

@@ -158,6 +158,15 @@ class Settings(BaseSettings):
     alarm_notify_max_attempts: int = Field(
         12, ge=1, le=100, description="Delivery attempts of one notification before it is given up (counted, logged)."
     )
+    tmf_hub_secret: SecretStr | None = Field(
+        None, description="HMAC-SHA256 key signing TM Forum hub events (X-Faultloop-Signature); empty: unsigned."
+    )
+    tmf_hub_allow_private: bool = Field(
+        False, description="TM Forum hub callbacks may point at loopback / link-local hosts."
+    )
+    tmf_hub_max_attempts: int = Field(
+        12, ge=1, le=100, description="Delivery attempts of one hub event before it is given up (subscription failing)."
+    )
     smtp_host: str = Field("", description="SMTP server for e-mail notifications; empty: e-mail disabled.")
     smtp_port: int = Field(25, ge=1, le=65535, description="SMTP port.")
     smtp_from: str = Field("faultloop@localhost", description="Sender address of notification e-mail.")

@@ -22,7 +22,7 @@ TEMPLATES = Jinja2Templates(directory=HERE / "templates")  # autoescape=True for
 OPERATOR_ROLES = frozenset({Role.admin, Role.noc})
 
 # (label, href, roles that see the link)
-STAFF = frozenset(Role) - {Role.servicedesk}
+STAFF = frozenset(Role) - {Role.servicedesk, Role.oss}
 NAV: tuple[tuple[str, str, frozenset[Role]], ...] = (
     ("Alarms", "/", STAFF),
     ("Topology", "/ui/topology", STAFF),
@@ -63,7 +63,7 @@ def page(request: Request, template: str, user: User | None, status_code: int = 
 
 
 def wants_html(request: Request) -> bool:
-    if request.url.path.startswith("/api/"):
+    if request.url.path.startswith(("/api/", "/tmf-api/")):
         return False
     return "text/html" in request.headers.get("accept", "") or request.headers.get("hx-request") == "true"
 

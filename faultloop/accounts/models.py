@@ -16,6 +16,7 @@ class Role(enum.StrEnum):
     provisioner = "provisioner"
     viewer = "viewer"
     servicedesk = "servicedesk"  # the customer service desk: fault reports and service status only
+    oss = "oss"  # a northbound integration (OSS/BSS, ServiceNow): the TM Forum APIs only
 
 
 class User(Base):

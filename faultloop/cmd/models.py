@@ -19,6 +19,7 @@ def all_metadata() -> MetaData:
     import faultloop.inbox  # noqa: F401
     import faultloop.leader  # noqa: F401
     import inventory.models  # noqa: F401
+    import northbound.models  # noqa: F401
     import provisioning.models  # noqa: F401
     import ticketing.models  # noqa: F401
 
