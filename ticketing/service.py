@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, CursorResult, func, insert, select, update
+from sqlalchemy import ColumnElement, CursorResult, Table, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified, set_committed_value
@@ -711,37 +711,55 @@ def tick(
                            data={"how": f"linked alarms clear for {hold_down_s:.0f}s"})  # fmt: skip
                 result.self_healed.append(ticket_id)
     # 3. SLA clocks of every open ticket; a warning or breach is a change (version + 1), a breach escalates
+    routine: list[Ticket] = []
     for ticket in list(session.scalars(select(Ticket).where(Ticket.state.in_(OPEN_STATES)))):
         events = sla.advance(policy, ticket, now)
         if not events:
-            _store_clocks(session, ticket)
+            routine.append(ticket)
             continue
         _sla_effects(session, policy, ticket, events, now)
         if any(e.kind == "breach" for e in events):
             _escalate(session, policy, ticket, now)
             result.escalated.append(ticket.id)
         _flush(session, ticket.id, client_version=False)
+    _store_clocks(session, routine)
     return result
 
 
-def _store_clocks(session: Session, ticket: Ticket) -> None:
-    """Write the routine advance of the SLA clocks without raising the ticket's version.
+# the routine SLA advance of this many tickets goes out as one executemany
+CLOCK_BATCH = 500
+
+
+def _store_clocks(session: Session, tickets: Sequence[Ticket]) -> None:
+    """Write the routine advance of the SLA clocks without raising the tickets' versions.
 
     The version is the ETag clients hold for their next change; elapsed seconds growing every
     tick is not a change anyone acts on, so it goes out as a Core UPDATE (the ORM would bump
-    the version) and the ORM object takes the written values as its committed state. The
-    UPDATE only applies to the version the clocks were computed from: if someone changed the
-    ticket meanwhile, it matches nothing and the next tick advances from the new row.
+    the version), one executemany per ``CLOCK_BATCH`` tickets (a flood opens hundreds of
+    tickets: one statement each, every tick, was most of the ticket round), and the ORM objects
+    take the written values as their committed state. Each row's UPDATE applies only to the
+    version its clocks were computed from: if someone changed a ticket meanwhile, its row
+    matches nothing and the next tick advances from the new row.
     """
-    values = {name: getattr(ticket, name) for name in sla.CLOCK_COLUMNS}
-    for name, value in values.items():  # no longer pending for the ORM: a flush of the ticket must not carry them
-        set_committed_value(ticket, name, value)
-    written = session.execute(
-        update(Ticket).where(Ticket.id == ticket.id, Ticket.version == ticket.version).values(**values)
-        .execution_options(synchronize_session=False)
-    )  # fmt: skip
-    if not cast(CursorResult[Any], written).rowcount:
-        session.expire(ticket)  # changed by someone else since it was read: reload it before any further use
+    table = cast(Table, Ticket.__table__)
+    statement = (
+        update(table)
+        .where(table.c.id == bindparam("b_id"), table.c.version == bindparam("b_version"))
+        .values({name: bindparam(f"b_{name}") for name in sla.CLOCK_COLUMNS})
+    )
+    for start in range(0, len(tickets), CLOCK_BATCH):
+        batch = tickets[start : start + CLOCK_BATCH]
+        rows = []
+        for ticket in batch:
+            values = {name: getattr(ticket, name) for name in sla.CLOCK_COLUMNS}
+            for name, value in values.items():  # no longer pending for the ORM: a flush must not carry them
+                set_committed_value(ticket, name, value)
+            rows.append({"b_id": ticket.id, "b_version": ticket.version, **{f"b_{k}": v for k, v in values.items()}})
+        written = session.connection().execute(statement, rows)
+        if cast(CursorResult[Any], written).rowcount != len(rows):
+            # some were changed by someone else since they were read: reload them before any further use
+            for ticket in batch:
+                session.expire(ticket)
 
 
 def _alarms_on_open_tickets(session: Session) -> set[int]:

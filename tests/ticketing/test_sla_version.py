@@ -135,3 +135,43 @@ def test_clocks_computed_from_an_outdated_row_are_not_written(session, frozen, p
                  verify_timeout_s=s.ticket_verify_timeout_s, reopen_window_s=s.ticket_reopen_window_s)  # fmt: skip
     ticket = _reload(session, t.id)
     assert (ticket.version, ticket.response_elapsed_s) == (version + 1, 305.0)
+
+
+def test_the_routine_advance_of_many_tickets_is_one_statement_and_an_outdated_row_is_skipped(
+    session, frozen, policy, runtime
+):
+    """A flood opens hundreds of tickets: their routine clock advance goes out as one executemany per
+    round (not one UPDATE per ticket), and the row someone else changed meanwhile is still left alone."""
+    from sqlalchemy import event
+
+    noc = service.Actor.of(make_user(session, "noc-many", "noc"))
+    tickets = [service.create_manual(session, policy=policy, actor=noc, title=f"t{i}", priority="P1",
+                                     now=clock.now()) for i in range(40)]  # fmt: skip
+    session.flush()
+    versions = {t.id: t.version for t in tickets}
+    changed = tickets[7]
+    session.execute(update(Ticket).where(Ticket.id == changed.id).values(version=changed.version + 1, title="renamed")
+                    .execution_options(synchronize_session=False))  # fmt: skip
+    updates: list[tuple[str, int]] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("UPDATE TICKETS"):
+            updates.append((statement, len(parameters) if executemany else 1))
+
+    engine = session.get_bind()
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        frozen.advance(300)
+        s = runtime.settings
+        service.tick(session, policy=policy, now=clock.now(), hold_down_s=s.ticket_hold_down_s,
+                     verify_timeout_s=s.ticket_verify_timeout_s, reopen_window_s=s.ticket_reopen_window_s)  # fmt: skip
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert [n for _, n in updates] == [40]
+    session.commit()
+    for t in tickets:
+        ticket = _reload(session, t.id)
+        if t.id == changed.id:
+            assert (ticket.version, ticket.title, ticket.response_elapsed_s) == (versions[t.id] + 1, "renamed", 0.0)
+        else:
+            assert (ticket.version, ticket.response_elapsed_s) == (versions[t.id], 300.0)
