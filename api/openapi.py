@@ -12,6 +12,10 @@ statuses it can return, each with the ``Problem`` schema under ``application/pro
 - 409 and 503 for writes (a conflict or an illegal transition; SQLite busy past its wait, or the
   PostgreSQL server unreachable: any route may answer 503 then, documented on the writes);
 - 502 where the handler talks to a device (poll, config backup, order execution).
+
+The TM Forum routes (``/tmf-api/``) answer errors in the TMF630 ``Error`` shape under
+``application/json`` and a refused parameter or body as a 400 (never a 422); every TMF operation
+may answer 400, since its query conventions (``fields``, filters) are read at run time.
 """
 
 from __future__ import annotations
@@ -48,6 +52,23 @@ PROBLEM_SCHEMA: dict[str, Any] = {
                 "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
             },
         },
+        "allowed_actions": {"type": "array", "items": {"type": "string"}},
+    },
+}
+TMF_PREFIX = "/tmf-api/"
+TMF_ERROR_SCHEMA: dict[str, Any] = {
+    "title": "TmfError",
+    "description": "TM Forum TMF630 Error: code, reason, message, status (strings)",
+    "type": "object",
+    "required": ["code", "reason"],
+    "properties": {
+        "@type": {"type": "string"},
+        "code": {"type": "string"},
+        "reason": {"type": "string"},
+        "message": {"type": "string"},
+        "status": {"type": "string"},
+        "field": {"type": "string"},
+        "errors": PROBLEM_SCHEMA["properties"]["errors"],
         "allowed_actions": {"type": "array", "items": {"type": "string"}},
     },
 }
@@ -90,6 +111,10 @@ def _statuses(method: str, path: str, operation: dict[str, Any]) -> set[int]:
     return statuses
 
 
+def _tmf_statuses(method: str, path: str, operation: dict[str, Any]) -> set[int]:
+    return (_statuses(method, path, operation) - {422}) | {400}
+
+
 def _document_bodies(schema: dict[str, Any]) -> None:
     schemas = schema["components"]["schemas"]
     refs, top = models_json_schema(
@@ -115,9 +140,11 @@ def _page_limits(schema: dict[str, Any], page_size_max: int) -> None:
 
 def document_problems(schema: dict[str, Any], *, page_size_max: int = MAX_PAGE) -> dict[str, Any]:
     schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+    schema["components"]["schemas"]["TmfError"] = TMF_ERROR_SCHEMA
     _page_limits(schema, page_size_max)
     _document_bodies(schema)
     problem = {PROBLEM_MEDIA: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    tmf_error = {"application/json": {"schema": {"$ref": "#/components/schemas/TmfError"}}}
     schemas = schema["components"]["schemas"]
     for name in ("HTTPValidationError", "ValidationError"):
         schemas.pop(name, None)  # FastAPI's own 422 shape: never sent
@@ -126,11 +153,16 @@ def document_problems(schema: dict[str, Any], *, page_size_max: int = MAX_PAGE) 
             if method not in ("get", "post", "put", "patch", "delete"):
                 continue
             responses = operation.setdefault("responses", {})
+            tmf = path.startswith(TMF_PREFIX)
+            content = tmf_error if tmf else problem
+            if tmf:
+                responses.pop("422", None)  # FastAPI's own: a TMF route answers a refused input with a 400
             for status, response in responses.items():
                 if status.isdigit() and int(status) >= 400 and "content" not in response:
-                    response["content"] = problem  # declared on the route, answered as a problem
-            for status in sorted(_statuses(method, path, operation)):
-                responses[str(status)] = {"description": DESCRIPTIONS[status], "content": problem}
+                    response["content"] = content  # declared on the route, answered as a problem
+            statuses = _tmf_statuses(method, path, operation) if tmf else _statuses(method, path, operation)
+            for status in sorted(statuses):
+                responses[str(status)] = {"description": DESCRIPTIONS[status], "content": content}
     return schema
 
 
