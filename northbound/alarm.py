@@ -335,7 +335,8 @@ def condition(f: Filter) -> ColumnElement[bool]:
     if p == "alarmChangedTime":
         return _compare(_changed_expr(), f)
     if p == "parentAlarm.id":
-        return _membership(f, lambda ids: Alarm.parent_id.in_(ids))
+        # NULL IN (...) is NULL, and NOT NULL too: a lone alarm must pass parentAlarm.id.ne
+        return _membership(f, lambda ids: and_(Alarm.parent_id.is_not(None), Alarm.parent_id.in_(ids)))
     if p == "correlatedAlarm.id":
         child = aliased(Alarm)
         return _membership(f, lambda ids: Alarm.id.in_(select(child.parent_id).where(child.id.in_(ids))))
