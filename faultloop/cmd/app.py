@@ -175,7 +175,7 @@ def build_pipeline(rt: Runtime, sink: ObservationSink | None = None) -> Pipeline
     hub_delivery = HubDelivery(rt.sessions, settings, leadership=leadership)
     if engine is not None:
         engine.add_outbox("tmf-hub", tmf_alarm.engine_outbox(hub_delivery.wake))
-    alarm_service.OUTBOX["tmf-hub"] = tmf_alarm.operator_outbox(hub_delivery.wake)
+    pipeline.services.append(AlarmActionHook("tmf-hub", tmf_alarm.operator_outbox(hub_delivery.wake)))
     pipeline.services.append(hub_delivery)
     # Ticketing: alarm changes (after commit) -> tickets opened, children attached, verify/reopen, SLA timers.
     # A resolved ticket that affected customer services is verified only when they pass their catalog
@@ -196,6 +196,23 @@ def build_pipeline(rt: Runtime, sink: ObservationSink | None = None) -> Pipeline
     remote_ssh = next((s for s in pipeline.services if isinstance(s, SshIntake)), None)
     pipeline.handles = service_handles(rt, poller=poller, sink=sink, backup_sink=ssh_sink, remote_ssh=remote_ssh)
     return pipeline
+
+
+class AlarmActionHook:
+    """An ``alarms.service.OUTBOX`` writer, registered while the pipeline runs: operator actions on
+    alarms (JSON API, TMF routes, console) then write its rows in their own transaction."""
+
+    def __init__(self, key: str, write: alarm_service.AlarmOutbox) -> None:
+        self.key = key
+        self.write = write
+        self.name = f"alarm action hook {key}"
+
+    async def start(self) -> None:
+        alarm_service.OUTBOX[self.key] = self.write
+
+    async def stop(self) -> None:
+        if alarm_service.OUTBOX.get(self.key) is self.write:
+            del alarm_service.OUTBOX[self.key]
 
 
 def service_sla_classes(settings: Settings, policy: Policy) -> dict[str, str | None]:
