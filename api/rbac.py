@@ -179,6 +179,7 @@ ALLOW: dict[tuple[str, str], frozenset[str]] = {
     # TMF642 Alarm Management v4: api/routers/tmf_alarm.py
     ("GET", "/tmf-api/alarmManagement/v4/alarm"): TMF_READERS,
     ("GET", "/tmf-api/alarmManagement/v4/alarm/{alarm_id}"): TMF_READERS,
+    ("PATCH", "/tmf-api/alarmManagement/v4/alarm/{alarm_id}"): TMF_WRITERS,
     ("POST", "/tmf-api/alarmManagement/v4/ackAlarms"): TMF_WRITERS,
     ("POST", "/tmf-api/alarmManagement/v4/unAckAlarms"): TMF_WRITERS,
     ("POST", "/tmf-api/alarmManagement/v4/clearAlarms"): TMF_WRITERS,

@@ -577,3 +577,65 @@ def operator_outbox(on_written: Callable[[], None] | None = None) -> Callable[[S
             after_commit(session, on_written)
 
     return write
+
+
+# ---- PATCH /alarm/{id} --------------------------------------------------------------------------------
+
+PATCHABLE = frozenset({"ackState", "ackUserId", "ackSystemId", "perceivedSeverity", "state", "clearUserId",
+                       "clearSystemId", "comment"})  # fmt: skip
+_IGNORED = frozenset({"@type", "@baseType", "@schemaLocation"})
+
+
+def _patch_text(name: str, value: Any, allowed: Iterable[str]) -> str:
+    choices = sorted(allowed)
+    if not isinstance(value, str) or value not in choices:
+        raise TmfQueryError(f"{name}: expected one of {', '.join(choices)}", field=name)
+    return value
+
+
+def patch_alarm(session: Session, alarm_id: str, patch: Any, *, actor: str) -> dict[str, Any]:
+    """A merge patch of one alarm through the alarm domain's own operations: ``ackState``
+    (acknowledge / unacknowledge), ``perceivedSeverity`` (a severity, or ``cleared``), ``state``
+    (``cleared`` only), ``comment`` (each item given is added). A read-only or unknown attribute is a
+    400 naming it, checked before anything changes; the acting user is the token's."""
+    if not isinstance(patch, Mapping) or not patch:
+        raise TmfQueryError("expected a JSON object with the attributes to change", field="body")
+    for name in patch:
+        if name in _IGNORED or name in PATCHABLE:
+            continue
+        if name in FIELDS:
+            raise TmfQueryError(f"{name} is read-only; patchable: {', '.join(sorted(PATCHABLE))}", field=name)
+        raise TmfQueryError(f"{name!s:.60} is not an alarm attribute", field=str(name)[:60])
+    ids = _int_ids([alarm_id])
+    row = session.get(Alarm, ids[0]) if ids else None
+    if row is None:
+        raise NotFound(f"alarm {alarm_id[:40]!r} not found", field="id")
+    for name in ("ackUserId", "ackSystemId", "clearUserId", "clearSystemId"):
+        if name in patch and (not isinstance(patch[name], str) or len(patch[name]) > 100):
+            raise TmfQueryError(f"{name}: expected a string of at most 100 characters", field=name)
+    ack = _patch_text("ackState", patch["ackState"], _ENUMS["ackState"]) if "ackState" in patch else None
+    severity = (_patch_text("perceivedSeverity", patch["perceivedSeverity"], _ENUMS["perceivedSeverity"])
+                if "perceivedSeverity" in patch else None)  # fmt: skip
+    state = _patch_text("state", patch["state"], {"cleared"}) if "state" in patch else None
+    comments: list[str] = []
+    if "comment" in patch:
+        raw = patch["comment"]
+        if not isinstance(raw, list) or len(raw) > 20:
+            raise TmfQueryError("comment: expected a list of at most 20 Comment objects", field="comment")
+        for i, item in enumerate(raw):
+            text = item.get("comment") if isinstance(item, Mapping) else None
+            if not isinstance(text, str) or not text.strip() or len(text) > 4000:
+                raise TmfQueryError(f"comment[{i}].comment: expected text of 1 to 4000 characters",
+                                    field=f"comment[{i}].comment")  # fmt: skip
+            comments.append(text)
+    for text in comments:
+        alarms.comment(session, row.id, actor=actor, text=text)
+    if severity is not None and severity != "cleared" and severity != row.severity:
+        alarms.set_severity(session, row.id, actor=actor, severity=severity)
+    if ack == "acknowledged" and not row.acknowledged:
+        alarms.acknowledge(session, row.id, actor=actor)
+    elif ack == "unacknowledged" and row.acknowledged:
+        alarms.unacknowledge(session, row.id, actor=actor)
+    if (state == "cleared" or severity == "cleared") and row.state == "active":
+        alarms.clear(session, row.id, actor=actor, reason=f"cleared through TMF642 PATCH by {actor}")
+    return documents(session, [row])[0]

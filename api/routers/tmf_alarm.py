@@ -4,9 +4,9 @@ and the hub. Errors take the TMF ``Error`` shape (api/problems.py)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Body, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -73,6 +73,13 @@ def get_alarm(alarm_id: str, request: Request, session: SessionDep, user: UserDe
         path = query.filters[0].path
         raise TmfQueryError(f"{path}: filters apply to the alarm list, not to one alarm", field=path)
     return project(alarm.get_alarm(session, alarm_id), query.fields)
+
+
+@router.patch(f"{BASE}/alarm/{{alarm_id}}", summary="Change an alarm (ackState, perceivedSeverity, state, comment)")
+def patch_alarm(
+    alarm_id: str, session: WriteSessionDep, user: UserDep, body: Annotated[Any, Body()] = None
+) -> dict[str, Any]:
+    return alarm.patch_alarm(session, alarm_id, body, actor=user.username)
 
 
 @router.post(f"{BASE}/ackAlarms", status_code=201, summary="Acknowledge the alarms the patterns select")
