@@ -4,12 +4,13 @@ Every operator action (ack, unack, comment, clear, severity change) is written t
 alarm's journal and to the audit log. The engine notices these journal entries on its
 next tick and publishes them to subscribers, after this transaction has committed.
 What ticketing notes on alarms (``ticket_attached``, ``ticket_archived``) is written here too.
+Writers registered in ``OUTBOX`` (the TMF hub) run inside the transaction of each operator action.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -39,6 +40,14 @@ ALERT_SEVERITY = {
     "info": "indeterminate",
     "none": "indeterminate",
 }
+
+
+# Operator actions for outboxes that must commit with them (the TMF hub's events): the composition
+# root registers a writer here; each runs INSIDE the transaction of the action, after its journal
+# entry, with the alarm and the journal action (acknowledged, unacknowledged, comment, cleared,
+# severity_changed). The engine still publishes the action on its bus after the commit.
+AlarmOutbox = Callable[[Session, Alarm, str], None]
+OUTBOX: dict[str, AlarmOutbox] = {}
 
 
 # ---- alarms --------------------------------------------------------------------------------
@@ -112,6 +121,8 @@ def _record(session: Session, alarm: Alarm, *, actor: str, action: str, **detail
         after={"reduction_key": alarm.reduction_key, **detail},
     )
     session.flush()
+    for write in list(OUTBOX.values()):
+        write(session, alarm, action)
 
 
 def acknowledge(session: Session, alarm_id: int, *, actor: str) -> Alarm:

@@ -176,6 +176,17 @@ ALLOW: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/ui/reports"): REPORT_READERS,
     # customer services with their operational state: api/web/services.py
     ("GET", "/ui/services"): EVERYONE,
+    # TMF642 Alarm Management v4: api/routers/tmf_alarm.py
+    ("GET", "/tmf-api/alarmManagement/v4/alarm"): TMF_READERS,
+    ("GET", "/tmf-api/alarmManagement/v4/alarm/{alarm_id}"): TMF_READERS,
+    ("PATCH", "/tmf-api/alarmManagement/v4/alarm/{alarm_id}"): TMF_WRITERS,
+    ("POST", "/tmf-api/alarmManagement/v4/ackAlarms"): TMF_WRITERS,
+    ("POST", "/tmf-api/alarmManagement/v4/unAckAlarms"): TMF_WRITERS,
+    ("POST", "/tmf-api/alarmManagement/v4/clearAlarms"): TMF_WRITERS,
+    ("POST", "/tmf-api/alarmManagement/v4/commentAlarms"): TMF_WRITERS,
+    ("POST", "/tmf-api/alarmManagement/v4/hub"): TMF_WRITERS,
+    ("GET", "/tmf-api/alarmManagement/v4/hub/{subscription_id}"): TMF_READERS,
+    ("DELETE", "/tmf-api/alarmManagement/v4/hub/{subscription_id}"): TMF_WRITERS,
 }
 
 

@@ -22,6 +22,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
+from alarms import service as alarm_service
 from alarms.bus import AlarmBus
 from alarms.fanout import StreamFanout
 from alarms.impact import ServiceFootprint, ServiceSource
@@ -66,6 +67,8 @@ from faultloop.settings import Settings
 from faultloop.signals import INVENTORY_CHANGED
 from faultloop.transport import CentralIntake, ObservationPublisher, stream_setup
 from inventory import queries as inventory_queries
+from northbound import alarm as tmf_alarm
+from northbound.hub import HubDelivery
 from provisioning import queries as service_inventory
 from provisioning.executor import ExecutionOutcome, execute_order
 from provisioning.jobs import ProvisioningService
@@ -166,6 +169,14 @@ def build_pipeline(rt: Runtime, sink: ObservationSink | None = None) -> Pipeline
             engine.add_outbox("notifications", notifier.enqueue)
         alarm_bus.subscribe("notifications", notifier.on_alarm_changes)
         pipeline.services.append(notifier)
+    # TM Forum hub (TMF642 events): the engine's changes and the operators' alarm actions (REST and
+    # TMF routes alike, through alarms.service.OUTBOX) write one outbox row per matching subscription
+    # in the transaction of the change; the leader delivers them, woken after such a commit.
+    hub_delivery = HubDelivery(rt.sessions, settings, leadership=leadership)
+    if engine is not None:
+        engine.add_outbox("tmf-hub", tmf_alarm.engine_outbox(hub_delivery.wake))
+    pipeline.services.append(AlarmActionHook("tmf-hub", tmf_alarm.operator_outbox(hub_delivery.wake)))
+    pipeline.services.append(hub_delivery)
     # Ticketing: alarm changes (after commit) -> tickets opened, children attached, verify/reopen, SLA timers.
     # A resolved ticket that affected customer services is verified only when they pass their catalog
     # checks again: provisioning's verifier reads the devices (SSH, SNMP) as activation does.
@@ -185,6 +196,23 @@ def build_pipeline(rt: Runtime, sink: ObservationSink | None = None) -> Pipeline
     remote_ssh = next((s for s in pipeline.services if isinstance(s, SshIntake)), None)
     pipeline.handles = service_handles(rt, poller=poller, sink=sink, backup_sink=ssh_sink, remote_ssh=remote_ssh)
     return pipeline
+
+
+class AlarmActionHook:
+    """An ``alarms.service.OUTBOX`` writer, registered while the pipeline runs: operator actions on
+    alarms (JSON API, TMF routes, console) then write its rows in their own transaction."""
+
+    def __init__(self, key: str, write: alarm_service.AlarmOutbox) -> None:
+        self.key = key
+        self.write = write
+        self.name = f"alarm action hook {key}"
+
+    async def start(self) -> None:
+        alarm_service.OUTBOX[self.key] = self.write
+
+    async def stop(self) -> None:
+        if alarm_service.OUTBOX.get(self.key) is self.write:
+            del alarm_service.OUTBOX[self.key]
 
 
 def service_sla_classes(settings: Settings, policy: Policy) -> dict[str, str | None]:
