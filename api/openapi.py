@@ -12,6 +12,9 @@ statuses it can return, each with the ``Problem`` schema under ``application/pro
 - 409 and 503 for writes (a conflict or an illegal transition; SQLite busy past its wait, or the
   PostgreSQL server unreachable: any route may answer 503 then, documented on the writes);
 - 502 where the handler talks to a device (poll, config backup, order execution).
+
+The TM Forum routes (/tmf-api/) answer errors in the TMF ``Error`` shape under ``application/json``
+instead, and a refused parameter or body there is a 400, never a 422 (TMF630).
 """
 
 from __future__ import annotations
@@ -49,6 +52,22 @@ PROBLEM_SCHEMA: dict[str, Any] = {
             },
         },
         "allowed_actions": {"type": "array", "items": {"type": "string"}},
+    },
+}
+TMF_PREFIX = "/tmf-api/"
+TMF_ERROR_SCHEMA: dict[str, Any] = {
+    "title": "TmfError",
+    "description": "The TM Forum Error resource (TMF630): what every /tmf-api/ route answers on failure",
+    "type": "object",
+    "required": ["code", "reason", "message", "status"],
+    "properties": {
+        "@type": {"type": "string"},
+        "code": {"type": "string"},
+        "reason": {"type": "string"},
+        "message": {"type": "string"},
+        "status": {"type": "string"},
+        "field": {"type": "string"},
+        "errors": PROBLEM_SCHEMA["properties"]["errors"],
     },
 }
 DESCRIPTIONS = {
@@ -115,9 +134,11 @@ def _page_limits(schema: dict[str, Any], page_size_max: int) -> None:
 
 def document_problems(schema: dict[str, Any], *, page_size_max: int = MAX_PAGE) -> dict[str, Any]:
     schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+    schema["components"]["schemas"]["TmfError"] = TMF_ERROR_SCHEMA
     _page_limits(schema, page_size_max)
     _document_bodies(schema)
-    problem = {PROBLEM_MEDIA: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    problem_json = {PROBLEM_MEDIA: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    tmf_error = {"application/json": {"schema": {"$ref": "#/components/schemas/TmfError"}}}
     schemas = schema["components"]["schemas"]
     for name in ("HTTPValidationError", "ValidationError"):
         schemas.pop(name, None)  # FastAPI's own 422 shape: never sent
@@ -125,11 +146,18 @@ def document_problems(schema: dict[str, Any], *, page_size_max: int = MAX_PAGE) 
         for method, operation in item.items():
             if method not in ("get", "post", "put", "patch", "delete"):
                 continue
+            tmf = path.startswith(TMF_PREFIX)
+            problem = tmf_error if tmf else problem_json
             responses = operation.setdefault("responses", {})
+            if tmf:
+                responses.pop("422", None)  # FastAPI's own: a TMF route answers 400
             for status, response in responses.items():
                 if status.isdigit() and int(status) >= 400 and "content" not in response:
                     response["content"] = problem  # declared on the route, answered as a problem
-            for status in sorted(_statuses(method, path, operation)):
+            statuses = _statuses(method, path, operation)
+            if tmf and 422 in statuses:
+                statuses = (statuses - {422}) | {400}
+            for status in sorted(statuses):
                 responses[str(status)] = {"description": DESCRIPTIONS[status], "content": problem}
     return schema
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+TMF_ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/TmfError"}}}
 
 
 def _operations(doc):
@@ -21,8 +22,12 @@ def test_every_operation_documents_its_errors_as_problems(client):
         if path not in ("/healthz", "/readyz", "/openapi.json") and not errors:
             missing.append(f"{method} {path}")
         for status, response in errors.items():
-            assert response["content"] == PROBLEM, (method, path, status)
+            # the TM Forum routes answer the TMF Error shape, and 400 where the others answer 422
+            expected = TMF_ERROR if path.startswith("/tmf-api/") else PROBLEM
+            assert response["content"] == expected, (method, path, status)
+            assert not (path.startswith("/tmf-api/") and status == 422), (method, path)
     assert missing == []
+    assert doc["components"]["schemas"]["TmfError"]["required"] == ["code", "reason", "message", "status"]
 
 
 def test_what_operations_really_return_is_documented(client):
