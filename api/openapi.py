@@ -13,9 +13,8 @@ statuses it can return, each with the ``Problem`` schema under ``application/pro
   PostgreSQL server unreachable: any route may answer 503 then, documented on the writes);
 - 502 where the handler talks to a device (poll, config backup, order execution).
 
-The TM Forum routes (``/tmf-api/``) answer errors in the TMF630 ``Error`` shape under
-``application/json`` and a refused parameter or body as a 400 (never a 422); every TMF operation
-may answer 400, since its query conventions (``fields``, filters) are read at run time.
+The TM Forum routes (/tmf-api/) answer errors in the TMF ``Error`` shape under ``application/json``
+instead, and a refused parameter or body there is a 400, never a 422 (TMF630).
 """
 
 from __future__ import annotations
@@ -58,9 +57,9 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 TMF_PREFIX = "/tmf-api/"
 TMF_ERROR_SCHEMA: dict[str, Any] = {
     "title": "TmfError",
-    "description": "TM Forum TMF630 Error: code, reason, message, status (strings)",
+    "description": "The TM Forum Error resource (TMF630): what every /tmf-api/ route answers on failure",
     "type": "object",
-    "required": ["code", "reason"],
+    "required": ["code", "reason", "message", "status"],
     "properties": {
         "@type": {"type": "string"},
         "code": {"type": "string"},
@@ -111,10 +110,6 @@ def _statuses(method: str, path: str, operation: dict[str, Any]) -> set[int]:
     return statuses
 
 
-def _tmf_statuses(method: str, path: str, operation: dict[str, Any]) -> set[int]:
-    return (_statuses(method, path, operation) - {422}) | {400}
-
-
 def _document_bodies(schema: dict[str, Any]) -> None:
     schemas = schema["components"]["schemas"]
     refs, top = models_json_schema(
@@ -143,7 +138,7 @@ def document_problems(schema: dict[str, Any], *, page_size_max: int = MAX_PAGE) 
     schema["components"]["schemas"]["TmfError"] = TMF_ERROR_SCHEMA
     _page_limits(schema, page_size_max)
     _document_bodies(schema)
-    problem = {PROBLEM_MEDIA: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    problem_json = {PROBLEM_MEDIA: {"schema": {"$ref": "#/components/schemas/Problem"}}}
     tmf_error = {"application/json": {"schema": {"$ref": "#/components/schemas/TmfError"}}}
     schemas = schema["components"]["schemas"]
     for name in ("HTTPValidationError", "ValidationError"):
@@ -152,17 +147,19 @@ def document_problems(schema: dict[str, Any], *, page_size_max: int = MAX_PAGE) 
         for method, operation in item.items():
             if method not in ("get", "post", "put", "patch", "delete"):
                 continue
-            responses = operation.setdefault("responses", {})
             tmf = path.startswith(TMF_PREFIX)
-            content = tmf_error if tmf else problem
+            problem = tmf_error if tmf else problem_json
+            responses = operation.setdefault("responses", {})
             if tmf:
-                responses.pop("422", None)  # FastAPI's own: a TMF route answers a refused input with a 400
+                responses.pop("422", None)  # FastAPI's own: a TMF route answers 400
             for status, response in responses.items():
                 if status.isdigit() and int(status) >= 400 and "content" not in response:
-                    response["content"] = content  # declared on the route, answered as a problem
-            statuses = _tmf_statuses(method, path, operation) if tmf else _statuses(method, path, operation)
+                    response["content"] = problem  # declared on the route, answered as a problem
+            statuses = _statuses(method, path, operation)
+            if tmf:  # the query conventions (fields, filters) are read at run time: any TMF call may be a 400
+                statuses = (statuses - {422}) | {400}
             for status in sorted(statuses):
-                responses[str(status)] = {"description": DESCRIPTIONS[status], "content": content}
+                responses[str(status)] = {"description": DESCRIPTIONS[status], "content": problem}
     return schema
 
 
