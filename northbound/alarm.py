@@ -541,15 +541,15 @@ def publish_changes(session: Session, changes: Sequence[AlarmChange]) -> int:
         for a in session.scalars(select(Alarm).where(Alarm.id.in_(part)).execution_options(populate_existing=True)):
             rows[a.id] = a
     docs = {int(d["id"]): d for d in documents(session, list(rows.values()))}
-    written = 0
+    events: list[tuple[str, Mapping[str, Any], datetime | None]] = []
     sent: set[tuple[int, str]] = set()
     for c in mine:
         kind = event_type(c.kind)
         if c.alarm_id not in docs or (c.alarm_id, kind) in sent:
             continue
         sent.add((c.alarm_id, kind))
-        written += hub.publish(session, API, kind, docs[c.alarm_id], at=c.at)
-    return written
+        events.append((kind, docs[c.alarm_id], c.at))
+    return hub.publish_many(session, API, events)
 
 
 def engine_outbox(on_written: Callable[[], None] | None = None) -> Callable[[Session, Sequence[AlarmChange]], None]:

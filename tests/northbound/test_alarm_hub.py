@@ -213,3 +213,22 @@ def test_hub_subscription_inputs_are_checked(client, auth, session):
     r = client.get(f"{BASE}/hub/{sub['id']}", headers=h)
     assert r.status_code == 404
     validate(r.json(), "Error")
+
+
+def test_one_engine_batch_writes_each_subscriber_its_share(client, auth, session, frozen, hub_engine):
+    r1 = _subscribe(client, auth, "https://oss.example.net/r1", "event.alarm.alarmedObject.id=r1")
+    r2 = _subscribe(client, auth, "https://oss.example.net/r2", "event.alarm.alarmedObject.id=r2")
+    events = [
+        Event(source="trap", device=device, event_type="linkDown", severity="major", time=frozen(),
+              managed_object=f"interface:Gi0/{i}")
+        for device, n in (("r1", 20), ("r2", 10)) for i in range(n)
+    ]  # fmt: skip
+    hub_engine.submit_events(events)
+    hub_engine.run_once()
+    assert session.scalar(select(func.count()).select_from(Alarm)) == 30
+    for sub, want in ((r1, 20), (r2, 10)):
+        rows = session.scalars(select(HubEvent).where(HubEvent.subscription_id == sub["id"])).all()
+        assert len(rows) == want and len({r.event_id for r in rows}) == want
+        assert {r.event_type for r in rows} == {"AlarmCreateEvent"}
+        for row in rows:
+            validate(row.payload, "AlarmEvent")
