@@ -143,6 +143,7 @@ ALLOW: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/tmf-api/troubleTicket/v4/troubleTicket"): TMF_WRITERS,
     ("GET", "/tmf-api/troubleTicket/v4/troubleTicket/{ticket_id}"): TMF_READERS,
     ("PATCH", "/tmf-api/troubleTicket/v4/troubleTicket/{ticket_id}"): TMF_WRITERS,
+    ("POST", "/tmf-api/troubleTicket/v4/listener/troubleTicketStatusChangeEvent"): TMF_WRITERS,  # the ITSM's hub
     ("POST", "/tmf-api/troubleTicket/v4/hub"): TMF_WRITERS,
     ("GET", "/tmf-api/troubleTicket/v4/hub/{subscription_id}"): TMF_READERS,
     ("DELETE", "/tmf-api/troubleTicket/v4/hub/{subscription_id}"): TMF_WRITERS,

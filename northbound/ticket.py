@@ -9,7 +9,7 @@ column for (``externalId``, ``ticketType``) is kept in ``northbound.ticket_model
 Status (faultloop state -> TMF ``status``; the faultloop state is the ``faultloopState``
 characteristic): new -> acknowledged; acknowledged, diagnosed, dispatched, accepted, en_route,
 on_site -> inProgress; waiting -> pending; resolved, verified -> resolved; closed -> closed;
-cancelled -> cancelled, or rejected when it was cancelled before anyone acknowledged it.
+cancelled -> cancelled, or rejected when it was cancelled before anyone took it on (never acknowledged, never reopened).
 ``held`` is never reported (faultloop has no such state).
 """
 
@@ -98,8 +98,13 @@ MAX_NOTES = 20
 MAX_TEXT = 4000
 
 
-def tmf_status(state: str, acknowledged_at: datetime | None) -> str:
-    if state == "cancelled" and acknowledged_at is None:
+def never_taken(ticket: Ticket) -> bool:
+    """Nobody ever took it on: never acknowledged, never reopened (a ticket cancelled so is rejected)."""
+    return ticket.acknowledged_at is None and not ticket.reopen_count
+
+
+def tmf_status(state: str, *, never_taken: bool) -> str:
+    if state == "cancelled" and never_taken:
         return "rejected"
     return STATE_STATUS[state]
 
@@ -171,7 +176,7 @@ def to_tmf(view: TicketView) -> dict[str, Any]:
     """The TMF621 v4 ``TroubleTicket`` of one ticket."""
     t = view.ticket
     ticket_id = str(t.id)
-    status = tmf_status(t.state, t.acknowledged_at)
+    status = tmf_status(t.state, never_taken=never_taken(t))
     changes = _changes(view)
     entities: list[dict[str, Any]] = [
         {"id": str(alarm_id), "href": f"{ALARM_PATH}/{alarm_id}", "name": key,
@@ -250,9 +255,9 @@ def to_tmf(view: TicketView) -> dict[str, Any]:
 
 def _status_condition(status: str) -> ColumnElement[bool]:
     if status == "rejected":
-        return and_(Ticket.state == "cancelled", Ticket.acknowledged_at.is_(None))
+        return and_(Ticket.state == "cancelled", Ticket.acknowledged_at.is_(None), Ticket.reopen_count == 0)
     if status == "cancelled":
-        return and_(Ticket.state == "cancelled", Ticket.acknowledged_at.is_not(None))
+        return and_(Ticket.state == "cancelled", or_(Ticket.acknowledged_at.is_not(None), Ticket.reopen_count > 0))
     states = [s for s, st in STATE_STATUS.items() if st == status]
     return Ticket.state.in_(states) if states else false()
 
@@ -492,7 +497,7 @@ _NO_ACTION = ""  # no action of the state machine reaches the status from here
 
 def _action_for(ticket: Ticket, wanted: str, actor: service.Actor) -> str | None:
     """The action to TMF status ``wanted``; None when the ticket is there, ``_NO_ACTION`` when no action goes there."""
-    if wanted == tmf_status(ticket.state, ticket.acknowledged_at):
+    if wanted == tmf_status(ticket.state, never_taken=never_taken(ticket)):
         return None
     state = ticket.state
     if wanted == "inProgress":
@@ -511,7 +516,7 @@ def status_action(ticket: Ticket, wanted: str, *, actor: service.Actor) -> str |
     there already. A status no action reaches from here is a 409 listing what this actor may do."""
     action = _action_for(ticket, wanted, actor)
     if action == _NO_ACTION:
-        current = tmf_status(ticket.state, ticket.acknowledged_at)
+        current = tmf_status(ticket.state, never_taken=never_taken(ticket))
         raise IllegalTransition(
             f"status: a {current} ticket (faultloop state {ticket.state!r}) cannot become {wanted}; "
             f"reachable: {', '.join(_reachable(ticket, actor)) or 'none'}",
@@ -632,9 +637,7 @@ def on_ticket_change(session: Session, ticket: Ticket, change: str, detail: dict
         return
     from_state, to_state = detail.get("from_state"), detail.get("to_state")
     if from_state is not None and to_state is not None:
-        acknowledged = ticket.acknowledged_at
-        before = "rejected" if from_state == "cancelled" and acknowledged is None else STATE_STATUS[from_state]
-        if before != doc["status"]:
+        if STATE_STATUS[from_state] != doc["status"]:  # (cancelled is terminal: never a from-state)
             hub.publish(session, API, STATUS_EVENT, doc)
             return
     hub.publish(session, API, CHANGE_EVENT, doc)

@@ -17,6 +17,7 @@ from api.deps import SessionDep, UserDep, WriteSessionDep
 from api.routers.tickets import PolicyDep, _version
 from api.tmf import add_hub_routes, list_query, list_response
 from faultloop import clock
+from northbound import itsm
 from northbound import ticket as tmf
 from northbound.query import TmfQueryError
 from ticketing import service
@@ -72,6 +73,16 @@ def patch_ticket(
         session, ticket_id, body, policy=policy, actor=service.Actor.of(user), now=clock.now(),
         reopen_window_s=window_s, expected_version=_version(if_match, None),
     ))  # fmt: skip
+
+
+@router.post(f"{tmf.BASE}/listener/troubleTicketStatusChangeEvent",
+             summary="The service desk's hub event: a status change of a ticket it owns, applied here")  # fmt: skip
+def status_change_listener(request: Request, body: Annotated[Any, Body()], session: WriteSessionDep, user: UserDep,
+                           policy: PolicyDep) -> JSONResponse:  # fmt: skip
+    _content_type(request, ("application/json",))
+    window_s = request.app.state.runtime.settings.ticket_reopen_window_s
+    return _answer(itsm.accept_status_event(session, body, policy=policy, actor=service.Actor.of(user),
+                                            now=clock.now(), reopen_window_s=window_s))  # fmt: skip
 
 
 add_hub_routes(router, tmf.API, tmf.BASE)
