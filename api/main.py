@@ -24,7 +24,8 @@ from api.routers import (
     orders,
     tickets,
     tmf_alarm,
-)
+    tmf_ticket,
+)  # fmt: skip
 from api.services import ServiceHandles, one_shot
 from api.web import docs as api_docs
 from api.web.docs import SWAGGER_DIR, SWAGGER_PREFIX
@@ -62,7 +63,8 @@ def create_api(
     app.state.node_status = node_status if node_status is not None else (lambda: {"role": rt.settings.role})
     problems.install(app)
     api_openapi.install(app)
-    for module in (health, metrics, accounts, inventory, config, collectors, alarms, tickets, desk, orders, tmf_alarm):
+    for module in (health, metrics, accounts, inventory, config, collectors, alarms, tickets, desk, orders,
+                   tmf_alarm, tmf_ticket):  # fmt: skip
         app.include_router(module.router)
     for router in PAGE_ROUTERS:
         app.include_router(router)

@@ -138,6 +138,15 @@ ALLOW: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/v1/services/{service_id}"): EVERYONE,
     ("GET", "/api/v1/vlan-pools"): ALL,
     ("POST", "/api/v1/vlan-pools"): PROVISIONING,
+    # TMF621 trouble tickets (api/routers/tmf_ticket.py): status changes are the state machine's actions
+    ("GET", "/tmf-api/troubleTicket/v4/troubleTicket"): TMF_READERS,
+    ("POST", "/tmf-api/troubleTicket/v4/troubleTicket"): TMF_WRITERS,
+    ("GET", "/tmf-api/troubleTicket/v4/troubleTicket/{ticket_id}"): TMF_READERS,
+    ("PATCH", "/tmf-api/troubleTicket/v4/troubleTicket/{ticket_id}"): TMF_WRITERS,
+    ("POST", "/tmf-api/troubleTicket/v4/listener/troubleTicketStatusChangeEvent"): TMF_WRITERS,  # the ITSM's hub
+    ("POST", "/tmf-api/troubleTicket/v4/hub"): TMF_WRITERS,
+    ("GET", "/tmf-api/troubleTicket/v4/hub/{subscription_id}"): TMF_READERS,
+    ("DELETE", "/tmf-api/troubleTicket/v4/hub/{subscription_id}"): TMF_WRITERS,
     # --- the dashboard (api/web): HTML pages and htmx fragments, same roles as the JSON API ---
     ("GET", "/login"): PUBLIC,
     ("POST", "/login"): PUBLIC,

@@ -167,6 +167,28 @@ class Settings(BaseSettings):
     tmf_hub_max_attempts: int = Field(
         12, ge=1, le=100, description="Delivery attempts of one hub event before it is given up (subscription failing)."
     )
+    itsm_url: str = Field(
+        "", max_length=500,
+        description="Base URL of an external service desk's TMF621 API (e.g. https://desk/tmf-api/troubleTicket/v4); "
+        "the tickets it owns are created there and kept in step; empty: no ITSM sync.",
+    )  # fmt: skip
+    itsm_token: SecretStr | None = Field(
+        None, description="Bearer token faultloop sends to the service desk's TMF621 API; never logged or shown."
+    )
+    itsm_user: str = Field(
+        "", max_length=100,
+        description="The faultloop user (role oss) the service desk calls back with; its changes are not sent back.",
+    )  # fmt: skip
+    itsm_min_priority: Literal["P1", "P2", "P3", "P4"] = Field(
+        "P4", description="Tickets of this priority or more urgent are owned by the service desk (P4: every ticket)."
+    )
+    itsm_allow_private: bool = Field(
+        False, description="FAULTLOOP_ITSM_URL may point at a loopback / link-local host."
+    )
+    itsm_max_attempts: int = Field(
+        12, ge=1, le=100, description="Attempts of one request to the service desk before it is given up."
+    )
+    itsm_timeout_s: float = Field(10.0, gt=0, le=120, description="Seconds one request to the service desk may take.")
     smtp_host: str = Field("", description="SMTP server for e-mail notifications; empty: e-mail disabled.")
     smtp_port: int = Field(25, ge=1, le=65535, description="SMTP port.")
     smtp_from: str = Field("faultloop@localhost", description="Sender address of notification e-mail.")

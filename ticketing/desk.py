@@ -35,7 +35,17 @@ from ticketing import metrics
 from ticketing.models import FaultReport, Ticket, TicketAlarm, TicketEvent
 from ticketing.policy import OPEN_STATES, Policy
 from ticketing.schemas import REPORT_CHANNELS
-from ticketing.service import SYSTEM, Actor, _device_context, _new_ticket, _record, _text, open_for_alarm, transition
+from ticketing.service import (
+    SYSTEM,
+    Actor,
+    _device_context,
+    _new_ticket,
+    _record,
+    _text,
+    changed,
+    open_for_alarm,
+    transition,
+)  # fmt: skip
 
 CHANNELS = REPORT_CHANNELS  # the schema documents them (ticketing.schemas)
 
@@ -186,6 +196,8 @@ def _diagnosis_ticket(
     resources = [{"device": r.hostname, "interface": r.interface, "vlan": r.vlan} for r in service.resources]
     _record(session, ticket, actor=actor, action="create", now=now, to_state="new", priority=prio, source="customer",
             fault_report=ref, service_id=service.id, resources=resources)  # fmt: skip
+    session.flush()
+    changed(session, ticket, "created", {"source": "customer", "actor": actor.username})
     after_commit(session, lambda: metrics.CREATED.labels(source="customer", priority=prio).inc())
     return ticket
 

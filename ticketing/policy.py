@@ -48,6 +48,13 @@ NOC = frozenset({"admin", "noc"})
 FIELD = frozenset({"admin", "noc", "assignee"})
 NOC_SYSTEM = frozenset({"admin", "noc", "system"})
 SYSTEM = frozenset({"system"})
+# "oss" is a northbound integration (the TM Forum API's client, an external service desk): it may take
+# the ticket, pause and resume it, cancel, close and reopen it as the NOC does, and resolve a ticket whose
+# field work it ran itself (resolve_external); never the dispatch and field steps faultloop runs.
+OSS_NOC = NOC | {"oss"}
+OSS_FIELD = FIELD | {"oss"}
+OSS_NOC_SYSTEM = NOC_SYSTEM | {"oss"}
+OSS = frozenset({"oss"})
 SELF_HEALED = "cleared before dispatch"  # close reason of a ticket whose fault went away on its own
 
 
@@ -56,7 +63,7 @@ def _t(froms: str, action: str, to: str, roles: frozenset[str], note: str = "") 
 
 
 TRANSITIONS: tuple[Transition, ...] = tuple(
-    _t("new", "acknowledge", "acknowledged", NOC, "NOC takes the ticket; stops the response clock")
+    _t("new", "acknowledge", "acknowledged", OSS_NOC, "NOC takes the ticket; stops the response clock")
     + _t("acknowledged", "diagnose", "diagnosed", NOC, "diagnosis notes and fault category required")
     + _t("diagnosed", "dispatch", "dispatched", NOC, "to a technician (or auto: site, skill, least load) or a team")
     + _t("dispatched accepted en_route on_site waiting", "reassign", "dispatched", NOC, "to another technician/team")
@@ -65,21 +72,25 @@ TRANSITIONS: tuple[Transition, ...] = tuple(
     + _t("accepted", "en_route", "en_route", FIELD, "ETA and location note")
     + _t("accepted en_route", "on_site", "on_site", FIELD)
     + _t("en_route on_site", "update", SAME, FIELD, "new ETA / location note, state unchanged")
-    + _t("on_site", "wait", "waiting", FIELD, "waiting for parts or access: SLA clock paused")
-    + _t("waiting", "resume", "on_site", FIELD)
+    + _t("on_site", "wait", "waiting", OSS_FIELD, "waiting for parts or access: SLA clock paused")
+    + _t("waiting", "resume", "on_site", OSS_FIELD)
     + _t("on_site", "resolve", "resolved", FIELD, "feedback: cause category, action taken, parts, notes")
     + _t(
         "resolved", "verify", "verified", NOC_SYSTEM,
         "automatic once linked alarms stay clear for the hold-down and affected services pass their checks",
     )
-    + _t("verified", "close", "closed", NOC, "feedback rating 1-5; linked alarms archived")
+    + _t(
+        "new acknowledged diagnosed dispatched accepted en_route on_site waiting", "resolve_external", "resolved", OSS,
+        "the external service desk that owns the ticket resolved it; verified here as any resolution",
+    )
+    + _t("verified", "close", "closed", OSS_NOC, "feedback rating 1-5; linked alarms archived")
     + _t("new", "auto_close", "closed", SYSTEM, "cleared before dispatch: alarms cleared before anyone acknowledged")
-    + _t("resolved verified closed", "reopen", "acknowledged", NOC_SYSTEM, "recurrence or failed verification")
+    + _t("resolved verified closed", "reopen", "acknowledged", OSS_NOC_SYSTEM, "recurrence or failed verification")
     + _t(
         "new acknowledged diagnosed dispatched accepted en_route on_site waiting",
         "cancel",
         "cancelled",
-        NOC,
+        OSS_NOC,
         "duplicate, false alarm, ... (reason required)",
     )
 )

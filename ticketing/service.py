@@ -69,7 +69,8 @@ OUTBOX: dict[str, TicketOutbox] = {}
 # the state machine's actions that are ticket events (the others, en_route, on_site, wait, ..., notify nobody)
 ACTION_EVENTS: dict[str, str] = {
     "acknowledge": "acknowledged", "dispatch": "dispatched", "reassign": "dispatched", "accept": "accepted",
-    "escalate": "escalated", "resolve": "resolved", "verify": "verified", "reopen": "reopened", "close": "closed",
+    "escalate": "escalated", "resolve": "resolved", "resolve_external": "resolved", "verify": "verified",
+    "reopen": "reopened", "close": "closed",
     "cancel": "cancelled",
 }  # fmt: skip
 
@@ -77,6 +78,20 @@ ACTION_EVENTS: dict[str, str] = {
 def _emit(session: Session, ticket: Ticket, event: str, detail: dict[str, Any]) -> None:
     for write in list(OUTBOX.values()):
         write(session, ticket, event, detail)
+
+
+# Every change of a ticket that an outside view mirrors (the TM Forum API's events, an external service
+# desk): ``created``, each state machine action by its name, ``note``; the hooks run INSIDE the transaction
+# of the change, after it was flushed (they may read the ticket's timeline). OUTBOX above carries only
+# the notification events (no wait, resume, note, ...): notification routes with no event filter take
+# every event they are given, so its set stays as it is.
+TicketChange = Callable[[Session, Ticket, str, dict[str, Any]], None]
+CHANGES: dict[str, TicketChange] = {}
+
+
+def changed(session: Session, ticket: Ticket, change: str, detail: dict[str, Any]) -> None:
+    for hook in list(CHANGES.values()):
+        hook(session, ticket, change, detail)
 
 
 Notifier = Callable[[dict[str, Any]], None]
@@ -283,6 +298,7 @@ def create_manual(
     _record(session, ticket, actor=actor, action="create", now=now, to_state="new", priority=prio, source="manual")
     _emit(session, ticket, "created", {"source": "manual", "actor": actor.username})
     session.flush()
+    changed(session, ticket, "created", {"source": "manual", "actor": actor.username})
     after_commit(session, lambda: metrics.CREATED.labels(source="manual", priority=prio).inc())
     return ticket
 
@@ -341,6 +357,7 @@ def open_for_alarm(session: Session, *, policy: Policy, alarm: AlarmRecord, now:
     _attach_to_new(session, ticket, [c for c in children if c.id != alarm.id], role="child", now=now)
     _emit(session, ticket, "created", {"source": "alarm", "alarm_id": alarm.id})
     session.flush()
+    changed(session, ticket, "created", {"source": "alarm", "alarm_id": alarm.id})
     after_commit(session, lambda: metrics.CREATED.labels(source="alarm", priority=prio).inc())
     return ticket
 
@@ -415,6 +432,8 @@ def transition(
             _emit(session, ticket, ACTION_EVENTS[action], detail)
         _sla_effects(session, policy, ticket, breaches, now)
     _flush(session, ticket_id, client_version=expected_version is not None)
+    changed(session, ticket, action, {**changes, "actor": actor.username, "from_state": from_state,
+                                      "to_state": to_state})  # fmt: skip
     _observe(session, ticket, action)
     return ticket
 
@@ -471,6 +490,17 @@ def _apply(
         ticket.resolved_at = now
         return {"cause_category": cause, "action_taken": action_taken, "parts_used": list(parts),
                 "notes": ticket.resolution_notes}  # fmt: skip
+    if action == "resolve_external":
+        # the external service desk ran the repair: what it says is taken, what it leaves out is unknown
+        cause = _text(data, "cause_category", max_len=100) or "unknown"
+        if cause not in CAUSE_CATEGORIES:
+            raise InvalidInput(f"cause_category: expected one of {', '.join(CAUSE_CATEGORIES)}", field="cause_category")
+        ticket.cause_category = cause
+        ticket.action_taken = _text(data, "action_taken") or "resolved by the external service desk"
+        ticket.resolution_notes = _text(data, "notes")
+        ticket.resolved_at = now
+        return {"cause_category": cause, "action_taken": ticket.action_taken, "notes": ticket.resolution_notes,
+                "external": True}  # fmt: skip
     if action == "verify":
         ticket.verified_at = now
         return {"how": _text(data, "how", max_len=200) or ("automatic" if actor is SYSTEM else "by hand")}
@@ -576,6 +606,7 @@ def add_note(
     entry = TicketEvent(ticket_id=ticket.id, at=now, actor=actor.username, action="note", detail={"text": body})
     session.add(entry)
     _flush(session, ticket_id)
+    changed(session, ticket, "note", {"text": body, "actor": actor.username, "entry_id": entry.id})
     return entry
 
 
@@ -584,7 +615,7 @@ def _observe(session: Session, ticket: Ticket, action: str) -> None:
         seconds = (ticket.acknowledged_at - ticket.created_at).total_seconds()
         priority = ticket.priority
         after_commit(session, lambda: metrics.TIME_TO_ACK.labels(priority=priority).observe(seconds))
-    if action == "resolve" and ticket.resolved_at is not None:
+    if action in ("resolve", "resolve_external") and ticket.resolved_at is not None:
         seconds = (ticket.resolved_at - ticket.created_at).total_seconds()
         priority = ticket.priority
         after_commit(session, lambda: metrics.TIME_TO_RESTORE.labels(priority=priority).observe(seconds))

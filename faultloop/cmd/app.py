@@ -68,13 +68,16 @@ from faultloop.signals import INVENTORY_CHANGED
 from faultloop.transport import CentralIntake, ObservationPublisher, stream_setup
 from inventory import queries as inventory_queries
 from northbound import alarm as tmf_alarm
+from northbound import ticket as tmf_ticket
 from northbound.hub import HubDelivery
+from northbound.itsm import ItsmSync
 from provisioning import queries as service_inventory
 from provisioning.executor import ExecutionOutcome, execute_order
 from provisioning.jobs import ProvisioningService
 from provisioning.render import CatalogError, catalog, check_sla_classes
 from provisioning.unplanned import UnplannedChangeSink, explained_by_order, unplanned_event
 from provisioning.verify import ServiceVerifier
+from ticketing import service as ticket_service
 from ticketing.jobs import TicketingService
 from ticketing.notify import TicketNotifier
 from ticketing.notify import load_config as load_ticket_notify_config
@@ -187,6 +190,17 @@ def build_pipeline(rt: Runtime, sink: ObservationSink | None = None) -> Pipeline
     # written in the ticket's transaction (ticketing.service.OUTBOX, hooked at start), sent by the leader.
     ticket_notify = load_ticket_notify_config(settings.alarm_notify_file)
     pipeline.services.append(TicketNotifier(rt, ticket_notify, leadership=leadership))
+    # TMF621 hub events: every ticket change writes them in its own transaction (northbound/ticket.py)
+    ticket_service.CHANGES["tmf-hub"] = tmf_ticket.on_ticket_change
+    ticket_service.OUTBOX["tmf-hub"] = tmf_ticket.on_ticket_outbox
+    # Two-way ITSM sync (FAULTLOOP_ITSM_URL): ticket and alarm changes of the tickets the service desk owns
+    # go to its TMF621 API from an outbox written in the change's transaction, sent by the leader.
+    itsm = ItsmSync(rt.sessions, settings, leadership=leadership)
+    if itsm.enabled:
+        ticket_service.CHANGES["itsm"] = itsm.on_ticket_change
+        if engine is not None:
+            engine.add_outbox("itsm", itsm.on_alarm_changes)
+        pipeline.services.append(itsm)
     poller = add_collectors(pipeline, rt, sink=sink, ssh_sink=ssh_sink) if settings.role == "all" else None
     # Provisioning: approved orders run when their change window opens (pushes report to the sink).
     # The catalog is loaded now: a bad catalog folder stops the start (CatalogError), not an order.

@@ -20,6 +20,7 @@ def all_metadata() -> MetaData:
     import faultloop.leader  # noqa: F401
     import inventory.models  # noqa: F401
     import northbound.models  # noqa: F401
+    import northbound.ticket_models  # noqa: F401
     import provisioning.models  # noqa: F401
     import ticketing.models  # noqa: F401
 
