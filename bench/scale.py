@@ -23,10 +23,12 @@ Every part is a real process on this machine, talking over loopback:
 Phases, each printed as it ends:
 
 1. polling: every poll result on ``<prefix>.results.>`` is counted by a NATS tap in this process.
-   The group's first turns are spread over a tenth of the interval (a burst at 10x demand), so the
-   sustained rate is measured over one full interval starting half an interval after the first
-   result (each device's second turn falls inside it): polls/min vs demand (N x 60 / interval),
-   timeouts %, collector CPU per poll (from /proc over the same window), lab CPU;
+   The group's first turns fall at each device's slot, spread over one interval
+   (``collectors.jobs.slot_delay``); the sustained rate is measured over one full interval starting
+   half an interval after the first result (each device once inside it: its first or its second
+   turn): polls/min vs demand (N x 60 / interval), timeouts %, collector CPU per poll (from /proc
+   over the same window), lab CPU; and the first half interval on its own (the first-turn burst
+   there was, 10x the demand when first turns were spread over a tenth of the interval);
 2. fault latency: ``--faults`` links cut one after the other in the lab slices; from the cut to
    the linkDown alarm row visible in central's database (trap -> collector -> JetStream -> central);
 3. event flood: ``--events`` v2c linkDown traps from 500 lab device addresses at ``--rate`` per
@@ -61,6 +63,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -382,6 +385,7 @@ async def measure_polling(args: argparse.Namespace, tap: Tap, procs: list[Proc],
     cpu = {p.name: (proc_cpu_s(p.pid) - cpu0[p.name]) / wall for p in procs}
     window = [r for r in tap.rows if start <= r[0] < end]
     burst = [r for r in tap.rows if r[0] < first + args.interval / 2]
+    burst_minutes = Counter(int((r[0] - first) // 60) for r in burst)
     polls = len(window)
     timeouts = sum(1 for r in window if r[3])
     failed = sum(1 for r in window if not r[2])
@@ -395,7 +399,9 @@ async def measure_polling(args: argparse.Namespace, tap: Tap, procs: list[Proc],
         f"sustained {polls * 60 / wall:.0f} device polls/min ({polls * 60 / wall / demand:.2f}x demand; "
         f"{devices_seen} distinct devices in the window), timeouts {100 * timeouts / max(polls, 1):.2f} %, "
         f"failed {100 * failed / max(polls, 1):.2f} %; busiest minute {max(by_minute.values(), default=0)} polls; "
-        f"first-turn burst {len(burst)} polls in {args.interval / 2:.0f} s with "
+        f"first-turn burst {len(burst)} polls in {args.interval / 2:.0f} s "
+        f"({len(burst) * 120 / args.interval / demand:.2f}x demand; busiest minute "
+        f"{max(burst_minutes.values(), default=0)} polls) with "
         f"{100 * sum(1 for r in burst if r[3]) / max(len(burst), 1):.2f} % timeouts",
         flush=True,
     )

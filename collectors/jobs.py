@@ -62,6 +62,22 @@ POLL_SECONDS = Histogram(
 )
 
 
+def spread(device_id: int) -> float:
+    """A stable fraction in [0, 1) per device (the golden-ratio sequence over ids: consecutive ids
+    land far apart, any subset of ids spreads evenly)."""
+    return (device_id * 0.6180339887498949) % 1.0
+
+
+def slot_delay(device_id: int, interval_s: float, now_s: float) -> float:
+    """Seconds from ``now_s`` (epoch seconds) to the device's own slot in its poll interval: the
+    next time whose offset in the interval (counted from the epoch) is ``spread(device_id)`` of it.
+    Where a device's first turn falls when nothing says when it was last polled: a thousand devices
+    starting together are spread evenly over one interval (about the sustained rate from the first
+    second on), not all due at once; and the slot is the same in every process (a collector taking
+    a device over, a restart), so it needs no coordination."""
+    return (spread(device_id) * interval_s - now_s) % interval_s
+
+
 def retry_delay(failures: int, interval_s: float) -> float:
     """Seconds until the next poll after ``failures`` consecutive failures (0: healthy)."""
     if failures <= 0:
@@ -361,8 +377,9 @@ class SnmpPoller:
         return {}
 
     def first_delay(self, dev: PolledDevice) -> float:
-        """Seconds until a newly scheduled device's first poll: spread over one interval."""
-        return random.uniform(0, dev.interval_s)
+        """Seconds until a newly scheduled device's first poll: its slot, so the first turns of the
+        whole inventory are spread evenly over one interval (``slot_delay``)."""
+        return slot_delay(dev.id, dev.interval_s, clock.now().timestamp())
 
     async def sync(self) -> None:
         """Follow the inventory: schedule new devices, drop deleted ones, apply new intervals."""

@@ -43,7 +43,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from collectors.collection_set import STANDARD, CollectionSet
-from collectors.jobs import JITTER, DeviceLeft, PolledDevice, SnmpPoller, _Pending, write_result
+from collectors.jobs import JITTER, DeviceLeft, PolledDevice, SnmpPoller, _Pending, slot_delay, spread, write_result
 from collectors.snmp_poll import DeviceTracker, PollResult, Snapshot
 from faultloop import clock, inbox
 from faultloop.broker import BrokerLink, Delivery, Publisher, PullConsumer, stream_name, subject
@@ -279,6 +279,14 @@ class RemotePoller(SnmpPoller):
         # heartbeat before its entry expired (``Membership.lease_valid``); one it began just before
         # ends and has its result in the stream this long after that (the writer batches 0.5 s).
         self.dead_grace_s = max(0.0, settings.poll_timeout_s * tries + 1.0 - settings.collector_heartbeat_s)
+        # A device taken over is polled at the turn its last poll set, or soon after when that turn
+        # passed while its previous owner was being found dead (up to the heartbeat timeout, the
+        # grace above and one heartbeat until this member's re-share). Later than that, the group
+        # has not polled it for a whole interval and more (a group restarted after an outage): such
+        # devices go to their slots (``slot_delay``) like never polled ones, or a group coming back
+        # would poll all of them at once.
+        # (the heartbeat timeout is three heartbeats: ``faultloop.cmd.collector.MISSED_HEARTBEATS``)
+        self.catch_up_s = 4 * settings.collector_heartbeat_s + self.dead_grace_s
         self.taken_over = 0  # devices this collector started polling after another member
         self.unconfirmed_handovers = 0  # taken from a live member that never said it let go
         self._fresh: set[int] = set()  # acquired, first turn not taken yet
@@ -368,14 +376,21 @@ class RemotePoller(SnmpPoller):
         return out
 
     def first_delay(self, dev: PolledDevice) -> float:
+        """When a device this member starts polling (its first share, one taken over or handed
+        back) has its first turn here: the turn after its last poll in the group, or, when there is
+        none (never polled) or it is long past (nobody polled it for over an interval), the device's
+        slot in the interval. Never all of them at once: 10,000 devices of a group starting together
+        were all due within a tenth of the interval (18 % timeouts in that burst)."""
         due_at = self._due_at.pop(dev.id, None)
-        if due_at is None:  # never polled by the group: spread the first turns over a tenth of the interval
-            base = 0.0
+        now = clock.now()
+        late = None if due_at is None else (now - due_at).total_seconds()
+        if late is None or late > self.catch_up_s:
+            base = slot_delay(dev.id, dev.interval_s, now.timestamp())
         else:
-            base = max(0.0, (due_at - clock.now()).total_seconds())
+            base = max(0.0, -late) + dev.interval_s * JITTER * spread(dev.id)
         if dev.id in self._from_member:  # its first turn re-reads the newest result (``due``)
             base = max(base, self.dead_grace_s)
-        return base + dev.interval_s * JITTER * _spread(dev.id)
+        return base
 
     async def due(self, device_id: int) -> bool:
         """The first turn of an acquired device: wait until its previous owner, if alive, says it let
@@ -417,7 +432,7 @@ class RemotePoller(SnmpPoller):
             self.trackers[device_id].site = dev.site
         wait = (record.time + timedelta(seconds=dev.interval_s * (1 - JITTER)) - clock.now()).total_seconds()
         if wait > 0:
-            self.reschedule(device_id, delay_s=wait + dev.interval_s * JITTER * _spread(device_id))
+            self.reschedule(device_id, delay_s=wait + dev.interval_s * JITTER * spread(device_id))
             return False
         self._rebase(device_id)
         return True
@@ -432,7 +447,7 @@ class RemotePoller(SnmpPoller):
         wait = (tracker.last_poll + timedelta(seconds=dev.interval_s * (1 - JITTER)) - clock.now()).total_seconds()
         if wait <= 0:
             return True
-        self.reschedule(device_id, delay_s=wait + dev.interval_s * JITTER * _spread(device_id))
+        self.reschedule(device_id, delay_s=wait + dev.interval_s * JITTER * spread(device_id))
         return False
 
     def _rebase(self, device_id: int) -> None:
@@ -460,8 +475,3 @@ class RemotePoller(SnmpPoller):
 
     def _publish(self, batch: Sequence[_Pending], *, stored: bool = True) -> None:
         """Nothing more: events went into the spool with the results, samples travel in them."""
-
-
-def _spread(device_id: int) -> float:
-    """A stable fraction in [0, 1) per device, so acquired devices do not all fire at once."""
-    return (device_id * 0.6180339887498949) % 1.0

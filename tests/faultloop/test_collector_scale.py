@@ -155,7 +155,8 @@ async def test_a_member_joining_a_live_one_polls_nothing_of_its_share_until_that
     from faultloop.cmd.collector import Membership, rendezvous_owner
 
     n = 40
-    s = base.model_copy(update={"collector_heartbeat_s": 0.5})
+    # short polls: the grace a first turn taken from a member waits is 0.3 s + 1 s - 0.5 s
+    s = base.model_copy(update={"collector_heartbeat_s": 0.5, "poll_timeout_s": 0.3, "poll_retries": 0})
     cipher = Fernet(s.collector_key.get_secret_value().encode())
     await put_directory(s, poll_entries(n, silent_port, cipher))
     # c2: a live member that polled the whole group until now and never says it let go (its entry
@@ -164,6 +165,11 @@ async def test_a_member_joining_a_live_one_polls_nothing_of_its_share_until_that
     link = BrokerLink(s2, client_name="c2")
     await link.start()
     other = Membership(link, s2)
+
+    async def never_settles() -> bool:  # a poll of what it gives up never ends (a hung walk)
+        return False
+
+    other.on_settle(never_settles)
     await other.start()
     process = build_collector(s)  # c1 joins
     await process.pipeline.start()
@@ -173,7 +179,9 @@ async def test_a_member_joining_a_live_one_polls_nothing_of_its_share_until_that
         assert mine and set(poller.devices) == mine
         # its share is fenced: taken from c2, which is alive and has not said it let go
         assert set(poller._from_member) == mine and set(poller._from_member.values()) == {"c2"}
-        await asyncio.sleep(2.0)  # every first turn has come (within a tenth of the 2 s interval)
+        # every device's first turn has come (its slot in the 2 s interval, after the grace) and found
+        # the device not let go of
+        await until(lambda: set(poller._fence_since) == mine, timeout=15, what="every first turn fenced")
         assert poller.stats.polls == 0
     finally:
         await process.pipeline.stop()
@@ -293,3 +301,43 @@ async def test_central_publishes_a_group_of_thousands_of_devices_and_its_collect
         assert len(poller_of(process).devices) == len(many_devices)
     finally:
         await process.pipeline.stop()
+
+
+async def test_a_collector_starting_on_a_group_never_polled_spreads_its_first_turns_over_the_interval(
+    base, silent_port  # noqa: F811
+):
+    """The scale bench's first-turn burst: 10,000 devices' first turns within a tenth of the interval
+    (18 % timeouts). Through the real collector (directory, share, scheduler): one per device's slot."""
+    from collectors.jobs import slot_delay
+    from faultloop import clock
+
+    n, interval = 300, 600.0
+    s = base.model_copy(update={"poll_interval_s": interval})
+    cipher = Fernet(s.collector_key.get_secret_value().encode())
+    await put_directory(s, [{**e, "interval_s": interval} for e in poll_entries(n, silent_port, cipher)])
+    process = build_collector(s)
+    frozen = clock.FrozenClock(clock.now())
+    with clock.use(frozen):
+        await process.pipeline.start()
+        try:
+            poller = poller_of(process)
+            await until(lambda: len(poller.devices) == n, what="the group's devices in the share")
+            assert poller.scheduler is not None
+            started = asyncio.get_running_loop().time()
+            turns = poller.scheduler.turns()
+            elapsed = asyncio.get_running_loop().time() - started
+        finally:
+            await process.pipeline.stop()
+    assert set(turns) == set(range(1, n + 1))
+    delays = {i: left for i, (_interval, _jitter, left) in turns.items()}
+    tenths = [sum(1 for d in delays.values() if k * interval / 10 <= d < (k + 1) * interval / 10)
+              for k in range(10)]  # fmt: skip
+    assert max(tenths) <= 33, tenths  # 30 per tenth of the interval: the demand rate from the start
+    # each at its slot (the time since the scheduling: the start's own NATS round trips, a few seconds at most)
+    expected = {i: slot_delay(i, interval, frozen.current.timestamp()) for i in delays}
+    slack = 10.0 + elapsed
+    waiting = [i for i in delays if expected[i] > slack]  # not polled yet (the others: their next turn)
+    assert len(waiting) > 0.9 * n
+    assert all(-0.5 <= expected[i] - delays[i] <= slack for i in waiting), [
+        (i, expected[i], delays[i]) for i in waiting if not -0.5 <= expected[i] - delays[i] <= slack
+    ][:5]
