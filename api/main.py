@@ -12,7 +12,19 @@ from api import openapi as api_openapi
 from api import problems
 from api.bodylimit import BodyLimit
 from api.deps import authorize
-from api.routers import accounts, alarms, collectors, config, desk, health, inventory, metrics, orders, tickets
+from api.routers import (
+    accounts,
+    alarms,
+    collectors,
+    config,
+    desk,
+    health,
+    inventory,
+    metrics,
+    orders,
+    tickets,
+    tmf_order,
+)
 from api.services import ServiceHandles, one_shot
 from api.web import docs as api_docs
 from api.web.docs import SWAGGER_DIR, SWAGGER_PREFIX
@@ -50,7 +62,7 @@ def create_api(
     app.state.node_status = node_status if node_status is not None else (lambda: {"role": rt.settings.role})
     problems.install(app)
     api_openapi.install(app)
-    for module in (health, metrics, accounts, inventory, config, collectors, alarms, tickets, desk, orders):
+    for module in (health, metrics, accounts, inventory, config, collectors, alarms, tickets, desk, orders, tmf_order):
         app.include_router(module.router)
     for router in PAGE_ROUTERS:
         app.include_router(router)
