@@ -29,7 +29,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from faultloop.errors import DomainError, InvalidInput, NotFound
+from faultloop.errors import Conflict, DomainError, InvalidInput, NotFound
 from faultloop.vault import Vault
 from inventory import queries as inventory
 from northbound import hub
@@ -212,11 +212,12 @@ def _text(doc: dict[str, Any], key: str, path: str, *, max_len: int = MAX_TEXT) 
     return value
 
 
-def _keys(doc: Any, allowed: frozenset[str], path: str, what: str) -> dict[str, Any]:
+def _keys(doc: Any, allowed: frozenset[str], path: str, what: str,
+          read_only: frozenset[str] = frozenset()) -> dict[str, Any]:  # fmt: skip
     if not isinstance(doc, dict):
         raise _bad(path or "serviceOrder", f"expected a JSON object ({what})")
     for key in doc:
-        if key in READ_ONLY and path == "":
+        if key in read_only:
             raise _bad(key, "is set by faultloop (read-only); leave it out")
         if key not in allowed:
             raise _bad(f"{path}.{key}" if path else key, f"not an attribute faultloop reads in {what}; "
@@ -224,7 +225,7 @@ def _keys(doc: Any, allowed: frozenset[str], path: str, what: str) -> dict[str, 
     return doc
 
 
-def _when(doc: dict[str, Any], key: str) -> str | None:
+def _when(doc: dict[str, Any], key: str) -> datetime | None:
     raw = doc.get(key)
     if raw is None:
         return None
@@ -234,7 +235,7 @@ def _when(doc: dict[str, Any], key: str) -> str | None:
         at = None
     if at is None or at.tzinfo is None:
         raise _bad(key, "expected an ISO 8601 date-time with a time zone (2026-12-24T22:00:00Z)")
-    return at.isoformat()
+    return at
 
 
 def _customer(parties: Any) -> str | None:
@@ -275,6 +276,8 @@ def _devices(session: Session, resources: Any, path: str) -> list[str]:
         if name is not None:
             if not isinstance(name, str) or not 1 <= len(name) <= 255:
                 raise _bad(f"{where}.name", "expected the device's hostname")
+            if inventory.device_by_hostname(session, name) is None:
+                raise _bad(where, f"no device named {name[:60]!r}")
         elif ref_id is not None:
             device = (
                 inventory.device(session, int(ref_id))
@@ -340,7 +343,7 @@ def _characteristics(
 def parse(session: Session, body: Any) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """The faultloop order document (``OrderIn``), what the client sent beside it (``external``),
     and what translating an error back needs; every error names the TMF attribute."""
-    body = _keys(body, ORDER_KEYS, "", "a serviceOrder")
+    body = _keys(body, ORDER_KEYS, "", "a serviceOrder", READ_ONLY)
     external: dict[str, Any] = {}
     for key in ("externalId", "description", "category", "priority", "notificationContact"):
         value = _text(body, key, "")
@@ -417,9 +420,11 @@ def parse(session: Session, body: Any) -> tuple[dict[str, Any], dict[str, Any], 
         data["vlan_pool"] = pool
     start, end = _when(body, "requestedStartDate"), _when(body, "requestedCompletionDate")
     if start is not None:
-        data["window_start"] = start
+        data["window_start"] = start.isoformat()
     if end is not None:
-        data["window_end"] = end
+        data["window_end"] = end.isoformat()
+    if start is not None and end is not None and end <= start:
+        raise _bad("requestedCompletionDate", "expected a time after requestedStartDate (the change window)")
     return data, external, {"index": index, "devices": devices}
 
 
@@ -464,7 +469,7 @@ def tmf_path(field: str | None, context: dict[str, Any]) -> str:
     return _PLAIN.get(field.split(".")[0].split("[")[0], "serviceOrder")
 
 
-def translate(exc: DomainError, context: dict[str, Any]) -> TmfQueryError:
+def translate(exc: DomainError, context: dict[str, Any]) -> DomainError:
     where = tmf_path(exc.field, context)
     message = exc.detail
     if exc.field and message.startswith(f"{exc.field}:"):
@@ -474,7 +479,9 @@ def translate(exc: DomainError, context: dict[str, Any]) -> TmfQueryError:
             message = f"{m.group(2)} of {context['devices'][int(m.group(1))]}: {message}"
         elif exc.field.startswith("params."):
             message = f"{exc.field.removeprefix('params.')}: {message}"
-    return TmfQueryError(f"{where}: {message}", field=where)
+    if isinstance(exc, InvalidInput):  # a bad serviceOrder is a 400 in TMF630, the 409s stay 409
+        return TmfQueryError(f"{where}: {message}", field=where)
+    return type(exc)(f"{where}: {message}", field=where)
 
 
 def create(session: Session, body: Any, *, actor: str, role: str, vault: Vault, four_eyes: bool) -> ServiceOrder:
@@ -484,7 +491,7 @@ def create(session: Session, body: Any, *, actor: str, role: str, vault: Vault, 
     try:
         order = provisioning.create_order(session, provisioning.parse_order(data), actor=actor, external=external)
         return provisioning.act(session, order.id, "plan", actor=actor, role=role, four_eyes=four_eyes, vault=vault)
-    except InvalidInput as exc:
+    except (InvalidInput, Conflict) as exc:
         raise translate(exc, context) from None
 
 

@@ -1,14 +1,14 @@
 """Service orders: what an ordering system sent beside the order (TMF641 externalId, item id).
 
 Revision ID: tmf641_0001_order_external
-Revises: tmf_0001_hub
+Revises: h15fin_0001_order_diff_sealed
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "tmf641_0001_order_external"
-down_revision = "tmf_0001_hub"
+down_revision = "h15fin_0001_order_diff_sealed"
 branch_labels = None
 depends_on = None
 
