@@ -51,6 +51,24 @@ PROBLEM_SCHEMA: dict[str, Any] = {
         "allowed_actions": {"type": "array", "items": {"type": "string"}},
     },
 }
+TMF_ERROR_SCHEMA: dict[str, Any] = {
+    "title": "TmfError",
+    "description": "The TM Forum Error resource (TMF630): every /tmf-api/ route answers errors so",
+    "type": "object",
+    "required": ["code", "reason"],
+    "properties": {
+        "code": {"type": "string"},
+        "reason": {"type": "string"},
+        "message": {"type": "string"},
+        "status": {"type": "string"},
+        "referenceError": {"type": "string"},
+        "@type": {"type": "string"},
+        "field": {"type": "string"},
+        "errors": {"type": "array", "items": {"type": "object"}},
+        "allowed_actions": {"type": "array", "items": {"type": "string"}},
+    },
+}
+TMF_PREFIX = "/tmf-api/"
 DESCRIPTIONS = {
     400: "Bad request (a body that does not parse, or an action the object's state refuses)",
     401: "Missing, unknown, expired or revoked token",
@@ -117,7 +135,9 @@ def document_problems(schema: dict[str, Any], *, page_size_max: int = MAX_PAGE) 
     schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
     _page_limits(schema, page_size_max)
     _document_bodies(schema)
+    schema["components"]["schemas"]["TmfError"] = TMF_ERROR_SCHEMA
     problem = {PROBLEM_MEDIA: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    tmf_error = {"application/json": {"schema": {"$ref": "#/components/schemas/TmfError"}}}
     schemas = schema["components"]["schemas"]
     for name in ("HTTPValidationError", "ValidationError"):
         schemas.pop(name, None)  # FastAPI's own 422 shape: never sent
@@ -126,11 +146,17 @@ def document_problems(schema: dict[str, Any], *, page_size_max: int = MAX_PAGE) 
             if method not in ("get", "post", "put", "patch", "delete"):
                 continue
             responses = operation.setdefault("responses", {})
-            for status, response in responses.items():
+            tmf = path.startswith(TMF_PREFIX)  # TMF630: the Error resource as JSON; a refused field is a 400
+            content = tmf_error if tmf else problem
+            for status, response in list(responses.items()):
                 if status.isdigit() and int(status) >= 400 and "content" not in response:
-                    response["content"] = problem  # declared on the route, answered as a problem
-            for status in sorted(_statuses(method, path, operation)):
-                responses[str(status)] = {"description": DESCRIPTIONS[status], "content": problem}
+                    response["content"] = content  # declared on the route, answered as a problem
+            statuses = _statuses(method, path, operation)
+            if tmf and 422 in statuses:
+                statuses = (statuses - {422}) | {400}
+                responses.pop("422", None)
+            for status in sorted(statuses):
+                responses[str(status)] = {"description": DESCRIPTIONS[status], "content": content}
     return schema
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+TMF_ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/TmfError"}}}
 
 
 def _operations(doc):
@@ -21,7 +22,8 @@ def test_every_operation_documents_its_errors_as_problems(client):
         if path not in ("/healthz", "/readyz", "/openapi.json") and not errors:
             missing.append(f"{method} {path}")
         for status, response in errors.items():
-            assert response["content"] == PROBLEM, (method, path, status)
+            expected = TMF_ERROR if path.startswith("/tmf-api/") else PROBLEM
+            assert response["content"] == expected, (method, path, status)
     assert missing == []
 
 
@@ -128,3 +130,13 @@ def test_bodies_the_document_now_refuses_are_refused_by_the_service_too(client, 
         assert r.status_code == 422, (path, body, r.text)
         if field is not None:
             assert r.json()["field"] == field, (path, body, r.json())
+
+
+def test_tmf_routes_document_the_tmf_error_and_400_for_a_refused_field(client, auth):
+    doc = client.get("/openapi.json").json()
+    assert doc["components"]["schemas"]["TmfError"]["required"] == ["code", "reason"]
+    responses = doc["paths"]["/tmf-api/serviceOrdering/v4/serviceOrder"]["post"]["responses"]
+    assert {400, 401, 403, 409} <= {int(s) for s in responses} and "422" not in responses
+    r = client.get("/tmf-api/serviceOrdering/v4/serviceOrder/999999", headers=auth("admin"))
+    assert r.status_code == 404 and r.headers["content-type"] == "application/json"
+    assert {"code", "reason", "message", "status"} <= set(r.json())
