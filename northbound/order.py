@@ -37,7 +37,7 @@ from northbound.query import Attribute, Kind, ListQuery, Resource, TmfQueryError
 from northbound.service import PATH as SERVICE_PATH
 from northbound.service import characteristics, customer_party, iso, spec_ref
 from provisioning import service as provisioning
-from provisioning.models import OrderItem, ServiceOrder
+from provisioning.models import ServiceOrder
 from provisioning.render import reject_unsafe
 
 BASE = "/tmf-api/serviceOrdering/v4"
@@ -117,16 +117,16 @@ VLAN_POOL = "vlanPool"  # the characteristic naming the VLAN pool (not a catalog
 # ---- the TMF representation -------------------------------------------------------------------
 
 
-def to_tmf(order: ServiceOrder, items: list[OrderItem], hostnames: dict[int, str]) -> dict[str, Any]:
-    """The TMF641 ``ServiceOrder`` of a faultloop order, its items (one per device) and their hostnames."""
+def to_tmf(order: ServiceOrder, devices: list[tuple[int, str, dict[str, Any]]]) -> dict[str, Any]:
+    """The TMF641 ``ServiceOrder`` of a faultloop order and its devices (id, hostname, values)."""
     external: dict[str, Any] = dict(order.external or {})
     state = STATE_MAP[order.state]
     final = order.state in ("completed", "rolled_back", "failed")
     service: dict[str, Any] = {
         "serviceSpecification": spec_ref(order.service_type),
-        "serviceCharacteristic": characteristics({str(i.device_id): i.params for i in items}, hostnames),
-        "supportingResource": [{"id": str(i.device_id), "name": hostnames.get(i.device_id, ""),
-                                "@referredType": "Device"} for i in items],
+        "serviceCharacteristic": characteristics({host: params for _id, host, params in devices}),
+        "supportingResource": [{"id": str(device_id), "name": host, "@referredType": "Device"}
+                               for device_id, host, _params in devices],
         "@type": "Service",
     }  # fmt: skip
     if order.service_id is not None:
@@ -167,9 +167,19 @@ def to_tmf(order: ServiceOrder, items: list[OrderItem], hostnames: dict[int, str
 
 
 def snapshot(session: Session, order: ServiceOrder) -> dict[str, Any]:
+    """The order's devices are its items once validated; before (a draft), what it asks for."""
     items = provisioning.items(session, order.id)
-    hostnames = {d.id: d.hostname for d in inventory.devices(session, ids=[i.device_id for i in items])}
-    return to_tmf(order, items, hostnames)
+    if items:
+        hostnames = {d.id: d.hostname for d in inventory.devices(session, ids=[i.device_id for i in items])}
+        devices = [(i.device_id, hostnames.get(i.device_id, ""), dict(i.params)) for i in items]
+    else:
+        request = order.request or {}
+        devices = []
+        for target in request.get("targets", []):
+            found = inventory.device_by_hostname(session, target["device"])
+            if found is not None:
+                devices.append((found.id, found.hostname, {**request.get("params", {}), **target.get("params", {})}))
+    return to_tmf(order, devices)
 
 
 def _order_id(order_id: str) -> int:

@@ -78,18 +78,18 @@ def customer_party(customer: str) -> dict[str, Any]:
     return {"id": customer, "name": customer, "role": "customer", "@referredType": "Customer"}
 
 
-def characteristics(per_device: Mapping[str, Mapping[str, Any]], hostnames: Mapping[int, str]) -> list[dict[str, Any]]:
-    """Per-device values folded into one characteristic per name: the value itself when every
-    device has the same, else an object by hostname (``{"sw1": "Gi0/1", "sw2": "Gi0/2"}``)."""
+def characteristics(by_host: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Per-device values (by hostname) folded into one characteristic per name: the value itself
+    when every device has the same, else an object by hostname (``{"sw1": "Gi0/1", "sw2": "Gi0/2"}``)."""
     names: list[str] = []
-    for params in per_device.values():
+    for params in by_host.values():
         names.extend(n for n in params if n not in names)
     out = []
     for name in names:
-        by_host = {hostnames.get(int(d), d): p[name] for d, p in per_device.items() if name in p}
-        values = list(by_host.values())
-        same = len(by_host) == len(per_device) and all(v == values[0] for v in values)
-        value: Any = values[0] if same else by_host
+        values = {host: p[name] for host, p in by_host.items() if name in p}
+        first = next(iter(values.values()))
+        same = len(values) == len(by_host) and all(v == first for v in values.values())
+        value: Any = first if same else values
         out.append({"name": name, "valueType": _value_type(value), "value": value})
     return out
 
@@ -141,7 +141,7 @@ def to_tmf(service: ServiceOut, orders: list[ServiceOrder]) -> dict[str, Any]:
         "isStateful": True,
         "serviceDate": iso(service.created_at),
         "serviceSpecification": spec_ref(service.service_type),
-        "serviceCharacteristic": characteristics(per_device, hostnames),
+        "serviceCharacteristic": characteristics({hostnames.get(int(d), d): p for d, p in per_device.items()}),
         "supportingResource": supporting_resources(service),
         "relatedParty": [customer_party(service.customer)],
         "serviceOrderItem": [

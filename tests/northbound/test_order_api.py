@@ -128,6 +128,15 @@ def test_order_created_planned_approved_cancelled_with_events(client, session, l
     validate(created[0], "Event")
     validate(created[0]["event"]["serviceOrder"], "ServiceOrder")
     assert created[0]["event"]["serviceOrder"]["externalId"] == "BSS-4711"
+    # written at creation (a draft, before validation): what the order asks for
+    draft_service = created[0]["event"]["serviceOrder"]["serviceOrderItem"][0]["service"]
+    assert [x["name"] for x in draft_service["supportingResource"]] == ["tsw1", "tsw2"]
+    assert {c["name"]: c["value"] for c in draft_service["serviceCharacteristic"]} == {
+        "interface": {"tsw1": "GigabitEthernet0/2", "tsw2": "GigabitEthernet0/3"},
+        "vlan_name": "ACME-L2",
+        "description": "ACME L2",
+        "vlanPool": "tmf-metro",
+    }
     assert _events(session, "ServiceOrderStateChangeEvent") == []  # draft -> planned stays acknowledged
     (svc_created,) = _events(session, "ServiceCreateEvent")
     validate(svc_created["event"]["service"], "Service")
