@@ -152,7 +152,7 @@ def to_tmf(order: ServiceOrder, devices: list[tuple[int, str, dict[str, Any]]]) 
                   "text": f"faultloop order state: {order.state}" + (f"; {order.result}" if order.result else "")}],
         "@type": "ServiceOrder",
     }  # fmt: skip
-    for key in ("externalId", "description", "category", "priority"):
+    for key in ("externalId", "description", "category", "priority", "notificationContact"):
         if external.get(key):
             doc[key] = external[key]
     if order.window_start is not None:

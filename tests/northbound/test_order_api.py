@@ -61,6 +61,7 @@ def order_body(**over: Any) -> dict[str, Any]:
         "description": "ACME metro L2",
         "category": "L2VPN",
         "priority": "1",
+        "notificationContact": "noc@bss.example.net",
         "requestedStartDate": "2026-12-24T22:00:00Z",
         "requestedCompletionDate": "2026-12-25T02:00:00+00:00",
         "relatedParty": [{"id": "ACME", "name": "ACME", "role": "customer", "@referredType": "Customer"}],
@@ -107,6 +108,7 @@ def test_order_created_planned_approved_cancelled_with_events(client, session, l
     validate(doc, "ServiceOrder")
     assert r.headers["Location"] == f"{ORDERS}/{doc['id']}" and doc["href"] == r.headers["Location"]
     assert doc["state"] == "acknowledged" and doc["externalId"] == "BSS-4711" and doc["priority"] == "1"
+    assert doc["notificationContact"] == "noc@bss.example.net" and doc["category"] == "L2VPN"
     assert doc["requestedStartDate"] == "2026-12-24T22:00:00+00:00"
     assert doc["requestedCompletionDate"] == "2026-12-25T02:00:00+00:00"
     assert doc["relatedParty"][0]["name"] == "ACME"
