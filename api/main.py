@@ -24,6 +24,7 @@ from api.routers import (
     orders,
     tickets,
     tmf_alarm,
+    tmf_order,
     tmf_ticket,
 )  # fmt: skip
 from api.services import ServiceHandles, one_shot
@@ -64,7 +65,7 @@ def create_api(
     problems.install(app)
     api_openapi.install(app)
     for module in (health, metrics, accounts, inventory, config, collectors, alarms, tickets, desk, orders,
-                   tmf_alarm, tmf_ticket):  # fmt: skip
+                   tmf_alarm, tmf_ticket, tmf_order):  # fmt: skip
         app.include_router(module.router)
     for router in PAGE_ROUTERS:
         app.include_router(router)

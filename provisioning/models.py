@@ -89,6 +89,8 @@ class ServiceOrder(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     result: Mapped[str] = mapped_column(Text, default="")
+    # what an ordering system sent beside the order (TMF641: externalId, item id, description, ...)
+    external: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class OrderItem(Base):

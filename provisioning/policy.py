@@ -29,7 +29,8 @@ STATES = (
 FINAL = frozenset({"completed", "rolled_back", "failed", "cancelled"})
 ACTIVE = frozenset({"executing", "verifying"})
 
-AUTHORS = frozenset({"provisioner", "admin"})
+# oss: the northbound integration user places orders (TMF641) like a provisioner; noc/admin approve
+AUTHORS = frozenset({"provisioner", "admin", "oss"})
 APPROVERS = frozenset({"noc", "admin"})
 EXECUTORS = frozenset({"provisioner", "noc", "admin"})
 SYSTEM = frozenset({"system"})

@@ -10,7 +10,7 @@ is its timeline.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from pydantic import ValidationError
@@ -45,6 +45,23 @@ from provisioning.schemas import (
 )
 
 OBJECT = "service_order"
+
+# ---- in-transaction hooks ------------------------------------------------------------------
+
+# Order and service changes for outboxes (the TM Forum hub): the composition root registers writers
+# here; each runs INSIDE the transaction of the change, so a change never commits without its events
+# and no event is written for a change that rolled back. Provisioning never imports who listens.
+OrderOutbox = Callable[[Session, ServiceOrder, str, "str | None"], None]  # (order, action, state before)
+ServiceOutbox = Callable[[Session, ServiceInstance, "str | None"], None]  # (service, state before; None: new)
+ORDER_OUTBOX: dict[str, OrderOutbox] = {}
+SERVICE_OUTBOX: dict[str, ServiceOutbox] = {}
+
+
+def _service_changed(session: Session, instance: ServiceInstance, before: str | None) -> None:
+    """A service was created (``before`` None), changed state, or changed its resources."""
+    session.flush()
+    for write in list(SERVICE_OUTBOX.values()):
+        write(session, instance, before)
 
 
 def parse_order(raw: Any) -> OrderIn:
@@ -252,9 +269,15 @@ def record(session: Session, order: ServiceOrder, *, actor: str, action: str, be
         before={"state": before} if before else None,
         after={"state": order.state, **after},
     )
+    for write in list(ORDER_OUTBOX.values()):
+        write(session, order, action, before)
 
 
-def create_order(session: Session, data: OrderIn, *, actor: str) -> ServiceOrder:
+def create_order(
+    session: Session, data: OrderIn, *, actor: str, external: dict[str, Any] | None = None
+) -> ServiceOrder:
+    """A draft order; ``external`` is what an ordering system sent beside it (the TMF641 externalId,
+    item id, description), kept as given and shown back to it."""
     st = service_type(data.service_type)
     if data.service_id is not None:
         instance = session.get(ServiceInstance, data.service_id)
@@ -287,6 +310,7 @@ def create_order(session: Session, data: OrderIn, *, actor: str) -> ServiceOrder
         created_at=now,
         updated_at=now,
         result="",
+        external=external,
     )
     session.add(order)
     session.flush()
@@ -330,6 +354,7 @@ def _validate(session: Session, order: ServiceOrder) -> None:
             session.add(instance)
             session.flush()
             order.service_id = instance.id
+            _service_changed(session, instance, None)
     instance = session.get(ServiceInstance, order.service_id) if order.service_id else None
     assert instance is not None
     old_devices: dict[str, dict[str, Any]] = dict(instance.params.get("devices", {}))
@@ -451,6 +476,7 @@ def release(session: Session, order: ServiceOrder, *, final_state: str) -> None:
         session.execute(delete(VlanAllocation).where(VlanAllocation.service_id == instance.id))
         instance.state = final_state
         instance.updated_at = clock.now()
+        _service_changed(session, instance, "pending")
     session.flush()
 
 
@@ -469,6 +495,7 @@ def finish(session: Session, order: ServiceOrder, *, outcome: str, actor: str, m
     instance = session.get(ServiceInstance, order.service_id) if order.service_id else None
     order_items = items(session, order.id)
     if outcome == "completed" and instance is not None:
+        service_before = instance.state
         st = service_type(order.service_type)
         devices = dict(instance.params.get("devices", {}))
         session.execute(delete(ServiceResource).where(ServiceResource.service_id == instance.id))
@@ -491,6 +518,7 @@ def finish(session: Session, order: ServiceOrder, *, outcome: str, actor: str, m
                 )
         instance.params = {"devices": devices}
         instance.updated_at = now
+        _service_changed(session, instance, service_before)
     elif instance is not None:
         release(session, order, final_state="cancelled")
     session.flush()
@@ -529,6 +557,13 @@ def list_services(session: Session, *, customer: str | None, state: str | None) 
     if state:
         query = query.where(ServiceInstance.state == state)
     return list(session.scalars(query.order_by(ServiceInstance.id)))
+
+
+def service_orders(session: Session, service_id: int) -> list[ServiceOrder]:
+    """The orders of one service, oldest first (its activation, changes and termination)."""
+    return list(session.scalars(
+        select(ServiceOrder).where(ServiceOrder.service_id == service_id).order_by(ServiceOrder.id)
+    ))  # fmt: skip
 
 
 def get_service(session: Session, service_id: int) -> ServiceInstance:

@@ -68,10 +68,13 @@ from faultloop.signals import INVENTORY_CHANGED
 from faultloop.transport import CentralIntake, ObservationPublisher, stream_setup
 from inventory import queries as inventory_queries
 from northbound import alarm as tmf_alarm
+from northbound import order as tmf_order
+from northbound import service as tmf_service
 from northbound import ticket as tmf_ticket
 from northbound.hub import HubDelivery
 from northbound.itsm import ItsmSync
 from provisioning import queries as service_inventory
+from provisioning import service as provisioning_service
 from provisioning.executor import ExecutionOutcome, execute_order
 from provisioning.jobs import ProvisioningService
 from provisioning.render import CatalogError, catalog, check_sla_classes
@@ -206,6 +209,9 @@ def build_pipeline(rt: Runtime, sink: ObservationSink | None = None) -> Pipeline
     # The catalog is loaded now: a bad catalog folder stops the start (CatalogError), not an order.
     catalog(settings.provisioning_catalog_dir)
     pipeline.services.append(ProvisioningService(rt, sink=sink, leadership=leadership))
+    # TMF641/638 hub events: written in the transaction of each order / service change
+    provisioning_service.ORDER_OUTBOX["tmf-hub"] = tmf_order.on_order_change
+    provisioning_service.SERVICE_OUTBOX["tmf-hub"] = tmf_service.on_service_change
     # The API's handles: on-demand work reports exactly where the scheduled work does.
     remote_ssh = next((s for s in pipeline.services if isinstance(s, SshIntake)), None)
     pipeline.handles = service_handles(rt, poller=poller, sink=sink, backup_sink=ssh_sink, remote_ssh=remote_ssh)
