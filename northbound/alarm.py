@@ -30,7 +30,6 @@ from faultloop.db import UTCDateTime
 from faultloop.errors import NotFound
 from faultloop.events import AlarmChange, after_commit
 from northbound import hub
-from northbound.models import HubSubscription
 from northbound.query import Attribute, Filter, Kind, ListQuery, Resource, TmfQueryError
 
 BASE = "/tmf-api/alarmManagement/v4"
@@ -524,16 +523,11 @@ def event_type(change: str) -> str:
     return "AlarmAttributeValueChangeEvent"
 
 
-def _subscribed(session: Session) -> bool:
-    found = session.scalar(select(HubSubscription.id).where(HubSubscription.api == API.name).limit(1))
-    return found is not None
-
-
 def publish_changes(session: Session, changes: Sequence[AlarmChange]) -> int:
     """The engine's changes as hub events, in its transaction; operator changes (``actor`` not the
     engine) were published by ``operator_outbox`` in their own transaction and are skipped."""
     mine = [c for c in changes if c.actor == "engine"]
-    if not mine or not _subscribed(session):
+    if not mine or not hub.listened(session, API):
         return 0
     ids = sorted({c.alarm_id for c in mine})
     rows: dict[int, Alarm] = {}
@@ -564,7 +558,7 @@ def engine_outbox(on_written: Callable[[], None] | None = None) -> Callable[[Ses
 
 def publish_action(session: Session, alarm: Alarm, action: str) -> int:
     """One operator action (``alarms.service`` journal action) as a hub event, in its transaction."""
-    if not _subscribed(session):
+    if not hub.listened(session, API):
         return 0
     return hub.publish(session, API, event_type(action), documents(session, [alarm])[0])
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 from faultloop import clock
 from faultloop.audit import service as audit
 from faultloop.errors import NotFound
+from faultloop.events import after_commit
 from faultloop.leader import Leadership, NotLeader
 from faultloop.notify import DeliveryError, PermanentError, check_url, deliver_due, sign
 from faultloop.settings import Settings
@@ -144,6 +145,21 @@ def envelope(api: HubApi, event_type: str, resource: Mapping[str, Any], *, at: d
     }
 
 
+def listened(session: Session, api: HubApi) -> bool:
+    """Whether ``api`` has any subscription: without one, a change builds no TMF document."""
+    return session.scalar(select(HubSubscription.id).where(HubSubscription.api == api.name).limit(1)) is not None
+
+
+_WRITTEN = "faultloop_tmf_hub_written"
+
+
+def wake_after_commit(session: Session, wake: Callable[[], None]) -> None:
+    """Have ``wake`` (the delivery's) run after the commit of ``session``'s transaction if hub events
+    were written in it since the last call: the composition root wraps each domain hook with this."""
+    if session.info.pop(_WRITTEN, False):
+        after_commit(session, wake)
+
+
 def publish(session: Session, api: HubApi, event_type: str, resource: Mapping[str, Any], *,
             at: datetime | None = None) -> int:  # fmt: skip
     """Write the event for every subscription of ``api`` whose query selects it, in ``session``'s
@@ -179,8 +195,8 @@ def publish_many(session: Session, api: HubApi,
                 route=sub.id[:100], payload=body, created_at=now, next_attempt_at=now, attempts=0,
             ))  # fmt: skip
             written += 1
-    if written:
-        session.flush()
+    if written:  # not flushed here: a hook may run in the middle of a domain's change (the commit flushes)
+        session.info[_WRITTEN] = True
     return written
 
 

@@ -35,7 +35,7 @@ from inventory import queries as inventory
 from northbound import hub
 from northbound.query import Attribute, Kind, ListQuery, Resource, TmfQueryError, matches, project
 from northbound.service import PATH as SERVICE_PATH
-from northbound.service import characteristics, customer_party, iso, listened, spec_ref
+from northbound.service import characteristics, customer_party, iso, spec_ref
 from provisioning import service as provisioning
 from provisioning.models import ServiceOrder
 from provisioning.render import reject_unsafe
@@ -534,7 +534,7 @@ def cancel(session: Session, body: Any, *, actor: str, role: str, vault: Vault, 
 def on_order_change(session: Session, order: ServiceOrder, action: str, before: str | None) -> None:
     """provisioning.service.ORDER_OUTBOX hook: the TMF641 event of an order change, in its transaction
     (a step that keeps the TMF state, e.g. draft -> planned, is no TMF event)."""
-    if not listened(session, API):
+    if not hub.listened(session, API):
         return
     if before is None:
         hub.publish(session, API, "ServiceOrderCreateEvent", snapshot(session, order))

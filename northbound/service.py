@@ -12,11 +12,9 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from northbound import hub
-from northbound.models import HubSubscription
 from northbound.query import Attribute, Kind, ListQuery, Resource, TmfQueryError, matches, project
 from provisioning import service as provisioning
 from provisioning.models import ServiceInstance, ServiceOrder
@@ -65,11 +63,6 @@ API = hub.HubApi(
     event_types=frozenset({"ServiceCreateEvent", "ServiceStateChangeEvent", "ServiceAttributeValueChangeEvent"}),
     filters=FILTERS,
 )
-
-
-def listened(session: Session, api: hub.HubApi) -> bool:
-    """Whether any subscription of ``api`` exists: without one, a change builds no TMF document."""
-    return session.scalar(select(HubSubscription.id).where(HubSubscription.api == api.name).limit(1)) is not None
 
 
 def iso(at: datetime | None) -> str | None:
@@ -188,7 +181,7 @@ def list_services(session: Session, query: ListQuery) -> tuple[list[dict[str, An
 
 def on_service_change(session: Session, instance: ServiceInstance, before: str | None) -> None:
     """provisioning.service.SERVICE_OUTBOX hook: the TMF638 event of a service change, in its transaction."""
-    if not listened(session, API):
+    if not hub.listened(session, API):
         return
     doc = snapshot(session, instance)
     if before is None:

@@ -629,7 +629,7 @@ def _differs(before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
 def on_ticket_change(session: Session, ticket: Ticket, change: str, detail: dict[str, Any]) -> None:
     """``ticketing.service.CHANGES["tmf-hub"]``: the hub events of a ticket change made anywhere
     (the engine, the JSON API, the dashboard, a technician), in its transaction."""
-    if session.info.get(_QUIET) or session.info.get(_CREATING):
+    if session.info.get(_QUIET) or session.info.get(_CREATING) or not hub.listened(session, API):
         return
     doc = to_tmf(gather(session, ticket))
     if change == "created":
@@ -647,5 +647,10 @@ def on_ticket_outbox(session: Session, ticket: Ticket, event: str, detail: dict[
     """``ticketing.service.OUTBOX["tmf-hub"]``: an SLA breach (not a state change, which
     ``on_ticket_change`` sees) changes what a listener shows (``restoreSlaBreached``...): an
     attribute value change."""
-    if event == "sla_breach" and not session.info.get(_QUIET):
-        hub.publish(session, API, CHANGE_EVENT, to_tmf(gather(session, ticket)))
+    if event != "sla_breach" or session.info.get(_QUIET):
+        return
+    # in the middle of the SLA round's change of the ticket (its tier is raised next): reading must not
+    # flush it, or the one change would raise the ticket's version (its ETag) twice
+    with session.no_autoflush:
+        if hub.listened(session, API):
+            hub.publish(session, API, CHANGE_EVENT, to_tmf(gather(session, ticket)))

@@ -17,6 +17,7 @@ import signal
 import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
@@ -68,6 +69,7 @@ from faultloop.signals import INVENTORY_CHANGED
 from faultloop.transport import CentralIntake, ObservationPublisher, stream_setup
 from inventory import queries as inventory_queries
 from northbound import alarm as tmf_alarm
+from northbound import hub
 from northbound import order as tmf_order
 from northbound import service as tmf_service
 from northbound import ticket as tmf_ticket
@@ -181,7 +183,7 @@ def build_pipeline(rt: Runtime, sink: ObservationSink | None = None) -> Pipeline
     hub_delivery = HubDelivery(rt.sessions, settings, leadership=leadership)
     if engine is not None:
         engine.add_outbox("tmf-hub", tmf_alarm.engine_outbox(hub_delivery.wake))
-    pipeline.services.append(AlarmActionHook("tmf-hub", tmf_alarm.operator_outbox(hub_delivery.wake)))
+    pipeline.services.append(Hook(alarm_service.OUTBOX, "tmf-hub", tmf_alarm.operator_outbox(hub_delivery.wake)))
     pipeline.services.append(hub_delivery)
     # Ticketing: alarm changes (after commit) -> tickets opened, children attached, verify/reopen, SLA timers.
     # A resolved ticket that affected customer services is verified only when they pass their catalog
@@ -194,13 +196,15 @@ def build_pipeline(rt: Runtime, sink: ObservationSink | None = None) -> Pipeline
     ticket_notify = load_ticket_notify_config(settings.alarm_notify_file)
     pipeline.services.append(TicketNotifier(rt, ticket_notify, leadership=leadership))
     # TMF621 hub events: every ticket change writes them in its own transaction (northbound/ticket.py)
-    ticket_service.CHANGES["tmf-hub"] = tmf_ticket.on_ticket_change
-    ticket_service.OUTBOX["tmf-hub"] = tmf_ticket.on_ticket_outbox
+    pipeline.services.append(Hook(ticket_service.CHANGES, "tmf-hub", tmf_ticket.on_ticket_change,
+                                  wake=hub_delivery.wake))  # fmt: skip
+    pipeline.services.append(Hook(ticket_service.OUTBOX, "tmf-hub", tmf_ticket.on_ticket_outbox,
+                                  wake=hub_delivery.wake))  # fmt: skip
     # Two-way ITSM sync (FAULTLOOP_ITSM_URL): ticket and alarm changes of the tickets the service desk owns
     # go to its TMF621 API from an outbox written in the change's transaction, sent by the leader.
     itsm = ItsmSync(rt.sessions, settings, leadership=leadership)
     if itsm.enabled:
-        ticket_service.CHANGES["itsm"] = itsm.on_ticket_change
+        pipeline.services.append(Hook(ticket_service.CHANGES, "itsm", itsm.on_ticket_change))
         if engine is not None:
             engine.add_outbox("itsm", itsm.on_alarm_changes)
         pipeline.services.append(itsm)
@@ -210,29 +214,42 @@ def build_pipeline(rt: Runtime, sink: ObservationSink | None = None) -> Pipeline
     catalog(settings.provisioning_catalog_dir)
     pipeline.services.append(ProvisioningService(rt, sink=sink, leadership=leadership))
     # TMF641/638 hub events: written in the transaction of each order / service change
-    provisioning_service.ORDER_OUTBOX["tmf-hub"] = tmf_order.on_order_change
-    provisioning_service.SERVICE_OUTBOX["tmf-hub"] = tmf_service.on_service_change
+    pipeline.services.append(Hook(provisioning_service.ORDER_OUTBOX, "tmf-hub", tmf_order.on_order_change,
+                                  wake=hub_delivery.wake))  # fmt: skip
+    pipeline.services.append(Hook(provisioning_service.SERVICE_OUTBOX, "tmf-hub", tmf_service.on_service_change,
+                                  wake=hub_delivery.wake))  # fmt: skip
     # The API's handles: on-demand work reports exactly where the scheduled work does.
     remote_ssh = next((s for s in pipeline.services if isinstance(s, SshIntake)), None)
     pipeline.handles = service_handles(rt, poller=poller, sink=sink, backup_sink=ssh_sink, remote_ssh=remote_ssh)
     return pipeline
 
 
-class AlarmActionHook:
-    """An ``alarms.service.OUTBOX`` writer, registered while the pipeline runs: operator actions on
-    alarms (JSON API, TMF routes, console) then write its rows in their own transaction."""
+class Hook:
+    """A hook registered in a domain's registry (``alarms.service.OUTBOX``, ``ticketing.service.CHANGES``,
+    ``provisioning.service.ORDER_OUTBOX``, ...) while the pipeline runs, and removed when it stops: a
+    domain's change then writes the hook's rows (hub events, sync messages) in its own transaction.
+    With ``wake``: run after the commit of a transaction in which the hook wrote hub events."""
 
-    def __init__(self, key: str, write: alarm_service.AlarmOutbox) -> None:
+    def __init__(self, registry: dict[str, Any], key: str, fn: Callable[..., None], *,
+                 wake: Callable[[], None] | None = None) -> None:  # fmt: skip
+        self.registry = registry
         self.key = key
-        self.write = write
-        self.name = f"alarm action hook {key}"
+        self.name = f"hook {key}"
+        if wake is None:
+            self.write = fn
+        else:
+            def write(session: Session, *args: Any) -> None:
+                fn(session, *args)
+                hub.wake_after_commit(session, wake)
+
+            self.write = write
 
     async def start(self) -> None:
-        alarm_service.OUTBOX[self.key] = self.write
+        self.registry[self.key] = self.write
 
     async def stop(self) -> None:
-        if alarm_service.OUTBOX.get(self.key) is self.write:
-            del alarm_service.OUTBOX[self.key]
+        if self.registry.get(self.key) is self.write:
+            del self.registry[self.key]
 
 
 def service_sla_classes(settings: Settings, policy: Policy) -> dict[str, str | None]:

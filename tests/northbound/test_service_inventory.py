@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from faultloop.cmd.app import build_pipeline
 from faultloop.errors import NotFound
 from inventory import service as inventory
 from inventory.schemas import DeviceIn
@@ -124,16 +123,6 @@ def test_bad_ids_and_queries_are_named(session, services) -> None:
         _query([("serviceDate.gt", "2026-01-01T00:00:00")])
     with pytest.raises(TmfQueryError, match="sort is not supported on service"):
         _query([("sort", "id")])
-
-
-def test_the_composition_root_registers_the_event_hooks(runtime) -> None:
-    try:
-        build_pipeline(runtime)
-        assert provisioning.ORDER_OUTBOX["tmf-hub"] is tmf_order.on_order_change
-        assert provisioning.SERVICE_OUTBOX["tmf-hub"] is tmf_service.on_service_change
-    finally:
-        provisioning.ORDER_OUTBOX.pop("tmf-hub", None)
-        provisioning.SERVICE_OUTBOX.pop("tmf-hub", None)
 
 
 def test_no_subscription_no_event_row(session, vault, services) -> None:
