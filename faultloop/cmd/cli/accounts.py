@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
 @user_app.command("add")
 def user_add(
     name: str,
-    role: Annotated[str, typer.Option(help="admin, noc, technician, provisioner, viewer or servicedesk")],
+    role: Annotated[str, typer.Option(help="admin, noc, technician, provisioner, viewer, servicedesk or oss")],
     password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin")] = False,
     no_password: Annotated[bool, typer.Option("--no-password", help="Token-only user")] = False,
 ) -> None:
@@ -71,7 +71,7 @@ def user_enable(name: str) -> None:
 
 @user_app.command("role")
 def user_role(name: str, role: str) -> None:
-    """Change a user's role (admin, noc, technician, provisioner, viewer); audited."""
+    """Change a user's role (admin, noc, technician, provisioner, viewer, servicedesk, oss); audited."""
     accounts.parse_role(role)
     with tx() as (_rt, session):
         user = accounts.set_role(session, username=name, role=role, actor=CLI_ACTOR)
