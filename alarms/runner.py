@@ -6,7 +6,9 @@ batch in ONE transaction, and publishes the resulting ``AlarmChange`` objects on
 bus only after the commit. Each tick it also processes the API's durable event queue
 (events stored by POST /api/v1/events), runs the timers, and publishes operator
 changes. On any database error the transaction rolls back and the in-memory indexes
-are rebuilt from the database, the source of truth.
+are rebuilt from the database, the source of truth. At the leader, the NATS intake hands
+its batches over with ``process_claimed``: claimed and processed in one transaction, taking
+turns with the worker's rounds on the core's lock.
 """
 
 from __future__ import annotations
