@@ -978,7 +978,8 @@ class AlarmCore:
 
     def _write_updates(self, session: Session, alarms: list[ActiveAlarm]) -> None:
         updates = []
-        for a in alarms:
+        # ascending ids, as ticketing writes them (``alarms_ticketed``): row locks in one order, no deadlock
+        for a in sorted(alarms, key=lambda x: x.id or 0):
             assert a.id is not None
             a.parent_id = a.parent.id if a.parent is not None else None
             updates.append(

@@ -6,7 +6,9 @@ batch in ONE transaction, and publishes the resulting ``AlarmChange`` objects on
 bus only after the commit. Each tick it also processes the API's durable event queue
 (events stored by POST /api/v1/events), runs the timers, and publishes operator
 changes. On any database error the transaction rolls back and the in-memory indexes
-are rebuilt from the database, the source of truth.
+are rebuilt from the database, the source of truth. At the leader, the NATS intake hands
+its batches over with ``process_claimed``: claimed and processed in one transaction, taking
+turns with the worker's rounds on the core's lock.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from alarms.impact import ServiceSource
 from alarms.rules import SEVERITY_RANK, RuleSet, load_ruleset
 from faultloop import clock
 from faultloop.db import transaction, write_transaction
-from faultloop.events import AlarmChange, Event, Sample
+from faultloop.events import AlarmChange, Claim, Event, Sample
 from faultloop.leader import Leadership, NotLeader, fenced_transaction
 from faultloop.metrics import REGISTRY
 from faultloop.runtime import Runtime
@@ -105,6 +107,11 @@ RETRIES = Counter(
 )
 
 FAILED: Any = object()  # what _in_transaction returns when the work rolled back
+
+
+class EngineRefused(Exception):
+    """The database refused a batch handed to ``process_claimed``: nothing of it was written."""
+
 RETRY_BASE_S = 0.5  # a refused batch waits 0.5 s, 1 s, 2 s, ... up to RETRY_MAX_S before the next try
 RETRY_MAX_S = 15.0
 
@@ -145,6 +152,9 @@ class AlarmEngine:
         self._queue: deque[tuple[str, Sequence[Event] | Sequence[Sample], int]] = deque()  # kind, items, attempts
         self._queued = 0
         self._lock = threading.Lock()
+        # The core's indexes are one thread's at a time: the worker's rounds and the batches the
+        # leader's NATS intake processes at once (``process_claimed``) take turns on this lock.
+        self._core_lock = threading.RLock()
         self._worker = WorkerThread(
             "alarm-engine", self.run_once, interval_s=lambda: rt.settings.alarm_tick_s, log=log,
             failure="alarm engine round failed",
@@ -161,6 +171,7 @@ class AlarmEngine:
         self._last_topology = 0.0
         self._last_purge = 0.0
         self._rules_mtime = self._mtime()
+        self._windows_at: datetime | None = None  # maintenance windows last read (faultloop.clock)
 
     def add_outbox(self, name: str, outbox: Outbox) -> None:
         """Run ``outbox`` on every batch of changes inside the transaction that makes them."""
@@ -196,6 +207,40 @@ class AlarmEngine:
     def events_stored(self) -> None:
         self._worker.wake()
 
+    # ---- ClaimingSink: the leader's intake processes its batches at once ----------------------
+
+    def takes_claimed(self) -> bool:
+        return self.leadership is None or self.leadership.leading
+
+    def process_claimed(self, claim: Claim) -> bool:
+        """The leader's NATS intake: claim its messages and process their events in ONE fenced
+        transaction, stored as processed events (no write to the durable queue read back in a
+        later round). False when this instance does not lead (then, or once fenced, nothing was
+        written); ``EngineRefused`` when the database refused the batch."""
+        if not self.takes_claimed():
+            return False
+        with self._core_lock:
+            if not self._loaded or (self.leadership is not None and self._loaded_epoch != self.leadership.epoch):
+                self.load()
+            result = self._in_transaction(lambda s: self._process_claimed(s, claim))
+        if result is FAILED:
+            if self._stood_down():
+                return False
+            raise EngineRefused("the alarm batch rolled back")
+        return True
+
+    def _process_claimed(self, session: Session, claim: Claim) -> list[AlarmChange]:
+        events = list(claim(session))
+        if not events:
+            return []
+        now = clock.now()
+        if self._windows_at is None or (now - self._windows_at).total_seconds() >= self.rt.settings.alarm_tick_s:
+            self.core.load_windows(session, now)  # as a round does first: windows made a moment ago apply
+            self._windows_at = now
+        changes = self.core.process(session, events, now)
+        EVENTS.inc(len(events))
+        return changes
+
     # ---- Service ----------------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -223,7 +268,7 @@ class AlarmEngine:
 
     def load(self) -> None:
         epoch = self.leadership.epoch if self.leadership is not None else None
-        with transaction(self.rt.sessions) as session:
+        with self._core_lock, transaction(self.rt.sessions) as session:
             self.core.load(session, clock.now())
         self._loaded = True
         self._loaded_epoch = epoch
@@ -269,7 +314,7 @@ class AlarmEngine:
         self._reload_rules_if_changed()
         published: list[AlarmChange] = []
         # Windows created or deleted through the API a moment ago apply to this round's events.
-        self._in_transaction(lambda s: self.core.load_windows(s, clock.now()))
+        self._in_transaction(self._load_windows)
         while self._retry_at is None or clock.now() >= self._retry_at:
             batch = self._take()
             if batch is None:
@@ -303,6 +348,11 @@ class AlarmEngine:
             self._in_transaction(lambda s: service.purge_events(s, older_than=cutoff))
             self._last_purge = time.monotonic()
         return published
+
+    def _load_windows(self, session: Session) -> None:
+        now = clock.now()
+        self.core.load_windows(session, now)
+        self._windows_at = now
 
     def _reload_topology(self, session: Session) -> None:
         """Links, dependencies and the customer services' resources change outside the engine."""
@@ -432,6 +482,10 @@ class AlarmEngine:
                     raise
 
     def _in_transaction(self, work: Any) -> Any:
+        with self._core_lock:
+            return self._in_transaction_locked(work)
+
+    def _in_transaction_locked(self, work: Any) -> Any:
         started = time.perf_counter()
         try:
             with fenced_transaction(self.rt.sessions, self.leadership) as session:

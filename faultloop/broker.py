@@ -15,6 +15,7 @@
   not decode is counted, logged with its subject and terminated, never a crash), hands the batch to
   a blocking callback that commits, and acknowledges only after the callback returned. A crash
   before the ack means redelivery; the callback deduplicates by message id (``faultloop.inbox``).
+  A consumer given ``ready`` fetches only while it says yes (central's events: the leader only).
 """
 
 from __future__ import annotations
@@ -503,7 +504,8 @@ class PullConsumer(Generic[T]):
 
     ``decode`` raises ``ValueError`` for a message that does not parse: it is counted, logged with
     its subject and terminated (never redelivered, never a crash). ``handle`` raising means the
-    batch was not stored: nothing is acknowledged and the batch comes back after ``retry_s``."""
+    batch was not stored: nothing is acknowledged and the batch comes back after ``retry_s``.
+    ``ready`` (optional): fetch only while it returns True, asked again every ``idle_s``."""
 
     def __init__(
         self,
@@ -517,6 +519,8 @@ class PullConsumer(Generic[T]):
         batch_size: int = 500,
         ack_wait_s: float = 30.0,
         retry_s: float = 2.0,
+        ready: Callable[[], bool] | None = None,
+        idle_s: float = 0.1,
     ) -> None:
         self.link = link
         self.stream = stream
@@ -527,6 +531,8 @@ class PullConsumer(Generic[T]):
         self.batch_size = batch_size
         self.ack_wait_s = ack_wait_s
         self.retry_s = retry_s
+        self.ready = ready
+        self.idle_s = idle_s
         self.name = f"consumer {durable}"
         self.failing = False
         self._task: asyncio.Task[None] | None = None
@@ -554,27 +560,42 @@ class PullConsumer(Generic[T]):
         )
 
     async def _run(self) -> None:
-        while True:
-            try:
-                if not self.link.connected:
-                    self._sub = None
-                    await self.link.wait_connected(self.retry_s)
-                    continue
-                if self._sub is None:
-                    self._sub = await self._subscribe()
+        # Two stages: while one batch is handled (a thread: claim, store, commit) and then acked,
+        # the next is fetched and decoded here. Batches are handled one at a time, in fetch order.
+        handling: asyncio.Task[None] | None = None
+        try:
+            while True:
                 try:
-                    msgs = await self._sub.fetch(self.batch_size, timeout=1.0)
-                except (nats.errors.TimeoutError, TimeoutError):
-                    continue
-                await self._process(msgs)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # a lost connection, a deleted consumer: subscribe again
-                log.warning("consumer %s: %s: %s", self.durable, type(exc).__name__, str(exc)[:200])
-                self._sub = None
-                await asyncio.sleep(self.retry_s)
+                    if not self.link.connected:
+                        self._sub = None
+                        await self.link.wait_connected(self.retry_s)
+                        continue
+                    if self.ready is not None and not self.ready():
+                        await asyncio.sleep(self.idle_s)
+                        continue
+                    if self._sub is None:
+                        self._sub = await self._subscribe()
+                    try:
+                        msgs = await self._sub.fetch(self.batch_size, timeout=1.0)
+                    except (nats.errors.TimeoutError, TimeoutError):
+                        continue
+                    deliveries, good = await self._decode(msgs)
+                    if handling is not None:
+                        previous, handling = handling, None
+                        await previous
+                    if deliveries:
+                        handling = asyncio.create_task(self._handle(deliveries, good))
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # a lost connection, a deleted consumer: subscribe again
+                    log.warning("consumer %s: %s: %s", self.durable, type(exc).__name__, str(exc)[:200])
+                    self._sub = None
+                    await asyncio.sleep(self.retry_s)
+        finally:
+            if handling is not None:  # stopping: the batch in hand is committed and acked (else it comes again)
+                await asyncio.shield(handling)
 
-    async def _process(self, msgs: list[Msg]) -> None:
+    async def _decode(self, msgs: list[Msg]) -> tuple[list[Delivery[T]], list[Msg]]:
         deliveries: list[Delivery[T]] = []
         good: list[Msg] = []
         for msg in msgs:
@@ -589,8 +610,9 @@ class PullConsumer(Generic[T]):
             msg_id = (msg.headers or {}).get(MSG_ID) or f"{self.stream}:{msg.metadata.sequence.stream}"
             deliveries.append(Delivery(subject=msg.subject, msg_id=msg_id, value=value))
             good.append(msg)
-        if not deliveries:
-            return
+        return deliveries, good
+
+    async def _handle(self, deliveries: list[Delivery[T]], good: list[Msg]) -> None:
         try:
             await asyncio.to_thread(self.handle, deliveries)
         except Exception as exc:

@@ -74,6 +74,28 @@ class DurableSink(ObservationSink, Protocol):
         ...
 
 
+# What a ``ClaimingSink`` runs in its own transaction: claim the messages (``faultloop.inbox``)
+# and return the events to process, the ones not stored before.
+Claim = Callable[[Session], Sequence[Event]]
+
+
+@runtime_checkable
+class ClaimingSink(DurableSink, Protocol):
+    """A durable sink that can also take events straight into its processing (the alarm engine of
+    the instance that leads): no write to the durable queue and read back in a later round."""
+
+    def takes_claimed(self) -> bool:
+        """Whether ``process_claimed`` would process now (this instance leads)."""
+        ...
+
+    def process_claimed(self, claim: Claim) -> bool:
+        """In ONE transaction of the sink's own: ``claim(session)``, then the events it returned
+        processed and stored as processed; committed when this returns True. False: nothing was
+        written (this instance does not lead): store the events in the durable queue instead.
+        Raises when the database refused the transaction (nothing written either)."""
+        ...
+
+
 class Service(Protocol):
     """A background component the service process starts and stops (poller, receivers, engine)."""
 

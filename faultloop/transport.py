@@ -4,9 +4,12 @@ A collector hands its events and samples to an ``ObservationPublisher`` (an ``Ob
 they are spooled on disk and published to ``<prefix>.events.<group>.<collector>`` /
 ``<prefix>.samples.<group>.<collector>``. Central's ``CentralIntake`` consumes both streams with
 durable pull consumers. Events: the message ids are claimed in the ``broker_inbox`` table and the
-new events go into the alarm engine's durable queue (``DurableSink.store_events``) in ONE
-transaction; only after it commits are the messages acknowledged. So a crash anywhere loses no
-acknowledged event and a redelivered one is stored once. Samples feed threshold rules only; they
+new events are processed into alarms and stored as processed events in ONE transaction, the alarm
+engine's (``ClaimingSink.process_claimed``); only after it commits are the messages acknowledged.
+So a crash anywhere loses no acknowledged event and a redelivered one is stored once. Only the
+instance that leads (whose engine processes) fetches events; a batch it fetched just before it
+lost the lead goes into the durable queue (``DurableSink.store_events``) in the claiming
+transaction instead, which the next leader processes. Samples feed threshold rules only; they
 are handed to the engine's in-memory queue and acknowledged once it accepted them.
 """
 
@@ -24,6 +27,7 @@ from faultloop import clock, inbox
 from faultloop.broker import BrokerLink, Delivery, Publisher, PullConsumer, ensure_streams, stream_name, subject
 from faultloop.db import write_transaction
 from faultloop.events import (
+    ClaimingSink,
     DurableSink,
     Event,
     ObservationSink,
@@ -89,14 +93,15 @@ class CentralIntake:
         self.sessions = sessions
         self.sink = sink
         self.settings = settings
-        self.stored = 0
+        self.stored = 0  # new events taken, either way
+        self.queued = 0  # of those, put into the durable queue (this instance did not lead)
         self.duplicates = 0
         self._last_purge: float | None = None
         prefix = settings.nats_stream_prefix
         self.events = PullConsumer(
             link, stream=stream_name(prefix, "events"), durable=f"{durable}-events",
             filter_subject=f"{prefix}.events.>", decode=decode_event, handle=self.store_events,
-            batch_size=settings.nats_batch_size,
+            batch_size=settings.nats_batch_size, ready=self.takes_events,
         )  # fmt: skip
         self.samples = PullConsumer(
             link, stream=stream_name(prefix, "samples"), durable=f"{durable}-samples",
@@ -104,23 +109,36 @@ class CentralIntake:
             batch_size=settings.nats_batch_size,
         )  # fmt: skip
 
+    def takes_events(self) -> bool:
+        """Fetch events only where they are processed at once: on the instance that leads (a
+        follower's batches would be written to the durable queue and read back by the leader)."""
+        return not isinstance(self.sink, ClaimingSink) or self.sink.takes_claimed()
+
     def store_events(self, deliveries: list[Delivery[Event]]) -> None:
-        """Claim the ids and store the new events in one transaction (then the consumer acks)."""
+        """Claim the ids and process (leader) or store (otherwise) the new events in one
+        transaction; then the consumer acks."""
         now = clock.now()
-        with write_transaction(self.sessions) as session:
+        events: list[Event] = []
+
+        def claim(session: Session) -> list[Event]:
             new = inbox.claim(session, (d.msg_id for d in deliveries), now=now)
-            events: list[Event] = []
+            events.clear()
             for d in deliveries:
                 key = d.msg_id[: inbox.MSG_ID_MAX]
                 if key in new:
                     new.discard(key)  # a second copy inside the same batch is a duplicate too
                     events.append(d.value)
-            self.sink.store_events(session, events)
             self._maybe_purge(session, now)
+            return events
+
+        if not (isinstance(self.sink, ClaimingSink) and self.sink.process_claimed(claim)):
+            with write_transaction(self.sessions) as session:
+                self.sink.store_events(session, claim(session))
+            self.queued += len(events)
+            if events:
+                self.sink.events_stored()
         self.stored += len(events)
         self.duplicates += len(deliveries) - len(events)
-        if events:
-            self.sink.events_stored()
 
     def _maybe_purge(self, session: Session, now: Any) -> None:
         mono = now.timestamp()

@@ -75,7 +75,7 @@ class TicketingService:
             return service.TickResult([], [], [], [])
         self._due = []
         try:
-            with fenced_transaction(self.rt.sessions, self.leadership) as session:
+            with fenced_transaction(self.rt.sessions, self.leadership) as session, service.alarm_notes_last(session):
                 result = self._tick(session, changes, now)
         except NotLeader as exc:
             log.warning("ticket round not written: %s", exc)

@@ -14,7 +14,8 @@ import io
 import json
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -362,6 +363,35 @@ def open_for_alarm(session: Session, *, policy: Policy, alarm: AlarmRecord, now:
     return ticket
 
 
+_NOTES_LAST = "faultloop_ticketing_alarm_notes_last"
+
+
+@contextmanager
+def alarm_notes_last(session: Session) -> Iterator[None]:
+    """Inside: which ticket an alarm is worked under (``Alarm.ticket_id``) is written when the
+    block ends, in one statement, not as each ticket is opened or attached. The alarm engine
+    updates the alarm rows in every batch of a flood; a ticket round that opened hundreds of
+    tickets held those rows' locks from its first ticket to its commit (seconds, with the
+    engine's batches waiting all that time). Written last, they are held only until the commit."""
+    notes: dict[int, int] = {}
+    session.info[_NOTES_LAST] = notes
+    try:
+        yield
+    finally:
+        session.info.pop(_NOTES_LAST, None)
+    alarm_notes.alarms_ticketed(session, notes)
+
+
+def _note_attached(session: Session, alarm_ids: Sequence[int], ticket_id: int) -> None:
+    notes: dict[int, int] | None = session.info.get(_NOTES_LAST)
+    if notes is not None:
+        notes.update(dict.fromkeys(alarm_ids, ticket_id))
+    elif len(alarm_ids) == 1:
+        alarm_notes.ticket_attached(session, alarm_id=alarm_ids[0], ticket_id=ticket_id)
+    else:
+        alarm_notes.tickets_attached(session, alarm_ids=alarm_ids, ticket_id=ticket_id)
+
+
 def _attach_to_new(
     session: Session, ticket: Ticket, alarms: Sequence[AlarmRecord], *, role: str, now: datetime
 ) -> None:
@@ -381,7 +411,7 @@ def _attach_to_new(
           "to_state": None, "detail": {"alarm_id": a.id, "role": role, "reduction_key": a.reduction_key}}
          for a in alarms],
     )  # fmt: skip
-    alarm_notes.tickets_attached(session, alarm_ids=[a.id for a in alarms], ticket_id=ticket.id)
+    _note_attached(session, [a.id for a in alarms], ticket.id)
 
 
 def attach(session: Session, ticket: Ticket, alarm: AlarmRecord, *, role: str, now: datetime) -> bool:
@@ -392,7 +422,7 @@ def attach(session: Session, ticket: Ticket, alarm: AlarmRecord, *, role: str, n
         return False
     session.add(TicketAlarm(ticket_id=ticket.id, alarm_id=alarm.id, reduction_key=alarm.reduction_key, role=role,
                             attached_at=now))  # fmt: skip
-    alarm_notes.ticket_attached(session, alarm_id=alarm.id, ticket_id=ticket.id)
+    _note_attached(session, [alarm.id], ticket.id)
     _record(session, ticket, actor=SYSTEM, action="alarm_attached", now=now, alarm_id=alarm.id, role=role,
             reduction_key=alarm.reduction_key)  # fmt: skip
     return True

@@ -1,8 +1,10 @@
 """The NATS JetStream transport (faultloop.broker, faultloop.transport) against real NATS servers
-and the real alarm engine's durable queue on each test database backend (real commits)."""
+and the real alarm engine (its processing at the leader, its durable queue elsewhere) on each test
+database backend (real commits)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from datetime import UTC, datetime
@@ -10,10 +12,10 @@ from datetime import UTC, datetime
 import nats
 import pytest
 from pydantic import SecretStr
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select, text
 
 from alarms.bus import AlarmBus
-from alarms.models import EventRecord
+from alarms.models import Alarm, EventRecord
 from alarms.runner import AlarmEngine
 from faultloop.broker import (
     DROPPED,
@@ -31,6 +33,7 @@ from faultloop.broker import (
 from faultloop.db import make_sessionmaker
 from faultloop.events import Event, Sample
 from faultloop.inbox import InboxEntry
+from faultloop.leader import PgLeadership
 from faultloop.runtime import Runtime
 from faultloop.settings import Settings
 from faultloop.transport import CentralIntake, ObservationPublisher, decode_event, stream_setup
@@ -67,6 +70,7 @@ def committed(db_engine):
     yield sessions
     with db_engine.begin() as conn:
         conn.execute(delete(EventRecord).where(EventRecord.device.like("natst-%")))
+        conn.execute(delete(Alarm).where(Alarm.device.like("natst-%")))  # its journal goes with it
         conn.execute(delete(InboxEntry))
 
 
@@ -75,11 +79,18 @@ def stored(sessions, device: str) -> list[EventRecord]:
         return list(s.scalars(select(EventRecord).where(EventRecord.device == device).order_by(EventRecord.id)))
 
 
-def central(settings: Settings, committed, vault, db_engine) -> tuple[BrokerLink, CentralIntake]:
+def central(
+    settings: Settings, committed, vault, db_engine, *, leadership=None
+) -> tuple[BrokerLink, CentralIntake]:
     rt = Runtime(settings=settings, engine=db_engine, sessions=committed, vault=vault)
     link = BrokerLink(settings, client_name="test-central")
     stream_setup(link, settings)
-    return link, CentralIntake(link, committed, AlarmEngine(rt, AlarmBus()), settings)
+    return link, CentralIntake(link, committed, AlarmEngine(rt, AlarmBus(), leadership=leadership), settings)
+
+
+def active_alarms(sessions, device: str) -> int:
+    with sessions() as s:
+        return s.scalar(select(func.count()).where(Alarm.device == device, Alarm.state == "active")) or 0
 
 
 # ---- the spool ----------------------------------------------------------------------------------
@@ -104,9 +115,11 @@ def test_spool_is_bounded_drops_oldest_first_and_counts(tmp_path):
 # ---- exactly-once storage -------------------------------------------------------------------------
 
 
-async def test_published_events_are_stored_once_in_order_in_the_durable_queue(
+async def test_published_events_are_processed_once_in_order_at_the_leader_without_the_durable_queue(
     nats_settings, shared_streams, committed, vault, db_engine, tmp_path
 ):
+    """The leading central claims a batch and processes it into alarms in ONE transaction: the
+    events are stored already processed (never pending in the durable queue, never read back)."""
     device = f"natst-{unique_prefix()}"
     link, intake = central(nats_settings, committed, vault, db_engine)
     await link.start()
@@ -127,7 +140,9 @@ async def test_published_events_are_stored_once_in_order_in_the_durable_queue(
         await link.stop()
     rows = stored(committed, device)
     assert [r.raw["seq"] for r in rows] == list(range(1000))
-    assert all(not r.processed and r.action == "pending" for r in rows)
+    assert all(r.processed and r.action == "raise" and r.alarm_id is not None for r in rows)
+    assert active_alarms(committed, device) == 1000  # one per interface
+    assert intake.queued == 0
     assert len(publisher.spool) == 0
 
 
@@ -167,6 +182,7 @@ async def test_a_batch_committed_but_not_acknowledged_is_redelivered_and_stored_
     rows = stored(committed, device)
     assert [r.raw["seq"] for r in rows] == list(range(20))
     assert intake.duplicates >= 20
+    assert active_alarms(committed, device) == 20  # processed once: the redelivery raised nothing twice
 
 
 async def _acked(js, prefix) -> bool:
@@ -188,6 +204,88 @@ def test_the_same_ids_twice_store_once(nats_settings, committed, vault, db_engin
     intake.store_events(batch)
     assert [r.raw["seq"] for r in stored(committed, device)] == [0, 1, 2, 3, 4]
     assert intake.duplicates == 7
+    assert active_alarms(committed, device) == 5
+
+
+# ---- the leader processes, followers do not fetch (PostgreSQL: the election) -------------------------
+
+
+@pytest.fixture
+def election(db_engine):
+    """Two candidates on the test database's advisory lock (PostgreSQL only)."""
+    if db_engine.dialect.name != "postgresql":
+        pytest.skip("the election runs on PostgreSQL")
+    with db_engine.begin() as conn:
+        conn.execute(text("DELETE FROM leader_epochs"))
+    a = PgLeadership(db_engine, lease_s=5.0, holder="a")
+    b = PgLeadership(db_engine, lease_s=5.0, holder="b")
+    yield a, b
+    for candidate in (a, b):
+        candidate.release()
+
+
+def test_a_batch_fenced_at_the_leader_goes_to_the_durable_queue_and_the_new_leader_processes_it_once(
+    nats_settings, committed, vault, db_engine, election
+):
+    """Leadership moved between the fetch and the transaction (another instance took the epoch):
+    the stale leader's processing is fenced, so nothing of it is written; the batch is claimed into
+    the durable queue instead (then acknowledged), and the new leader processes it exactly once."""
+    a, b = election
+    a.step()
+    assert a.leading
+    device = f"natst-{unique_prefix()}"
+    _link, intake = central(nats_settings, committed, vault, db_engine, leadership=a)
+    with db_engine.begin() as conn:  # another instance was elected meanwhile
+        conn.execute(text("UPDATE leader_epochs SET epoch = epoch + 1, holder = 'b'"))
+    batch = [Delivery(subject="x", msg_id=f"{device}-{i}", value=event(device, i)) for i in range(5)]
+    intake.store_events(batch)
+    assert not a.leading
+    assert intake.queued == 5 and intake.stored == 5
+    rows = stored(committed, device)
+    assert [(r.raw["seq"], r.processed, r.action) for r in rows] == [(i, False, "pending") for i in range(5)]
+    assert active_alarms(committed, device) == 0
+    intake.store_events(batch)  # redelivered: already claimed
+    assert intake.stored == 5 and intake.duplicates == 5
+    a.release()
+    b.step()
+    assert b.leading
+    rt = Runtime(settings=nats_settings, engine=db_engine, sessions=committed, vault=vault)
+    AlarmEngine(rt, AlarmBus(), leadership=b).run_once()
+    assert [(r.processed, r.action) for r in stored(committed, device)] == [(True, "raise")] * 5
+    assert active_alarms(committed, device) == 5
+
+
+async def test_only_the_leader_fetches_events_and_a_new_leader_takes_them_over(
+    nats_settings, shared_streams, committed, vault, db_engine, election
+):
+    """A follower's intake leaves the events in JetStream (its batches would only be written to the
+    durable queue and read back by the leader); once it leads it fetches and processes them."""
+    a, b = election
+    a.step()
+    b.step()
+    assert a.leading and not b.leading
+    device = f"natst-{unique_prefix()}"
+    link, intake = central(nats_settings, committed, vault, db_engine, leadership=b)
+    await link.start()
+    await intake.start()
+    try:
+        js = link.jetstream()
+        prefix = nats_settings.nats_stream_prefix
+        for i in range(30):
+            payload = json.dumps(_wire(event(device, i))).encode()
+            await js.publish(subject(prefix, "events", "g", "c"), payload, headers={MSG_ID: f"f-{device}-{i}"})
+        await asyncio.sleep(1.0)  # ten of the follower's idle turns
+        assert intake.stored == 0 and stored(committed, device) == []
+        a.release()
+        b.step()
+        assert b.leading
+        await until(lambda: intake.stored >= 30, what="the new leader's intake took the events")
+    finally:
+        await intake.stop()
+        await link.stop()
+    assert intake.queued == 0
+    assert [(r.raw["seq"], r.action) for r in stored(committed, device)] == [(i, "raise") for i in range(30)]
+    assert active_alarms(committed, device) == 30
 
 
 # ---- bad input on the wire --------------------------------------------------------------------------

@@ -270,3 +270,30 @@ def test_the_ticket_of_a_root_with_a_storm_of_children_opens_with_them_in_bulk(r
         .where(TicketEvent.ticket_id == ticket.id, TicketEvent.action == "alarm_attached")
     )  # fmt: skip
     assert attached == len(children) + 1
+
+
+def test_a_ticket_round_notes_its_tickets_on_the_alarm_rows_last(runtime, session, frozen, policy):
+    """Scale bench, issue 14: the alarm engine updates the alarm rows in every batch of a flood, and
+    a ticket round that opened hundreds of tickets held their row locks from its first ticket to its
+    commit (seconds; the engine's batches waited all that time). Inside ``alarm_notes_last`` the
+    round writes ``Alarm.ticket_id`` when it ends, all at once."""
+    make_device(session, "agg-last", role="distribution", site="pop-7")
+    session.commit()
+    engine, _tickets = _wired(runtime)
+    engine.submit_events([_event("agg-last", "linkDown", ifname=f"Gi0/{i}") for i in range(3)])
+    engine.run_once()
+    frozen.advance(policy.min_active_s)
+    s = runtime.settings
+
+    def ticket_ids() -> dict[int, int | None]:
+        return dict(session.execute(select(Alarm.id, Alarm.ticket_id).where(Alarm.device == "agg-last")).tuples().all())
+
+    with service.alarm_notes_last(session):
+        result = service.tick(session, policy=policy, now=clock.now(), hold_down_s=s.ticket_hold_down_s,
+                              verify_timeout_s=s.ticket_verify_timeout_s,
+                              reopen_window_s=s.ticket_reopen_window_s)  # fmt: skip
+        assert len(result.opened) == 3
+        assert set(ticket_ids().values()) == {None}  # not yet: the rows are not locked while the round runs
+    opened = select(Ticket.root_alarm_id, Ticket.id).where(Ticket.id.in_(result.opened))
+    roots = dict(session.execute(opened).tuples().all())
+    assert ticket_ids() == roots  # each alarm noted with its own ticket when the block ended
