@@ -51,6 +51,24 @@ PROBLEM_SCHEMA: dict[str, Any] = {
         "allowed_actions": {"type": "array", "items": {"type": "string"}},
     },
 }
+# the TM Forum routes answer errors in the TMF630 Error shape (api/problems.py), a malformed request as 400
+TMF_PREFIX = "/tmf-api/"
+TMF_ERROR_SCHEMA: dict[str, Any] = {
+    "title": "TmfError",
+    "description": "TMF630 Error: code, reason, message, status (strings); the refused field and allowed actions",
+    "type": "object",
+    "required": ["code", "reason"],
+    "properties": {
+        "code": {"type": "string"},
+        "reason": {"type": "string"},
+        "message": {"type": "string"},
+        "status": {"type": "string"},
+        "field": {"type": "string"},
+        "errors": {"type": "array", "items": {"type": "object"}},
+        "allowed_actions": {"type": "array", "items": {"type": "string"}},
+        "@type": {"type": "string"},
+    },
+}
 DESCRIPTIONS = {
     400: "Bad request (a body that does not parse, or an action the object's state refuses)",
     401: "Missing, unknown, expired or revoked token",
@@ -118,7 +136,10 @@ def document_problems(schema: dict[str, Any], *, page_size_max: int = MAX_PAGE) 
     _page_limits(schema, page_size_max)
     _document_bodies(schema)
     problem = {PROBLEM_MEDIA: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    tmf_error = {"application/json": {"schema": {"$ref": "#/components/schemas/TmfError"}}}
     schemas = schema["components"]["schemas"]
+    if any(path.startswith(TMF_PREFIX) for path in schema.get("paths", {})):
+        schemas["TmfError"] = TMF_ERROR_SCHEMA
     for name in ("HTTPValidationError", "ValidationError"):
         schemas.pop(name, None)  # FastAPI's own 422 shape: never sent
     for path, item in schema.get("paths", {}).items():
@@ -126,11 +147,18 @@ def document_problems(schema: dict[str, Any], *, page_size_max: int = MAX_PAGE) 
             if method not in ("get", "post", "put", "patch", "delete"):
                 continue
             responses = operation.setdefault("responses", {})
+            tmf = path.startswith(TMF_PREFIX)
+            content = tmf_error if tmf else problem
+            if tmf:
+                responses.pop("422", None)  # a malformed TMF request is a 400
             for status, response in responses.items():
                 if status.isdigit() and int(status) >= 400 and "content" not in response:
-                    response["content"] = problem  # declared on the route, answered as a problem
-            for status in sorted(_statuses(method, path, operation)):
-                responses[str(status)] = {"description": DESCRIPTIONS[status], "content": problem}
+                    response["content"] = content  # declared on the route, answered as a problem
+            statuses = _statuses(method, path, operation)
+            if tmf and 422 in statuses:
+                statuses = (statuses - {422}) | {400}
+            for status in sorted(statuses):
+                responses[str(status)] = {"description": DESCRIPTIONS[status], "content": content}
     return schema
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+TMF_ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/TmfError"}}}  # the TMF630 Error shape
 
 
 def _operations(doc):
@@ -21,7 +22,9 @@ def test_every_operation_documents_its_errors_as_problems(client):
         if path not in ("/healthz", "/readyz", "/openapi.json") and not errors:
             missing.append(f"{method} {path}")
         for status, response in errors.items():
-            assert response["content"] == PROBLEM, (method, path, status)
+            expected = TMF_ERROR if path.startswith("/tmf-api/") else PROBLEM
+            assert response["content"] == expected, (method, path, status)
+            assert not (path.startswith("/tmf-api/") and status == 422), (method, path)  # a TMF 400
     assert missing == []
 
 

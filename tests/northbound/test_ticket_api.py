@@ -452,3 +452,10 @@ def test_an_sla_breach_is_an_attribute_value_change(client, oss, session, subscr
     assert changes, [e["eventType"] for e in sent]
     flags = {c["name"]: c["value"] for c in changes[-1]["troubleTicketCharacteristic"]}
     assert flags["responseSlaBreached"] is True and flags["restoreSlaBreached"] is True
+
+
+def test_a_bad_if_match_is_400(client, oss):
+    tid = create(client, oss)["id"]
+    err = error(client.patch(f"{URL}/{tid}", json={"status": "inProgress"},
+                             headers={**oss, **MERGE, "If-Match": "38R8"}), 400)  # fmt: skip
+    assert err["field"] == "If-Match"
