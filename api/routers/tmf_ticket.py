@@ -14,7 +14,7 @@ from fastapi import APIRouter, Body, Header, Request
 from fastapi.responses import JSONResponse
 
 from api.deps import SessionDep, UserDep, WriteSessionDep
-from api.routers.tickets import PolicyDep, _version
+from api.routers.tickets import PolicyDep
 from api.tmf import add_hub_routes, list_query, list_response
 from faultloop import clock
 from northbound import itsm
@@ -31,6 +31,15 @@ def _content_type(request: Request, types: tuple[str, ...]) -> None:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type not in types:
         raise TmfQueryError(f"Content-Type: expected {' or '.join(types)}", field="Content-Type")
+
+
+def _if_match(value: str | None) -> int | None:
+    if value is None:
+        return None
+    raw = value.strip().removeprefix("W/").strip('"')
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 12:
+        raise TmfQueryError('If-Match: expected the ticket\'s ETag, e.g. "3"', field="If-Match")
+    return int(raw)
 
 
 def _answer(doc: dict[str, Any], status_code: int = 200, **headers: str) -> JSONResponse:
@@ -71,7 +80,7 @@ def patch_ticket(
     window_s = request.app.state.runtime.settings.ticket_reopen_window_s
     return _answer(tmf.patch(
         session, ticket_id, body, policy=policy, actor=service.Actor.of(user), now=clock.now(),
-        reopen_window_s=window_s, expected_version=_version(if_match, None),
+        reopen_window_s=window_s, expected_version=_if_match(if_match),
     ))  # fmt: skip
 
 

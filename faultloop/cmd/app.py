@@ -202,7 +202,10 @@ def build_pipeline(rt: Runtime, sink: ObservationSink | None = None) -> Pipeline
                                   wake=hub_delivery.wake))  # fmt: skip
     # Two-way ITSM sync (FAULTLOOP_ITSM_URL): ticket and alarm changes of the tickets the service desk owns
     # go to its TMF621 API from an outbox written in the change's transaction, sent by the leader.
-    itsm = ItsmSync(rt.sessions, settings, leadership=leadership)
+    try:
+        itsm = ItsmSync(rt.sessions, settings, leadership=leadership)
+    except ValueError as exc:  # names what is wrong with the URL, never the token
+        raise StartupError(f"FAULTLOOP_ITSM_URL: {exc}") from None
     if itsm.enabled:
         pipeline.services.append(Hook(ticket_service.CHANGES, "itsm", itsm.on_ticket_change))
         if engine is not None:

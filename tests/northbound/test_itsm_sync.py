@@ -328,3 +328,20 @@ def test_settings_checked_and_off_by_default(tmp_path, sessions, session):
     assert "itsm_token" in repr(Settings(data_dir=tmp_path, secret_key=key, itsm_token=TOKEN)) and TOKEN not in repr(
         Settings(data_dir=tmp_path, secret_key=key, itsm_token=TOKEN))
     assert itsm_module.OWNER == "itsm"
+
+
+def test_wired_by_the_composition_root(runtime, monkeypatch, desk):
+    from faultloop.cmd.app import StartupError, build_pipeline
+
+    monkeypatch.setattr(service, "CHANGES", {})  # build_pipeline registers the hooks: keep them to this test
+    monkeypatch.setattr(service, "OUTBOX", {})
+    pipeline = build_pipeline(runtime)
+    assert "itsm sync" not in [s.name for s in pipeline.services] and "itsm" not in service.CHANGES
+    assert service.CHANGES["tmf-hub"] == tmf.on_ticket_change and service.OUTBOX["tmf-hub"] == tmf.on_ticket_outbox
+    runtime.settings.itsm_url, runtime.settings.itsm_allow_private = desk.url, True
+    pipeline = build_pipeline(runtime)
+    [sync] = [s for s in pipeline.services if s.name == "itsm sync"]
+    assert service.CHANGES["itsm"] == sync.on_ticket_change
+    runtime.settings.itsm_allow_private = False
+    with pytest.raises(StartupError, match="FAULTLOOP_ITSM_URL: .*127.0.0.1"):
+        build_pipeline(runtime)

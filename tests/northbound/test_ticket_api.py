@@ -393,3 +393,69 @@ def test_timeline_entries_of_a_tmf_status_change_name_the_actor(client, oss, ses
     entry = session.scalars(select(TicketEvent).where(TicketEvent.ticket_id == int(tid),
                                                       TicketEvent.action == "acknowledge")).one()  # fmt: skip
     assert entry.actor == "oss-user" and (entry.from_state, entry.to_state) == ("new", "acknowledged")
+
+
+def test_events_reach_a_listener_over_http(client, oss, session, runtime):
+    """The hub's delivery (the leader's HubDelivery) posts each event to {callback}/listener/{eventName}."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    got: list[tuple[str, dict]] = []
+
+    class Listener(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):  # noqa: N802
+            got.append((self.path, json.loads(self.rfile.read(int(self.headers["Content-Length"])))))
+            self.send_response(204)
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Listener)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        sub = hub.subscribe(session, tmf.API, callback=f"http://127.0.0.1:{server.server_port}/tt", query="",
+                            actor="test", allow_private=True)  # fmt: skip
+        session.commit()
+        tid = create(client, oss)["id"]
+        patch(client, oss, tid, {"status": "inProgress"})
+        runtime.settings.tmf_hub_allow_private = True
+        delivered, failed = hub.HubDelivery(runtime.sessions, runtime.settings).deliver_due()
+        assert (delivered, failed) == (2, 0)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert [path for path, _ in got] == ["/tt/listener/troubleTicketCreateEvent",
+                                         "/tt/listener/troubleTicketStatusChangeEvent"]  # fmt: skip
+    for _path, envelope in got:
+        validate(envelope, "TroubleTicketEvent")
+        assert envelope["event"]["troubleTicket"]["id"] == tid
+    assert got[1][1]["event"]["troubleTicket"]["status"] == "inProgress"
+    assert len({envelope["eventId"] for _p, envelope in got}) == 2 and sub.id
+
+
+def test_an_sla_breach_is_an_attribute_value_change(client, oss, session, subscription):
+    from datetime import timedelta
+
+    from faultloop import clock
+
+    tid = create(client, oss, priority="P1")["id"]
+    later = clock.now() + timedelta(days=30)
+    service.tick(session, policy=load_policy(), now=later, hold_down_s=300, verify_timeout_s=3600,
+                 reopen_window_s=86400)  # fmt: skip
+    session.commit()
+    sent = [e for e in events(session, subscription) if e["event"]["troubleTicket"]["id"] == tid]
+    assert [e["eventType"] for e in sent][:1] == ["TroubleTicketCreateEvent"]
+    changes = [e["event"]["troubleTicket"] for e in sent if e["eventType"] == "TroubleTicketAttributeValueChangeEvent"]
+    assert changes, [e["eventType"] for e in sent]
+    flags = {c["name"]: c["value"] for c in changes[-1]["troubleTicketCharacteristic"]}
+    assert flags["responseSlaBreached"] is True and flags["restoreSlaBreached"] is True
+
+
+def test_a_bad_if_match_is_400(client, oss):
+    tid = create(client, oss)["id"]
+    err = error(client.patch(f"{URL}/{tid}", json={"status": "inProgress"},
+                             headers={**oss, **MERGE, "If-Match": "38R8"}), 400)  # fmt: skip
+    assert err["field"] == "If-Match"
