@@ -91,7 +91,7 @@ def test_wording_comes_from_the_table() -> None:
         str(illegal.value) == "action 'plan' is not allowed on an order in state 'approved'; allowed: cancel, execute"
     )
     with pytest.raises(
-        Forbidden, match=r"^role 'viewer' may not cancel an order \(allowed: admin, noc, provisioner\)$"
+        Forbidden, match=r"^role 'viewer' may not cancel an order \(allowed: admin, noc, oss, provisioner\)$"
     ):
         statemachine.check(ORDERS, "draft", "cancel", role="viewer")
     # a ticket's lists what this actor may do

@@ -331,17 +331,18 @@ def test_settings_checked_and_off_by_default(tmp_path, sessions, session):
 
 
 def test_wired_by_the_composition_root(runtime, monkeypatch, desk):
-    from faultloop.cmd.app import StartupError, build_pipeline
+    from faultloop.cmd.app import Hook, StartupError, build_pipeline
 
-    monkeypatch.setattr(service, "CHANGES", {})  # build_pipeline registers the hooks: keep them to this test
-    monkeypatch.setattr(service, "OUTBOX", {})
+    def itsm_hooks(pipeline):
+        return [s for s in pipeline.services if isinstance(s, Hook) and s.key == "itsm"]
+
     pipeline = build_pipeline(runtime)
-    assert "itsm sync" not in [s.name for s in pipeline.services] and "itsm" not in service.CHANGES
-    assert service.CHANGES["tmf-hub"] == tmf.on_ticket_change and service.OUTBOX["tmf-hub"] == tmf.on_ticket_outbox
+    assert "itsm sync" not in [s.name for s in pipeline.services] and itsm_hooks(pipeline) == []
     runtime.settings.itsm_url, runtime.settings.itsm_allow_private = desk.url, True
     pipeline = build_pipeline(runtime)
     [sync] = [s for s in pipeline.services if s.name == "itsm sync"]
-    assert service.CHANGES["itsm"] == sync.on_ticket_change
+    [hook] = itsm_hooks(pipeline)  # registered in ticketing.service.CHANGES while the pipeline runs
+    assert hook.registry is service.CHANGES and hook.write == sync.on_ticket_change
     runtime.settings.itsm_allow_private = False
     with pytest.raises(StartupError, match="FAULTLOOP_ITSM_URL: .*127.0.0.1"):
         build_pipeline(runtime)
