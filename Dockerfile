@@ -17,6 +17,7 @@ COPY collectors ./collectors
 COPY alarms ./alarms
 COPY ticketing ./ticketing
 COPY provisioning ./provisioning
+COPY northbound ./northbound
 COPY api ./api
 # The lab (a device simulator for the demo and the tests) stays out of the service image.
 RUN pip install . && mkdir -p /srv/faultloop/var && chown faultloop /srv/faultloop/var
