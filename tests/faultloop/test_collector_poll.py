@@ -21,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import delete, select
 
 from alarms.bus import AlarmBus
-from alarms.models import EventRecord
+from alarms.models import Alarm, EventRecord
 from alarms.runner import AlarmEngine
 from collectors.jobs import PolledDevice
 from collectors.models import DevicePollState, InterfaceSample
@@ -89,6 +89,7 @@ def lab_devices(db_engine, vault, lab, group):  # noqa: F811
     yield names, ids
     with db_engine.begin() as conn:
         conn.execute(delete(EventRecord).where(EventRecord.device.in_(list(names.values()))))
+        conn.execute(delete(Alarm).where(Alarm.device.in_(list(names.values()))))  # made by the leader's intake
         conn.execute(delete(DevicePollState).where(DevicePollState.device_id.in_(list(ids.values()))))
         conn.execute(delete(InterfaceSample).where(InterfaceSample.device_id.in_(list(ids.values()))))
         conn.execute(delete(Device).where(Device.id.in_(list(ids.values()))))

@@ -12,7 +12,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy import delete, select
 
 from alarms.bus import AlarmBus
-from alarms.models import EventRecord
+from alarms.models import Alarm, EventRecord
 from alarms.runner import AlarmEngine
 from faultloop.broker import BrokerLink
 from faultloop.cmd.app import StartupError, build_collector
@@ -89,6 +89,7 @@ def device(db_engine, vault, group):
     yield hostname
     with db_engine.begin() as conn:
         conn.execute(delete(EventRecord).where(EventRecord.device == hostname))
+        conn.execute(delete(Alarm).where(Alarm.device == hostname))  # the leader's intake made them; journal goes too
         conn.execute(delete(Device).where(Device.hostname == hostname))
 
 

@@ -15,7 +15,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy import delete, select
 
 from alarms.bus import AlarmBus
-from alarms.models import EventRecord
+from alarms.models import Alarm, EventRecord
 from alarms.runner import AlarmEngine
 from collectors import backup
 from collectors.backup_models import CliResult, ConfigBackup
@@ -86,6 +86,7 @@ def ssh_devices(db_engine, vault, lab_ssh, group, marker):  # noqa: F811
     yield labs, ids
     with db_engine.begin() as conn:
         conn.execute(delete(EventRecord).where(EventRecord.device.in_(list(ids))))
+        conn.execute(delete(Alarm).where(Alarm.device.in_(list(ids))))  # made by the leader's intake
         conn.execute(delete(ConfigBackup).where(ConfigBackup.device_id.in_(list(ids.values()))))
         conn.execute(delete(CliResult).where(CliResult.device_id.in_(list(ids.values()))))
         conn.execute(delete(SshHostKey).where(SshHostKey.device_id.in_(list(ids.values()))))
