@@ -115,6 +115,9 @@ class StreamFanout:
             reason = str(exc) or ("no answer" if isinstance(exc, TimeoutError) else type(exc).__name__)
             raise RuntimeError(f"cannot reach NATS at {self.url} (FAULTLOOP_NATS_URL): {reason}") from None
         await self._nc.subscribe(self.subject, cb=self._on_message)
+        # the server registers the subscription only when it reads the SUB: until the PONG of this
+        # flush, a change another instance publishes may reach the server first and miss this one
+        await self._nc.flush(timeout=CONNECT_TIMEOUT_S)
 
     async def stop(self) -> None:
         nc, self._nc = self._nc, None
