@@ -88,6 +88,21 @@ def proc_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def box_cpu() -> dict[str, float]:
+    """CPU seconds so far of the whole box (busy) and of every PostgreSQL and NATS server process."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    out = {"box": (sum(fields) - fields[3] - fields[4]) / CLK_TCK, "postgres": 0.0, "nats-server": 0.0}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                comm = (entry / "comm").read_text().strip()
+            except OSError:
+                continue
+            if comm in ("postgres", "nats-server"):
+                out[comm] += proc_cpu_s(int(entry.name))
+    return out
+
+
 def rss_mb(pid: int) -> float:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -220,8 +235,14 @@ def serve(name: str, role: str, env: dict[str, str], tmp: Path) -> Proc:
     port = free_port()
     log = tmp / f"{name}.log"
     with log.open("w") as out:
+        command = [sys.executable, "-m", "faultloop.cmd", "serve", "--role", role, "--port", str(port)]
+        profile = os.environ.get("BENCH_PROFILE")  # a folder: each server runs under py-spy (collapsed stacks)
+        if profile:
+            spy = str(Path(sys.executable).parent / "py-spy")
+            command = [spy, "record", "--format", "raw", "--rate", "200", "--subprocesses",
+                       "-o", str(Path(profile) / f"{name}.txt"), "--", *command]  # fmt: skip
         popen = subprocess.Popen(
-            [sys.executable, "-m", "faultloop.cmd", "serve", "--role", role, "--port", str(port)],
+            command,
             env={**env, "FAULTLOOP_DATA_DIR": str(tmp / f"var-{name}")},
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -481,6 +502,7 @@ async def measure_floods(args: argparse.Namespace, tmp: Path, flood: list[Any], 
         )  # fmt: skip
         assert sender.stdin is not None and sender.stdout is not None
         sender.stdout.readline()
+        box0 = box_done = box_cpu()
         sender.stdin.write("go\n")
         sender.stdin.flush()
         t_start = time.time()
@@ -499,8 +521,11 @@ async def measure_floods(args: argparse.Namespace, tmp: Path, flood: list[Any], 
                 stored, t_stored, last_change = row[0], now, now
             if row[1] != done:
                 done, t_done, last_change = row[1], now, now
+                box_done = box_cpu()  # the box's CPU up to the last processed row
             if done >= args.events:
                 break
+        box = {k: v - box0[k] for k, v in box_done.items()}
+        span = max(t_done - t_start, 1e-9)
         sent_line = sender.stdout.readline().split()
         sender.wait(10)
         eng.dispose()
@@ -511,7 +536,9 @@ async def measure_floods(args: argparse.Namespace, tmp: Path, flood: list[Any], 
             f"flood {label}: {args.events} traps offered at {args.rate:g}/s (sent in {send_s:.1f} s), "
             f"{stored} events stored ({100 * stored / args.events:.1f} %) at {stored_rate:.0f}/s, "
             f"{done} processed into alarms at {done_rate:.0f} events/s "
-            f"(first trap -> last row {t_done - t_start:.1f} s)",
+            f"(first trap -> last row {t_done - t_start:.1f} s); the box busy {box['box'] / span:.2f} cores "
+            f"meanwhile, PostgreSQL {1e6 * box['postgres'] / max(done, 1):.0f} us and NATS "
+            f"{1e6 * box['nats-server'] / max(done, 1):.0f} us CPU per event",
             flush=True,
         )
         return stored_rate, done_rate, done
@@ -591,8 +618,7 @@ async def measure_storm(args: argparse.Namespace, tmp: Path, storm: dict[str, An
         sink.submit_events([replace(e, time=datetime.now(UTC)) for e in chunk])
         await asyncio.sleep(pause)
     last_symptom = time.time()
-    while publisher.published < total and time.time() < last_symptom + 30:
-        await asyncio.sleep(0.01)
+    await publisher.caught_up(30)  # every packed message acknowledged by JetStream
     published_at = time.time()
     expected_alarms = total  # one alarm per device below the core, the core's, the gateway's link
     done_at = None
@@ -628,7 +654,8 @@ async def measure_storm(args: argparse.Namespace, tmp: Path, storm: dict[str, An
             .where(EventRecord.device.like("storm-%"))
             .group_by(EventRecord.event_type, EventRecord.action)
         ).all()
-    print(f"storm events at central: {sorted(tuple(r) for r in seen)}; published {publisher.published}/{total}")
+    print(f"storm events at central: {sorted(tuple(r) for r in seen)}; {publisher.published} messages published, "
+          f"{len(publisher.spool)} left in the spool")  # fmt: skip
     await publisher.stop()
     await link.stop()
 

@@ -2,7 +2,11 @@
 
 A collector hands its events and samples to an ``ObservationPublisher`` (an ``ObservationSink``):
 they are spooled on disk and published to ``<prefix>.events.<group>.<collector>`` /
-``<prefix>.samples.<group>.<collector>``. Central's ``CentralIntake`` consumes both streams with
+``<prefix>.samples.<group>.<collector>``, packed: one message holds a JSON array of up to
+``PER_MESSAGE`` events (samples) of one submitted batch, so a flood costs one spool row, one
+publish, one stored message, one ack and one inbox claim per array, not per event. A message id
+names the array: it is stored (or dropped as a duplicate) whole. A message holding one JSON object
+is one event, as collectors before the packing sent them. Central's ``CentralIntake`` consumes both streams with
 durable pull consumers. Events: the message ids are claimed in the ``broker_inbox`` table and the
 new events are processed into alarms and stored as processed events in ONE transaction, the alarm
 engine's (``ClaimingSink.process_claimed``); only after it commits are the messages acknowledged.
@@ -17,9 +21,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -43,17 +47,58 @@ log = logging.getLogger("faultloop.transport")
 
 INBOX_PURGE_EVERY_S = 3600.0
 
+T = TypeVar("T")
+
 
 def _json(doc: dict[str, Any]) -> bytes:
     return json.dumps(doc, separators=(",", ":"), default=str).encode()
 
 
-def decode_event(data: bytes) -> Event:
-    return event_from_wire(json.loads(data))
+PER_MESSAGE = 200  # events (samples) packed into one message at most
+MESSAGE_MAX_BYTES = 256 * 1024  # and at most this much (NATS refuses payloads over max_payload, 1 MiB by default)
 
 
-def decode_sample(data: bytes) -> Sample:
-    return sample_from_wire(json.loads(data))
+def pack(docs: Sequence[dict[str, Any]]) -> list[bytes]:
+    """JSON arrays of the wire documents, in order, each within PER_MESSAGE and MESSAGE_MAX_BYTES
+    (a document bigger than the byte bound on its own travels alone)."""
+    messages: list[bytes] = []
+    parts: list[bytes] = []
+    size = 2
+    for doc in docs:
+        part = _json(doc)
+        if parts and (len(parts) >= PER_MESSAGE or size + len(part) + 1 > MESSAGE_MAX_BYTES):
+            messages.append(b"[" + b",".join(parts) + b"]")
+            parts, size = [], 2
+        parts.append(part)
+        size += len(part) + 1
+    if parts:
+        messages.append(b"[" + b",".join(parts) + b"]")
+    return messages
+
+
+def _unpack(data: bytes, from_wire: Callable[[Any], T]) -> list[T]:
+    doc = json.loads(data)
+    if not isinstance(doc, list):
+        return [from_wire(doc)]  # one object: a collector from before the packing
+    if not doc:
+        raise ValueError("an empty array")
+    out = []
+    for n, item in enumerate(doc):
+        try:
+            out.append(from_wire(item))
+        except ValueError as exc:
+            raise ValueError(f"item {n}: {exc}") from None
+    return out
+
+
+def decode_events(data: bytes) -> list[Event]:
+    """A message of the events stream: a JSON array of events (or one event object). ValueError
+    (naming the item and field) when any part does not parse: the message is dropped whole."""
+    return _unpack(data, event_from_wire)
+
+
+def decode_samples(data: bytes) -> list[Sample]:
+    return _unpack(data, sample_from_wire)
 
 
 class ObservationPublisher:
@@ -67,12 +112,12 @@ class ObservationPublisher:
 
     def submit_events(self, events: Sequence[Event]) -> bool:
         if events:
-            self.publisher.submit([(self._events_subject, _json(event_to_wire(e))) for e in events])
+            self.publisher.submit([(self._events_subject, m) for m in pack([event_to_wire(e) for e in events])])
         return True
 
     def submit_samples(self, samples: Sequence[Sample]) -> bool:
         if samples:
-            self.publisher.submit([(self._samples_subject, _json(sample_to_wire(s))) for s in samples])
+            self.publisher.submit([(self._samples_subject, m) for m in pack([sample_to_wire(s) for s in samples])])
         return True
 
 
@@ -100,12 +145,12 @@ class CentralIntake:
         prefix = settings.nats_stream_prefix
         self.events = PullConsumer(
             link, stream=stream_name(prefix, "events"), durable=f"{durable}-events",
-            filter_subject=f"{prefix}.events.>", decode=decode_event, handle=self.store_events,
+            filter_subject=f"{prefix}.events.>", decode=decode_events, handle=self.store_events,
             batch_size=settings.nats_batch_size, ready=self.takes_events,
         )  # fmt: skip
         self.samples = PullConsumer(
             link, stream=stream_name(prefix, "samples"), durable=f"{durable}-samples",
-            filter_subject=f"{prefix}.samples.>", decode=decode_sample, handle=self.take_samples,
+            filter_subject=f"{prefix}.samples.>", decode=decode_samples, handle=self.take_samples,
             batch_size=settings.nats_batch_size,
         )  # fmt: skip
 
@@ -114,20 +159,25 @@ class CentralIntake:
         follower's batches would be written to the durable queue and read back by the leader)."""
         return not isinstance(self.sink, ClaimingSink) or self.sink.takes_claimed()
 
-    def store_events(self, deliveries: list[Delivery[Event]]) -> None:
-        """Claim the ids and process (leader) or store (otherwise) the new events in one
-        transaction; then the consumer acks."""
+    def store_events(self, deliveries: list[Delivery[list[Event]]]) -> None:
+        """Claim the messages' ids and process (leader) or store (otherwise) the new messages'
+        events in one transaction; then the consumer acks."""
         now = clock.now()
         events: list[Event] = []
+        duplicates = 0
 
         def claim(session: Session) -> list[Event]:
+            nonlocal duplicates
             new = inbox.claim(session, (d.msg_id for d in deliveries), now=now)
             events.clear()
+            duplicates = 0
             for d in deliveries:
                 key = d.msg_id[: inbox.MSG_ID_MAX]
                 if key in new:
                     new.discard(key)  # a second copy inside the same batch is a duplicate too
-                    events.append(d.value)
+                    events.extend(d.value)
+                else:
+                    duplicates += len(d.value)
             self._maybe_purge(session, now)
             return events
 
@@ -138,7 +188,7 @@ class CentralIntake:
             if events:
                 self.sink.events_stored()
         self.stored += len(events)
-        self.duplicates += len(deliveries) - len(events)
+        self.duplicates += duplicates
 
     def _maybe_purge(self, session: Session, now: Any) -> None:
         mono = now.timestamp()
@@ -148,8 +198,8 @@ class CentralIntake:
         keep = timedelta(hours=self.settings.nats_stream_max_age_h, seconds=self.settings.nats_duplicate_window_s)
         inbox.purge(session, older_than=now - keep - timedelta(days=1))
 
-    def take_samples(self, deliveries: list[Delivery[Sample]]) -> None:
-        if not self.sink.submit_samples([d.value for d in deliveries]):
+    def take_samples(self, deliveries: list[Delivery[list[Sample]]]) -> None:
+        if not self.sink.submit_samples([s for d in deliveries for s in d.value]):
             raise SinkRefused("the alarm engine's queue is full")
 
     async def start(self) -> None:

@@ -36,7 +36,7 @@ from faultloop.inbox import InboxEntry
 from faultloop.leader import PgLeadership
 from faultloop.runtime import Runtime
 from faultloop.settings import Settings
-from faultloop.transport import CentralIntake, ObservationPublisher, decode_event, stream_setup
+from faultloop.transport import CentralIntake, ObservationPublisher, decode_events, stream_setup
 from tests.faultloop.natslab import SHARED_URL, NatsServer, delete_streams, unique_prefix, until
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -144,6 +144,7 @@ async def test_published_events_are_processed_once_in_order_at_the_leader_withou
     assert active_alarms(committed, device) == 1000  # one per interface
     assert intake.queued == 0
     assert len(publisher.spool) == 0
+    assert publisher.published == 10  # packed: one message for each hundred submitted together
 
 
 async def test_a_batch_committed_but_not_acknowledged_is_redelivered_and_stored_once(
@@ -163,7 +164,7 @@ async def test_a_batch_committed_but_not_acknowledged_is_redelivered_and_stored_
     prefix = nats_settings.nats_stream_prefix
     consumer = PullConsumer(
         link, stream=stream_name(prefix, "events"), durable="crashy", filter_subject=f"{prefix}.events.>",
-        decode=decode_event, handle=commit_then_crash, retry_s=0.1,
+        decode=decode_events, handle=commit_then_crash, retry_s=0.1,
     )  # fmt: skip
     await link.start()
     js = link.jetstream()
@@ -199,7 +200,7 @@ def _wire(e: Event) -> dict:
 def test_the_same_ids_twice_store_once(nats_settings, committed, vault, db_engine):
     device = f"natst-{unique_prefix()}"
     _link, intake = central(nats_settings, committed, vault, db_engine)
-    batch = [Delivery(subject="x", msg_id=f"{device}-{i}", value=event(device, i)) for i in range(5)]
+    batch = [Delivery(subject="x", msg_id=f"{device}-{i}", value=[event(device, i)]) for i in range(5)]
     intake.store_events(batch + batch[:2])  # a copy inside the same batch, too
     intake.store_events(batch)
     assert [r.raw["seq"] for r in stored(committed, device)] == [0, 1, 2, 3, 4]
@@ -237,7 +238,7 @@ def test_a_batch_fenced_at_the_leader_goes_to_the_durable_queue_and_the_new_lead
     _link, intake = central(nats_settings, committed, vault, db_engine, leadership=a)
     with db_engine.begin() as conn:  # another instance was elected meanwhile
         conn.execute(text("UPDATE leader_epochs SET epoch = epoch + 1, holder = 'b'"))
-    batch = [Delivery(subject="x", msg_id=f"{device}-{i}", value=event(device, i)) for i in range(5)]
+    batch = [Delivery(subject="x", msg_id=f"{device}-{i}", value=[event(device, i)]) for i in range(5)]
     intake.store_events(batch)
     assert not a.leading
     assert intake.queued == 5 and intake.stored == 5
@@ -444,9 +445,9 @@ def test_samples_travel_too(nats_settings, committed, vault, db_engine):
 
     _link, intake = central(nats_settings.model_copy(update={"alarm_queue_size": 100}), committed, vault, db_engine)
     sample = Sample(device="natst-x", metric="m", value=1.0, time=T0)
-    intake.take_samples([Delivery(subject="s", msg_id="1", value=sample)] * 10)
+    intake.take_samples([Delivery(subject="s", msg_id="1", value=[sample] * 5)] * 2)
     with pytest.raises(SinkRefused):
-        intake.take_samples([Delivery(subject="s", msg_id="1", value=sample)] * 200)
+        intake.take_samples([Delivery(subject="s", msg_id="1", value=[sample] * 100)] * 2)
 
 
 # ---- wiring -------------------------------------------------------------------------------------
