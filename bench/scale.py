@@ -237,9 +237,9 @@ def serve(name: str, role: str, env: dict[str, str], tmp: Path) -> Proc:
     with log.open("w") as out:
         command = [sys.executable, "-m", "faultloop.cmd", "serve", "--role", role, "--port", str(port)]
         profile = os.environ.get("BENCH_PROFILE")  # a folder: each server runs under py-spy (collapsed stacks)
-        if profile:
+        if profile and name.startswith(os.environ.get("BENCH_PROFILE_ONLY", "")):
             spy = str(Path(sys.executable).parent / "py-spy")
-            command = [spy, "record", "--format", "raw", "--rate", "200", "--subprocesses",
+            command = [spy, "record", "--format", "raw", "--rate", "100", "--subprocesses",
                        "-o", str(Path(profile) / f"{name}.txt"), "--", *command]  # fmt: skip
         popen = subprocess.Popen(
             command,
@@ -388,6 +388,35 @@ class Tap:
             await self.nc.close()
 
 
+class EventTap:
+    """Counts the events the collectors put on JetStream (core subscription on the events subjects)."""
+
+    def __init__(self) -> None:
+        self.nc: Any = None
+        self.events = self.messages = 0
+        self.first = self.last = 0.0
+
+    async def start(self, url: str, prefix: str) -> None:
+        import nats
+
+        self.nc = await nats.connect(url)
+
+        async def on(msg: Any) -> None:
+            doc = json.loads(msg.data)
+            now = time.time()
+            self.first = self.first or now
+            self.last = now
+            self.messages += 1
+            self.events += len(doc) if isinstance(doc, list) else 1
+
+        await self.nc.subscribe(f"{prefix}.events.>", cb=on)
+        await self.nc.flush()
+
+    async def stop(self) -> None:
+        if self.nc is not None:
+            await self.nc.close()
+
+
 async def measure_polling(args: argparse.Namespace, tap: Tap, procs: list[Proc], collectors: list[Proc],
                           centrals: list[Proc], labs: list[Proc], rss: dict[str, float]) -> None:  # fmt: skip
     demand = args.devices * 60 / args.interval
@@ -479,32 +508,96 @@ async def measure_faults(args: argparse.Namespace, topo: Any, labs: list[Proc], 
 
 
 async def measure_floods(args: argparse.Namespace, tmp: Path, flood: list[Any], common: dict[str, str],
-                         central_url: str,
+                         cluster: dict[str, str], central_url: str,
                          single_url: str, trap_ports: list[int], collectors: list[Proc], centrals: list[Proc],
                          procs: list[Proc], rss: dict[str, float]) -> None:  # fmt: skip
     from sqlalchemy import func, select
 
     from alarms.models import EventRecord
     from faultloop.db import make_engine
+    from faultloop.events import Event
 
     sources = [(d.address, d.interfaces[0].if_index) for d in flood]
     (tmp / "sources.json").write_text(json.dumps(sources))
 
-    async def flood_into(url: str, targets: list[int], label: str) -> tuple[float, float, int]:
+    class TrapSender:
+        """The flood as traps from the lab's addresses, paced at --rate (a child process)."""
+
+        what = "traps"
+
+        def __init__(self, targets: list[int]) -> None:
+            self.p = subprocess.Popen(
+                [sys.executable, "-m", "bench.scale", "send", "--sources", str(tmp / "sources.json"),
+                 "--targets", ",".join(f"127.0.0.1:{p}" for p in targets), "--count", str(args.events),
+                 "--rate", str(args.rate)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            )  # fmt: skip
+            assert self.p.stdin is not None and self.p.stdout is not None
+            self.p.stdout.readline()
+
+        def go(self) -> None:
+            assert self.p.stdin is not None
+            self.p.stdin.write("go\n")
+            self.p.stdin.flush()
+
+        async def finish(self) -> str:
+            assert self.p.stdout is not None
+            line = self.p.stdout.readline().split()
+            self.p.wait(10)
+            return f"offered at {args.rate:g}/s (sent in {float(line[2]) if len(line) == 3 else float('nan'):.1f} s)"
+
+    class JetStreamInjector:
+        """The flood's events put on JetStream directly, packed as a collector packs them, as fast as
+        it goes: what central alone takes from JetStream into alarms (the collectors' stage left out)."""
+
+        what = "events"
+
+        def __init__(self, templates: list[Any]) -> None:
+            from faultloop.broker import BrokerLink, Publisher, Spool
+            from faultloop.settings import Settings
+            from faultloop.transport import ObservationPublisher
+
+            s = Settings(
+                nats_url=cluster["FAULTLOOP_NATS_URL"], nats_stream_prefix=cluster["FAULTLOOP_NATS_STREAM_PREFIX"],
+                data_dir=tmp, secret_key=cluster["FAULTLOOP_SECRET_KEY"], collector_group=GROUP,
+            )  # fmt: skip
+            self.link = BrokerLink(s, client_name="bench-inject")
+            self.publisher = Publisher(self.link, Spool(tmp / "inject-spool.sqlite", max_messages=100_000))
+            self.sink = ObservationPublisher(self.publisher, s, group=GROUP, collector="bench-inject")
+            self.templates = templates
+            self.task: asyncio.Task[float] | None = None
+
+        async def start(self) -> None:
+            await self.link.start()
+            await self.publisher.start()
+
+        def go(self) -> None:
+            self.task = asyncio.create_task(self._publish())
+
+        async def _publish(self) -> float:
+            t0 = time.perf_counter()
+            n = len(self.templates)
+            for i in range(0, args.events, 256):  # the receiver's batch
+                now = datetime.now(UTC)
+                self.sink.submit_events([replace(self.templates[k % n], time=now)
+                                         for k in range(i, min(i + 256, args.events))])  # fmt: skip
+                await asyncio.sleep(0)
+            await self.publisher.caught_up(60)
+            return time.perf_counter() - t0
+
+        async def finish(self) -> str:
+            assert self.task is not None
+            took = await self.task
+            await self.publisher.stop()
+            await self.link.stop()
+            return f"published to JetStream in {took:.1f} s"
+
+    async def flood_into(url: str, source: Any, label: str) -> tuple[float, float, int]:
         eng = make_engine(url)
         with eng.connect() as conn:
             base_id = conn.scalar(select(func.coalesce(func.max(EventRecord.id), 0))) or 0
-        sender = subprocess.Popen(
-            [sys.executable, "-m", "bench.scale", "send", "--sources", str(tmp / "sources.json"),
-             "--targets", ",".join(f"127.0.0.1:{p}" for p in targets), "--count", str(args.events),
-             "--rate", str(args.rate)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        assert sender.stdin is not None and sender.stdout is not None
-        sender.stdout.readline()
         box0 = box_done = box_cpu()
-        sender.stdin.write("go\n")
-        sender.stdin.flush()
+        source.go()
         t_start = time.time()
         stored = done = 0
         last_change = t_start
@@ -526,31 +619,53 @@ async def measure_floods(args: argparse.Namespace, tmp: Path, flood: list[Any], 
                 break
         box = {k: v - box0[k] for k, v in box_done.items()}
         span = max(t_done - t_start, 1e-9)
-        sent_line = sender.stdout.readline().split()
-        sender.wait(10)
+        sent = await source.finish()
         eng.dispose()
-        send_s = float(sent_line[2]) if len(sent_line) == 3 else float("nan")
         stored_rate = stored / max(t_stored - t_start, 1e-9)
         done_rate = done / max(t_done - t_start, 1e-9)
         print(
-            f"flood {label}: {args.events} traps offered at {args.rate:g}/s (sent in {send_s:.1f} s), "
+            f"flood {label}: {args.events} {source.what} {sent}, "
             f"{stored} events stored ({100 * stored / args.events:.1f} %) at {stored_rate:.0f}/s, "
             f"{done} processed into alarms at {done_rate:.0f} events/s "
-            f"(first trap -> last row {t_done - t_start:.1f} s); the box busy {box['box'] / span:.2f} cores "
-            f"meanwhile, PostgreSQL {1e6 * box['postgres'] / max(done, 1):.0f} us and NATS "
+            f"(first {source.what[:-1]} -> last row {t_done - t_start:.1f} s); the box busy {box['box'] / span:.2f} "
+            f"cores meanwhile, PostgreSQL {1e6 * box['postgres'] / max(done, 1):.0f} us and NATS "
             f"{1e6 * box['nats-server'] / max(done, 1):.0f} us CPU per event",
             flush=True,
         )
         return stored_rate, done_rate, done
 
     f_cpu0 = {p.name: proc_cpu_s(p.pid) for p in collectors + centrals}
-    c_stored, c_done, c_n = await flood_into(central_url, trap_ports, "2 collectors -> JetStream -> central")
+    tap = EventTap()
+    await tap.start(cluster["FAULTLOOP_NATS_URL"], cluster["FAULTLOOP_NATS_STREAM_PREFIX"])
+    path = "2 collectors -> JetStream -> central"
+    c_stored, c_done, c_n = await flood_into(central_url, TrapSender(trap_ports), path)
+    await tap.stop()
     f_cpu = {n: proc_cpu_s(p.pid) - f_cpu0[n] for n, p in ((p.name, p) for p in collectors + centrals)}
     print(
         "flood CPU: " + ", ".join(f"{n} {v:.1f} s" for n, v in f_cpu.items())
         + f" ({1e6 * sum(f_cpu.values()) / max(c_n, 1):.0f} us per event, all four)",
         flush=True,
     )  # fmt: skip
+    if tap.events:
+        print(f"flood, the collectors' stage: {tap.events} events on JetStream in {tap.last - tap.first:.1f} s after "
+              f"the first ({tap.events / max(tap.last - tap.first, 1e-9):.0f} events/s, {tap.messages} messages)",
+              flush=True)  # fmt: skip
+    with make_engine(central_url).connect() as conn:  # one stored flood event of each source, as a template
+        rows = conn.execute(
+            select(EventRecord).where(EventRecord.source == "trap", EventRecord.event_type == "linkDown")
+            .order_by(EventRecord.id.desc()).limit(20 * len(flood))
+        ).all()  # fmt: skip
+    templates = list({r.device: Event(r.source, r.device, r.event_type, r.severity, r.time, r.managed_object,
+                                      r.probable_cause, r.specific_problem, r.description, dict(r.raw))
+                      for r in rows}.values())  # fmt: skip
+    if templates:
+        injector = JetStreamInjector(templates)
+        await injector.start()
+        i_cpu0 = {p.name: proc_cpu_s(p.pid) for p in centrals}
+        await flood_into(central_url, injector, "central alone: JetStream -> central")
+        i_cpu = {n: proc_cpu_s(p.pid) - i_cpu0[n] for n, p in ((p.name, p) for p in centrals)}
+        print("flood, central alone, CPU: " + ", ".join(f"{n} {v:.1f} s" for n, v in i_cpu.items())
+              + f" ({1e6 * sum(i_cpu.values()) / args.events:.0f} us per event, both)", flush=True)  # fmt: skip
     single_trap = free_port(socket.SOCK_DGRAM)
     single = serve(
         "single", "all", {**common, "FAULTLOOP_DATABASE_URL": single_url, "FAULTLOOP_TRAP_PORT": str(single_trap),
@@ -560,7 +675,7 @@ async def measure_floods(args: argparse.Namespace, tmp: Path, flood: list[Any], 
     healthz(single)
     await asyncio.sleep(2)  # its receivers load the device directory right after start
     s0 = proc_cpu_s(single.pid)
-    s_stored, s_done, s_n = await flood_into(single_url, [single_trap], "single process (--role all)")
+    s_stored, s_done, s_n = await flood_into(single_url, TrapSender([single_trap]), "single process (--role all)")
     print(
         f"flood ratio: scale-out path {c_done / max(s_done, 1e-9):.2f}x the single process's processed events/s "
         f"(single process CPU {1e6 * (proc_cpu_s(single.pid) - s0) / max(s_n, 1):.0f} us per event)",
@@ -774,8 +889,8 @@ async def run(args: argparse.Namespace, tmp: Path, central_url: str, single_url:
             await measure_faults(args, topo, labs, db, flood_names)
 
         if "flood" not in args.skip:
-            await measure_floods(args, tmp, flood, common, central_url, single_url, trap_ports, collectors, centrals,
-                                 procs, rss)  # fmt: skip
+            await measure_floods(args, tmp, flood, common, cluster, central_url, single_url, trap_ports, collectors,
+                                 centrals, procs, rss)  # fmt: skip
         await measure_storm(args, tmp, storm, nats_url, prefix, secret, db)
         db.dispose()
 

@@ -677,6 +677,10 @@ class RemoteSshWork:
             self._sub = await self.link.nc.subscribe(
                 request_subject(self.settings, self.group), cb=self._on_request
             )
+            # answer requests from the moment start returns: the server registers the subscription
+            # when it reads the SUB, which this flush's PONG confirms
+            with contextlib.suppress(Exception):
+                await self.link.nc.flush(timeout=5)
 
     async def start(self) -> None:
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=self.settings.ssh_workers,
