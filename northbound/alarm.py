@@ -30,7 +30,7 @@ from faultloop.db import UTCDateTime
 from faultloop.errors import NotFound
 from faultloop.events import AlarmChange, after_commit
 from northbound import hub
-from northbound.query import Attribute, Filter, Kind, ListQuery, Resource, TmfQueryError
+from northbound.query import Attribute, Filter, Kind, ListQuery, Resource, TmfQueryError, parse_datetime
 
 BASE = "/tmf-api/alarmManagement/v4"
 SYSTEM = "faultloop"
@@ -387,13 +387,7 @@ def _pattern_value(where: str, attribute: Attribute, value: Any) -> Any:
     if len(raw) > 500:
         raise TmfQueryError(f"{where}: longer than 500 characters", field=where)
     if attribute.kind is Kind.datetime:
-        try:
-            parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-        except ValueError:
-            raise TmfQueryError(f"{where}: expected an ISO 8601 date-time", field=where) from None
-        if parsed.tzinfo is None:
-            raise TmfQueryError(f"{where}: expected a date-time with a time zone (Z or +hh:mm)", field=where)
-        return parsed
+        return parse_datetime(raw, where)
     if attribute.values is not None and raw not in attribute.values:
         raise TmfQueryError(f"{where}: expected one of {', '.join(sorted(attribute.values))}", field=where)
     return raw
