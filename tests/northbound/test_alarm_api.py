@@ -289,6 +289,9 @@ def test_rbac_oss_and_noc_may_other_roles_may_not(client, auth, session, frozen)
                                    ("POST", f"{BASE}/commentAlarms", task), ("POST", f"{BASE}/ackAlarms", task),
                                    ("POST", f"{BASE}/hub", {"callback": "https://oss.example.net/cb"})):  # fmt: skip
             r = client.request(method, path, json=body, headers=auth(role))
+            if role == "provisioner" and method == "GET":  # it reads alarms in the JSON API too; it writes none
+                assert r.status_code == 200, r.text
+                continue
             _error(r, 403, role)
     _error(client.get(f"{BASE}/alarm"), 401)
     # the oss role reaches nothing outside the TMF APIs
