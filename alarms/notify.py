@@ -29,7 +29,7 @@ from alarms.errors import RuleError
 from alarms.models import Alarm, Notification
 from faultloop import clock
 from faultloop.events import AlarmChange
-from faultloop.leader import Leadership, NotLeader, fenced_transaction
+from faultloop.leader import Leadership, fenced_transaction
 from faultloop.notify import (
     Channel,
     ChannelSpec,
@@ -40,6 +40,7 @@ from faultloop.notify import (
     build_channel,
     deliver_due,
     header_text,
+    leader_round,
     read_document,
     validate_entries,
 )
@@ -288,16 +289,13 @@ class Notifier:
         channel.send(row.id, alarm_message(row.payload))
 
     def run_once(self) -> tuple[int, int]:
-        if self.leadership is not None and not self.leadership.leading:
-            return 0, 0
+        return leader_round(self.leadership, self._round, log=log, what="notification")
+
+    def _round(self) -> tuple[int, int]:
         now = clock.now()
-        try:
-            with fenced_transaction(self.rt.sessions, self.leadership) as session:
-                self.schedule(session, now)
-            return self.deliver_due(now)
-        except NotLeader as exc:
-            log.warning("notification round not written: %s", exc)
-            return 0, 0
+        with fenced_transaction(self.rt.sessions, self.leadership) as session:
+            self.schedule(session, now)
+        return self.deliver_due(now)
 
     async def start(self) -> None:
         self._worker.start()

@@ -31,6 +31,9 @@ BOARD_READERS = frozenset({Role.admin, Role.noc, Role.viewer})
 TMF_READERS = frozenset({Role.admin, Role.noc, Role.oss})
 TMF_WRITERS = frozenset({Role.admin, Role.noc, Role.oss})
 TMF_ORDER_WRITERS = frozenset({Role.admin, Role.provisioner, Role.oss})
+# the TMF resources read as in the JSON API: provisioner reads back the serviceOrders it writes, the services
+# they make and, as in the JSON API (ALL), alarms and tickets; hub subscriptions and every write stay as above
+TMF_RESOURCE_READERS = TMF_READERS | {Role.provisioner}
 
 ALLOW: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/healthz"): PUBLIC,
@@ -139,24 +142,24 @@ ALLOW: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/v1/vlan-pools"): ALL,
     ("POST", "/api/v1/vlan-pools"): PROVISIONING,
     # TMF621 trouble tickets (api/routers/tmf_ticket.py): status changes are the state machine's actions
-    ("GET", "/tmf-api/troubleTicket/v4/troubleTicket"): TMF_READERS,
+    ("GET", "/tmf-api/troubleTicket/v4/troubleTicket"): TMF_RESOURCE_READERS,
     ("POST", "/tmf-api/troubleTicket/v4/troubleTicket"): TMF_WRITERS,
-    ("GET", "/tmf-api/troubleTicket/v4/troubleTicket/{ticket_id}"): TMF_READERS,
+    ("GET", "/tmf-api/troubleTicket/v4/troubleTicket/{ticket_id}"): TMF_RESOURCE_READERS,
     ("PATCH", "/tmf-api/troubleTicket/v4/troubleTicket/{ticket_id}"): TMF_WRITERS,
     ("POST", "/tmf-api/troubleTicket/v4/listener/troubleTicketStatusChangeEvent"): TMF_WRITERS,  # the ITSM's hub
     ("POST", "/tmf-api/troubleTicket/v4/hub"): TMF_WRITERS,
     ("GET", "/tmf-api/troubleTicket/v4/hub/{subscription_id}"): TMF_READERS,
     ("DELETE", "/tmf-api/troubleTicket/v4/hub/{subscription_id}"): TMF_WRITERS,
     # TMF641 service ordering, TMF638 service inventory (api/routers/tmf_order.py)
-    ("GET", "/tmf-api/serviceOrdering/v4/serviceOrder"): TMF_READERS,
+    ("GET", "/tmf-api/serviceOrdering/v4/serviceOrder"): TMF_RESOURCE_READERS,
     ("POST", "/tmf-api/serviceOrdering/v4/serviceOrder"): TMF_ORDER_WRITERS,
-    ("GET", "/tmf-api/serviceOrdering/v4/serviceOrder/{order_id}"): TMF_READERS,
+    ("GET", "/tmf-api/serviceOrdering/v4/serviceOrder/{order_id}"): TMF_RESOURCE_READERS,
     ("POST", "/tmf-api/serviceOrdering/v4/cancelServiceOrder"): TMF_ORDER_WRITERS,
     ("POST", "/tmf-api/serviceOrdering/v4/hub"): TMF_READERS,
     ("GET", "/tmf-api/serviceOrdering/v4/hub/{subscription_id}"): TMF_READERS,
     ("DELETE", "/tmf-api/serviceOrdering/v4/hub/{subscription_id}"): TMF_READERS,
-    ("GET", "/tmf-api/serviceInventory/v4/service"): TMF_READERS,
-    ("GET", "/tmf-api/serviceInventory/v4/service/{service_id}"): TMF_READERS,
+    ("GET", "/tmf-api/serviceInventory/v4/service"): TMF_RESOURCE_READERS,
+    ("GET", "/tmf-api/serviceInventory/v4/service/{service_id}"): TMF_RESOURCE_READERS,
     ("POST", "/tmf-api/serviceInventory/v4/hub"): TMF_READERS,
     ("GET", "/tmf-api/serviceInventory/v4/hub/{subscription_id}"): TMF_READERS,
     ("DELETE", "/tmf-api/serviceInventory/v4/hub/{subscription_id}"): TMF_READERS,
@@ -199,8 +202,8 @@ ALLOW: dict[tuple[str, str], frozenset[str]] = {
     # customer services with their operational state: api/web/services.py
     ("GET", "/ui/services"): EVERYONE,
     # TMF642 Alarm Management v4: api/routers/tmf_alarm.py
-    ("GET", "/tmf-api/alarmManagement/v4/alarm"): TMF_READERS,
-    ("GET", "/tmf-api/alarmManagement/v4/alarm/{alarm_id}"): TMF_READERS,
+    ("GET", "/tmf-api/alarmManagement/v4/alarm"): TMF_RESOURCE_READERS,
+    ("GET", "/tmf-api/alarmManagement/v4/alarm/{alarm_id}"): TMF_RESOURCE_READERS,
     ("PATCH", "/tmf-api/alarmManagement/v4/alarm/{alarm_id}"): TMF_WRITERS,
     ("POST", "/tmf-api/alarmManagement/v4/ackAlarms"): TMF_WRITERS,
     ("POST", "/tmf-api/alarmManagement/v4/unAckAlarms"): TMF_WRITERS,

@@ -40,7 +40,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from faultloop import clock
 from faultloop.db import UTCDateTime
 from faultloop.errors import InvalidInput
-from faultloop.leader import Leadership, fenced_transaction
+from faultloop.leader import Leadership, NotLeader, fenced_transaction
 from faultloop.metrics import REGISTRY
 from faultloop.settings import Settings
 
@@ -546,3 +546,17 @@ def deliver_due(
             else:
                 failed += 1
     return delivered, failed
+
+
+def leader_round(leadership: Leadership | None, deliver: Callable[[], tuple[int, int]], *, log: logging.Logger,
+                 what: str) -> tuple[int, int]:  # fmt: skip
+    """One round of an outbox's delivery loop, on the leader only (``leadership`` None: the only
+    instance): ``deliver()``'s (delivered, failed), or (0, 0) when this instance does not lead or
+    loses the lead in the round (a fenced transaction's NotLeader: logged, the next leader sends)."""
+    if leadership is not None and not leadership.leading:
+        return 0, 0
+    try:
+        return deliver()
+    except NotLeader as exc:
+        log.warning("%s round not written: %s", what, exc)
+        return 0, 0

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -30,7 +31,7 @@ from faultloop.db import UTCDateTime
 from faultloop.errors import NotFound
 from faultloop.events import AlarmChange, after_commit
 from northbound import hub
-from northbound.query import Attribute, Filter, Kind, ListQuery, Resource, TmfQueryError
+from northbound.query import Attribute, Filter, Kind, ListQuery, Resource, TmfQueryError, parse_datetime
 
 BASE = "/tmf-api/alarmManagement/v4"
 SYSTEM = "faultloop"
@@ -387,13 +388,7 @@ def _pattern_value(where: str, attribute: Attribute, value: Any) -> Any:
     if len(raw) > 500:
         raise TmfQueryError(f"{where}: longer than 500 characters", field=where)
     if attribute.kind is Kind.datetime:
-        try:
-            parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-        except ValueError:
-            raise TmfQueryError(f"{where}: expected an ISO 8601 date-time", field=where) from None
-        if parsed.tzinfo is None:
-            raise TmfQueryError(f"{where}: expected a date-time with a time zone (Z or +hh:mm)", field=where)
-        return parsed
+        return parse_datetime(raw, where)
     if attribute.values is not None and raw not in attribute.values:
         raise TmfQueryError(f"{where}: expected one of {', '.join(sorted(attribute.values))}", field=where)
     return raw
@@ -469,31 +464,53 @@ def _task(kind: str, changed_key: str, rows: Sequence[Alarm], pattern: Any, **fi
     }
 
 
+@dataclass(frozen=True)
+class _StateTask:
+    """What differs between the ack, unack and clear tasks: the resource's type, the key of the alarms
+    it changed and the names of its who / which system / when attributes."""
+
+    kind: str
+    changed_key: str
+    user_key: str
+    system_key: str
+    time_key: str
+
+
+_ACK = _StateTask("AckAlarms", "ackedAlarm", "ackUserId", "ackSystemId", "ackTime")
+_UNACK = _StateTask("UnAckAlarms", "unAckedAlarm", "ackUserId", "ackSystemId", "ackTime")
+_CLEAR = _StateTask("ClearAlarms", "clearedAlarm", "clearUserId", "clearSystemId", "alarmClearedTime")
+
+
+def _state_task(session: Session, task: _StateTask, pattern: Any, *, selected: ColumnElement[bool],
+                act: Callable[[int], object], user: str, system: str | None) -> dict[str, Any]:  # fmt: skip
+    """Run ``act`` on each alarm the pattern selects among ``selected`` (those the action changes)
+    and answer with the task resource."""
+    rows = select_alarms(session, parse_patterns(pattern), extra=selected)
+    for a in rows:
+        act(a.id)
+    stamps = {task.user_key: user, task.system_key: system or SYSTEM, task.time_key: clock.now().isoformat()}
+    return _task(task.kind, task.changed_key, rows, pattern, **stamps)
+
+
 def ack_alarms(session: Session, pattern: Any, *, actor: str, ack_user: str | None,
                ack_system: str | None) -> dict[str, Any]:  # fmt: skip
-    rows = select_alarms(session, parse_patterns(pattern), extra=Alarm.acknowledged.is_(False))
-    for a in rows:
-        alarms.acknowledge(session, a.id, actor=actor)
-    return _task("AckAlarms", "ackedAlarm", rows, pattern, ackUserId=ack_user or actor,
-                 ackSystemId=ack_system or SYSTEM, ackTime=clock.now().isoformat())  # fmt: skip
+    return _state_task(session, _ACK, pattern, selected=Alarm.acknowledged.is_(False),
+                       act=lambda alarm_id: alarms.acknowledge(session, alarm_id, actor=actor),
+                       user=ack_user or actor, system=ack_system)  # fmt: skip
 
 
 def unack_alarms(session: Session, pattern: Any, *, actor: str, ack_user: str | None,
                  ack_system: str | None) -> dict[str, Any]:  # fmt: skip
-    rows = select_alarms(session, parse_patterns(pattern), extra=Alarm.acknowledged.is_(True))
-    for a in rows:
-        alarms.unacknowledge(session, a.id, actor=actor)
-    return _task("UnAckAlarms", "unAckedAlarm", rows, pattern, ackUserId=ack_user or actor,
-                 ackSystemId=ack_system or SYSTEM, ackTime=clock.now().isoformat())  # fmt: skip
+    return _state_task(session, _UNACK, pattern, selected=Alarm.acknowledged.is_(True),
+                       act=lambda alarm_id: alarms.unacknowledge(session, alarm_id, actor=actor),
+                       user=ack_user or actor, system=ack_system)  # fmt: skip
 
 
 def clear_alarms(session: Session, pattern: Any, *, actor: str, clear_user: str | None,
                  clear_system: str | None, reason: str) -> dict[str, Any]:  # fmt: skip
-    rows = select_alarms(session, parse_patterns(pattern), extra=Alarm.state == "active")
-    for a in rows:
-        alarms.clear(session, a.id, actor=actor, reason=reason)
-    return _task("ClearAlarms", "clearedAlarm", rows, pattern, clearUserId=clear_user or actor,
-                 clearSystemId=clear_system or SYSTEM, alarmClearedTime=clock.now().isoformat())  # fmt: skip
+    return _state_task(session, _CLEAR, pattern, selected=Alarm.state == "active",
+                       act=lambda alarm_id: alarms.clear(session, alarm_id, actor=actor, reason=reason),
+                       user=clear_user or actor, system=clear_system)  # fmt: skip
 
 
 def comment_alarms(session: Session, pattern: Any, *, actor: str, text: str,

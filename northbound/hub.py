@@ -33,8 +33,8 @@ from faultloop import clock
 from faultloop.audit import service as audit
 from faultloop.errors import NotFound
 from faultloop.events import after_commit
-from faultloop.leader import Leadership, NotLeader
-from faultloop.notify import DeliveryError, PermanentError, check_url, deliver_due, sign
+from faultloop.leader import Leadership
+from faultloop.notify import DeliveryError, PermanentError, check_url, deliver_due, leader_round, sign
 from faultloop.settings import Settings
 from faultloop.worker import WorkerThread
 from northbound.models import HubEvent, HubSubscription
@@ -265,13 +265,7 @@ class HubDelivery:
                            max_attempts=self.settings.tmf_hub_max_attempts, limit=limit)  # fmt: skip
 
     def run_once(self) -> tuple[int, int]:
-        if self.leadership is not None and not self.leadership.leading:
-            return 0, 0
-        try:
-            return self.deliver_due()
-        except NotLeader as exc:
-            log.warning("hub delivery round not written: %s", exc)
-            return 0, 0
+        return leader_round(self.leadership, self.deliver_due, log=log, what="hub delivery")
 
     async def start(self) -> None:
         self._worker.start()

@@ -51,9 +51,10 @@ ALARM_KINDS = frozenset({"raised", "cleared", "escalated", "updated"})
 
 def _enqueue(session: Session, ticket_id: int, route: str, payload: dict[str, Any]) -> None:
     now = clock.now()
+    # not flushed here (as the hub's publish): a hook may run in the middle of a domain's change, and a
+    # flush would write the half-made ticket (one more version); the commit inserts the rows in this order
     session.add(ItsmOutbox(ticket_id=ticket_id, channel=CHANNEL, route=route, payload=payload, created_at=now,
                            next_attempt_at=now, attempts=0))  # fmt: skip
-    session.flush()
 
 
 def _create_body(doc: dict[str, Any]) -> dict[str, Any]:

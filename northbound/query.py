@@ -80,6 +80,19 @@ class Resource:
     always: frozenset[str] = frozenset({"id", "href", "@type"})  # in every projection
 
 
+def parse_datetime(raw: str, field: str, *, label: str | None = None) -> datetime:
+    """``raw`` as an aware date-time (ISO 8601, ``Z`` or an offset); else a ``TmfQueryError`` on
+    ``field`` whose message starts with ``label`` (default: ``field``)."""
+    where = field if label is None else label
+    try:
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise TmfQueryError(f"{where}: expected an ISO 8601 date-time", field=field) from None
+    if value.tzinfo is None:
+        raise TmfQueryError(f"{where}: expected a date-time with a time zone (Z or +hh:mm)", field=field)
+    return value
+
+
 def _parse_value(path: str, attribute: Attribute, raw: str) -> Any:
     if len(raw) > MAX_VALUE_CHARS:
         raise TmfQueryError(f"filter {path}: value longer than {MAX_VALUE_CHARS} characters", field=path)
@@ -93,13 +106,7 @@ def _parse_value(path: str, attribute: Attribute, raw: str) -> Any:
             raise TmfQueryError(f"filter {path}: expected true or false", field=path)
         return raw == "true"
     if attribute.kind is Kind.datetime:
-        try:
-            value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-        except ValueError:
-            raise TmfQueryError(f"filter {path}: expected an ISO 8601 date-time", field=path) from None
-        if value.tzinfo is None:
-            raise TmfQueryError(f"filter {path}: expected a date-time with a time zone (Z or +hh:mm)", field=path)
-        return value
+        return parse_datetime(raw, path, label=f"filter {path}")
     if attribute.values is not None and raw not in attribute.values:
         raise TmfQueryError(f"filter {path}: expected one of {', '.join(sorted(attribute.values))}", field=path)
     return raw

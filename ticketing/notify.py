@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from faultloop import clock
 from faultloop.accounts.models import User
 from faultloop.events import after_commit
-from faultloop.leader import Leadership, NotLeader
+from faultloop.leader import Leadership
 from faultloop.notify import (
     Channel,
     ChannelSpec,
@@ -43,6 +43,7 @@ from faultloop.notify import (
     check_url,
     deliver_due,
     header_text,
+    leader_round,
     read_document,
     redact_url,
     validate_entries,
@@ -251,13 +252,7 @@ class TicketNotifier:
                            max_attempts=self.rt.settings.alarm_notify_max_attempts, limit=limit)  # fmt: skip
 
     def run_once(self) -> tuple[int, int]:
-        if self.leadership is not None and not self.leadership.leading:
-            return 0, 0
-        try:
-            return self.deliver_due()
-        except NotLeader as exc:
-            log.warning("ticket notification round not written: %s", exc)
-            return 0, 0
+        return leader_round(self.leadership, self.deliver_due, log=log, what="ticket notification")
 
     async def start(self) -> None:
         service.OUTBOX["notifications"] = self.enqueue

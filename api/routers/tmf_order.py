@@ -2,8 +2,8 @@
 
 /tmf-api/serviceOrdering/v4/serviceOrder: list (TMF630 query), get, create (a faultloop order,
 planned: ``acknowledged``); /cancelServiceOrder cancels one before it runs.
-/tmf-api/serviceInventory/v4/service: list, get. Roles: api/rbac.py (TMF_READERS, TMF_ORDER_WRITERS);
-the order state table still decides per action (a NOC approver approves, four-eyes).
+/tmf-api/serviceInventory/v4/service: list, get. Roles: api/rbac.py (TMF_RESOURCE_READERS, TMF_ORDER_WRITERS,
+TMF_READERS for the hubs); the order state table still decides per action (a NOC approver approves, four-eyes).
 """
 
 from __future__ import annotations

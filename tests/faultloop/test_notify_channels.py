@@ -4,9 +4,11 @@ the Slack/Mattermost, Teams workflows and PagerDuty Events API v2 shapes, and UR
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 
+from faultloop.leader import NotLeader
 from faultloop.notify import (
     ChannelSpec,
     DeliveryError,
@@ -17,6 +19,7 @@ from faultloop.notify import (
     SlackChannel,
     TeamsChannel,
     check_url,
+    leader_round,
     validate_entries,
 )
 from tests.support import Hook
@@ -153,3 +156,29 @@ def test_pagerduty_refusals_are_permanent_throttling_and_outages_are_retried(hoo
         pd.send(1, message())
     assert len(hook.requests) == 4
     assert json.loads(hook.requests[0][1])["routing_key"] == "R0UTING"
+
+
+def test_a_delivery_round_runs_on_the_leader_only_and_a_lost_lead_is_logged(caplog):
+    class Standing:
+        def __init__(self, leading: bool) -> None:
+            self.leading = leading
+
+    log = logging.getLogger("faultloop.test.outbox")
+    rounds: list[str] = []
+
+    def deliver() -> tuple[int, int]:
+        rounds.append("ran")
+        return 3, 1
+
+    assert leader_round(None, deliver, log=log, what="test") == (3, 1)  # the only instance
+    assert leader_round(Standing(True), deliver, log=log, what="test") == (3, 1)  # type: ignore[arg-type]
+    assert leader_round(Standing(False), deliver, log=log, what="test") == (0, 0)  # type: ignore[arg-type]
+    assert rounds == ["ran", "ran"]  # a follower does not even read the outbox
+
+    def deposed() -> tuple[int, int]:
+        raise NotLeader("leadership lost: epoch 2, this instance had 1")
+
+    with caplog.at_level(logging.WARNING, logger="faultloop.test.outbox"):
+        assert leader_round(Standing(True), deposed, log=log, what="test") == (0, 0)  # type: ignore[arg-type]
+    assert [r.getMessage() for r in caplog.records] == ["test round not written: leadership lost: epoch 2, this "
+                                                        "instance had 1"]  # fmt: skip

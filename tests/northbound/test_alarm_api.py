@@ -176,7 +176,11 @@ def test_bad_queries_are_tmf_400s(client, auth, session, frozen):
     _error(client.get(f"{BASE}/alarm", params={"colour": "red"}, headers=h), 400, "unknown filter attribute 'colour'")
     _error(client.get(f"{BASE}/alarm", params={"state": "burning"}, headers=h), 400, "filter state", "raised")
     _error(client.get(f"{BASE}/alarm", params={"isRootCause": "yes"}, headers=h), 400, "isRootCause", "true or false")
-    _error(client.get(f"{BASE}/alarm", params={"alarmRaisedTime.gt": "yesterday"}, headers=h), 400, "ISO 8601")
+    _error(client.get(f"{BASE}/alarm", params={"alarmRaisedTime.gt": "yesterday"}, headers=h), 400,
+           "filter alarmRaisedTime: expected an ISO 8601 date-time")  # fmt: skip
+    err = _error(client.get(f"{BASE}/alarm", params={"alarmRaisedTime.gt": "2026-12-24T22:00:00"}, headers=h), 400,
+                 "filter alarmRaisedTime: expected a date-time with a time zone (Z or +hh:mm)")  # fmt: skip
+    assert err["field"] == "alarmRaisedTime"
     _error(client.get(f"{BASE}/alarm", params={"state.gt": "raised"}, headers=h), 400, "state: operator gt")
     _error(client.get(f"{BASE}/alarm", params={"limit": "0"}, headers=h), 400, "limit")
     _error(client.get(f"{BASE}/alarm", params={"sort": "id"}, headers=h), 400, "sort is not supported")
@@ -252,6 +256,8 @@ def test_bad_task_inputs_name_what_is_wrong_and_change_nothing(client, auth, ses
     bad("ackAlarms", {"alarmPattern": []}, "alarmPattern")
     bad("ackAlarms", {}, "alarmPattern")
     bad("ackAlarms", {"alarmPattern": [{"alarmRaisedTime": "today"}]}, "alarmPattern[0].alarmRaisedTime", "ISO 8601")
+    bad("ackAlarms", {"alarmPattern": [{"alarmRaisedTime": "2026-12-24T22:00:00"}]},
+        "alarmPattern[0].alarmRaisedTime: expected a date-time with a time zone (Z or +hh:mm)")  # fmt: skip
     # read-only attributes of the task resource
     bad("ackAlarms", {"alarmPattern": [{"state": "raised"}], "ackedAlarm": [{"id": "1"}]}, "ackedAlarm")
     bad("clearAlarms", {"alarmPattern": [{"state": "raised"}], "id": "x"}, "id")
@@ -283,6 +289,9 @@ def test_rbac_oss_and_noc_may_other_roles_may_not(client, auth, session, frozen)
                                    ("POST", f"{BASE}/commentAlarms", task), ("POST", f"{BASE}/ackAlarms", task),
                                    ("POST", f"{BASE}/hub", {"callback": "https://oss.example.net/cb"})):  # fmt: skip
             r = client.request(method, path, json=body, headers=auth(role))
+            if role == "provisioner" and method == "GET":  # it reads alarms in the JSON API too; it writes none
+                assert r.status_code == 200, r.text
+                continue
             _error(r, 403, role)
     _error(client.get(f"{BASE}/alarm"), 401)
     # the oss role reaches nothing outside the TMF APIs

@@ -151,8 +151,15 @@ def test_created_there_then_status_and_notes_follow_in_order(session, sync, desk
                        now=clock.now())  # fmt: skip
     service.add_note(session, ticket_id=ticket.id, actor=noc, text="splicing crew called", expected_version=None,
                      now=clock.now())  # fmt: skip
-    service.transition(session, policy=load_policy(), ticket_id=ticket.id, action="diagnose", actor=noc,
-                       data={"diagnosis": "cut", "fault_category": "fibre"}, now=clock.now())  # no status change
+    service.transition(
+        session,
+        policy=load_policy(),
+        ticket_id=ticket.id,
+        action="diagnose",
+        actor=noc,
+        data={"diagnosis": "cut", "fault_category": "fibre"},
+        now=clock.now(),
+    )  # no status change
     session.commit()
     assert rows(session, low.id) == []
     assert [r.route for r in rows(session, ticket.id)] == ["create", "update", "update"]
@@ -283,8 +290,12 @@ def test_the_desks_hub_event(session, sync, desk, frozen, api):
     session.commit()
     headers = {"Authorization": f"Bearer {token}"}
     listener = "/tmf-api/troubleTicket/v4/listener/troubleTicketStatusChangeEvent"
-    event = {"eventId": "e1", "eventTime": clock.now().isoformat(), "eventType": "TroubleTicketStatusChangeEvent",
-             "event": {"troubleTicket": {"id": "DESK-1", "status": "inProgress", "statusChangeReason": "taken"}}}
+    event = {
+        "eventId": "e1",
+        "eventTime": clock.now().isoformat(),
+        "eventType": "TroubleTicketStatusChangeEvent",
+        "event": {"troubleTicket": {"id": "DESK-1", "status": "inProgress", "statusChangeReason": "taken"}},
+    }
     response = api.post(listener, json=event, headers=headers)
     assert response.status_code == 200, response.text
     validate(response.json(), "TroubleTicket")
@@ -326,7 +337,8 @@ def test_settings_checked_and_off_by_default(tmp_path, sessions, session):
     off.on_ticket_change(session, ticket, "created", {"actor": "n"})
     assert rows(session, ticket.id) == []
     assert "itsm_token" in repr(Settings(data_dir=tmp_path, secret_key=key, itsm_token=TOKEN)) and TOKEN not in repr(
-        Settings(data_dir=tmp_path, secret_key=key, itsm_token=TOKEN))
+        Settings(data_dir=tmp_path, secret_key=key, itsm_token=TOKEN)
+    )
     assert itsm_module.OWNER == "itsm"
 
 
@@ -346,3 +358,54 @@ def test_wired_by_the_composition_root(runtime, monkeypatch, desk):
     runtime.settings.itsm_allow_private = False
     with pytest.raises(StartupError, match="FAULTLOOP_ITSM_URL: .*127.0.0.1"):
         build_pipeline(runtime)
+
+
+def test_a_desk_owned_tickets_change_raises_its_version_once(runtime, session, sync, desk, frozen, monkeypatch):
+    """The desk's outbox rows are written inside the ticket's change: each change stays one version,
+    with or without a row for the desk, the TMF621 hub listening too (the hub's rows, once flushed in
+    the middle of a change, made an SLA breach two versions)."""
+    from northbound.models import HubSubscription
+    from ticketing.jobs import TicketingService
+
+    monkeypatch.setitem(service.OUTBOX, "tmf-hub", tmf.on_ticket_outbox)
+    session.add(HubSubscription(id="00000000-0000-0000-0000-0000000itsm1", api="troubleTicket",
+                                callback="http://127.0.0.1:9/listener", query="", created_at=clock.now(),
+                                created_by="test", state="active", failed_events=0))  # fmt: skip
+    policy = load_policy()
+    ticket, noc = manual(session)
+    tid, version = ticket.id, ticket.version
+    assert [r.route for r in rows(session, tid)] == ["create"]
+
+    def changed(expected_routes: list[str]) -> None:
+        nonlocal version
+        session.commit()
+        session.expire_all()
+        now = service.get(session, tid).version
+        assert now == version + 1, f"version {version} -> {now}"
+        version = now
+        assert [r.route for r in rows(session, tid)] == expected_routes
+
+    service.transition(session, policy=policy, ticket_id=tid, action="acknowledge", actor=noc, now=clock.now(),
+                       expected_version=version)  # fmt: skip
+    changed(["create", "update"])  # acknowledged -> inProgress there
+    service.transition(session, policy=policy, ticket_id=tid, action="diagnose", actor=noc, now=clock.now(),
+                       data={"diagnosis": "cut", "fault_category": "fibre"}, expected_version=version)  # fmt: skip
+    changed(["create", "update"])  # inProgress there still: nothing to send
+    jobs = TicketingService(runtime, policy=policy)
+    frozen.advance(11_520)  # P1 restore: the warning
+    jobs.run_once()
+    changed(["create", "update"])
+    frozen.advance(14_400 - 11_520)  # the breach, which also raises the tier
+    jobs.run_once()
+    changed(["create", "update"])
+    assert (service.get(session, tid).restore_breached, service.get(session, tid).tier) == (True, 2)
+    service.transition(session, policy=policy, ticket_id=tid, action="cancel", actor=noc, now=clock.now(),
+                       data={"reason": "duplicate of the carrier's ticket"}, expected_version=version)  # fmt: skip
+    changed(["create", "update", "update"])  # cancelled there too
+    # the row is added without a flush: from a hook that runs before the change's own flush (where the
+    # OUTBOX hooks run), the half-made ticket is not written early
+    half_made = service.get(session, tid)
+    half_made.title = "fibre cut at the river crossing"
+    itsm_module._enqueue(session, tid, "update", {"name": half_made.title})
+    assert half_made in session.dirty and session.is_modified(half_made)
+    session.rollback()

@@ -219,6 +219,46 @@ def test_roles(client, session, lab) -> None:
     assert session.scalar(select(func.count()).select_from(ServiceOrder)) == 0
 
 
+def test_a_provisioner_reads_back_its_order_and_writes_nothing_else(client, session, auth, lab, hooked) -> None:
+    """The role that may POST a serviceOrder may GET it and the service it points to, and alarms and
+    tickets as in the JSON API; hub subscriptions and the alarm and ticket writes stay refused."""
+    prov = auth("provisioner")
+    r = client.post(ORDERS, json=order_body(), headers=prov)
+    assert r.status_code == 201, r.text
+    created = r.json()
+    r = client.get(r.headers["Location"], headers=prov)
+    assert r.status_code == 200, r.text
+    validate(r.json(), "ServiceOrder")
+    assert r.json()["id"] == created["id"] and r.json()["state"] == "acknowledged"
+    r = client.get(ORDERS, params={"externalId": "BSS-4711"}, headers=prov)
+    assert r.status_code == 200 and [d["id"] for d in r.json()] == [created["id"]]
+    service_id = created["serviceOrderItem"][0]["service"]["id"]
+    r = client.get(f"{SERVICES}/{service_id}", headers=prov)
+    assert r.status_code == 200, r.text
+    validate(r.json(), "Service")
+    assert client.get(SERVICES, headers=prov).status_code == 200
+    for native, tmf in (("/api/v1/alarms", "/tmf-api/alarmManagement/v4/alarm"),
+                        ("/api/v1/tickets", "/tmf-api/troubleTicket/v4/troubleTicket")):  # fmt: skip
+        assert client.get(native, headers=prov).status_code == 200, native
+        assert client.get(tmf, headers=prov).status_code == 200, tmf
+    refused = (
+        ("POST", "/tmf-api/serviceOrdering/v4/hub", {"callback": CALLBACK}),
+        ("POST", "/tmf-api/serviceInventory/v4/hub", {"callback": CALLBACK}),
+        ("GET", "/tmf-api/serviceOrdering/v4/hub/x", None),
+        ("POST", "/tmf-api/alarmManagement/v4/ackAlarms", {"alarmPattern": [{"id": "1"}]}),
+        ("PATCH", "/tmf-api/alarmManagement/v4/alarm/1", {"ackState": "acknowledged"}),
+        ("POST", "/tmf-api/alarmManagement/v4/hub", {"callback": CALLBACK}),
+        ("POST", "/tmf-api/troubleTicket/v4/troubleTicket", {"description": "x", "severity": "major",
+                                                              "ticketType": "t"}),
+        ("PATCH", "/tmf-api/troubleTicket/v4/troubleTicket/1", {"status": "inProgress"}),
+        ("POST", "/tmf-api/troubleTicket/v4/hub", {"callback": CALLBACK}),
+    )  # fmt: skip
+    for method, path, body in refused:
+        r = client.request(method, path, json=body, headers=prov)
+        assert r.status_code == 403, (method, path, r.status_code)
+        assert "provisioner" in r.json()["message"], (method, path)
+
+
 def _item(body: dict[str, Any]) -> dict[str, Any]:
     return body["serviceOrderItem"][0]
 
