@@ -32,8 +32,11 @@ Phases, each printed as it ends:
 2. fault latency: ``--faults`` links cut one after the other in the lab slices; from the cut to
    the linkDown alarm row visible in central's database (trap -> collector -> JetStream -> central);
 3. event flood: ``--events`` v2c linkDown traps from 500 lab device addresses at ``--rate`` per
-   second, half to each collector; stored and processed events per second in central's database;
-   then the same flood at the ``--role all`` process's trap port: its events per second; the ratio;
+   second, half to each collector; stored and processed events per second in central's database,
+   the box's busy cores and PostgreSQL's and NATS's CPU per event meanwhile; its stages: the rate the
+   collectors put the events on JetStream (a tap), and central alone taking the same number of
+   events, published straight to JetStream, into alarms; then the same flood at the ``--role all``
+   process's trap port: its events per second; the ratio;
 4. storm: the storm tree's symptoms (``device_unreachable`` from every device below the core, the
    core's own, a linkDown on the gateway) published on JetStream as a collector publishes them,
    over about two seconds; from the last symptom to 1 active root cause, every other storm alarm
@@ -44,6 +47,8 @@ Phases, each printed as it ends:
 
 Printed, never asserted. Figures on a shared 2-core box are pessimistic: every process here
 (labs, collectors, centrals, PostgreSQL, NATS, this tap) competes for the same two cores.
+``BENCH_PROFILE=DIR`` runs the faultloop servers under py-spy (collapsed stacks in DIR, 100 Hz;
+``BENCH_PROFILE_ONLY=central`` for the centrals only); their CPU figures then are py-spy's.
 """
 
 from __future__ import annotations
