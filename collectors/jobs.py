@@ -563,6 +563,123 @@ class _Batch:
     seen: list[tuple[int, Any]] = field(default_factory=list)  # (link id, seen at)
 
 
+class PollWriter:
+    """Stores polls, the short way where it can: a device whose interfaces and LLDP table read the
+    same as at its last stored poll, with the inventory unchanged since, has its interface rows left
+    as they are and its links marked seen in one UPDATE (``_Stored``); every ``FULL_WRITE_EVERY``-th
+    poll is reconciled in full anyway. Its memory is only right while it is the only writer of these
+    devices' polls: one per process, used by one thread at a time."""
+
+    def __init__(self, max_interfaces: int | None) -> None:
+        self.max_interfaces = max_interfaces
+        self._stored: dict[int, _Stored] = {}
+
+    def clear(self) -> None:
+        """Forget every stored poll (another writer may have written since): the next are full."""
+        self._stored.clear()
+
+    def store(
+        self, session: Session, rows: list[_Pending]
+    ) -> tuple[dict[int, dict[int, str]], dict[int, _Stored | None], int]:
+        """Store ``rows`` in the session's transaction: (stored display names per device, what to
+        ``remember`` once it commits, polls that could not be stored). The whole batch goes under one
+        savepoint; when one poll cannot be stored, the batch is stored again with a savepoint per
+        poll, so that one never loses the rest."""
+        revision = queries.revision(session)
+        try:
+            with session.begin_nested():
+                names, memos, errors = self._store(session, rows, revision, isolate=False)
+        except (SQLAlchemyError, InvalidInput, ValueError):
+            names, memos, errors = self._store(session, rows, revision, isolate=True)
+        return names, memos, errors
+
+    def remember(self, memos: dict[int, _Stored | None], *, keep: set[int] | None = None) -> None:
+        """After the commit: what the batch stored; ``keep`` (when given): the devices still polled,
+        the others forgotten."""
+        for device_id, memo in memos.items():
+            if memo is None:
+                self._stored.pop(device_id, None)
+            else:
+                self._stored[device_id] = memo
+        if keep is not None:
+            for gone in set(self._stored) - keep:  # deleted devices: forgotten
+                self._stored.pop(gone, None)
+
+    def _store(
+        self, session: Session, rows: list[_Pending], revision: int, *, isolate: bool
+    ) -> tuple[dict[int, dict[int, str]], dict[int, _Stored | None], int]:
+        names: dict[int, dict[int, str]] = {}
+        memos: dict[int, _Stored | None] = {}
+        errors = 0
+        # the short writes of the whole batch: their samples and links in one statement each (not
+        # when isolating polls: each then writes its own under its savepoint)
+        batch: _Batch | None = None
+        if not isolate:
+            wanted = [i for p in rows if (m := self._stored.get(p.device_id)) is not None for i in m.link_ids]
+            batch = _Batch(links=service.existing_links(session, wanted))
+        done: set[int] = set()
+        for p in rows:
+            again = p.device_id in done  # a second poll of a device in one batch: its memory is stale
+            done.add(p.device_id)
+            try:
+                with session.begin_nested() if isolate else contextlib.nullcontext():
+                    stored, memo = self._store_one(session, p, revision, batch, full=again)
+            except (SQLAlchemyError, InvalidInput, ValueError) as exc:
+                if not isolate:
+                    raise
+                errors += 1
+                log.error("storing the poll of %s failed: %s", p.result.device, type(exc).__name__)
+                memos[p.device_id] = None
+                continue
+            if memo is not None:
+                memos[p.device_id] = memo
+            if stored:
+                names[p.device_id] = stored
+        if batch is not None:
+            service.insert_samples(session, batch.samples)
+            service.touch_neighbors(session, batch.seen)
+            session.flush()
+        return names, memos, errors
+
+    def _store_one(
+        self, session: Session, p: _Pending, revision: int, batch: _Batch | None, *, full: bool = False
+    ) -> tuple[dict[int, str], _Stored | None]:
+        result, max_interfaces = p.result, self.max_interfaces
+        snap = result.snapshot
+        if not result.ok or snap is None:
+            failed = write_result(session, p.device_id, result, p.reachable, p.failures, max_interfaces=max_interfaces)
+            return failed, None
+        prev = None if full else self._stored.get(p.device_id)
+        interfaces = tuple(
+            (i.if_index, i.name, i.alias, i.admin_status, i.oper_status, i.speed_bps) for i in snap.interfaces.values()
+        )
+        neighbors = tuple((n.local_if_index, n.local_port, n.remote_name, n.remote_port) for n in snap.neighbors)
+        fresh = prev is not None and prev.revision == revision and prev.left > 0 and not result.truncated
+        same_interfaces = fresh and prev is not None and prev.interfaces == interfaces
+        stored = service.record_poll(
+            session, device_id=p.device_id, result=result, reachable=p.reachable, failures=p.failures,
+            max_interfaces=max_interfaces, stored_names=prev.names if same_interfaces and prev is not None else None,
+            sample_rows=batch.samples if batch is not None else None,
+        )  # fmt: skip
+        same_neighbors = fresh and prev is not None and prev.neighbors == neighbors
+        if same_neighbors and prev is not None:
+            if batch is not None:  # links deleted since: the full way, which finds them again
+                same_neighbors = all(i in batch.links for i in prev.link_ids)
+                if same_neighbors:
+                    batch.seen.extend((i, result.time) for i in prev.link_ids)
+            else:
+                same_neighbors = len(service.existing_links(session, prev.link_ids)) == len(set(prev.link_ids))
+                service.touch_neighbors(session, [(i, result.time) for i in prev.link_ids] if same_neighbors else [])
+        if same_neighbors and prev is not None:
+            link_ids = prev.link_ids
+        else:
+            link_ids = service.apply_neighbors(
+                session, device_id=p.device_id, neighbors=snap.neighbors, now=result.time
+            )
+        left = prev.left - 1 if same_interfaces and same_neighbors and prev is not None else FULL_WRITE_EVERY
+        return stored, _Stored(revision, interfaces, stored, neighbors, link_ids, left)
+
+
 class PollerService(SnmpPoller):
     """The poller of one faultloop process: devices from the inventory, results into the database
     (findings into the alarm engine's durable queue in the same transaction)."""
@@ -581,7 +698,7 @@ class PollerService(SnmpPoller):
             collector=collector,
         )  # fmt: skip
         self.rt = rt
-        self._stored: dict[int, _Stored] = {}  # written by the writer thread, one batch at a time
+        self.writer = PollWriter(self.settings.poll_max_interfaces)  # used by the writer thread only
 
     # ------------------------------------------------------------------ inventory
     def _load(self) -> dict[int, PolledDevice]:
@@ -625,103 +742,18 @@ class PollerService(SnmpPoller):
 
     # ------------------------------------------------------------------ writing
     def _write(self, batch: list[_Pending]) -> dict[int, dict[int, str]]:
-        """Store a batch in one transaction; returns the stored display names per device.
-
-        The whole batch goes under one savepoint; when one poll cannot be stored, the batch is
-        stored again with a savepoint per poll, so that one never loses the rest. A device whose
-        interfaces and LLDP table read the same as at its last stored poll, with the inventory
-        unchanged since, has its interface rows left as they are and its links marked seen in one
-        UPDATE (``_Stored``); every ``FULL_WRITE_EVERY``-th poll is reconciled in full anyway."""
+        """Store a batch in one transaction (``PollWriter.store``); returns the stored display names
+        per device."""
         with write_transaction(self.rt.sessions) as session:
             known = queries.existing_device_ids(session, (p.device_id for p in batch))
             rows = [p for p in batch if p.device_id in known]  # not the ones deleted since their poll
-            revision = queries.revision(session)
             states = service.load_states(session, [p.device_id for p in rows])
-            try:
-                with session.begin_nested():
-                    names, memos = self._store(session, rows, revision, isolate=False)
-            except (SQLAlchemyError, InvalidInput):
-                names, memos = self._store(session, rows, revision, isolate=True)
+            names, memos, errors = self.writer.store(session, rows)
             _store_findings(self.sink, session, [e for p in rows for e in p.result.events])
             del states
-        for device_id, memo in memos.items():  # committed
-            if memo is None:
-                self._stored.pop(device_id, None)
-            else:
-                self._stored[device_id] = memo
-        for gone in set(self._stored) - set(list(self.devices)):  # deleted devices: forgotten
-            self._stored.pop(gone, None)
+        self.stats.write_errors += errors
+        self.writer.remember(memos, keep=set(list(self.devices)))  # committed
         return names
-
-    def _store(
-        self, session: Session, rows: list[_Pending], revision: int, *, isolate: bool
-    ) -> tuple[dict[int, dict[int, str]], dict[int, _Stored | None]]:
-        names: dict[int, dict[int, str]] = {}
-        memos: dict[int, _Stored | None] = {}
-        # the short writes of the whole batch: their samples and links in one statement each (not
-        # when isolating polls: each then writes its own under its savepoint)
-        batch: _Batch | None = None
-        if not isolate:
-            wanted = [i for p in rows if (m := self._stored.get(p.device_id)) is not None for i in m.link_ids]
-            batch = _Batch(links=service.existing_links(session, wanted))
-        for p in rows:
-            try:
-                with session.begin_nested() if isolate else contextlib.nullcontext():
-                    stored, memo = self._store_one(session, p, revision, batch)
-            except (SQLAlchemyError, InvalidInput) as exc:
-                if not isolate:
-                    raise
-                self.stats.write_errors += 1
-                log.error("storing the poll of %s failed: %s", p.result.device, type(exc).__name__)
-                memos[p.device_id] = None
-                continue
-            if memo is not None:
-                memos[p.device_id] = memo
-            if stored:
-                names[p.device_id] = stored
-        if batch is not None:
-            service.insert_samples(session, batch.samples)
-            service.touch_neighbors(session, batch.seen)
-            session.flush()
-        return names, memos
-
-    def _store_one(
-        self, session: Session, p: _Pending, revision: int, batch: _Batch | None
-    ) -> tuple[dict[int, str], _Stored | None]:
-        result, max_interfaces = p.result, self.settings.poll_max_interfaces
-        snap = result.snapshot
-        if not result.ok or snap is None:
-            failed = write_result(session, p.device_id, result, p.reachable, p.failures, max_interfaces=max_interfaces)
-            return failed, None
-        prev = self._stored.get(p.device_id)
-        interfaces = tuple(
-            (i.if_index, i.name, i.alias, i.admin_status, i.oper_status, i.speed_bps) for i in snap.interfaces.values()
-        )
-        neighbors = tuple((n.local_if_index, n.local_port, n.remote_name, n.remote_port) for n in snap.neighbors)
-        fresh = prev is not None and prev.revision == revision and prev.left > 0 and not result.truncated
-        same_interfaces = fresh and prev is not None and prev.interfaces == interfaces
-        stored = service.record_poll(
-            session, device_id=p.device_id, result=result, reachable=p.reachable, failures=p.failures,
-            max_interfaces=max_interfaces, stored_names=prev.names if same_interfaces and prev is not None else None,
-            sample_rows=batch.samples if batch is not None else None,
-        )  # fmt: skip
-        same_neighbors = fresh and prev is not None and prev.neighbors == neighbors
-        if same_neighbors and prev is not None:
-            if batch is not None:  # links deleted since: the full way, which finds them again
-                same_neighbors = all(i in batch.links for i in prev.link_ids)
-                if same_neighbors:
-                    batch.seen.extend((i, result.time) for i in prev.link_ids)
-            else:
-                same_neighbors = len(service.existing_links(session, prev.link_ids)) == len(set(prev.link_ids))
-                service.touch_neighbors(session, [(i, result.time) for i in prev.link_ids] if same_neighbors else [])
-        if same_neighbors and prev is not None:
-            link_ids = prev.link_ids
-        else:
-            link_ids = service.apply_neighbors(
-                session, device_id=p.device_id, neighbors=snap.neighbors, now=result.time
-            )
-        left = prev.left - 1 if same_interfaces and same_neighbors and prev is not None else FULL_WRITE_EVERY
-        return stored, _Stored(revision, interfaces, stored, neighbors, link_ids, left)
 
     async def prune(self) -> int:
         cutoff = clock.now() - timedelta(hours=self.settings.sample_retention_h)

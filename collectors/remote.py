@@ -39,17 +39,25 @@ from typing import Any, Literal, Protocol
 import nats.js.errors
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from collectors.collection_set import STANDARD, CollectionSet
-from collectors.jobs import JITTER, DeviceLeft, PolledDevice, SnmpPoller, _Pending, slot_delay, spread, write_result
+from collectors.jobs import (
+    JITTER,
+    DeviceLeft,
+    PolledDevice,
+    PollWriter,
+    SnmpPoller,
+    _Pending,
+    slot_delay,
+    spread,
+)
 from collectors.snmp_poll import DeviceTracker, PollResult, Snapshot
 from faultloop import clock, inbox
 from faultloop.broker import BrokerLink, Delivery, Publisher, PullConsumer, stream_name, subject
 from faultloop.db import write_transaction
-from faultloop.errors import InvalidInput
 from faultloop.events import ObservationSink, Sample, sample_from_wire, sample_to_wire
+from faultloop.leader import Leadership
 from faultloop.settings import Settings
 from faultloop.vault import Vault
 from inventory import queries
@@ -136,30 +144,41 @@ class ResultsIntake:
 
     def __init__(
         self, link: BrokerLink, sessions: sessionmaker[Session], sink: ObservationSink, settings: Settings,
-        *, durable: str = "central",
+        *, durable: str = "central", leadership: Leadership | None = None,
     ) -> None:  # fmt: skip
         self.sessions = sessions
         self.sink = sink
+        self.leadership = leadership
         self.applied = 0
         self.duplicates = 0
         self.unknown = 0  # results of devices central no longer has (deleted, renamed)
-        self.max_interfaces = settings.poll_max_interfaces  # no rows beyond it, as for local polls
+        # the short writes of unchanged polls, as the single process's poller: right while this intake
+        # is the only one applying results, so with a leadership only the leader fetches them, and
+        # what it remembers is forgotten whenever the epoch moved (another leader wrote meanwhile)
+        self.writer = PollWriter(settings.poll_max_interfaces)
+        self._epoch: int | None = None
         prefix = settings.nats_stream_prefix
         self.consumer: PullConsumer[PollRecord] = PullConsumer(
             link, stream=stream_name(prefix, "results"), durable=f"{durable}-results",
             filter_subject=f"{prefix}.results.>", decode=decode_record, handle=self.apply,
-            batch_size=settings.nats_batch_size,
+            batch_size=settings.nats_batch_size, ready=self.takes_results,
         )  # fmt: skip
+
+    def takes_results(self) -> bool:
+        return self.leadership is None or self.leadership.leading
 
     def apply(self, deliveries: list[Delivery[PollRecord]]) -> None:
         """Claim the ids and store the new results in one transaction (then the consumer acks); on
         PostgreSQL the instances' applies take turns (a transaction advisory lock)."""
-        fresh: list[PollRecord] = []
+        if self.leadership is not None and self.leadership.epoch != self._epoch:
+            self.writer.clear()
+            self._epoch = self.leadership.epoch
+        rows: list[_Pending] = []
         with write_transaction(self.sessions) as session:
-            # Every central consumes the shared results consumer: two batches applied at once collided
-            # (the same device's first poll state or interface rows inserted twice, deadlocks between
-            # batches taking devices in different orders, a redelivered id claimed twice) and lost
-            # results. One apply at a time across the instances, from the claim to the commit.
+            # Two batches applied at once collided (the same device's first poll state or interface rows
+            # inserted twice, deadlocks between batches taking devices in different orders, a
+            # redelivered id claimed twice) and lost results: one apply at a time across the instances,
+            # from the claim to the commit (a leader just deposed may still be in its last one).
             if session.get_bind().dialect.name == "postgresql":
                 session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": RESULTS_LOCK_KEY})
             new = inbox.claim(session, (d.msg_id for d in deliveries), now=clock.now())
@@ -175,16 +194,18 @@ class ResultsIntake:
                     self.unknown += 1
                     continue
                 try:
-                    with session.begin_nested():  # one bad result never loses the rest of the batch
-                        write_result(session, record.device_id, record.result(), record.reachable, record.failures,
-                                     max_interfaces=self.max_interfaces)  # fmt: skip
-                except (SQLAlchemyError, InvalidInput, ValueError) as exc:
+                    result = record.result()
+                except ValueError as exc:
                     log.error("storing the poll of %s failed: %s", record.device, type(exc).__name__)
                     continue
-                fresh.append(record)
+                rows.append(_Pending(record.device_id, result, record.reachable, record.failures))
+            _names, memos, _errors = self.writer.store(session, rows)
+        self.writer.remember(memos)
+        failed = {device_id for device_id, memo in memos.items() if memo is None}
+        fresh = [p for p in rows if p.device_id not in failed]
         self.applied += len(fresh)
         self.duplicates += len(deliveries) - len(records)
-        samples: list[Sample] = [s for r in fresh if r.ok for s in r.result().samples]
+        samples: list[Sample] = [s for p in fresh if p.result.ok for s in p.result.samples]
         if samples:  # threshold rules, after the commit (in memory, like the single process's)
             self.sink.submit_samples(samples)
 

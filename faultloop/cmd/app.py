@@ -161,7 +161,7 @@ def build_pipeline(rt: Runtime, sink: ObservationSink | None = None) -> Pipeline
         sink = engine
     # SSH sink: a config_changed that no service order explains is followed by an unplanned_change event.
     ssh_sink = UnplannedChangeSink(sink, rt.sessions, grace_s=settings.provisioning_window_grace_s)
-    pipeline.services += central_intake(rt, sink, ssh_sink=ssh_sink)
+    pipeline.services += central_intake(rt, sink, ssh_sink=ssh_sink, leadership=leadership)
     # Live stream for the dashboard: GET /api/v1/alarms/stream (server-sent events); with a broker,
     # fanned out to the dashboards of every instance (only the leader's engine publishes changes).
     alarm_bus.subscribe("live stream", ALARM_STREAM.publish)
@@ -321,8 +321,9 @@ def unplanned_checked(sink: DurableSink, *, grace_s: float) -> Callable[[Session
 
 
 def central_intake(
-    rt: Runtime, sink: ObservationSink, *, ssh_sink: ObservationSink | None = None
-) -> list[Service]:
+    rt: Runtime, sink: ObservationSink, *, ssh_sink: ObservationSink | None = None,
+    leadership: Leadership | None = None,
+) -> list[Service]:  # fmt: skip
     """With FAULTLOOP_NATS_URL set: the link to NATS and the consumers that feed what collectors
     publish into ``sink`` (the alarm engine's durable queue; commit, then ack); with a collector
     key, the group directories and the collectors' SSH results (their events into ``ssh_sink``,
@@ -339,7 +340,8 @@ def central_intake(
     stream_setup(link, settings)
     # events and samples into the alarm engine; poll results into the inventory and poll state
     services: list[Service] = [
-        link, CentralIntake(link, rt.sessions, sink, settings), ResultsIntake(link, rt.sessions, sink, settings)
+        link, CentralIntake(link, rt.sessions, sink, settings),
+        ResultsIntake(link, rt.sessions, sink, settings, leadership=leadership),
     ]  # fmt: skip
     if settings.collector_key is not None:  # remote collectors learn their group's devices from here
         try:

@@ -702,7 +702,7 @@ async def test_unchanged_ports_and_lldp_are_written_the_short_way_and_reconciled
     await cycle(svc)
     clocks.advance(60)
     await cycle(svc)
-    memo = svc._stored[core]
+    memo = svc.writer._stored[core]
     assert memo.link_ids and memo.left == jobs.FULL_WRITE_EVERY - 1  # the second poll took the short way
 
     def seen_at() -> dict[int, datetime]:
@@ -723,7 +723,7 @@ async def test_unchanged_ports_and_lldp_are_written_the_short_way_and_reconciled
     await cycle(svc)
     session.expire_all()
     assert session.scalar(select(func.count()).select_from(Link)) == 2
-    assert svc._stored[core].left == jobs.FULL_WRITE_EVERY
+    assert svc.writer._stored[core].left == jobs.FULL_WRITE_EVERY
 
     # a port going down is a different read: written (oper status), its LLDP link goes stale
     lab.faults.apply("link_down", {"device": "dist1", "interface": "GigabitEthernet0/2"})
@@ -735,11 +735,11 @@ async def test_unchanged_ports_and_lldp_are_written_the_short_way_and_reconciled
     assert sorted(lk.state for lk in session.scalars(select(Link))) == ["active", "stale"]
 
     # after FULL_WRITE_EVERY short writes a device is reconciled in full again
-    start = svc._stored[core].left
+    start = svc.writer._stored[core].left
     lefts = []
     for _ in range(jobs.FULL_WRITE_EVERY + 1):
         clocks.advance(60)
         await cycle(svc)
-        lefts.append(svc._stored[core].left)
+        lefts.append(svc.writer._stored[core].left)
     assert all(b == (a - 1 if a > 0 else jobs.FULL_WRITE_EVERY) for a, b in zip([start, *lefts], lefts, strict=False))
     assert lefts.count(jobs.FULL_WRITE_EVERY) == 1  # one full write in the run of short ones

@@ -102,3 +102,78 @@ def test_two_intakes_apply_the_same_devices_results_at_once_without_collisions(t
             for did, _name in devices:
                 assert len(queries.interfaces(session, did)) == PORTS
         engine.dispose()
+
+
+class FakeLeadership:
+    """What ResultsIntake reads of a leadership: whether it leads and its epoch."""
+
+    def __init__(self) -> None:
+        self.leading = True
+        self.epoch = 1
+
+
+def snapshot_record(device_id: int, hostname: str, seconds_ago: float, port1: str) -> PollRecord:
+    ports = {
+        i: InterfaceState(if_index=i, name=f"Gi0/{i}", oper_status=port1 if i == 1 else "up", speed_bps=10**9)
+        for i in range(1, 4)
+    }
+    snap = Snapshot(sys_descr="lab", sys_name=hostname, uptime_cs=1000, interfaces=ports)
+    return PollRecord(device_id=device_id, device=hostname, ok=True, time=clock.now() - timedelta(seconds=seconds_ago),
+                      duration_s=0.01, reachable=True, snapshot=snap)  # fmt: skip
+
+
+def test_the_leaders_intake_writes_unchanged_polls_the_short_way_and_never_from_a_stale_memory(tmp_path):
+    """As the single process's poller: an unchanged poll leaves the interface rows alone. Two polls of
+    one device in one batch, and a moved epoch (another leader wrote meanwhile), are written in full."""
+    from collectors import jobs
+
+    secret = Fernet.generate_key().decode()
+    with scratch_database() as url:
+        engine = make_engine(url)
+        sessions = make_sessionmaker(engine)
+        with transaction(sessions, write=True) as session:
+            d = inventory.create_device(
+                session, Vault([secret.encode()]), DeviceIn(hostname="memo-1", address="127.45.0.1", role="access"),
+                actor="test",
+            )  # fmt: skip
+            did, name = d.id, d.hostname
+        settings = Settings(data_dir=tmp_path / "var", secret_key=secret, database_url=url, nats_url=SHARED_URL)
+        leadership = FakeLeadership()
+        intake = ResultsIntake(BrokerLink(settings, client_name="central"), sessions, RecordingSink(), settings,
+                               leadership=leadership)  # type: ignore[arg-type]  # fmt: skip
+
+        def port1() -> str:
+            with transaction(sessions) as session:
+                return next(i.oper_status for i in queries.interfaces(session, did) if i.if_index == 1)
+
+        def left() -> int | None:
+            memo = intake.writer._stored.get(did)
+            return None if memo is None else memo.left
+
+        # the first poll creates the interface rows, which moves the inventory's revision: the second
+        # is written in full too, the third is the first the short way
+        intake.apply([Delivery("x", "m-0", snapshot_record(did, name, 60, "up"))])
+        intake.apply([Delivery("x", "m-1", snapshot_record(did, name, 50, "up"))])
+        assert left() == jobs.FULL_WRITE_EVERY and port1() == "up"
+        intake.apply([Delivery("x", "m-2", snapshot_record(did, name, 40, "up"))])
+        assert left() == jobs.FULL_WRITE_EVERY - 1  # unchanged: the short way
+        # down then up again in one batch: the second equals the memory from before the batch, but the
+        # first has changed the rows since, so it is written in full
+        intake.apply([Delivery("x", "m-3", snapshot_record(did, name, 30, "down")),
+                      Delivery("x", "m-4", snapshot_record(did, name, 20, "up"))])  # fmt: skip
+        assert port1() == "up"
+        assert left() == jobs.FULL_WRITE_EVERY
+        intake.apply([Delivery("x", "m-5", snapshot_record(did, name, 15, "up"))])
+        assert left() == jobs.FULL_WRITE_EVERY - 1
+        # another leader led meanwhile (the epoch moved): what this one remembers may be stale
+        intake_b = ResultsIntake(BrokerLink(settings, client_name="central-b"), sessions, RecordingSink(), settings)
+        intake_b.apply([Delivery("x", "m-6", snapshot_record(did, name, 10, "down"))])
+        assert port1() == "down"
+        leadership.epoch = 2
+        intake.apply([Delivery("x", "m-7", snapshot_record(did, name, 5, "up"))])
+        assert port1() == "up"  # written in full: the memory of epoch 1 was dropped
+        assert left() == jobs.FULL_WRITE_EVERY
+        leadership.leading = False
+        assert not intake.takes_results()
+        assert intake.applied == 7
+        engine.dispose()
