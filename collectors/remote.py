@@ -10,11 +10,12 @@ single process (``collectors.jobs.SnmpPoller``). After each batch it puts into i
   last good snapshot with its counters);
 - the poll's events on the events stream (``faultloop.transport.ObservationPublisher``).
 
-Central's ``ResultsIntake`` consumes the results stream: it claims each message id in
-``broker_inbox`` and applies the result with the single process's writer
-(``collectors.jobs.write_result``: ``inventory.service.sync_interfaces`` etc.) in ONE transaction,
-then acknowledges; so each result is applied exactly once. Samples go to the alarm engine's
-threshold rules after the commit.
+Central's ``ResultsIntake`` consumes the results stream on the leader: it claims each message id
+in ``broker_inbox`` and applies the results with the single process's writer
+(``collectors.jobs.PollWriter``: an unchanged poll leaves the interface rows alone and marks its
+links seen in one UPDATE, every 30th is written in full) in ONE transaction, then acknowledges; so
+each result is applied exactly once. The writer's memory is dropped whenever the leadership epoch
+moved. Samples go to the alarm engine's threshold rules after the commit.
 
 A collector that takes a device over from another member of its group (the member stopped, was
 killed, or the device's share moved to a returning member) starts the device's memory from the
