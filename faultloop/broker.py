@@ -47,6 +47,8 @@ from faultloop.worker import stop_task
 log = logging.getLogger("faultloop.broker")
 
 MSG_ID = "Nats-Msg-Id"
+DEFAULT_MAX_PAYLOAD = 1024 * 1024  # nats-server's default max_payload
+HEADER_ROOM = 256  # the NATS/1.0 header line and the Nats-Msg-Id header, with room to spare
 STREAM_KINDS = ("events", "samples", "results", "ssh")
 
 PUBLISHED = Counter("faultloop_broker_published_total", "Messages acknowledged by JetStream", registry=REGISTRY)
@@ -58,6 +60,10 @@ SPOOL_DROPPED = Counter(
 CONSUMED = Counter(
     "faultloop_broker_consumed_total", "Messages committed and acknowledged", ["stream"], registry=REGISTRY
 )
+OVERSIZED = Counter(
+    "faultloop_broker_oversized_dropped_total",
+    "Spooled messages dropped because they exceed the NATS server's max_payload", ["spool"], registry=REGISTRY,
+)  # fmt: skip
 DROPPED = Counter(
     "faultloop_broker_messages_dropped_total", "Messages consumed and dropped", ["stream", "reason"], registry=REGISTRY
 )
@@ -179,6 +185,11 @@ class BrokerLink:
         except TimeoutError:
             return False
         return self.connected
+
+    @property
+    def max_payload(self) -> int:
+        """The largest message (payload and headers) the connected server takes (its INFO)."""
+        return self.nc.max_payload if self.nc is not None else DEFAULT_MAX_PAYLOAD
 
     def jetstream(self) -> Any:
         if self.nc is None:
@@ -353,6 +364,7 @@ class Spool:
         return None if low is None else (int(low), int(high))
 
     def remove_through(self, seq: int) -> None:
+        """Remove every message up to ``seq`` (published, or dropped by the caller)."""
         with self._lock:
             removed = self._db.execute("DELETE FROM spool WHERE seq <= ?", (seq,)).rowcount
             self._count -= removed
@@ -466,6 +478,19 @@ class Publisher:
         rows = await asyncio.to_thread(self.spool.head, self.batch_size)
         if not rows:
             return True
+        # A message the server would refuse for its size would block the head for ever: the ones
+        # before it go now, then it is dropped (counted, logged) and the rest follows.
+        limit = self.link.max_payload - HEADER_ROOM
+        too_big = next((i for i, row in enumerate(rows) if len(row[3]) > limit), None)
+        if too_big == 0:
+            seq, subj, msg_id, payload = rows[0]
+            await asyncio.to_thread(self.spool.remove_through, seq)
+            OVERSIZED.labels(spool=self.spool.name).inc()
+            log.error("dropped message %s on %s: %d bytes, over the NATS server's max_payload (%d bytes)",
+                      msg_id, subj, len(payload), self.link.max_payload)  # fmt: skip
+            return True
+        if too_big is not None:
+            rows = rows[:too_big]
         js = self.link.jetstream()
         futures = []
         for _seq, subj, msg_id, payload in rows:

@@ -20,6 +20,7 @@ from alarms.runner import AlarmEngine
 from faultloop.broker import (
     DROPPED,
     MSG_ID,
+    OVERSIZED,
     BrokerError,
     BrokerLink,
     Delivery,
@@ -387,6 +388,42 @@ async def test_nats_unreachable_at_start_spools_then_replays_in_order(
         await c_link.stop()
         server.stop()
     assert [r.raw["seq"] for r in stored(committed, device)] == list(range(300))
+
+
+async def test_a_message_over_the_servers_max_payload_is_dropped_counted_and_logged_and_does_not_block_the_rest(
+    tmp_path, nats_settings, shared_streams, committed, vault, db_engine, caplog
+):
+    """An event too big for NATS (1 MiB by default) is dropped at the spool's head, not retried
+    for ever: the events spooled before and after it still reach central, in order."""
+    device = f"natst-{unique_prefix()}"
+    link = BrokerLink(nats_settings, client_name="collector", retry_s=0.1)
+    stream_setup(link, nats_settings)
+    publisher = Publisher(link, Spool(tmp_path / "spool.sqlite", max_messages=1000, name="big"), retry_s=0.1)
+    sink = ObservationPublisher(publisher, nats_settings, group="default", collector="c1")
+    huge = Event(source="trap", device=device, event_type="linkDown", severity="major", time=T0,
+                 managed_object="interface:1", raw={"seq": 1, "blob": "x" * (1100 * 1024)})  # fmt: skip
+    before = OVERSIZED.labels(spool="big")._value.get()
+    sink.submit_events([event(device, 0)])
+    sink.submit_events([huge])
+    sink.submit_events([event(device, 2)])
+    c_link, intake = central(nats_settings, committed, vault, db_engine)
+    await link.start()
+    await c_link.start()
+    await intake.start()
+    try:
+        with caplog.at_level(logging.ERROR, logger="faultloop.broker"):
+            await publisher.start()
+            await until(lambda: len(publisher.spool) == 0, what="the spool emptied")
+            await until(lambda: intake.stored >= 2, what="the two small events stored")
+    finally:
+        await publisher.stop()
+        await intake.stop()
+        await link.stop()
+        await c_link.stop()
+    assert [r.raw["seq"] for r in stored(committed, device)] == [0, 2]
+    assert publisher.published == 2
+    assert OVERSIZED.labels(spool="big")._value.get() == before + 1
+    assert any("max_payload" in r.getMessage() and ".events.default.c1" in r.getMessage() for r in caplog.records)
 
 
 async def test_nats_restart_while_publishing_loses_nothing_and_duplicates_nothing(
