@@ -42,6 +42,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
+from collectors import service
 from collectors.collection_set import STANDARD, CollectionSet
 from collectors.jobs import (
     JITTER,
@@ -200,7 +201,9 @@ class ResultsIntake:
                     log.error("storing the poll of %s failed: %s", record.device, type(exc).__name__)
                     continue
                 rows.append(_Pending(record.device_id, result, record.reachable, record.failures))
+            states = service.load_states(session, [p.device_id for p in rows])  # one SELECT, not one per poll
             _names, memos, _errors = self.writer.store(session, rows)
+            del states
         self.writer.remember(memos)
         failed = {device_id for device_id, memo in memos.items() if memo is None}
         fresh = [p for p in rows if p.device_id not in failed]
