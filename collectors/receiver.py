@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 MALFORMED_LOG_INTERVAL_S = 60.0
 SOCKET_RCVBUF = 4 * 1024 * 1024
 SOCKET_DROPS_CHECK_S = 5.0
+LINGER_S = 0.01  # under a flood, how long a short batch waits to fill
+BUSY_GAP_S = 0.05  # a batch this soon after the last one is part of a flood
 MAX_TRACKED_SOURCES = 65536
 REVISION_CHECK_S = 1.0  # how often the directory reads the inventory revision (changes by other processes)
 
@@ -270,8 +272,10 @@ class UdpReceiver:
         burst_per_source: int,
         batch_size: int = 256,
         store: Store | None = None,
+        linger_s: float = LINGER_S,
     ) -> None:
         self.name = name
+        self.linger_s = linger_s
         self.store = store
         # Informs being stored (their retransmissions are not stored again) and answered ones
         # (a retransmission gets the same answer): keyed by sender and answer, which for v1/v2c
@@ -406,10 +410,18 @@ class UdpReceiver:
 
     # ------------------------------------------------------------ worker side
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        last = float("-inf")  # when the last batch went
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
             while self._queue:
+                # Under a flood (the last batch went moments ago) a short batch waits a moment to
+                # fill: the sink's cost is per batch (a spool row and a NATS message, a transaction),
+                # so a few large ones beat many small ones. A datagram after a quiet spell goes at once.
+                if len(self._queue) < self.batch_size and loop.time() - last < BUSY_GAP_S:
+                    await asyncio.sleep(self.linger_s)
+                last = loop.time()
                 self._process_batch(self.batch_size)
                 await asyncio.sleep(0)  # let the protocol read the socket between batches
 

@@ -17,6 +17,7 @@ class CollectingSink:
 
     def __init__(self) -> None:
         self.events: list[Event] = []
+        self.batches: list[int] = []  # the size of each batch taken
         self.accept = True
         self._changed = asyncio.Event()
 
@@ -24,6 +25,7 @@ class CollectingSink:
         if not self.accept:
             return False
         self.events.extend(events)
+        self.batches.append(len(events))
         self._changed.set()
         return True
 

@@ -232,6 +232,23 @@ async def test_flood_with_canaries(make_rx):
     assert rx.stats["dropped:rate_limited"] == 480
 
 
+async def test_a_steady_stream_is_taken_in_batches_and_a_lone_line_after_a_quiet_spell_at_once(make_rx):
+    """Under a flood a short batch waits a moment to fill (the sink's cost is per batch: a spool
+    row and a NATS message, or a transaction); a datagram after a quiet spell is not held."""
+    rx = await make_rx(receiver_rate_per_source=100_000, receiver_burst_per_source=100_000)
+    line = ("<187>" + CISCO_DOWN).encode()
+    with udp_from(random_loopback(47)) as s:
+        for _ in range(300):  # one line about every millisecond: without the wait, ~300 batches
+            s.sendto(line, rx.address)
+            await asyncio.sleep(0.001)
+        await rx.sink.wait_for(lambda ev: len(ev) == 300)
+        assert len(rx.sink.batches) <= 100, rx.sink.batches
+        rx.service.receiver.linger_s = 5.0  # were a lone line held, it would take this long
+        await asyncio.sleep(0.3)  # quiet
+        s.sendto(line, rx.address)
+        await rx.sink.wait_for(lambda ev: len(ev) == 301, timeout=4.0)
+
+
 # ---------------------------------------------------------------- parsing and default rules
 
 
