@@ -407,12 +407,13 @@ class EventTap:
         self.nc = await nats.connect(url)
 
         async def on(msg: Any) -> None:
-            doc = json.loads(msg.data)
+            # counted, not parsed: this process shares the box's two cores with the pipeline measured
+            # (a packed message is a JSON array of event objects, each opening with its "source")
             now = time.time()
             self.first = self.first or now
             self.last = now
             self.messages += 1
-            self.events += len(doc) if isinstance(doc, list) else 1
+            self.events += max(msg.data.count(b'{"source":'), 1)
 
         await self.nc.subscribe(f"{prefix}.events.>", cb=on)
         await self.nc.flush()
