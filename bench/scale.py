@@ -32,8 +32,10 @@ Phases, each printed as it ends:
 2. fault latency: ``--faults`` links cut one after the other in the lab slices; from the cut to
    the linkDown alarm row visible in central's database (trap -> collector -> JetStream -> central);
 3. event flood: ``--events`` v2c linkDown traps from 500 lab device addresses at ``--rate`` per
-   second, half to each collector; stored and processed events per second in central's database,
-   the box's busy cores and PostgreSQL's and NATS's CPU per event meanwhile; its stages: the rate the
+   second, half to each collector; stored and processed events per second in central's database
+   over the whole flood (first trap -> last row) and sustained (from the first look at 20 % of the
+   flood processed to the first at 80 %: the pipeline's latency at both ends left out), the box's
+   busy cores and PostgreSQL's and NATS's CPU per event meanwhile; its stages: the rate the
    collectors put the events on JetStream (a tap), and central alone taking the same number of
    events, published straight to JetStream, into alarms; then the same flood at the ``--role all``
    process's trap port: its events per second; the ratio;
