@@ -324,9 +324,13 @@ def _device_context(session: Session, hostname: str) -> tuple[str, str]:
     return scope.role, scope.site or ""
 
 
-def open_for_alarm(session: Session, *, policy: Policy, alarm: AlarmRecord, now: datetime) -> Ticket | None:
-    """Open THE ticket for a root-cause alarm; None (and no write) when one is already open for its key."""
-    if session.scalar(select(Ticket.id).where(Ticket.active_key == alarm.reduction_key)) is not None:
+def open_for_alarm(
+    session: Session, *, policy: Policy, alarm: AlarmRecord, now: datetime, key_free: bool = False
+) -> Ticket | None:
+    """Open THE ticket for a root-cause alarm; None (and no write) when one is already open for its
+    key. ``key_free``: the caller has just read that no ticket holds the key (a concurrent opener
+    still loses on the unique key)."""
+    if not key_free and session.scalar(select(Ticket.id).where(Ticket.active_key == alarm.reduction_key)) is not None:
         return None
     role, site = _device_context(session, alarm.device)
     children = alarm_queries.active_children(session, alarm.id)
@@ -354,7 +358,7 @@ def open_for_alarm(session: Session, *, policy: Policy, alarm: AlarmRecord, now:
         return None
     _record(session, ticket, actor=SYSTEM, action="create", now=now, to_state="new", priority=prio,
             source="alarm", alarm_id=alarm.id, reduction_key=alarm.reduction_key)  # fmt: skip
-    attach(session, ticket, alarm, role="root", now=now)
+    _attach_to_new(session, ticket, [alarm], role="root", now=now)  # a new ticket: no link to look for first
     _attach_to_new(session, ticket, [c for c in children if c.id != alarm.id], role="child", now=now)
     _emit(session, ticket, "created", {"source": "alarm", "alarm_id": alarm.id})
     session.flush()
@@ -698,17 +702,23 @@ def tick(
     result = TickResult([], [], [], [])
     # 1. alarms that qualify now (root cause, severe, unmuted, active long enough) and have no open ticket
     cutoff = now - timedelta(seconds=policy.min_active_s)
-    on_open_ticket: set[int] | None = None  # alarms linked to an open ticket, read when first needed
-    for alarm in alarm_queries.active_since(session, first_before=cutoff):
-        active_s = (now - alarm.first_occurrence).total_seconds()
+    qualify = [
+        alarm for alarm in alarm_queries.active_since(session, first_before=cutoff)
         if policy.opens_ticket(severity=alarm.severity, parent_id=alarm.parent_id, muted=alarm.muted,
-                               active_s=active_s) is not None:  # fmt: skip
-            continue
-        if on_open_ticket is None:
-            on_open_ticket = _alarms_on_open_tickets(session)
+                               active_s=(now - alarm.first_occurrence).total_seconds()) is None
+    ]  # fmt: skip
+    on_open_ticket = _alarms_on_open_tickets(session) if qualify else set()  # root, child or a link's other end
+    due = [a for a in qualify if a.id not in on_open_ticket]
+    # which of their keys a ticket holds, or a ticket closed within the window had: read for the
+    # whole round (a flood's hundreds of new alarms asked one by one, twice each, was a third of it)
+    held, closed = _keys_with_tickets(session, [a.reduction_key for a in due], now - timedelta(seconds=reopen_window_s))
+    for alarm in due:
         if alarm.id in on_open_ticket:
-            continue  # already on an open ticket (root, child or the link's other end)
-        existing = session.scalar(select(Ticket).where(Ticket.active_key == alarm.reduction_key))
+            continue  # joined an open ticket earlier in this round (the link's other end)
+        existing = (
+            session.scalar(select(Ticket).where(Ticket.active_key == alarm.reduction_key))
+            if alarm.reduction_key in held else None
+        )  # fmt: skip
         if existing is not None:
             if attach(session, existing, alarm, role="root", now=now):
                 on_open_ticket.add(alarm.id)
@@ -719,7 +729,8 @@ def tick(
             attach(session, peer_ticket, alarm, role="peer", now=now)
             on_open_ticket.add(alarm.id)
             continue
-        recent = _recently_closed(session, alarm.reduction_key, now, reopen_window_s)
+        key = alarm.reduction_key
+        recent = _recently_closed(session, key, now, reopen_window_s) if key in closed else None
         if recent is not None:
             attach(session, recent, alarm, role="root", now=now)
             on_open_ticket.add(alarm.id)
@@ -728,7 +739,7 @@ def tick(
                        data=reason, reopen_window_s=reopen_window_s)  # fmt: skip
             result.reopened.append(recent.id)
             continue
-        ticket = open_for_alarm(session, policy=policy, alarm=alarm, now=now)
+        ticket = open_for_alarm(session, policy=policy, alarm=alarm, now=now, key_free=True)
         if ticket is not None:
             result.opened.append(ticket.id)
             on_open_ticket.update(link.alarm_id for link in linked_alarms(session, ticket.id))
@@ -873,6 +884,20 @@ def check_allowed(state: str, action: str) -> bool:
         return True
     except (Conflict, Forbidden, InvalidInput):
         return False
+
+
+def _keys_with_tickets(session: Session, keys: Sequence[str], closed_since: datetime) -> tuple[set[str], set[str]]:
+    """Of these reduction keys: those a ticket holds as its active key, and those a ticket closed
+    since ``closed_since`` had as its root key (500 keys per statement)."""
+    held: set[str] = set()
+    closed: set[str] = set()
+    for at in range(0, len(keys), 500):
+        part = keys[at : at + 500]
+        held.update(session.scalars(select(Ticket.active_key).where(Ticket.active_key.in_(part))))
+        closed.update(session.scalars(select(Ticket.root_key).where(
+            Ticket.root_key.in_(part), Ticket.state == "closed", Ticket.closed_at >= closed_since
+        )))  # fmt: skip
+    return held, closed
 
 
 def _recently_closed(session: Session, key: str, now: datetime, window_s: float) -> Ticket | None:
