@@ -742,7 +742,10 @@ def tick(
         ticket = open_for_alarm(session, policy=policy, alarm=alarm, now=now, key_free=True)
         if ticket is not None:
             result.opened.append(ticket.id)
-            on_open_ticket.update(link.alarm_id for link in linked_alarms(session, ticket.id))
+            if policy.root_cause_only:  # the children it took are symptoms: none of them is due anyway
+                on_open_ticket.add(alarm.id)
+            else:
+                on_open_ticket.update(link.alarm_id for link in linked_alarms(session, ticket.id))
     # 2. verification: resolved tickets whose alarms all cleared and stayed clear for the hold-down
     for ticket in list(session.scalars(select(Ticket).where(Ticket.state == "resolved"))):
         links = linked_alarms(session, ticket.id)

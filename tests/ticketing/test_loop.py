@@ -297,3 +297,58 @@ def test_a_ticket_round_notes_its_tickets_on_the_alarm_rows_last(runtime, sessio
     opened = select(Ticket.root_alarm_id, Ticket.id).where(Ticket.id.in_(result.opened))
     roots = dict(session.execute(opened).tuples().all())
     assert ticket_ids() == roots  # each alarm noted with its own ticket when the block ended
+
+
+def test_a_round_opening_many_tickets_reads_their_keys_once(runtime, session, frozen, policy):
+    """Scale bench (issue 14): a flood's 500 faults open 500 tickets in one round, mid-flood on the
+    leader. Whether a ticket holds each key, or a recently closed one had it, is read for the whole
+    round, and a new ticket's root link is inserted without looking for it first."""
+    from sqlalchemy import event
+
+    from .conftest import make_alarm
+
+    alarms = [make_alarm(session, device=f"fl-{i}", severity="major") for i in range(40)]
+    session.commit()
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    bind = session.get_bind()
+    event.listen(bind, "before_cursor_execute", count)
+    try:
+        with service.alarm_notes_last(session):
+            s = runtime.settings
+            result = service.tick(session, policy=policy, now=clock.now(), hold_down_s=s.ticket_hold_down_s,
+                                  verify_timeout_s=s.ticket_verify_timeout_s,
+                                  reopen_window_s=s.ticket_reopen_window_s)  # fmt: skip
+    finally:
+        event.remove(bind, "before_cursor_execute", count)
+    assert len(result.opened) == len(alarms)
+    per_ticket = len(statements) / len(alarms)
+    assert per_ticket <= 11, f"{len(statements)} statements for {len(alarms)} tickets"
+    by_key = [s for s in statements if "tickets.active_key = " in s or "tickets.root_key = " in s]
+    assert by_key == [], by_key[:2]  # no key asked one by one
+    links = session.execute(select(TicketAlarm.alarm_id, TicketAlarm.role)).tuples().all()
+    assert sorted(links) == sorted((a.id, "root") for a in alarms)
+
+
+def test_without_root_cause_only_a_child_taken_by_its_root_s_new_ticket_opens_none_of_its_own(
+    runtime, session, frozen, policy
+):
+    from dataclasses import replace
+
+    from .conftest import make_alarm
+
+    make_device(session, "core6", role="core", site="pop-6")
+    root = make_alarm(session, device="core6", severity="critical")
+    child = make_alarm(session, device="core6", severity="critical", parent_id=root.id)
+    session.commit()
+    loose = replace(policy, root_cause_only=False)
+    s = runtime.settings
+    result = service.tick(session, policy=loose, now=clock.now(), hold_down_s=s.ticket_hold_down_s,
+                          verify_timeout_s=s.ticket_verify_timeout_s, reopen_window_s=s.ticket_reopen_window_s)
+    [ticket] = session.scalars(select(Ticket)).all()
+    assert result.opened == [ticket.id] and ticket.root_alarm_id == root.id
+    links = {(link.alarm_id, link.role) for link in service.linked_alarms(session, ticket.id)}
+    assert links == {(root.id, "root"), (child.id, "child")}
