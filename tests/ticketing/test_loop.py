@@ -3,7 +3,10 @@ resolve -> alarm clears -> verified after the hold-down -> closed (alarms archiv
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import event, func, select
 
 from alarms import queries as alarm_queries
 from alarms.bus import AlarmBus
@@ -30,6 +33,22 @@ def _wired(runtime):
     tickets = TicketingService(runtime)
     bus.subscribe("ticketing", tickets.on_alarm_changes)
     return engine, tickets
+
+
+@contextmanager
+def _statements(session) -> Iterator[list[str]]:
+    """The SQL statements run on the session's connection inside the block."""
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    bind = session.get_bind()
+    event.listen(bind, "before_cursor_execute", count)
+    try:
+        yield statements
+    finally:
+        event.remove(bind, "before_cursor_execute", count)
 
 
 def _noc(session):
@@ -203,8 +222,6 @@ def test_a_storm_of_correlated_children_costs_one_lookup_of_their_root_s_ticket(
     """Scale bench (issue 14): 2,000 children correlated under one root were looked up two queries
     each, every ticketing round, before the root had a ticket: the root's ticket came 8.7 s after
     the last symptom. The root's ticket is now looked up once, and a child read only to attach it."""
-    from sqlalchemy import event
-
     from .conftest import make_alarm
 
     make_device(session, "core8", role="core", site="pop-8")
@@ -212,17 +229,8 @@ def test_a_storm_of_correlated_children_costs_one_lookup_of_their_root_s_ticket(
     children = [make_alarm(session, device=f"acc8-{i}", severity="critical", parent_id=root.id) for i in range(300)]
     session.commit()
     changes = [_change(child, "correlated") for child in children]
-    statements: list[str] = []
-
-    def count(conn, cursor, statement, *args):
-        statements.append(statement)
-
-    bind = session.get_bind()
-    event.listen(bind, "before_cursor_execute", count)
-    try:
+    with _statements(session) as statements:
         assert service.on_alarm_changes(session, changes, now=clock.now()) == 0  # no ticket yet: nothing to attach
-    finally:
-        event.remove(bind, "before_cursor_execute", count)
     assert len(statements) <= 3, f"{len(statements)} statements for {len(changes)} children of one root"
     # once the root has its ticket, the same changes attach every child
     tickets = TicketingService(runtime)
@@ -238,8 +246,6 @@ def test_the_ticket_of_a_root_with_a_storm_of_children_opens_with_them_in_bulk(r
     """Scale bench (issue 14): opening the root's ticket attached its 2,000 children one by one, four
     round trips each (a check, the alarm's ticket id, the link, the ticket event): seconds. They are
     attached in bulk now, with the same links, alarm ticket ids and ticket events."""
-    from sqlalchemy import event
-
     from .conftest import make_alarm
 
     make_device(session, "core7", role="core", site="pop-7")
@@ -247,18 +253,9 @@ def test_the_ticket_of_a_root_with_a_storm_of_children_opens_with_them_in_bulk(r
     children = [make_alarm(session, device=f"acc7-{i}", severity="critical", parent_id=root.id) for i in range(300)]
     session.commit()
     record = alarm_queries.alarm(session, root.id)
-    statements: list[str] = []
-
-    def count(conn, cursor, statement, *args):
-        statements.append(statement)
-
-    bind = session.get_bind()
-    event.listen(bind, "before_cursor_execute", count)
-    try:
+    with _statements(session) as statements:
         ticket = service.open_for_alarm(session, policy=policy, alarm=record, now=clock.now())
         session.commit()
-    finally:
-        event.remove(bind, "before_cursor_execute", count)
     assert ticket is not None
     assert len(statements) <= 40, f"{len(statements)} statements to open a ticket with {len(children)} children"
     links = {(link.alarm_id, link.role) for link in service.linked_alarms(session, ticket.id)}
@@ -303,27 +300,15 @@ def test_a_round_opening_many_tickets_reads_their_keys_once(runtime, session, fr
     """Scale bench (issue 14): a flood's 500 faults open 500 tickets in one round, mid-flood on the
     leader. Whether a ticket holds each key, or a recently closed one had it, is read for the whole
     round, and a new ticket's root link is inserted without looking for it first."""
-    from sqlalchemy import event
-
     from .conftest import make_alarm
 
     alarms = [make_alarm(session, device=f"fl-{i}", severity="major") for i in range(40)]
     session.commit()
-    statements: list[str] = []
-
-    def count(conn, cursor, statement, *args):
-        statements.append(statement)
-
-    bind = session.get_bind()
-    event.listen(bind, "before_cursor_execute", count)
-    try:
-        with service.alarm_notes_last(session):
-            s = runtime.settings
-            result = service.tick(session, policy=policy, now=clock.now(), hold_down_s=s.ticket_hold_down_s,
-                                  verify_timeout_s=s.ticket_verify_timeout_s,
-                                  reopen_window_s=s.ticket_reopen_window_s)  # fmt: skip
-    finally:
-        event.remove(bind, "before_cursor_execute", count)
+    s = runtime.settings
+    with _statements(session) as statements, service.alarm_notes_last(session):
+        result = service.tick(session, policy=policy, now=clock.now(), hold_down_s=s.ticket_hold_down_s,
+                              verify_timeout_s=s.ticket_verify_timeout_s,
+                              reopen_window_s=s.ticket_reopen_window_s)  # fmt: skip
     assert len(result.opened) == len(alarms)
     per_ticket = len(statements) / len(alarms)
     assert per_ticket <= 11, f"{len(statements)} statements for {len(alarms)} tickets"
