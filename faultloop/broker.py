@@ -35,6 +35,7 @@ from typing import Any, Generic, TypeVar
 import nats
 import nats.errors
 import nats.js.errors
+from nats.aio.client import DEFAULT_MAX_PAYLOAD_SIZE
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import api as js_api
@@ -47,7 +48,6 @@ from faultloop.worker import stop_task
 log = logging.getLogger("faultloop.broker")
 
 MSG_ID = "Nats-Msg-Id"
-DEFAULT_MAX_PAYLOAD = 1024 * 1024  # nats-server's default max_payload
 HEADER_ROOM = 256  # the NATS/1.0 header line and the Nats-Msg-Id header, with room to spare
 STREAM_KINDS = ("events", "samples", "results", "ssh")
 
@@ -189,7 +189,7 @@ class BrokerLink:
     @property
     def max_payload(self) -> int:
         """The largest message (payload and headers) the connected server takes (its INFO)."""
-        return self.nc.max_payload if self.nc is not None else DEFAULT_MAX_PAYLOAD
+        return self.nc.max_payload if self.nc is not None else DEFAULT_MAX_PAYLOAD_SIZE
 
     def jetstream(self) -> Any:
         if self.nc is None:
